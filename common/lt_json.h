@@ -1,0 +1,27 @@
+/* lt_json: bounded cJSON parsing and typed field access.
+ * Outside bytes are never treated as C strings: parsing takes (buf, len). */
+#ifndef LT_JSON_H
+#define LT_JSON_H
+
+#include <stddef.h>
+#include <cjson/cJSON.h>
+
+/* Parses exactly len bytes (no NUL needed). Fails with a reason in errstr
+ * when len > max_len, the JSON is invalid (with the byte offset), or bytes
+ * trail the value. Caller frees with cJSON_Delete(). */
+cJSON *lt_json_parse(const void *buf, size_t len, size_t max_len, char *errstr,
+                     size_t errlen);
+
+/* Field of an object as a string, or NULL when absent or not a string. */
+const char *lt_json_str(const cJSON *obj, const char *key);
+/* Field as an integer: a JSON integer number or a decimal string ("42").
+ * Returns 0 and sets *out, -1 when absent, fractional or not numeric. */
+int lt_json_int(const cJSON *obj, const char *key, long long *out);
+/* Field as an id string: strings as is, integers printed in decimal. Writes
+ * into buf (NUL-terminated); returns 0, or -1 when absent/other type/too long. */
+int lt_json_id(const cJSON *obj, const char *key, char *buf, size_t buflen);
+
+/* Compact one-line JSON; caller frees with free(). NULL on allocation failure. */
+char *lt_json_print(const cJSON *item);
+
+#endif

@@ -1,0 +1,82 @@
+/* lt_kafka: producer and consumer set-up shared by every service.
+ *
+ * Producers are idempotent (acks=all), compress with zstd, and report every
+ * delivery into an lt_batch_t so a caller can wait for "all rows of this page
+ * are acknowledged" before it checkpoints. Consumers never auto-store
+ * offsets: the caller stores a message's offset only after its output is
+ * acknowledged (enable.auto.offset.store=false, auto commit of stored
+ * offsets). librdkafka's own log lines go through a queue into lt_log, served
+ * by the poll calls, never from librdkafka's internal threads. */
+#ifndef LT_KAFKA_H
+#define LT_KAFKA_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <librdkafka/rdkafka.h>
+#include "lt_config.h"
+#include "lt_err.h"
+
+/* Acknowledgement counter for a group of produced messages. Any thread may
+ * poll the producer; counts are atomic. Zero-initialise before use. */
+typedef struct {
+    atomic_long pending;
+    atomic_long failed;
+    atomic_int first_err; /* rd_kafka_resp_err_t of the first failure */
+} lt_batch_t;
+
+typedef struct lt_producer_s lt_producer_t;
+
+/* prefix: "KAFKA_" (the ltvsync cluster) or "DOWNSTREAM_KAFKA_". Brokers come
+ * from <prefix>BOOTSTRAP_SERVERS pass-through (for the downstream prefix,
+ * DOWNSTREAM_BROKERS, falling back to the main cluster). */
+lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
+                               char *errstr, size_t errlen);
+/* Copies key and value. batch may be NULL. On a full local queue it polls and
+ * retries until timeout. Returns LT_OK, or LT_ERR_RETRIABLE with errstr. */
+lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
+                          size_t keylen, const void *val, size_t vallen,
+                          lt_batch_t *batch, char *errstr, size_t errlen);
+/* Serves delivery reports until batch->pending is 0 or timeout_ms passes.
+ * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
+lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms);
+/* Serves delivery reports and logs once. */
+void lt_producer_poll(lt_producer_t *p, int timeout_ms);
+/* Flushes (up to timeout_ms) and destroys; accepts NULL. */
+void lt_producer_destroy(lt_producer_t *p, int timeout_ms);
+rd_kafka_t *lt_producer_handle(lt_producer_t *p);
+
+typedef struct lt_consumer_s lt_consumer_t;
+
+/* Subscribes group_id to the topics; auto.offset.reset=earliest. */
+lt_consumer_t *lt_consumer_new(const lt_config_t *cfg, const char *group_id,
+                               const char *const *topics, size_t ntopics,
+                               char *errstr, size_t errlen);
+/* Returns a message (caller destroys with rd_kafka_message_destroy) or NULL
+ * on timeout. Consumer errors are logged (rate-limited) and return NULL;
+ * partition EOF is not an error. */
+rd_kafka_message_t *lt_consumer_poll(lt_consumer_t *c, int timeout_ms);
+/* Stores offset+1 of rkm for the next commit. */
+lt_err_t lt_consumer_store(lt_consumer_t *c, const rd_kafka_message_t *rkm);
+/* Stores an explicit next offset for topic/partition. */
+lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic,
+                                  int32_t partition, int64_t next_offset);
+/* Commits stored offsets synchronously, closes and destroys; accepts NULL. */
+void lt_consumer_destroy(lt_consumer_t *c);
+rd_kafka_t *lt_consumer_handle(lt_consumer_t *c);
+
+/* Creates topics that do not exist (admin API), with `partitions` each and
+ * optional config pairs ("cleanup.policy", "compact", ...) via NULL-terminated
+ * list. Existing topics are fine. */
+lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic,
+                               int partitions, const char *const *configs,
+                               char *errstr, size_t errlen);
+
+/* Reads a whole topic from the beginning to its current end (every
+ * partition's high watermark at the call), calling fn for each message; used
+ * for compacted state like ltvsync.integrations. Returns LT_OK or an error. */
+typedef void (*lt_kafka_read_fn)(const rd_kafka_message_t *rkm, void *opaque);
+lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
+                           lt_kafka_read_fn fn, void *opaque, int timeout_ms,
+                           char *errstr, size_t errlen);
+
+#endif

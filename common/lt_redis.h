@@ -1,0 +1,43 @@
+/* lt_redis: a Redis connection that reconnects, binary-safe commands, and Lua
+ * scripts run with EVALSHA (reloaded on NOSCRIPT).
+ *
+ * One lt_redis_t per thread (hiredis contexts are not thread-safe). A call
+ * on a broken connection reconnects once; if that fails it returns NULL with
+ * the reason in lt_redis_errstr(), and the caller fails closed (pauses). */
+#ifndef LT_REDIS_H
+#define LT_REDIS_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+#include "lt_err.h"
+
+typedef struct lt_redis_s lt_redis_t;
+
+/* url: redis://[:password@]host:port[/db]. Connects lazily; NULL only for a
+ * malformed URL (errstr names the problem, never the password). */
+lt_redis_t *lt_redis_new(const char *url, int timeout_ms, char *errstr,
+                         size_t errlen);
+void lt_redis_destroy(lt_redis_t *r); /* accepts NULL */
+
+/* Binary-safe command. Returns the reply (caller freeReplyObject()) or NULL
+ * when Redis is unreachable. An error reply (REDIS_REPLY_ERROR) is returned
+ * as a reply, not NULL. */
+redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv,
+                          const size_t *argvlen);
+/* hiredis format string; use %b for any outside bytes. */
+redisReply *lt_redis_cmd(lt_redis_t *r, const char *fmt, ...);
+
+typedef struct {
+    const char *source; /* Lua source */
+    char sha[41];       /* filled on first use */
+} lt_redis_script_t;
+
+/* EVALSHA script numkeys keys... args...; loads the script on NOSCRIPT. */
+redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
+                          int argc, const char **argv, const size_t *argvlen);
+
+const char *lt_redis_errstr(const lt_redis_t *r);
+/* 1 after a successful PING. */
+int lt_redis_ping(lt_redis_t *r);
+
+#endif
