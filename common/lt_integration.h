@@ -1,0 +1,63 @@
+/* lt_integration: one connected CRM account, as stored (JSON) in the
+ * compacted topic ltvsync.integrations keyed by id, and validated against
+ * schemas/integration.schema.json. The password itself is never in here:
+ * password_ref names a file or an environment variable. */
+#ifndef LT_INTEGRATION_H
+#define LT_INTEGRATION_H
+
+#include <stddef.h>
+#include "lt_err.h"
+
+typedef enum {
+    LT_STREAM_TRANSACTIONS = 0,
+    LT_STREAM_ORDERS,
+    LT_STREAM_CUSTOMERS,
+    LT_STREAM_PURCHASES,
+    LT_STREAM_CAMPAIGNS,
+    LT_STREAM_COUNT
+} lt_stream_t;
+
+#define LT_STREAMS_DEFAULT 0x1fu /* all five */
+
+/* "transactions", "orders", ... ; lt_stream_parse returns -1 if unknown. */
+const char *lt_stream_name(lt_stream_t s);
+int lt_stream_parse(const char *name, size_t len);
+/* The CRM query path: "/transactions/query/", "/order/query/", ... */
+const char *lt_stream_path(lt_stream_t s);
+
+typedef struct {
+    char id[65];               /* [a-z0-9-]{1,64} */
+    char brand[16];            /* konnektive | checkoutchamp */
+    char base_url[512];        /* default by brand */
+    char api_username[256];
+    char password_ref[512];    /* file:PATH | env:NAME */
+    char account_name[256];
+    char account_username[256];
+    char timezone[64];         /* IANA, must exist in the tz database */
+    char currency[4];          /* ISO 4217, default USD */
+    char import_from[11];      /* YYYY-MM-DD, or "all" */
+    long long sync_interval_ms;
+    unsigned streams;          /* bit (1u << lt_stream_t) */
+    int max_requests_per_second;
+    int max_in_flight;
+} lt_integration_t;
+
+/* Parses and validates one integration document (bounded: len bytes).
+ * Fills defaults (base_url by brand, currency USD, streams all, limits).
+ * LT_ERR_PERMANENT with a reason naming the field on any invalid value. */
+lt_err_t lt_integration_parse(const void *json, size_t len,
+                              lt_integration_t *out, char *errstr,
+                              size_t errlen);
+/* Validates a filled struct (used after ltvctl flag edits). */
+lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
+                                 size_t errlen);
+/* Compact JSON; caller frees. */
+char *lt_integration_to_json(const lt_integration_t *in);
+
+/* Resolves password_ref into buf. Refuses a password containing '&' (the
+ * CRM cannot take one) or longer than buflen-1. Errors never contain the
+ * password itself. */
+lt_err_t lt_integration_password(const lt_integration_t *in, char *buf,
+                                 size_t buflen, char *errstr, size_t errlen);
+
+#endif

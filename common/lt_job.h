@@ -1,0 +1,49 @@
+/* lt_job: sync-window jobs on ltvsync.jobs.live / ltvsync.jobs.backfill,
+ * and the Redis key layout the scheduler, fetchers and ltvctl share.
+ *
+ * Job JSON: {"job_id","integration_id","stream","date_range_type","day",
+ *   "page_from","page_to" (0,0 = the whole day),"reason","run_id"}
+ * Kafka key: "integration/stream/day".
+ *
+ * Redis keys, all under LTVSYNC_REDIS_PREFIX (P, default "ltvsync:"):
+ *   P leader                       scheduler lease: "holder token" with PX TTL
+ *   P fence                        INCR fencing token for each new leader term
+ *   P i:{id}:state                 HASH state(ok|parked) reason since
+ *   P i:{id}:rate                  GCRA theoretical arrival time (ms, server time)
+ *   P i:{id}:inflight              ZSET lease-token -> expiry (ms)
+ *   P i:{id}:outstanding           HASH jobkey -> job_id, for jobs emitted and
+ *                                  not yet finished (no duplicate outstanding job)
+ *   P i:{id}:ckpt:{jobkey}         HASH next_page rows pages total (page checkpoint)
+ *   P i:{id}:done:{stream}         HASH day -> "rows pages finished_at_ms" for
+ *                                  dateCreated (backfill) days fully synced
+ *   P i:{id}:backfill:{stream}     HASH emitted_through (last day emitted)
+ *   P i:{id}:live                  HASH last_run_ms, last_lookback_ms
+ *   P i:{id}:stats:{stream}        HASH rows pages errors last_error last_ok_ms
+ * jobkey = "{stream}/{date_range_type}/{day}[/{page_from}-{page_to}]" */
+#ifndef LT_JOB_H
+#define LT_JOB_H
+
+#include <stddef.h>
+#include "lt_err.h"
+#include "lt_integration.h"
+
+typedef struct {
+    char job_id[37];
+    char integration_id[65];
+    lt_stream_t stream;
+    char date_range_type[16]; /* dateCreated | dateUpdated | chargeback (isChargedback=1 by dateUpdated) */
+    char day[11];             /* account-local YYYY-MM-DD */
+    int page_from, page_to;   /* 1-based inclusive page range; 0,0 = whole day */
+    char reason[16];          /* backfill | live | lookback | resync */
+    char run_id[37];
+} lt_job_t;
+
+lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out,
+                       char *errstr, size_t errlen);
+char *lt_job_encode(const lt_job_t *job); /* caller frees */
+/* Kafka key "integration/stream/day" into buf; returns its length. */
+size_t lt_job_kafka_key(const lt_job_t *job, char *buf, size_t buflen);
+/* jobkey as documented above into buf; returns its length. */
+size_t lt_job_key(const lt_job_t *job, char *buf, size_t buflen);
+
+#endif
