@@ -1,0 +1,344 @@
+/* lt_integration: parse, validate and serialise integration documents. */
+#include "lt_integration.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "lt_config.h"
+#include "lt_json.h"
+
+#define LT_INTEGRATION_MAX_JSON (64 * 1024)
+#define LT_PASSWORD_FILE_MAX 4096
+
+static const struct {
+    const char *name;
+    const char *path;
+} streams[LT_STREAM_COUNT] = {
+    [LT_STREAM_TRANSACTIONS] = {"transactions", "/transactions/query/"},
+    [LT_STREAM_ORDERS] = {"orders", "/order/query/"},
+    [LT_STREAM_CUSTOMERS] = {"customers", "/customer/query/"},
+    [LT_STREAM_PURCHASES] = {"purchases", "/purchase/query/"},
+    [LT_STREAM_CAMPAIGNS] = {"campaigns", "/campaign/query/"},
+};
+
+const char *lt_stream_name(lt_stream_t s) {
+    return (unsigned)s < LT_STREAM_COUNT ? streams[s].name : "unknown";
+}
+
+const char *lt_stream_path(lt_stream_t s) {
+    return (unsigned)s < LT_STREAM_COUNT ? streams[s].path : NULL;
+}
+
+int lt_stream_parse(const char *name, size_t len) {
+    for (int i = 0; i < LT_STREAM_COUNT; i++)
+        if (strlen(streams[i].name) == len && !memcmp(streams[i].name, name, len))
+            return i;
+    return -1;
+}
+
+static const char *default_base_url(const char *brand) {
+    return strcmp(brand, "checkoutchamp") == 0 ? "https://api.checkoutchamp.com"
+                                                : "https://api.konnektive.com";
+}
+
+static int valid_id(const char *id) {
+    size_t n = strlen(id);
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)id[i]) || isdigit((unsigned char)id[i]) || id[i] == '-'))
+            return 0;
+    return 1;
+}
+
+static int leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+/* Strict YYYY-MM-DD with a real calendar day. */
+static int valid_day(const char *s) {
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, m, d;
+    char tail;
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return 0;
+    if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
+        return 0;
+    if (y < 1990 || y > 2100 || m < 1 || m > 12 || d < 1)
+        return 0;
+    return d <= mdays[m - 1] + (m == 2 && leap(y));
+}
+
+/* An IANA name that exists as a TZif file in the system tz database. */
+static int valid_timezone(const char *tz) {
+    char path[256], magic[4];
+    FILE *fp;
+    int ok;
+    if (!*tz || tz[0] == '/' || strstr(tz, "..") || strlen(tz) > 63)
+        return 0;
+    for (const char *p = tz; *p; p++)
+        if (!(isalnum((unsigned char)*p) || strchr("/_-+", *p)))
+            return 0;
+    snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", tz);
+    if (!(fp = fopen(path, "rb")))
+        return 0;
+    ok = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, "TZif", 4);
+    fclose(fp);
+    return ok;
+}
+
+lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
+                                 size_t errlen) {
+#define FAIL(...) do { snprintf(errstr, errlen, __VA_ARGS__); return LT_ERR_PERMANENT; } while (0)
+    if (!valid_id(in->id))
+        FAIL("id: must match [a-z0-9-]{1,64}");
+    if (strcmp(in->brand, "konnektive") && strcmp(in->brand, "checkoutchamp"))
+        FAIL("brand: must be \"konnektive\" or \"checkoutchamp\"");
+    if (strncmp(in->base_url, "https://", 8) && strncmp(in->base_url, "http://", 7))
+        FAIL("base_url: must be an http:// or https:// URL");
+    if (!in->api_username[0])
+        FAIL("api_username: required (the CRM API user's login id)");
+    if (strncmp(in->password_ref, "file:", 5) && strncmp(in->password_ref, "env:", 4))
+        FAIL("password_ref: must be file:PATH or env:NAME (the password itself is never stored)");
+    if (!in->account_name[0])
+        FAIL("account_name: required");
+    if (!in->account_username[0])
+        FAIL("account_username: required");
+    if (!valid_timezone(in->timezone))
+        FAIL("timezone: \"%s\" is not an IANA zone of the system tz database", in->timezone);
+    if (strlen(in->currency) != 3 || !isupper((unsigned char)in->currency[0]) ||
+        !isupper((unsigned char)in->currency[1]) || !isupper((unsigned char)in->currency[2]))
+        FAIL("currency: must be an ISO 4217 code such as USD");
+    if (strcmp(in->import_from, "all") && !valid_day(in->import_from))
+        FAIL("import_from: must be YYYY-MM-DD or \"all\"");
+    if (in->sync_interval_ms < 1000 || in->sync_interval_ms > 7LL * 86400 * 1000)
+        FAIL("sync_interval: must be between 1s and 7d");
+    if (!in->streams || (in->streams & ~LT_STREAMS_DEFAULT))
+        FAIL("streams: must name at least one of transactions, orders, customers, purchases, campaigns");
+    if (in->max_requests_per_second < 1 || in->max_requests_per_second > 1000)
+        FAIL("max_requests_per_second: must be 1..1000");
+    if (in->max_in_flight < 1 || in->max_in_flight > 256)
+        FAIL("max_in_flight: must be 1..256");
+    return LT_OK;
+#undef FAIL
+}
+
+/* Copies a string field into dst; absent keeps dst. -1 when too long or
+ * not a string. */
+static int copy_str(const cJSON *root, const char *key, char *dst, size_t dstlen) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!item || cJSON_IsNull(item))
+        return 0;
+    if (!cJSON_IsString(item) || strlen(item->valuestring) >= dstlen)
+        return -1;
+    memcpy(dst, item->valuestring, strlen(item->valuestring) + 1);
+    return 0;
+}
+
+static int parse_streams(const cJSON *arr, unsigned *out) {
+    const cJSON *item;
+    unsigned mask = 0;
+    if (!cJSON_IsArray(arr))
+        return -1;
+    cJSON_ArrayForEach(item, arr) {
+        int s;
+        if (!cJSON_IsString(item) ||
+            (s = lt_stream_parse(item->valuestring, strlen(item->valuestring))) < 0)
+            return -1;
+        mask |= 1u << s;
+    }
+    *out = mask;
+    return 0;
+}
+
+static int get_limit(const cJSON *root, const char *key, int *out) {
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!item)
+        return 0;
+    if (!cJSON_IsNumber(item) || item->valuedouble != (double)(int)item->valuedouble)
+        return -1;
+    *out = (int)item->valuedouble;
+    return 0;
+}
+
+static const char *const known_keys[] = {
+    "id", "brand", "base_url", "api_username", "password_ref", "account_name",
+    "account_username", "timezone", "currency", "import_from", "sync_interval",
+    "streams", "max_requests_per_second", "max_in_flight", NULL};
+
+static int known_key(const char *k) {
+    for (int i = 0; known_keys[i]; i++)
+        if (!strcmp(known_keys[i], k))
+            return 1;
+    return 0;
+}
+
+lt_err_t lt_integration_parse(const void *json, size_t len,
+                              lt_integration_t *out, char *errstr,
+                              size_t errlen) {
+    static const struct { const char *key; size_t off, size; } strs[] = {
+#define F(k) {#k, offsetof(lt_integration_t, k), sizeof(((lt_integration_t *)0)->k)}
+        F(id), F(brand), F(base_url), F(api_username), F(password_ref), F(account_name),
+        F(account_username), F(timezone), F(currency), F(import_from),
+#undef F
+    };
+    cJSON *root = NULL;
+    const cJSON *item;
+    lt_err_t err = LT_ERR_PERMANENT;
+
+    memset(out, 0, sizeof(*out));
+    strcpy(out->brand, "konnektive");
+    strcpy(out->currency, "USD");
+    out->streams = LT_STREAMS_DEFAULT;
+    out->max_requests_per_second = 5;
+    out->max_in_flight = 4;
+    out->sync_interval_ms = 15 * 60 * 1000;
+
+    if (!(root = lt_json_parse(json, len, LT_INTEGRATION_MAX_JSON, errstr, errlen)))
+        goto end;
+    if (!cJSON_IsObject(root)) {
+        snprintf(errstr, errlen, "integration must be a JSON object");
+        goto end;
+    }
+    cJSON_ArrayForEach(item, root) {
+        if (!known_key(item->string)) {
+            snprintf(errstr, errlen, "unknown field \"%.64s\"%s", item->string,
+                     strstr(item->string, "password") && strcmp(item->string, "password_ref")
+                         ? " (give the password by password_ref: file:PATH or env:NAME)" : "");
+            goto end;
+        }
+    }
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        if (copy_str(root, strs[i].key, (char *)out + strs[i].off, strs[i].size) < 0) {
+            snprintf(errstr, errlen, "%s: must be a string of at most %zu bytes",
+                     strs[i].key, strs[i].size - 1);
+            goto end;
+        }
+    }
+    if (!out->base_url[0])
+        snprintf(out->base_url, sizeof(out->base_url), "%s", default_base_url(out->brand));
+    if (!out->import_from[0]) {
+        snprintf(errstr, errlen, "import_from: required (YYYY-MM-DD or \"all\"; at least a year back is recommended)");
+        goto end;
+    }
+    if ((item = cJSON_GetObjectItemCaseSensitive(root, "sync_interval"))) {
+        if (!cJSON_IsString(item) ||
+            lt_config_parse_duration_ms(item->valuestring, &out->sync_interval_ms) < 0) {
+            snprintf(errstr, errlen, "sync_interval: must be a duration such as 30s, 15m, 1h");
+            goto end;
+        }
+    }
+    if ((item = cJSON_GetObjectItemCaseSensitive(root, "streams")) &&
+        parse_streams(item, &out->streams) < 0) {
+        snprintf(errstr, errlen, "streams: must be a list of transactions, orders, customers, purchases, campaigns");
+        goto end;
+    }
+    if (get_limit(root, "max_requests_per_second", &out->max_requests_per_second) < 0 ||
+        get_limit(root, "max_in_flight", &out->max_in_flight) < 0) {
+        snprintf(errstr, errlen, "max_requests_per_second and max_in_flight must be integers");
+        goto end;
+    }
+    err = lt_integration_validate(out, errstr, errlen);
+end:
+    cJSON_Delete(root);
+    return err;
+}
+
+static void duration_string(long long ms, char *buf, size_t len) {
+    if (ms % 3600000 == 0)
+        snprintf(buf, len, "%lldh", ms / 3600000);
+    else if (ms % 60000 == 0)
+        snprintf(buf, len, "%lldm", ms / 60000);
+    else if (ms % 1000 == 0)
+        snprintf(buf, len, "%llds", ms / 1000);
+    else
+        snprintf(buf, len, "%lldms", ms);
+}
+
+char *lt_integration_to_json(const lt_integration_t *in) {
+    cJSON *root = cJSON_CreateObject(), *arr;
+    char dur[32], *out = NULL;
+    if (!root)
+        return NULL;
+    duration_string(in->sync_interval_ms, dur, sizeof(dur));
+    cJSON_AddStringToObject(root, "id", in->id);
+    cJSON_AddStringToObject(root, "brand", in->brand);
+    cJSON_AddStringToObject(root, "base_url", in->base_url);
+    cJSON_AddStringToObject(root, "api_username", in->api_username);
+    cJSON_AddStringToObject(root, "password_ref", in->password_ref);
+    cJSON_AddStringToObject(root, "account_name", in->account_name);
+    cJSON_AddStringToObject(root, "account_username", in->account_username);
+    cJSON_AddStringToObject(root, "timezone", in->timezone);
+    cJSON_AddStringToObject(root, "currency", in->currency);
+    cJSON_AddStringToObject(root, "import_from", in->import_from);
+    cJSON_AddStringToObject(root, "sync_interval", dur);
+    if ((arr = cJSON_AddArrayToObject(root, "streams")))
+        for (int s = 0; s < LT_STREAM_COUNT; s++)
+            if (in->streams & (1u << s))
+                cJSON_AddItemToArray(arr, cJSON_CreateString(lt_stream_name((lt_stream_t)s)));
+    cJSON_AddNumberToObject(root, "max_requests_per_second", in->max_requests_per_second);
+    cJSON_AddNumberToObject(root, "max_in_flight", in->max_in_flight);
+    out = lt_json_print(root);
+    cJSON_Delete(root);
+    return out;
+}
+
+static lt_err_t read_password_file(const char *path, char *buf, size_t buflen,
+                                   char *errstr, size_t errlen) {
+    FILE *fp = fopen(path, "rb");
+    size_t n;
+    if (!fp) {
+        snprintf(errstr, errlen, "password_ref file:%.200s: %s", path, strerror(errno));
+        return LT_ERR_PERMANENT;
+    }
+    n = fread(buf, 1, buflen - 1, fp);
+    if (n == buflen - 1 && fgetc(fp) != EOF) {
+        fclose(fp);
+        snprintf(errstr, errlen, "password_ref file:%.200s: longer than %zu bytes", path, buflen - 2);
+        return LT_ERR_PERMANENT;
+    }
+    fclose(fp);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0'; /* Kubernetes Secret files and `echo` add a newline */
+    return LT_OK;
+}
+
+lt_err_t lt_integration_password(const lt_integration_t *in, char *buf,
+                                 size_t buflen, char *errstr, size_t errlen) {
+    lt_err_t err;
+    if (!strncmp(in->password_ref, "file:", 5)) {
+        if ((err = read_password_file(in->password_ref + 5, buf, buflen, errstr, errlen)))
+            return err;
+    } else if (!strncmp(in->password_ref, "env:", 4)) {
+        const char *v = getenv(in->password_ref + 4);
+        if (!v) {
+            snprintf(errstr, errlen, "password_ref env:%.64s: variable not set", in->password_ref + 4);
+            return LT_ERR_PERMANENT;
+        }
+        if (strlen(v) >= buflen) {
+            snprintf(errstr, errlen, "password_ref env:%.64s: longer than %zu bytes",
+                     in->password_ref + 4, buflen - 1);
+            return LT_ERR_PERMANENT;
+        }
+        memcpy(buf, v, strlen(v) + 1);
+    } else {
+        snprintf(errstr, errlen, "password_ref: must be file:PATH or env:NAME");
+        return LT_ERR_PERMANENT;
+    }
+    if (!buf[0]) {
+        snprintf(errstr, errlen, "password_ref %.200s: the password is empty", in->password_ref);
+        return LT_ERR_PERMANENT;
+    }
+    if (strchr(buf, '&')) {
+        memset(buf, 0, buflen);
+        snprintf(errstr, errlen,
+                 "the API password contains '&', which the CRM cannot accept (vendor: the "
+                 "password \"must not have an & sign\"); set a new password without '&' on the API user");
+        return LT_ERR_PERMANENT;
+    }
+    return LT_OK;
+}
