@@ -1,0 +1,418 @@
+/* lt_redis: see lt_redis.h.
+ *
+ * Reconnect rule: a call on a connection that was already open and turns out
+ * broken (EOF, reset, refused write) reconnects once and re-sends; Redis never
+ * saw the command on the dead socket, so that is safe. A command that timed
+ * out is NOT re-sent (Redis may have run it): the connection is dropped and
+ * the call returns NULL; the next call reconnects. */
+#include "lt_redis.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#define LT_REDIS_DEFAULT_PORT 6379
+
+struct lt_redis_s {
+    char host[128];
+    int port;
+    int db;
+    char *user;     /* ACL user or NULL */
+    char *password; /* decoded, or NULL; never printed */
+    int timeout_ms;
+    redisContext *c;
+    char errstr[512];
+};
+
+/* Guards lt_redis_script_t.sha, which threads with their own connections may
+ * share. */
+static pthread_mutex_t sha_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..len) into a new string; NULL on a bad escape. */
+static char *pct_decode(const char *s, size_t len)
+{
+    char *out = malloc(len + 1);
+    size_t i, o = 0;
+
+    if (!out)
+        return NULL;
+    for (i = 0; i < len; i++) {
+        if (s[i] != '%') {
+            out[o++] = s[i];
+            continue;
+        }
+        if (i + 2 >= len || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
+            free(out);
+            return NULL;
+        }
+        out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        i += 2;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* userinfo = [user]:password (a bare "pw" without ':' is taken as password). */
+static int parse_userinfo(lt_redis_t *r, const char *s, size_t len)
+{
+    const char *colon = memchr(s, ':', len);
+    size_t ulen = colon ? (size_t)(colon - s) : 0;
+    const char *pw = colon ? colon + 1 : s;
+    size_t pwlen = len - (size_t)(pw - s);
+
+    if (ulen > 0 && !(r->user = pct_decode(s, ulen)))
+        return -1;
+    if (pwlen > 0 && !(r->password = pct_decode(pw, pwlen)))
+        return -1;
+    return 0;
+}
+
+/* host[:port][/db], host may be [v6]. */
+static int parse_hostpart(lt_redis_t *r, const char *s, char *errstr,
+                          size_t errlen)
+{
+    const char *hend, *p;
+    size_t hlen;
+    char *end;
+    long v;
+
+    if (*s == '[') {
+        if (!(hend = strchr(s, ']')))
+            goto bad;
+        s++;
+        p = hend + 1;
+    } else {
+        hend = s + strcspn(s, ":/");
+        p = hend;
+    }
+    hlen = (size_t)(hend - s);
+    if (hlen == 0 || hlen >= sizeof(r->host))
+        goto bad;
+    memcpy(r->host, s, hlen);
+    r->host[hlen] = '\0';
+    r->port = LT_REDIS_DEFAULT_PORT;
+    if (*p == ':') {
+        v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || v <= 0 || v > 65535)
+            goto bad;
+        r->port = (int)v;
+        p = end;
+    }
+    if (*p == '/' && p[1] != '\0') {
+        v = strtol(p + 1, &end, 10);
+        if (end == p + 1 || *end != '\0' || v < 0 || v > 100000)
+            goto bad;
+        r->db = (int)v;
+    } else if (*p != '\0' && strcmp(p, "/") != 0) {
+        goto bad;
+    }
+    return 0;
+bad:
+    snprintf(errstr, errlen, "malformed Redis URL: expected "
+                             "redis://[:password@]host:port[/db]");
+    return -1;
+}
+
+lt_redis_t *lt_redis_new(const char *url, int timeout_ms, char *errstr,
+                         size_t errlen)
+{
+    static const char scheme[] = "redis://";
+    lt_redis_t *r = NULL;
+    const char *rest, *at;
+
+    if (!url || strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
+        snprintf(errstr, errlen, "malformed Redis URL: must start with redis://");
+        return NULL;
+    }
+    if (!(r = calloc(1, sizeof(*r)))) {
+        snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    rest = url + sizeof(scheme) - 1;
+    /* The last '@' ends the userinfo: a password may itself contain '@'. */
+    at = strrchr(rest, '@');
+    if (at) {
+        if (parse_userinfo(r, rest, (size_t)(at - rest)) < 0) {
+            snprintf(errstr, errlen, "malformed Redis URL: bad password encoding");
+            goto fail;
+        }
+        rest = at + 1;
+    }
+    if (parse_hostpart(r, rest, errstr, errlen) < 0)
+        goto fail;
+    snprintf(r->errstr, sizeof(r->errstr), "not connected");
+    return r;
+fail:
+    lt_redis_destroy(r);
+    return NULL;
+}
+
+static void drop_conn(lt_redis_t *r)
+{
+    if (r->c)
+        redisFree(r->c);
+    r->c = NULL;
+}
+
+void lt_redis_destroy(lt_redis_t *r)
+{
+    if (!r)
+        return;
+    drop_conn(r);
+    free(r->user);
+    if (r->password) {
+        explicit_bzero(r->password, strlen(r->password));
+        free(r->password);
+    }
+    free(r);
+}
+
+/* Sends a handshake command on a fresh context; 0 when Redis says OK. */
+static int handshake(lt_redis_t *r, const char *what, int argc,
+                     const char **argv)
+{
+    redisReply *reply = redisCommandArgv(r->c, argc, argv, NULL);
+    int ok = reply && reply->type != REDIS_REPLY_ERROR;
+
+    if (!reply)
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d %s: %s", r->host,
+                 r->port, what, r->c->errstr);
+    else if (!ok) /* Redis error texts never echo the password back */
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d %s failed: %.*s",
+                 r->host, r->port, what,
+                 (int)(reply->len > 200 ? 200 : reply->len), reply->str);
+    if (reply)
+        freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
+/* Opens the connection, then AUTH and SELECT. 0 or -1 with r->errstr. */
+static int connect_now(lt_redis_t *r)
+{
+    struct timeval tv = {r->timeout_ms / 1000, (r->timeout_ms % 1000) * 1000};
+    char dbbuf[16];
+    const char *auth[3] = {"AUTH", NULL, NULL};
+    const char *sel[2] = {"SELECT", dbbuf};
+
+    drop_conn(r);
+    r->c = redisConnectWithTimeout(r->host, r->port, tv);
+    if (!r->c || r->c->err) {
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d connect: %s",
+                 r->host, r->port, r->c ? r->c->errstr : "out of memory");
+        goto fail;
+    }
+    if (redisSetTimeout(r->c, tv) != REDIS_OK) {
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d: cannot set timeout",
+                 r->host, r->port);
+        goto fail;
+    }
+    if (r->password) {
+        auth[1] = r->user ? r->user : r->password;
+        auth[2] = r->user ? r->password : NULL;
+        if (handshake(r, "AUTH", r->user ? 3 : 2, auth) < 0)
+            goto fail;
+    }
+    if (r->db != 0) {
+        snprintf(dbbuf, sizeof(dbbuf), "%d", r->db);
+        if (handshake(r, "SELECT", 2, sel) < 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    drop_conn(r);
+    return -1;
+}
+
+/* After a NULL reply: 1 when re-sending is safe (socket was dead), else 0.
+ * errno is still the one hiredis saw: nothing ran in between. */
+static int broken_not_timeout(const redisContext *c, int saved_errno)
+{
+    if (c->err == REDIS_ERR_EOF)
+        return 1;
+    if (c->err == REDIS_ERR_IO)
+        return saved_errno != EAGAIN && saved_errno != EWOULDBLOCK &&
+               saved_errno != ETIMEDOUT && saved_errno != EINTR;
+    return 0;
+}
+
+/* Records the failure of a command and drops the connection. */
+static void note_failure(lt_redis_t *r)
+{
+    snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d: %s", r->host, r->port,
+             r->c->err == REDIS_ERR_IO && r->c->errstr[0] == '\0'
+                 ? "I/O error"
+                 : r->c->errstr);
+    drop_conn(r);
+}
+
+redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv,
+                          const size_t *argvlen)
+{
+    int fresh = 0, saved_errno;
+    redisReply *reply;
+
+    if (!r->c) {
+        if (connect_now(r) < 0)
+            return NULL;
+        fresh = 1;
+    }
+    errno = 0;
+    reply = redisCommandArgv(r->c, argc, argv, argvlen);
+    saved_errno = errno;
+    if (reply)
+        return reply;
+    if (fresh || !broken_not_timeout(r->c, saved_errno)) {
+        note_failure(r);
+        return NULL;
+    }
+    drop_conn(r);
+    if (connect_now(r) < 0)
+        return NULL;
+    reply = redisCommandArgv(r->c, argc, argv, argvlen);
+    if (!reply)
+        note_failure(r);
+    return reply;
+}
+
+redisReply *lt_redis_cmd(lt_redis_t *r, const char *fmt, ...)
+{
+    int fresh = 0, saved_errno;
+    redisReply *reply;
+    va_list ap;
+
+    if (!r->c) {
+        if (connect_now(r) < 0)
+            return NULL;
+        fresh = 1;
+    }
+    errno = 0;
+    va_start(ap, fmt);
+    reply = redisvCommand(r->c, fmt, ap);
+    va_end(ap);
+    saved_errno = errno;
+    if (reply)
+        return reply;
+    if (fresh || !broken_not_timeout(r->c, saved_errno)) {
+        note_failure(r);
+        return NULL;
+    }
+    if (connect_now(r) < 0)
+        return NULL;
+    va_start(ap, fmt);
+    reply = redisvCommand(r->c, fmt, ap);
+    va_end(ap);
+    if (!reply)
+        note_failure(r);
+    return reply;
+}
+
+/* SCRIPT LOAD; stores the sha. 0 or -1 (r->errstr says why). */
+static int script_load(lt_redis_t *r, lt_redis_script_t *script)
+{
+    const char *argv[3] = {"SCRIPT", "LOAD", script->source};
+    redisReply *reply = lt_redis_argv(r, 3, argv, NULL);
+    int ok = reply && reply->type == REDIS_REPLY_STRING && reply->len == 40;
+
+    if (ok) {
+        pthread_mutex_lock(&sha_lock);
+        memcpy(script->sha, reply->str, 40);
+        script->sha[40] = '\0';
+        pthread_mutex_unlock(&sha_lock);
+    } else if (reply) {
+        snprintf(r->errstr, sizeof(r->errstr), "Redis SCRIPT LOAD failed: %.*s",
+                 (int)(reply->len > 200 ? 200 : reply->len),
+                 reply->str ? reply->str : "");
+    }
+    if (reply)
+        freeReplyObject(reply);
+    return ok ? 0 : -1;
+}
+
+/* EVALSHA with argv = nkeys keys then the arguments (argc in total). */
+static redisReply *evalsha(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
+                           int argc, const char **argv, const size_t *argvlen)
+{
+    const char **av = calloc((size_t)argc + 3, sizeof(*av));
+    size_t *al = calloc((size_t)argc + 3, sizeof(*al));
+    char sha[41], nk[16];
+    redisReply *reply = NULL;
+    int i;
+
+    if (!av || !al)
+        goto done;
+    pthread_mutex_lock(&sha_lock);
+    memcpy(sha, script->sha, sizeof(sha));
+    pthread_mutex_unlock(&sha_lock);
+    snprintf(nk, sizeof(nk), "%d", nkeys);
+    av[0] = "EVALSHA", al[0] = 7;
+    av[1] = sha, al[1] = 40;
+    av[2] = nk, al[2] = strlen(nk);
+    for (i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    reply = lt_redis_argv(r, argc + 3, av, al);
+done:
+    free(av);
+    free(al);
+    return reply;
+}
+
+static int is_noscript(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
+           memcmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
+                          int argc, const char **argv, const size_t *argvlen)
+{
+    redisReply *reply;
+    int loaded;
+
+    pthread_mutex_lock(&sha_lock);
+    loaded = script->sha[0] != '\0';
+    pthread_mutex_unlock(&sha_lock);
+    if (!loaded && script_load(r, script) < 0)
+        return NULL;
+    reply = evalsha(r, script, nkeys, argc, argv, argvlen);
+    if (!reply || !is_noscript(reply))
+        return reply;
+    /* Redis restarted or SCRIPT FLUSH: load again and retry once. */
+    freeReplyObject(reply);
+    if (script_load(r, script) < 0)
+        return NULL;
+    return evalsha(r, script, nkeys, argc, argv, argvlen);
+}
+
+const char *lt_redis_errstr(const lt_redis_t *r)
+{
+    return r->errstr;
+}
+
+int lt_redis_ping(lt_redis_t *r)
+{
+    redisReply *reply = lt_redis_cmd(r, "PING");
+    int ok = reply && reply->type == REDIS_REPLY_STATUS &&
+             reply->len == 4 && memcmp(reply->str, "PONG", 4) == 0;
+
+    if (reply)
+        freeReplyObject(reply);
+    return ok;
+}
