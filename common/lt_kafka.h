@@ -32,7 +32,8 @@ typedef struct lt_producer_s lt_producer_t;
 lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
                                char *errstr, size_t errlen);
 /* Copies key and value. batch may be NULL. On a full local queue it polls and
- * retries until timeout. Returns LT_OK, or LT_ERR_RETRIABLE with errstr. */
+ * retries for up to 30 s. Returns LT_OK, or LT_ERR_RETRIABLE with errstr
+ * (LT_ERR_FATAL after an idempotent producer's fatal error: recreate it). */
 lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
                           size_t keylen, const void *val, size_t vallen,
                           lt_batch_t *batch, char *errstr, size_t errlen);
@@ -73,10 +74,20 @@ lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic,
 
 /* Reads a whole topic from the beginning to its current end (every
  * partition's high watermark at the call), calling fn for each message; used
- * for compacted state like ltvsync.integrations. Returns LT_OK or an error. */
+ * for compacted state like ltvsync.integrations. Order holds per partition
+ * only. A topic that does not exist reads as empty (LT_OK). Returns LT_OK or
+ * an error. */
 typedef void (*lt_kafka_read_fn)(const rd_kafka_message_t *rkm, void *opaque);
 lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
                            lt_kafka_read_fn fn, void *opaque, int timeout_ms,
                            char *errstr, size_t errlen);
+
+/* For handles made outside this module (the devbroker, tests): routes
+ * librdkafka's log lines and errors into lt_log. Call set_logging on the conf
+ * before rd_kafka_new and route_logs on the new handle; the lines are then
+ * served by rd_kafka_poll (or rd_kafka_consumer_poll after
+ * rd_kafka_poll_set_consumer) in the caller's thread. */
+void lt_kafka_conf_set_logging(rd_kafka_conf_t *conf);
+void lt_kafka_route_logs(rd_kafka_t *rk);
 
 #endif

@@ -1,0 +1,599 @@
+/* lt_kafka: see lt_kafka.h.
+ *
+ * Threads: librdkafka logs, errors and delivery reports are all events on the
+ * handle's main queue (log.queue + rd_kafka_set_log_queue); they run in
+ * whichever thread calls lt_producer_poll/wait/send or lt_consumer_poll,
+ * never in librdkafka's internal threads. */
+#include "lt_kafka.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "lt_log.h"
+
+#define LT_QUEUE_FULL_WAIT_MS 30000 /* lt_producer_send on a full queue */
+#define LT_ADMIN_TIMEOUT_MS 15000
+
+struct lt_producer_s {
+    rd_kafka_t *rk;
+};
+
+struct lt_consumer_s {
+    rd_kafka_t *rk;
+    rd_kafka_resp_err_t last_err; /* rate-limits repeated error logs */
+    time_t last_err_at;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* syslog levels (0 emerg .. 7 debug) to lt_log levels. */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    lt_log_level_t lvl = level <= 3   ? LT_LOG_ERROR
+                         : level == 4 ? LT_LOG_WARN
+                         : level <= 6 ? LT_LOG_INFO
+                                      : LT_LOG_DEBUG;
+    LT_LOG(lvl, "kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    /* Brokers going up and down are expected; librdkafka reconnects itself. */
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT ||
+        err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        lt_warn("kafka %s: %s", rd_kafka_name(rk), reason);
+    else
+        lt_error("kafka %s: %s: %s", rd_kafka_name(rk),
+                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
+void lt_kafka_conf_set_logging(rd_kafka_conf_t *conf)
+{
+    char errstr[256];
+
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set(conf, "log.queue", "true", errstr, sizeof(errstr));
+}
+
+void lt_kafka_route_logs(rd_kafka_t *rk)
+{
+    /* NULL = the main queue, served by rd_kafka_poll (and by
+     * rd_kafka_consumer_poll after rd_kafka_poll_set_consumer). */
+    rd_kafka_set_log_queue(rk, NULL);
+}
+
+/* Sets name=value or fails with errstr. */
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *errstr, size_t errlen)
+{
+    return rd_kafka_conf_set(conf, name, value, errstr, errlen) ==
+                   RD_KAFKA_CONF_OK
+               ? 0
+               : -1;
+}
+
+static int conf_set_all(rd_kafka_conf_t *conf, const char *const *kv,
+                        char *errstr, size_t errlen)
+{
+    for (; kv[0]; kv += 2)
+        if (conf_set(conf, kv[0], kv[1], errstr, errlen) < 0)
+            return -1;
+    return 0;
+}
+
+static int has_brokers(rd_kafka_conf_t *conf)
+{
+    char buf[16];
+    size_t sz = sizeof(buf);
+
+    return rd_kafka_conf_get(conf, "bootstrap.servers", buf, &sz) ==
+               RD_KAFKA_CONF_OK &&
+           sz > 1;
+}
+
+/* A conf with logging, our defaults (kv pairs, NULL-terminated), then the
+ * pass-throughs of `prefix` over them, so operators may override defaults.
+ * lt_config_apply_kafka picks the brokers (downstream falls back to the main
+ * cluster). */
+static rd_kafka_conf_t *conf_for(const lt_config_t *cfg, const char *prefix,
+                                 const char *const *defaults, char *errstr,
+                                 size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+
+    lt_kafka_conf_set_logging(conf);
+    if ((defaults && conf_set_all(conf, defaults, errstr, errlen) < 0) ||
+        lt_config_apply_kafka(cfg, prefix, conf, errstr, errlen) != LT_OK)
+        goto fail;
+    if (!has_brokers(conf)) {
+        snprintf(errstr, errlen,
+                 "no Kafka brokers: set LTVSYNC_KAFKA_BOOTSTRAP_SERVERS");
+        goto fail;
+    }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* Delivery report: msg_opaque is the caller's lt_batch_t (or NULL). The
+ * failure is recorded before pending drops, so a waiter that sees 0 pending
+ * also sees the failure. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                        void *opaque)
+{
+    lt_batch_t *batch = rkm->_private;
+    int zero = 0;
+
+    if (!batch)
+        return;
+    if (rkm->err) {
+        atomic_fetch_add(&batch->failed, 1);
+        atomic_compare_exchange_strong(&batch->first_err, &zero, (int)rkm->err);
+    }
+    atomic_fetch_sub(&batch->pending, 1);
+}
+
+lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
+                               char *errstr, size_t errlen)
+{
+    static const char *const defaults[] = {
+        "compression.type", "zstd", "linger.ms", "5", NULL, NULL};
+    static const char *const forced[] = {
+        "enable.idempotence", "true", "acks", "all", NULL, NULL};
+    rd_kafka_conf_t *conf = conf_for(cfg, prefix, defaults, errstr, errlen);
+    lt_producer_t *p = NULL;
+
+    if (!conf)
+        return NULL;
+    /* Delivery reports drive checkpoints: these are not negotiable. */
+    if (conf_set_all(conf, forced, errstr, errlen) < 0)
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    if (!(p = calloc(1, sizeof(*p)))) {
+        snprintf(errstr, errlen, "out of memory");
+        goto fail;
+    }
+    if (!(p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen)))
+        goto fail;
+    conf = NULL; /* now owned by rk */
+    lt_kafka_route_logs(p->rk);
+    return p;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    free(p);
+    return NULL;
+}
+
+lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
+                          size_t keylen, const void *val, size_t vallen,
+                          lt_batch_t *batch, char *errstr, size_t errlen)
+{
+    long long deadline = now_ms() + LT_QUEUE_FULL_WAIT_MS;
+    rd_kafka_resp_err_t err;
+
+    if (batch)
+        atomic_fetch_add(&batch->pending, 1);
+    for (;;) {
+        err = rd_kafka_producev(
+            p->rk, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_KEY(key, key ? keylen : 0),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(batch),
+            RD_KAFKA_V_END);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
+            break;
+        rd_kafka_poll(p->rk, 100); /* delivery reports free queue space */
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return LT_OK;
+    if (batch)
+        atomic_fetch_sub(&batch->pending, 1);
+    snprintf(errstr, errlen, "produce to %s: %s", topic, rd_kafka_err2str(err));
+    /* An idempotent producer's fatal error ends this producer for good. */
+    return err == RD_KAFKA_RESP_ERR__FATAL ? LT_ERR_FATAL : LT_ERR_RETRIABLE;
+}
+
+lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    long long left;
+
+    while (atomic_load(&batch->pending) > 0 && (left = deadline - now_ms()) > 0)
+        rd_kafka_poll(p->rk, left < 100 ? (int)left : 100);
+    if (atomic_load(&batch->pending) > 0 || atomic_load(&batch->failed) > 0)
+        return LT_ERR_RETRIABLE;
+    return LT_OK;
+}
+
+void lt_producer_poll(lt_producer_t *p, int timeout_ms)
+{
+    rd_kafka_poll(p->rk, timeout_ms);
+}
+
+void lt_producer_destroy(lt_producer_t *p, int timeout_ms)
+{
+    rd_kafka_resp_err_t err;
+
+    if (!p)
+        return;
+    if (p->rk) {
+        err = rd_kafka_flush(p->rk, timeout_ms);
+        if (err)
+            lt_warn("kafka producer: %d messages not delivered at shutdown: %s",
+                    rd_kafka_outq_len(p->rk), rd_kafka_err2str(err));
+        rd_kafka_destroy(p->rk);
+    }
+    free(p);
+}
+
+rd_kafka_t *lt_producer_handle(lt_producer_t *p)
+{
+    return p->rk;
+}
+
+/* reader: a group-less reader of whole partitions (lt_kafka_read_all) that
+ * never commits and reports partition EOF. */
+static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id,
+                                int reader, char *errstr, size_t errlen)
+{
+    static const char *const defaults[] = {
+        "enable.auto.commit", "true", "auto.offset.reset", "earliest",
+        NULL, NULL};
+    rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", defaults, errstr, errlen);
+    rd_kafka_t *rk;
+
+    if (!conf)
+        return NULL;
+    /* Offsets are stored only once output is acknowledged. */
+    if (conf_set(conf, "enable.auto.offset.store", "false", errstr, errlen) ||
+        conf_set(conf, "enable.partition.eof", reader ? "true" : "false",
+                 errstr, errlen) ||
+        (reader &&
+         conf_set(conf, "enable.auto.commit", "false", errstr, errlen)) ||
+        (group_id && conf_set(conf, "group.id", group_id, errstr, errlen))) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen))) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    lt_kafka_route_logs(rk);
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+lt_consumer_t *lt_consumer_new(const lt_config_t *cfg, const char *group_id,
+                               const char *const *topics, size_t ntopics,
+                               char *errstr, size_t errlen)
+{
+    lt_consumer_t *c = calloc(1, sizeof(*c));
+    rd_kafka_topic_partition_list_t *subs = NULL;
+    rd_kafka_resp_err_t err;
+    size_t i;
+
+    if (!c) {
+        snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    if (!(c->rk = consumer_new(cfg, group_id, 0, errstr, errlen)))
+        goto fail;
+    subs = rd_kafka_topic_partition_list_new((int)ntopics);
+    for (i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(subs, topics[i], RD_KAFKA_PARTITION_UA);
+    if ((err = rd_kafka_subscribe(c->rk, subs))) {
+        snprintf(errstr, errlen, "subscribe: %s", rd_kafka_err2str(err));
+        goto fail;
+    }
+    rd_kafka_topic_partition_list_destroy(subs);
+    return c;
+fail:
+    if (subs)
+        rd_kafka_topic_partition_list_destroy(subs);
+    if (c->rk)
+        rd_kafka_destroy(c->rk);
+    free(c);
+    return NULL;
+}
+
+rd_kafka_message_t *lt_consumer_poll(lt_consumer_t *c, int timeout_ms)
+{
+    rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    time_t now;
+
+    if (!rkm || !rkm->err)
+        return rkm;
+    now = time(NULL);
+    /* The same error at most once every 10 s; partition EOF is no error. */
+    if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF &&
+        (rkm->err != c->last_err || now - c->last_err_at >= 10)) {
+        lt_warn("kafka consumer: %s", rd_kafka_message_errstr(rkm));
+        c->last_err = rkm->err;
+        c->last_err_at = now;
+    }
+    rd_kafka_message_destroy(rkm);
+    return NULL;
+}
+
+lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic,
+                                  int32_t partition, int64_t next_offset)
+{
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_resp_err_t err;
+
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset =
+        next_offset;
+    err = rd_kafka_offsets_store(c->rk, parts);
+    if (!err)
+        err = parts->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(parts);
+    if (err) {
+        /* Typically the partition was revoked: its message will be redone. */
+        lt_warn("kafka consumer: store offset %s[%d]@%lld: %s", topic,
+                (int)partition, (long long)next_offset, rd_kafka_err2str(err));
+        return LT_ERR_RETRIABLE;
+    }
+    return LT_OK;
+}
+
+lt_err_t lt_consumer_store(lt_consumer_t *c, const rd_kafka_message_t *rkm)
+{
+    return lt_consumer_store_offset(c, rd_kafka_topic_name(rkm->rkt),
+                                    rkm->partition, rkm->offset + 1);
+}
+
+void lt_consumer_destroy(lt_consumer_t *c)
+{
+    rd_kafka_resp_err_t err;
+
+    if (!c)
+        return;
+    if (c->rk) {
+        err = rd_kafka_commit(c->rk, NULL, 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+            lt_warn("kafka consumer: final commit: %s", rd_kafka_err2str(err));
+        rd_kafka_consumer_close(c->rk);
+        rd_kafka_destroy(c->rk);
+    }
+    free(c);
+}
+
+rd_kafka_t *lt_consumer_handle(lt_consumer_t *c)
+{
+    return c->rk;
+}
+
+/* Waits for the CreateTopics result and checks the one topic's error. */
+static lt_err_t create_topic_result(rd_kafka_queue_t *q, const char *topic,
+                                    char *errstr, size_t errlen)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, LT_ADMIN_TIMEOUT_MS + 1000);
+    const rd_kafka_CreateTopics_result_t *res;
+    const rd_kafka_topic_result_t **tres;
+    rd_kafka_resp_err_t err;
+    const char *msg;
+    size_t n = 0;
+    lt_err_t rc = LT_OK;
+
+    if (!ev) {
+        snprintf(errstr, errlen, "create topic %s: timed out", topic);
+        return LT_ERR_RETRIABLE;
+    }
+    if ((err = rd_kafka_event_error(ev))) {
+        msg = rd_kafka_event_error_string(ev);
+    } else {
+        res = rd_kafka_event_CreateTopics_result(ev);
+        tres = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
+        err = n == 1 ? rd_kafka_topic_result_error(tres[0])
+                     : RD_KAFKA_RESP_ERR__BAD_MSG;
+        msg = n == 1 ? rd_kafka_topic_result_error_string(tres[0]) : NULL;
+    }
+    if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        snprintf(errstr, errlen, "create topic %s: %s: %s", topic,
+                 rd_kafka_err2name(err), msg ? msg : rd_kafka_err2str(err));
+        rc = LT_ERR_RETRIABLE;
+    }
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic,
+                               int partitions, const char *const *configs,
+                               char *errstr, size_t errlen)
+{
+    rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", NULL, errstr, errlen);
+    rd_kafka_t *rk = NULL;
+    rd_kafka_NewTopic_t *nt = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_queue_t *q = NULL;
+    lt_err_t rc = LT_ERR_RETRIABLE;
+    char tmp[256];
+
+    if (!conf)
+        return LT_ERR_PERMANENT;
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen)))
+        goto done;
+    conf = NULL; /* now owned by rk */
+    lt_kafka_route_logs(rk);
+    /* -1: the broker's default replication factor. */
+    if (!(nt = rd_kafka_NewTopic_new(topic, partitions, -1, tmp, sizeof(tmp)))) {
+        snprintf(errstr, errlen, "create topic %s: %s", topic, tmp);
+        rc = LT_ERR_PERMANENT;
+        goto done;
+    }
+    for (; configs && configs[0] && configs[1]; configs += 2)
+        rd_kafka_NewTopic_set_config(nt, configs[0], configs[1]);
+    opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_request_timeout(opts, LT_ADMIN_TIMEOUT_MS, tmp,
+                                              sizeof(tmp));
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
+    rc = create_topic_result(q, topic, errstr, errlen);
+    rd_kafka_poll(rk, 0); /* serve queued log lines */
+done:
+    if (q)
+        rd_kafka_queue_destroy(q);
+    if (opts)
+        rd_kafka_AdminOptions_destroy(opts);
+    if (nt)
+        rd_kafka_NewTopic_destroy(nt);
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    if (rk)
+        rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* One partition of a read_all: its end at the start, and whether it is done. */
+typedef struct {
+    int32_t partition;
+    int64_t high;
+    int done;
+} lt_read_part_t;
+
+/* Fetches the partitions of topic and their high watermarks. Returns the
+ * count (0 for a missing or empty topic), -1 on error. */
+static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out,
+                     int timeout_ms, char *errstr, size_t errlen)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err;
+    int64_t lo, hi;
+    int i, n = -1;
+
+    *out = NULL;
+    if ((err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms))) {
+        snprintf(errstr, errlen, "metadata %s: %s", topic, rd_kafka_err2str(err));
+        goto done;
+    }
+    if (md->topic_cnt != 1 ||
+        md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        n = 0; /* no such topic: nothing to read */
+        goto done;
+    }
+    if (md->topics[0].err) {
+        snprintf(errstr, errlen, "metadata %s: %s", topic,
+                 rd_kafka_err2str(md->topics[0].err));
+        goto done;
+    }
+    *out = calloc((size_t)md->topics[0].partition_cnt + 1, sizeof(**out));
+    if (!*out)
+        snprintf(errstr, errlen, "out of memory");
+    for (i = 0, n = 0; *out && i < md->topics[0].partition_cnt; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        if ((err = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi,
+                                                    timeout_ms))) {
+            snprintf(errstr, errlen, "watermarks %s[%d]: %s", topic, (int)part,
+                     rd_kafka_err2str(err));
+            n = -1;
+            goto done;
+        }
+        if (hi > lo)
+            (*out)[n++] = (lt_read_part_t){part, hi, 0};
+    }
+    if (!*out)
+        n = -1;
+done:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return n;
+}
+
+/* Hands each message below its partition's end to fn; marks partitions done. */
+static int read_one(rd_kafka_message_t *rkm, lt_read_part_t *parts, int n,
+                    lt_kafka_read_fn fn, void *opaque)
+{
+    int i;
+
+    for (i = 0; i < n && parts[i].partition != rkm->partition; i++)
+        ;
+    if (i == n || parts[i].done)
+        return 0;
+    if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        parts[i].done = 1;
+        return 1;
+    }
+    if (rkm->offset < parts[i].high)
+        fn(rkm, opaque);
+    if (rkm->offset + 1 >= parts[i].high) {
+        parts[i].done = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static lt_err_t read_loop(rd_kafka_t *rk, const char *topic,
+                          lt_read_part_t *parts, int n, lt_kafka_read_fn fn,
+                          void *opaque, int timeout_ms, char *errstr,
+                          size_t errlen)
+{
+    long long deadline = now_ms() + timeout_ms;
+    rd_kafka_message_t *rkm;
+    int left = n;
+
+    while (left > 0) {
+        if (now_ms() >= deadline) {
+            snprintf(errstr, errlen, "read %s: timed out with %d partitions "
+                     "unfinished", topic, left);
+            return LT_ERR_RETRIABLE;
+        }
+        if (!(rkm = rd_kafka_consumer_poll(rk, 100)))
+            continue;
+        if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            snprintf(errstr, errlen, "read %s: %s", topic,
+                     rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+            return LT_ERR_RETRIABLE;
+        }
+        left -= read_one(rkm, parts, n, fn, opaque);
+        rd_kafka_message_destroy(rkm);
+    }
+    return LT_OK;
+}
+
+lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
+                           lt_kafka_read_fn fn, void *opaque, int timeout_ms,
+                           char *errstr, size_t errlen)
+{
+    rd_kafka_t *rk = consumer_new(cfg, NULL, 1, errstr, errlen);
+    rd_kafka_topic_partition_list_t *assign = NULL;
+    lt_read_part_t *parts = NULL;
+    lt_err_t rc = LT_ERR_RETRIABLE;
+    int i, n;
+
+    if (!rk)
+        return LT_ERR_PERMANENT;
+    if ((n = read_plan(rk, topic, &parts, timeout_ms, errstr, errlen)) <= 0) {
+        rc = n == 0 ? LT_OK : LT_ERR_RETRIABLE;
+        goto done;
+    }
+    assign = rd_kafka_topic_partition_list_new(n);
+    for (i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(assign, topic, parts[i].partition)
+            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+    if (rd_kafka_assign(rk, assign)) {
+        snprintf(errstr, errlen, "read %s: assign failed", topic);
+        goto done;
+    }
+    rc = read_loop(rk, topic, parts, n, fn, opaque, timeout_ms, errstr, errlen);
+done:
+    if (assign)
+        rd_kafka_topic_partition_list_destroy(assign);
+    free(parts);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return rc;
+}
