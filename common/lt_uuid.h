@@ -13,5 +13,7 @@ extern const uint8_t LT_UUID_NS_LTVSYNC[16];
 void lt_uuid_v5(const uint8_t ns[16], const void *name, size_t len, char out[37]);
 /* A random UUIDv4 (libuuid), for run and job ids. */
 void lt_uuid_v4(char out[37]);
+/* SHA-1 (FIPS 180-4) of len bytes; exposed for its known-answer tests. */
+void lt_uuid_sha1(const void *data, size_t len, uint8_t out[20]);
 
 #endif
