@@ -1,0 +1,214 @@
+/* ltvsync-devbroker: librdkafka's mock cluster served over loopback TCP,
+ * with every ltvsync topic pre-created and a watch for evicted records.
+ * Exit codes: 0 clean, 1 start-up failure, 2 usage, 3 records were evicted. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include "devbroker.h"
+#include "lt_config.h"
+#include "lt_kafka.h"
+#include "lt_log.h"
+#include "lt_signal.h"
+
+#define DB_CHECK_EVERY_MS 1000
+#define DB_TICK_MS 100
+
+typedef struct {
+    int brokers;
+    int partitions;
+    const char *bootstrap_file;
+    const char *status_file;
+} db_args_t;
+
+static const char usage[] =
+    "usage: ltvsync-devbroker --bootstrap-file FILE [--brokers N] "
+    "[--partitions P]\n"
+    "                         [--status-file FILE]\n"
+    "       ltvsync-devbroker --help | --version\n"
+    "\n"
+    "Serves the Kafka protocol on 127.0.0.1 with librdkafka's in-memory mock\n"
+    "cluster and creates every ltvsync topic (names from LTVSYNC_TOPIC_*).\n"
+    "Writes the bootstrap list to FILE when ready; runs until SIGTERM/SIGINT.\n"
+    "Each partition keeps only ~5 MiB; a low watermark above 0 (evicted\n"
+    "records) is logged as an ERROR and makes the exit code 3.\n"
+    "\n"
+    "  --brokers N         brokers in the cluster (default 1, max 16)\n"
+    "  --partitions P      partitions per topic (default LTVSYNC_TOPIC_PARTITIONS)\n"
+    "  --bootstrap-file F  where to write host:port,... (written atomically)\n"
+    "  --status-file F     JSON {\"bootstrap\",\"evicted\",\"evictions\"}, "
+    "refreshed every second\n";
+
+static int parse_int(const char *s, int min, int max, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (end == s || *end || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Returns -1 to continue, else an exit code. */
+static int parse_args(int argc, char **argv, db_args_t *a)
+{
+    static const struct option opts[] = {
+        {"brokers", required_argument, NULL, 'b'},
+        {"partitions", required_argument, NULL, 'p'},
+        {"bootstrap-file", required_argument, NULL, 'f'},
+        {"status-file", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int ch;
+
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'b':
+            if (parse_int(optarg, 1, 16, &a->brokers) < 0)
+                goto bad;
+            break;
+        case 'p':
+            if (parse_int(optarg, 1, 1024, &a->partitions) < 0)
+                goto bad;
+            break;
+        case 'f': a->bootstrap_file = optarg; break;
+        case 's': a->status_file = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case 'V': printf("ltvsync-devbroker %s\n", LTVSYNC_VERSION); return 0;
+        default: goto bad;
+        }
+    }
+    if (optind == argc && a->bootstrap_file)
+        return -1;
+bad:
+    fputs(usage, stderr);
+    return 2;
+}
+
+/* Creates every ltvsync topic on the mock cluster. */
+static int create_topics(rd_kafka_mock_cluster_t *mc, const lt_config_t *cfg,
+                         int partitions, int brokers)
+{
+    static const char *const names[] = {
+        "TOPIC_INTEGRATIONS", "TOPIC_JOBS_LIVE", "TOPIC_JOBS_BACKFILL",
+        "TOPIC_RAW", "TOPIC_EVENTS", "TOPIC_DOWNSTREAM", "TOPIC_DLQ"};
+    int repl = brokers < 3 ? brokers : 3;
+    rd_kafka_resp_err_t err;
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *topic = lt_config_str(cfg, names[i]);
+        if ((err = rd_kafka_mock_topic_create(mc, topic, partitions, repl))) {
+            lt_error("create topic %s: %s", topic, rd_kafka_err2str(err));
+            return -1;
+        }
+        lt_info("topic %s: %d partitions", topic, partitions);
+    }
+    return 0;
+}
+
+/* The handle that hosts the mock cluster; a producer that never produces. */
+static rd_kafka_t *host_new(void)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
+    rd_kafka_t *rk;
+
+    lt_kafka_conf_set_logging(conf);
+    if (!(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)))) {
+        lt_error("cannot create the mock cluster's client: %s", errstr);
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    lt_kafka_route_logs(rk);
+    return rk;
+}
+
+/* Serves until a stop signal, checking watermarks every second. */
+static void serve(rd_kafka_t *rk, db_watch_t *w)
+{
+    int since = DB_CHECK_EVERY_MS;
+
+    while (!lt_signal_stop) {
+        if (since >= DB_CHECK_EVERY_MS) {
+            db_watch_check(w);
+            since = 0;
+        }
+        rd_kafka_poll(rk, DB_TICK_MS);
+        since += DB_TICK_MS;
+    }
+    db_watch_check(w); /* a last look: an eviction just before SIGTERM counts */
+}
+
+static int run(const db_args_t *a, const lt_config_t *cfg)
+{
+    rd_kafka_t *rk = NULL;
+    rd_kafka_mock_cluster_t *mc = NULL;
+    db_watch_t *w = NULL;
+    const char *boot;
+    char errstr[512], line[4096];
+    int rc = 1;
+
+    if (!(rk = host_new()))
+        goto done;
+    if (!(mc = rd_kafka_mock_cluster_new(rk, a->brokers))) {
+        lt_error("cannot create the mock cluster");
+        goto done;
+    }
+    boot = rd_kafka_mock_cluster_bootstraps(mc);
+    if (create_topics(mc, cfg, a->partitions, a->brokers) < 0)
+        goto done;
+    if (!(w = db_watch_new(boot, a->status_file, errstr, sizeof(errstr)))) {
+        lt_error("watcher: %s", errstr);
+        goto done;
+    }
+    db_watch_check(w); /* the status file exists before the bootstrap file */
+    snprintf(line, sizeof(line), "%s\n", boot);
+    if (db_write_atomic(a->bootstrap_file, line, strlen(line)) < 0) {
+        lt_error("cannot write bootstrap file %s", a->bootstrap_file);
+        goto done;
+    }
+    lt_info("ready: bootstrap %s (%d brokers)", boot, a->brokers);
+    serve(rk, w);
+    rc = db_watch_evictions(w) ? 3 : 0;
+    lt_info("stopping: %zu evicted partitions, exit %d", db_watch_evictions(w),
+            rc);
+done:
+    db_watch_destroy(w);
+    if (mc)
+        rd_kafka_mock_cluster_destroy(mc);
+    if (rk)
+        rd_kafka_destroy(rk);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    db_args_t a = {.brokers = 1, .partitions = 0};
+    lt_config_t *cfg = NULL;
+    char errstr[512];
+    int rc, lvl;
+
+    if ((rc = parse_args(argc, argv, &a)) >= 0)
+        return rc;
+    lt_log_init("devbroker", LT_LOG_INFO);
+    cfg = lt_config_new(LT_SVC_DEVBROKER);
+    if (!cfg || lt_config_load(cfg, NULL, errstr, sizeof(errstr)) != LT_OK) {
+        fprintf(stderr, "ltvsync-devbroker: %s\n", cfg ? errstr : "out of memory");
+        lt_config_destroy(cfg);
+        return 1;
+    }
+    if ((lvl = lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL"))) >= 0)
+        lt_log_init("devbroker", (lt_log_level_t)lvl);
+    if (a.partitions == 0)
+        a.partitions = (int)lt_config_int(cfg, "TOPIC_PARTITIONS");
+    lt_signal_install();
+    rc = run(&a, cfg);
+    lt_config_destroy(cfg);
+    return rc;
+}
