@@ -10,7 +10,9 @@
 #include <cjson/cJSON.h>
 
 #include "lt_config.h"
+#include "lt_date.h"
 #include "lt_json.h"
+#include "lt_tz.h"
 
 #define LT_INTEGRATION_MAX_JSON (64 * 1024)
 #define LT_PASSWORD_FILE_MAX 4096
@@ -341,4 +343,23 @@ lt_err_t lt_integration_password(const lt_integration_t *in, char *buf,
         return LT_ERR_PERMANENT;
     }
     return LT_OK;
+}
+
+int lt_integration_local_day(const lt_integration_t *in, long long utc_secs,
+                             int offset_days, char out[11]) {
+    char errstr[128];
+    const lt_tz_t *tz = lt_tz_get(in->timezone, errstr, sizeof(errstr));
+    lt_tz_local_t local;
+    lt_datetime_t dt;
+    if (!tz)
+        return -1;
+    lt_tz_utc_to_local(tz, utc_secs, &local);
+    lt_date_from_seconds(local.local_secs + (long long)offset_days * 86400, &dt);
+    lt_date_fmt_day(&dt, out, 11);
+    return 0;
+}
+
+const char *lt_integration_first_day(const lt_integration_t *in,
+                                     const char *import_all_from) {
+    return strcmp(in->import_from, "all") ? in->import_from : import_all_from;
 }

@@ -60,4 +60,12 @@ char *lt_integration_to_json(const lt_integration_t *in);
 lt_err_t lt_integration_password(const lt_integration_t *in, char *buf,
                                  size_t buflen, char *errstr, size_t errlen);
 
+/* The account-local calendar day (YYYY-MM-DD) at utc_secs, plus
+ * offset_days (-1 = yesterday). 0, or -1 when the zone cannot be loaded. */
+int lt_integration_local_day(const lt_integration_t *in, long long utc_secs,
+                             int offset_days, char out[11]);
+/* The first day to import: import_from, or IMPORT_ALL_FROM for "all". */
+const char *lt_integration_first_day(const lt_integration_t *in,
+                                     const char *import_all_from);
+
 #endif

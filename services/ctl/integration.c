@@ -1,0 +1,406 @@
+/* ltvctl integration add|update|remove|list|show|test */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "lt_crm.h"
+#include "lt_date.h"
+#include "lt_http.h"
+#include "lt_kafka.h"
+#include "lt_redis.h"
+#include "lt_registry.h"
+
+#define CTL_MAX_FILE (64 * 1024)
+
+int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out) {
+    lt_registry_t reg = {0};
+    const lt_integration_t *in;
+    char errstr[512];
+    if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
+        fprintf(stderr, "ltvctl: reading integrations: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    if (!(in = lt_registry_find(&reg, id))) {
+        fprintf(stderr, "ltvctl: no integration \"%s\"\n", id);
+        lt_registry_clear(&reg);
+        return CTL_FAIL;
+    }
+    *out = *in;
+    lt_registry_clear(&reg);
+    return CTL_OK;
+}
+
+int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json) {
+    lt_producer_t *p;
+    lt_batch_t batch = {0};
+    char errstr[512];
+    int rc = CTL_FAIL;
+    if (!(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
+        fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    if (lt_producer_send(p, lt_config_str(ctl->cfg, "TOPIC_INTEGRATIONS"), id, strlen(id), json,
+                         json ? strlen(json) : 0, &batch, errstr, sizeof(errstr)) != LT_OK)
+        fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+    else if (lt_producer_wait(p, &batch, 30000) != LT_OK)
+        fprintf(stderr, "ltvctl: kafka did not acknowledge the write\n");
+    else
+        rc = CTL_OK;
+    lt_producer_destroy(p, 5000);
+    return rc;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    char *buf = NULL;
+    if (!fp) {
+        fprintf(stderr, "ltvctl: %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    if ((buf = malloc(CTL_MAX_FILE + 1))) {
+        *len = fread(buf, 1, CTL_MAX_FILE + 1, fp);
+        if (*len > CTL_MAX_FILE) {
+            fprintf(stderr, "ltvctl: %s: larger than %d bytes\n", path, CTL_MAX_FILE);
+            free(buf);
+            buf = NULL;
+        }
+    }
+    fclose(fp);
+    return buf;
+}
+
+/* Applies the field flags onto in. CTL_USAGE on a malformed flag value. */
+static int apply_flags(const ctl_t *ctl, lt_integration_t *in) {
+    static const struct { const char *flag; size_t off, size; } strs[] = {
+#define F(flag, k) {flag, offsetof(lt_integration_t, k), sizeof(((lt_integration_t *)0)->k)}
+        F("--id", id), F("--brand", brand), F("--base-url", base_url),
+        F("--api-username", api_username), F("--password-ref", password_ref),
+        F("--account-name", account_name), F("--account-username", account_username),
+        F("--timezone", timezone), F("--currency", currency), F("--import-from", import_from),
+#undef F
+    };
+    const char *v;
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        if (!(v = ctl_opt(ctl, strs[i].flag)))
+            continue;
+        if (strlen(v) >= strs[i].size) {
+            fprintf(stderr, "ltvctl: %s: longer than %zu bytes\n", strs[i].flag, strs[i].size - 1);
+            return CTL_USAGE;
+        }
+        memcpy((char *)in + strs[i].off, v, strlen(v) + 1);
+    }
+    if (ctl_opt(ctl, "--brand") && !ctl_opt(ctl, "--base-url"))
+        in->base_url[0] = '\0'; /* re-derived from the brand */
+    if ((v = ctl_opt(ctl, "--sync-interval")) &&
+        lt_config_parse_duration_ms(v, &in->sync_interval_ms) < 0) {
+        fprintf(stderr, "ltvctl: --sync-interval: a duration such as 30s, 15m, 1h\n");
+        return CTL_USAGE;
+    }
+    if ((v = ctl_opt(ctl, "--streams"))) {
+        unsigned mask = 0;
+        for (const char *p = v; *p;) {
+            size_t n = strcspn(p, ",");
+            int s = lt_stream_parse(p, n);
+            if (s < 0) {
+                fprintf(stderr, "ltvctl: --streams: unknown stream \"%.*s\"\n", (int)n, p);
+                return CTL_USAGE;
+            }
+            mask |= 1u << s;
+            p += n + (p[n] == ',');
+        }
+        in->streams = mask;
+    }
+    if ((v = ctl_opt(ctl, "--max-rps")))
+        in->max_requests_per_second = atoi(v);
+    if ((v = ctl_opt(ctl, "--max-in-flight")))
+        in->max_in_flight = atoi(v);
+    return CTL_OK;
+}
+
+/* Builds the integration from --file and/or flags, validated, password
+ * resolvable. */
+static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integration_t *base) {
+    char errstr[512], password[1024], *json;
+    const char *file = ctl_opt(ctl, "--file");
+    size_t len;
+    lt_err_t err;
+    int rc;
+
+    if (file) {
+        char *buf = read_file(file, &len);
+        if (!buf)
+            return CTL_FAIL;
+        err = lt_integration_parse(buf, len, in, errstr, sizeof(errstr));
+        free(buf);
+        if (err != LT_OK) {
+            fprintf(stderr, "ltvctl: %s: %s\n", file, errstr);
+            return CTL_FAIL;
+        }
+    } else if (base) {
+        *in = *base;
+    } else {
+        /* Flags only: start from the defaults of an empty document. */
+        lt_integration_parse("{\"import_from\":\"all\"}", 20, in, errstr, sizeof(errstr));
+        in->import_from[0] = '\0';
+    }
+    if ((rc = apply_flags(ctl, in)) != CTL_OK)
+        return rc;
+    /* Round-trip through JSON so defaults (base_url by brand) are applied. */
+    if (!(json = lt_integration_to_json(in)))
+        return CTL_FAIL;
+    err = lt_integration_parse(json, strlen(json), in, errstr, sizeof(errstr));
+    free(json);
+    if (err != LT_OK) {
+        fprintf(stderr, "ltvctl: invalid integration: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    err = lt_integration_password(in, password, sizeof(password), errstr, sizeof(errstr));
+    memset(password, 0, sizeof(password));
+    if (err != LT_OK) {
+        fprintf(stderr, "ltvctl: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    return CTL_OK;
+}
+
+static int clear_parking(const ctl_t *ctl, const char *id) {
+    char errstr[256];
+    lt_redis_t *r = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
+    redisReply *reply;
+    if (!r)
+        return -1;
+    reply = lt_redis_cmd(r, "DEL %si:%s:state", lt_config_str(ctl->cfg, "REDIS_PREFIX"), id);
+    if (reply)
+        freeReplyObject(reply);
+    lt_redis_destroy(r);
+    return reply ? 0 : -1;
+}
+
+static int cmd_add(ctl_t *ctl) {
+    lt_integration_t in, existing;
+    lt_registry_t reg = {0};
+    char errstr[512], *json;
+    int rc;
+    if ((rc = load_candidate(ctl, &in, NULL)) != CTL_OK)
+        return rc;
+    if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
+        fprintf(stderr, "ltvctl: reading integrations: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    if (lt_registry_find(&reg, in.id)) {
+        existing = *lt_registry_find(&reg, in.id);
+        lt_registry_clear(&reg);
+        fprintf(stderr, "ltvctl: integration \"%s\" exists (account %s); use `integration update`\n",
+                existing.id, existing.account_name);
+        return CTL_FAIL;
+    }
+    lt_registry_clear(&reg);
+    if (!(json = lt_integration_to_json(&in)))
+        return CTL_FAIL;
+    rc = ctl_write_integration(ctl, in.id, json);
+    free(json);
+    if (rc == CTL_OK)
+        printf("integration %s added: importing from %s, syncing every %llds, timezone %s\n",
+               in.id, in.import_from, in.sync_interval_ms / 1000, in.timezone);
+    return rc;
+}
+
+
+static int cmd_update(ctl_t *ctl) {
+    lt_integration_t old, in;
+    const char *id = ctl_arg(ctl, 0);
+    char *json;
+    int rc, tz_changed;
+    if (!id)
+        return CTL_USAGE;
+    if ((rc = ctl_find_integration(ctl, id, &old)) != CTL_OK)
+        return rc;
+    if ((rc = load_candidate(ctl, &in, &old)) != CTL_OK)
+        return rc;
+    if (strcmp(in.id, old.id)) {
+        fprintf(stderr, "ltvctl: the id of an integration cannot change\n");
+        return CTL_USAGE;
+    }
+    tz_changed = strcmp(in.timezone, old.timezone) != 0;
+    if (tz_changed && !ctl->yes) {
+        fprintf(stderr,
+                "ltvctl: changing the timezone from %s to %s re-dates every event of %s:\n"
+                "  the CRM reports wall times in the account's timezone, so every payment,\n"
+                "  refund and chargeback moves. The events are rebuilt by replaying\n"
+                "  ltvsync.raw (no CRM calls); downstream receives new versions of the\n"
+                "  events whose dating changes. Run again with --yes to proceed.\n",
+                old.timezone, in.timezone, id);
+        return CTL_FAIL;
+    }
+    if (!(json = lt_integration_to_json(&in)))
+        return CTL_FAIL;
+    rc = ctl_write_integration(ctl, in.id, json);
+    free(json);
+    if (rc != CTL_OK)
+        return rc;
+    if (clear_parking(ctl, id) < 0)
+        fprintf(stderr, "ltvctl: warning: could not clear the parked state in Redis\n");
+    printf("integration %s updated\n", id);
+    if (tz_changed) {
+        printf("timezone changed %s -> %s: replaying ltvsync.raw to re-date every event\n",
+               old.timezone, in.timezone);
+        return ctl_replay_start(ctl, id);
+    }
+    return CTL_OK;
+}
+
+static int cmd_remove(ctl_t *ctl) {
+    lt_integration_t in;
+    const char *id = ctl_arg(ctl, 0);
+    int rc;
+    if (!id)
+        return CTL_USAGE;
+    if ((rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
+        return rc;
+    if ((rc = ctl_write_integration(ctl, id, NULL)) == CTL_OK)
+        printf("integration %s removed (no new jobs; its events stay downstream)\n", id);
+    return rc;
+}
+
+static int cmd_list(ctl_t *ctl) {
+    lt_registry_t reg = {0};
+    char errstr[512];
+    if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
+        fprintf(stderr, "ltvctl: reading integrations: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    if (ctl->json) {
+        printf("[");
+        for (size_t i = 0; i < reg.count; i++) {
+            char *json = lt_integration_to_json(&reg.items[i]);
+            printf("%s%s", i ? "," : "", json ? json : "null");
+            free(json);
+        }
+        printf("]\n");
+    } else {
+        printf("%-24s %-14s %-22s %-11s %-8s %s\n", "ID", "BRAND", "TIMEZONE", "IMPORT FROM",
+               "EVERY", "ACCOUNT");
+        for (size_t i = 0; i < reg.count; i++) {
+            const lt_integration_t *in = &reg.items[i];
+            printf("%-24s %-14s %-22s %-11s %-7llds %s\n", in->id, in->brand, in->timezone,
+                   in->import_from, in->sync_interval_ms / 1000, in->account_name);
+        }
+    }
+    lt_registry_clear(&reg);
+    return CTL_OK;
+}
+
+static int cmd_show(ctl_t *ctl) {
+    lt_integration_t in;
+    const char *id = ctl_arg(ctl, 0);
+    char *json;
+    int rc;
+    if (!id)
+        return CTL_USAGE;
+    if ((rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
+        return rc;
+    if (!(json = lt_integration_to_json(&in)))
+        return CTL_FAIL;
+    printf("%s\n", json);
+    free(json);
+    return CTL_OK;
+}
+
+/* Explains a CRM refusal in the words an operator needs. */
+static void explain(const char *msg) {
+    const char *ip = strstr(msg, "whitelisted");
+    if (ip) {
+        const char *dash = strrchr(msg, '-');
+        printf("FAILED: the CRM refused this caller's IP address.\n"
+               "  CRM said: %s\n"
+               "  The CRM saw the request come from %s. Add that address (or the cluster's\n"
+               "  stable egress IPs) to the API user's IP allow-list in the CRM.\n",
+               msg, dash ? dash + 1 : "(not given)");
+    } else if (strstr(msg, "access") || strstr(msg, "permission")) {
+        printf("FAILED: the API user lacks a permission.\n"
+               "  CRM said: %s\n"
+               "  Tick the query permissions (Query Transactions, Query Orders, Query\n"
+               "  Customers, Query Purchases, Query Campaigns) on the API user.\n", msg);
+    } else {
+        printf("FAILED: the CRM rejected the API credentials.\n"
+               "  CRM said: %s\n"
+               "  Check api_username (the API user's login id, not the account owner's)\n"
+               "  and the password behind password_ref (it must not contain '&').\n", msg);
+    }
+}
+
+static int cmd_test(ctl_t *ctl) {
+    lt_integration_t in;
+    lt_http_opts_t opts = {.connect_timeout_ms = 10000, .timeout_ms = 120000,
+                           .max_body = 64u << 20};
+    lt_job_t job = {.stream = LT_STREAM_TRANSACTIONS, .date_range_type = "dateCreated"};
+    lt_crm_form_t form;
+    lt_http_resp_t resp = {0};
+    lt_crm_page_t page = {0};
+    lt_http_t *http = NULL;
+    char errstr[512], password[1024], url[600];
+    const char *id = ctl_arg(ctl, 0);
+    lt_datetime_t dt;
+    int rc = CTL_FAIL;
+    lt_err_t err;
+
+    if (id && !ctl_opt(ctl, "--file"))
+        rc = ctl_find_integration(ctl, id, &in);
+    else
+        rc = load_candidate(ctl, &in, NULL);
+    if (rc != CTL_OK)
+        return rc;
+    rc = CTL_FAIL;
+    if (lt_integration_password(&in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
+        printf("FAILED: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    lt_date_from_seconds((long long)time(NULL) - 86400, &dt);
+    lt_date_fmt_day(&dt, job.day, sizeof(job.day));
+    if (lt_crm_form_build(&form, in.api_username, password, &job, 1, 1, errstr, sizeof(errstr)) ||
+        lt_crm_url(in.base_url, LT_STREAM_TRANSACTIONS, url, sizeof(url)) < 0 ||
+        !(http = lt_http_new(&opts)))
+        goto end;
+    if (lt_http_post_form(http, url, form.fields, form.n, &resp, errstr, sizeof(errstr)) != LT_OK) {
+        printf("FAILED: could not reach the CRM at %s: %s\n", in.base_url, errstr);
+        goto end;
+    }
+    err = lt_crm_parse(resp.status, resp.body, resp.len, opts.max_body, &page, errstr, sizeof(errstr));
+    if (err == LT_OK || err == LT_ERR_EMPTY) {
+        printf("OK: connected to %s as API user %s (%s, account %s)\n", in.base_url,
+               in.api_username, in.brand, in.account_name);
+        rc = CTL_OK;
+    } else if (err == LT_ERR_AUTH) {
+        explain(page.message);
+    } else {
+        printf("FAILED: the CRM answered with a transient error: %s\n"
+               "  (retry later; the sync would back off and retry on its own)\n", errstr);
+    }
+end:
+    memset(password, 0, sizeof(password));
+    memset(&form, 0, sizeof(form));
+    lt_crm_page_free(&page);
+    lt_http_resp_free(&resp);
+    lt_http_destroy(http);
+    return rc;
+}
+
+int ctl_integration(ctl_t *ctl, const char *verb) {
+    if (!strcmp(verb, "add"))
+        return cmd_add(ctl);
+    if (!strcmp(verb, "update"))
+        return cmd_update(ctl);
+    if (!strcmp(verb, "remove"))
+        return cmd_remove(ctl);
+    if (!strcmp(verb, "list"))
+        return cmd_list(ctl);
+    if (!strcmp(verb, "show"))
+        return cmd_show(ctl);
+    if (!strcmp(verb, "test"))
+        return cmd_test(ctl);
+    fprintf(stderr, "ltvctl: unknown integration command \"%s\"\n", verb);
+    return CTL_USAGE;
+}

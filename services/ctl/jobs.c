@@ -1,0 +1,126 @@
+/* ltvctl sync (resync a range) and topics create. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "lt_date.h"
+#include "lt_job.h"
+#include "lt_kafka.h"
+#include "lt_uuid.h"
+
+static int parse_streams(const char *v, unsigned *mask) {
+    *mask = 0;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        int s = lt_stream_parse(p, n);
+        if (s < 0) {
+            fprintf(stderr, "ltvctl: --streams: unknown stream \"%.*s\"\n", (int)n, p);
+            return -1;
+        }
+        *mask |= 1u << s;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
+static int valid_day(const char *s) {
+    lt_datetime_t dt;
+    return s && lt_date_parse_day(s, strlen(s), &dt) == 0;
+}
+
+/* Resync jobs go to the backfill topic with reason "resync": they never
+ * touch the live cursor or the backfill progress. */
+int ctl_sync(ctl_t *ctl) {
+    lt_integration_t in;
+    lt_producer_t *p = NULL;
+    lt_batch_t batch = {0};
+    const char *id = ctl_arg(ctl, 0), *from = ctl_opt(ctl, "--from"), *to = ctl_opt(ctl, "--to");
+    char day[11], run_id[37], errstr[512], yesterday[11];
+    unsigned streams;
+    int rc, n = 0;
+
+    if (!id)
+        return CTL_USAGE;
+    if ((rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
+        return rc;
+    streams = in.streams;
+    if (ctl_opt(ctl, "--streams") && parse_streams(ctl_opt(ctl, "--streams"), &streams) < 0)
+        return CTL_USAGE;
+    if (lt_integration_local_day(&in, (long long)time(NULL), -1, yesterday) < 0) {
+        fprintf(stderr, "ltvctl: cannot load timezone %s\n", in.timezone);
+        return CTL_FAIL;
+    }
+    if (!from)
+        from = lt_integration_first_day(&in, lt_config_str(ctl->cfg, "IMPORT_ALL_FROM"));
+    if (!to)
+        to = yesterday;
+    if (!valid_day(from) || !valid_day(to) || strcmp(from, to) > 0) {
+        fprintf(stderr, "ltvctl: --from and --to must be days YYYY-MM-DD with from <= to\n");
+        return CTL_USAGE;
+    }
+    if (!(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
+        fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+        return CTL_FAIL;
+    }
+    lt_uuid_v4(run_id);
+    rc = CTL_OK;
+    for (memcpy(day, from, 11); strcmp(day, to) <= 0 && rc == CTL_OK;
+         lt_date_add_days(day, 10, 1, day)) {
+        for (int s = 0; s < LT_STREAM_COUNT && rc == CTL_OK; s++) {
+            lt_job_t job = {.stream = (lt_stream_t)s, .date_range_type = "dateCreated",
+                            .reason = "resync"};
+            char key[160], *json;
+            if (!(streams & (1u << s)))
+                continue;
+            lt_uuid_v4(job.job_id);
+            snprintf(job.integration_id, sizeof(job.integration_id), "%s", in.id);
+            memcpy(job.day, day, 11);
+            memcpy(job.run_id, run_id, sizeof(run_id));
+            if (!(json = lt_job_encode(&job))) {
+                rc = CTL_FAIL;
+                break;
+            }
+            if (lt_producer_send(p, lt_config_str(ctl->cfg, "TOPIC_JOBS_BACKFILL"), key,
+                                 lt_job_kafka_key(&job, key, sizeof(key)), json, strlen(json),
+                                 &batch, errstr, sizeof(errstr)) != LT_OK) {
+                fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+                rc = CTL_FAIL;
+            }
+            free(json);
+            n++;
+        }
+    }
+    if (rc == CTL_OK && lt_producer_wait(p, &batch, 60000) != LT_OK) {
+        fprintf(stderr, "ltvctl: kafka did not acknowledge every job\n");
+        rc = CTL_FAIL;
+    }
+    lt_producer_destroy(p, 5000);
+    if (rc == CTL_OK)
+        printf("resync of %s from %s to %s: %d jobs queued (run %s)\n", id, from, to, n, run_id);
+    return rc;
+}
+
+int ctl_topics(ctl_t *ctl, const char *verb) {
+    static const char *const names[] = {"TOPIC_INTEGRATIONS", "TOPIC_JOBS_LIVE",
+                                        "TOPIC_JOBS_BACKFILL", "TOPIC_RAW", "TOPIC_EVENTS",
+                                        "TOPIC_DOWNSTREAM", "TOPIC_DLQ"};
+    static const char *const compacted[] = {"cleanup.policy", "compact", NULL};
+    char errstr[512];
+    int partitions = (int)lt_config_int(ctl->cfg, "TOPIC_PARTITIONS");
+    if (strcmp(verb, "create")) {
+        fprintf(stderr, "ltvctl: unknown topics command \"%s\"\n", verb);
+        return CTL_USAGE;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *topic = lt_config_str(ctl->cfg, names[i]);
+        if (lt_kafka_create_topic(ctl->cfg, topic, i == 0 ? 1 : partitions,
+                                  i == 0 ? compacted : NULL, errstr, sizeof(errstr)) != LT_OK) {
+            fprintf(stderr, "ltvctl: creating %s: %s\n", topic, errstr);
+            return CTL_FAIL;
+        }
+        printf("topic %s ready\n", topic);
+    }
+    return CTL_OK;
+}

@@ -1,0 +1,138 @@
+/* ltvctl: operator CLI for ltvsync (see README "ltvctl"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "lt_log.h"
+
+static const char usage[] =
+    "usage: ltvctl [--brokers HOSTS] [--redis URL] [--json] [--yes] COMMAND ...\n"
+    "\n"
+    "  integration add (--file FILE | --id ID --api-username U --password-ref REF\n"
+    "                  --account-name N --account-username U --timezone ZONE\n"
+    "                  --import-from DAY|all [--brand B] [--base-url URL] [--currency C]\n"
+    "                  [--sync-interval 15m] [--streams a,b] [--max-rps N] [--max-in-flight N])\n"
+    "  integration update ID [same flags]   (a timezone change needs --yes: it re-dates all events)\n"
+    "  integration remove ID | list | show ID\n"
+    "  integration test (ID | --file FILE | flags)   one CRM call, explains failures\n"
+    "  sync ID [--from DAY --to DAY] [--streams a,b]  resync a range (live cursor untouched)\n"
+    "  status [ID] [--json] [--watch]\n"
+    "  topics create                         create every ltvsync topic\n"
+    "\n"
+    "Settings come from LTVSYNC_* (see docs/CONFIGURATION.md); --brokers sets\n"
+    "LTVSYNC_KAFKA_BOOTSTRAP_SERVERS and --redis LTVSYNC_REDIS_URL.\n"
+    "Exit codes: 0 ok, 1 failure, 2 usage.\n";
+
+const char *ctl_opt(const ctl_t *ctl, const char *name) {
+    for (int i = 0; i + 1 < ctl->argc; i++)
+        if (!strcmp(ctl->argv[i], name))
+            return ctl->argv[i + 1];
+    return NULL;
+}
+
+int ctl_flag(const ctl_t *ctl, const char *name) {
+    for (int i = 0; i < ctl->argc; i++)
+        if (!strcmp(ctl->argv[i], name))
+            return 1;
+    return 0;
+}
+
+/* Options that take no value; every other "--x" takes one. */
+static int is_bool_opt(const char *s) {
+    return !strcmp(s, "--json") || !strcmp(s, "--yes") || !strcmp(s, "--watch") ||
+           !strcmp(s, "--all");
+}
+
+const char *ctl_arg(const ctl_t *ctl, int n) {
+    for (int i = 0; i < ctl->argc; i++) {
+        if (!strncmp(ctl->argv[i], "--", 2)) {
+            if (!is_bool_opt(ctl->argv[i]))
+                i++;
+            continue;
+        }
+        if (n-- == 0)
+            return ctl->argv[i];
+    }
+    return NULL;
+}
+
+/* Pulls the global options out of argv wherever they stand. */
+static int global_opts(ctl_t *ctl, int *argc, char **argv) {
+    char errstr[256];
+    int out = 0;
+    for (int i = 0; i < *argc; i++) {
+        const char *setting = NULL;
+        if (!strcmp(argv[i], "--brokers"))
+            setting = "KAFKA_BOOTSTRAP_SERVERS";
+        else if (!strcmp(argv[i], "--redis"))
+            setting = "REDIS_URL";
+        if (setting) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "ltvctl: %s needs a value\n", argv[i]);
+                return -1;
+            }
+            if (lt_config_set(ctl->cfg, setting, argv[++i], errstr, sizeof(errstr)) != LT_OK) {
+                fprintf(stderr, "ltvctl: %s\n", errstr);
+                return -1;
+            }
+            continue;
+        }
+        if (!strcmp(argv[i], "--json"))
+            ctl->json = 1;
+        if (!strcmp(argv[i], "--yes"))
+            ctl->yes = 1;
+        argv[out++] = argv[i];
+    }
+    *argc = out;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    ctl_t ctl = {0};
+    char errstr[512];
+    const char *cmd;
+    int rc = CTL_USAGE;
+
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CTL_USAGE : CTL_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("ltvctl %s\n", LTVSYNC_VERSION);
+        return CTL_OK;
+    }
+    /* Library and module logs go to stderr-free stdout lines only at warn+. */
+    lt_log_init("ltvctl", LT_LOG_WARN);
+    ctl.cfg = lt_config_new(LT_SVC_CTL);
+    if (!ctl.cfg || lt_config_load(ctl.cfg, getenv("LTVSYNC_CONFIG_FILE"), errstr,
+                                   sizeof(errstr)) != LT_OK) {
+        fprintf(stderr, "ltvctl: %s\n", ctl.cfg ? errstr : "out of memory");
+        rc = CTL_FAIL;
+        goto end;
+    }
+    argc--, argv++;
+    if (global_opts(&ctl, &argc, argv) < 0 || argc < 1)
+        goto end;
+    cmd = argv[0];
+    if (!strcmp(cmd, "integration") && argc >= 2) {
+        ctl.argc = argc - 2, ctl.argv = argv + 2;
+        rc = ctl_integration(&ctl, argv[1]);
+    } else if (!strcmp(cmd, "topics") && argc >= 2) {
+        ctl.argc = argc - 2, ctl.argv = argv + 2;
+        rc = ctl_topics(&ctl, argv[1]);
+    } else if (!strcmp(cmd, "sync")) {
+        ctl.argc = argc - 1, ctl.argv = argv + 1;
+        rc = ctl_sync(&ctl);
+    } else if (!strcmp(cmd, "status")) {
+        ctl.argc = argc - 1, ctl.argv = argv + 1;
+        rc = ctl_status(&ctl);
+    } else {
+        fprintf(stderr, "ltvctl: unknown command \"%s\"\n\n%s", cmd, usage);
+    }
+end:
+    if (rc == CTL_USAGE && argc >= 1)
+        fprintf(stderr, "(ltvctl --help for usage)\n");
+    lt_config_destroy(ctl.cfg);
+    return rc;
+}

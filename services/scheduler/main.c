@@ -1,0 +1,115 @@
+/* ltvsync-scheduler: turns integrations into sync-window jobs.
+ *
+ * Each tick: hold (or wait for) the leader lease, read the integrations, and
+ * emit what is due for each (plan.c). Two replicas are safe: only the lease
+ * holder emits, and every claim re-checks the lease. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lt_config.h"
+#include "lt_httpd.h"
+#include "lt_log.h"
+#include "lt_metrics.h"
+#include "lt_registry.h"
+#include "lt_signal.h"
+#include "lt_uuid.h"
+#include "scheduler.h"
+
+static volatile int ready;
+
+static int is_ready(void *opaque) { return ready; }
+
+static long long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps up to ms, waking early on a stop signal. */
+static void nap(long long ms) {
+    for (; ms > 0 && !lt_signal_stop; ms -= 100)
+        usleep((useconds_t)((ms < 100 ? ms : 100) * 1000));
+}
+
+static void tick(sched_ctx_t *ctx, lt_registry_t *reg, lt_metric_t *m_jobs) {
+    char errstr[512];
+    if (lt_registry_load(reg, ctx->cfg, errstr, sizeof(errstr)) != LT_OK) {
+        lt_warn("reading integrations: %s", errstr);
+        return;
+    }
+    ctx->now_ms = now_ms();
+    for (size_t i = 0; i < reg->count && !lt_signal_stop; i++) {
+        int n = sched_plan_integration(ctx, &reg->items[i]);
+        if (n > 0)
+            lt_metric_add(m_jobs, n);
+    }
+}
+
+int main(int argc, char **argv) {
+    lt_config_t *cfg = NULL;
+    lt_redis_t *redis = NULL;
+    lt_producer_t *producer = NULL;
+    lt_httpd_t *httpd = NULL;
+    lt_registry_t reg = {0};
+    sched_lease_t lease = {0};
+    sched_ctx_t ctx = {0};
+    lt_metric_t *m_leader, *m_jobs;
+    char errstr[512], host[64] = "host", rnd[37];
+    int rc = lt_config_from_args(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER,
+                                 NULL, &cfg);
+    if (rc >= 0)
+        return rc;
+    lt_log_init("scheduler", lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")));
+    lt_signal_install();
+    rc = 1;
+
+    m_leader = lt_metric_gauge("ltvsync_scheduler_leader", "1 while this replica holds the lease", NULL);
+    m_jobs = lt_metric_counter("ltvsync_scheduler_jobs_emitted_total", "Jobs emitted", NULL);
+    if (!(httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), is_ready, NULL,
+                                 errstr, sizeof(errstr)))) {
+        lt_error("http endpoint: %s", errstr);
+        goto end;
+    }
+    if (!(redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 5000, errstr, sizeof(errstr)))) {
+        lt_error("redis: %s", errstr);
+        goto end;
+    }
+    if (!(producer = lt_producer_new(cfg, "KAFKA_", errstr, sizeof(errstr)))) {
+        lt_error("kafka producer: %s", errstr);
+        goto end;
+    }
+    gethostname(host, sizeof(host) - 1);
+    lt_uuid_v4(rnd);
+    snprintf(lease.holder, sizeof(lease.holder), "%.30s:%d:%.8s", host, (int)getpid(), rnd);
+    lease.ttl_ms = lt_config_int(cfg, "LEADER_LEASE");
+    ctx.cfg = cfg, ctx.redis = redis, ctx.producer = producer, ctx.lease = &lease;
+    ctx.prefix = lt_config_str(cfg, "REDIS_PREFIX");
+    lt_uuid_v4(ctx.run_id);
+    lt_info("started (holder %s, http port %d)", lease.holder, lt_httpd_port(httpd));
+
+    while (!lt_signal_stop) {
+        long long started = now_ms();
+        int leader = sched_lease_tick(redis, ctx.prefix, &lease);
+        ready = leader >= 0;
+        lt_metric_set(m_leader, leader == 1);
+        if (leader == 1)
+            tick(&ctx, &reg, m_jobs);
+        lt_producer_poll(producer, 0);
+        /* A follower retries at a third of the lease so takeover is quick. */
+        nap((leader == 1 ? lt_config_int(cfg, "SCHEDULER_TICK") : lease.ttl_ms / 3) -
+            (now_ms() - started));
+    }
+    lt_info("stopping");
+    sched_lease_release(redis, ctx.prefix, &lease);
+    rc = 0;
+end:
+    lt_producer_destroy(producer, 10000);
+    lt_redis_destroy(redis);
+    lt_httpd_stop(httpd);
+    lt_registry_clear(&reg);
+    lt_config_destroy(cfg);
+    return rc;
+}
