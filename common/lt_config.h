@@ -53,12 +53,18 @@ typedef struct lt_config_s lt_config_t;
  * On success *cfgp is a loaded config and the return is -1 ("continue").
  * Otherwise returns the exit code for main(): 0 after --help/--version/
  * --print-config, 2 for a usage error, 1 for an invalid setting (the error is
- * printed on stderr). `extra_usage` is printed under --help, may be NULL. */
+ * printed on stderr). `extra_usage` is printed under --help, may be NULL.
+ * On success it also calls lt_log_init() with the service name ("fetcher")
+ * and LOG_LEVEL. Hidden: --print-config-doc prints the markdown table of
+ * docs/CONFIGURATION.md. GROUP_ID defaults to "ltvsync-<service>". */
 int lt_config_from_args(int argc, char **argv, const char *progname,
                         unsigned service, const char *extra_usage,
                         lt_config_t **cfgp);
 
-/* Lower level: a config with every default, then environment and file. */
+/* Lower level: lt_config_new() gives every default; lt_config_load() adds
+ * the file (`file`, else LTVSYNC_CONFIG_FILE; NULL/unset = none), then the
+ * environment over it. Load before any lt_config_set(): a load overwrites.
+ * Unknown names in the file are errors; in the environment they are ignored. */
 lt_config_t *lt_config_new(unsigned service);
 lt_err_t lt_config_load(lt_config_t *cfg, const char *file, char *errstr,
                         size_t errlen);
@@ -75,8 +81,12 @@ long long lt_config_int(const lt_config_t *cfg, const char *name);
 
 void lt_config_print(const lt_config_t *cfg, FILE *out);
 
-/* Applies every LTVSYNC_<prefix><PROP> pass-through (prefix "KAFKA_" or
- * "DOWNSTREAM_KAFKA_") to conf. */
+/* Sets bootstrap.servers, then applies every LTVSYNC_<prefix><PROP>
+ * pass-through (prefix "KAFKA_" or "DOWNSTREAM_KAFKA_") to conf. For
+ * "DOWNSTREAM_KAFKA_" the brokers are DOWNSTREAM_BROKERS; when that is unset
+ * the downstream is the main cluster and the KAFKA_ properties (TLS, SASL)
+ * apply first, the DOWNSTREAM_KAFKA_ ones over them. Errors never quote the
+ * value of a secret-looking property. */
 lt_err_t lt_config_apply_kafka(const lt_config_t *cfg, const char *prefix,
                                rd_kafka_conf_t *conf, char *errstr,
                                size_t errlen);

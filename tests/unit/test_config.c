@@ -332,6 +332,25 @@ LT_TEST(print_config_masks_secrets)
     clear_env();
 }
 
+/* docs/CONFIGURATION.md must be the current --print-config-doc output
+ * (tests run in tests/unit). */
+static int doc_matches(const char *generated)
+{
+    static char file[65536];
+    FILE *f = fopen("../../docs/CONFIGURATION.md", "r");
+    size_t n;
+
+    if (!f)
+        return 0;
+    n = fread(file, 1, sizeof(file) - 1, f);
+    file[n] = '\0';
+    fclose(f);
+    if (strcmp(file, generated))
+        fprintf(stderr, "docs/CONFIGURATION.md is stale: regenerate it with "
+                        "--print-config-doc\n");
+    return strcmp(file, generated) == 0;
+}
+
 LT_TEST(command_line)
 {
     char out[65536];
@@ -356,6 +375,7 @@ LT_TEST(command_line)
         snprintf(cell, sizeof(cell), "| `LTVSYNC_%s` |", lt_config_defs[i].name);
         CHECK(strstr(out, cell) != NULL);
     }
+    CHECK(doc_matches(out));
     CHECK_INT(run_args(1, plain, LT_SVC_FETCHER, out, sizeof(out)), -1);
     setenv("LTVSYNC_FETCH_CONCURRENCY", "65", 1);
     CHECK_INT(run_args(1, plain, LT_SVC_FETCHER, out, sizeof(out)), 1);
