@@ -1,0 +1,97 @@
+/* ltvsync-fetcher internals: the shared context, worker context and the
+ * functions main.c, dispatch.c, job.c and page.c call across files. */
+#ifndef FETCHER_H
+#define FETCHER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include "lt_config.h"
+#include "lt_crm.h"
+#include "lt_http.h"
+#include "lt_integration.h"
+#include "lt_job.h"
+#include "lt_kafka.h"
+#include "lt_limits.h"
+#include "lt_metrics.h"
+#include "lt_redis.h"
+#include "lt_registry.h"
+
+/* In-flight leases live this long unless renewed by the keeper thread, so a
+ * killed fetcher's slots come back within LEASE_TTL_MS. */
+#define LEASE_TTL_MS 10000LL
+#define LEASE_RENEW_MS 2500LL
+/* How often the integration set is re-read from its compacted topic. */
+#define REGISTRY_MAX_AGE_MS 30000LL
+
+typedef struct {
+    lt_metric_t *req_ok, *req_empty, *req_auth, *req_retry;
+    lt_metric_t *rows, *pages, *limiter_waits, *redis_down, *parked;
+    lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
+    lt_metric_t *jobs_active, *split_jobs, *recount_rewalks;
+} fetcher_metrics_t;
+
+/* Process-wide state; fields are read-only after start-up except where a
+ * mutex is named. */
+typedef struct {
+    const lt_config_t *cfg;
+    lt_producer_t *prod; /* shared by all workers (thread-safe) */
+    const char *prefix, *topic_raw, *redis_url;
+    int concurrency, page_size, split_pages, max_attempts;
+    long long backoff_max_ms;
+    size_t max_body;
+    lt_http_opts_t http_opts;
+    pthread_mutex_t reg_mu; /* guards reg and reg_loaded_ms */
+    lt_registry_t reg;
+    long long reg_loaded_ms;
+    pthread_mutex_t lease_mu; /* guards leases and lease_active */
+    lt_lease_t *leases;      /* one slot per worker, renewed by the keeper */
+    int *lease_active;
+    fetcher_metrics_t m;
+} fetcher_t;
+
+/* One worker thread's own connections. */
+typedef struct {
+    fetcher_t *f;
+    int idx;
+    lt_http_t *http;
+    lt_redis_t *redis;
+    lt_limits_t *lim;
+    unsigned rng;
+    int redis_was_down;
+    lt_redis_script_t parts_script;
+} worker_ctx_t;
+
+typedef enum {
+    JOB_COMMIT,  /* finished, dropped, parked or requeued: store the offset */
+    JOB_ABANDON, /* shutting down mid-job: leave it for redelivery */
+} job_outcome_t;
+
+long long fetcher_now_ms(void);
+/* Sleeps ms in short steps; returns -1 early when shutdown was requested. */
+int fetcher_sleep_ms(long long ms);
+/* A copy of the integration, re-reading the topic when it is unknown or the
+ * set is older than REGISTRY_MAX_AGE_MS. 0 found, -1 unknown. */
+int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out);
+
+/* Runs one job message to its end. */
+job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
+                              const void *payload, size_t len);
+
+/* One page with the shared limits and retries. LT_OK / LT_ERR_EMPTY /
+ * LT_ERR_AUTH (out->message says why) / LT_ERR_PERMANENT / LT_ERR_RETRIABLE
+ * after FETCH_MAX_ATTEMPTS / LT_ERR_FATAL on shutdown. */
+lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
+                      const char *password, const lt_job_t *job, int page,
+                      int per_page, lt_crm_page_t *out, char *errstr,
+                      size_t errlen);
+/* A Redis command retried until it succeeds (Redis down: pause, fail
+ * closed). NULL only on shutdown. The caller frees the reply. */
+redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv);
+/* Records a failure in P i:{id}:stats:{stream} (errors, last_error). */
+void fetcher_stats_error(worker_ctx_t *w, const lt_job_t *job, const char *err);
+
+/* Dispatcher: consumes both job topics and runs workers until shutdown.
+ * Returns the process exit code. */
+int fetcher_dispatch_run(fetcher_t *f);
+
+#endif

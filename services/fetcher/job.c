@@ -1,0 +1,506 @@
+/* job.c: one job from its message to its commit.
+ *
+ * Walks the window page by page; a page's rows go to ltvsync.raw and only
+ * after Kafka acknowledged all of them is the page checkpointed in Redis
+ * (P i:{id}:ckpt:{jobkey} next_page rows pages total split), so a
+ * redelivered job resumes there. A whole day with more than
+ * FETCH_SPLIT_PAGES pages is split into page-range sub-jobs; the ranges
+ * report into P i:{id}:parts:{daykey} and the last one to finish records
+ * the day. A job that still fails after FETCH_MAX_ATTEMPTS is produced
+ * again to its topic (requeued, its checkpoint kept) and committed, so a
+ * bad CRM hour neither loses the day nor blocks the partition. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "fetcher.h"
+#include "lt_log.h"
+#include "lt_sanitize.h"
+#include "lt_signal.h"
+#include "lt_uuid.h"
+
+typedef struct {
+    worker_ctx_t *w;
+    const char *topic;
+    lt_job_t job;
+    lt_integration_t in;
+    char password[512];
+    char jobkey[160], daykey[160];
+    char err[512];
+    long long next_page, rows, pages, total, split;
+} run_t;
+
+static void rkey(const run_t *r, const char *what, const char *sub, char *buf,
+                 size_t len)
+{
+    snprintf(buf, len, "%si:%s:%s%s%s", r->w->f->prefix, r->job.integration_id,
+             what, sub ? ":" : "", sub ? sub : "");
+}
+
+/* Runs a command; -1 on shutdown. */
+static int rdo(run_t *r, int argc, const char **argv)
+{
+    redisReply *reply = fetcher_redis(r->w, argc, argv);
+    if (!reply)
+        return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+void fetcher_stats_error(worker_ctx_t *w, const lt_job_t *job, const char *err)
+{
+    char key[256], ms[24];
+    snprintf(key, sizeof(key), "%si:%s:stats:%s", w->f->prefix, job->integration_id,
+             lt_stream_name(job->stream));
+    snprintf(ms, sizeof(ms), "%lld", fetcher_now_ms());
+    const char *a1[] = {"HINCRBY", key, "errors", "1"};
+    const char *a2[] = {"HSET", key, "last_error", err, "last_error_ms", ms};
+    redisReply *reply = fetcher_redis(w, 4, a1);
+    if (reply)
+        freeReplyObject(reply);
+    reply = fetcher_redis(w, 6, a2);
+    if (reply)
+        freeReplyObject(reply);
+}
+
+static void load_ckpt(run_t *r)
+{
+    char key[256];
+    rkey(r, "ckpt", r->jobkey, key, sizeof(key));
+    const char *argv[] = {"HMGET", key, "next_page", "rows", "pages", "total", "split"};
+    long long *dst[] = {&r->next_page, &r->rows, &r->pages, &r->total, &r->split};
+    long long defs[] = {0, 0, 0, -1, 0};
+    redisReply *reply = fetcher_redis(r->w, 7, argv);
+    for (size_t i = 0; i < 5; i++) {
+        *dst[i] = defs[i];
+        if (reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements &&
+            reply->element[i]->type == REDIS_REPLY_STRING)
+            *dst[i] = strtoll(reply->element[i]->str, NULL, 10);
+    }
+    if (reply)
+        freeReplyObject(reply);
+}
+
+static int save_ckpt(run_t *r)
+{
+    char key[256], np[24], rows[24], pages[24], total[24], split[24];
+    rkey(r, "ckpt", r->jobkey, key, sizeof(key));
+    snprintf(np, sizeof(np), "%lld", r->next_page);
+    snprintf(rows, sizeof(rows), "%lld", r->rows);
+    snprintf(pages, sizeof(pages), "%lld", r->pages);
+    snprintf(total, sizeof(total), "%lld", r->total);
+    snprintf(split, sizeof(split), "%lld", r->split);
+    const char *argv[] = {"HSET", key, "next_page", np, "rows", rows, "pages", pages,
+                          "total", total, "split", split};
+    const char *exp[] = {"PEXPIRE", key, "1209600000"}; /* 14 days */
+    return rdo(r, 12, argv) == 0 && rdo(r, 3, exp) == 0 ? 0 : -1;
+}
+
+/* The integration is parked: state says why; logged once per parking. */
+static void park(run_t *r, const char *reason)
+{
+    char key[256], ms[24];
+    rkey(r, "state", NULL, key, sizeof(key));
+    snprintf(ms, sizeof(ms), "%lld", fetcher_now_ms());
+    const char *get[] = {"HGET", key, "state"};
+    redisReply *reply = fetcher_redis(r->w, 3, get);
+    int already = reply && reply->type == REDIS_REPLY_STRING &&
+                  strcmp(reply->str, "parked") == 0;
+    if (reply)
+        freeReplyObject(reply);
+    const char *set[] = {"HSET", key, "state", "parked", "reason", reason, "since", ms};
+    if (already || rdo(r, 8, set) != 0)
+        return;
+    lt_metric_add(r->w->f->m.parked, 1);
+    lt_error("integration %s parked: %s (fix it, then `ltvctl integration test`)",
+             r->job.integration_id, reason);
+}
+
+static int is_parked(run_t *r)
+{
+    char key[256];
+    rkey(r, "state", NULL, key, sizeof(key));
+    const char *argv[] = {"HGET", key, "state"};
+    redisReply *reply = fetcher_redis(r->w, 3, argv);
+    int parked = reply && reply->type == REDIS_REPLY_STRING &&
+                 strcmp(reply->str, "parked") == 0;
+    if (reply)
+        freeReplyObject(reply);
+    return parked;
+}
+
+static void forget_outstanding(run_t *r, const char *jobkey)
+{
+    char key[256];
+    rkey(r, "outstanding", NULL, key, sizeof(key));
+    const char *argv[] = {"HDEL", key, jobkey};
+    rdo(r, 3, argv);
+}
+
+/* Produces every row of the page and waits for all acknowledgements.
+ * 0 ok (*n rows), -1 Kafka failed (the caller sends the page again). */
+static int emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
+{
+    fetcher_t *f = r->w->f;
+    lt_batch_t batch;
+    char ts[32], id[128], key[256], err[256];
+    int objkeys = cJSON_IsObject(pg->data);
+    memset(&batch, 0, sizeof(batch));
+    lt_crm_format_time(fetcher_now_ms(), ts, sizeof(ts));
+    *n = 0;
+    for (cJSON *row = pg->data->child; row; row = row->next) {
+        if (!cJSON_IsObject(row))
+            continue;
+        lt_sanitize_row(row);
+        if (lt_crm_record_id(r->job.stream, row, objkeys ? row->string : NULL, id,
+                             sizeof(id)) != 0)
+            snprintf(id, sizeof(id), "unknown");
+        int klen = snprintf(key, sizeof(key), "%s/%s/%s", r->job.integration_id,
+                            lt_stream_name(r->job.stream), id);
+        char *env = lt_crm_envelope(&r->job, page, ts, row);
+        lt_err_t e = env ? lt_producer_send(f->prod, f->topic_raw, key, (size_t)klen,
+                                            env, strlen(env), &batch, err, sizeof(err))
+                         : LT_ERR_RETRIABLE;
+        free(env);
+        if (e != LT_OK) {
+            lt_warn("produce %s: %s", key, env ? err : "out of memory");
+            break;
+        }
+        (*n)++;
+    }
+    if (lt_producer_wait(f->prod, &batch, 60000) != LT_OK ||
+        atomic_load(&batch.failed) > 0)
+        return -1;
+    return 0;
+}
+
+/* Emits page-range sub-jobs for pages split+1..last of a whole day. */
+static int emit_split(run_t *r, int last)
+{
+    fetcher_t *f = r->w->f;
+    int per = f->split_pages;
+    char parts[256], outkey[256], range[32], kkey[200], sub_jobkey[160], err[256];
+    rkey(r, "parts", r->daykey, parts, sizeof(parts));
+    rkey(r, "outstanding", NULL, outkey, sizeof(outkey));
+    snprintf(range, sizeof(range), "1-%d", per);
+    const char *own[] = {"HSETNX", parts, range, "pending"};
+    if (rdo(r, 4, own) != 0)
+        return -1;
+    for (int from = per + 1; from <= last; from += per) {
+        lt_job_t sub = r->job;
+        lt_batch_t batch;
+        memset(&batch, 0, sizeof(batch));
+        lt_uuid_v4(sub.job_id);
+        sub.page_from = from;
+        sub.page_to = from + per - 1 < last ? from + per - 1 : last;
+        snprintf(range, sizeof(range), "%d-%d", sub.page_from, sub.page_to);
+        lt_job_key(&sub, sub_jobkey, sizeof(sub_jobkey));
+        const char *p[] = {"HSETNX", parts, range, "pending"};
+        const char *o[] = {"HSET", outkey, sub_jobkey, sub.job_id};
+        if (rdo(r, 4, p) != 0 || rdo(r, 4, o) != 0)
+            return -1;
+        char *json = lt_job_encode(&sub);
+        size_t klen = lt_job_kafka_key(&sub, kkey, sizeof(kkey));
+        lt_err_t e = json ? lt_producer_send(f->prod, r->topic, kkey, klen, json,
+                                             strlen(json), &batch, err, sizeof(err))
+                          : LT_ERR_RETRIABLE;
+        free(json);
+        if (e != LT_OK || lt_producer_wait(f->prod, &batch, 60000) != LT_OK)
+            return -1;
+        lt_metric_add(f->m.split_jobs, 1);
+    }
+    return 0;
+}
+
+/* Marks this range done in the day's parts; returns 1 with the day's sums
+ * when every range is done. */
+static const char parts_lua[] =
+    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+    "local rows, pages = 0, 0\n"
+    "local all = redis.call('HVALS', KEYS[1])\n"
+    "for _, v in ipairs(all) do\n"
+    "  if v == 'pending' then return {0, 0, 0} end\n"
+    "  local a, b = string.match(v, '(%d+) (%d+)')\n"
+    "  rows = rows + tonumber(a); pages = pages + tonumber(b)\n"
+    "end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return {1, rows, pages}\n";
+
+static int part_done(run_t *r, long long *rows, long long *pages)
+{
+    char parts[256], range[32], val[64];
+    int from = r->job.page_from > 0 ? r->job.page_from : 1;
+    int to = r->job.page_from > 0 ? r->job.page_to : r->w->f->split_pages;
+    rkey(r, "parts", r->daykey, parts, sizeof(parts));
+    snprintf(range, sizeof(range), "%d-%d", from, to);
+    snprintf(val, sizeof(val), "%lld %lld", r->rows, r->pages);
+    const char *argv[] = {parts, range, val};
+    size_t lens[] = {strlen(parts), strlen(range), strlen(val)};
+    for (;;) {
+        r->w->parts_script.source = parts_lua;
+        redisReply *reply = lt_redis_eval(r->w->redis, &r->w->parts_script, 1, 3,
+                                          argv, lens);
+        if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
+            int all = (int)reply->element[0]->integer;
+            *rows = reply->element[1]->integer;
+            *pages = reply->element[2]->integer;
+            freeReplyObject(reply);
+            return all;
+        }
+        if (reply)
+            freeReplyObject(reply);
+        if (fetcher_sleep_ms(500) != 0)
+            return -1;
+    }
+}
+
+static void complete_day(run_t *r, long long rows, long long pages)
+{
+    char key[256], val[96], wholekey[160];
+    lt_job_t whole = r->job;
+    whole.page_from = whole.page_to = 0;
+    lt_job_key(&whole, wholekey, sizeof(wholekey));
+    if (strcmp(r->job.date_range_type, "dateCreated") == 0) {
+        rkey(r, "done", lt_stream_name(r->job.stream), key, sizeof(key));
+        snprintf(val, sizeof(val), "%lld %lld %lld", rows, pages, fetcher_now_ms());
+        const char *argv[] = {"HSET", key, r->job.day, val};
+        rdo(r, 4, argv);
+    }
+    forget_outstanding(r, wholekey);
+}
+
+static void finish(run_t *r)
+{
+    char key[256], ms[24];
+    long long rows = r->rows, pages = r->pages;
+    int whole = r->job.page_from == 0 && !r->split;
+    if (whole || part_done(r, &rows, &pages) == 1)
+        complete_day(r, rows, pages);
+    if (r->job.page_from > 0)
+        forget_outstanding(r, r->jobkey);
+    rkey(r, "ckpt", r->jobkey, key, sizeof(key));
+    const char *del[] = {"DEL", key};
+    rdo(r, 2, del);
+    rkey(r, "stats", lt_stream_name(r->job.stream), key, sizeof(key));
+    snprintf(ms, sizeof(ms), "%lld", fetcher_now_ms());
+    const char *ok[] = {"HSET", key, "last_ok_ms", ms};
+    rdo(r, 4, ok);
+}
+
+static void stats_page(run_t *r, long long n)
+{
+    char key[256], rows[24];
+    rkey(r, "stats", lt_stream_name(r->job.stream), key, sizeof(key));
+    snprintf(rows, sizeof(rows), "%lld", n);
+    const char *a[] = {"HINCRBY", key, "rows", rows};
+    const char *b[] = {"HINCRBY", key, "pages", "1"};
+    rdo(r, 4, a);
+    rdo(r, 4, b);
+    lt_metric_add(r->w->f->m.rows, n);
+    lt_metric_add(r->w->f->m.pages, 1);
+}
+
+/* Produces the job again to its topic (its checkpoint stays). */
+static int requeue(run_t *r, const void *payload, size_t len)
+{
+    fetcher_t *f = r->w->f;
+    char kkey[200], err[256];
+    lt_batch_t batch;
+    memset(&batch, 0, sizeof(batch));
+    size_t klen = lt_job_kafka_key(&r->job, kkey, sizeof(kkey));
+    while (!lt_signal_stop) {
+        if (lt_producer_send(f->prod, r->topic, kkey, klen, payload, len, &batch,
+                             err, sizeof(err)) == LT_OK &&
+            lt_producer_wait(f->prod, &batch, 60000) == LT_OK)
+            return 0;
+        fetcher_sleep_ms(1000);
+    }
+    return -1;
+}
+
+
+/* Fetches one page and emits its rows; *total is the CRM's count. */
+static lt_err_t do_page(run_t *r, int page, long long *n, long long *total)
+{
+    lt_crm_page_t pg;
+    lt_err_t e = fetcher_page(r->w, &r->in, r->password, &r->job, page,
+                              r->w->f->page_size, &pg, r->err, sizeof(r->err));
+    if (e == LT_OK) {
+        *total = pg.total_results;
+        while (emit_rows(r, page, &pg, n) != 0)
+            if (fetcher_sleep_ms(1000) != 0) {
+                e = LT_ERR_FATAL;
+                break;
+            }
+    } else if (e == LT_ERR_AUTH) {
+        park(r, pg.message[0] ? pg.message : r->err);
+    }
+    lt_crm_page_free(&pg);
+    return e;
+}
+
+/* Pages first..last (the range, or the day as counted by page 1). */
+static lt_err_t walk(run_t *r)
+{
+    fetcher_t *f = r->w->f;
+    int whole = r->job.page_from == 0;
+    int first = whole ? 1 : r->job.page_from;
+    int last = whole ? INT_MAX : r->job.page_to;
+    if (whole && r->split)
+        last = f->split_pages;
+    else if (whole && r->total >= 0)
+        last = lt_crm_page_count(r->total, f->page_size);
+    int page = r->next_page > first ? (int)r->next_page : first;
+    while (page <= last) {
+        long long n = 0, total = -1;
+        lt_err_t e = do_page(r, page, &n, &total);
+        if (e == LT_ERR_EMPTY)
+            break; /* "No ... matching": the window (or its rest) is empty */
+        if (e != LT_OK)
+            return e;
+        if (whole && !r->split && r->total < 0 && total >= 0) {
+            r->total = total;
+            last = lt_crm_page_count(total, f->page_size);
+            if (last > f->split_pages) {
+                if (emit_split(r, last) != 0)
+                    return LT_ERR_FATAL;
+                r->split = 1;
+                last = f->split_pages;
+            }
+        }
+        r->rows += n;
+        r->pages++;
+        r->next_page = ++page;
+        if (save_ckpt(r) != 0)
+            return LT_ERR_FATAL;
+        stats_page(r, n);
+        if (total < 0 && n < f->page_size)
+            break; /* no count from the CRM: a short page is the last */
+    }
+    return LT_OK;
+}
+
+/* dateUpdated walks: rows updated mid-walk shift between pages; if page 1's
+ * count changed, *changed = 1 and the day is walked again. */
+static lt_err_t recount(run_t *r, int *changed)
+{
+    lt_crm_page_t pg;
+    lt_err_t e = fetcher_page(r->w, &r->in, r->password, &r->job, 1, 1, &pg,
+                              r->err, sizeof(r->err));
+    long long now = e == LT_OK ? pg.total_results : 0;
+    if (e == LT_ERR_AUTH)
+        park(r, pg.message[0] ? pg.message : r->err);
+    lt_crm_page_free(&pg);
+    *changed = 0;
+    if (e != LT_OK && e != LT_ERR_EMPTY)
+        return e;
+    *changed = now >= 0 && now != (r->total < 0 ? 0 : r->total);
+    return LT_OK;
+}
+
+static lt_err_t walk_window(run_t *r)
+{
+    int updated = strcmp(r->job.date_range_type, "dateCreated") != 0;
+    for (int round = 0;; round++) {
+        int changed = 0;
+        lt_err_t e = walk(r);
+        if (e != LT_OK || !updated || r->job.page_from > 0 || r->split || round >= 2)
+            return e;
+        if ((e = recount(r, &changed)) != LT_OK || !changed)
+            return e;
+        lt_metric_add(r->w->f->m.recount_rewalks, 1);
+        r->total = -1;
+        r->next_page = 1;
+    }
+}
+
+/* Decides whether the job can run at all. 0 run, -1 drop (committed). */
+static int prepare(run_t *r, const void *payload, size_t len)
+{
+    char err[256];
+    if (lt_job_decode(payload, len, &r->job, err, sizeof(err)) != LT_OK) {
+        lt_warn("dropping invalid job message (%zu bytes): %s", len, err);
+        return -1;
+    }
+    lt_job_t whole = r->job;
+    whole.page_from = whole.page_to = 0;
+    lt_job_key(&r->job, r->jobkey, sizeof(r->jobkey));
+    lt_job_key(&whole, r->daykey, sizeof(r->daykey));
+    if (fetcher_integration(r->w->f, r->job.integration_id, &r->in) != 0) {
+        lt_warn("dropping job %s: integration %s unknown", r->job.job_id,
+                r->job.integration_id);
+        return -1;
+    }
+    if (is_parked(r)) {
+        lt_metric_add(r->w->f->m.job_dropped, 1);
+        forget_outstanding(r, r->jobkey);
+        return -1;
+    }
+    if (lt_integration_password(&r->in, r->password, sizeof(r->password), err,
+                                sizeof(err)) != LT_OK) {
+        park(r, err);
+        forget_outstanding(r, r->jobkey);
+        return -1;
+    }
+    return 0;
+}
+
+static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
+                              const void *payload, size_t len)
+{
+    const char *id = r->job.integration_id, *s = lt_stream_name(r->job.stream);
+    fetcher_metrics_t *m = &r->w->f->m;
+    switch (e) {
+    case LT_OK:
+        finish(r);
+        lt_metric_add(m->job_done, 1);
+        lt_info("job %s done: %s %s %s %s rows=%lld pages=%lld %lldms", r->job.job_id,
+                id, s, r->job.date_range_type, r->jobkey, r->rows, r->pages,
+                fetcher_now_ms() - t0);
+        return JOB_COMMIT;
+    case LT_ERR_FATAL:
+        lt_metric_add(m->job_abandoned, 1);
+        lt_info("job %s abandoned at shutdown, checkpoint at page %lld", r->job.job_id,
+                r->next_page);
+        return JOB_ABANDON;
+    case LT_ERR_RETRIABLE:
+        lt_warn("job %s %s %s: giving up after %d attempts (%s); requeued",
+                r->job.job_id, id, r->jobkey, r->w->f->max_attempts, r->err);
+        if (requeue(r, payload, len) != 0)
+            return JOB_ABANDON;
+        lt_metric_add(m->job_requeued, 1);
+        return JOB_COMMIT;
+    default: /* AUTH (parked above) or PERMANENT */
+        if (e == LT_ERR_PERMANENT)
+            fetcher_stats_error(r->w, &r->job, r->err);
+        lt_warn("job %s %s %s dropped: %s", r->job.job_id, id, r->jobkey, r->err);
+        forget_outstanding(r, r->jobkey);
+        lt_metric_add(m->job_dropped, 1);
+        return JOB_COMMIT;
+    }
+}
+
+job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
+                              const void *payload, size_t len)
+{
+    job_outcome_t out = JOB_COMMIT;
+    run_t *r = calloc(1, sizeof(*r));
+    if (!r)
+        return JOB_ABANDON;
+    r->w = w;
+    r->topic = topic;
+    if (prepare(r, payload, len) == 0) {
+        long long t0 = fetcher_now_ms();
+        load_ckpt(r);
+        lt_info("job %s start: %s %s %s %s (%s) from page %lld", r->job.job_id,
+                r->job.integration_id, lt_stream_name(r->job.stream),
+                r->job.date_range_type, r->jobkey, r->job.reason,
+                r->next_page > 0 ? r->next_page : 1);
+        out = conclude(r, walk_window(r), t0, payload, len);
+    } else if (lt_signal_stop) {
+        out = JOB_ABANDON;
+    }
+    memset(r->password, 0, sizeof(r->password));
+    free(r);
+    return out;
+}

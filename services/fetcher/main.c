@@ -1,0 +1,205 @@
+/* ltvsync-fetcher: consumes sync jobs (live before backfill), fetches CRM
+ * pages within the cluster-wide limits, writes sanitized rows to
+ * ltvsync.raw, checkpoints pages in Redis and commits a job only when all
+ * its rows are acknowledged. The flow: main() sets up, dispatch.c runs the
+ * consumers and workers, job.c walks one job, page.c does one request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "fetcher.h"
+#include "lt_httpd.h"
+#include "lt_log.h"
+#include "lt_signal.h"
+
+static volatile int ready_redis;
+
+long long fetcher_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fetcher_sleep_ms(long long ms)
+{
+    while (ms > 0 && !lt_signal_stop) {
+        long long step = ms < 100 ? ms : 100;
+        struct timespec ts = {0, (long)step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return lt_signal_stop ? -1 : 0;
+}
+
+redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv)
+{
+    size_t lens[16];
+    for (int i = 0; i < argc && i < 16; i++)
+        lens[i] = strlen(argv[i]);
+    for (;;) {
+        redisReply *reply = lt_redis_argv(w->redis, argc, argv, lens);
+        if (reply && reply->type != REDIS_REPLY_ERROR)
+            return reply;
+        if (!w->redis_was_down)
+            lt_warn("worker %d: redis %s; pausing", w->idx,
+                    reply ? "error reply" : lt_redis_errstr(w->redis));
+        w->redis_was_down = 1;
+        if (reply)
+            freeReplyObject(reply);
+        if (fetcher_sleep_ms(500) != 0)
+            return NULL;
+    }
+}
+
+int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
+{
+    int found = -1;
+    pthread_mutex_lock(&f->reg_mu);
+    for (int round = 0; round < 2 && found != 0; round++) {
+        long long age = fetcher_now_ms() - f->reg_loaded_ms;
+        const lt_integration_t *in = lt_registry_find(&f->reg, id);
+        if (in && age < REGISTRY_MAX_AGE_MS) {
+            *out = *in;
+            found = 0;
+        } else if (age >= 2000 || round == 0) {
+            char err[256];
+            if (lt_registry_load(&f->reg, f->cfg, err, sizeof(err)) == LT_OK)
+                f->reg_loaded_ms = fetcher_now_ms();
+            else
+                lt_warn("reading integrations: %s", err);
+            if ((in = lt_registry_find(&f->reg, id))) {
+                *out = *in;
+                found = 0;
+            }
+        }
+    }
+    pthread_mutex_unlock(&f->reg_mu);
+    return found;
+}
+
+/* Keeps the leases of requests in progress alive; refreshes readiness. */
+static void *keeper_main(void *arg)
+{
+    fetcher_t *f = arg;
+    char err[256];
+    lt_redis_t *r = lt_redis_new(f->redis_url, 2000, err, sizeof(err));
+    lt_limits_t *lim = r ? lt_limits_new(r, f->prefix) : NULL;
+    while (lim && !lt_signal_stop) {
+        for (int i = 0; i < f->concurrency; i++) {
+            lt_lease_t lease;
+            pthread_mutex_lock(&f->lease_mu);
+            int active = f->lease_active[i];
+            lease = f->leases[i];
+            pthread_mutex_unlock(&f->lease_mu);
+            if (active)
+                lt_limits_renew(lim, &lease, LEASE_TTL_MS);
+        }
+        ready_redis = lt_redis_ping(r);
+        fetcher_sleep_ms(LEASE_RENEW_MS);
+    }
+    lt_limits_destroy(lim);
+    lt_redis_destroy(r);
+    return NULL;
+}
+
+static int ready(void *opaque)
+{
+    (void)opaque;
+    return ready_redis;
+}
+
+static void register_metrics(fetcher_metrics_t *m)
+{
+    const char *req = "ltvsync_fetcher_requests_total", *jobs = "ltvsync_fetcher_jobs_total";
+    const char *rh = "CRM requests by outcome", *jh = "jobs by outcome";
+    m->req_ok = lt_metric_counter(req, rh, "outcome=\"ok\"");
+    m->req_empty = lt_metric_counter(req, rh, "outcome=\"empty\"");
+    m->req_auth = lt_metric_counter(req, rh, "outcome=\"auth\"");
+    m->req_retry = lt_metric_counter(req, rh, "outcome=\"retriable\"");
+    m->rows = lt_metric_counter("ltvsync_fetcher_rows_total", "rows written to raw", NULL);
+    m->pages = lt_metric_counter("ltvsync_fetcher_pages_total", "pages checkpointed", NULL);
+    m->limiter_waits = lt_metric_counter("ltvsync_fetcher_limiter_waits_total",
+                                         "limit checks that had to wait", NULL);
+    m->redis_down = lt_metric_counter("ltvsync_fetcher_redis_pauses_total",
+                                      "pauses because Redis was unreachable", NULL);
+    m->parked = lt_metric_counter("ltvsync_fetcher_parked_total",
+                                  "integrations parked (auth, IP, permission)", NULL);
+    m->job_done = lt_metric_counter(jobs, jh, "outcome=\"done\"");
+    m->job_dropped = lt_metric_counter(jobs, jh, "outcome=\"dropped\"");
+    m->job_requeued = lt_metric_counter(jobs, jh, "outcome=\"requeued\"");
+    m->job_abandoned = lt_metric_counter(jobs, jh, "outcome=\"abandoned\"");
+    m->jobs_active = lt_metric_gauge("ltvsync_fetcher_jobs_active", "jobs in hand", NULL);
+    m->split_jobs = lt_metric_counter("ltvsync_fetcher_split_jobs_total",
+                                      "page-range sub-jobs emitted", NULL);
+    m->recount_rewalks = lt_metric_counter("ltvsync_fetcher_recount_rewalks_total",
+                                           "dateUpdated days walked again", NULL);
+}
+
+static void setup(fetcher_t *f, const lt_config_t *cfg)
+{
+    f->cfg = cfg;
+    f->prefix = lt_config_str(cfg, "REDIS_PREFIX");
+    f->topic_raw = lt_config_str(cfg, "TOPIC_RAW");
+    f->redis_url = lt_config_str(cfg, "REDIS_URL");
+    f->concurrency = (int)lt_config_int(cfg, "FETCH_CONCURRENCY");
+    f->page_size = (int)lt_config_int(cfg, "FETCH_PAGE_SIZE");
+    f->split_pages = (int)lt_config_int(cfg, "FETCH_SPLIT_PAGES");
+    f->max_attempts = (int)lt_config_int(cfg, "FETCH_MAX_ATTEMPTS");
+    f->backoff_max_ms = lt_config_int(cfg, "FETCH_BACKOFF_MAX");
+    f->max_body = (size_t)lt_config_int(cfg, "FETCH_MAX_BODY");
+    f->http_opts.connect_timeout_ms = (long)lt_config_int(cfg, "FETCH_CONNECT_TIMEOUT");
+    f->http_opts.timeout_ms = (long)lt_config_int(cfg, "FETCH_TIMEOUT");
+    f->http_opts.max_body = f->max_body;
+    f->http_opts.ca_file = lt_config_str(cfg, "HTTP_CA_FILE");
+    pthread_mutex_init(&f->reg_mu, NULL);
+    pthread_mutex_init(&f->lease_mu, NULL);
+    f->leases = calloc((size_t)f->concurrency, sizeof(*f->leases));
+    f->lease_active = calloc((size_t)f->concurrency, sizeof(*f->lease_active));
+    register_metrics(&f->m);
+}
+
+int main(int argc, char **argv)
+{
+    static fetcher_t f;
+    lt_config_t *cfg = NULL;
+    lt_httpd_t *httpd = NULL;
+    pthread_t keeper;
+    char err[512];
+    int rc = lt_config_from_args(argc, argv, "ltvsync-fetcher", LT_SVC_FETCHER, NULL, &cfg);
+    if (rc >= 0)
+        return rc;
+    rc = 1;
+    lt_signal_install();
+    setup(&f, cfg);
+    if (!f.leases || !f.lease_active)
+        goto end;
+    if (!(f.prod = lt_producer_new(cfg, "KAFKA_", err, sizeof(err)))) {
+        lt_error("producer: %s", err);
+        goto end;
+    }
+    if (lt_registry_load(&f.reg, cfg, err, sizeof(err)) == LT_OK)
+        f.reg_loaded_ms = fetcher_now_ms();
+    else
+        lt_warn("reading integrations: %s (retrying per job)", err);
+    httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), ready, NULL, err,
+                           sizeof(err));
+    if (!httpd) {
+        lt_error("http endpoint: %s", err);
+        goto end;
+    }
+    if (pthread_create(&keeper, NULL, keeper_main, &f) != 0)
+        goto end;
+    rc = fetcher_dispatch_run(&f);
+    lt_signal_stop = 1;
+    pthread_join(keeper, NULL);
+end:
+    lt_httpd_stop(httpd);
+    lt_producer_destroy(f.prod, 10000);
+    lt_registry_clear(&f.reg);
+    free(f.leases);
+    free(f.lease_active);
+    lt_config_destroy(cfg);
+    lt_info("stopped");
+    return rc;
+}
