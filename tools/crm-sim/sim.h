@@ -1,0 +1,196 @@
+/* crm-sim: a Konnektive-compatible query API over a seeded synthetic account.
+ * Internal header shared by the tool's modules (prefix cs_). The tool is
+ * standalone: it links only libmicrohttpd, cJSON, libm and pthreads. */
+#ifndef CRMSIM_SIM_H
+#define CRMSIM_SIM_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+/* Account-local wall time: seconds since 1970-01-01 00:00:00 read as if UTC.
+ * Day arithmetic is exact (no DST), which is what a CRM's wall clock shows. */
+typedef int64_t cs_ls_t;
+#define CS_DAY 86400
+
+/* ---- PRNG (xoshiro256** seeded by splitmix64): never rand() ---- */
+typedef struct { uint64_t s[4]; } cs_rng_t;
+void cs_rng_seed(cs_rng_t *r, uint64_t seed);
+uint64_t cs_rng_next(cs_rng_t *r);
+uint64_t cs_rng_below(cs_rng_t *r, uint64_t n); /* uniform in [0, n), n > 0 */
+double cs_rng_unit(cs_rng_t *r);                 /* uniform in [0, 1) */
+
+/* ---- wall time (wtime.c) ---- */
+int64_t cs_days_from_civil(int y, int m, int d);
+void cs_civil_from_days(int64_t z, int *y, int *m, int *d);
+void cs_ls_format(cs_ls_t t, char out[20]);  /* "YYYY-MM-DD HH:MM:SS" */
+void cs_day_format(int64_t day, char out[11]); /* "YYYY-MM-DD" */
+/* MM/DD/YYYY, M/D/YY, YYYY-MM-DD; anything after a space or 'T' is ignored.
+ * Returns 0 and the day number, -1 when invalid. */
+int cs_date_parse(const char *s, int64_t *day);
+/* "YYYY-MM-DD HH:MM:SS" or "YYYY-MM-DD"; *date_only tells which. 0 / -1. */
+int cs_ls_parse(const char *s, cs_ls_t *t, int *date_only);
+/* Wall-time DST edges of ZONE between first_day and last_day (inclusive):
+ * *gap = a wall time inside a spring-forward gap, *fold = one inside a
+ * fall-back repeated hour, each -1 when none. Sets TZ: call single-threaded. */
+int cs_tz_edges(const char *zone, int64_t first_day, int64_t last_day,
+                cs_ls_t *gap, cs_ls_t *fold);
+
+/* ---- enums, rendered by name ---- */
+enum { CS_SALE, CS_AUTHORIZE, CS_CAPTURE, CS_REFUND, CS_VOID };
+enum { CS_SUCCESS, CS_SOFT_DECLINE, CS_HARD_DECLINE };
+enum { CS_O_COMPLETE, CS_O_PARTIAL, CS_O_DECLINED, CS_O_REFUNDED, CS_O_CANCELLED };
+enum { CS_P_ACTIVE, CS_P_TRIAL, CS_P_PAUSED, CS_P_CANCELLED, CS_P_COMPLETE,
+       CS_P_RECYCLE_BILLING, CS_P_RECYCLE_FAILED };
+enum { CS_OT_NEW_SALE, CS_OT_UPSALE, CS_OT_RECURRING };
+enum { CS_S_TXN, CS_S_ORDER, CS_S_CUSTOMER, CS_S_PURCHASE, CS_NSTREAMS };
+extern const char *const cs_txn_type_names[];
+extern const char *const cs_resp_names[];
+extern const char *const cs_order_status_names[];
+extern const char *const cs_purchase_status_names[];
+extern const char *const cs_order_type_names[];
+extern const int cs_product_ids[];             /* by catalogue index */
+extern const char *const cs_product_names[];
+
+/* ---- options (main.c parses them) ---- */
+#define CS_MAX_DENY 16
+typedef struct {
+  int port;
+  const char *port_file, *timezone, *currency, *login_id, *password, *dump;
+  uint64_t seed;
+  int customers, days;
+  int64_t start_day;
+  int latency_ms, max_rps, max_in_flight;
+  double fault_rate;
+  const char *deny[CS_MAX_DENY];
+  int ndeny;
+  int ip_deny, counts_as_strings, empty_past_last_page;
+  int decimals; /* of the currency's minor unit */
+  const char *symbol;
+} cs_opts_t;
+
+/* cli.c: 0 to run, 1 for --help, -1 on a usage error (errstr set). */
+int cs_cli_parse(int argc, char **argv, cs_opts_t *o, char *errstr, size_t errlen);
+
+/* ---- the account ---- */
+typedef struct {
+  int id, interval_days; /* 0 = one-off */
+  char name[40];
+  int64_t price, shipping; /* minor units */
+} cs_product_t;
+
+typedef struct {
+  int id, nproducts;
+  char name[40];
+  cs_ls_t created;
+  cs_product_t products[3];
+} cs_campaign_t;
+
+typedef struct {
+  int id, ach, card_type;
+  cs_ls_t created, updated;
+  char first[32], last[32], email[72], phone[16], address1[48], city[24];
+  char state[4], postal[8], country[4], card_bin[8], card_last4[8];
+  char ecom_pw[40], ach_acct[40], ach_rtn[40]; /* secrets */
+} cs_customer_t;
+
+typedef struct {
+  int campaign, product, purchase; /* purchase index or -1 */
+  int64_t price, shipping;
+} cs_item_t;
+
+typedef struct {
+  char id[11];
+  int customer, campaign, status, nitems, aff;
+  cs_ls_t created, updated;
+  int64_t total, price, shipping, refunded;
+  char coupon[12];
+  cs_item_t items[3];
+} cs_order_t;
+
+typedef struct {
+  int id, order, customer, campaign, product, status, cycle, interval;
+  int64_t price, next_bill_day, billed, refunded; /* next_bill_day -1: none */
+  cs_ls_t created, updated;
+  int *txns, ntxns, captxns; /* transaction indexes, owned */
+} cs_purchase_t;
+
+typedef struct {
+  int64_t id, amount, cb_amount;
+  int parent, order, customer, campaign, purchase, product; /* indexes, -1 */
+  int cycle, recycle, merchant_id;
+  cs_ls_t created, updated, cb_date;
+  uint8_t type, resp, otype, ach, cb, cb_has, cb_date_only, cb_reason;
+  uint8_t refund_reason, declined_text;
+} cs_txn_t;
+
+typedef struct { int *idx; size_t n; } cs_index_t;
+
+typedef struct {
+  const cs_opts_t *opts;
+  cs_ls_t now; /* the simulator's clock: last second of the last day */
+  cs_campaign_t campaigns[4];
+  int ncampaigns;
+  cs_customer_t *customers;
+  size_t ncustomers;
+  cs_order_t *orders;
+  size_t norders, caporders;
+  cs_purchase_t *purchases;
+  size_t npurchases, cappurchases;
+  cs_txn_t *txns;
+  size_t ntxns, captxns;
+  cs_index_t by_created[CS_NSTREAMS], by_updated[CS_NSTREAMS];
+  pthread_rwlock_t lock; /* readers: queries; writer: mutations */
+} cs_account_t;
+
+/* gen.c: builds the whole account from opts (deterministic in opts->seed). */
+cs_account_t *cs_account_new(const cs_opts_t *opts, char *errstr, size_t errlen);
+void cs_account_destroy(cs_account_t *a); /* accepts NULL */
+int cs_txn_add(cs_account_t *a, const cs_txn_t *t); /* returns index or -1 */
+/* Rebuild the sorted (date, id) indexes; caller holds the write lock. */
+int cs_account_index(cs_account_t *a);
+
+/* render.c: rows exactly as the API returns them (caller frees). */
+cJSON *cs_render_txn(const cs_account_t *a, int i);
+cJSON *cs_render_order(const cs_account_t *a, int i);
+cJSON *cs_render_customer(const cs_account_t *a, int i);
+cJSON *cs_render_purchase(const cs_account_t *a, int i);
+cJSON *cs_render_campaign(const cs_account_t *a, int i);
+cJSON *cs_render_row(const cs_account_t *a, int stream, int i);
+void cs_money_format(int64_t minor, int decimals, char *out, size_t outlen);
+/* Daily totals between two days inclusive, as the CRM's summary list. */
+cJSON *cs_summary(const cs_account_t *a, int64_t first_day, int64_t last_day);
+
+/* form.c: application/x-www-form-urlencoded parameters, decoded. */
+typedef struct { char *key, *val; size_t klen, vlen; } cs_param_t;
+typedef struct { cs_param_t *p; size_t n, cap; } cs_params_t;
+/* Appends the pairs of buf[0..len); returns -1 when over the caps. */
+int cs_params_parse(cs_params_t *ps, const char *buf, size_t len);
+const cs_param_t *cs_params_get(const cs_params_t *ps, const char *key); /* last wins */
+void cs_params_free(cs_params_t *ps);
+
+/* query.c: the API endpoints. Return a malloc'd JSON body (caller frees). */
+char *cs_api_handle(cs_account_t *a, const char *path, const cs_params_t *ps,
+                    const char *peer, int *auth_failed);
+int cs_api_known(const char *path); /* 1 for the six API paths */
+extern const char *const cs_api_paths[];
+#define CS_NPATHS 6
+
+/* mutate.c: late changes and the dump file. */
+char *cs_mutate(cs_account_t *a, const char *body, size_t len, int *http_status);
+int cs_dump_write(cs_account_t *a, const char *path, char *errstr, size_t errlen);
+
+/* limits.c: accounting, limits, latency and faults (thread-safe). */
+enum { CS_FAULT_NONE, CS_FAULT_503, CS_FAULT_BUSY, CS_FAULT_TRUNCATE, CS_FAULT_RESET };
+void cs_limits_init(const cs_opts_t *opts);
+/* Call when a request to an API path starts; returns 1 when it must get 429. */
+int cs_limits_begin(int path_index);
+void cs_limits_end(void);
+void cs_limits_auth_failure(void);
+void cs_limits_sleep(void);  /* the configured latency with +/-25 % jitter */
+int cs_limits_fault(void);   /* CS_FAULT_*, counted */
+char *cs_limits_stats(void); /* JSON body, caller frees */
+void cs_limits_shutdown(void);
+
+#endif
