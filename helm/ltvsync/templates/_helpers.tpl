@@ -122,8 +122,10 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ printf "%s/%s" .mount .k.tls.caKey | quote }}
 {{- end }}
 {{- range $prop, $v := .k.properties }}
+{{- if not (eq (toString $v) "") }}
 - name: {{ printf "%s%s" $p ($prop | upper | replace "." "_") }}
   value: {{ include "ltvsync.envValue" $v }}
+{{- end }}
 {{- end }}
 {{- end -}}
 
