@@ -346,8 +346,9 @@ static void mask_url(const char *url, char *buf, size_t len)
 
 static int prop_is_secret(const char *name)
 {
+    /* oauthbearer.config can carry a client secret in its free text */
     static const char *const words[] = {"password", "secret", "sasl.jaas",
-                                        "sasl_jaas", "key"};
+                                        "key", "oauthbearer.config"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strcasestr(name, words[i]))
             return 1;
@@ -877,7 +878,7 @@ static const char doc_intro[] =
     "- `--help` lists the settings of one binary; `--print-config` prints its\n"
     "  effective values with secrets masked (`********`): the password of a URL,\n"
     "  and every Kafka pass-through whose property name contains `password`,\n"
-    "  `secret`, `sasl.jaas` or `key`.\n\n"
+    "  `secret`, `sasl.jaas`, `key` or `oauthbearer.config`.\n\n"
     "## Kafka pass-through\n\n"
     "Any `LTVSYNC_KAFKA_<PROP>` is passed to librdkafka as `<prop>` in lower case\n"
     "with `_` turned into `.` (`LTVSYNC_KAFKA_SECURITY_PROTOCOL=sasl_ssl` gives\n"

@@ -320,6 +320,7 @@ LT_TEST(print_config_masks_secrets)
     setenv("LTVSYNC_KAFKA_SASL_JAAS_CONFIG", "Pw-jaas-3", 1);
     setenv("LTVSYNC_KAFKA_SSL_KEY_PEM", "Pw-key-4", 1);
     setenv("LTVSYNC_DOWNSTREAM_KAFKA_SASL_OAUTHBEARER_CLIENT_SECRET", "Pw-oauth-5", 1);
+    setenv("LTVSYNC_KAFKA_SASL_OAUTHBEARER_CONFIG", "clientSecret=Pw-6", 1);
     setenv("LTVSYNC_KAFKA_SECURITY_PROTOCOL", "sasl_ssl", 1);
     CHECK_INT(run_args(2, argv, LT_SVC_SINK, out, sizeof(out)), 0);
     CHECK(strstr(out, "Pw-") == NULL);
