@@ -261,7 +261,10 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id,
                  errstr, errlen) ||
         (reader &&
          conf_set(conf, "enable.auto.commit", "false", errstr, errlen)) ||
-        (group_id && conf_set(conf, "group.id", group_id, errstr, errlen))) {
+        /* librdkafka's assign() needs a group.id even for a reader that
+         * never joins a group or commits. */
+        conf_set(conf, "group.id", group_id ? group_id : "ltvsync-reader",
+                 errstr, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

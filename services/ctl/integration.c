@@ -285,8 +285,10 @@ static int cmd_list(ctl_t *ctl) {
                "EVERY", "ACCOUNT");
         for (size_t i = 0; i < reg.count; i++) {
             const lt_integration_t *in = &reg.items[i];
-            printf("%-24s %-14s %-22s %-11s %-7llds %s\n", in->id, in->brand, in->timezone,
-                   in->import_from, in->sync_interval_ms / 1000, in->account_name);
+            char every[24];
+            snprintf(every, sizeof(every), "%llds", in->sync_interval_ms / 1000);
+            printf("%-24s %-14s %-22s %-11s %-8s %s\n", in->id, in->brand, in->timezone,
+                   in->import_from, every, in->account_name);
         }
     }
     lt_registry_clear(&reg);
