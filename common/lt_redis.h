@@ -32,7 +32,9 @@ typedef struct {
     char sha[41];       /* filled on first use */
 } lt_redis_script_t;
 
-/* EVALSHA script numkeys keys... args...; loads the script on NOSCRIPT. */
+/* EVALSHA sha nkeys argv[0..argc-1]: argv holds the nkeys keys first, then
+ * the script arguments (argc = keys + arguments). Loads the script on
+ * NOSCRIPT and retries once. */
 redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
                           int argc, const char **argv, const size_t *argvlen);
 
