@@ -1,0 +1,104 @@
+/* lt_event: one raw CRM row -> 0..n canonical events (ltv.event.v1).
+ *
+ * Pure: no I/O, no clock, no globals besides the read-only tz cache, so the
+ * same input always yields byte-identical output (replay, tests). The rules
+ * are those of DESIGN.md "Canonical event"; schemas/event.schema.json is the
+ * contract of the output. Decisions where DESIGN leaves room:
+ *  - transactions are the money ledger; orders, campaigns give no event
+ *    (PARTIAL orders and AUTHORIZE-only transactions are reported in `note`
+ *    so the service can count them);
+ *  - payment subtype: billingCycleNumber >= 2 -> rebill, else orderType
+ *    UPSALE/UPSELL -> upsell, else initial;
+ *  - signs come from the type, not the CRM: payments +|a|; refunds, voids and
+ *    chargebacks -|a| (the CRM shows refunds positive, possibly negative);
+ *  - occurred_at is the wall time read in the account zone (fold=0);
+ *    local_date/local_time are that instant back in the zone;
+ *  - a date-only chargebackDate means local midnight of that day with
+ *    date_precision "day";
+ *  - currency: the row's currencyCode, else the integration's.
+ * Chargebacks need memory (a reversal is a 1 -> 0 change of isChargedback),
+ * which the caller keeps; see lt_cb_state_t and lt_cb_state_at(). */
+#ifndef LT_EVENT_H
+#define LT_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "lt_err.h"
+#include "lt_integration.h"
+#include "lt_tz.h"
+
+#define LT_EVENT_MAX 3 /* per row: payment + chargeback or reversal */
+#define LT_EVENT_SCHEMA "ltv.event.v1"
+
+/* Chargeback state of one transaction as of one raw row. */
+typedef struct {
+    int occurrence; /* chargebacks seen so far (1-based count); 0 = never */
+    int reverted;   /* 1 when the latest change reverted chargeback `occurrence` */
+    char reversal_date_updated[20]; /* dateUpdated of the row that showed it */
+} lt_cb_state_t;
+
+/* What a transaction row says about its chargeback flag. */
+typedef struct {
+    int applies;             /* 1 for SUCCESS SALE/CAPTURE rows with an id */
+    int flag;                /* isChargedback */
+    char transaction_id[65];
+    char date_updated[20];   /* "" when absent */
+} lt_cb_probe_t;
+
+typedef struct {
+    const char *integration_id;
+    const char *brand;
+    const lt_tz_t *tz;       /* the integration's zone (lt_tz_get) */
+    const char *currency;    /* integration default, e.g. "USD" */
+    lt_stream_t stream;
+    const char *fetched_at;  /* from the raw envelope, NUL-terminated, <= 64 bytes */
+    const cJSON *record;
+    /* State as of this row, or NULL: then isChargedback=1 yields occurrence
+     * 1 and no reversal is ever produced (stateless use). */
+    const lt_cb_state_t *cb;
+} lt_event_input_t;
+
+typedef enum {
+    LT_EVENT_NOTE_NONE = 0,
+    LT_EVENT_NOTE_PARTIAL_ORDER, /* orders: orderStatus PARTIAL */
+    LT_EVENT_NOTE_AUTHORIZE,     /* transactions: SUCCESS AUTHORIZE, no money moved */
+    LT_EVENT_NOTE_REFERENCE,     /* orders, campaigns: reference data, no event */
+} lt_event_note_t;
+
+typedef struct {
+    const char *type;  /* static string: "payment", "refund", ... */
+    char *json;        /* compact JSON, NUL-terminated, owned by the list */
+    size_t len;
+} lt_event_t;
+
+typedef struct {
+    size_t n;
+    lt_event_t ev[LT_EVENT_MAX];
+    char key[160];     /* Kafka key "integration/customer_id" */
+    size_t keylen;
+    lt_event_note_t note;
+} lt_event_list_t;
+
+/* Builds the events of one row into out (zero it before the first call).
+ * LT_ERR_PERMANENT with a reason for a malformed row (missing ids, unknown
+ * enums, impossible dates, bad amounts, unknown currency): the row belongs in
+ * the DLQ. LT_ERR_FATAL only on allocation failure. out is emptied first. */
+lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
+                        char *errstr, size_t errlen);
+void lt_event_list_clear(lt_event_list_t *out); /* frees the events; reusable */
+
+/* Inspects a transactions row for the chargeback state machine. Returns 0,
+ * or -1 when the row is not a transaction the state applies to. */
+int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, lt_cb_probe_t *out);
+
+/* Chargeback history, as the normalizer stores it (one string per
+ * transaction): entries "C,<partition>,<offset>" (charged back) and
+ * "R,<partition>,<offset>,<dateUpdated>" (reverted), joined by ';', in the
+ * order first observed. The state as of the raw row at (partition, offset)
+ * counts entries of that partition at or below offset, and every entry of
+ * another partition (an older topic layout). Returns 0, -1 if malformed. */
+int lt_cb_state_at(const char *hist, size_t len, int32_t partition,
+                   int64_t offset, lt_cb_state_t *out);
+
+#endif

@@ -1,0 +1,296 @@
+/* Unit tests for lt_event: the DESIGN table, dates, signs, ids, DLQ reasons,
+ * chargeback state. The end-to-end comparison with the Python oracle is
+ * tests/integration/test_normalizer_e2e.py. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt_event.h"
+#include "lt_json.h"
+#include "lt_test.h"
+#include "lt_uuid.h"
+
+static lt_event_list_t evs;
+static char err[256];
+
+/* Builds the events of one JSON record for integration "acme" in New York. */
+static lt_err_t build(lt_stream_t stream, const char *json, const lt_cb_state_t *cb)
+{
+    cJSON *rec = cJSON_Parse(json);
+    lt_event_input_t in = {
+        .integration_id = "acme", .brand = "konnektive",
+        .tz = lt_tz_get("America/New_York", err, sizeof(err)), .currency = "USD",
+        .stream = stream, .fetched_at = "2024-12-01T00:00:00Z", .record = rec, .cb = cb};
+    err[0] = '\0';
+    lt_err_t rc = lt_event_build(&in, &evs, err, sizeof(err));
+    cJSON_Delete(rec);
+    return rc;
+}
+
+/* Field of event i as text ("null", "123", or the string without quotes). */
+static const char *field(size_t i, const char *key)
+{
+    static char buf[128];
+    cJSON *root = i < evs.n ? cJSON_Parse(evs.ev[i].json) : NULL;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!it)
+        snprintf(buf, sizeof(buf), "(absent)");
+    else if (cJSON_IsString(it))
+        snprintf(buf, sizeof(buf), "%s", it->valuestring);
+    else if (cJSON_IsNumber(it))
+        snprintf(buf, sizeof(buf), "%.0f", it->valuedouble);
+    else if (cJSON_IsNull(it))
+        snprintf(buf, sizeof(buf), "null");
+    else {
+        char *s = cJSON_PrintUnformatted(it);
+        snprintf(buf, sizeof(buf), "%s", s);
+        free(s);
+    }
+    cJSON_Delete(root);
+    return buf;
+}
+
+static const char *expected_id(const char *name)
+{
+    static char id[37];
+    lt_uuid_v5(LT_UUID_NS_LTVSYNC, name, strlen(name), id);
+    return id;
+}
+
+#define TXN(extra)                                                               \
+    "{\"transactionId\":1001,\"parentTxnId\":null,\"dateCreated\":\"2024-03-10 02:30:00\"," \
+    "\"dateUpdated\":\"2024-04-02 09:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\"," \
+    "\"totalAmount\":\"29.99\",\"currencyCode\":\"USD\",\"orderId\":\"7B83FF8095\"," \
+    "\"orderType\":\"NEW_SALE\",\"billingCycleNumber\":1,\"campaignId\":\"12\",\"customerId\":501," \
+    "\"affId\":\"AFF3\",\"achAccountNumber\":\"SECRET123\",\"emailAddress\":\"a@b.c\"," \
+    "\"isChargedback\":0" extra "}"
+
+LT_TEST(payment_initial_in_gap)
+{
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, TXN(""), NULL), LT_OK);
+    CHECK_INT(evs.n, 1);
+    CHECK_STR(field(0, "type"), "payment");
+    CHECK_STR(field(0, "subtype"), "initial");
+    CHECK_STR(field(0, "event_id"), expected_id("acme/transactions/1001/payment"));
+    /* 02:30 does not exist on 2024-03-10 in New York: EST reading, 03:30 EDT */
+    CHECK_STR(field(0, "occurred_at"), "2024-03-10T07:30:00Z");
+    CHECK_STR(field(0, "local_date"), "2024-03-10");
+    CHECK_STR(field(0, "local_time"), "03:30:00");
+    CHECK_STR(field(0, "amount_minor"), "2999");
+    CHECK_STR(field(0, "currency"), "USD");
+    CHECK_STR(field(0, "customer_id"), "501");
+    CHECK_STR(field(0, "order_id"), "7B83FF8095");
+    CHECK_STR(field(0, "campaign_id"), "12");
+    CHECK_STR(field(0, "billing_cycle"), "1");
+    CHECK_STR(field(0, "affiliate_id"), "AFF3");
+    CHECK_STR(field(0, "schema"), "ltv.event.v1");
+    CHECK_STR(evs.key, "acme/501");
+    CHECK(strstr(evs.ev[0].json, "SECRET123") == NULL);
+    CHECK(strstr(evs.ev[0].json, "a@b.c") == NULL);
+    CHECK(strchr(evs.ev[0].json, '\n') == NULL);
+}
+
+LT_TEST(subtypes_and_fold)
+{
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":7,\"dateCreated\":\"2024-11-03 01:30:00\","
+                    "\"txnType\":\"CAPTURE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
+                    "\"customerId\":\"9\",\"billingCycleNumber\":\"3\",\"orderType\":\"UPSALE\"}",
+                    NULL), LT_OK);
+    CHECK_STR(field(0, "subtype"), "rebill");
+    /* 01:30 happens twice: the earlier (EDT) instant */
+    CHECK_STR(field(0, "occurred_at"), "2024-11-03T05:30:00Z");
+    CHECK_STR(field(0, "amount_minor"), "500");
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":8,\"dateCreated\":\"2024-06-01 23:59:59\","
+                    "\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":9.5,"
+                    "\"customerId\":\"9\",\"billingCycleNumber\":1,\"orderType\":\"upsell\"}",
+                    NULL), LT_OK);
+    CHECK_STR(field(0, "subtype"), "upsell");
+    CHECK_STR(field(0, "amount_minor"), "950"); /* a JSON number, rebuilt exactly */
+    CHECK_STR(field(0, "local_date"), "2024-06-01");
+    CHECK_STR(field(0, "occurred_at"), "2024-06-02T03:59:59Z");
+}
+
+LT_TEST(refund_void_decline_authorize)
+{
+    const char *refund = "{\"transactionId\":1002,\"parentTxnId\":1001,"
+        "\"dateCreated\":\"2024-03-12 00:00:00\",\"txnType\":\"REFUND\","
+        "\"responseType\":\"SUCCESS\",\"totalAmount\":\"10.00\",\"customerId\":501}";
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, refund, NULL), LT_OK);
+    CHECK_STR(field(0, "type"), "refund");
+    CHECK_STR(field(0, "amount_minor"), "-1000");
+    CHECK_STR(field(0, "parent_transaction_id"), "1001");
+    CHECK_STR(field(0, "occurred_at"), "2024-03-12T04:00:00Z");
+    CHECK_STR(field(0, "subtype"), "null");
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":3,\"dateCreated\":\"2024-03-12 10:00:00\","
+                    "\"txnType\":\"VOID\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"-4.00\","
+                    "\"customerId\":501}", NULL), LT_OK);
+    CHECK_STR(field(0, "type"), "void");
+    CHECK_STR(field(0, "amount_minor"), "-400");
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":4,\"dateCreated\":\"2024-03-12 10:00:00\","
+                    "\"txnType\":\"SALE\",\"responseType\":\"HARD_DECLINE\",\"totalAmount\":\"4.00\","
+                    "\"customerId\":501,\"isChargedback\":1}", NULL), LT_OK);
+    CHECK_INT(evs.n, 1);
+    CHECK_STR(field(0, "type"), "decline");
+    CHECK_STR(field(0, "subtype"), "hard");
+    CHECK_STR(field(0, "amount_minor"), "0");
+    CHECK_STR(field(0, "attempted_minor"), "400");
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":5,\"dateCreated\":\"2024-03-12 10:00:00\","
+                    "\"txnType\":\"AUTHORIZE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"4.00\","
+                    "\"customerId\":501}", NULL), LT_OK);
+    CHECK_INT(evs.n, 0);
+    CHECK_INT(evs.note, LT_EVENT_NOTE_AUTHORIZE);
+}
+
+LT_TEST(chargeback_day_precision_and_occurrences)
+{
+    const char *rec = "{\"transactionId\":1001,\"dateCreated\":\"2024-03-01 12:00:00\","
+        "\"dateUpdated\":\"2024-04-02 09:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\","
+        "\"totalAmount\":\"29.99\",\"customerId\":501,\"isChargedback\":1,"
+        "\"chargebackAmount\":\"20.00\",\"chargebackDate\":\"2024-04-01\","
+        "\"chargebackReasonCode\":\"4837\"}";
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, NULL), LT_OK);
+    CHECK_INT(evs.n, 2);
+    CHECK_STR(field(1, "type"), "chargeback");
+    CHECK_STR(field(1, "amount_minor"), "-2000");
+    CHECK_STR(field(1, "occurred_at"), "2024-04-01T04:00:00Z");
+    CHECK_STR(field(1, "local_date"), "2024-04-01");
+    CHECK_STR(field(1, "date_precision"), "day");
+    CHECK_STR(field(1, "occurrence"), "1");
+    CHECK_STR(field(1, "chargeback_reason_code"), "4837");
+    CHECK_STR(field(1, "event_id"), expected_id("acme/transactions/1001/chargeback"));
+    lt_cb_state_t st = {.occurrence = 2};
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, &st), LT_OK);
+    CHECK_STR(field(1, "event_id"), expected_id("acme/transactions/1001/chargeback/2"));
+    st.reverted = 1; /* a stale row with the flag still set: no chargeback */
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, &st), LT_OK);
+    CHECK_INT(evs.n, 1);
+}
+
+LT_TEST(chargeback_reversal)
+{
+    const char *rec = "{\"transactionId\":1001,\"dateCreated\":\"2024-03-01 12:00:00\","
+        "\"dateUpdated\":\"2024-05-09 08:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\","
+        "\"totalAmount\":\"29.99\",\"customerId\":501,\"isChargedback\":0,"
+        "\"chargebackAmount\":\"20.00\",\"chargebackDate\":\"2024-04-01 10:00:00\"}";
+    lt_cb_state_t st = {.occurrence = 1, .reverted = 1,
+                        .reversal_date_updated = "2024-05-02 10:15:00"};
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, &st), LT_OK);
+    CHECK_INT(evs.n, 2);
+    CHECK_STR(field(1, "type"), "chargeback_reversal");
+    CHECK_STR(field(1, "amount_minor"), "2000");
+    CHECK_STR(field(1, "occurred_at"), "2024-05-02T14:15:00Z"); /* first observed */
+    CHECK_STR(field(1, "event_id"), expected_id("acme/transactions/1001/chargeback_reversal"));
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, NULL), LT_OK); /* stateless: none */
+    CHECK_INT(evs.n, 1);
+}
+
+LT_TEST(customer_subscription_reference)
+{
+    CHECK_INT(build(LT_STREAM_CUSTOMERS,
+                    "{\"customerId\":501,\"dateCreated\":\"2024-01-01 00:00:00\","
+                    "\"dateUpdated\":\"2024-02-01 00:00:00\",\"firstName\":\"Zoë\","
+                    "\"eCommercePassword\":\"hunter2\"}", NULL), LT_OK);
+    CHECK_STR(field(0, "type"), "customer");
+    CHECK_STR(field(0, "amount_minor"), "null");
+    CHECK_STR(field(0, "currency"), "null");
+    CHECK_STR(field(0, "occurred_at"), "2024-02-01T05:00:00Z");
+    CHECK(strstr(evs.ev[0].json, "hunter2") == NULL);
+    CHECK(strstr(evs.ev[0].json, "Zo") == NULL);
+    CHECK_INT(build(LT_STREAM_PURCHASES,
+                    "{\"purchaseId\":77,\"orderId\":\"AB12\",\"customerId\":501,\"campaignId\":3,"
+                    "\"productId\":42,\"status\":\"ACTIVE\",\"billingCycleNumber\":2,"
+                    "\"nextBillDate\":\"2024-03-01\",\"dateUpdated\":\"2024-02-01 10:00:00\"}",
+                    NULL), LT_OK);
+    CHECK_STR(field(0, "type"), "subscription");
+    CHECK_STR(field(0, "status"), "ACTIVE");
+    CHECK_STR(field(0, "subscription_id"), "77");
+    CHECK_STR(field(0, "product_ids"), "[\"42\"]");
+    CHECK_STR(field(0, "next_bill_date"), "2024-03-01");
+    CHECK_INT(build(LT_STREAM_ORDERS, "{\"orderId\":\"X1\",\"orderStatus\":\"PARTIAL\"}", NULL), LT_OK);
+    CHECK_INT(evs.n, 0);
+    CHECK_INT(evs.note, LT_EVENT_NOTE_PARTIAL_ORDER);
+    CHECK_INT(build(LT_STREAM_CAMPAIGNS, "{\"campaignId\":3}", NULL), LT_OK);
+    CHECK_INT(evs.n, 0);
+}
+
+LT_TEST(malformed_rows)
+{
+    const char *bad[] = {
+        "{\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"GIFT\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"MAYBE\",\"totalAmount\":\"1\",\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-02-30 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1.005\",\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1,\"currencyCode\":\"XYZ\"}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\"}",
+        "{\"transactionId\":\"a/b\",\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1,\"isChargedback\":1,\"chargebackDate\":\"2024-13-01\"}",
+        "[1,2]",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_INT(build(LT_STREAM_TRANSACTIONS, bad[i], NULL), LT_ERR_PERMANENT);
+        CHECK_INT(evs.n, 0);
+        CHECK(err[0] != '\0');
+    }
+    CHECK_INT(build(LT_STREAM_PURCHASES, "{\"purchaseId\":1,\"customerId\":2,\"status\":\"ZOMBIE\","
+                    "\"dateUpdated\":\"2024-02-01 10:00:00\"}", NULL), LT_ERR_PERMANENT);
+}
+
+LT_TEST(deterministic)
+{
+    char first[2048];
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, TXN(""), NULL), LT_OK);
+    snprintf(first, sizeof(first), "%s", evs.ev[0].json);
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, TXN(""), NULL), LT_OK);
+    CHECK_STR(evs.ev[0].json, first);
+    CHECK_INT(evs.ev[0].len, strlen(first));
+}
+
+LT_TEST(cb_history)
+{
+    lt_cb_state_t st;
+    const char *h = "C,3,10;R,3,20,2024-05-02 10:15:00;C,3,30";
+    CHECK_INT(lt_cb_state_at(h, strlen(h), 3, 9, &st), 0);
+    CHECK_INT(st.occurrence, 0);
+    CHECK_INT(lt_cb_state_at(h, strlen(h), 3, 10, &st), 0);
+    CHECK_INT(st.occurrence * 10 + st.reverted, 10);
+    CHECK_INT(lt_cb_state_at(h, strlen(h), 3, 25, &st), 0);
+    CHECK_INT(st.occurrence * 10 + st.reverted, 11);
+    CHECK_STR(st.reversal_date_updated, "2024-05-02 10:15:00");
+    CHECK_INT(lt_cb_state_at(h, strlen(h), 3, 1000, &st), 0);
+    CHECK_INT(st.occurrence * 10 + st.reverted, 20);
+    CHECK_INT(lt_cb_state_at(h, strlen(h), 4, 0, &st), 0); /* other partition: all */
+    CHECK_INT(st.occurrence, 2);
+    CHECK_INT(lt_cb_state_at("", 0, 0, 0, &st), 0);
+    CHECK_INT(lt_cb_state_at("X,1,2", 5, 0, 0, &st), -1);
+    CHECK_INT(lt_cb_state_at("R,1,2", 5, 0, 5, &st), -1);
+
+    lt_cb_probe_t pr;
+    cJSON *rec = cJSON_Parse(TXN(""));
+    CHECK_INT(lt_event_cb_probe(LT_STREAM_TRANSACTIONS, rec, &pr), 0);
+    CHECK_INT(pr.flag, 0);
+    CHECK_STR(pr.transaction_id, "1001");
+    CHECK_STR(pr.date_updated, "2024-04-02 09:00:00");
+    CHECK_INT(lt_event_cb_probe(LT_STREAM_ORDERS, rec, &pr), -1);
+    cJSON_Delete(rec);
+}
+
+int main(void)
+{
+    LT_RUN(payment_initial_in_gap);
+    LT_RUN(subtypes_and_fold);
+    LT_RUN(refund_void_decline_authorize);
+    LT_RUN(chargeback_day_precision_and_occurrences);
+    LT_RUN(chargeback_reversal);
+    LT_RUN(customer_subscription_reference);
+    LT_RUN(malformed_rows);
+    LT_RUN(deterministic);
+    LT_RUN(cb_history);
+    lt_event_list_clear(&evs);
+    return LT_DONE();
+}
