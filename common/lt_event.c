@@ -311,6 +311,8 @@ static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, siz
     r->stream = lt_stream_name(in->stream);
     if (get_id(in->record, record_id_key[in->stream], r->record_id) != 0)
         return fail(errstr, errlen, "%s: missing or invalid", record_id_key[in->stream]);
+    if (in->stream == LT_STREAM_TRANSACTIONS)
+        memcpy(r->transaction_id, r->record_id, sizeof(r->record_id));
     if (opt_id(in->record, "customerId", r->customer_id) != 0)
         return fail(errstr, errlen, "customerId: invalid");
     if (opt_id(in->record, "orderId", r->order_id) != 0)

@@ -80,6 +80,7 @@ LT_TEST(payment_initial_in_gap)
     CHECK_STR(field(0, "currency"), "USD");
     CHECK_STR(field(0, "customer_id"), "501");
     CHECK_STR(field(0, "order_id"), "7B83FF8095");
+    CHECK_STR(field(0, "transaction_id"), "1001");
     CHECK_STR(field(0, "campaign_id"), "12");
     CHECK_STR(field(0, "billing_cycle"), "1");
     CHECK_STR(field(0, "affiliate_id"), "AFF3");
@@ -209,6 +210,8 @@ LT_TEST(customer_subscription_reference)
     CHECK_STR(field(0, "type"), "subscription");
     CHECK_STR(field(0, "status"), "ACTIVE");
     CHECK_STR(field(0, "subscription_id"), "77");
+    CHECK_STR(field(0, "transaction_id"), "null");
+    CHECK_STR(field(0, "order_id"), "AB12");
     CHECK_STR(field(0, "product_ids"), "[\"42\"]");
     CHECK_STR(field(0, "next_bill_date"), "2024-03-01");
     CHECK_INT(build(LT_STREAM_ORDERS, "{\"orderId\":\"X1\",\"orderStatus\":\"PARTIAL\"}", NULL), LT_OK);
