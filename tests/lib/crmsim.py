@@ -1,0 +1,196 @@
+"""Start, query and stop crm-sim from tests (Python stdlib only).
+
+    with CrmSim(customers=40, days=120) as sim:
+        status, headers, body = sim.post("/transactions/query/", {"startDate": "01/01/2024"})
+        rows = sim.query_all("/transactions/query/", {...})
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+DEFAULTS = {
+    "seed": 42,
+    "customers": 40,
+    "start": "2024-01-01",
+    "days": 120,
+    "timezone": "America/New_York",
+    "currency": "USD",
+    "login_id": "apiuser",
+    "password": "pa ss+w%rd=#1",
+}
+
+
+def binary(name="crm-sim"):
+    bin_dir = os.environ.get("LTVSYNC_BIN_DIR")
+    if not bin_dir:
+        raise RuntimeError("LTVSYNC_BIN_DIR is not set")
+    return os.path.join(bin_dir, name)
+
+
+class CrmSim:
+    """One crm-sim process on 127.0.0.1, a random port, its own temp dir.
+
+    Keyword options map to the CLI (underscores become dashes); True adds a
+    bare flag; a list repeats the option (deny_endpoint=[...])."""
+
+    def __init__(self, dump=True, **opts):
+        self.opts = dict(DEFAULTS)
+        self.opts.update(opts)
+        self.tmp = tempfile.mkdtemp(prefix="crmsim-")
+        self.port_file = os.path.join(self.tmp, "port")
+        self.dump_path = os.path.join(self.tmp, "dump.json") if dump else None
+        self.log_path = os.path.join(self.tmp, "crm-sim.log")
+        self.proc = None
+        self.port = None
+
+    @property
+    def login(self):
+        return {"loginId": self.opts["login_id"], "password": self.opts["password"]}
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def argv(self):
+        args = [binary(), "--port", "0", "--port-file", self.port_file]
+        if self.dump_path:
+            args += ["--dump", self.dump_path]
+        for key, val in self.opts.items():
+            flag = "--" + key.replace("_", "-")
+            if val is True:
+                args.append(flag)
+            elif val is False or val is None:
+                continue
+            elif isinstance(val, (list, tuple)):
+                for v in val:
+                    args += [flag, str(v)]
+            else:
+                args += [flag, str(val)]
+        return args
+
+    def start(self, timeout=30.0):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("crm-sim exited %d: %s" % (self.proc.returncode, self.read_log()))
+            if os.path.exists(self.port_file):
+                with open(self.port_file) as f:
+                    text = f.read().strip()
+                if text:
+                    self.port = int(text)
+                    return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("crm-sim did not start: " + self.read_log())
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=10.0):
+        """SIGTERM; returns the exit code (0 expected)."""
+        rc = None
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait()
+        elif self.proc:
+            rc = self.proc.returncode
+        if getattr(self, "log", None):
+            self.log.close()
+        return rc
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        rc = self.stop()
+        log = self.read_log()
+        self.cleanup()
+        if exc[0] is None and rc != 0:
+            raise AssertionError("crm-sim exited %r: %s" % (rc, log))
+
+    # ---- HTTP ----
+    def request(self, path, params=None, method="POST", auth=True, query=None, timeout=30):
+        """Returns (status, headers, body bytes); form POST by default.
+        status None means the connection failed (reset)."""
+        fields = dict(self.login) if auth else {}
+        fields.update(params or {})
+        url = self.url + path
+        data = None
+        if method == "GET":
+            url += "?" + urllib.parse.urlencode(fields)
+        else:
+            data = urllib.parse.urlencode(fields).encode()
+        if query:
+            url += ("&" if "?" in url else "?") + query
+        req = urllib.request.Request(url, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/x-www-form-urlencoded")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+        except (ConnectionError, urllib.error.URLError, OSError) as e:
+            return None, {}, str(e).encode()
+
+    def post(self, path, params=None, **kw):
+        return self.request(path, params, **kw)
+
+    def query(self, path, params=None, **kw):
+        """The parsed JSON envelope; raises if the answer is not JSON 200."""
+        status, _, body = self.request(path, params, **kw)
+        if status != 200:
+            raise AssertionError("HTTP %r: %r" % (status, body[:200]))
+        return json.loads(body)
+
+    def query_all(self, path, params, per_page=200):
+        """Every row across pages until the no-rows error; returns (rows, totals seen)."""
+        rows, totals, page = [], [], 1
+        while True:
+            p = dict(params)
+            p.update({"page": page, "resultsPerPage": per_page})
+            env = self.query(path, p)
+            if env["result"] != "SUCCESS":
+                if "matching those parameters could be found" not in env["message"]:
+                    raise AssertionError(env)
+                return rows, totals
+            totals.append(int(env["message"]["totalResults"]))
+            rows.extend(env["message"]["data"])
+            page += 1
+
+    def stats(self):
+        with urllib.request.urlopen(self.url + "/_sim/stats", timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def mutate(self, action, transaction_id, date):
+        body = json.dumps({"action": action, "transactionId": str(transaction_id), "date": date})
+        req = urllib.request.Request(self.url + "/_sim/mutate", data=body.encode(), method="POST")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def dump(self):
+        with open(self.dump_path, encoding="utf-8") as f:
+            return json.load(f)
