@@ -1,0 +1,121 @@
+/* Driver of lt_kafka for tests/integration/test_common_io.py (not a ctest
+ * test itself). Configuration from the environment (LTVSYNC_KAFKA_*).
+ *   test_kafka_io produce TOPIC N TAG   -> "delivered=N failed=F rc=NAME"
+ *   test_kafka_io consume TOPIC GROUP N -> "msg P O KEY VALUE" lines (stored
+ *                                          and committed), then "consumed=N"
+ *   test_kafka_io create TOPIC P        -> "rc=NAME err=..."
+ *   test_kafka_io readall TOPIC         -> "msg ..." lines, "read=N rc=NAME" */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lt_kafka.h"
+#include "lt_log.h"
+
+static int produce(const lt_config_t *cfg, const char *topic, int n,
+                   const char *tag)
+{
+    char errstr[512] = "", key[32], val[128];
+    lt_batch_t batch = {0};
+    lt_producer_t *p = lt_producer_new(cfg, "KAFKA_", errstr, sizeof(errstr));
+    lt_err_t rc = LT_OK;
+    int i;
+
+    if (!p) {
+        printf("producer: %s\n", errstr);
+        return 1;
+    }
+    for (i = 0; i < n && rc == LT_OK; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "%s-%d", tag, i);
+        rc = lt_producer_send(p, topic, key, strlen(key), val, strlen(val),
+                              &batch, errstr, sizeof(errstr));
+    }
+    if (rc == LT_OK)
+        rc = lt_producer_wait(p, &batch, 20000);
+    printf("delivered=%ld failed=%ld pending=%ld rc=%s first_err=%s\n",
+           (long)i - atomic_load(&batch.failed) - atomic_load(&batch.pending),
+           (long)atomic_load(&batch.failed), (long)atomic_load(&batch.pending),
+           lt_err_name(rc),
+           rd_kafka_err2name((rd_kafka_resp_err_t)atomic_load(&batch.first_err)));
+    lt_producer_destroy(p, 1000);
+    return rc == LT_OK ? 0 : 1;
+}
+
+static void print_msg(const rd_kafka_message_t *rkm, void *opaque)
+{
+    int *count = opaque;
+
+    printf("msg %d %lld %.*s %.*s\n", (int)rkm->partition,
+           (long long)rkm->offset, (int)rkm->key_len, (const char *)rkm->key,
+           (int)rkm->len, (const char *)rkm->payload);
+    (*count)++;
+}
+
+static int consume(const lt_config_t *cfg, const char *topic, const char *group,
+                   int n)
+{
+    char errstr[512];
+    const char *topics[1] = {topic};
+    lt_consumer_t *c = lt_consumer_new(cfg, group, topics, 1, errstr,
+                                       sizeof(errstr));
+    rd_kafka_message_t *rkm;
+    int got = 0, idle = 0;
+
+    if (!c) {
+        printf("consumer: %s\n", errstr);
+        return 1;
+    }
+    while (got < n && idle < 150) { /* 15 s without a message ends it */
+        if (!(rkm = lt_consumer_poll(c, 100))) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        print_msg(rkm, &got);
+        if (lt_consumer_store(c, rkm) != LT_OK)
+            printf("store failed\n");
+        rd_kafka_message_destroy(rkm);
+    }
+    lt_consumer_destroy(c);
+    printf("consumed=%d\n", got);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    lt_config_t *cfg = lt_config_new(LT_SVC_CTL);
+    char errstr[512] = "";
+    int rc = 2, count = 0;
+    lt_err_t err;
+
+    lt_log_init("kafka-io", LT_LOG_INFO);
+    if (!cfg || lt_config_load(cfg, NULL, errstr, sizeof(errstr)) != LT_OK) {
+        printf("config: %s\n", errstr);
+        goto done;
+    }
+    if (lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")) >= 0)
+        lt_log_init("kafka-io",
+                    (lt_log_level_t)lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")));
+    if (argc == 5 && !strcmp(argv[1], "produce")) {
+        rc = produce(cfg, argv[2], atoi(argv[3]), argv[4]);
+    } else if (argc == 5 && !strcmp(argv[1], "consume")) {
+        rc = consume(cfg, argv[2], argv[3], atoi(argv[4]));
+    } else if (argc == 4 && !strcmp(argv[1], "create")) {
+        err = lt_kafka_create_topic(cfg, argv[2], atoi(argv[3]), NULL, errstr,
+                                    sizeof(errstr));
+        printf("rc=%s err=%s\n", lt_err_name(err), err ? errstr : "");
+        rc = err != LT_OK;
+    } else if (argc == 3 && !strcmp(argv[1], "readall")) {
+        err = lt_kafka_read_all(cfg, argv[2], print_msg, &count, 20000, errstr,
+                                sizeof(errstr));
+        printf("read=%d rc=%s err=%s\n", count, lt_err_name(err),
+               err ? errstr : "");
+        rc = err != LT_OK;
+    } else {
+        fprintf(stderr, "usage: see the comment at the top of test_kafka_io.c\n");
+    }
+done:
+    fflush(stdout);
+    lt_config_destroy(cfg);
+    return rc;
+}
