@@ -1,0 +1,195 @@
+/* One batch of raw messages: parse every envelope, fetch the chargeback
+ * state of the whole batch in one Redis call, build the events, produce
+ * events and dead letters, and wait until Kafka acknowledged all of them.
+ * Only then may the caller store the offsets. A failed produce is retried
+ * for the whole batch: event ids are deterministic, so duplicates are
+ * harmless and the sink drops them. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt_json.h"
+#include "lt_log.h"
+#include "lt_signal.h"
+#include "normalizer.h"
+
+#define ACK_TIMEOUT_MS 30000
+
+static const char *const event_types[8] = {
+    "payment", "refund", "void", "chargeback", "chargeback_reversal", "decline",
+    "customer", "subscription"};
+
+lt_metric_t *norm_event_metric(norm_t *n, const char *type)
+{
+    for (int i = 0; i < 8; i++)
+        if (strcmp(event_types[i], type) == 0)
+            return n->m.events[i];
+    return NULL;
+}
+
+static void set_reason(norm_msg_t *m, const char *what, const char *detail)
+{
+    snprintf(m->reason, sizeof(m->reason), "%s%s%s", what, detail ? ": " : "",
+             detail ? detail : "");
+}
+
+static void parse_msg(norm_t *n, norm_msg_t *m)
+{
+    char err[160];
+    const char *iid, *stream;
+    if (!m->rkm->payload) {
+        set_reason(m, "empty value", NULL);
+        return;
+    }
+    m->env = lt_json_parse(m->rkm->payload, m->rkm->len, n->max_message, err, sizeof(err));
+    if (!m->env) {
+        set_reason(m, "invalid JSON", err);
+        return;
+    }
+    iid = lt_json_str(m->env, "integration_id");
+    stream = lt_json_str(m->env, "stream");
+    m->fetched_at = lt_json_str(m->env, "fetched_at");
+    m->record = cJSON_GetObjectItemCaseSensitive(m->env, "record");
+    if (!iid || !stream || !cJSON_IsObject(m->record))
+        set_reason(m, "envelope: integration_id, stream and record are required", NULL);
+    else if ((int)(m->stream = (lt_stream_t)lt_stream_parse(stream, strlen(stream))) < 0)
+        set_reason(m, "envelope: unknown stream", NULL);
+    else if (m->fetched_at && strlen(m->fetched_at) > 64)
+        set_reason(m, "envelope: fetched_at too long", NULL);
+    else if (norm_integ_find(n, iid, &m->integ) != 0)
+        set_reason(m, "unknown integration (or invalid timezone)", NULL);
+    else
+        m->has_integ = 1;
+    if (!m->reason[0])
+        lt_event_cb_probe(m->stream, m->record, &m->probe);
+}
+
+typedef struct {
+    long rows, dlq, partial, authorize, reference, events[8];
+} counts_t;
+
+static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, counts_t *c)
+{
+    char err[256];
+    lt_cb_state_t st;
+    lt_event_input_t in = {m->integ.id, m->integ.brand, m->integ.tz, m->integ.currency,
+                           m->stream, m->fetched_at, m->record, NULL};
+    if (m->probe.applies) {
+        if (lt_cb_state_at(m->history ? m->history : "", m->history_len, m->rkm->partition,
+                           m->rkm->offset, &st) != 0) {
+            set_reason(m, "chargeback history in Redis is malformed", NULL);
+            return LT_ERR_PERMANENT;
+        }
+        in.cb = &st;
+    }
+    lt_err_t rc = lt_event_build(&in, evs, err, sizeof(err));
+    if (rc != LT_OK) {
+        set_reason(m, "record", err);
+        return rc;
+    }
+    c->partial += evs->note == LT_EVENT_NOTE_PARTIAL_ORDER;
+    c->authorize += evs->note == LT_EVENT_NOTE_AUTHORIZE;
+    c->reference += evs->note == LT_EVENT_NOTE_REFERENCE;
+    for (size_t i = 0; i < evs->n; i++) {
+        rc = lt_producer_send(n->prod, n->topic_events, evs->key, evs->keylen,
+                              evs->ev[i].json, evs->ev[i].len, &n->batch, err, sizeof(err));
+        if (rc != LT_OK) {
+            lt_warn("produce event: %s", err);
+            return LT_ERR_RETRIABLE;
+        }
+        for (int t = 0; t < 8; t++)
+            c->events[t] += strcmp(evs->ev[i].type, event_types[t]) == 0;
+    }
+    return LT_OK;
+}
+
+/* Produces the outputs of every message; LT_ERR_RETRIABLE when a send failed. */
+static lt_err_t produce_all(norm_t *n, norm_msg_t *msgs, size_t count, counts_t *c)
+{
+    lt_event_list_t evs = {0};
+    lt_err_t rc = LT_OK;
+    char err[256];
+    for (size_t i = 0; i < count && rc == LT_OK; i++) {
+        norm_msg_t *m = &msgs[i];
+        c->rows++;
+        if (!m->reason[0])
+            rc = send_events(n, m, &evs, c);
+        if (rc == LT_ERR_PERMANENT || (rc == LT_OK && m->reason[0])) {
+            rc = norm_dlq_send(n, m, err, sizeof(err));
+            c->dlq++;
+            if (rc != LT_OK) {
+                lt_warn("produce dead letter: %s", err);
+                rc = LT_ERR_RETRIABLE;
+            }
+        }
+    }
+    lt_event_list_clear(&evs);
+    return rc;
+}
+
+static void apply_counts(norm_t *n, const counts_t *c)
+{
+    lt_metric_add(n->m.rows, c->rows);
+    lt_metric_add(n->m.partial, c->partial);
+    lt_metric_add(n->m.authorize, c->authorize);
+    lt_metric_add(n->m.reference, c->reference);
+    for (int t = 0; t < 8; t++)
+        lt_metric_add(n->m.events[t], c->events[t]);
+}
+
+/* Waits out every delivery report of the batch (so its counters can be
+ * reset); 0 when all were delivered. */
+static int settle(norm_t *n)
+{
+    lt_err_t rc = lt_producer_wait(n->prod, &n->batch, ACK_TIMEOUT_MS);
+    while (atomic_load(&n->batch.pending) > 0)
+        lt_producer_wait(n->prod, &n->batch, 1000);
+    return rc == LT_OK && atomic_load(&n->batch.failed) == 0 ? 0 : -1;
+}
+
+static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
+{
+    while (norm_cb_fetch(n, msgs, count) != 0) {
+        n->ready = 0;
+        lt_metric_add(n->m.redis_pauses, 1);
+        if (norm_sleep_ms(500) != 0)
+            return -1;
+    }
+    n->ready = 1;
+    return 0;
+}
+
+int norm_batch_run(norm_t *n, norm_msg_t *msgs, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        parse_msg(n, &msgs[i]);
+    if (fetch_state(n, msgs, count) != 0)
+        return -1;
+    for (int attempt = 0;; attempt++) {
+        counts_t c = {0};
+        atomic_store(&n->batch.pending, 0);
+        atomic_store(&n->batch.failed, 0);
+        atomic_store(&n->batch.first_err, 0);
+        lt_err_t rc = produce_all(n, msgs, count, &c);
+        if (settle(n) == 0 && rc == LT_OK) {
+            apply_counts(n, &c);
+            return 0;
+        }
+        lt_metric_add(n->m.produce_retries, 1);
+        lt_warn("batch of %zu rows not acknowledged (%s); producing it again", count,
+                rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&n->batch.first_err)));
+        if (norm_sleep_ms(1000) != 0)
+            return -1;
+    }
+}
+
+void norm_batch_free(norm_msg_t *msgs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        cJSON_Delete(msgs[i].env);
+        free(msgs[i].history);
+        if (msgs[i].rkm)
+            rd_kafka_message_destroy(msgs[i].rkm);
+        memset(&msgs[i], 0, sizeof(msgs[i]));
+    }
+}

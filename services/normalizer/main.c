@@ -1,0 +1,160 @@
+/* ltvsync-normalizer: ltvsync.raw -> ltvsync.events (and ltvsync.dlq).
+ *
+ * Flow: read the integrations, then loop: take up to NORM_BATCH_MAX raw
+ * messages, turn them into events (batch.c), wait until Kafka acknowledged
+ * every output, store the offsets, repeat. SIGTERM stops polling, finishes
+ * the batch in hand and commits. For a replay, run it under another group
+ * (LTVSYNC_GROUP_ID): chargeback state in Redis answers old offsets from
+ * history, so the replay yields the same events. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lt_httpd.h"
+#include "lt_log.h"
+#include "lt_signal.h"
+#include "normalizer.h"
+
+long long norm_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int norm_sleep_ms(long long ms)
+{
+    while (ms > 0 && !lt_signal_stop) {
+        long long step = ms < 100 ? ms : 100;
+        struct timespec ts = {0, (long)step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return lt_signal_stop ? -1 : 0;
+}
+
+static int ready(void *opaque)
+{
+    const norm_t *n = opaque;
+    return n->ready;
+}
+
+static void register_metrics(norm_metrics_t *m)
+{
+    static const char *const labels[8] = {
+        "type=\"payment\"", "type=\"refund\"", "type=\"void\"", "type=\"chargeback\"",
+        "type=\"chargeback_reversal\"", "type=\"decline\"", "type=\"customer\"",
+        "type=\"subscription\""};
+    m->rows = lt_metric_counter("ltvsync_normalizer_rows_total", "raw rows processed", NULL);
+    for (int i = 0; i < 8; i++)
+        m->events[i] = lt_metric_counter("ltvsync_normalizer_events_total",
+                                         "events produced by type", labels[i]);
+    m->dlq = lt_metric_counter("ltvsync_normalizer_dlq_total", "rows sent to the DLQ", NULL);
+    m->partial = lt_metric_counter("ltvsync_normalizer_partial_orders_total",
+                                   "PARTIAL orders (no event: no money moved)", NULL);
+    m->authorize = lt_metric_counter("ltvsync_normalizer_authorize_only_total",
+                                     "AUTHORIZE transactions (no event)", NULL);
+    m->reference = lt_metric_counter("ltvsync_normalizer_reference_rows_total",
+                                     "order and campaign rows (no event)", NULL);
+    m->redis_pauses = lt_metric_counter("ltvsync_normalizer_redis_pauses_total",
+                                        "pauses because Redis was unreachable", NULL);
+    m->produce_retries = lt_metric_counter("ltvsync_normalizer_batch_retries_total",
+                                           "batches produced again after a failure", NULL);
+    m->integration_reloads = lt_metric_counter("ltvsync_normalizer_integration_reloads_total",
+                                               "reads of the integrations topic", NULL);
+}
+
+/* Takes up to NORM_BATCH_MAX messages: waits for the first, not the rest. */
+static size_t collect(norm_t *n, norm_msg_t *msgs)
+{
+    size_t count = 0;
+    while (count < NORM_BATCH_MAX && !lt_signal_stop) {
+        rd_kafka_message_t *rkm = lt_consumer_poll(n->cons, count ? 0 : 100);
+        if (!rkm)
+            break;
+        if (rkm->err) {
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        msgs[count++].rkm = rkm;
+    }
+    return count;
+}
+
+static int run(norm_t *n)
+{
+    static norm_msg_t msgs[NORM_BATCH_MAX];
+    while (!lt_signal_stop) {
+        size_t count = collect(n, msgs);
+        norm_integ_refresh(n);
+        if (count == 0)
+            continue;
+        int rc = norm_batch_run(n, msgs, count);
+        for (size_t i = 0; rc == 0 && i < count; i++)
+            lt_consumer_store(n->cons, msgs[i].rkm);
+        norm_batch_free(msgs, count);
+        if (rc != 0)
+            lt_info("shutdown with a batch of %zu rows unacknowledged; it will be redelivered",
+                    count);
+    }
+    return 0;
+}
+
+static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
+{
+    const char *group = lt_config_str(cfg, "GROUP_ID");
+    const char *topics[1];
+    n->cfg = cfg;
+    n->topic_raw = lt_config_str(cfg, "TOPIC_RAW");
+    n->topic_events = lt_config_str(cfg, "TOPIC_EVENTS");
+    n->topic_dlq = lt_config_str(cfg, "TOPIC_DLQ");
+    n->prefix = lt_config_str(cfg, "REDIS_PREFIX");
+    n->max_message = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
+    topics[0] = n->topic_raw;
+    register_metrics(&n->m);
+    if (!(n->redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 5000, err, errlen)))
+        return -1;
+    if (!(n->prod = lt_producer_new(cfg, "KAFKA_", err, errlen)))
+        return -1;
+    if (norm_integ_load(n) != 0)
+        lt_warn("integrations not readable yet; retrying when rows arrive");
+    n->cons = lt_consumer_new(cfg, group && *group ? group : "ltvsync-normalizer", topics, 1,
+                              err, errlen);
+    n->ready = n->cons != NULL && lt_redis_ping(n->redis);
+    return n->cons ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    static norm_t n;
+    lt_config_t *cfg = NULL;
+    lt_httpd_t *httpd = NULL;
+    char err[512] = "";
+    int rc = lt_config_from_args(argc, argv, "ltvsync-normalizer", LT_SVC_NORMALIZER,
+                                 "Turns ltvsync.raw rows into canonical events.\n", &cfg);
+    if (rc >= 0)
+        return rc;
+    rc = 1;
+    lt_signal_install();
+    if (setup(&n, cfg, err, sizeof(err)) != 0) {
+        lt_error("start-up: %s", err);
+        goto end;
+    }
+    httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), ready, &n, err, sizeof(err));
+    if (!httpd) {
+        lt_error("http endpoint: %s", err);
+        goto end;
+    }
+    lt_info("consuming %s", n.topic_raw);
+    rc = run(&n);
+end:
+    lt_httpd_stop(httpd);
+    lt_consumer_destroy(n.cons); /* commits the stored offsets */
+    lt_producer_destroy(n.prod, 10000);
+    lt_redis_destroy(n.redis);
+    norm_integ_clear(&n);
+    lt_config_destroy(cfg);
+    lt_info("stopped");
+    return rc;
+}

@@ -1,0 +1,87 @@
+/* ltvsync-normalizer internals (prefix norm_). main.c sets up and runs the
+ * loop; batch.c turns a batch of raw messages into events; cbstore.c keeps
+ * chargeback history in Redis; integ.c caches integrations; dlq.c writes
+ * dead letters. One thread does all of it: the producer, consumer and Redis
+ * handles are used only from the main loop. */
+#ifndef NORMALIZER_H
+#define NORMALIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "lt_config.h"
+#include "lt_event.h"
+#include "lt_kafka.h"
+#include "lt_metrics.h"
+#include "lt_redis.h"
+#include "lt_registry.h"
+
+#define NORM_BATCH_MAX 1000
+
+typedef struct {
+    lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;
+    lt_metric_t *produce_retries, *integration_reloads;
+    lt_metric_t *events[8]; /* by type, see norm_event_metric() */
+} norm_metrics_t;
+
+typedef struct {
+    char id[65], brand[16], currency[4];
+    const lt_tz_t *tz; /* from the process-wide cache, never freed */
+} norm_integ_t;
+
+typedef struct {
+    const lt_config_t *cfg;
+    const char *topic_raw, *topic_events, *topic_dlq, *prefix;
+    size_t max_message;
+    lt_producer_t *prod;
+    lt_consumer_t *cons;
+    lt_redis_t *redis;
+    lt_batch_t batch; /* lives as long as the process: delivery reports point here */
+    norm_integ_t *integs;
+    size_t ninteg;
+    long long integ_loaded_ms;
+    norm_metrics_t m;
+    volatile int ready;
+} norm_t;
+
+/* One raw message in a batch, parsed once. */
+typedef struct {
+    rd_kafka_message_t *rkm;
+    cJSON *env;              /* parsed envelope, owned */
+    const cJSON *record;     /* inside env */
+    norm_integ_t integ;      /* a copy: the map may reload mid-batch */
+    int has_integ;
+    lt_stream_t stream;
+    const char *fetched_at;
+    char reason[320];        /* non-empty: goes to the DLQ */
+    lt_cb_probe_t probe;
+    char *history;           /* chargeback history from Redis, owned */
+    size_t history_len;
+} norm_msg_t;
+
+long long norm_now_ms(void);
+int norm_sleep_ms(long long ms); /* -1 when interrupted by shutdown */
+
+/* integ.c */
+int norm_integ_load(norm_t *n);
+/* Copies the integration into out; re-reads the topic for an unknown id.
+ * 0, or -1 when unknown (or its zone is invalid). */
+int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out);
+void norm_integ_refresh(norm_t *n); /* periodic, between batches */
+void norm_integ_clear(norm_t *n);
+
+/* cbstore.c: fills msgs[i].history for every message whose probe applies;
+ * 0 on success, -1 when Redis failed (nothing may be stored then). */
+int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count);
+
+/* dlq.c: sends one dead letter for msg with its reason. */
+lt_err_t norm_dlq_send(norm_t *n, const norm_msg_t *msg, char *errstr, size_t errlen);
+
+/* batch.c: processes count messages; returns 0 when every output is
+ * acknowledged (the caller may store their offsets), -1 on shutdown before that. */
+int norm_batch_run(norm_t *n, norm_msg_t *msgs, size_t count);
+void norm_batch_free(norm_msg_t *msgs, size_t count);
+lt_metric_t *norm_event_metric(norm_t *n, const char *type);
+
+#endif
