@@ -1,7 +1,8 @@
 /* Driver of lt_http for tests/integration/test_common_io.py (not a ctest
  * test itself). Usage:
- *   test_http_io [-m MAX_BODY] [-t TIMEOUT_MS] get URL [URL...]
- *   test_http_io [-m MAX_BODY] [-t TIMEOUT_MS] post URL NAME VALUE [...]
+ *   test_http_io [-m MAX_BODY] [-t TIMEOUT_MS] [-c CA_FILE] get URL [URL...]
+ *   test_http_io [-m MAX_BODY] [-t TIMEOUT_MS] [-c CA_FILE] post URL NAME VALUE
+ *                [NAME VALUE ...]
  *   test_http_io encode NAME VALUE [...]
  * For each request prints one line
  *   <err-name> status=<n> len=<n> retry_after=<n> ctype=<type> ms=<elapsed>
@@ -59,6 +60,8 @@ int main(int argc, char **argv)
             opts.max_body = (size_t)atol(argv[i + 1]);
         else if (!strcmp(argv[i], "-t"))
             opts.timeout_ms = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "-c"))
+            opts.ca_file = argv[i + 1];
     }
     if (i + 1 >= argc)
         return 2;
