@@ -1,0 +1,171 @@
+/* ltvsync-sink: ltvsync.events -> ltv.events.v1, exactly once, effectively.
+ *
+ * Validates each event (ltv.event.v1), routes refusals to ltvsync.dlq, skips
+ * events whose content the downstream already has (dedupe state in Redis,
+ * see store.c) and writes the others keyed by event_id. The pipeline of one
+ * batch is in batch.c. SIGTERM: stop polling, finish the batch in hand
+ * within SHUTDOWN_GRACE, flush, commit, exit 0. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "lt_httpd.h"
+#include "lt_log.h"
+#include "lt_signal.h"
+#include "sink.h"
+
+#define STATS_EVERY_MS 10000
+#define GRACE_MARGIN_MS 3000 /* kept for flush, commit and close */
+
+long long sink_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int sink_give_up(sink_t *s)
+{
+    long long budget = s->grace_ms > 2 * GRACE_MARGIN_MS ? s->grace_ms - GRACE_MARGIN_MS
+                                                        : s->grace_ms / 2;
+    if (!lt_signal_stop)
+        return 0;
+    if (!s->stop_at_ms)
+        s->stop_at_ms = sink_now_ms();
+    return sink_now_ms() - s->stop_at_ms >= budget;
+}
+
+void sink_sleep_ms(sink_t *s, long long ms)
+{
+    while (ms > 0 && !sink_give_up(s)) {
+        long long step = ms < 50 ? ms : 50;
+        struct timespec ts = {0, (long)step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+static int ready(void *opaque)
+{
+    sink_t *s = opaque;
+    return atomic_load(&s->redis_ok);
+}
+
+static void register_metrics(sink_metrics_t *m)
+{
+    const char *w = "ltvsync_sink_events_written_total";
+    const char *u = "ltvsync_sink_events_unchanged_total";
+    char label[64];
+    m->in = lt_metric_counter("ltvsync_sink_events_in_total", "events consumed", NULL);
+    m->dlq = lt_metric_counter("ltvsync_sink_events_dlq_total",
+                               "events refused and sent to the DLQ", NULL);
+    m->redis_pauses = lt_metric_counter("ltvsync_sink_redis_pauses_total",
+                                        "pauses because Redis was unreachable", NULL);
+    m->retries = lt_metric_counter("ltvsync_sink_write_retries_total",
+                                   "failed writes sent again", NULL);
+    m->batches = lt_metric_counter("ltvsync_sink_batches_total", "batches done", NULL);
+    for (int i = 0; i < SINK_NTYPES; i++) {
+        snprintf(label, sizeof(label), "type=\"%s\"", sink_types[i]);
+        m->written[i] = lt_metric_counter(w, "events written downstream", label);
+        m->unchanged[i] = lt_metric_counter(u, "events skipped: content unchanged", label);
+    }
+}
+
+static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
+{
+    const char *topics[1];
+    s->cfg = cfg;
+    s->topic_down = lt_config_str(cfg, "TOPIC_DOWNSTREAM");
+    s->topic_dlq = lt_config_str(cfg, "TOPIC_DLQ");
+    s->max_bytes = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
+    s->ttl_ms = lt_config_int(cfg, "DEDUPE_TTL");
+    s->grace_ms = lt_config_int(cfg, "SHUTDOWN_GRACE");
+    snprintf(s->key_prefix, sizeof(s->key_prefix), "%sdd:",
+             lt_config_str(cfg, "REDIS_PREFIX"));
+    topics[0] = lt_config_str(cfg, "TOPIC_EVENTS");
+    register_metrics(&s->m);
+    if (!(s->redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)))
+        return -1;
+    atomic_store(&s->redis_ok, lt_redis_ping(s->redis));
+    if (!(s->down = lt_producer_new(cfg, "DOWNSTREAM_KAFKA_", err, errlen)) ||
+        !(s->local = lt_producer_new(cfg, "KAFKA_", err, errlen)))
+        return -1;
+    if (!(s->cons = lt_consumer_new(cfg, lt_config_str(cfg, "GROUP_ID"), topics, 1,
+                                    err, errlen)))
+        return -1;
+    return 0;
+}
+
+/* One line every STATS_EVERY_MS while there is traffic. */
+static void log_stats(sink_t *s, long long *last_ms, int64_t *last_in)
+{
+    int64_t in = lt_metric_get(s->m.in), w = 0, u = 0;
+    if (sink_now_ms() - *last_ms < STATS_EVERY_MS)
+        return;
+    *last_ms = sink_now_ms();
+    if (in == *last_in)
+        return;
+    *last_in = in;
+    for (int i = 0; i < SINK_NTYPES; i++) {
+        w += lt_metric_get(s->m.written[i]);
+        u += lt_metric_get(s->m.unchanged[i]);
+    }
+    lt_info("events in %lld, written %lld, unchanged %lld, dlq %lld", (long long)in,
+            (long long)w, (long long)u, (long long)lt_metric_get(s->m.dlq));
+}
+
+static int run(sink_t *s)
+{
+    sink_batch_t *b = sink_batch_new();
+    long long last_ms = sink_now_ms();
+    int64_t last_in = 0;
+    int rc = 0;
+    if (!b)
+        return 1;
+    while (!lt_signal_stop) {
+        if (sink_batch_collect(s, b) > 0 && sink_batch_process(s, b) == LT_ERR_FATAL) {
+            rc = 1;
+            break;
+        }
+        lt_producer_poll(s->down, 0);
+        lt_producer_poll(s->local, 0);
+        log_stats(s, &last_ms, &last_in);
+    }
+    sink_batch_destroy(b);
+    log_stats(s, &last_ms, &last_in);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static sink_t s;
+    lt_config_t *cfg = NULL;
+    lt_httpd_t *httpd = NULL;
+    char err[512];
+    int rc = lt_config_from_args(argc, argv, "ltvsync-sink", LT_SVC_SINK, NULL, &cfg);
+    if (rc >= 0)
+        return rc;
+    rc = 1;
+    lt_signal_install();
+    if (setup(&s, cfg, err, sizeof(err)) < 0) {
+        lt_error("start-up: %s", err);
+        goto end;
+    }
+    if (!(httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), ready, &s, err,
+                                 sizeof(err)))) {
+        lt_error("http endpoint: %s", err);
+        goto end;
+    }
+    lt_info("consuming %s -> %s (dlq %s), dedupe ttl %lld ms", lt_config_str(cfg, "TOPIC_EVENTS"),
+            s.topic_down, s.topic_dlq, s.ttl_ms);
+    rc = run(&s);
+end:
+    lt_consumer_destroy(s.cons); /* commits the stored offsets */
+    lt_producer_destroy(s.down, 5000);
+    lt_producer_destroy(s.local, 5000);
+    lt_redis_destroy(s.redis);
+    lt_httpd_stop(httpd);
+    lt_config_destroy(cfg);
+    lt_info("stopped");
+    return rc;
+}

@@ -1,0 +1,339 @@
+/* validate.c: the rules of schemas/event.schema.json in C, field by field,
+ * plus what a pattern cannot say: dates exist in the calendar and local_date
+ * is within a day of occurred_at's UTC day. Unknown top-level or source keys
+ * are refused (the schema's additionalProperties: false), so the downstream
+ * contract cannot grow silently. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "lt_date.h"
+#include "lt_dedupe.h"
+#include "sink.h"
+
+const char *const sink_types[SINK_NTYPES] = {
+    "payment", "refund", "void", "chargeback", "chargeback_reversal",
+    "decline", "customer", "subscription"};
+enum { T_PAYMENT, T_REFUND, T_VOID, T_CB, T_CB_REV, T_DECLINE, T_CUSTOMER,
+       T_SUBSCRIPTION };
+
+typedef enum {
+    K_SCHEMA, K_UUID, K_TYPE, K_SUBTYPE, K_INTEGRATION, K_BRAND, K_NID, K_ID,
+    K_UTC, K_DAY, K_NDAY, K_TIME, K_NONEMPTY, K_PRECISION, K_NINT, K_INT0,
+    K_INT1, K_CURRENCY, K_IDS, K_NSTR, K_STATUS, K_SOURCE,
+} kind_t;
+
+typedef struct {
+    const char *name;
+    kind_t kind;
+    int required;
+} field_t;
+
+static const field_t fields[] = {
+    {"schema", K_SCHEMA, 1}, {"event_id", K_UUID, 1}, {"type", K_TYPE, 1},
+    {"subtype", K_SUBTYPE, 1}, {"integration_id", K_INTEGRATION, 1},
+    {"brand", K_BRAND, 1}, {"customer_id", K_NID, 1}, {"order_id", K_NID, 1},
+    {"transaction_id", K_NID, 1}, {"occurred_at", K_UTC, 1},
+    {"local_date", K_DAY, 1}, {"local_time", K_TIME, 1},
+    {"timezone", K_NONEMPTY, 1}, {"date_precision", K_PRECISION, 1},
+    {"amount_minor", K_NINT, 1}, {"attempted_minor", K_INT0, 0},
+    {"currency", K_CURRENCY, 1}, {"billing_cycle", K_NINT, 1},
+    {"campaign_id", K_NID, 1}, {"product_ids", K_IDS, 1},
+    {"affiliate_id", K_NSTR, 1}, {"occurrence", K_INT1, 0},
+    {"chargeback_reason_code", K_NSTR, 0}, {"parent_transaction_id", K_NID, 0},
+    {"subscription_id", K_ID, 0}, {"status", K_STATUS, 0},
+    {"next_bill_date", K_NDAY, 0}, {"source", K_SOURCE, 1},
+};
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static const char *const subtypes[] = {"initial", "rebill", "upsell", "soft", "hard"};
+static const char *const brands[] = {"konnektive", "checkoutchamp"};
+static const char *const precisions[] = {"second", "day"};
+static const char *const statuses[] = {"ACTIVE", "TRIAL", "PAUSED", "CANCELLED",
+                                       "COMPLETE", "RECYCLE_BILLING", "RECYCLE_FAILED"};
+static const char *const streams[] = {"transactions", "customers", "purchases"};
+
+#define IN(s, list) (in_list((s), (list), sizeof(list) / sizeof((list)[0])) >= 0)
+
+static int in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+static const char *str_of(const cJSON *it)
+{
+    return cJSON_IsString(it) && it->valuestring ? it->valuestring : NULL;
+}
+
+/* ^[A-Za-z0-9_.:-]{1,64}$ */
+static int is_id(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n < 1 || n > 64)
+        return 0;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789_.:-") == n;
+}
+
+static int is_integration(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    return n >= 1 && n <= 64 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* An integer in the I-JSON safe range (what every consumer reads exactly). */
+static int is_int(const cJSON *it, long long *v)
+{
+    double d;
+    if (!cJSON_IsNumber(it))
+        return 0;
+    d = it->valuedouble;
+    if (!isfinite(d) || d != floor(d) || fabs(d) > 9007199254740991.0)
+        return 0;
+    *v = (long long)d;
+    return 1;
+}
+
+/* YYYY-MM-DDTHH:MM:SSZ, a real instant. */
+static int utc_secs(const char *s, int64_t *secs)
+{
+    lt_datetime_t dt;
+    if (!s || strlen(s) != 20 || s[10] != 'T' || s[19] != 'Z' ||
+        lt_date_parse_datetime(s, 19, &dt) != 0)
+        return 0;
+    *secs = lt_date_to_seconds(&dt);
+    return 1;
+}
+
+static int is_day(const char *s)
+{
+    lt_datetime_t dt;
+    return s && strlen(s) == 10 && lt_date_parse_day(s, 10, &dt) == 0;
+}
+
+/* HH:MM:SS, 00:00:00 .. 23:59:59 */
+static int is_time(const char *s)
+{
+    char buf[20];
+    lt_datetime_t dt;
+    if (!s || strlen(s) != 8)
+        return 0;
+    snprintf(buf, sizeof(buf), "2000-01-01 %s", s);
+    return lt_date_parse_datetime(buf, 19, &dt) == 0;
+}
+
+static int is_currency(const char *s)
+{
+    return s && strlen(s) == 3 && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == 3;
+}
+
+/* ^[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}:[0-9]{2})?$ */
+static int is_wall(const char *s)
+{
+    lt_datetime_t dt;
+    int has_time;
+    size_t n = s ? strlen(s) : 0;
+    return (n == 10 || n == 19) && lt_date_parse_any(s, n, &dt, &has_time) == 0;
+}
+
+static int check_ids(const cJSON *it)
+{
+    const cJSON *c;
+    if (!cJSON_IsArray(it))
+        return 0;
+    cJSON_ArrayForEach(c, it) {
+        if (!is_id(str_of(c)))
+            return 0;
+    }
+    return 1;
+}
+
+static int check_source(const cJSON *src, char *why, size_t whylen)
+{
+    static const char *const keys[] = {"stream", "record_id", "fetched_at",
+                                       "date_updated"};
+    const cJSON *c;
+    const char *du;
+    if (!cJSON_IsObject(src))
+        return snprintf(why, whylen, "source: not an object"), 0;
+    cJSON_ArrayForEach(c, src) {
+        if (!c->string || !IN(c->string, keys))
+            return snprintf(why, whylen, "source.%.64s: unknown field",
+                            c->string ? c->string : "?"), 0;
+    }
+    for (size_t i = 0; i < 4; i++)
+        if (!cJSON_GetObjectItemCaseSensitive(src, keys[i]))
+            return snprintf(why, whylen, "source.%s: missing", keys[i]), 0;
+    if (!IN(str_of(cJSON_GetObjectItemCaseSensitive(src, "stream")), streams))
+        return snprintf(why, whylen, "source.stream: not a known stream"), 0;
+    if (!is_id(str_of(cJSON_GetObjectItemCaseSensitive(src, "record_id"))))
+        return snprintf(why, whylen, "source.record_id: not an id"), 0;
+    c = cJSON_GetObjectItemCaseSensitive(src, "fetched_at");
+    if (!cJSON_IsNull(c) && !cJSON_IsString(c))
+        return snprintf(why, whylen, "source.fetched_at: not a string or null"), 0;
+    c = cJSON_GetObjectItemCaseSensitive(src, "date_updated");
+    du = str_of(c);
+    if (!cJSON_IsNull(c) && !is_wall(du))
+        return snprintf(why, whylen, "source.date_updated: not a wall time"), 0;
+    return 1;
+}
+
+/* One field against its kind; 1 = fine. */
+static int check_kind(const cJSON *it, kind_t kind)
+{
+    const char *s = str_of(it);
+    long long v;
+    int null = cJSON_IsNull(it);
+    switch (kind) {
+    case K_SCHEMA:      return s && strcmp(s, "ltv.event.v1") == 0;
+    case K_UUID:        return 1; /* checked with the version bits below */
+    case K_TYPE:        return in_list(s, sink_types, SINK_NTYPES) >= 0;
+    case K_SUBTYPE:     return null || IN(s, subtypes);
+    case K_INTEGRATION: return is_integration(s);
+    case K_BRAND:       return IN(s, brands);
+    case K_NID:         return null || is_id(s);
+    case K_ID:          return is_id(s);
+    case K_UTC:         { int64_t t; return utc_secs(s, &t); }
+    case K_DAY:         return is_day(s);
+    case K_NDAY:        return null || is_day(s);
+    case K_TIME:        return is_time(s);
+    case K_NONEMPTY:    return s && *s;
+    case K_PRECISION:   return IN(s, precisions);
+    case K_NINT:        return null || is_int(it, &v);
+    case K_INT0:        return is_int(it, &v) && v >= 0;
+    case K_INT1:        return is_int(it, &v) && v >= 1;
+    case K_CURRENCY:    return null || is_currency(s);
+    case K_IDS:         return check_ids(it);
+    case K_NSTR:        return null || s;
+    case K_STATUS:      return IN(s, statuses);
+    case K_SOURCE:      return 1; /* check_source */
+    }
+    return 0;
+}
+
+static const field_t *field_named(const char *name)
+{
+    for (size_t i = 0; name && i < NFIELDS; i++)
+        if (strcmp(name, fields[i].name) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+static int check_fields(const cJSON *ev, char *why, size_t whylen)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, ev) {
+        const field_t *f = field_named(c->string);
+        if (!f)
+            return snprintf(why, whylen, "%.64s: unknown field",
+                            c->string ? c->string : "?"), 0;
+        if (!check_kind(c, f->kind))
+            return snprintf(why, whylen, "%s: invalid value", f->name), 0;
+    }
+    for (size_t i = 0; i < NFIELDS; i++)
+        if (fields[i].required && !cJSON_GetObjectItemCaseSensitive(ev, fields[i].name))
+            return snprintf(why, whylen, "%s: missing", fields[i].name), 0;
+    return check_source(cJSON_GetObjectItemCaseSensitive(ev, "source"), why, whylen);
+}
+
+/* UUIDv5 in canonical lower case: version 5, RFC 4122 variant. */
+static int check_event_id(const cJSON *ev, sink_event_info_t *info)
+{
+    const char *s = str_of(cJSON_GetObjectItemCaseSensitive(ev, "event_id"));
+    if (!s || lt_dedupe_uuid_parse(s, strlen(s), info->id) != 0 ||
+        (info->id[6] >> 4) != 5 || (info->id[8] & 0xc0) != 0x80)
+        return 0;
+    memcpy(info->event_id, s, 37);
+    return 1;
+}
+
+/* Sign of amount_minor: +1 >= 0, -1 <= 0, 0 == 0, 2 null. */
+static const int type_sign[SINK_NTYPES] = {1, -1, -1, -1, 1, 0, 2, 2};
+
+static int check_money(const cJSON *ev, int type, char *why, size_t whylen)
+{
+    const cJSON *amt = cJSON_GetObjectItemCaseSensitive(ev, "amount_minor");
+    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(ev, "currency");
+    const char *t = sink_types[type];
+    int sign = type_sign[type];
+    long long v = 0;
+    if (sign == 2) {
+        if (!cJSON_IsNull(amt) || !cJSON_IsNull(cur))
+            return snprintf(why, whylen, "amount_minor, currency: must be null for %s", t), 0;
+        return 1;
+    }
+    if (!is_int(amt, &v))
+        return snprintf(why, whylen, "amount_minor: must be an integer for %s", t), 0;
+    if ((sign == 1 && v < 0) || (sign == -1 && v > 0) || (sign == 0 && v != 0))
+        return snprintf(why, whylen, "amount_minor: must be %s for %s",
+                        sign == 1 ? ">= 0" : sign == -1 ? "<= 0" : "0", t), 0;
+    if (!is_currency(str_of(cur)))
+        return snprintf(why, whylen, "currency: required for %s", t), 0;
+    return 1;
+}
+
+static int has(const cJSON *ev, const char *key)
+{
+    return cJSON_GetObjectItemCaseSensitive(ev, key) != NULL;
+}
+
+/* The schema's allOf: per-type subtype, ids and required extras. */
+static int check_type_rules(const cJSON *ev, int type, char *why, size_t whylen)
+{
+    const char *sub = str_of(cJSON_GetObjectItemCaseSensitive(ev, "subtype"));
+    const char *t = sink_types[type];
+    int money = type <= T_DECLINE;
+    int ok_sub = type == T_PAYMENT   ? sub && in_list(sub, subtypes, 3) >= 0
+                 : type == T_DECLINE ? sub && in_list(sub, subtypes + 3, 2) >= 0
+                 : type == T_CB_REV  ? 1
+                                     : sub == NULL;
+    if (!ok_sub)
+        return snprintf(why, whylen, "subtype: not valid for %s", t), 0;
+    if ((type == T_CB || type == T_CB_REV) && !has(ev, "occurrence"))
+        return snprintf(why, whylen, "occurrence: missing for %s", t), 0;
+    if (type == T_DECLINE && !has(ev, "attempted_minor"))
+        return snprintf(why, whylen, "attempted_minor: missing for decline"), 0;
+    if (type == T_SUBSCRIPTION && (!has(ev, "subscription_id") || !has(ev, "status") ||
+                                   !has(ev, "next_bill_date")))
+        return snprintf(why, whylen, "subscription_id, status, next_bill_date: "
+                        "required for subscription"), 0;
+    if (money && (!is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id"))) ||
+                  !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
+        return snprintf(why, whylen, "transaction_id, customer_id: required for %s", t), 0;
+    return check_money(ev, type, why, whylen);
+}
+
+/* local_date is occurred_at in the account zone: within a day of UTC. */
+static int check_dates(const cJSON *ev, char *why, size_t whylen)
+{
+    const char *at = str_of(cJSON_GetObjectItemCaseSensitive(ev, "occurred_at"));
+    const char *day = str_of(cJSON_GetObjectItemCaseSensitive(ev, "local_date"));
+    lt_datetime_t dt;
+    int64_t secs, d_utc, d_loc;
+    if (!utc_secs(at, &secs) || lt_date_parse_day(day, 10, &dt) != 0)
+        return snprintf(why, whylen, "occurred_at, local_date: invalid"), 0;
+    d_utc = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    d_loc = lt_date_days_from_civil(dt.year, dt.month, dt.day);
+    if (d_loc < d_utc - 1 || d_loc > d_utc + 1)
+        return snprintf(why, whylen, "local_date: more than a day from occurred_at"), 0;
+    return 1;
+}
+
+int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why,
+                  size_t whylen)
+{
+    if (!cJSON_IsObject(ev))
+        return snprintf(why, whylen, "not a JSON object"), -1;
+    if (!check_fields(ev, why, whylen))
+        return -1;
+    if (!check_event_id(ev, info))
+        return snprintf(why, whylen, "event_id: not a lower-case UUIDv5"), -1;
+    info->type = in_list(str_of(cJSON_GetObjectItemCaseSensitive(ev, "type")),
+                         sink_types, SINK_NTYPES);
+    if (!check_type_rules(ev, info->type, why, whylen) || !check_dates(ev, why, whylen))
+        return -1;
+    return 0;
+}
