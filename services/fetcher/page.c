@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "fetcher.h"
 #include "lt_log.h"
 #include "lt_signal.h"
@@ -61,8 +62,15 @@ static int acquire(worker_ctx_t *w, const lt_integration_t *in, lt_lease_t *leas
     return -1;
 }
 
+/* The CRM may count a request as in flight until just after its last byte
+ * reached us; hold the slot a moment longer so the next request of any
+ * fetcher cannot overlap it there. */
+#define RELEASE_DELAY_MS 3
+
 static void release(worker_ctx_t *w, const lt_lease_t *lease)
 {
+    struct timespec ts = {0, RELEASE_DELAY_MS * 1000000L};
+    nanosleep(&ts, NULL);
     lease_register(w, lease, 0);
     if (lt_limits_release(w->lim, lease) != 0)
         lt_debug("worker %d: lease release failed; its TTL frees it", w->idx);
