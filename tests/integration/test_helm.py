@@ -301,6 +301,24 @@ def check_values_mirror_table(values):
                   f"values.yaml config.{k}={cfg[k]!r} equals the code default {default!r}")
 
 
+def dependency_closure(pkgs):
+    """Installed packages that `pkgs` pull in (their Depends/Pre-Depends, recursively)."""
+    seen, todo = set(), list(pkgs)
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Depends}, ${Pre-Depends}", p],
+                           capture_output=True, text=True)
+        for alt in r.stdout.split(","):
+            for name in alt.split("|"):
+                name = name.strip().split(" ")[0].split(":")[0]
+                if name:
+                    todo.append(name)
+    return seen
+
+
 def check_dockerfile():
     path = os.path.join(SRC, "docker", "Dockerfile")
     text = open(path).read()
@@ -330,21 +348,21 @@ def check_dockerfile():
         check(re.search(r"\b" + re.escape(b) + r"\b", text), f"Dockerfile ships {b}")
     present = [os.path.join(BIN, b) for b in bins if BIN and os.path.exists(os.path.join(BIN, b))]
     base_pkgs = {"libc6", "libgcc-s1", "libstdc++6", "libasan8", "libubsan1", "zlib1g"}
+    closure = dependency_closure(runtime_pkgs)
+    needed = {}
     for exe in present:
         out = subprocess.run(["ldd", exe], capture_output=True, text=True).stdout
         for lib in re.findall(r"=>\s+(/\S+)", out):
-            r = subprocess.run(["dpkg", "-S", os.path.realpath(lib)], capture_output=True, text=True)
-            if r.returncode != 0:
-                r = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True)
-            pkg = r.stdout.split(":")[0] if r.returncode == 0 else None
-            if pkg is None or pkg in base_pkgs:
+            needed.setdefault(os.path.realpath(lib), set()).add(os.path.basename(exe))
+    if needed:
+        r = subprocess.run(["dpkg", "-S", *sorted(needed)], capture_output=True, text=True)
+        for line in r.stdout.splitlines():
+            pkg, path = line.split(": ", 1)
+            pkg = pkg.split(":")[0].split(",")[0]
+            if pkg in base_pkgs:
                 continue
-            # Libraries pulled in by the listed ones arrive as their dependencies.
-            direct = subprocess.run(["apt-cache", "rdepends", "--installed", "--recurse", pkg],
-                                    capture_output=True, text=True).stdout
-            check(pkg in runtime_pkgs or any(re.search(r"^\s+" + re.escape(p) + r"$", direct, re.M)
-                                             for p in runtime_pkgs),
-                  f"{os.path.basename(exe)} needs {pkg}, which the runtime image installs")
+            check(pkg in closure, f"{sorted(needed.get(path, {'?'}))} need {pkg} ({path}), "
+                                  "which the runtime image's packages do not bring")
     if not present:
         print("note: no built binaries in LTVSYNC_BIN_DIR; library coverage not checked")
     if shutil.which("hadolint"):
