@@ -58,20 +58,10 @@ static int valid_id(const char *id) {
     return 1;
 }
 
-static int leap(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-/* Strict YYYY-MM-DD with a real calendar day. */
+/* Strict YYYY-MM-DD with a real calendar day, 1990..2100. */
 static int valid_day(const char *s) {
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, m, d;
-    char tail;
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return 0;
-    if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3)
-        return 0;
-    if (y < 1990 || y > 2100 || m < 1 || m > 12 || d < 1)
-        return 0;
-    return d <= mdays[m - 1] + (m == 2 && leap(y));
+    lt_datetime_t dt;
+    return lt_date_parse_day(s, strlen(s), &dt) == 0 && dt.year >= 1990 && dt.year <= 2100;
 }
 
 /* An IANA name that exists as a TZif file in the system tz database. */
@@ -160,7 +150,9 @@ static int get_limit(const cJSON *root, const char *key, int *out) {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!item)
         return 0;
-    if (!cJSON_IsNumber(item) || item->valuedouble != (double)(int)item->valuedouble)
+    /* range first: converting an out-of-range double to int is undefined */
+    if (!cJSON_IsNumber(item) || item->valuedouble < -1e6 || item->valuedouble > 1e6 ||
+        item->valuedouble != (double)(int)item->valuedouble)
         return -1;
     *out = (int)item->valuedouble;
     return 0;
@@ -206,6 +198,11 @@ lt_err_t lt_integration_parse(const void *json, size_t len,
         goto end;
     }
     cJSON_ArrayForEach(item, root) {
+        if (known_key(item->string) &&
+            cJSON_GetObjectItemCaseSensitive(root, item->string) != item) {
+            snprintf(errstr, errlen, "duplicate field \"%s\"", item->string);
+            goto end;
+        }
         if (!known_key(item->string)) {
             snprintf(errstr, errlen, "unknown field \"%.64s\"%s", item->string,
                      strstr(item->string, "password") && strcmp(item->string, "password_ref")

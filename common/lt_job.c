@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "lt_date.h"
 #include "lt_json.h"
 
 #define LT_JOB_MAX_JSON 4096
@@ -18,6 +19,18 @@ static int one_of(const char *s, const char *const *set) {
         if (!strcmp(s, set[i]))
             return 1;
     return 0;
+}
+
+/* An integration id as lt_integration accepts it: [a-z0-9-]{1,64}. It
+ * becomes part of Redis keys and Kafka keys, so nothing else may pass. */
+static int valid_id(const char *id) {
+    size_t n = strlen(id);
+    if (n < 1 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
+            return 0;
+    return 1;
 }
 
 static int copy_field(const cJSON *root, const char *key, char *dst, size_t len) {
@@ -34,6 +47,7 @@ lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out,
     const char *stream;
     long long pf = 0, pt = 0;
     lt_err_t err = LT_ERR_PERMANENT;
+    lt_datetime_t dt;
     int s;
 
     memset(out, 0, sizeof(*out));
@@ -47,6 +61,10 @@ lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out,
         snprintf(errstr, errlen, "job: missing or oversized field");
         goto end;
     }
+    if (!out->job_id[0] || !valid_id(out->integration_id)) {
+        snprintf(errstr, errlen, "job: empty job_id or invalid integration_id");
+        goto end;
+    }
     copy_field(root, "run_id", out->run_id, sizeof(out->run_id));
     stream = lt_json_str(root, "stream");
     if (!stream || (s = lt_stream_parse(stream, strlen(stream))) < 0) {
@@ -58,7 +76,7 @@ lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out,
         snprintf(errstr, errlen, "job: unknown date_range_type or reason");
         goto end;
     }
-    if (strlen(out->day) != 10 || out->day[4] != '-' || out->day[7] != '-') {
+    if (lt_date_parse_day(out->day, strlen(out->day), &dt) != 0) {
         snprintf(errstr, errlen, "job: day must be YYYY-MM-DD");
         goto end;
     }
