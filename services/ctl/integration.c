@@ -172,7 +172,15 @@ static int clear_parking(const ctl_t *ctl, const char *id) {
     redisReply *reply;
     if (!r)
         return -1;
+    /* Unparked: the jobs dropped while parked are re-emitted because the
+     * scheduler rescans the backfill from the first day (done days skip). */
     reply = lt_redis_cmd(r, "DEL %si:%s:state", lt_config_str(ctl->cfg, "REDIS_PREFIX"), id);
+    for (int s = 0; reply && s < LT_STREAM_COUNT; s++) {
+        freeReplyObject(reply);
+        reply = lt_redis_cmd(r, "HDEL %si:%s:backfill:%s through",
+                             lt_config_str(ctl->cfg, "REDIS_PREFIX"), id,
+                             lt_stream_name((lt_stream_t)s));
+    }
     if (reply)
         freeReplyObject(reply);
     lt_redis_destroy(r);

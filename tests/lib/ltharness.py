@@ -338,7 +338,7 @@ class Stack:
         .login_id, .password."""
         opts = {"seed": 1, "customers": 20, "start": "2024-01-01", "days": 3,
                 "timezone": "America/New_York", "currency": "USD",
-                "login_id": "api-user", "password": "s3cret+pw%=&"}
+                "login_id": "api-user", "password": "s3cret+pw%=# x"}
         opts.update(kw)
         pfile = self.path(unique_name("crmsim") + ".port")
         argv = [bin_path("crm-sim"), "--port", 0, "--port-file", pfile]

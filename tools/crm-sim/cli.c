@@ -12,7 +12,7 @@
 
 enum { O_PORT = 256, O_PORT_FILE, O_SEED, O_CUSTOMERS, O_START, O_DAYS, O_TZ, O_CURRENCY,
        O_LOGIN, O_PASSWORD, O_LATENCY, O_RPS, O_IN_FLIGHT, O_FAULT, O_DUMP, O_DENY,
-       O_IP_DENY, O_COUNTS_STR, O_EMPTY_PAST, O_HELP };
+       O_IP_DENY, O_COUNTS_STR, O_EMPTY_PAST, O_HELP, O_VERSION };
 
 static const struct option OPTIONS[] = {
     {"port", required_argument, NULL, O_PORT},
@@ -35,6 +35,7 @@ static const struct option OPTIONS[] = {
     {"counts-as-strings", no_argument, NULL, O_COUNTS_STR},
     {"empty-past-last-page", no_argument, NULL, O_EMPTY_PAST},
     {"help", no_argument, NULL, O_HELP},
+    {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0}};
 
 static int parse_long(const char *s, long lo, long hi, long *out)
@@ -117,7 +118,8 @@ bad:
   return -1;
 }
 
-/* Returns 0 to run, 1 when --help was asked, -1 on a usage error. */
+/* Returns 0 to run, 1 when --help was asked, 2 for --version, -1 on a
+ * usage error. */
 int cs_cli_parse(int argc, char **argv, cs_opts_t *o, char *errstr, size_t errlen)
 {
   int c;
@@ -127,6 +129,8 @@ int cs_cli_parse(int argc, char **argv, cs_opts_t *o, char *errstr, size_t errle
   while ((c = getopt_long(argc, argv, "", OPTIONS, NULL)) != -1) {
     if (c == O_HELP)
       return 1;
+    if (c == O_VERSION)
+      return 2;
     if (c == '?') {
       snprintf(errstr, errlen, "unknown option %s", argv[optind - 1]);
       return -1;

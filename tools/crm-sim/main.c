@@ -333,6 +333,10 @@ int main(int argc, char **argv)
   char err[256];
   struct sigaction sa;
   int p = cs_cli_parse(argc, argv, &o, err, sizeof(err));
+  if (p == 2) {
+    printf("crm-sim %s\n", LTVSYNC_VERSION);
+    return 0;
+  }
   if (p != 0) {
     if (p < 0)
       fprintf(stderr, "crm-sim: %s\n", err);
