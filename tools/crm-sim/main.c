@@ -207,7 +207,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return sim_request(sv, c, url, method, r);
   if (r->path < 0)
     return send_body(c, 404, "text/html", (char *)(uintptr_t) "<html>Not Found</html>", 22, 0, 0);
-  return api_request(sv, c, r);
+  /* A request stops counting as in flight once its answer is handed to the
+   * server, not when the last byte has left: a client may already have the
+   * answer (and start its next request) before MHD reports completion. */
+  enum MHD_Result res = api_request(sv, c, r);
+  if (r->counted) {
+    cs_limits_end();
+    r->counted = 0;
+  }
+  return res;
 }
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
