@@ -29,6 +29,12 @@ void lt_registry_apply(lt_registry_t *reg, const void *key, size_t keylen,
                 (const char *)key, errstr);
         return;
     }
+    if (strlen(in.id) != keylen || memcmp(in.id, key, keylen)) {
+        /* a tombstone of the key could never remove it */
+        lt_warn("integration %.*s: skipped: its id is \"%s\", not the message key",
+                (int)(keylen > 64 ? 64 : keylen), (const char *)key, in.id);
+        return;
+    }
     if (reg->count == reg->cap) {
         size_t cap = reg->cap ? reg->cap * 2 : 16;
         lt_integration_t *items = realloc(reg->items, cap * sizeof(*items));

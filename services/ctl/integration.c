@@ -72,6 +72,40 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
+static const char *const field_flags[] = {
+    "--id", "--brand", "--base-url", "--api-username", "--password-ref", "--account-name",
+    "--account-username", "--timezone", "--currency", "--import-from", "--sync-interval",
+    "--streams", "--max-rps", "--max-in-flight", "--file", NULL};
+
+/* CTL_USAGE (with a message) when an option is not one of the field flags
+ * or lacks its value: a mistyped flag must not be silently ignored. */
+static int check_flags(const ctl_t *ctl) {
+    for (int i = 0; i < ctl->argc; i++) {
+        const char *a = ctl->argv[i];
+        int known = 0;
+        if (strncmp(a, "--", 2))
+            continue;
+        for (int k = 0; field_flags[k] && !known; k++)
+            known = !strcmp(a, field_flags[k]);
+        if (!known) {
+            fprintf(stderr, "ltvctl: unknown option %s\n", a);
+            return CTL_USAGE;
+        }
+        if (++i >= ctl->argc) {
+            fprintf(stderr, "ltvctl: %s needs a value\n", a);
+            return CTL_USAGE;
+        }
+    }
+    return CTL_OK;
+}
+
+/* A whole decimal number; -1 otherwise (the validation then names it). */
+static int flag_int(const char *v) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    return *v && !*end && n >= -1000000 && n <= 1000000 ? (int)n : -1;
+}
+
 /* Applies the field flags onto in. CTL_USAGE on a malformed flag value. */
 static int apply_flags(const ctl_t *ctl, lt_integration_t *in) {
     static const struct { const char *flag; size_t off, size; } strs[] = {
@@ -83,6 +117,8 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in) {
 #undef F
     };
     const char *v;
+    if (check_flags(ctl) != CTL_OK)
+        return CTL_USAGE;
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         if (!(v = ctl_opt(ctl, strs[i].flag)))
             continue;
@@ -114,9 +150,9 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in) {
         in->streams = mask;
     }
     if ((v = ctl_opt(ctl, "--max-rps")))
-        in->max_requests_per_second = atoi(v);
+        in->max_requests_per_second = flag_int(v);
     if ((v = ctl_opt(ctl, "--max-in-flight")))
-        in->max_in_flight = atoi(v);
+        in->max_in_flight = flag_int(v);
     return CTL_OK;
 }
 
@@ -143,7 +179,8 @@ static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integ
         *in = *base;
     } else {
         /* Flags only: start from the defaults of an empty document. */
-        lt_integration_parse("{\"import_from\":\"all\"}", 20, in, errstr, sizeof(errstr));
+        static const char empty[] = "{\"import_from\":\"all\"}";
+        lt_integration_parse(empty, sizeof(empty) - 1, in, errstr, sizeof(errstr));
         in->import_from[0] = '\0';
     }
     if ((rc = apply_flags(ctl, in)) != CTL_OK)

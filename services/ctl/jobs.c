@@ -25,6 +25,24 @@ static int parse_streams(const char *v, unsigned *mask) {
     return 0;
 }
 
+/* CTL_OK when every option is --from, --to or --streams with a value. */
+static int check_sync_opts(const ctl_t *ctl) {
+    for (int i = 0; i < ctl->argc; i++) {
+        const char *a = ctl->argv[i];
+        if (strncmp(a, "--", 2))
+            continue;
+        if (strcmp(a, "--from") && strcmp(a, "--to") && strcmp(a, "--streams")) {
+            fprintf(stderr, "ltvctl: sync: unknown option %s\n", a);
+            return CTL_USAGE;
+        }
+        if (++i >= ctl->argc) {
+            fprintf(stderr, "ltvctl: sync: %s needs a value\n", a);
+            return CTL_USAGE;
+        }
+    }
+    return CTL_OK;
+}
+
 static int valid_day(const char *s) {
     lt_datetime_t dt;
     return s && lt_date_parse_day(s, strlen(s), &dt) == 0;
@@ -41,7 +59,7 @@ int ctl_sync(ctl_t *ctl) {
     unsigned streams;
     int rc, n = 0;
 
-    if (!id)
+    if (!id || check_sync_opts(ctl) != CTL_OK)
         return CTL_USAGE;
     if ((rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
         return rc;

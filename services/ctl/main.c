@@ -79,11 +79,13 @@ static int global_opts(ctl_t *ctl, int *argc, char **argv) {
             }
             continue;
         }
+        /* global flags are taken out too, so they may precede the command */
         if (!strcmp(argv[i], "--json"))
             ctl->json = 1;
-        if (!strcmp(argv[i], "--yes"))
+        else if (!strcmp(argv[i], "--yes"))
             ctl->yes = 1;
-        argv[out++] = argv[i];
+        else
+            argv[out++] = argv[i];
     }
     *argc = out;
     return 0;
