@@ -1,0 +1,192 @@
+"""End to end: crm-sim's account -> ltvsync.raw -> ltvsync-normalizer ->
+ltvsync.events, checked against tests/lib/oracle.py (zoneinfo, decimal).
+
+The raw envelopes are produced here from crm-sim's --dump (sanitized like
+the fetcher does), plus late copies of one sale that is charged back (date
+only), seen again stale, reverted, charged back again inside the DST gap and
+re-fetched; plus malformed rows that must land in the DLQ. Then:
+  - every event matches the oracle exactly (multiset, per key), nothing
+    missing or unexpected; every event validates against the schema;
+  - the DLQ holds exactly the malformed rows, with reasons;
+  - SIGTERM drains and exits 0;
+  - two replays of ltvsync.raw under new groups give byte-identical events."""
+import copy
+import json
+import os
+import re
+import signal
+import sys
+from collections import Counter
+
+import jsonschema
+
+import oracle
+from ltharness import Stack, wait_until
+
+INTEG = oracle.Integration("acme-e2e", "konnektive", "America/New_York", "USD")
+FETCHED = "2025-03-24T12:00:00.000Z"
+LATE = "2025-03-25T08:00:00.000Z"
+
+
+def integration_doc():
+    return {"id": INTEG.id, "brand": INTEG.brand, "api_username": "u",
+            "password_ref": "env:LTV_TEST_PW", "account_name": "acme",
+            "account_username": "acme", "timezone": INTEG.tz,
+            "currency": INTEG.currency, "import_from": "2024-10-25"}
+
+
+def late_rows(dump):
+    """A charged-back, reverted, re-charged history of one sale."""
+    sale = next(t for t in dump["transactions"]
+                if t["txnType"] == "SALE" and t["responseType"] == "SUCCESS"
+                and not t["isChargedback"])
+    base = oracle.sanitize(sale)
+    steps = [
+        dict(isChargedback=1, chargebackAmount=base["totalAmount"],
+             chargebackDate="2025-01-10", chargebackReasonCode="4837",
+             dateUpdated="2025-01-11 10:00:00"),
+        dict(isChargedback=0, dateUpdated=base["dateUpdated"]),  # stale copy
+        dict(isChargedback=0, chargebackAmount=base["totalAmount"],
+             chargebackDate="2025-01-10", dateUpdated="2025-02-01 09:15:00"),
+        dict(isChargedback=1, chargebackAmount=base["totalAmount"],
+             chargebackDate="2025-03-09 02:30:00", chargebackReasonCode="4853",
+             dateUpdated="2025-03-10 08:00:00"),
+        dict(isChargedback=1, chargebackAmount=base["totalAmount"],
+             chargebackDate="2025-03-09 02:30:00", chargebackReasonCode="4853",
+             dateUpdated="2025-03-10 08:00:00"),  # fetched again
+    ]
+    out = []
+    for step in steps:
+        rec = copy.deepcopy(base)
+        rec.update(step)
+        env = {"integration_id": INTEG.id, "stream": "transactions", "job_id": "late",
+               "page": 1, "fetched_at": LATE, "record": rec}
+        out.append(("%s/transactions/%s" % (INTEG.id, rec["transactionId"]), env))
+    return out
+
+
+def bad_rows(dump):
+    t = oracle.sanitize(dump["transactions"][0])
+    rows = []
+    for tid, change in (("bad-type", {"txnType": "GIFT"}),
+                        ("bad-date", {"dateCreated": "2024-02-30 10:00:00"}),
+                        ("bad-amount", {"totalAmount": "1.005"})):
+        rec = dict(t, transactionId=tid, **change)
+        env = {"integration_id": INTEG.id, "stream": "transactions", "job_id": "bad",
+               "page": 1, "fetched_at": FETCHED, "record": rec}
+        rows.append(("%s/transactions/%s" % (INTEG.id, tid), json.dumps(env)))
+    rows.append(("%s/transactions/broken" % INTEG.id, '{"integration_id": "acme-e2e", "stre'))
+    env = {"integration_id": "nobody", "stream": "customers", "fetched_at": FETCHED,
+           "record": {"customerId": 1, "dateUpdated": "2024-01-01 00:00:00"}}
+    rows.append(("nobody/customers/1", json.dumps(env)))
+    return rows
+
+
+def metric(proc, name):
+    status, body = proc.http("/metrics")
+    if status != 200:
+        return -1
+    m = re.search(r"^%s(?:\{\})? (\d+)$" % re.escape(name), body.decode(), re.M)
+    return int(m.group(1)) if m else -1
+
+
+def run_normalizer(st, n_rows, env):
+    p = st.start_service("ltvsync-normalizer", env=env)
+    st.wait_ready(p, 30)
+    wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") >= n_rows,
+               120, "normalizer to process %d rows" % n_rows, interval=0.3)
+    return p
+
+
+def canonical(pairs):
+    return Counter((k, json.dumps(e, sort_keys=True)) for k, e in pairs)
+
+
+def compare(want_pairs, got_pairs):
+    want, got = canonical(want_pairs), canonical(got_pairs)
+    missing, unexpected = want - got, got - want
+    if not missing and not unexpected:
+        return 0
+    by_id = {}
+    for (k, s), _ in unexpected.items():
+        by_id.setdefault(json.loads(s)["event_id"], [None, None])[1] = json.loads(s)
+    for (k, s), _ in missing.items():
+        by_id.setdefault(json.loads(s)["event_id"], [None, None])[0] = json.loads(s)
+    for eid, (w, g) in list(by_id.items())[:15]:
+        if w and g:
+            diff = {f: (w.get(f), g.get(f)) for f in set(w) | set(g) if w.get(f) != g.get(f)}
+            print("DIFF %s %s: %s" % (eid, w["type"], diff))
+        else:
+            print("%s %s" % ("MISSING" if w else "UNEXPECTED", json.dumps(w or g)))
+    print("%d missing, %d unexpected" % (sum(missing.values()), sum(unexpected.values())))
+    return 1
+
+
+def main():
+    schema = json.load(open(os.path.join(os.environ["LTVSYNC_SRC_DIR"],
+                                         "schemas", "event.schema.json")))
+    validator = jsonschema.Draft202012Validator(schema)
+    with Stack("norm-e2e") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=4)
+        sim = st.start_crmsim(customers=60, start="2024-10-25", days=150, seed=7,
+                              dump=st.path("dump.json"))
+        dump = wait_until(lambda: json.load(open(st.path("dump.json"))), 20, "crm-sim dump")
+        sim.check_alive()
+
+        envs = oracle.envelopes_from_dump(dump, INTEG, FETCHED) + late_rows(dump)
+        raw = [(k, json.dumps(e, ensure_ascii=False)) for k, e in envs] + bad_rows(dump)
+        st.produce("ltvsync.integrations", [(INTEG.id, json.dumps(integration_doc()))])
+        st.produce("ltvsync.raw", raw)
+        want = oracle.Oracle(INTEG).run(envs)
+        types = Counter(e["type"] for _, e in want)
+        print("raw rows %d, expected events %s" % (len(raw), dict(types)))
+        for t in ("payment", "refund", "decline", "chargeback", "chargeback_reversal",
+                  "customer", "subscription"):
+            assert types[t] > 0, "the data set must exercise %s" % t
+
+        p = run_normalizer(st, len(raw), {"LTVSYNC_GROUP_ID": "norm-main"})
+        got_msgs = st.consume_all("ltvsync.events")
+        got = [(m.key.decode(), json.loads(m.value)) for m in got_msgs]
+        bad = compare(want, got)
+        invalid = [(e["event_id"], err.message) for _, e in got
+                   for err in validator.iter_errors(e)]
+        for x in invalid[:10]:
+            print("SCHEMA", x)
+        bad += len(invalid)
+        assert all(b"\n" not in m.value for m in got_msgs)
+
+        dlq = st.consume_json("ltvsync.dlq")
+        reasons = sorted(d["reason"] for d in dlq)
+        print("dlq:", reasons)
+        assert len(dlq) == 5, reasons
+        assert all(d["topic"] == "ltvsync.raw" and d["offset"] >= 0 and d["value"] for d in dlq)
+        for word in ("txnType", "dateCreated", "totalAmount", "invalid JSON", "unknown integration"):
+            assert any(word in r for r in reasons), (word, reasons)
+        assert metric(p, "ltvsync_normalizer_dlq_total") == 5
+        assert st.stop(p, signal.SIGTERM, 30) == 0, "SIGTERM must drain and exit 0"
+
+        # Each replay appends to ltvsync.events: compare what it appended.
+        first = Counter((m.key, m.value) for m in got_msgs)
+        seen = {(m.partition, m.offset) for m in got_msgs}
+        for n in (1, 2):
+            r = run_normalizer(st, len(raw), {"LTVSYNC_GROUP_ID": "norm-replay-%d" % n})
+
+            def appended():
+                return [m for m in st.consume_all("ltvsync.events")
+                        if (m.partition, m.offset) not in seen]
+            wait_until(lambda: len(appended()) >= len(got_msgs), 30, "replayed events")
+            new = appended()
+            seen |= {(m.partition, m.offset) for m in new}
+            again = Counter((m.key, m.value) for m in new)
+            if again != first:
+                print("replay %d differs: %d missing, %d extra" % (
+                    n, sum((first - again).values()), sum((again - first).values())))
+                bad += 1
+            assert st.stop(r, signal.SIGTERM, 30) == 0
+        print("events %d, mismatches %d" % (len(got), bad))
+        return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
