@@ -22,7 +22,7 @@
 #include "sink.h"
 
 #define WAIT_SLICE_MS 5000
-#define TABLE_SIZE 1024 /* > 2 * SINK_BATCH_MAX, a power of two */
+#define TABLE_SIZE 4096 /* > 2 * SINK_BATCH_MAX, a power of two */
 
 typedef enum { MSG_DLQ, MSG_WRITE, MSG_SKIP } msg_state_t;
 
@@ -332,22 +332,30 @@ static void count(sink_t *s, const sink_batch_t *b)
 lt_err_t sink_batch_process(sink_t *s, sink_batch_t *b)
 {
     lt_err_t rc = LT_OK;
+    long long t[5];
+    t[0] = sink_now_ms();
     for (size_t i = 0; i < b->n; i++)
         check_one(s, b, &b->msgs[i]);
+    t[1] = sink_now_ms();
     if (sink_store_lookup(s, b->keys, b->nkeys) != LT_OK) {
         lt_warn("shutdown during a Redis outage: %zu messages left for redelivery", b->n);
         goto end;
     }
     decide(b);
+    t[2] = sink_now_ms();
     if ((rc = deliver(s, b)) == LT_ERR_FATAL)
         goto end;
     rc = LT_OK;
+    t[3] = sink_now_ms();
     if (record(s, b) != LT_OK) {
         lt_warn("shutdown before dedupe state was recorded: batch left for redelivery");
         goto end;
     }
     store_offsets(s, b);
     count(s, b);
+    t[4] = sink_now_ms();
+    lt_debug("batch of %zu: check %lld ms, lookup %lld ms, deliver %lld ms, record %lld ms",
+             b->n, t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3]);
 end:
     batch_clear(b);
     return rc;

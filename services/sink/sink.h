@@ -16,7 +16,7 @@
 #include "lt_metrics.h"
 #include "lt_redis.h"
 
-#define SINK_BATCH_MAX 500     /* messages per batch */
+#define SINK_BATCH_MAX 2000    /* messages per batch */
 #define SINK_BATCH_WAIT_MS 50  /* collect for at most this long once one came */
 #define SINK_NTYPES 8
 
