@@ -24,7 +24,7 @@ def run(n, days, customers, sim_opts, rps, in_flight):
                              start="2023-01-01", **sim_opts)
         fs.add_integration(st, sim, rps=rps, in_flight=in_flight, start="2023-01-01")
         day_list = fs.days("2023-01-01", days)
-        procs = fs.start_fetchers(st, n, {"LTVSYNC_FETCH_CONCURRENCY": 8,
+        procs = fs.start_fetchers(st, n, {"LTVSYNC_FETCH_CONCURRENCY": int(os.environ.get("BENCH_CONCURRENCY", 16)),
                                           "LTVSYNC_LOG_LEVEL": "warn"})
         # Warm-up: one job on a day before the account, so the fetchers have
         # joined their groups before the clock starts.

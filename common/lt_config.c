@@ -110,6 +110,9 @@ const lt_config_def_t lt_config_defs[] = {
      LT_SVC_SCHEDULER | LT_SVC_CTL, "first day of import_from \"all\" (YYYY-MM-DD)"},
     {"MAX_OUTSTANDING_JOBS", LT_CFG_INT, "2000", 1, 1000000, LT_SVC_SCHEDULER,
      "jobs queued but not done, per integration"},
+    {"REPLAY_INTEGRATION", LT_CFG_STRING, NULL, 0, 0, LT_SVC_NORMALIZER,
+     "replay mode (set by ltvctl replay): normalize only this integration's rows; "
+     "\"*\" = all; unset = normal service"},
     /* sink */
     {"DEDUPE_TTL", LT_CFG_DURATION, "400d", MS_H, 3650 * MS_D, LT_SVC_SINK,
      "how long the sink remembers written events"},

@@ -63,9 +63,9 @@ static int acquire(worker_ctx_t *w, const lt_integration_t *in, lt_lease_t *leas
 }
 
 /* The CRM may count a request as in flight until just after its last byte
- * reached us; hold the slot a moment longer so the next request of any
+ * reached us; hold the slot a moment (1 ms) longer so the next request of any
  * fetcher cannot overlap it there. */
-#define RELEASE_DELAY_MS 3
+#define RELEASE_DELAY_MS 1
 
 static void release(worker_ctx_t *w, const lt_lease_t *lease)
 {

@@ -26,7 +26,8 @@ PROD = os.path.join(SRC, "helm", "examples", "values-production.yaml")
 COMPONENTS = ("scheduler", "fetcher", "normalizer", "sink")
 # Settings the chart derives from its own sections instead of `config:`.
 CHART_OWNED = {"KAFKA_BOOTSTRAP_SERVERS", "DOWNSTREAM_BROKERS", "REDIS_URL",
-               "HTTP_PORT", "CONFIG_FILE", "GROUP_ID"}
+               "HTTP_PORT", "CONFIG_FILE", "GROUP_ID",
+               "REPLAY_INTEGRATION"}  # set by `ltvctl replay` for its child, never by the chart
 SECRET_KEYS = ("password", "ecommercepassword", "achaccountnumber", "achroutingnumber")
 
 failures = []
