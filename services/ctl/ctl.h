@@ -36,6 +36,7 @@ int ctl_sync(ctl_t *ctl);
 int ctl_topics(ctl_t *ctl, const char *verb);
 int ctl_status(ctl_t *ctl);
 int ctl_reconcile(ctl_t *ctl);
+int ctl_replay(ctl_t *ctl);
 int ctl_replay_start(ctl_t *ctl, const char *id);
 
 #endif

@@ -18,6 +18,7 @@ static const char usage[] =
     "  integration test (ID | --file FILE | flags)   one CRM call, explains failures\n"
     "  sync ID [--from DAY --to DAY] [--streams a,b]  resync a range (live cursor untouched)\n"
     "  status [ID] [--json] [--watch]\n"
+    "  replay ID | --all                      rebuild events from ltvsync.raw (no CRM calls)\n"
     "  reconcile ID --from DAY --to DAY [--json]  CRM daily summary beside ltvsync's totals\n"
     "  topics create                         create every ltvsync topic\n"
     "\n"
@@ -127,6 +128,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "sync")) {
         ctl.argc = argc - 1, ctl.argv = argv + 1;
         rc = ctl_sync(&ctl);
+    } else if (!strcmp(cmd, "replay")) {
+        ctl.argc = argc - 1, ctl.argv = argv + 1;
+        rc = ctl_replay(&ctl);
     } else if (!strcmp(cmd, "reconcile")) {
         ctl.argc = argc - 1, ctl.argv = argv + 1;
         rc = ctl_reconcile(&ctl);

@@ -1,9 +1,232 @@
-/* ltvctl replay: rebuild events from ltvsync.raw (issue 5; not built yet). */
+/* ltvctl replay ID|--all: rebuild events from ltvsync.raw, no CRM calls.
+ *
+ * The replay is the normalizer itself, run as a child process under a fresh
+ * consumer group (ltvsync-replay-<run>) with REPLAY_INTEGRATION set, so live
+ * traffic and its group continue untouched. ltvctl captures the raw topic's
+ * end offsets when it starts; the replay is done when the child's committed
+ * offsets reach them, and then the child is drained with SIGTERM. Progress
+ * goes to P replay:{id} (shown by `ltvctl status`). Deterministic event ids
+ * and the sink's dedupe mean only events whose content changed (a new
+ * timezone, say) are written downstream again. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "ctl.h"
+#include "lt_kafka.h"
+#include "lt_redis.h"
+#include "lt_signal.h"
+#include "lt_uuid.h"
+
+#define REPLAY_MAX_PARTITIONS 1024
+
+typedef struct {
+    rd_kafka_t *rk;   /* a consumer in the replay's group, never subscribed */
+    rd_kafka_topic_partition_list_t *parts;
+    int64_t target[REPLAY_MAX_PARTITIONS];
+    int64_t total;
+} replay_t;
+
+/* The normalizer binary: LTVSYNC_NORMALIZER_BIN, else next to ltvctl. */
+static int normalizer_path(char *buf, size_t len) {
+    const char *env = getenv("LTVSYNC_NORMALIZER_BIN");
+    ssize_t n;
+    char *slash;
+    if (env) {
+        snprintf(buf, len, "%s", env);
+        return 0;
+    }
+    if ((n = readlink("/proc/self/exe", buf, len - 32)) <= 0)
+        return -1;
+    buf[n] = '\0';
+    if (!(slash = strrchr(buf, '/')))
+        return -1;
+    strcpy(slash + 1, "ltvsync-normalizer");
+    return access(buf, X_OK);
+}
+
+/* A consumer handle in `group` and the raw topic's current end offsets. */
+static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *errstr, size_t len) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const char *topic = lt_config_str(ctl->cfg, "TOPIC_RAW");
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt;
+    int rc = -1;
+
+    if (lt_config_apply_kafka(ctl->cfg, "KAFKA_", conf, errstr, len) != LT_OK ||
+        rd_kafka_conf_set(conf, "group.id", group, errstr, len) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "log_level", "3", errstr, len) != RD_KAFKA_CONF_OK ||
+        !(rp->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, len))) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rkt = rd_kafka_topic_new(rp->rk, topic, NULL);
+    if (rd_kafka_metadata(rp->rk, 0, rkt, &md, 10000) || md->topic_cnt != 1 ||
+        md->topics[0].partition_cnt > REPLAY_MAX_PARTITIONS) {
+        snprintf(errstr, len, "cannot read the metadata of %s", topic);
+        goto end;
+    }
+    rp->parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo, hi;
+        if (p < 0 || p >= REPLAY_MAX_PARTITIONS ||
+            rd_kafka_query_watermark_offsets(rp->rk, topic, p, &lo, &hi, 10000)) {
+            snprintf(errstr, len, "cannot read the end offsets of %s", topic);
+            goto end;
+        }
+        rp->target[p] = hi;
+        rp->total += hi;
+        rd_kafka_topic_partition_list_add(rp->parts, topic, p);
+    }
+    rc = 0;
+end:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+/* Rows the replay group has committed, or -1 when unknown. */
+static int64_t replay_done(replay_t *rp) {
+    int64_t done = 0;
+    if (rd_kafka_committed(rp->rk, rp->parts, 5000))
+        return -1;
+    for (int i = 0; i < rp->parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &rp->parts->elems[i];
+        int64_t off = tp->offset < 0 ? 0 : tp->offset;
+        done += off < rp->target[tp->partition] ? off : rp->target[tp->partition];
+    }
+    return done;
+}
+
+static pid_t spawn(const char *bin, const char *group, const char *filter, const char *logpath) {
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+    }
+    setenv("LTVSYNC_GROUP_ID", group, 1);
+    setenv("LTVSYNC_REPLAY_INTEGRATION", filter, 1);
+    setenv("LTVSYNC_HTTP_PORT", "0", 1);
+    setenv("LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS", "500", 1);
+    execl(bin, bin, (char *)NULL);
+    _exit(127);
+}
+
+static void record(lt_redis_t *r, const ctl_t *ctl, const char *id, const char *run,
+                   const char *state, int64_t done, int64_t total) {
+    redisReply *reply = lt_redis_cmd(r, "HSET %sreplay:%s run %s state %s done %lld total %lld updated_ms %lld",
+                                     lt_config_str(ctl->cfg, "REDIS_PREFIX"), id, run, state,
+                                     (long long)done, (long long)total,
+                                     (long long)time(NULL) * 1000);
+    if (reply)
+        freeReplyObject(reply);
+}
 
 int ctl_replay_start(ctl_t *ctl, const char *id) {
-    fprintf(stderr, "ltvctl: replay is not built yet; events of %s keep their old dating\n", id);
-    return CTL_FAIL;
+    replay_t rp = {0};
+    lt_redis_t *r = NULL;
+    char bin[PATH_MAX], run[37], group[64], logpath[PATH_MAX], errstr[512];
+    const char *filter = id ? id : "*", *key = id ? id : "all";
+    int64_t done = 0;
+    pid_t pid = -1;
+    int rc = CTL_FAIL, status, tty = isatty(1);
+
+    if (normalizer_path(bin, sizeof(bin)) < 0) {
+        fprintf(stderr, "ltvctl: cannot find ltvsync-normalizer next to ltvctl; set LTVSYNC_NORMALIZER_BIN\n");
+        return CTL_FAIL;
+    }
+    lt_uuid_v4(run);
+    snprintf(group, sizeof(group), "ltvsync-replay-%.8s", run);
+    snprintf(logpath, sizeof(logpath), "%s/ltvsync-replay-%.8s.log",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", run);
+    if (!(r = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr))) ||
+        replay_open(ctl, group, &rp, errstr, sizeof(errstr)) < 0) {
+        fprintf(stderr, "ltvctl: replay: %s\n", errstr);
+        goto end;
+    }
+    lt_signal_install();
+    if ((pid = spawn(bin, group, filter, logpath)) < 0) {
+        fprintf(stderr, "ltvctl: replay: fork: %s\n", strerror(errno));
+        goto end;
+    }
+    printf("replay %.8s of %s: %lld raw rows to re-read (group %s, log %s)\n", run,
+           id ? id : "every integration", (long long)rp.total, group, logpath);
+    fflush(stdout);
+    while (!lt_signal_stop) {
+        int64_t d = replay_done(&rp);
+        if (d >= 0)
+            done = d;
+        record(r, ctl, key, run, "running", done, rp.total);
+        if (tty && !ctl->json) {
+            printf("\r  %lld / %lld rows (%.0f%%)", (long long)done, (long long)rp.total,
+                   rp.total ? 100.0 * (double)done / (double)rp.total : 100.0);
+            fflush(stdout);
+        }
+        if (done >= rp.total)
+            break;
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            pid = -1;
+            fprintf(stderr, "\nltvctl: replay: the normalizer exited early (see %s)\n", logpath);
+            record(r, ctl, key, run, "failed", done, rp.total);
+            goto end;
+        }
+        usleep(500000);
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+    pid = -1;
+    if (done < rp.total) {
+        fprintf(stderr, "\nltvctl: replay interrupted at %lld of %lld rows\n", (long long)done,
+                (long long)rp.total);
+        record(r, ctl, key, run, "interrupted", done, rp.total);
+        goto end;
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        fprintf(stderr, "\nltvctl: replay: the normalizer did not drain cleanly (see %s)\n", logpath);
+        record(r, ctl, key, run, "failed", done, rp.total);
+        goto end;
+    }
+    record(r, ctl, key, run, "done", done, rp.total);
+    printf("%sreplay %.8s done: %lld rows re-read; the sink writes downstream only the events that changed\n",
+           tty ? "\n" : "", run, (long long)done);
+    rc = CTL_OK;
+end:
+    if (pid > 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, &status, 0);
+    }
+    if (rp.parts)
+        rd_kafka_topic_partition_list_destroy(rp.parts);
+    if (rp.rk)
+        rd_kafka_destroy(rp.rk);
+    lt_redis_destroy(r);
+    return rc;
+}
+
+int ctl_replay(ctl_t *ctl) {
+    const char *id = ctl_arg(ctl, 0);
+    lt_integration_t in;
+    int rc;
+    if (ctl_flag(ctl, "--all") == !!id) {
+        fprintf(stderr, "ltvctl: replay ID | replay --all\n");
+        return CTL_USAGE;
+    }
+    if (id && (rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
+        return rc;
+    return ctl_replay_start(ctl, id);
 }

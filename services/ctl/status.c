@@ -26,6 +26,8 @@ typedef struct {
 typedef struct {
     char state[16], reason[256];
     long long in_flight, outstanding, started_ms;
+    char replay_state[16];
+    long long replay_done, replay_total;
     stream_status_t streams[LT_STREAM_COUNT];
     char complete_through[11];
 } integ_status_t;
@@ -93,6 +95,12 @@ static int collect(lt_redis_t *r, const char *prefix, const lt_config_t *cfg,
     freeReplyObject(reply);
     if (!out->state[0])
         strcpy(out->state, "ok");
+    if (!(reply = lt_redis_cmd(r, "HGETALL %sreplay:%s", prefix, in->id)))
+        return -1;
+    hash_str(reply, "state", out->replay_state, sizeof(out->replay_state));
+    out->replay_done = hash_ll(reply, "done");
+    out->replay_total = hash_ll(reply, "total");
+    freeReplyObject(reply);
     if (!(reply = lt_redis_cmd(r, "ZCOUNT %si:%s:inflight %lld +inf", prefix, in->id, now)))
         return -1;
     out->in_flight = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
@@ -148,6 +156,12 @@ static cJSON *to_json(const lt_integration_t *in, const integ_status_t *st) {
     cJSON_AddNumberToObject(root, "max_in_flight", in->max_in_flight);
     cJSON_AddNumberToObject(root, "max_requests_per_second", in->max_requests_per_second);
     cJSON_AddNumberToObject(root, "outstanding_jobs", (double)st->outstanding);
+    if (st->replay_state[0]) {
+        cJSON *rp = cJSON_AddObjectToObject(root, "replay");
+        cJSON_AddStringToObject(rp, "state", st->replay_state);
+        cJSON_AddNumberToObject(rp, "done", (double)st->replay_done);
+        cJSON_AddNumberToObject(rp, "total", (double)st->replay_total);
+    }
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
         const stream_status_t *ss = &st->streams[s];
         cJSON *o;
@@ -181,6 +195,9 @@ static void print_human(const lt_integration_t *in, const integ_status_t *st, in
     printf("  complete through: %s\n", st->complete_through[0] ? st->complete_through : "-");
     printf("  limits: %lld of %d requests in flight, %d requests/s; %lld jobs outstanding\n",
            st->in_flight, in->max_in_flight, in->max_requests_per_second, st->outstanding);
+    if (st->replay_state[0])
+        printf("  replay: %s, %lld of %lld raw rows\n", st->replay_state, st->replay_done,
+               st->replay_total);
     printf("  %-13s %15s %10s %8s %7s  %s\n", "STREAM", "DAYS", "ROWS", "PAGES", "ERRORS",
            "LAST ERROR");
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
