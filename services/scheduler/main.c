@@ -34,15 +34,21 @@ static void nap(long long ms) {
         usleep((useconds_t)((ms < 100 ? ms : 100) * 1000));
 }
 
-static void tick(sched_ctx_t *ctx, lt_registry_t *reg, lt_metric_t *m_jobs) {
+/* One planning pass. The lease is renewed before each integration, so a
+ * slow pass (many integrations, a slow broker) never outlives it. */
+static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg,
+                 lt_metric_t *m_jobs) {
     char errstr[512];
     if (lt_registry_load(reg, ctx->cfg, errstr, sizeof(errstr)) != LT_OK) {
         lt_warn("reading integrations: %s", errstr);
         return;
     }
-    ctx->now_ms = now_ms();
     for (size_t i = 0; i < reg->count && !lt_signal_stop; i++) {
-        int n = sched_plan_integration(ctx, &reg->items[i]);
+        int n;
+        if (sched_lease_tick(ctx->redis, ctx->prefix, lease) != 1)
+            return;
+        ctx->now_ms = now_ms();
+        n = sched_plan_integration(ctx, &reg->items[i]);
         if (n > 0)
             lt_metric_add(m_jobs, n);
     }
@@ -58,6 +64,7 @@ int main(int argc, char **argv) {
     sched_ctx_t ctx = {0};
     lt_metric_t *m_leader, *m_jobs;
     char errstr[512], host[64] = "host", rnd[37];
+    long long period, wait, last_tick = 0;
     int rc = lt_config_from_args(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER,
                                  NULL, &cfg);
     if (rc >= 0)
@@ -90,17 +97,24 @@ int main(int argc, char **argv) {
     lt_uuid_v4(ctx.run_id);
     lt_info("started (holder %s, http port %d)", lease.holder, lt_httpd_port(httpd));
 
+    period = lt_config_int(cfg, "SCHEDULER_TICK");
     while (!lt_signal_stop) {
         long long started = now_ms();
         int leader = sched_lease_tick(redis, ctx.prefix, &lease);
         ready = leader >= 0;
         lt_metric_set(m_leader, leader == 1);
-        if (leader == 1)
-            tick(&ctx, &reg, m_jobs);
+        if (leader == 1 && started - last_tick >= period) {
+            last_tick = started;
+            tick(&ctx, &lease, &reg, m_jobs);
+        }
         lt_producer_poll(producer, 0);
-        /* A follower retries at a third of the lease so takeover is quick. */
-        nap((leader == 1 ? lt_config_int(cfg, "SCHEDULER_TICK") : lease.ttl_ms / 3) -
-            (now_ms() - started));
+        /* The lease is renewed (and a follower retries) at a third of its
+         * TTL, whatever SCHEDULER_TICK is, so takeover is quick and a long
+         * tick period never lets the lease lapse. */
+        wait = lease.ttl_ms / 3 - (now_ms() - started);
+        if (leader == 1 && period - (now_ms() - last_tick) < wait)
+            wait = period - (now_ms() - last_tick);
+        nap(wait);
     }
     lt_info("stopping");
     sched_lease_release(redis, ctx.prefix, &lease);

@@ -4,14 +4,16 @@
  * import_from to yesterday, oldest first, bounded by MAX_OUTSTANDING_JOBS;
  * P i:{id}:backfill:{stream} remembers how far emission got, and days already
  * in P i:{id}:done:{stream} are skipped, so restarts never re-emit finished
- * work. Live: every sync_interval, dateUpdated jobs for the last
+ * work; every sync_interval a rescan re-emits days neither done nor
+ * outstanding (a fetcher dropped them). Live: every sync_interval, dateUpdated jobs for the last
  * LIVE_LOOKBACK_DAYS days, which catches refunds and chargeback marks on old
  * sales. Lookback: every CHARGEBACK_LOOKBACK_INTERVAL, isChargedback=1 jobs
  * over CHARGEBACK_LOOKBACK_DAYS, for marks dateUpdated might miss.
  *
  * Every job is claimed in P i:{id}:outstanding by a Lua script that also
  * checks the leader lease (fencing), so no job is outstanding twice. A claim
- * older than STALE_CLAIM_MS is presumed lost (a fetcher gave up) and re-made. */
+ * older than STALE_CLAIM_MS is presumed lost (a fetcher gave up) and re-made;
+ * claims whose jobs Kafka did not acknowledge are released at once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,68 +26,132 @@
 
 #define STALE_CLAIM_MS (6LL * 3600 * 1000)
 
+/* The claims of one plan call, released when their jobs were not
+ * acknowledged, so a lost job is re-emitted next tick instead of blocking
+ * its day until STALE_CLAIM_MS. */
+typedef struct {
+    lt_batch_t batch;
+    struct plan_claim { char key[128], value[80]; } *claims;
+    size_t n, cap;
+} plan_t;
+
+/* KEYS leader, outstanding, done (of the stream); ARGV lease, jobkey, value,
+ * now, stale, cap (0 = none), day ("" = no done check). */
 static lt_redis_script_t claim_script = {
     .source =
         "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+        "if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 1 then return 0 end\n"
         "local cur = redis.call('HGET', KEYS[2], ARGV[2])\n"
         "if cur then\n"
         "  local ms = tonumber(string.match(cur, ' (%d+)$'))\n"
         "  if ms and tonumber(ARGV[4]) - ms < tonumber(ARGV[5]) then return 0 end\n"
-        "elseif redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then return -2 end\n"
+        "elseif tonumber(ARGV[6]) > 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then\n"
+        "  return -2\n"
+        "end\n"
         "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
         "return 1\n",
 };
 
-/* Claims jobkey for job; 1 claimed, 0 already outstanding, -1 not leader,
- * -2 outstanding cap reached, -3 Redis unreachable. */
-static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job) {
-    char kleader[256], kout[256], lease[128], jobkey[128], value[80], now[24], stale[24], cap[24];
-    const char *argv[8];
-    size_t lens[8];
+/* KEYS outstanding; ARGV jobkey, value: deletes the claim if still ours. */
+static lt_redis_script_t release_script = {
+    .source =
+        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+        "  return redis.call('HDEL', KEYS[1], ARGV[1])\n"
+        "end\n"
+        "return 0\n",
+};
+
+static void key_of(const sched_ctx_t *ctx, const lt_integration_t *in, const char *what,
+                   char *buf, size_t len) {
+    snprintf(buf, len, "%si:%s:%s", ctx->prefix, in->id, what);
+}
+
+/* Claims jobkey for job; 1 claimed, 0 already outstanding or (backfill) done,
+ * -1 not leader, -2 outstanding cap reached, -3 Redis unreachable. */
+static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job,
+                 int capped, const char *jobkey, const char *value) {
+    char kleader[256], kout[256], kdone[256], done[64], lease[128], now[24], stale[24], cap[24];
+    int backfill = !strcmp(job->reason, "backfill");
+    const char *argv[10];
+    size_t lens[10];
     redisReply *reply;
     int rc;
 
     snprintf(kleader, sizeof(kleader), "%sleader", ctx->prefix);
-    snprintf(kout, sizeof(kout), "%si:%s:outstanding", ctx->prefix, in->id);
+    key_of(ctx, in, "outstanding", kout, sizeof(kout));
+    snprintf(done, sizeof(done), "done:%s", lt_stream_name(job->stream));
+    key_of(ctx, in, done, kdone, sizeof(kdone));
     snprintf(lease, sizeof(lease), "%s %lld", ctx->lease->holder, ctx->lease->token);
-    lt_job_key(job, jobkey, sizeof(jobkey));
-    snprintf(value, sizeof(value), "%s %lld", job->job_id, ctx->now_ms);
     snprintf(now, sizeof(now), "%lld", ctx->now_ms);
     snprintf(stale, sizeof(stale), "%lld", STALE_CLAIM_MS);
-    snprintf(cap, sizeof(cap), "%lld", lt_config_int(ctx->cfg, "MAX_OUTSTANDING_JOBS"));
-    argv[0] = kleader, argv[1] = kout, argv[2] = lease, argv[3] = jobkey;
-    argv[4] = value, argv[5] = now, argv[6] = stale, argv[7] = cap;
-    for (int i = 0; i < 8; i++)
+    snprintf(cap, sizeof(cap), "%lld", capped ? lt_config_int(ctx->cfg, "MAX_OUTSTANDING_JOBS") : 0);
+    argv[0] = kleader, argv[1] = kout, argv[2] = kdone, argv[3] = lease, argv[4] = jobkey;
+    argv[5] = value, argv[6] = now, argv[7] = stale, argv[8] = cap;
+    argv[9] = backfill ? job->day : "";
+    for (int i = 0; i < 10; i++)
         lens[i] = strlen(argv[i]);
-    if (!(reply = lt_redis_eval(ctx->redis, &claim_script, 2, 8, argv, lens)))
+    if (!(reply = lt_redis_eval(ctx->redis, &claim_script, 3, 10, argv, lens)))
         return -3;
     rc = reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -3;
+    if (reply->type == REDIS_REPLY_ERROR)
+        lt_error("claim script: %.*s", (int)reply->len, reply->str);
     freeReplyObject(reply);
     return rc;
 }
 
+static void release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jobkey,
+                    const char *value) {
+    char kout[256];
+    const char *argv[3];
+    size_t lens[3];
+    redisReply *reply;
+    key_of(ctx, in, "outstanding", kout, sizeof(kout));
+    argv[0] = kout, argv[1] = jobkey, argv[2] = value;
+    for (int i = 0; i < 3; i++)
+        lens[i] = strlen(argv[i]);
+    if ((reply = lt_redis_eval(ctx->redis, &release_script, 1, 3, argv, lens)))
+        freeReplyObject(reply);
+}
+
+/* Remembers a claim; without memory it just cannot be released early. */
+static void remember(plan_t *plan, const char *jobkey, const char *value) {
+    if (plan->n == plan->cap) {
+        size_t cap = plan->cap ? plan->cap * 2 : 64;
+        struct plan_claim *c = realloc(plan->claims, cap * sizeof(*c));
+        if (!c)
+            return;
+        plan->claims = c, plan->cap = cap;
+    }
+    snprintf(plan->claims[plan->n].key, sizeof(plan->claims[0].key), "%s", jobkey);
+    snprintf(plan->claims[plan->n].value, sizeof(plan->claims[0].value), "%s", value);
+    plan->n++;
+}
 
 /* Claims and produces one job. Returns the claim result (see claim()). */
 static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job,
-                const char *topic, lt_batch_t *batch) {
-    char key[160], errstr[256], *json;
+                const char *topic, plan_t *plan, int capped) {
+    char key[160], jobkey[128], value[80], errstr[256], *json;
     size_t klen;
     int rc;
 
     lt_uuid_v4(job->job_id);
     snprintf(job->integration_id, sizeof(job->integration_id), "%s", in->id);
     snprintf(job->run_id, sizeof(job->run_id), "%s", ctx->run_id);
-    if ((rc = claim(ctx, in, job)) != 1)
+    lt_job_key(job, jobkey, sizeof(jobkey));
+    snprintf(value, sizeof(value), "%s %lld", job->job_id, ctx->now_ms);
+    if ((rc = claim(ctx, in, job, capped, jobkey, value)) != 1)
         return rc;
     klen = lt_job_kafka_key(job, key, sizeof(key));
-    if (!(json = lt_job_encode(job)))
+    json = lt_job_encode(job);
+    if (!json || lt_producer_send(ctx->producer, topic, key, klen, json, strlen(json),
+                                  &plan->batch, errstr, sizeof(errstr)) != LT_OK) {
+        lt_warn("job %s: produce failed: %s", job->job_id, json ? errstr : "out of memory");
+        release(ctx, in, jobkey, value);
+        free(json);
         return -3;
-    if (lt_producer_send(ctx->producer, topic, key, klen, json, strlen(json), batch,
-                         errstr, sizeof(errstr)) != LT_OK) {
-        lt_warn("job %s: produce failed: %s", job->job_id, errstr);
-        rc = -3;
     }
     free(json);
+    remember(plan, jobkey, value);
     return rc;
 }
 
@@ -106,75 +172,101 @@ static int hash_set(sched_ctx_t *ctx, const char *key, const char *field, const 
     return 0;
 }
 
-/* 1 when the day of the stream is recorded done, 0 when not, -1 on error. */
-static int day_done(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream_t s, const char *day) {
-    redisReply *reply = lt_redis_cmd(ctx->redis, "HEXISTS %si:%s:done:%s %s", ctx->prefix,
-                                     in->id, lt_stream_name(s), day);
-    int rc;
-    if (!reply)
-        return -1;
-    rc = reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -1;
-    freeReplyObject(reply);
-    return rc;
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Backfill of one stream: days after emitted_through up to yesterday. The
- * first day is import_from (or IMPORT_ALL_FROM for "all"); if import_from
- * moves earlier, emission restarts there and done days are skipped. */
+/* The done days of a stream, sorted (pointers into *reply, which the caller
+ * frees). NULL with *reply NULL when Redis is unreachable. */
+static const char **done_days(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream_t s,
+                              redisReply **reply, size_t *n) {
+    const char **days;
+    *n = 0;
+    if (!(*reply = lt_redis_cmd(ctx->redis, "HKEYS %si:%s:done:%s", ctx->prefix, in->id,
+                                lt_stream_name(s))))
+        return NULL;
+    if ((*reply)->type != REDIS_REPLY_ARRAY ||
+        !(days = calloc((*reply)->elements + 1, sizeof(*days))))
+        return NULL;
+    for (size_t i = 0; i < (*reply)->elements; i++)
+        if ((*reply)->element[i]->type == REDIS_REPLY_STRING)
+            days[(*n)++] = (*reply)->element[i]->str;
+    qsort(days, *n, sizeof(*days), cmp_str);
+    return days;
+}
+
+static int is_done(const char **days, size_t n, const char *day) {
+    return days && bsearch(&day, days, n, sizeof(*days), cmp_str) != NULL;
+}
+
+/* Backfill of one stream, oldest first, up to yesterday. A regular tick
+ * walks the days after emitted_through (the first day is import_from, or
+ * IMPORT_ALL_FROM for "all"; if it moves, emission restarts there). A
+ * rescan (every sync_interval) walks from the first day again, re-emitting
+ * days neither done nor outstanding: those a fetcher dropped (parked, a
+ * permanent error) or whose job was lost. The claim skips done days
+ * atomically; through never moves back. */
 static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream_t s,
-                         const char *yesterday, lt_batch_t *batch, char through[11]) {
-    char key[256], from[11], day[11], last[11];
+                         const char *yesterday, plan_t *plan, int rescan, char through[11]) {
+    char key[256], day[11];
     const char *first = lt_integration_first_day(in, lt_config_str(ctx->cfg, "IMPORT_ALL_FROM"));
-    redisReply *reply;
-    int n = 0, rc;
+    const char **done = NULL;
+    redisReply *reply, *done_reply = NULL;
+    size_t ndone = 0;
+    int n = 0, rc = 0;
 
     snprintf(key, sizeof(key), "%si:%s:backfill:%s", ctx->prefix, in->id, lt_stream_name(s));
     if (!(reply = lt_redis_cmd(ctx->redis, "HMGET %s from through", key)))
         return -1;
-    snprintf(from, sizeof(from), "%s", first);
-    last[0] = '\0';
+    through[0] = '\0';
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
         reply->element[1]->type == REDIS_REPLY_STRING &&
         !strcmp(reply->element[0]->str, first) && reply->element[1]->len == 10)
-        memcpy(last, reply->element[1]->str, 11);
+        memcpy(through, reply->element[1]->str, 11);
     freeReplyObject(reply);
-    if (last[0]) {
-        if (lt_date_add_days(last, 10, 1, day) < 0)
+    if (through[0] && !rescan) {
+        if (lt_date_add_days(through, 10, 1, day) < 0)
             return -1;
     } else {
-        memcpy(day, from, 11);
-        if (hash_set(ctx, key, "from", first) < 0 ||
-            !(reply = lt_redis_cmd(ctx->redis, "HSETNX %s started_ms %lld", key, ctx->now_ms)))
+        memcpy(day, first, 11);
+        if (!through[0] && (hash_set(ctx, key, "from", first) < 0 ||
+                            !(reply = lt_redis_cmd(ctx->redis, "HSETNX %s started_ms %lld",
+                                                   key, ctx->now_ms))))
             return -1;
-        freeReplyObject(reply);
+        if (!through[0])
+            freeReplyObject(reply);
+        if (rescan && through[0] && !(done = done_days(ctx, in, s, &done_reply, &ndone)) &&
+            !done_reply)
+            return -1;
     }
-    through[0] = '\0';
     for (; strcmp(day, yesterday) <= 0; lt_date_add_days(day, 10, 1, day)) {
-        lt_job_t job = {.stream = s, .page_from = 0, .page_to = 0};
-        if ((rc = day_done(ctx, in, s, day)) < 0)
-            return -1;
-        if (!rc) {
+        lt_job_t job = {.stream = s, .date_range_type = "dateCreated", .reason = "backfill"};
+        if (!is_done(done, ndone, day)) {
             memcpy(job.day, day, 11);
-            strcpy(job.date_range_type, "dateCreated");
-            strcpy(job.reason, "backfill");
-            rc = emit(ctx, in, &job, lt_config_str(ctx->cfg, "TOPIC_JOBS_BACKFILL"), batch);
-            if (rc == -2)
-                break; /* outstanding cap: continue next tick */
+            rc = emit(ctx, in, &job, lt_config_str(ctx->cfg, "TOPIC_JOBS_BACKFILL"), plan, 1);
             if (rc < 0)
-                return -1;
+                break; /* -2: the outstanding cap; continue next tick */
             n += rc;
         }
-        memcpy(through, day, 11);
+        if (strcmp(day, through) > 0)
+            memcpy(through, day, 11);
     }
-    return n;
+    free(done);
+    if (done_reply)
+        freeReplyObject(done_reply);
+    return rc < 0 && rc != -2 ? -1 : n;
 }
 
-/* Jobs of one range type for the last ndays days (today included). */
+/* Jobs of one range type for the last ndays days (today included). Live
+ * jobs ignore the outstanding cap (at most LIVE_LOOKBACK_DAYS x streams of
+ * them exist, and a large import must never delay freshness); a capped
+ * window stops at the cap and sets *full. */
 static int plan_window(sched_ctx_t *ctx, const lt_integration_t *in, unsigned streams,
                        const char *range_type, const char *reason, const char *topic,
-                       const char *today, int ndays, lt_batch_t *batch) {
-    int n = 0, rc;
+                       const char *today, int ndays, plan_t *plan, int *full) {
+    int n = 0, rc, capped = strcmp(reason, "live") != 0;
+    *full = 0;
     for (int back = ndays - 1; back >= 0; back--) {
         char day[11];
         if (lt_date_add_days(today, 10, -back, day) < 0)
@@ -186,9 +278,11 @@ static int plan_window(sched_ctx_t *ctx, const lt_integration_t *in, unsigned st
             memcpy(job.day, day, 11);
             snprintf(job.date_range_type, sizeof(job.date_range_type), "%s", range_type);
             snprintf(job.reason, sizeof(job.reason), "%s", reason);
-            rc = emit(ctx, in, &job, topic, batch);
-            if (rc == -2)
+            rc = emit(ctx, in, &job, topic, plan, capped);
+            if (rc == -2) {
+                *full = 1;
                 return n;
+            }
             if (rc < 0)
                 return -1;
             n += rc;
@@ -207,50 +301,52 @@ static int is_parked(sched_ctx_t *ctx, const lt_integration_t *in) {
     return parked;
 }
 
-int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
-    char today[11], yesterday[11], klive[256], key[256];
-    char through[LT_STREAM_COUNT][11];
-    long long last_live = 0, last_lookback = 0;
-    long long lookback_every = lt_config_int(ctx->cfg, "CHARGEBACK_LOOKBACK_INTERVAL");
-    int n = 0, rc, live_due, lookback_due;
-    lt_batch_t batch = {0};
+static int set_ms(sched_ctx_t *ctx, const char *key, const char *field) {
+    char ms[24];
+    snprintf(ms, sizeof(ms), "%lld", ctx->now_ms);
+    return hash_set(ctx, key, field, ms);
+}
 
-    if ((rc = is_parked(ctx, in)) != 0)
-        return rc < 0 ? -1 : 0;
+/* Waits for every job of the plan; on any failure releases its claims so
+ * the next tick emits them again. 0 when all were acknowledged. */
+static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan) {
+    int rc = 0;
+    if (plan->n && lt_producer_wait(ctx->producer, &plan->batch, 30000) != LT_OK) {
+        lt_warn("integration %s: jobs not acknowledged; retrying next tick", in->id);
+        for (size_t i = 0; i < plan->n; i++)
+            release(ctx, in, plan->claims[i].key, plan->claims[i].value);
+        rc = -1;
+    }
+    free(plan->claims);
+    plan->claims = NULL, plan->n = plan->cap = 0;
+    return rc;
+}
+
+/* Emits the live window, the lookback and the backfill; records progress
+ * in through[] and *lookback_full. */
+static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due,
+                    int lookback_due, plan_t *plan, char through[][11], int *lookback_full) {
+    char today[11], yesterday[11];
+    int n = 0, rc, live_full;
+
     if (lt_integration_local_day(in, ctx->now_ms / 1000, 0, today) < 0 ||
         lt_date_add_days(today, 10, -1, yesterday) < 0) {
         lt_error("integration %s: cannot compute the local day in %s", in->id, in->timezone);
-        return 0;
-    }
-    snprintf(klive, sizeof(klive), "%si:%s:live", ctx->prefix, in->id);
-    if (hash_get_int(ctx, klive, "last_run_ms", &last_live) < 0 ||
-        hash_get_int(ctx, klive, "last_lookback_ms", &last_lookback) < 0)
         return -1;
-    if (!last_lookback) {
-        /* The backfill covers the first interval; the sweep starts after it. */
-        char ms[24];
-        snprintf(ms, sizeof(ms), "%lld", ctx->now_ms);
-        if (hash_set(ctx, klive, "last_lookback_ms", ms) < 0)
-            return -1;
-        last_lookback = ctx->now_ms;
     }
-    live_due = ctx->now_ms - last_live >= in->sync_interval_ms;
-    lookback_due = (in->streams & (1u << LT_STREAM_TRANSACTIONS)) &&
-                   ctx->now_ms - last_lookback >= lookback_every;
-
     if (live_due) {
-        rc = plan_window(ctx, in, in->streams, "dateUpdated", "live",
-                         lt_config_str(ctx->cfg, "TOPIC_JOBS_LIVE"), today,
-                         (int)lt_config_int(ctx->cfg, "LIVE_LOOKBACK_DAYS"), &batch);
-        if (rc < 0)
+        if ((rc = plan_window(ctx, in, in->streams, "dateUpdated", "live",
+                              lt_config_str(ctx->cfg, "TOPIC_JOBS_LIVE"), today,
+                              (int)lt_config_int(ctx->cfg, "LIVE_LOOKBACK_DAYS"), plan,
+                              &live_full)) < 0)
             return -1;
         n += rc;
     }
     if (lookback_due) {
-        rc = plan_window(ctx, in, 1u << LT_STREAM_TRANSACTIONS, "chargeback", "lookback",
-                         lt_config_str(ctx->cfg, "TOPIC_JOBS_BACKFILL"), today,
-                         (int)lt_config_int(ctx->cfg, "CHARGEBACK_LOOKBACK_DAYS"), &batch);
-        if (rc < 0)
+        if ((rc = plan_window(ctx, in, 1u << LT_STREAM_TRANSACTIONS, "chargeback", "lookback",
+                              lt_config_str(ctx->cfg, "TOPIC_JOBS_BACKFILL"), today,
+                              (int)lt_config_int(ctx->cfg, "CHARGEBACK_LOOKBACK_DAYS"), plan,
+                              lookback_full)) < 0)
             return -1;
         n += rc;
     }
@@ -258,15 +354,42 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
         through[s][0] = '\0';
         if (!(in->streams & (1u << s)))
             continue;
-        if ((rc = plan_backfill(ctx, in, (lt_stream_t)s, yesterday, &batch, through[s])) < 0)
+        /* the rescan runs at the live cadence */
+        if ((rc = plan_backfill(ctx, in, (lt_stream_t)s, yesterday, plan, live_due,
+                                through[s])) < 0)
             return -1;
         n += rc;
     }
-    /* Progress is recorded only once Kafka acknowledged every job. */
-    if (lt_producer_wait(ctx->producer, &batch, 30000) != LT_OK) {
-        lt_warn("integration %s: jobs not acknowledged; retrying next tick", in->id);
+    return n;
+}
+
+int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
+    char klive[256], key[256], through[LT_STREAM_COUNT][11];
+    long long last_live = 0, last_lookback = 0;
+    long long lookback_every = lt_config_int(ctx->cfg, "CHARGEBACK_LOOKBACK_INTERVAL");
+    int n, rc, live_due, lookback_due, lookback_full = 0;
+    plan_t plan = {0};
+
+    if ((rc = is_parked(ctx, in)) != 0)
+        return rc < 0 ? -1 : 0;
+    key_of(ctx, in, "live", klive, sizeof(klive));
+    if (hash_get_int(ctx, klive, "last_run_ms", &last_live) < 0 ||
+        hash_get_int(ctx, klive, "last_lookback_ms", &last_lookback) < 0)
         return -1;
+    if (!last_lookback) {
+        /* The backfill covers the first interval; the sweep starts after it. */
+        if (set_ms(ctx, klive, "last_lookback_ms") < 0)
+            return -1;
+        last_lookback = ctx->now_ms;
     }
+    live_due = ctx->now_ms - last_live >= in->sync_interval_ms;
+    lookback_due = (in->streams & (1u << LT_STREAM_TRANSACTIONS)) &&
+                   ctx->now_ms - last_lookback >= lookback_every;
+
+    n = plan_all(ctx, in, live_due, lookback_due, &plan, through, &lookback_full);
+    /* Progress is recorded only once Kafka acknowledged every job. */
+    if (settle(ctx, in, &plan) < 0 || n < 0)
+        return -1;
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
         if (!through[s][0])
             continue;
@@ -275,18 +398,9 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
         if (hash_set(ctx, key, "through", through[s]) < 0)
             return -1;
     }
-    if (live_due) {
-        char ms[24];
-        snprintf(ms, sizeof(ms), "%lld", ctx->now_ms);
-        if (hash_set(ctx, klive, "last_run_ms", ms) < 0)
-            return -1;
-    }
-    if (lookback_due) {
-        char ms[24];
-        snprintf(ms, sizeof(ms), "%lld", ctx->now_ms);
-        if (hash_set(ctx, klive, "last_lookback_ms", ms) < 0)
-            return -1;
-    }
+    if ((live_due && set_ms(ctx, klive, "last_run_ms") < 0) ||
+        (lookback_due && !lookback_full && set_ms(ctx, klive, "last_lookback_ms") < 0))
+        return -1;
     if (n)
         lt_info("integration %s: emitted %d jobs (live %s, lookback %s)", in->id, n,
                 live_due ? "yes" : "no", lookback_due ? "yes" : "no");

@@ -1,0 +1,257 @@
+"""ltvsync-scheduler against a real devbroker and redis-server: backfill
+emits exactly one dateCreated job per account-local day and stream from
+import_from to yesterday; live emits dateUpdated jobs for LIVE_LOOKBACK_DAYS
+days; no duplicate outstanding job across ticks; a restart re-emits neither
+finished nor already-emitted work; a dropped (not done, no longer
+outstanding) day is emitted again; MAX_OUTSTANDING_JOBS bounds emission
+(live jobs still flow); parked integrations get nothing; two replicas: one
+leader, kill -9 hands over within the lease, SIGTERM exits 0 and releases
+the lease."""
+import datetime
+import json
+import signal
+import time
+import zoneinfo
+
+import ltharness as h
+
+T_INTEG, T_BACKFILL, T_LIVE = ("ltvsync.integrations", "ltvsync.jobs.backfill",
+                               "ltvsync.jobs.live")
+BASE_ENV = {"LTVSYNC_LEADER_LEASE": "2s", "LTVSYNC_SCHEDULER_TICK": "500ms",
+            "LTVSYNC_LIVE_LOOKBACK_DAYS": 3, "LTVSYNC_LOG_LEVEL": "info"}
+
+
+def local_today(tz):
+    return datetime.datetime.now(zoneinfo.ZoneInfo(tz)).date()
+
+
+def span(first, last):
+    d, out = first, []
+    while d <= last:
+        out.append(d.isoformat())
+        d += datetime.timedelta(days=1)
+    return out
+
+
+def add(st, iid, tz, import_from, streams, interval="1h"):
+    doc = {"id": iid, "base_url": "http://127.0.0.1:9", "api_username": "api",
+           "password_ref": "env:UNUSED_PW", "account_name": iid,
+           "account_username": iid, "timezone": tz, "import_from": import_from,
+           "streams": streams, "sync_interval": interval}
+    st.produce(T_INTEG, [(iid, json.dumps(doc))])
+
+
+def jobs(st, topic, iid=None):
+    out = [json.loads(m.value) for m in st.consume_all(topic)]
+    return [j for j in out if iid is None or j["integration_id"] == iid]
+
+
+def keyset(js):
+    return sorted((j["stream"], j["date_range_type"], j["day"]) for j in js)
+
+
+def scheduler(st, **env):
+    e = dict(BASE_ENV)
+    e.update(env)
+    return st.start_service("ltvsync-scheduler", env=e)
+
+
+def rk(st, *parts):
+    return st.prefix + ":".join(parts)
+
+
+def jobkey(j):
+    return "%s/%s/%s" % (j["stream"], j["date_range_type"], j["day"])
+
+
+def finish(r, st, j, done=True):
+    """What a fetcher does when a job completes (done only for dateCreated)."""
+    if done:
+        r.hset(rk(st, "i", j["integration_id"], "done", j["stream"]), j["day"],
+               "1 1 %d" % int(time.time() * 1000))
+    r.hdel(rk(st, "i", j["integration_id"], "outstanding"), jobkey(j))
+
+
+def new_jobs(now, before):
+    seen = {j["job_id"] for j in before}
+    return [j for j in now if j["job_id"] not in seen]
+
+
+def steady(st, what, procs, seconds=2.5):
+    """Counts of jobs on both topics, asserted unchanged over `seconds`."""
+    before = (len(jobs(st, T_BACKFILL)), len(jobs(st, T_LIVE)))
+    time.sleep(seconds)
+    for p in procs:
+        p.check_alive()
+    after = (len(jobs(st, T_BACKFILL)), len(jobs(st, T_LIVE)))
+    assert before == after, "%s: jobs changed %s -> %s" % (what, before, after)
+    return after
+
+
+def backfill_live_restart():
+    tz = "Pacific/Kiritimati"            # UTC+14: its yesterday is rarely UTC's
+    with h.Stack("sched-plan") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        r = st.redis.client()
+        today = local_today(tz)
+        first = today - datetime.timedelta(days=5)
+        days = span(first, today - datetime.timedelta(days=1))
+        streams = ["transactions", "orders"]
+        add(st, "acme", tz, first.isoformat(), streams, interval="3s")
+        add(st, "zed", "UTC", first.isoformat(), ["orders"])
+        r.hset(rk(st, "i", "zed", "state"), mapping={"state": "parked", "reason": "test"})
+        s1 = scheduler(st)
+        want_bf = sorted((s, "dateCreated", d) for s in streams for d in days)
+        live_days = span(today - datetime.timedelta(days=2), today)
+        want_live = sorted((s, "dateUpdated", d) for s in streams for d in live_days)
+        h.wait_until(lambda: s1.check_alive() or (
+            len(jobs(st, T_BACKFILL)) >= len(want_bf) and
+            len(jobs(st, T_LIVE)) >= len(want_live)), 30, "first jobs")
+        steady(st, "ticks after the first", [s1], 4.0)   # > sync_interval: live due again
+        if local_today(tz) != today:
+            print("skipped: the account's day changed during the test")
+            return
+        bf, live = jobs(st, T_BACKFILL), jobs(st, T_LIVE)
+        assert keyset(bf) == want_bf, (keyset(bf), want_bf)
+        assert keyset(live) == want_live, (keyset(live), want_live)
+        assert all(j["reason"] == "backfill" and j["integration_id"] == "acme" for j in bf)
+        assert all(j["reason"] == "live" for j in live)
+        assert all(j["page_from"] == 0 == j["page_to"] for j in bf + live)
+        out = {k.decode(): v.decode() for k, v in
+               r.hgetall(rk(st, "i", "acme", "outstanding")).items()}
+        assert set(out) == {jobkey(j) for j in bf + live}, out
+        for j in bf + live:
+            assert out[jobkey(j)].split()[0] == j["job_id"], (j, out[jobkey(j)])
+        assert not jobs(st, T_BACKFILL, "zed") and not jobs(st, T_LIVE, "zed")
+
+        # a fetcher finishes two backfill days and a live window; restart
+        by_key = {jobkey(j): j for j in bf + live}
+        fin = [by_key["transactions/dateCreated/%s" % d] for d in days[:2]]
+        for j in fin:
+            finish(r, st, j)
+        live_done = by_key["orders/dateUpdated/%s" % live_days[0]]
+        finish(r, st, live_done, done=False)
+        assert st.stop(s1) == 0
+        assert r.get(rk(st, "leader")) is None, "SIGTERM must release the lease"
+        s2 = scheduler(st)
+        # the finished live window comes back at the next interval ...
+        h.wait_until(lambda: s2.check_alive() or len(jobs(st, T_LIVE)) == len(live) + 1,
+                     15, "the finished live window again")
+        (again,) = new_jobs(jobs(st, T_LIVE), live)
+        assert jobkey(again) == jobkey(live_done) and again["job_id"] != live_done["job_id"]
+        # ... but no backfill day, finished or outstanding, is emitted again
+        steady(st, "after restart", [s2], 3.5)
+        assert len(jobs(st, T_BACKFILL)) == len(bf)
+        assert len(jobs(st, T_LIVE)) == len(live) + 1
+
+        # a day the fetcher dropped (not done, no longer outstanding) returns
+        dropped = by_key["orders/dateCreated/%s" % days[1]]
+        finish(r, st, dropped, done=False)
+        h.wait_until(lambda: s2.check_alive() or len(jobs(st, T_BACKFILL)) == len(bf) + 1,
+                     15, "the dropped day emitted again")
+        (again,) = new_jobs(jobs(st, T_BACKFILL), bf)
+        assert jobkey(again) == jobkey(dropped) and again["job_id"] != dropped["job_id"]
+
+        # unparked: the parked integration gets its jobs
+        r.delete(rk(st, "i", "zed", "state"))
+        zdays = span(first, local_today("UTC") - datetime.timedelta(days=1))
+        h.wait_until(lambda: s2.check_alive() or len(jobs(st, T_BACKFILL, "zed")) >= len(zdays),
+                     15, "zed's backfill after unparking")
+        steady(st, "zed unparked", [s2], 1.5)
+        assert keyset(jobs(st, T_BACKFILL, "zed")) == sorted(
+            ("orders", "dateCreated", d) for d in zdays)
+        assert st.stop(s2) == 0
+
+
+def outstanding_cap():
+    tz = "America/Los_Angeles"
+    with h.Stack("sched-cap") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        r = st.redis.client()
+        first = local_today(tz) - datetime.timedelta(days=30)
+        add(st, "big", tz, first.isoformat(), ["orders"], interval="2s")
+        s = scheduler(st, LTVSYNC_MAX_OUTSTANDING_JOBS=8, LTVSYNC_LIVE_LOOKBACK_DAYS=1)
+        out = rk(st, "i", "big", "outstanding")
+        h.wait_until(lambda: s.check_alive() or
+                     len(jobs(st, T_BACKFILL)) + len(jobs(st, T_LIVE)) >= 8, 20, "8 jobs")
+        steady(st, "at the cap", [s], 2.5)
+        bf = jobs(st, T_BACKFILL)
+        assert r.hlen(out) == 8 and len(bf) + len(jobs(st, T_LIVE)) == 8, (r.hlen(out), len(bf))
+        assert sorted(j["day"] for j in bf) == span(first, first + datetime.timedelta(
+            days=len(bf) - 1)), "oldest days first"
+        for j in bf[:3]:
+            finish(r, st, j)
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL)) == len(bf) + 3,
+                     15, "three more after three finished")
+        steady(st, "at the cap again", [s], 1.5)
+        assert r.hlen(out) == 8
+        more = new_jobs(jobs(st, T_BACKFILL), bf)
+        assert sorted(j["day"] for j in more) == span(
+            first + datetime.timedelta(days=len(bf)),
+            first + datetime.timedelta(days=len(bf) + 2))
+        # the backfill fills the cap, yet a finished live window is redone
+        # (a large import never delays freshness)
+        for j in jobs(st, T_LIVE):
+            finish(r, st, j, done=False)
+        # a fetcher's page-range sub-job keeps the hash at the cap meanwhile
+        r.hset(out, "orders/dateCreated/%s/11-20" % first.isoformat(), "sub-job")
+        assert r.hlen(out) == 8
+        n_live = len(jobs(st, T_LIVE))
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_LIVE)) > n_live, 15,
+                     "a live job while the backfill holds the cap")
+        assert st.stop(s) == 0
+
+
+def holder_pid(r, st):
+    v = r.get(rk(st, "leader"))
+    return int(v.decode().split()[0].split(":")[1]) if v else None
+
+
+def two_replicas():
+    tz = "Europe/Berlin"
+    with h.Stack("sched-ha") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        r = st.redis.client()
+        first = local_today(tz) - datetime.timedelta(days=4)
+        add(st, "one", tz, first.isoformat(), ["transactions"])
+        a, b = scheduler(st), scheduler(st)
+        want = 4 + 3
+        h.wait_until(lambda: a.check_alive() or b.check_alive() or
+                     len(jobs(st, T_BACKFILL)) + len(jobs(st, T_LIVE)) >= want, 30, "jobs")
+        steady(st, "two replicas", [a, b], 2.0)
+        assert len(jobs(st, T_BACKFILL)) + len(jobs(st, T_LIVE)) == want, "jobs doubled"
+        pid = holder_pid(r, st)
+        leader, follower = (a, b) if pid == a.pid else (b, a)
+        assert pid == leader.pid, (pid, a.pid, b.pid)
+        assert leader.log().count("became leader") == 1, leader.log()
+        assert "became leader" not in follower.log()
+        fence = int(r.get(rk(st, "fence")))
+
+        st.stop(leader, signal.SIGKILL)
+        t0 = time.monotonic()
+        h.wait_until(lambda: follower.check_alive() or holder_pid(r, st) == follower.pid,
+                     6, "the follower takes over")
+        took = time.monotonic() - t0
+        assert took < 2 * 2 + 1, took                      # within ~the lease
+        assert int(r.get(rk(st, "fence"))) > fence, "a new term has a new fencing token"
+        # the new leader continues: a new integration gets its jobs, the old
+        # one's work is not emitted twice
+        add(st, "two", "UTC", (local_today("UTC") - datetime.timedelta(days=2)).isoformat(),
+            ["orders"])
+        h.wait_until(lambda: follower.check_alive() or
+                     len(jobs(st, T_BACKFILL, "two")) == 2, 20, "jobs of a new integration")
+        steady(st, "after takeover", [follower], 1.5)
+        assert len(jobs(st, T_BACKFILL, "one")) + len(jobs(st, T_LIVE, "one")) == want
+        assert st.stop(follower) == 0
+        assert r.get(rk(st, "leader")) is None, "SIGTERM must release the lease"
+        assert "released the leader lease" in follower.log()
+
+
+if __name__ == "__main__":
+    backfill_live_restart()
+    outstanding_cap()
+    two_replicas()
+    print("ok")
