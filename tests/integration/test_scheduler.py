@@ -245,6 +245,26 @@ def two_replicas():
                      len(jobs(st, T_BACKFILL, "two")) == 2, 20, "jobs of a new integration")
         steady(st, "after takeover", [follower], 1.5)
         assert len(jobs(st, T_BACKFILL, "one")) + len(jobs(st, T_LIVE, "one")) == want
+
+        # a paused leader whose lease lapsed is fenced off when it wakes up
+        st.restart(leader)
+        time.sleep(0.5)
+        follower.popen.send_signal(signal.SIGSTOP)
+        try:
+            h.wait_until(lambda: leader.check_alive() or holder_pid(r, st) == leader.pid,
+                         6, "the restarted replica takes over from a paused leader")
+            add(st, "three", "UTC", (local_today("UTC") - datetime.timedelta(days=3)).isoformat(),
+                ["customers"])
+            h.wait_until(lambda: len(jobs(st, T_BACKFILL, "three")) == 3, 20, "three's jobs")
+        finally:
+            follower.popen.send_signal(signal.SIGCONT)
+        h.wait_until(lambda: "lost the leader lease" in follower.log(), 5, "step-down logged")
+        steady(st, "after the paused leader woke", [leader, follower], 2.0)
+        assert len(jobs(st, T_BACKFILL, "three")) == 3
+        assert len(jobs(st, T_BACKFILL, "two")) == 2
+        assert holder_pid(r, st) == leader.pid
+        assert st.stop(leader) == 0
+        h.wait_until(lambda: holder_pid(r, st) == follower.pid, 5, "hand-over after SIGTERM")
         assert st.stop(follower) == 0
         assert r.get(rk(st, "leader")) is None, "SIGTERM must release the lease"
         assert "released the leader lease" in follower.log()
