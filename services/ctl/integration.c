@@ -361,6 +361,8 @@ static void explain(const char *msg) {
     const char *ip = strstr(msg, "whitelisted");
     if (ip) {
         const char *dash = strrchr(msg, '-');
+        while (dash && (dash[1] == ' ' || dash[1] == '\t'))
+            dash++;
         printf("FAILED: the CRM refused this caller's IP address.\n"
                "  CRM said: %s\n"
                "  The CRM saw the request come from %s. Add that address (or the cluster's\n"

@@ -219,7 +219,7 @@ def connect_button(st, sim, good):
     # IP allow-list: shows the address the CRM saw
     ipsim = st.start_crmsim(password=PASSWORD, args=["--ip-deny"])
     out = expect(ctl(st, "integration", "test", *flags("cand", ipsim, good)), 1,
-                 "IP", "127.0.0.1", "allow-list")
+                 "IP", "allow-list", "request come from 127.0.0.1.")
     # endpoint permission
     psim = st.start_crmsim(password=PASSWORD, args=["--deny-endpoint", "/transactions/query/"])
     expect(ctl(st, "integration", "test", *flags("cand", psim, good)), 1, "permission",
