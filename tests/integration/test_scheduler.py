@@ -204,6 +204,13 @@ def outstanding_cap():
         assert st.stop(s) == 0
 
 
+def gauge(p, name):
+    for line in p.http("/metrics")[1].decode().splitlines():
+        if line.split(" ")[0] == name:
+            return float(line.split()[-1])
+    return None
+
+
 def holder_pid(r, st):
     v = r.get(rk(st, "leader"))
     return int(v.decode().split()[0].split(":")[1]) if v else None
@@ -228,6 +235,9 @@ def two_replicas():
         assert pid == leader.pid, (pid, a.pid, b.pid)
         assert leader.log().count("became leader") == 1, leader.log()
         assert "became leader" not in follower.log()
+        assert gauge(leader, "ltvsync_scheduler_leader") == 1
+        assert gauge(follower, "ltvsync_scheduler_leader") == 0
+        assert leader.http("/readyz")[0] == 200 and follower.http("/readyz")[0] == 200
         fence = int(r.get(rk(st, "fence")))
 
         st.stop(leader, signal.SIGKILL)
