@@ -300,6 +300,11 @@ static lt_err_t read_password_file(const char *path, char *buf, size_t buflen,
         return LT_ERR_PERMANENT;
     }
     fclose(fp);
+    if (memchr(buf, '\0', n)) {
+        memset(buf, 0, buflen);
+        snprintf(errstr, errlen, "password_ref file:%.200s: contains a NUL byte", path);
+        return LT_ERR_PERMANENT;
+    }
     buf[n] = '\0';
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0'; /* Kubernetes Secret files and `echo` add a newline */

@@ -78,6 +78,12 @@ int ctl_sync(ctl_t *ctl) {
         fprintf(stderr, "ltvctl: --from and --to must be days YYYY-MM-DD with from <= to\n");
         return CTL_USAGE;
     }
+    /* A finished resync marks its day done: today is still changing. */
+    if (strcmp(to, yesterday) > 0) {
+        fprintf(stderr, "ltvctl: --to %s is after yesterday (%s in %s): a day can be resynced "
+                "once it is over; the live sync covers today\n", to, yesterday, in.timezone);
+        return CTL_USAGE;
+    }
     if (!(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
         fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
         return CTL_FAIL;

@@ -263,6 +263,8 @@ def resync(st):
     expect(ctl(st, "sync", "acme", "--streams", "refunds"), 2, "refunds")
     expect(ctl(st, "sync", "ghost"), 1, "no integration")
     expect(ctl(st, "sync", "acme", "--form", "2024-01-01"), 2, "--form")
+    today = datetime.datetime.now(zoneinfo.ZoneInfo("America/New_York")).date().isoformat()
+    expect(ctl(st, "sync", "acme", "--from", "2024-01-01", "--to", today), 2, "yesterday")
     # without --from/--to: import_from .. yesterday, every stream
     n1 = len(st.consume_all(T_BACKFILL))
     expect(ctl(st, "sync", "acme", "--to", "2024-01-02"), 0, "10 jobs")

@@ -186,6 +186,12 @@ LT_TEST(password_env_and_file) {
     /* too long for the buffer: refused, never truncated */
     CHECK_INT(lt_integration_password(&in, pw, 6, err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK(strstr(err, "file-secret") == NULL);
+    /* a NUL inside would silently cut the password short */
+    fp = fopen(path, "wb");
+    fwrite("abc\0def", 1, 7, fp);
+    fclose(fp);
+    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK(strstr(err, "NUL") != NULL);
     unlink(path);
     CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK(strstr(err, path) != NULL);
