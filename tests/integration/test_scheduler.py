@@ -280,8 +280,37 @@ def two_replicas():
         assert "released the leader lease" in follower.log()
 
 
+def redis_paused():
+    """Redis frozen for longer than the lease: the scheduler turns unready
+    and emits nothing; afterwards it leads again and nothing is doubled."""
+    with h.Stack("sched-redis") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        first = local_today("UTC") - datetime.timedelta(days=3)
+        add(st, "one", "UTC", first.isoformat(), ["orders"])
+        s = scheduler(st)
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL)) == 3, 20, "jobs")
+        st.redis.popen.send_signal(signal.SIGSTOP)
+        try:
+            h.wait_until(lambda: s.check_alive() or s.http("/readyz")[0] != 200, 15,
+                         "unready while Redis is frozen")
+            add(st, "two", "UTC", first.isoformat(), ["orders"])
+            time.sleep(1.0)
+            assert not jobs(st, T_BACKFILL, "two"), "emitted without Redis"
+        finally:
+            st.redis.popen.send_signal(signal.SIGCONT)
+        h.wait_until(lambda: s.check_alive() or s.http("/readyz")[0] == 200, 15, "ready again")
+        h.wait_until(lambda: len(jobs(st, T_BACKFILL, "two")) == 3, 20, "two's jobs after")
+        steady(st, "after the freeze", [s], 1.5)
+        assert keyset(jobs(st, T_BACKFILL, "one")) == sorted(
+            ("orders", "dateCreated", d) for d in span(first, local_today("UTC") -
+                                                       datetime.timedelta(days=1)))
+        assert st.stop(s) == 0
+
+
 if __name__ == "__main__":
     backfill_live_restart()
     outstanding_cap()
     two_replicas()
+    redis_paused()
     print("ok")
