@@ -109,7 +109,7 @@ const lt_config_def_t lt_config_defs[] = {
     {"IMPORT_ALL_FROM", LT_CFG_STRING, "2013-01-01", 0, 0,
      LT_SVC_SCHEDULER | LT_SVC_CTL, "first day of import_from \"all\" (YYYY-MM-DD)"},
     {"MAX_OUTSTANDING_JOBS", LT_CFG_INT, "2000", 1, 1000000, LT_SVC_SCHEDULER,
-     "jobs queued but not done, per integration"},
+     "backfill and lookback jobs queued but not done, per integration (live jobs never wait on it)"},
     {"REPLAY_INTEGRATION", LT_CFG_STRING, NULL, 0, 0, LT_SVC_NORMALIZER,
      "replay mode (set by ltvctl replay): normalize only this integration's rows; "
      "\"*\" = all; unset = normal service"},

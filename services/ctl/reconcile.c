@@ -283,7 +283,12 @@ int ctl_reconcile(ctl_t *ctl) {
     rc = CTL_FAIL;
     exponent = lt_money_exponent(in.currency, strlen(in.currency));
     nd = lt_date_days_from_civil(b.year, b.month, b.day) - lt_date_days_from_civil(a.year, a.month, a.day) + 1;
-    if (exponent < 0 || nd > 3660 || !(days = calloc((size_t)nd, sizeof(*days))))
+    if (exponent < 0 || nd > 3660) {
+        fprintf(stderr, "ltvctl: reconcile takes at most 3660 days of a known currency (%s)\n",
+                in.currency);
+        goto end;
+    }
+    if (!(days = calloc((size_t)nd, sizeof(*days))))
         goto end;
     for (long long i = 0; i < nd; i++)
         lt_date_add_days(from, 10, (int)i, days[i].day);
