@@ -17,7 +17,7 @@
 #include "lt_redis.h"
 #include "lt_registry.h"
 
-#define NORM_BATCH_MAX 1000
+#define NORM_BATCH_MAX 5000
 
 typedef struct {
     lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;

@@ -1,0 +1,136 @@
+"""Normalizer throughput beside a plain kcat copy of the same raw topic.
+
+Fills ltvsync.raw on a devbroker with ROWS envelopes (crm-sim rows of every
+stream, replicated with fresh ids), then in the same run:
+  1. kcat consume | kcat produce of ltvsync.raw into another topic, pinned
+     to one core (the copy's rate: the ceiling of any consume+produce);
+  2. ltvsync-normalizer pinned to the same core, from the beginning.
+Prints rows/s of both, their ratio and the normalizer's peak RSS.
+Env: LTVSYNC_BIN_DIR (a Release build), BENCH_ROWS (default 200000),
+BENCH_CORE (default 1)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+import oracle  # noqa: E402
+from ltharness import Stack, wait_until  # noqa: E402
+
+ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
+CORE = os.environ.get("BENCH_CORE", "1")
+INTEG = oracle.Integration("bench", "konnektive", "America/New_York", "USD")
+COPY_TOPIC = "ltv.events.v1"  # exists on the devbroker and is unused here
+
+
+def make_rows(dump):
+    """ROWS (key, value) pairs; each round shifts every id so rows are unique
+    (transactions dominate, as in a real account)."""
+    base = oracle.envelopes_from_dump(dump, INTEG, "2025-03-24T12:00:00.000Z")
+    out, rnd = [], 0
+    while len(out) < ROWS:
+        for key, env in base:
+            rec = dict(env["record"])
+            for k in ("transactionId", "customerId", "purchaseId"):
+                if isinstance(rec.get(k), int):
+                    rec[k] = rec[k] + rnd * 10_000_000
+            stream = env["stream"]
+            rid = rec.get(oracle.RECORD_ID[stream])
+            e = dict(env, record=rec)
+            out.append(("%s/%s/%s-%d" % (INTEG.id, stream, rid, rnd),
+                        json.dumps(e, separators=(",", ":"), ensure_ascii=False)))
+            if len(out) >= ROWS:
+                break
+        rnd += 1
+    return out
+
+
+def metric(proc, name):
+    status, body = proc.http("/metrics")
+    m = re.search(r"^%s (\d+)$" % re.escape(name), body.decode(), re.M) if status == 200 else None
+    return int(m.group(1)) if m else 0
+
+
+def produce_compressed(bootstrap, rows):
+    """The devbroker keeps ~5 MiB per partition: compress like the fetcher."""
+    from confluent_kafka import Producer
+    pr = Producer({"bootstrap.servers": bootstrap, "compression.codec": "zstd",
+                   "linger.ms": 50, "batch.num.messages": 10000,
+                   "queue.buffering.max.messages": 500000})
+    for k, v in rows:
+        while True:
+            try:
+                pr.produce("ltvsync.raw", key=k, value=v)
+                break
+            except BufferError:
+                pr.poll(0.05)
+    assert pr.flush(120) == 0
+
+
+def kcat_copy(bootstrap):
+    common = ["-b", bootstrap, "-X", "compression.codec=zstd"]
+    t0 = time.monotonic()
+    cons = subprocess.Popen(["taskset", "-c", CORE, "kcat", "-C", "-b", bootstrap, "-t", "ltvsync.raw",
+                             "-o", "beginning", "-e", "-q", "-K", "\t", "-f", "%k\t%s\n"],
+                            stdout=subprocess.PIPE)
+    prod = subprocess.Popen(["taskset", "-c", CORE, "kcat", "-P", "-t", COPY_TOPIC, "-K", "\t"] + common,
+                            stdin=cons.stdout)
+    cons.stdout.close()
+    prod.wait()
+    cons.wait()
+    return time.monotonic() - t0
+
+
+def run_normalizer(st):
+    p = st.start_service("ltvsync-normalizer", env={"LTVSYNC_GROUP_ID": "bench-norm"})
+    p_set = subprocess.run(["taskset", "-pc", CORE, str(p.pid)], capture_output=True)
+    assert p_set.returncode == 0, p_set.stderr
+    # the clock starts at the first processed row (group join excluded) ...
+    wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") > 0, 60,
+               "first rows", interval=0.01)
+    t0 = time.monotonic()
+    first = metric(p, "ltvsync_normalizer_rows_total")
+    wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") >= ROWS,
+               240, "all rows", interval=0.05)
+    dt = time.monotonic() - t0
+    with open("/proc/%d/status" % p.pid) as f:
+        hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
+    events = sum(int(x) for x in re.findall(r'^ltvsync_normalizer_events_total\{[^}]*\} (\d+)$',
+                                            p.http("/metrics")[1].decode(), re.M))
+    st.stop(p)
+    return (ROWS - first) / dt, dt, hwm, events
+
+
+def main():
+    with Stack("bench-norm") as st:
+        st.start_redis()
+        broker = st.start_devbroker(partitions=32)
+        sim = st.start_crmsim(customers=400, start="2024-10-25", days=150, seed=11,
+                              dump=st.path("dump.json"))
+        dump = wait_until(lambda: json.load(open(st.path("dump.json"))), 30, "dump")
+        sim.check_alive()
+        doc = {"id": INTEG.id, "brand": INTEG.brand, "api_username": "u",
+               "password_ref": "env:X", "account_name": "b", "account_username": "b",
+               "timezone": INTEG.tz, "currency": "USD", "import_from": "2024-10-25"}
+        st.produce("ltvsync.integrations", [(INTEG.id, json.dumps(doc))])
+        rows = make_rows(dump)
+        mb = sum(len(v) for _, v in rows) / 1e6
+        t = time.monotonic()
+        produce_compressed(broker.bootstrap, rows)
+        print("raw: %d rows, %.1f MB of JSON, produced in %.1fs" % (len(rows), mb, time.monotonic() - t))
+        copy_s = kcat_copy(broker.bootstrap)
+        copy_rate = ROWS / copy_s
+        print("kcat copy (consume | produce, core %s): %.2fs, %.0f rows/s" % (CORE, copy_s, copy_rate))
+        rate, dt, hwm, events = run_normalizer(st)
+        print("normalizer (core %s): %.2fs, %.0f rows/s, %d events, peak RSS %.1f MiB"
+              % (CORE, dt, rate, events, hwm / 1024))
+        print("ratio normalizer/copy: %.2f" % (rate / copy_rate))
+        status = broker.status()
+        print("devbroker status: %s" % json.dumps(status)[:300])
+        assert "evicted records" not in broker.log(), "devbroker evicted records: results invalid"
+
+
+if __name__ == "__main__":
+    main()
