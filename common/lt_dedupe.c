@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lt_buf.h"
+
 /* ---- XXH64, written from the published algorithm description ---- */
 
 #define P64_1 0x9E3779B185EBCA87ULL
@@ -99,52 +101,7 @@ uint64_t lt_dedupe_xxh64(const void *data, size_t len, uint64_t seed)
 
 /* ---- canonical JSON ---- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} cbuf_t;
-
-static void cb_put(cbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void cb_str(cbuf_t *b, const char *s)
-{
-    const char *run = s;
-    cb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[8];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        cb_put(b, run, (size_t)(s - run));
-        snprintf(esc, sizeof(esc), c == '"' || c == '\\' ? "\\%c" : "\\u%04x", c);
-        cb_put(b, esc, strlen(esc));
-        run = s + 1;
-    }
-    cb_put(b, run, (size_t)(s - run));
-    cb_put(b, "\"", 1);
-}
-
-static int cb_number(cbuf_t *b, double v)
+static int cb_number(lt_buf_t *b, double v)
 {
     char num[40];
     if (!isfinite(v))
@@ -154,7 +111,7 @@ static int cb_number(cbuf_t *b, double v)
         snprintf(num, sizeof(num), "%lld", (long long)v);
     else
         snprintf(num, sizeof(num), "%.17g", v);
-    cb_put(b, num, strlen(num));
+    lt_buf_put(b, num, strlen(num));
     return 0;
 }
 
@@ -164,10 +121,10 @@ static int key_cmp(const void *a, const void *b)
     return strcmp(x->string, y->string);
 }
 
-static int canon(cbuf_t *b, const cJSON *it, int depth, int in_source);
+static int canon(lt_buf_t *b, const cJSON *it, int depth, int in_source);
 
 /* Members sorted by key; a duplicate key makes the content ambiguous. */
-static int canon_object(cbuf_t *b, const cJSON *obj, int depth, int in_source)
+static int canon_object(lt_buf_t *b, const cJSON *obj, int depth, int in_source)
 {
     const cJSON *kids[256], *c;
     size_t n = 0, i, out = 0;
@@ -177,25 +134,25 @@ static int canon_object(cbuf_t *b, const cJSON *obj, int depth, int in_source)
         kids[n++] = c;
     }
     qsort(kids, n, sizeof(kids[0]), key_cmp);
-    cb_put(b, "{", 1);
+    lt_buf_put(b, "{", 1);
     for (i = 0; i < n; i++) {
         if (i > 0 && strcmp(kids[i - 1]->string, kids[i]->string) == 0)
             return -1;
         if (in_source && strcmp(kids[i]->string, "fetched_at") == 0)
             continue; /* volatile: differs on every re-fetch */
         if (out++)
-            cb_put(b, ",", 1);
-        cb_str(b, kids[i]->string);
-        cb_put(b, ":", 1);
+            lt_buf_put(b, ",", 1);
+        lt_buf_json_str(b, kids[i]->string, strlen(kids[i]->string));
+        lt_buf_put(b, ":", 1);
         if (canon(b, kids[i], depth + 1,
                   depth == 0 && strcmp(kids[i]->string, "source") == 0) < 0)
             return -1;
     }
-    cb_put(b, "}", 1);
+    lt_buf_put(b, "}", 1);
     return 0;
 }
 
-static int canon(cbuf_t *b, const cJSON *it, int depth, int in_source)
+static int canon(lt_buf_t *b, const cJSON *it, int depth, int in_source)
 {
     const cJSON *c;
     int first = 1;
@@ -204,39 +161,40 @@ static int canon(cbuf_t *b, const cJSON *it, int depth, int in_source)
     if (cJSON_IsObject(it))
         return canon_object(b, it, depth, in_source);
     if (cJSON_IsArray(it)) {
-        cb_put(b, "[", 1);
+        lt_buf_put(b, "[", 1);
         cJSON_ArrayForEach(c, it) {
             if (!first)
-                cb_put(b, ",", 1);
+                lt_buf_put(b, ",", 1);
             first = 0;
             if (canon(b, c, depth + 1, 0) < 0)
                 return -1;
         }
-        cb_put(b, "]", 1);
+        lt_buf_put(b, "]", 1);
         return 0;
     }
     if (cJSON_IsString(it)) {
-        cb_str(b, it->valuestring ? it->valuestring : "");
+        lt_buf_json_str(b, it->valuestring ? it->valuestring : "",
+                        it->valuestring ? strlen(it->valuestring) : 0);
         return 0;
     }
     if (cJSON_IsNumber(it))
         return cb_number(b, it->valuedouble);
     if (cJSON_IsBool(it)) {
-        cb_put(b, cJSON_IsTrue(it) ? "true" : "false", cJSON_IsTrue(it) ? 4 : 5);
+        lt_buf_put(b, cJSON_IsTrue(it) ? "true" : "false", cJSON_IsTrue(it) ? 4 : 5);
         return 0;
     }
-    cb_put(b, "null", 4);
+    lt_buf_put(b, "null", 4);
     return 0;
 }
 
 char *lt_dedupe_canonical(const cJSON *event, size_t *len, char *errstr,
                           size_t errlen)
 {
-    cbuf_t b = {0};
+    lt_buf_t b = {0};
     if (canon(&b, event, 0, 0) < 0 || b.oom || !b.p) {
         snprintf(errstr, errlen, "%s", b.oom ? "out of memory"
                  : "cannot canonicalise (duplicate key, non-finite number or too deep)");
-        free(b.p);
+        lt_buf_free(&b);
         return NULL;
     }
     *len = b.len;

@@ -6,39 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lt_buf.h"
 #include "sink.h"
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} dbuf_t;
-
-static void put(dbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 512;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void puts_(dbuf_t *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no
  * surrogates, <= U+10FFFF), or 0. */
@@ -78,30 +48,12 @@ static size_t utf8_cut(const unsigned char *p, size_t len)
     return len;
 }
 
-static void json_bytes(dbuf_t *b, const unsigned char *p, size_t len)
-{
-    size_t run = 0, i;
-    char esc[8];
-    put(b, "\"", 1);
-    for (i = 0; i < len; i++) {
-        unsigned char c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        put(b, (const char *)p + run, i - run);
-        snprintf(esc, sizeof(esc), c == '"' || c == '\\' ? "\\%c" : "\\u%04x", c);
-        puts_(b, esc);
-        run = i + 1;
-    }
-    put(b, (const char *)p + run, i - run);
-    put(b, "\"", 1);
-}
-
-static void base64(dbuf_t *b, const unsigned char *p, size_t len)
+static void base64(lt_buf_t *b, const unsigned char *p, size_t len)
 {
     static const char tab[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char q[4];
-    put(b, "\"", 1);
+    lt_buf_put(b, "\"", 1);
     for (size_t i = 0; i < len; i += 3) {
         uint32_t v = (uint32_t)p[i] << 16;
         size_t n = len - i < 3 ? len - i : 3;
@@ -113,26 +65,26 @@ static void base64(dbuf_t *b, const unsigned char *p, size_t len)
         q[1] = tab[v >> 12 & 63];
         q[2] = n > 1 ? tab[v >> 6 & 63] : '=';
         q[3] = n > 2 ? tab[v & 63] : '=';
-        put(b, q, 4);
+        lt_buf_put(b, q, 4);
     }
-    put(b, "\"", 1);
+    lt_buf_put(b, "\"", 1);
 }
 
 /* ,"name":"..." or ,"name":null,"name_base64":"..." */
-static void field_bytes(dbuf_t *b, const char *name, const void *data, size_t len)
+static void field_bytes(lt_buf_t *b, const char *name, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    put(b, ",\"", 2);
-    puts_(b, name);
-    put(b, "\":", 2);
+    lt_buf_put(b, ",\"", 2);
+    lt_buf_puts(b, name);
+    lt_buf_put(b, "\":", 2);
     if (!p) {
-        puts_(b, "null");
+        lt_buf_puts(b, "null");
     } else if (is_utf8(p, len)) {
-        json_bytes(b, p, len);
+        lt_buf_json_str(b, p, len);
     } else {
-        puts_(b, "null,\"");
-        puts_(b, name);
-        puts_(b, "_base64\":");
+        lt_buf_puts(b, "null,\"");
+        lt_buf_puts(b, name);
+        lt_buf_puts(b, "_base64\":");
         base64(b, p, len);
     }
 }
@@ -140,7 +92,7 @@ static void field_bytes(dbuf_t *b, const char *name, const void *data, size_t le
 char *sink_dlq_record(const rd_kafka_message_t *rkm, const char *reason,
                       size_t *len)
 {
-    dbuf_t b = {0};
+    lt_buf_t b = {0};
     char num[96], why[512];
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     size_t vlen = rkm->len, cut = vlen;
@@ -150,22 +102,22 @@ char *sink_dlq_record(const rd_kafka_message_t *rkm, const char *reason,
     snprintf(why, sizeof(why), "%s", reason);
     for (char *c = why; *c; c++)
         *c = (unsigned char)*c >= 0x80 ? '?' : *c;
-    puts_(&b, "{\"reason\":");
-    json_bytes(&b, (const unsigned char *)why, strlen(why));
-    puts_(&b, ",\"topic\":");
-    json_bytes(&b, (const unsigned char *)topic, strlen(topic));
+    lt_buf_puts(&b, "{\"reason\":");
+    lt_buf_json_str(&b, (const unsigned char *)why, strlen(why));
+    lt_buf_puts(&b, ",\"topic\":");
+    lt_buf_json_str(&b, (const unsigned char *)topic, strlen(topic));
     snprintf(num, sizeof(num), ",\"partition\":%" PRId32 ",\"offset\":%" PRId64,
              rkm->partition, rkm->offset);
-    puts_(&b, num);
+    lt_buf_puts(&b, num);
     field_bytes(&b, "key", rkm->key, rkm->key_len);
     field_bytes(&b, "value", rkm->payload, cut);
     if (cut < vlen) {
         snprintf(num, sizeof(num), ",\"value_truncated\":true,\"value_len\":%zu", vlen);
-        puts_(&b, num);
+        lt_buf_puts(&b, num);
     }
-    puts_(&b, "}");
+    lt_buf_puts(&b, "}");
     if (b.oom) {
-        free(b.p);
+        lt_buf_free(&b);
         return NULL;
     }
     *len = b.len;

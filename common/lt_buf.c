@@ -1,0 +1,51 @@
+/* lt_buf: growing byte buffer. */
+#include "lt_buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lt_buf_put(lt_buf_t *b, const void *s, size_t n) {
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 512;
+        char *np;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        if (!(np = realloc(b->p, cap))) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+void lt_buf_puts(lt_buf_t *b, const char *s) { lt_buf_put(b, s, strlen(s)); }
+
+void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len) {
+    const unsigned char *p = s;
+    size_t run = 0, i;
+    char esc[8];
+    lt_buf_put(b, "\"", 1);
+    for (i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        lt_buf_put(b, p + run, i - run);
+        snprintf(esc, sizeof(esc), c == '"' || c == '\\' ? "\\%c" : "\\u%04x", c);
+        lt_buf_puts(b, esc);
+        run = i + 1;
+    }
+    lt_buf_put(b, p + run, i - run);
+    lt_buf_put(b, "\"", 1);
+}
+
+void lt_buf_free(lt_buf_t *b) {
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
