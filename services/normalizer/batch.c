@@ -37,6 +37,12 @@ static void parse_msg(norm_t *n, norm_msg_t *m)
 {
     char err[160];
     const char *iid, *stream;
+    cJSON_Delete(m->env);
+    m->env = NULL;
+    m->record = NULL;
+    m->fetched_at = NULL;
+    m->reason[0] = '\0';
+    m->has_integ = 0;
     if (!m->rkm->payload) {
         set_reason(m, "empty value", NULL);
         return;
@@ -112,8 +118,13 @@ static lt_err_t produce_all(norm_t *n, norm_msg_t *msgs, size_t count, counts_t 
     for (size_t i = 0; i < count && rc == LT_OK; i++) {
         norm_msg_t *m = &msgs[i];
         c->rows++;
+        if (!m->env && !m->reason[0])
+            parse_msg(n, m); /* a retry: the tree was freed after the first try */
         if (!m->reason[0])
             rc = send_events(n, m, &evs, c);
+        cJSON_Delete(m->env); /* done with it: free while the tree is in cache */
+        m->env = NULL;
+        m->record = NULL;
         if (rc == LT_ERR_PERMANENT || (rc == LT_OK && m->reason[0])) {
             rc = norm_dlq_send(n, m, err, sizeof(err));
             c->dlq++;

@@ -82,6 +82,29 @@ static size_t collect(norm_t *n, norm_msg_t *msgs)
     return count;
 }
 
+/* Offsets only grow within a partition: storing the last one of each
+ * partition in the batch is enough (walks backwards, remembering partitions). */
+static void store_offsets(norm_t *n, const norm_msg_t *msgs, size_t count)
+{
+    int32_t seen[256];
+    size_t nseen = 0;
+    for (size_t i = count; i-- > 0;) {
+        int32_t p = msgs[i].rkm->partition;
+        size_t k = 0;
+        while (k < nseen && seen[k] != p)
+            k++;
+        if (k < nseen)
+            continue;
+        if (nseen == sizeof(seen) / sizeof(seen[0])) {
+            for (size_t j = 0; j < count; j++) /* too many: every one, in order */
+                lt_consumer_store(n->cons, msgs[j].rkm);
+            return;
+        }
+        seen[nseen++] = p;
+        lt_consumer_store(n->cons, msgs[i].rkm);
+    }
+}
+
 static int run(norm_t *n)
 {
     static norm_msg_t msgs[NORM_BATCH_MAX];
@@ -91,8 +114,8 @@ static int run(norm_t *n)
         if (count == 0)
             continue;
         int rc = norm_batch_run(n, msgs, count);
-        for (size_t i = 0; rc == 0 && i < count; i++)
-            lt_consumer_store(n->cons, msgs[i].rkm);
+        if (rc == 0)
+            store_offsets(n, msgs, count);
         norm_batch_free(msgs, count);
         if (rc != 0)
             lt_info("shutdown with a batch of %zu rows unacknowledged; it will be redelivered",
