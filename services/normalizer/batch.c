@@ -43,6 +43,9 @@ static void parse_msg(norm_t *n, norm_msg_t *m)
     m->fetched_at = NULL;
     m->reason[0] = '\0';
     m->has_integ = 0;
+    memset(&m->probe, 0, sizeof(m->probe));
+    if (m->skip)
+        return;
     if (!m->rkm->payload) {
         set_reason(m, "empty value", NULL);
         return;
@@ -117,6 +120,8 @@ static lt_err_t produce_all(norm_t *n, norm_msg_t *msgs, size_t count, counts_t 
     char err[256];
     for (size_t i = 0; i < count && rc == LT_OK; i++) {
         norm_msg_t *m = &msgs[i];
+        if (m->skip)
+            continue;
         c->rows++;
         if (!m->env && !m->reason[0])
             parse_msg(n, m); /* a retry: the tree was freed after the first try */

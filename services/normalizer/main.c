@@ -4,8 +4,9 @@
  * messages, turn them into events (batch.c), wait until Kafka acknowledged
  * every output, store the offsets, repeat. SIGTERM stops polling, finishes
  * the batch in hand and commits. For a replay, run it under another group
- * (LTVSYNC_GROUP_ID): chargeback state in Redis answers old offsets from
- * history, so the replay yields the same events. */
+ * (LTVSYNC_GROUP_ID; `ltvctl replay` does this, with REPLAY_INTEGRATION
+ * naming the one integration to rebuild): chargeback state in Redis answers
+ * old offsets from history, so the replay yields the same events. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,9 @@ static size_t collect(norm_t *n, norm_msg_t *msgs)
             rd_kafka_message_destroy(rkm);
             continue;
         }
+        msgs[count].skip = n->replay_prefix[0] &&
+                           (rkm->key_len < strlen(n->replay_prefix) ||
+                            memcmp(rkm->key, n->replay_prefix, strlen(n->replay_prefix)));
         msgs[count++].rkm = rkm;
     }
     return count;
@@ -126,7 +130,7 @@ static int run(norm_t *n)
 
 static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
 {
-    const char *group = lt_config_str(cfg, "GROUP_ID");
+    const char *group = lt_config_str(cfg, "GROUP_ID"), *replay;
     const char *topics[1];
     n->cfg = cfg;
     n->topic_raw = lt_config_str(cfg, "TOPIC_RAW");
@@ -135,6 +139,10 @@ static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
     n->prefix = lt_config_str(cfg, "REDIS_PREFIX");
     n->max_message = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
     topics[0] = n->topic_raw;
+    if ((replay = lt_config_str(cfg, "REPLAY_INTEGRATION")) && strcmp(replay, "*")) {
+        snprintf(n->replay_prefix, sizeof(n->replay_prefix), "%.64s/", replay);
+        lt_info("replay of integration %s", replay);
+    }
     register_metrics(&n->m);
     if (!(n->redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 5000, err, errlen)))
         return -1;

@@ -41,6 +41,7 @@ typedef struct {
     norm_integ_t *integs;
     size_t ninteg;
     long long integ_loaded_ms;
+    char replay_prefix[80];  /* "id/" in a one-integration replay, else "" */
     norm_metrics_t m;
     volatile int ready;
 } norm_t;
@@ -56,6 +57,7 @@ typedef struct {
     const char *fetched_at;
     char reason[320];        /* non-empty: goes to the DLQ */
     lt_cb_probe_t probe;
+    int skip;                /* replay of another integration: only the offset is stored */
     char *history;           /* chargeback history from Redis, owned */
     size_t history_len;
 } norm_msg_t;
