@@ -37,6 +37,7 @@ int ctl_topics(ctl_t *ctl, const char *verb);
 int ctl_status(ctl_t *ctl);
 int ctl_reconcile(ctl_t *ctl);
 int ctl_replay(ctl_t *ctl);
+int ctl_dlq(ctl_t *ctl, const char *verb);
 int ctl_replay_start(ctl_t *ctl, const char *id);
 
 #endif

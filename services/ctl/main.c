@@ -20,6 +20,7 @@ static const char usage[] =
     "  status [ID] [--json] [--watch]\n"
     "  replay ID | --all                      rebuild events from ltvsync.raw (no CRM calls)\n"
     "  reconcile ID --from DAY --to DAY [--json]  CRM daily summary beside ltvsync's totals\n"
+    "  dlq list [--json] | dlq retry           dead letters; retry re-sends each one once\n"
     "  topics create                         create every ltvsync topic\n"
     "\n"
     "Settings come from LTVSYNC_* (see docs/CONFIGURATION.md); --brokers sets\n"
@@ -128,6 +129,9 @@ int main(int argc, char **argv) {
     } else if (!strcmp(cmd, "sync")) {
         ctl.argc = argc - 1, ctl.argv = argv + 1;
         rc = ctl_sync(&ctl);
+    } else if (!strcmp(cmd, "dlq") && argc >= 2) {
+        ctl.argc = argc - 2, ctl.argv = argv + 2;
+        rc = ctl_dlq(&ctl, argv[1]);
     } else if (!strcmp(cmd, "replay")) {
         ctl.argc = argc - 1, ctl.argv = argv + 1;
         rc = ctl_replay(&ctl);
