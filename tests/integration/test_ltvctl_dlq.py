@@ -1,7 +1,7 @@
 """ltvctl dlq list|retry against a real devbroker and redis-server, with the
 normalizer producing the dead letters: a malformed raw row and a row of an
 integration that does not exist yet. After the integration is added, `dlq
-retry` re-sends the row, the normalizer turns it into events, and a second
+retry` re-sends both rows, the normalizer turns the good one into events,
 and a second retry re-sends nothing (the bad row failed again: same bytes)."""
 import json
 import sys
