@@ -26,6 +26,17 @@ def say(msg):
     print(msg, flush=True)
 
 
+def vmhwm_kb(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def money(minor, exp=2):
     sign = "-" if minor < 0 else ""
     minor = abs(minor)
@@ -191,6 +202,11 @@ def main():
         say("\na few downstream events:")
         for e in list(down.values())[:3]:
             say("  " + json.dumps(e)[:400])
+
+        say("\npeak RSS (VmHWM) of each process:")
+        for p in st.procs:
+            if p.alive():
+                say("  %-20s %7d KiB" % (p.name.split("/")[-1], vmhwm_kb(p.pid)))
 
         evicted = broker.status().get("evicted")
         if evicted:
