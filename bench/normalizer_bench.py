@@ -7,7 +7,9 @@ stream, replicated with fresh ids), then in the same run:
   2. ltvsync-normalizer pinned to the same core, from the beginning.
 Prints rows/s of both, their ratio and the normalizer's peak RSS.
 Env: LTVSYNC_BIN_DIR (a Release build), BENCH_ROWS (default 200000),
-BENCH_CORE (default 1)."""
+BENCH_CORE (default 1), BENCH_DUMP (a path: the
+events, key TAB value, sorted, to compare two builds byte for byte), BENCH_PERF (a path: `perf record -g` of the
+normalizer while timed, written there)."""
 import json
 import os
 import re
@@ -53,6 +55,13 @@ def metric(proc, name):
     return int(m.group(1)) if m else 0
 
 
+def cpu_seconds(pid):
+    """user+system CPU of every thread of pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def produce_compressed(bootstrap, rows):
     """The devbroker keeps ~5 MiB per partition: compress like the fetcher."""
     from confluent_kafka import Producer
@@ -84,23 +93,43 @@ def kcat_copy(bootstrap):
 
 
 def run_normalizer(st):
-    p = st.start_service("ltvsync-normalizer", env={"LTVSYNC_GROUP_ID": "bench-norm"})
+    env = {"LTVSYNC_GROUP_ID": "bench-norm"}
+    if os.environ.get("BENCH_NORM_ENV"):  # NAME=VALUE for experiments (malloc tunables)
+        k, v = os.environ["BENCH_NORM_ENV"].split("=", 1)
+        env[k] = v
+    p = st.start_service("ltvsync-normalizer", env=env)
     p_set = subprocess.run(["taskset", "-pc", CORE, str(p.pid)], capture_output=True)
     assert p_set.returncode == 0, p_set.stderr
     # the clock starts at the first processed row (group join excluded) ...
     wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") > 0, 60,
                "first rows", interval=0.01)
+    perf = None
+    if os.environ.get("BENCH_PERF"):
+        perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"],
+                                 "-p", str(p.pid)], stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
+    cpu0 = cpu_seconds(p.pid)
     first = metric(p, "ltvsync_normalizer_rows_total")
     wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") >= ROWS,
                240, "all rows", interval=0.05)
     dt = time.monotonic() - t0
+    cpu = cpu_seconds(p.pid) - cpu0
+    if perf:
+        perf.send_signal(2)
+        perf.wait(30)
     with open("/proc/%d/status" % p.pid) as f:
         hwm = int(re.search(r"VmHWM:\s+(\d+) kB", f.read()).group(1))
     events = sum(int(x) for x in re.findall(r'^ltvsync_normalizer_events_total\{[^}]*\} (\d+)$',
                                             p.http("/metrics")[1].decode(), re.M))
     st.stop(p)
-    return (ROWS - first) / dt, dt, hwm, events
+    return (ROWS - first) / dt, dt, hwm, events, cpu
+
+
+def dump_events(bootstrap, path):
+    out = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", "ltvsync.events", "-o", "beginning",
+                          "-e", "-q", "-f", "%k\t%s\n"], capture_output=True, check=True).stdout
+    with open(path, "wb") as f:
+        f.write(b"\n".join(sorted(out.splitlines())) + b"\n")
 
 
 def main():
@@ -123,10 +152,12 @@ def main():
         copy_s = kcat_copy(broker.bootstrap)
         copy_rate = ROWS / copy_s
         print("kcat copy (consume | produce, core %s): %.2fs, %.0f rows/s" % (CORE, copy_s, copy_rate))
-        rate, dt, hwm, events = run_normalizer(st)
-        print("normalizer (core %s): %.2fs, %.0f rows/s, %d events, peak RSS %.1f MiB"
-              % (CORE, dt, rate, events, hwm / 1024))
+        rate, dt, hwm, events, cpu = run_normalizer(st)
+        print("normalizer (core %s): %.2fs, %.0f rows/s, %d events, peak RSS %.1f MiB, "
+              "CPU %.2fs (all threads)" % (CORE, dt, rate, events, hwm / 1024, cpu))
         print("ratio normalizer/copy: %.2f" % (rate / copy_rate))
+        if os.environ.get("BENCH_DUMP"):
+            dump_events(broker.bootstrap, os.environ["BENCH_DUMP"])
         status = broker.status()
         print("devbroker status: %s" % json.dumps(status)[:300])
         assert "evicted records" not in broker.log(), "devbroker evicted records: results invalid"
