@@ -216,7 +216,7 @@ static void fill_customer(gen_t *g, cs_customer_t *c, int i, const plan_t *p, cs
   snprintf(c->address1, sizeof(c->address1), "%d Elm Street", 1 + (int)cs_rng_below(r, 999));
   snprintf(c->city, sizeof(c->city), "%s", city[0]);
   snprintf(c->state, sizeof(c->state), "%s", city[1]);
-  snprintf(c->postal, sizeof(c->postal), "%05d", 10000 + (int)cs_rng_below(r, 89999));
+  snprintf(c->postal, sizeof(c->postal), "%05u", 10000u + (unsigned)cs_rng_below(r, 89999) % 90000u);
   snprintf(c->country, sizeof(c->country), "US");
   c->card_type = (int)cs_rng_below(r, 3);
   snprintf(c->card_bin, sizeof(c->card_bin), "%s", c->card_type == 0 ? "411111"
