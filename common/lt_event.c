@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lt_buf.h"
 #include "lt_date.h"
 #include "lt_json.h"
 #include "lt_money.h"
@@ -16,79 +17,96 @@
 
 #define ID_MAX 65
 
-/* ---- a small append-only JSON writer (deterministic key order) ---- */
+/* ---- JSON output into the list's reused lt_buf_t (fixed key order) ---- */
 
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} jbuf_t;
-
-static void jb_put(jbuf_t *b, const char *s, size_t n)
+static void jb_lit(lt_buf_t *b, const char *s)
 {
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
+    lt_buf_put(b, s, strlen(s));
 }
 
-static void jb_raw(jbuf_t *b, const char *s)
+static void jb_str(lt_buf_t *b, const char *s)
 {
-    jb_put(b, s, strlen(s));
-}
-
-/* A JSON string: quotes, backslashes and control bytes escaped. */
-static void jb_str(jbuf_t *b, const char *s)
-{
-    const char *run = s;
-    jb_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        char esc[8];
-        jb_put(b, run, (size_t)(s - run));
-        snprintf(esc, sizeof(esc), c == '"' || c == '\\' ? "\\%c" : "\\u%04x", c);
-        jb_raw(b, esc);
-        run = s + 1;
-    }
-    jb_put(b, run, (size_t)(s - run));
-    jb_put(b, "\"", 1);
+    lt_buf_json_str(b, s, strlen(s));
 }
 
 /* ,"key": then a string or null */
-static void jb_kstr(jbuf_t *b, const char *key, const char *val)
+static void jb_kstr(lt_buf_t *b, const char *key, const char *val)
 {
-    jb_put(b, ",\"", 2);
-    jb_raw(b, key);
-    jb_put(b, "\":", 2);
+    lt_buf_put(b, ",\"", 2);
+    jb_lit(b, key);
+    lt_buf_put(b, "\":", 2);
     if (val && *val)
         jb_str(b, val);
     else
-        jb_raw(b, "null");
+        lt_buf_put(b, "null", 4);
 }
 
-static void jb_kint(jbuf_t *b, const char *key, int has, int64_t v)
+/* Decimal digits of v into end-backwards storage; returns the start. */
+static char *fmt_i64(char *end, int64_t v)
 {
-    char num[32];
-    snprintf(num, sizeof(num), "%" PRId64, v);
-    jb_put(b, ",\"", 2);
-    jb_raw(b, key);
-    jb_put(b, "\":", 2);
-    jb_raw(b, has ? num : "null");
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--end = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--end = '-';
+    return end;
+}
+
+static void jb_kint(lt_buf_t *b, const char *key, int has, int64_t v)
+{
+    char num[24], *s = fmt_i64(num + sizeof(num), v);
+    lt_buf_put(b, ",\"", 2);
+    jb_lit(b, key);
+    lt_buf_put(b, "\":", 2);
+    if (has)
+        lt_buf_put(b, s, (size_t)(num + sizeof(num) - s));
+    else
+        lt_buf_put(b, "null", 4);
+}
+
+/* ---- the record's fields, found in one pass ---- */
+
+enum {
+    F_TRANSACTION_ID, F_ORDER_ID, F_CUSTOMER_ID, F_PURCHASE_ID, F_CAMPAIGN_ID,
+    F_CURRENCY, F_AFF_ID, F_CYCLE, F_DATE_UPDATED, F_PRODUCT_ID, F_ITEMS, F_ORDER_TYPE,
+    F_CB_FLAG, F_CB_DATE, F_CB_AMOUNT, F_CB_REASON, F_TOTAL, F_TXN_TYPE, F_RESPONSE,
+    F_DATE_CREATED, F_PARENT, F_STATUS, F_NEXT_BILL, F_ORDER_STATUS, F_COUNT
+};
+
+#define NAME(s) {s, sizeof(s) - 1}
+static const struct {
+    const char *s;
+    size_t len;
+} field_names[F_COUNT] = {
+    NAME("transactionId"), NAME("orderId"), NAME("customerId"), NAME("purchaseId"),
+    NAME("campaignId"), NAME("currencyCode"), NAME("affId"), NAME("billingCycleNumber"),
+    NAME("dateUpdated"), NAME("productId"), NAME("items"), NAME("orderType"),
+    NAME("isChargedback"), NAME("chargebackDate"), NAME("chargebackAmount"),
+    NAME("chargebackReasonCode"), NAME("totalAmount"), NAME("txnType"),
+    NAME("responseType"), NAME("dateCreated"), NAME("parentTxnId"), NAME("status"),
+    NAME("nextBillDate"), NAME("orderStatus")};
+#undef NAME
+
+/* The first item of each known name (as cJSON_GetObjectItemCaseSensitive). */
+typedef struct {
+    const cJSON *f[F_COUNT];
+} fields_t;
+
+static void fields_index(const cJSON *rec, fields_t *fx)
+{
+    const cJSON *it;
+    memset(fx, 0, sizeof(*fx));
+    cJSON_ArrayForEach(it, rec) {
+        size_t n = it->string ? strlen(it->string) : 0;
+        for (int k = 0; k < F_COUNT; k++)
+            if (field_names[k].len == n && !fx->f[k] &&
+                memcmp(it->string, field_names[k].s, n) == 0) {
+                fx->f[k] = it;
+                break;
+            }
+    }
 }
 
 /* ---- record fields ---- */
@@ -106,9 +124,9 @@ static lt_err_t fail(char *errstr, size_t errlen, const char *fmt, ...)
 }
 
 /* Ids become parts of keys and event names: 1..64 of [A-Za-z0-9_.:-]. */
-static int get_id(const cJSON *rec, const char *key, char out[ID_MAX])
+static int get_id(const cJSON *it, char out[ID_MAX])
 {
-    if (lt_json_id(rec, key, out, ID_MAX) != 0 || out[0] == '\0')
+    if (lt_json_item_id(it, out, ID_MAX) != 0 || out[0] == '\0')
         return -1;
     for (const char *s = out; *s; s++)
         if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
@@ -119,28 +137,27 @@ static int get_id(const cJSON *rec, const char *key, char out[ID_MAX])
 }
 
 /* Optional id: "" when absent or null; -1 when present but invalid. */
-static int opt_id(const cJSON *rec, const char *key, char out[ID_MAX])
+static int opt_id(const cJSON *it, char out[ID_MAX])
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(rec, key);
     out[0] = '\0';
     if (!it || cJSON_IsNull(it) || (cJSON_IsString(it) && it->valuestring[0] == '\0'))
         return 0;
-    return get_id(rec, key, out);
+    return get_id(it, out);
 }
 
-static const char *opt_str(const cJSON *rec, const char *key)
+/* A non-empty string value, else NULL. */
+static const char *opt_str(const cJSON *it)
 {
-    const char *s = lt_json_str(rec, key);
-    return s && *s ? s : NULL;
+    return cJSON_IsString(it) && it->valuestring && it->valuestring[0] ? it->valuestring
+                                                                        : NULL;
 }
 
 /* A decimal amount: a string, or a JSON number rebuilt exactly from its
  * shortest (<= 15 significant digits) decimal form; a number needing more
  * digits than that is refused rather than rounded. */
-static lt_err_t get_amount(const cJSON *rec, const char *key, int exponent,
+static lt_err_t get_amount(const cJSON *it, const char *key, int exponent,
                            int64_t *minor, char *errstr, size_t errlen)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(rec, key);
     char num[40], why[96];
     const char *s = num;
     if (cJSON_IsString(it) && it->valuestring) {
@@ -160,19 +177,19 @@ static lt_err_t get_amount(const cJSON *rec, const char *key, int exponent,
     return LT_OK;
 }
 
-static int get_flag(const cJSON *rec, const char *key)
+static int get_flag(const cJSON *it)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(rec, key);
     long long v;
     if (cJSON_IsBool(it))
         return cJSON_IsTrue(it);
-    return lt_json_int(rec, key, &v) == 0 && v != 0;
+    return lt_json_item_int(it, &v) == 0 && v != 0;
 }
 
 /* ---- one row, one event ---- */
 
 typedef struct {
     const lt_event_input_t *in;
+    fields_t fx;
     const char *stream;
     char record_id[ID_MAX], customer_id[ID_MAX], order_id[ID_MAX];
     char transaction_id[ID_MAX], campaign_id[ID_MAX], affiliate_id[ID_MAX];
@@ -182,6 +199,8 @@ typedef struct {
     const char *date_updated;
     char products[256]; /* JSON array text */
 } row_t;
+
+#define FX(r, k) ((r)->fx.f[k])
 
 typedef struct {
     const char *type, *subtype;
@@ -203,7 +222,7 @@ static int wall_to_utc(const row_t *r, const char *s, int *day_only, int64_t *ut
     return 0;
 }
 
-static void write_dates(jbuf_t *b, const row_t *r, const ev_t *e)
+static void write_dates(lt_buf_t *b, const row_t *r, const ev_t *e)
 {
     char at[32], day[16], tod[16];
     lt_tz_local_t loc;
@@ -220,9 +239,9 @@ static void write_dates(jbuf_t *b, const row_t *r, const ev_t *e)
     jb_kstr(b, "date_precision", e->day_precision ? "day" : "second");
 }
 
-static void write_event(jbuf_t *b, const row_t *r, const ev_t *e, const char *event_id)
+static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *event_id)
 {
-    jb_raw(b, "{\"schema\":\"" LT_EVENT_SCHEMA "\"");
+    jb_lit(b, "{\"schema\":\"" LT_EVENT_SCHEMA "\"");
     jb_kstr(b, "event_id", event_id);
     jb_kstr(b, "type", e->type);
     jb_kstr(b, "subtype", e->subtype);
@@ -238,27 +257,28 @@ static void write_event(jbuf_t *b, const row_t *r, const ev_t *e, const char *ev
     jb_kstr(b, "currency", e->with_money ? r->currency : NULL);
     jb_kint(b, "billing_cycle", r->has_cycle, r->cycle);
     jb_kstr(b, "campaign_id", r->campaign_id);
-    jb_raw(b, ",\"product_ids\":");
-    jb_raw(b, r->products);
+    jb_lit(b, ",\"product_ids\":");
+    jb_lit(b, r->products);
     jb_kstr(b, "affiliate_id", r->affiliate_id);
     if (e->occurrence)
         jb_kint(b, "occurrence", 1, e->occurrence);
     for (int i = 0; i < 4 && e->extra_keys[i]; i++)
         jb_kstr(b, e->extra_keys[i], e->extra_vals[i]);
-    jb_raw(b, ",\"source\":{\"stream\":");
+    jb_lit(b, ",\"source\":{\"stream\":");
     jb_str(b, r->stream);
     jb_kstr(b, "record_id", r->record_id);
     jb_kstr(b, "fetched_at", r->in->fetched_at);
     jb_kstr(b, "date_updated", r->date_updated);
-    jb_raw(b, "}}");
+    jb_lit(b, "}}");
 }
 
 /* event_id = UUIDv5(ns, "integration/stream/record_id/type[/occurrence]"),
- * the occurrence only from the second chargeback of a transaction on. */
+ * the occurrence only from the second chargeback of a transaction on.
+ * Events follow each other in out->buf, each NUL-terminated. */
 static lt_err_t emit(const row_t *r, const ev_t *e, lt_event_list_t *out)
 {
     char name[320], id[37];
-    jbuf_t b = {0};
+    size_t start = out->buf.len;
     int n = snprintf(name, sizeof(name), "%s/%s/%s/%s", r->in->integration_id,
                      r->stream, r->record_id, e->type);
     if (e->occurrence > 1 && n > 0 && (size_t)n < sizeof(name))
@@ -266,68 +286,92 @@ static lt_err_t emit(const row_t *r, const ev_t *e, lt_event_list_t *out)
     if (n < 0 || (size_t)n >= sizeof(name) || out->n >= LT_EVENT_MAX)
         return LT_ERR_PERMANENT;
     lt_uuid_v5(LT_UUID_NS_LTVSYNC, name, (size_t)n, id);
-    write_event(&b, r, e, id);
-    if (b.oom) {
-        free(b.p);
+    write_event(&out->buf, r, e, id);
+    if (out->buf.oom)
         return LT_ERR_FATAL;
-    }
-    out->ev[out->n++] = (lt_event_t){e->type, b.p, b.len};
-    return LT_OK;
+    out->ev[out->n++] = (lt_event_t){e->type, NULL, out->buf.len - start};
+    lt_buf_put(&out->buf, "", 1); /* the NUL separator */
+    return out->buf.oom ? LT_ERR_FATAL : LT_OK;
 }
 
-/* product_ids: "productId", or the keys/entries of "items". */
-static void collect_products(row_t *r, const cJSON *rec)
+/* Appends ,"id" (or "id" first) to the product list; 0 while it fits. */
+static int product_add(char *list, size_t *len, size_t cap, const char *id)
 {
-    jbuf_t b = {0};
+    size_t n = strlen(id), need = *len + (*len > 1) + n + 2;
+    if (need + 2 > cap) /* room for "]" and the NUL */
+        return -1;
+    if (*len > 1)
+        list[(*len)++] = ',';
+    list[(*len)++] = '"';
+    memcpy(list + *len, id, n); /* ids are [A-Za-z0-9_.:-]: nothing to escape */
+    *len += n;
+    list[(*len)++] = '"';
+    return 0;
+}
+
+/* product_ids: "productId", or the entries of "items" (at most 8; "[]" when
+ * the list would not fit in 255 bytes). */
+static void collect_products(row_t *r)
+{
     char id[ID_MAX];
-    const cJSON *items = cJSON_GetObjectItemCaseSensitive(rec, "items"), *it;
+    const cJSON *items = FX(r, F_ITEMS), *it;
     const cJSON *list = cJSON_IsObject(items) || cJSON_IsArray(items) ? items : NULL;
-    int n = 0;
-    jb_raw(&b, "[");
-    if (opt_id(rec, "productId", id) == 0 && id[0]) {
-        jb_str(&b, id);
+    size_t len = 1;
+    int n = 0, fits = 1;
+    r->products[0] = '[';
+    if (opt_id(FX(r, F_PRODUCT_ID), id) == 0 && id[0]) {
+        fits = product_add(r->products, &len, sizeof(r->products), id) == 0;
         n++;
     }
     cJSON_ArrayForEach(it, list) {
-        if (n >= 8 || opt_id(it, "productId", id) != 0 || !id[0])
+        if (n >= 8 || opt_id(cJSON_GetObjectItemCaseSensitive(it, "productId"), id) != 0 ||
+            !id[0])
             continue;
-        jb_raw(&b, n++ ? "," : "");
-        jb_str(&b, id);
+        fits = fits && product_add(r->products, &len, sizeof(r->products), id) == 0;
+        n++;
     }
-    jb_raw(&b, "]");
-    snprintf(r->products, sizeof(r->products), "%s",
-             !b.oom && b.len < sizeof(r->products) ? b.p : "[]");
-    free(b.p);
+    if (!fits)
+        len = 1;
+    r->products[len++] = ']';
+    r->products[len] = '\0';
 }
 
 static const char *const record_id_key[LT_STREAM_COUNT] = {
     "transactionId", "orderId", "customerId", "purchaseId", "campaignId"};
+static const int record_id_field[LT_STREAM_COUNT] = {
+    F_TRANSACTION_ID, F_ORDER_ID, F_CUSTOMER_ID, F_PURCHASE_ID, F_CAMPAIGN_ID};
 
 static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, size_t errlen)
 {
-    const char *cur = opt_str(in->record, "currencyCode");
+    const char *cur, *aff;
+    size_t n;
     memset(r, 0, sizeof(*r));
     r->in = in;
+    fields_index(in->record, &r->fx);
+    cur = opt_str(FX(r, F_CURRENCY));
+    aff = opt_str(FX(r, F_AFF_ID));
     r->stream = lt_stream_name(in->stream);
-    if (get_id(in->record, record_id_key[in->stream], r->record_id) != 0)
+    if (get_id(FX(r, record_id_field[in->stream]), r->record_id) != 0)
         return fail(errstr, errlen, "%s: missing or invalid", record_id_key[in->stream]);
     if (in->stream == LT_STREAM_TRANSACTIONS)
         memcpy(r->transaction_id, r->record_id, sizeof(r->record_id));
-    if (opt_id(in->record, "customerId", r->customer_id) != 0)
+    if (opt_id(FX(r, F_CUSTOMER_ID), r->customer_id) != 0)
         return fail(errstr, errlen, "customerId: invalid");
-    if (opt_id(in->record, "orderId", r->order_id) != 0)
+    if (opt_id(FX(r, F_ORDER_ID), r->order_id) != 0)
         return fail(errstr, errlen, "orderId: invalid");
-    if (opt_id(in->record, "campaignId", r->campaign_id) != 0)
+    if (opt_id(FX(r, F_CAMPAIGN_ID), r->campaign_id) != 0)
         return fail(errstr, errlen, "campaignId: invalid");
-    snprintf(r->affiliate_id, sizeof(r->affiliate_id), "%s",
-             opt_str(in->record, "affId") ? opt_str(in->record, "affId") : "");
+    n = aff ? strlen(aff) : 0;
+    n = n < sizeof(r->affiliate_id) ? n : sizeof(r->affiliate_id) - 1;
+    memcpy(r->affiliate_id, aff ? aff : "", n);
+    r->affiliate_id[n] = '\0';
     snprintf(r->currency, sizeof(r->currency), "%s", cur ? cur : in->currency);
     r->exponent = lt_money_exponent(r->currency, strlen(r->currency));
     if (cur && strlen(cur) != 3)
         r->exponent = -1;
-    r->has_cycle = lt_json_int(in->record, "billingCycleNumber", &r->cycle) == 0;
-    r->date_updated = opt_str(in->record, "dateUpdated");
-    collect_products(r, in->record);
+    r->has_cycle = lt_json_item_int(FX(r, F_CYCLE), &r->cycle) == 0;
+    r->date_updated = opt_str(FX(r, F_DATE_UPDATED));
+    collect_products(r);
     return LT_OK;
 }
 
@@ -339,9 +383,15 @@ static int name_is(const char *s, const char *const *names, size_t n)
     return -1;
 }
 
+/* The string value of it, or NULL (lt_json_str on an item). */
+static const char *str_of(const cJSON *it)
+{
+    return cJSON_IsString(it) ? it->valuestring : NULL;
+}
+
 static const char *payment_subtype(const row_t *r)
 {
-    const char *ot = opt_str(r->in->record, "orderType");
+    const char *ot = opt_str(FX(r, F_ORDER_TYPE));
     if (r->has_cycle && r->cycle >= 2)
         return "rebill";
     if (ot && (strcasestr(ot, "UPSALE") || strcasestr(ot, "UPSELL")))
@@ -354,12 +404,10 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
                                  size_t errlen)
 {
     const lt_cb_state_t *st = r->in->cb;
-    const cJSON *rec = r->in->record;
-    int flag = get_flag(rec, "isChargedback"), day_only = 0;
-    const char *cbdate = opt_str(rec, "chargebackDate");
-    const char *amount_key = opt_str(rec, "chargebackAmount") ||
-        cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rec, "chargebackAmount"))
-        ? "chargebackAmount" : "totalAmount";
+    int flag = get_flag(FX(r, F_CB_FLAG)), day_only = 0;
+    const char *cbdate = opt_str(FX(r, F_CB_DATE));
+    int by_cb = opt_str(FX(r, F_CB_AMOUNT)) || cJSON_IsNumber(FX(r, F_CB_AMOUNT));
+    const char *amount_key = by_cb ? "chargebackAmount" : "totalAmount";
     *has = 0;
     if (flag) {
         e->occurrence = !st ? 1 : st->occurrence > 0 && !st->reverted ? st->occurrence : 0;
@@ -370,7 +418,7 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
             return fail(errstr, errlen, "chargebackDate: missing or invalid");
         e->day_precision = day_only;
         e->extra_keys[0] = "chargeback_reason_code";
-        e->extra_vals[0] = opt_str(rec, "chargebackReasonCode");
+        e->extra_vals[0] = opt_str(FX(r, F_CB_REASON));
     } else {
         if (!st || !st->reverted || st->occurrence < 1)
             return LT_OK;
@@ -380,7 +428,8 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
             return fail(errstr, errlen, "reversal dateUpdated invalid");
         e->day_precision = day_only;
     }
-    if (get_amount(rec, amount_key, r->exponent, &e->amount, errstr, errlen) != LT_OK)
+    if (get_amount(FX(r, by_cb ? F_CB_AMOUNT : F_TOTAL), amount_key, r->exponent,
+                   &e->amount, errstr, errlen) != LT_OK)
         return LT_ERR_PERMANENT;
     e->amount = flag ? -e->amount : e->amount;
     e->has_amount = e->with_money = 1;
@@ -394,9 +443,8 @@ static const char *const resp_types[] = {"SUCCESS", "SOFT_DECLINE", "HARD_DECLIN
 static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *errstr,
                                   size_t errlen)
 {
-    const cJSON *rec = r->in->record;
-    int type = name_is(lt_json_str(rec, "txnType"), txn_types, 5);
-    int resp = name_is(lt_json_str(rec, "responseType"), resp_types, 3);
+    int type = name_is(str_of(FX(r, F_TXN_TYPE)), txn_types, 5);
+    int resp = name_is(str_of(FX(r, F_RESPONSE)), resp_types, 3);
     int day_only, has_cb = 0;
     char parent[ID_MAX];
     ev_t e = {0}, cb = {0};
@@ -409,13 +457,14 @@ static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *er
         return fail(errstr, errlen, "customerId: missing");
     if (r->exponent < 0)
         return fail(errstr, errlen, "currency %s: unknown", r->currency);
-    if (wall_to_utc(r, opt_str(rec, "dateCreated"), &day_only, &e.utc) != 0 || day_only)
+    if (wall_to_utc(r, opt_str(FX(r, F_DATE_CREATED)), &day_only, &e.utc) != 0 || day_only)
         return fail(errstr, errlen, "dateCreated: missing or invalid");
     if (type == 1 && resp == 0) {
         out->note = LT_EVENT_NOTE_AUTHORIZE;
         return LT_OK;
     }
-    if (get_amount(rec, "totalAmount", r->exponent, &e.amount, errstr, errlen) != LT_OK)
+    if (get_amount(FX(r, F_TOTAL), "totalAmount", r->exponent, &e.amount, errstr,
+                   errlen) != LT_OK)
         return LT_ERR_PERMANENT;
     e.has_amount = e.with_money = 1;
     if (resp != 0) {
@@ -433,7 +482,7 @@ static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *er
         e.type = type == 3 ? "refund" : "void";
         e.amount = -e.amount;
         e.extra_keys[0] = "parent_transaction_id";
-        e.extra_vals[0] = opt_id(rec, "parentTxnId", parent) == 0 ? parent : NULL;
+        e.extra_vals[0] = opt_id(FX(r, F_PARENT), parent) == 0 ? parent : NULL;
     }
     if ((err = emit(r, &e, out)) != LT_OK || !has_cb)
         return err;
@@ -443,7 +492,7 @@ static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *er
 /* customer and subscription updates: dated dateUpdated (else dateCreated). */
 static lt_err_t dated_update(const row_t *r, ev_t *e, char *errstr, size_t errlen)
 {
-    const char *s = r->date_updated ? r->date_updated : opt_str(r->in->record, "dateCreated");
+    const char *s = r->date_updated ? r->date_updated : opt_str(FX(r, F_DATE_CREATED));
     if (wall_to_utc(r, s, &e->day_precision, &e->utc) != 0)
         return fail(errstr, errlen, "dateUpdated: missing or invalid");
     return LT_OK;
@@ -456,8 +505,8 @@ static const char *const purchase_status[] = {
 static lt_err_t build_purchase(const row_t *r, lt_event_list_t *out, char *errstr,
                                size_t errlen)
 {
-    const char *status = lt_json_str(r->in->record, "status");
-    const char *next = opt_str(r->in->record, "nextBillDate");
+    const char *status = str_of(FX(r, F_STATUS));
+    const char *next = opt_str(FX(r, F_NEXT_BILL));
     lt_datetime_t dt;
     ev_t e = {.type = "subscription"};
     if (!r->customer_id[0])
@@ -488,10 +537,31 @@ static lt_err_t build_customer(const row_t *r, lt_event_list_t *out, char *errst
 
 static lt_err_t build_order(const row_t *r, lt_event_list_t *out)
 {
-    const char *status = lt_json_str(r->in->record, "orderStatus");
+    const char *status = str_of(FX(r, F_ORDER_STATUS));
     out->note = status && strcmp(status, "PARTIAL") == 0 ? LT_EVENT_NOTE_PARTIAL_ORDER
                                                          : LT_EVENT_NOTE_REFERENCE;
     return LT_OK;
+}
+
+/* Empties the list but keeps its buffer (a failed one is dropped). */
+static void list_reset(lt_event_list_t *out)
+{
+    lt_buf_t keep = out->buf;
+    if (keep.oom)
+        lt_buf_free(&keep);
+    keep.len = 0;
+    memset(out, 0, sizeof(*out));
+    out->buf = keep;
+}
+
+/* Points each event at its bytes, now that the buffer stopped moving. */
+static void list_finish(lt_event_list_t *out)
+{
+    size_t off = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        out->ev[i].json = out->buf.p + off;
+        off += out->ev[i].len + 1;
+    }
 }
 
 lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
@@ -499,7 +569,7 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
 {
     row_t r;
     lt_err_t err;
-    lt_event_list_clear(out);
+    list_reset(out);
     if (!cJSON_IsObject(in->record) || (unsigned)in->stream >= LT_STREAM_COUNT || !in->tz)
         return fail(errstr, errlen, "record is not an object");
     if ((err = row_init(&r, in, errstr, errlen)) != LT_OK)
@@ -519,30 +589,34 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
     if (err != LT_OK) {
         if (err == LT_ERR_FATAL)
             fail(errstr, errlen, "out of memory");
-        lt_event_list_clear(out);
+        list_reset(out);
     }
+    list_finish(out);
     return err;
 }
 
 void lt_event_list_clear(lt_event_list_t *out)
 {
-    for (size_t i = 0; i < out->n; i++)
-        free(out->ev[i].json);
+    lt_buf_free(&out->buf);
     memset(out, 0, sizeof(*out));
 }
 
 int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, lt_cb_probe_t *out)
 {
-    int type = name_is(lt_json_str(record, "txnType"), txn_types, 5);
-    const char *du = opt_str(record, "dateUpdated");
+    fields_t fx;
+    const char *du;
+    int type;
     memset(out, 0, sizeof(*out));
-    if (stream != LT_STREAM_TRANSACTIONS || !cJSON_IsObject(record) ||
-        (type != 0 && type != 2) ||
-        name_is(lt_json_str(record, "responseType"), resp_types, 3) != 0 ||
-        get_id(record, "transactionId", out->transaction_id) != 0)
+    if (stream != LT_STREAM_TRANSACTIONS || !cJSON_IsObject(record))
+        return -1;
+    fields_index(record, &fx);
+    type = name_is(str_of(fx.f[F_TXN_TYPE]), txn_types, 5);
+    du = opt_str(fx.f[F_DATE_UPDATED]);
+    if ((type != 0 && type != 2) || name_is(str_of(fx.f[F_RESPONSE]), resp_types, 3) != 0 ||
+        get_id(fx.f[F_TRANSACTION_ID], out->transaction_id) != 0)
         return -1;
     out->applies = 1;
-    out->flag = get_flag(record, "isChargedback");
+    out->flag = get_flag(fx.f[F_CB_FLAG]);
     snprintf(out->date_updated, sizeof(out->date_updated), "%s",
              du && strlen(du) < sizeof(out->date_updated) ? du : "");
     return 0;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
+#include "lt_buf.h"
 #include "lt_err.h"
 #include "lt_integration.h"
 #include "lt_tz.h"
@@ -68,7 +69,7 @@ typedef enum {
 
 typedef struct {
     const char *type;  /* static string: "payment", "refund", ... */
-    char *json;        /* compact JSON, NUL-terminated, owned by the list */
+    char *json;        /* compact JSON, NUL-terminated, inside the list's buf */
     size_t len;
 } lt_event_t;
 
@@ -78,15 +79,18 @@ typedef struct {
     char key[160];     /* Kafka key "integration/customer_id" */
     size_t keylen;
     lt_event_note_t note;
+    lt_buf_t buf;      /* the events' bytes; kept from one build to the next */
 } lt_event_list_t;
 
-/* Builds the events of one row into out (zero it before the first call).
+/* Builds the events of one row into out (zero it before the first call;
+ * reuse it for the next row: its buffer is kept, so events stay valid only
+ * until the next build).
  * LT_ERR_PERMANENT with a reason for a malformed row (missing ids, unknown
  * enums, impossible dates, bad amounts, unknown currency): the row belongs in
  * the DLQ. LT_ERR_FATAL only on allocation failure. out is emptied first. */
 lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
                         char *errstr, size_t errlen);
-void lt_event_list_clear(lt_event_list_t *out); /* frees the events; reusable */
+void lt_event_list_clear(lt_event_list_t *out); /* frees the buffer; reusable */
 
 /* Inspects a transactions row for the chargeback state machine. Returns 0,
  * or -1 when the row is not a transaction the state applies to. */

@@ -85,8 +85,11 @@ static int number_as_int(const cJSON *it, long long *out)
 
 int lt_json_int(const cJSON *obj, const char *key, long long *out)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return lt_json_item_int(cJSON_GetObjectItemCaseSensitive(obj, key), out);
+}
 
+int lt_json_item_int(const cJSON *it, long long *out)
+{
     if (cJSON_IsNumber(it))
         return number_as_int(it, out);
     if (cJSON_IsString(it) && it->valuestring)
@@ -96,20 +99,27 @@ int lt_json_int(const cJSON *obj, const char *key, long long *out)
 
 int lt_json_id(const cJSON *obj, const char *key, char *buf, size_t buflen)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return lt_json_item_id(cJSON_GetObjectItemCaseSensitive(obj, key), buf, buflen);
+}
+
+int lt_json_item_id(const cJSON *it, char *buf, size_t buflen)
+{
     long long v;
-    int n;
+    size_t n;
 
     if (!buf || buflen == 0)
         return -1;
     if (cJSON_IsString(it) && it->valuestring) {
-        n = snprintf(buf, buflen, "%s", it->valuestring);
+        n = strlen(it->valuestring);
+        if (n < buflen)
+            memcpy(buf, it->valuestring, n + 1);
     } else if (cJSON_IsNumber(it) && number_as_int(it, &v) == 0) {
-        n = snprintf(buf, buflen, "%lld", v);
+        int w = snprintf(buf, buflen, "%lld", v);
+        n = w < 0 ? buflen : (size_t)w;
     } else {
         return -1;
     }
-    if (n < 0 || (size_t)n >= buflen) {
+    if (n >= buflen) {
         buf[0] = '\0';
         return -1;
     }

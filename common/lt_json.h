@@ -21,6 +21,10 @@ int lt_json_int(const cJSON *obj, const char *key, long long *out);
  * into buf (NUL-terminated); returns 0, or -1 when absent/other type/too long. */
 int lt_json_id(const cJSON *obj, const char *key, char *buf, size_t buflen);
 
+/* The same two on an item already found (NULL reads as absent). */
+int lt_json_item_int(const cJSON *it, long long *out);
+int lt_json_item_id(const cJSON *it, char *buf, size_t buflen);
+
 /* Compact one-line JSON; caller frees with free(). NULL on allocation failure. */
 char *lt_json_print(const cJSON *item);
 
