@@ -21,7 +21,7 @@ import re
 import time
 
 import oracle
-from ltharness import HarnessError, SRC_DIR, wait_until
+from ltharness import HarnessError, SANITIZER_MARKS, SRC_DIR, wait_until
 
 INTEG_ID = "pipe"
 PASSWORD = "pipe+pw%=#1 x"   # awkward characters but '&' (see ltharness)
@@ -117,11 +117,13 @@ class Pipeline:
         if r.returncode:
             raise HarnessError("integration add: %s%s" % (r.stdout, r.stderr))
         self.procs = {}
+        self.stopped = set()
 
     # -- processes -----------------------------------------------------
 
     def ctl(self, args, timeout=120.0, check=False):
-        r = self.st.run("ltvctl", args, env=self.env, timeout=timeout)
+        env = dict(self.env, TMPDIR=self.st.tmp)   # replay logs land with the others
+        r = self.st.run("ltvctl", args, env=env, timeout=timeout)
         if check and r.returncode:
             raise HarnessError("ltvctl %s: exit %d\n%s%s" % (" ".join(args), r.returncode,
                                                             r.stdout, r.stderr))
@@ -138,8 +140,16 @@ class Pipeline:
         return self.procs
 
     def check_alive(self):
-        for p in self.procs.values():
-            p.check_alive()
+        """Raises if a service not stopped through stop() has exited."""
+        for name, p in self.procs.items():
+            if name not in self.stopped:
+                p.check_alive()
+
+    def stop(self, name, sig=None, timeout=30.0):
+        """Stops one service (SIGTERM by default); returns its exit code."""
+        import signal
+        self.stopped.add(name)
+        return self.st.stop(self.procs[name], sig or signal.SIGTERM, timeout)
 
     def status(self):
         r = self.ctl(["status", INTEG_ID, "--json"], timeout=30)
@@ -246,6 +256,18 @@ class Pipeline:
                 blob = f.read()
             found += [(name, s) for s, b in secrets if b in blob]
         return found
+
+    def sanitizer_reports(self):
+        """Log files of this stack (ltvctl's replay children included) with
+        an ASan/UBSan report."""
+        out = []
+        for name in os.listdir(self.st.tmp):
+            if name.endswith(".log"):
+                with open(self.st.path(name), "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+                if any(m in text for m in SANITIZER_MARKS):
+                    out.append(name)
+        return out
 
     def validator(self):
         import jsonschema
