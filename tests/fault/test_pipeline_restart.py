@@ -16,7 +16,7 @@ import time
 from ltharness import Stack, HarnessError, wait_until
 from pipeline import Pipeline, duplicates
 
-GAP = 2.5  # seconds between kills
+GAP = 2.0  # seconds between kills
 
 
 def kill(st, p):
@@ -32,7 +32,7 @@ def rows_fetched(pl):
 def main():
     t0 = time.monotonic()
     with Stack("pipe-restart") as st:
-        pl = Pipeline(st, latency_ms=40, max_rps=12, max_in_flight=4)
+        pl = Pipeline(st, latency_ms=40, max_rps=20, max_in_flight=4)
         want = pl.expected()
         procs = pl.start_services()
         wait_until(lambda: pl.check_alive() or rows_fetched(pl) > 0, 60,

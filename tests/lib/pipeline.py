@@ -19,6 +19,7 @@ import json
 import os
 import re
 import time
+from zoneinfo import ZoneInfo
 
 import oracle
 from ltharness import HarnessError, SANITIZER_MARKS, SRC_DIR, wait_until
@@ -93,7 +94,8 @@ class Pipeline:
         self.st, self.tz = st, tz
         self.env = dict(SERVICE_ENV)
         self.env.update(env or {})
-        today = datetime.date.today()
+        # The account's today (crm-sim's last day), as the scheduler sees it.
+        today = datetime.datetime.now(ZoneInfo(tz)).date()
         self.start = today - datetime.timedelta(days=days - 1)
         self.last_full_day = today - datetime.timedelta(days=1)
         self.today = today
