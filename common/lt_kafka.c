@@ -175,9 +175,9 @@ fail:
     return NULL;
 }
 
-lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
-                          size_t keylen, const void *val, size_t vallen,
-                          lt_batch_t *batch, char *errstr, size_t errlen)
+static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key,
+                        size_t keylen, const void *val, size_t vallen, int msgflags,
+                        lt_batch_t *batch, char *errstr, size_t errlen)
 {
     long long deadline = now_ms() + LT_QUEUE_FULL_WAIT_MS;
     rd_kafka_resp_err_t err;
@@ -189,7 +189,7 @@ lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
             p->rk, RD_KAFKA_V_TOPIC(topic),
             RD_KAFKA_V_KEY(key, key ? keylen : 0),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(batch),
+            RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(batch),
             RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
             break;
@@ -202,6 +202,25 @@ lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
     snprintf(errstr, errlen, "produce to %s: %s", topic, rd_kafka_err2str(err));
     /* An idempotent producer's fatal error ends this producer for good. */
     return err == RD_KAFKA_RESP_ERR__FATAL ? LT_ERR_FATAL : LT_ERR_RETRIABLE;
+}
+
+lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
+                          size_t keylen, const void *val, size_t vallen,
+                          lt_batch_t *batch, char *errstr, size_t errlen)
+{
+    return produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY, batch,
+                   errstr, errlen);
+}
+
+lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key,
+                                size_t keylen, void *val, size_t vallen,
+                                lt_batch_t *batch, char *errstr, size_t errlen)
+{
+    lt_err_t rc = produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_FREE, batch,
+                          errstr, errlen);
+    if (rc != LT_OK)
+        free(val); /* librdkafka took it only on success */
+    return rc;
 }
 
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms)

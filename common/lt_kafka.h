@@ -37,6 +37,11 @@ lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
 lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
                           size_t keylen, const void *val, size_t vallen,
                           lt_batch_t *batch, char *errstr, size_t errlen);
+/* As lt_producer_send, but takes val (from malloc) instead of copying it:
+ * librdkafka frees it after delivery; freed here when the send fails. */
+lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key,
+                                size_t keylen, void *val, size_t vallen,
+                                lt_batch_t *batch, char *errstr, size_t errlen);
 /* Serves delivery reports until batch->pending is 0 or timeout_ms passes.
  * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms);
