@@ -12,6 +12,11 @@ Checks:
     achRoutingNumber values) nor the CRM password in any topic or log;
   - the data set exercises every event type and the edge cases of
     customers 0..20 (so the comparison means something);
+  - live changes (sync every 3 s, so unchanged rows are re-fetched again and
+    again): a chargeback made in crm-sim after the backfill, then its
+    reversal, arrive downstream as the oracle fed the row's history expects
+    (a new chargeback event, then a chargeback_reversal), still without a
+    duplicate of unchanged content;
   - SIGTERM stops every service with exit 0.
 """
 import collections
@@ -19,15 +24,72 @@ import json
 import signal
 import sys
 import time
+import urllib.request
 
 from ltharness import Stack
+import oracle
 from pipeline import Pipeline, duplicates, latest
+
+
+def mutate(pl, action, tid, date):
+    body = json.dumps({"action": action, "transactionId": str(tid), "date": date}).encode()
+    req = urllib.request.Request(pl.sim.url + "/_sim/mutate", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        out = json.loads(resp.read())
+    assert out.get("result") == "SUCCESS", out
+    return out
+
+
+def expected_after(pl, dump0, changed_rows):
+    """The oracle over the backfilled dump, then the rows each mutation
+    changed, in order (the history the live sync sees)."""
+    integ = pl.integ()
+    envs = oracle.envelopes_from_dump(dump0, integ, "1970-01-01T00:00:00.000Z")
+    for stream, row in changed_rows:
+        rid = row[oracle.RECORD_ID[stream]]
+        envs.append(("%s/%s/%s" % (integ.id, stream, rid),
+                     {"integration_id": integ.id, "stream": stream, "fetched_at": "x",
+                      "record": oracle.sanitize(row)}))
+    return oracle.latest_by_id(oracle.Oracle(integ).run(envs))
+
+
+def changed_rows(old, new):
+    """[(stream, row)] of the rows of dump `new` that are new or differ in
+    dump `old` (crm-sim rewrites its dump before answering a mutation)."""
+    out = []
+    for stream in ("transactions", "orders", "customers", "purchases"):
+        key = oracle.RECORD_ID[stream]
+        was = {str(r[key]): r for r in old[stream]}
+        out += [(stream, r) for r in new[stream] if was.get(str(r[key])) != r]
+    return out
+
+
+def live_changes(st, pl):
+    """Chargeback then reversal of an untouched sale, through the live sync."""
+    dump0 = json.load(open(pl.dump_path))
+    touched = {str(t.get("parentTxnId")) for t in dump0["transactions"]}
+    sale = next(t for t in dump0["transactions"]
+                if t["txnType"] == "SALE" and t["responseType"] == "SUCCESS"
+                and not t.get("chargebackDate") and str(t["transactionId"]) not in touched)
+    today = pl.today.isoformat()
+    history = []
+    for action, hhmm in (("chargeback", "00:10:00"), ("revert_chargeback", "00:20:00")):
+        before = json.load(open(pl.dump_path))
+        mutate(pl, action, sale["transactionId"], "%s %s" % (today, hhmm))
+        history += changed_rows(before, json.load(open(pl.dump_path)))
+        want = expected_after(pl, dump0, history)
+        kinds = {e["type"] for e in want.values() if e["transaction_id"] == str(sale["transactionId"])}
+        print("after %s of %s: expected types %s" % (action, sale["transactionId"], sorted(kinds)))
+        assert "chargeback" in kinds
+        got = pl.wait_downstream(want, timeout=60)
+    return got, want
 
 
 def main():
     t0 = time.monotonic()
     with Stack("pipe-e2e") as st:
-        pl = Pipeline(st)
+        pl = Pipeline(st, sync_interval="3s")
         want = pl.expected()
         types = collections.Counter(e["type"] for e in want.values())
         print("expected events %d: %s" % (len(want), dict(types)))
@@ -45,6 +107,8 @@ def main():
         pl.wait_synced(timeout=90)
         print("synced after %.0fs" % (time.monotonic() - t0))
         got = pl.wait_downstream(want, timeout=60)
+        got, want = live_changes(st, pl)
+        assert "chargeback_reversal" in {e["type"] for e in got.values()}
         msgs = pl.downstream()
         print("downstream: %d messages, %d event ids" % (len(msgs), len(got)))
 
