@@ -28,7 +28,7 @@ import urllib.request
 
 from ltharness import Stack
 import oracle
-from pipeline import Pipeline, duplicates, latest
+from pipeline import Pipeline, content, duplicates
 
 
 def mutate(pl, action, tid, date):
@@ -51,7 +51,19 @@ def expected_after(pl, dump0, changed_rows):
         envs.append(("%s/%s/%s" % (integ.id, stream, rid),
                      {"integration_id": integ.id, "stream": stream, "fetched_at": "x",
                       "record": oracle.sanitize(row)}))
-    return oracle.latest_by_id(oracle.Oracle(integ).run(envs))
+    return oracle.Oracle(integ).run(envs)
+
+
+def versions(pairs):
+    """How many versions of events a sink writes for this sequence: each
+    event_id once, plus once more each time its content changes."""
+    last, n = {}, 0
+    for _, ev in pairs:
+        c = content(ev)
+        if last.get(ev["event_id"]) != c:
+            n += 1
+        last[ev["event_id"]] = c
+    return n
 
 
 def changed_rows(old, new):
@@ -78,12 +90,13 @@ def live_changes(st, pl):
         before = json.load(open(pl.dump_path))
         mutate(pl, action, sale["transactionId"], "%s %s" % (today, hhmm))
         history += changed_rows(before, json.load(open(pl.dump_path)))
-        want = expected_after(pl, dump0, history)
+        pairs = expected_after(pl, dump0, history)
+        want = oracle.latest_by_id(pairs)
         kinds = {e["type"] for e in want.values() if e["transaction_id"] == str(sale["transactionId"])}
         print("after %s of %s: expected types %s" % (action, sale["transactionId"], sorted(kinds)))
         assert "chargeback" in kinds
         got = pl.wait_downstream(want, timeout=60)
-    return got, want
+    return got, want, versions(pairs)
 
 
 def main():
@@ -107,12 +120,13 @@ def main():
         pl.wait_synced(timeout=90)
         print("synced after %.0fs" % (time.monotonic() - t0))
         got = pl.wait_downstream(want, timeout=60)
-        got, want = live_changes(st, pl)
+        got, want, n_versions = live_changes(st, pl)
         assert "chargeback_reversal" in {e["type"] for e in got.values()}
         msgs = pl.downstream()
-        print("downstream: %d messages, %d event ids" % (len(msgs), len(got)))
+        print("downstream: %d messages (%d versions expected), %d event ids"
+              % (len(msgs), n_versions, len(got)))
 
-        bad = 0
+        bad = int(len(msgs) != n_versions)
         dups = duplicates(msgs)
         for d in dups[:10]:
             print("DUPLICATE", d)
