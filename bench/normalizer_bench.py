@@ -105,7 +105,8 @@ def run_normalizer(st):
                "first rows", interval=0.01)
     perf = None
     if os.environ.get("BENCH_PERF"):
-        perf = subprocess.Popen(["perf", "record", "-g", "-o", os.environ["BENCH_PERF"],
+        perf = subprocess.Popen(["perf", "record", "--call-graph", os.environ.get("BENCH_PERF_CG", "fp"),
+                                 "-F", "999", "-o", os.environ["BENCH_PERF"],
                                  "-p", str(p.pid)], stderr=subprocess.DEVNULL)
     t0 = time.monotonic()
     cpu0 = cpu_seconds(p.pid)
