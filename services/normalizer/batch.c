@@ -128,8 +128,11 @@ static lt_err_t produce_all(norm_t *n, norm_msg_t *msgs, size_t count, counts_t 
         if (m->skip)
             continue;
         c->rows++;
-        if (!m->env && !m->reason[0])
-            parse_msg(n, m); /* a retry: the tree was freed after the first try */
+        if (!m->env && !m->reason[0]) {
+            norm_arena_on(); /* a retry: the tree was freed after the first try */
+            parse_msg(n, m);
+            norm_arena_off();
+        }
         if (!m->reason[0])
             rc = send_events(n, m, &evs, c);
         cJSON_Delete(m->env); /* done with it: free while the tree is in cache */
@@ -182,8 +185,10 @@ static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
 
 int norm_batch_run(norm_t *n, norm_msg_t *msgs, size_t count)
 {
+    norm_arena_on();
     for (size_t i = 0; i < count; i++)
         parse_msg(n, &msgs[i]);
+    norm_arena_off();
     if (fetch_state(n, msgs, count) != 0)
         return -1;
     for (int attempt = 0;; attempt++) {

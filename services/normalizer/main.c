@@ -121,6 +121,7 @@ static int run(norm_t *n)
         if (rc == 0)
             store_offsets(n, msgs, count);
         norm_batch_free(msgs, count);
+        norm_arena_reset();
         if (rc != 0)
             lt_info("shutdown with a batch of %zu rows unacknowledged; it will be redelivered",
                     count);
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
         return rc;
     rc = 1;
     lt_signal_install();
+    norm_arena_install();
     if (setup(&n, cfg, err, sizeof(err)) != 0) {
         lt_error("start-up: %s", err);
         goto end;

@@ -65,6 +65,12 @@ typedef struct {
 long long norm_now_ms(void);
 int norm_sleep_ms(long long ms); /* -1 when interrupted by shutdown */
 
+/* arena.c: cJSON parse trees of a batch from a per-thread arena. */
+void norm_arena_install(void);   /* once, before any parsing */
+void norm_arena_on(void);        /* parse trees made now come from the arena */
+void norm_arena_off(void);
+void norm_arena_reset(void);     /* after every tree of the batch is deleted */
+
 /* integ.c */
 int norm_integ_load(norm_t *n);
 /* Copies the integration into out; re-reads the topic for an unknown id.
