@@ -1,6 +1,6 @@
 /* arena.c: cJSON nodes of a batch come from a per-thread bump arena.
  *
- * Parsing 5,000 envelopes makes hundreds of thousands of small allocations;
+ * Parsing a batch of envelopes makes hundreds of thousands of small allocations;
  * malloc/free were a third of the normalizer's CPU. While the arena is on
  * (norm_arena_on/off around parsing, on this thread only), cJSON's allocator
  * hands out arena memory; cJSON_Delete of such memory is a no-op, and

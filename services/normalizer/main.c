@@ -66,11 +66,12 @@ static void register_metrics(norm_metrics_t *m)
                                                "reads of the integrations topic", NULL);
 }
 
-/* Takes up to NORM_BATCH_MAX messages: waits for the first, not the rest. */
+/* Takes up to NORM_BATCH_MAX messages or NORM_BATCH_BYTES: waits for the
+ * first, not the rest. */
 static size_t collect(norm_t *n, norm_msg_t *msgs)
 {
-    size_t count = 0;
-    while (count < NORM_BATCH_MAX && !lt_signal_stop) {
+    size_t count = 0, bytes = 0;
+    while (count < NORM_BATCH_MAX && bytes < NORM_BATCH_BYTES && !lt_signal_stop) {
         rd_kafka_message_t *rkm = lt_consumer_poll(n->cons, count ? 0 : 100);
         if (!rkm)
             break;
@@ -81,6 +82,7 @@ static size_t collect(norm_t *n, norm_msg_t *msgs)
         msgs[count].skip = n->replay_prefix[0] &&
                            (rkm->key_len < strlen(n->replay_prefix) ||
                             memcmp(rkm->key, n->replay_prefix, strlen(n->replay_prefix)));
+        bytes += rkm->len;
         msgs[count++].rkm = rkm;
     }
     return count;

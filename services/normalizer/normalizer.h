@@ -17,7 +17,8 @@
 #include "lt_redis.h"
 #include "lt_registry.h"
 
-#define NORM_BATCH_MAX 5000
+#define NORM_BATCH_MAX 10000           /* rows per batch: the ack wait is per batch */
+#define NORM_BATCH_BYTES (32u << 20)    /* and at most this much raw JSON */
 
 typedef struct {
     lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;
