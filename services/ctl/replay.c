@@ -202,6 +202,7 @@ int ctl_replay_start(ctl_t *ctl, const char *id) {
         goto end;
     }
     record(r, ctl, key, run, "done", done, rp.total);
+    unlink(logpath); /* kept only when the replay failed */
     printf("%sreplay %.8s done: %lld rows re-read; the sink writes downstream only the events that changed\n",
            tty ? "\n" : "", run, (long long)done);
     rc = CTL_OK;
