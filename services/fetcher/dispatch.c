@@ -232,7 +232,7 @@ static int start_workers(disp_t *d)
         s->d = d;
         s->w.f = f;
         s->w.idx = i;
-        s->w.rng = (unsigned)(fetcher_now_ms() * 2654435761u) ^ (unsigned)i;
+        s->w.rng = (unsigned)(lt_clock_now_ms() * 2654435761u) ^ (unsigned)i;
         s->w.http = lt_http_new(&f->http_opts);
         s->w.redis = lt_redis_new(f->redis_url, 2000, err, sizeof(err));
         s->w.lim = s->w.redis ? lt_limits_new(s->w.redis, f->prefix) : NULL;
@@ -275,14 +275,14 @@ int fetcher_dispatch_run(fetcher_t *f)
     pthread_cond_init(&d.idle, NULL);
     if (open_consumers(&d) != 0 || start_workers(&d) != 0) {
         lt_signal_stop = 1;
-        drain(&d, fetcher_now_ms() + 5000);
+        drain(&d, lt_clock_now_ms() + 5000);
         goto end;
     }
     lt_info("fetching with %d workers", f->concurrency);
     loop(&d);
     lt_info("shutting down: finishing or abandoning jobs in hand");
     long long grace = lt_config_int(f->cfg, "SHUTDOWN_GRACE");
-    if (!drain(&d, fetcher_now_ms() + grace - grace / 5)) {
+    if (!drain(&d, lt_clock_now_ms() + grace - grace / 5)) {
         lt_warn("workers still busy at the grace deadline; exiting without them");
         for (int c = 0; c < 2; c++)
             lt_consumer_destroy(d.cons[c]);

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include "lt_clock.h"
 #include "lt_config.h"
 #include "lt_crm.h"
 #include "lt_http.h"
@@ -66,9 +67,6 @@ typedef enum {
     JOB_ABANDON, /* shutting down mid-job: leave it for redelivery */
 } job_outcome_t;
 
-long long fetcher_now_ms(void);
-/* Sleeps ms in short steps; returns -1 early when shutdown was requested. */
-int fetcher_sleep_ms(long long ms);
 /* A copy of the integration, re-reading the topic when it is unknown or the
  * set is older than REGISTRY_MAX_AGE_MS. 0 found, -1 unknown. */
 int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out);

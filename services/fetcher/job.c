@@ -52,7 +52,7 @@ void fetcher_stats_error(worker_ctx_t *w, const lt_job_t *job, const char *err)
     char key[256], ms[24];
     snprintf(key, sizeof(key), "%si:%s:stats:%s", w->f->prefix, job->integration_id,
              lt_stream_name(job->stream));
-    snprintf(ms, sizeof(ms), "%lld", fetcher_now_ms());
+    snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
     const char *a1[] = {"HINCRBY", key, "errors", "1"};
     const char *a2[] = {"HSET", key, "last_error", err, "last_error_ms", ms};
     redisReply *reply = fetcher_redis(w, 4, a1);
@@ -101,7 +101,7 @@ static void park(run_t *r, const char *reason)
 {
     char key[256], ms[24];
     rkey(r, "state", NULL, key, sizeof(key));
-    snprintf(ms, sizeof(ms), "%lld", fetcher_now_ms());
+    snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
     const char *get[] = {"HGET", key, "state"};
     redisReply *reply = fetcher_redis(r->w, 3, get);
     int already = reply && reply->type == REDIS_REPLY_STRING &&
@@ -146,7 +146,7 @@ static int emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
     char ts[32], id[128], key[256], err[256];
     int objkeys = cJSON_IsObject(pg->data);
     memset(&batch, 0, sizeof(batch));
-    lt_crm_format_time(fetcher_now_ms(), ts, sizeof(ts));
+    lt_crm_format_time(lt_clock_now_ms(), ts, sizeof(ts));
     *n = 0;
     for (cJSON *row = pg->data->child; row; row = row->next) {
         if (!cJSON_IsObject(row))
@@ -249,7 +249,7 @@ static int part_done(run_t *r, long long *rows, long long *pages)
         }
         if (reply)
             freeReplyObject(reply);
-        if (fetcher_sleep_ms(500) != 0)
+        if (lt_clock_nap_ms(500) != 0)
             return -1;
     }
 }
@@ -262,7 +262,7 @@ static void complete_day(run_t *r, long long rows, long long pages)
     lt_job_key(&whole, wholekey, sizeof(wholekey));
     if (strcmp(r->job.date_range_type, "dateCreated") == 0) {
         rkey(r, "done", lt_stream_name(r->job.stream), key, sizeof(key));
-        snprintf(val, sizeof(val), "%lld %lld %lld", rows, pages, fetcher_now_ms());
+        snprintf(val, sizeof(val), "%lld %lld %lld", rows, pages, lt_clock_now_ms());
         const char *argv[] = {"HSET", key, r->job.day, val};
         rdo(r, 4, argv);
     }
@@ -282,7 +282,7 @@ static void finish(run_t *r)
     const char *del[] = {"DEL", key};
     rdo(r, 2, del);
     rkey(r, "stats", lt_stream_name(r->job.stream), key, sizeof(key));
-    snprintf(ms, sizeof(ms), "%lld", fetcher_now_ms());
+    snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
     const char *ok[] = {"HSET", key, "last_ok_ms", ms};
     rdo(r, 4, ok);
 }
@@ -313,7 +313,7 @@ static int requeue(run_t *r, const void *payload, size_t len)
                              err, sizeof(err)) == LT_OK &&
             lt_producer_wait(f->prod, &batch, 60000) == LT_OK)
             return 0;
-        fetcher_sleep_ms(1000);
+        lt_clock_nap_ms(1000);
     }
     return -1;
 }
@@ -328,7 +328,7 @@ static lt_err_t do_page(run_t *r, int page, long long *n, long long *total)
     if (e == LT_OK) {
         *total = pg.total_results;
         while (emit_rows(r, page, &pg, n) != 0)
-            if (fetcher_sleep_ms(1000) != 0) {
+            if (lt_clock_nap_ms(1000) != 0) {
                 e = LT_ERR_FATAL;
                 break;
             }
@@ -456,7 +456,7 @@ static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
         lt_metric_add(m->job_done, 1);
         lt_info("job %s done: %s %s %s %s rows=%lld pages=%lld %lldms", r->job.job_id,
                 id, s, r->job.date_range_type, r->jobkey, r->rows, r->pages,
-                fetcher_now_ms() - t0);
+                lt_clock_now_ms() - t0);
         return JOB_COMMIT;
     case LT_ERR_FATAL:
         lt_metric_add(m->job_abandoned, 1);
@@ -490,7 +490,7 @@ job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
     r->w = w;
     r->topic = topic;
     if (prepare(r, payload, len) == 0) {
-        long long t0 = fetcher_now_ms();
+        long long t0 = lt_clock_now_ms();
         load_ckpt(r);
         lt_info("job %s start: %s %s %s %s (%s) from page %lld", r->job.job_id,
                 r->job.integration_id, lt_stream_name(r->job.stream),

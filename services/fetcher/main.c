@@ -14,24 +14,6 @@
 
 static volatile int ready_redis;
 
-long long fetcher_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int fetcher_sleep_ms(long long ms)
-{
-    while (ms > 0 && !lt_signal_stop) {
-        long long step = ms < 100 ? ms : 100;
-        struct timespec ts = {0, (long)step * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= step;
-    }
-    return lt_signal_stop ? -1 : 0;
-}
-
 redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv)
 {
     size_t lens[16];
@@ -47,7 +29,7 @@ redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv)
         w->redis_was_down = 1;
         if (reply)
             freeReplyObject(reply);
-        if (fetcher_sleep_ms(500) != 0)
+        if (lt_clock_nap_ms(500) != 0)
             return NULL;
     }
 }
@@ -57,7 +39,7 @@ int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
     int found = -1;
     pthread_mutex_lock(&f->reg_mu);
     for (int round = 0; round < 2 && found != 0; round++) {
-        long long age = fetcher_now_ms() - f->reg_loaded_ms;
+        long long age = lt_clock_now_ms() - f->reg_loaded_ms;
         const lt_integration_t *in = lt_registry_find(&f->reg, id);
         if (in && age < REGISTRY_MAX_AGE_MS) {
             *out = *in;
@@ -65,7 +47,7 @@ int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
         } else if (age >= 2000 || round == 0) {
             char err[256];
             if (lt_registry_load(&f->reg, f->cfg, err, sizeof(err)) == LT_OK)
-                f->reg_loaded_ms = fetcher_now_ms();
+                f->reg_loaded_ms = lt_clock_now_ms();
             else
                 lt_warn("reading integrations: %s", err);
             if ((in = lt_registry_find(&f->reg, id))) {
@@ -96,7 +78,7 @@ static void *keeper_main(void *arg)
                 lt_limits_renew(lim, &lease, LEASE_TTL_MS);
         }
         ready_redis = lt_redis_ping(r);
-        fetcher_sleep_ms(LEASE_RENEW_MS);
+        lt_clock_nap_ms(LEASE_RENEW_MS);
     }
     lt_limits_destroy(lim);
     lt_redis_destroy(r);
@@ -179,7 +161,7 @@ int main(int argc, char **argv)
         goto end;
     }
     if (lt_registry_load(&f.reg, cfg, err, sizeof(err)) == LT_OK)
-        f.reg_loaded_ms = fetcher_now_ms();
+        f.reg_loaded_ms = lt_clock_now_ms();
     else
         lt_warn("reading integrations: %s (retrying per job)", err);
     httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), ready, NULL, err,

@@ -50,14 +50,14 @@ static int acquire(worker_ctx_t *w, const lt_integration_t *in, lt_lease_t *leas
         }
         if (rc < 0) {
             redis_state(w, 1, err);
-            fetcher_sleep_ms(500);
+            lt_clock_nap_ms(500);
             continue;
         }
         redis_state(w, 0, NULL);
         lt_metric_add(w->f->m.limiter_waits, 1);
         /* all slots busy: poll again in a few ms, jittered so that waiters
          * do not move in lock step */
-        fetcher_sleep_ms(wait > 0 ? wait : 2 + (long long)(rand_r(&w->rng) % 4));
+        lt_clock_nap_ms(wait > 0 ? wait : 2 + (long long)(rand_r(&w->rng) % 4));
     }
     return -1;
 }
@@ -146,7 +146,7 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
             return LT_ERR_RETRIABLE;
         lt_debug("%s %s %s p%d attempt %d: %s", job->integration_id,
                  lt_stream_name(job->stream), job->day, page, attempt, errstr);
-        if (fetcher_sleep_ms(backoff_ms(w, attempt, retry_after)) != 0)
+        if (lt_clock_nap_ms(backoff_ms(w, attempt, retry_after)) != 0)
             return LT_ERR_FATAL;
     }
 }

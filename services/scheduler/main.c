@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "lt_clock.h"
 #include "lt_config.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
@@ -21,18 +21,6 @@
 static volatile int ready;
 
 static int is_ready(void *opaque) { return ready; }
-
-static long long now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Sleeps up to ms, waking early on a stop signal. */
-static void nap(long long ms) {
-    for (; ms > 0 && !lt_signal_stop; ms -= 100)
-        usleep((useconds_t)((ms < 100 ? ms : 100) * 1000));
-}
 
 /* One planning pass. The lease is renewed before each integration, so a
  * slow pass (many integrations, a slow broker) never outlives it. */
@@ -47,7 +35,7 @@ static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg,
         int n;
         if (sched_lease_tick(ctx->redis, ctx->prefix, lease) != 1)
             return;
-        ctx->now_ms = now_ms();
+        ctx->now_ms = lt_clock_now_ms();
         n = sched_plan_integration(ctx, &reg->items[i]);
         if (n > 0)
             lt_metric_add(m_jobs, n);
@@ -99,7 +87,7 @@ int main(int argc, char **argv) {
 
     period = lt_config_int(cfg, "SCHEDULER_TICK");
     while (!lt_signal_stop) {
-        long long started = now_ms();
+        long long started = lt_clock_now_ms();
         int leader = sched_lease_tick(redis, ctx.prefix, &lease);
         ready = leader >= 0;
         lt_metric_set(m_leader, leader == 1);
@@ -111,10 +99,10 @@ int main(int argc, char **argv) {
         /* The lease is renewed (and a follower retries) at a third of its
          * TTL, whatever SCHEDULER_TICK is, so takeover is quick and a long
          * tick period never lets the lease lapse. */
-        wait = lease.ttl_ms / 3 - (now_ms() - started);
-        if (leader == 1 && period - (now_ms() - last_tick) < wait)
-            wait = period - (now_ms() - last_tick);
-        nap(wait);
+        wait = lease.ttl_ms / 3 - (lt_clock_now_ms() - started);
+        if (leader == 1 && period - (lt_clock_now_ms() - last_tick) < wait)
+            wait = period - (lt_clock_now_ms() - last_tick);
+        lt_clock_nap_ms(wait);
     }
     lt_info("stopping");
     sched_lease_release(redis, ctx.prefix, &lease);

@@ -83,7 +83,7 @@ size_t sink_batch_collect(sink_t *s, sink_batch_t *b)
 {
     long long deadline = 0;
     while (b->n < SINK_BATCH_MAX && !lt_signal_stop) {
-        long long left = b->n ? deadline - sink_now_ms() : 100;
+        long long left = b->n ? deadline - lt_clock_mono_ms() : 100;
         rd_kafka_message_t *rkm;
         if (left <= 0)
             break;
@@ -93,7 +93,7 @@ size_t sink_batch_collect(sink_t *s, sink_batch_t *b)
             continue;
         }
         if (!b->n)
-            deadline = sink_now_ms() + SINK_BATCH_WAIT_MS;
+            deadline = lt_clock_mono_ms() + SINK_BATCH_WAIT_MS;
         memset(&b->msgs[b->n], 0, sizeof(b->msgs[b->n]));
         b->msgs[b->n++].rkm = rkm;
     }
@@ -219,10 +219,10 @@ static int permanent(int kafka_err)
 static size_t wait_acks(sink_t *s, sink_batch_t *b)
 {
     size_t undone = 0;
-    long long deadline = sink_now_ms() + WAIT_SLICE_MS;
+    long long deadline = lt_clock_mono_ms() + WAIT_SLICE_MS;
     for (size_t i = 0; i < b->n; i++) {
         msg_t *m = &b->msgs[i];
-        long long left = deadline - sink_now_ms();
+        long long left = deadline - lt_clock_mono_ms();
         if (m->done || !m->sent)
             continue;
         lt_producer_wait(m->state == MSG_WRITE ? s->down : s->local, &m->ack,
@@ -333,27 +333,27 @@ lt_err_t sink_batch_process(sink_t *s, sink_batch_t *b)
 {
     lt_err_t rc = LT_OK;
     long long t[5];
-    t[0] = sink_now_ms();
+    t[0] = lt_clock_mono_ms();
     for (size_t i = 0; i < b->n; i++)
         check_one(s, b, &b->msgs[i]);
-    t[1] = sink_now_ms();
+    t[1] = lt_clock_mono_ms();
     if (sink_store_lookup(s, b->keys, b->nkeys) != LT_OK) {
         lt_warn("shutdown during a Redis outage: %zu messages left for redelivery", b->n);
         goto end;
     }
     decide(b);
-    t[2] = sink_now_ms();
+    t[2] = lt_clock_mono_ms();
     if ((rc = deliver(s, b)) == LT_ERR_FATAL)
         goto end;
     rc = LT_OK;
-    t[3] = sink_now_ms();
+    t[3] = lt_clock_mono_ms();
     if (record(s, b) != LT_OK) {
         lt_warn("shutdown before dedupe state was recorded: batch left for redelivery");
         goto end;
     }
     store_offsets(s, b);
     count(s, b);
-    t[4] = sink_now_ms();
+    t[4] = lt_clock_mono_ms();
     lt_debug("batch of %zu: check %lld ms, lookup %lld ms, deliver %lld ms, record %lld ms",
              b->n, t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3]);
 end:

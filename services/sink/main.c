@@ -17,13 +17,6 @@
 #define STATS_EVERY_MS 10000
 #define GRACE_MARGIN_MS 3000 /* kept for flush, commit and close */
 
-long long sink_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int sink_give_up(sink_t *s)
 {
     long long budget = s->grace_ms > 2 * GRACE_MARGIN_MS ? s->grace_ms - GRACE_MARGIN_MS
@@ -31,8 +24,8 @@ int sink_give_up(sink_t *s)
     if (!lt_signal_stop)
         return 0;
     if (!s->stop_at_ms)
-        s->stop_at_ms = sink_now_ms();
-    return sink_now_ms() - s->stop_at_ms >= budget;
+        s->stop_at_ms = lt_clock_mono_ms();
+    return lt_clock_mono_ms() - s->stop_at_ms >= budget;
 }
 
 void sink_sleep_ms(sink_t *s, long long ms)
@@ -100,9 +93,9 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
 static void log_stats(sink_t *s, long long *last_ms, int64_t *last_in)
 {
     int64_t in = lt_metric_get(s->m.in), w = 0, u = 0;
-    if (sink_now_ms() - *last_ms < STATS_EVERY_MS)
+    if (lt_clock_mono_ms() - *last_ms < STATS_EVERY_MS)
         return;
-    *last_ms = sink_now_ms();
+    *last_ms = lt_clock_mono_ms();
     if (in == *last_in)
         return;
     *last_in = in;
@@ -117,7 +110,7 @@ static void log_stats(sink_t *s, long long *last_ms, int64_t *last_in)
 static int run(sink_t *s)
 {
     sink_batch_t *b = sink_batch_new();
-    long long last_ms = sink_now_ms();
+    long long last_ms = lt_clock_mono_ms();
     int64_t last_in = 0;
     int rc = 0;
     if (!b)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
+#include "lt_clock.h"
 #include "lt_config.h"
 #include "lt_err.h"
 #include "lt_kafka.h"
@@ -72,7 +73,6 @@ typedef struct {
     sink_metrics_t m;
 } sink_t;
 
-long long sink_now_ms(void);
 /* 1 once SIGTERM's grace (minus a margin for the final commit) is used up:
  * retry loops give up and the batch in hand is abandoned (redelivered). */
 int sink_give_up(sink_t *s);
