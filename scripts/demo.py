@@ -91,7 +91,9 @@ def main():
 
     t0 = time.monotonic()
     today = datetime.date.today()
-    start = today - datetime.timedelta(days=args.days - 1)
+    # The account ends yesterday: crm-sim fills its last day to midnight, and
+    # rows must not lie in the future.
+    start = today - datetime.timedelta(days=args.days)
     st = Stack(name="ltvsync-demo", keep=args.keep)
     lost = []
     try:
