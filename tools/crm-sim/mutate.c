@@ -104,11 +104,14 @@ static const char *apply(cs_account_t *a, const char *action, int si, cs_ls_t t,
 
 static cJSON *changed_rows(const cs_account_t *a, int si, int extra)
 {
-  cJSON *ch = cJSON_CreateObject(), *txs, *ords;
+  cJSON *ch = cJSON_CreateObject(), *txs, *ords, *custs;
   if (!ch)
     return NULL;
   txs = cJSON_AddArrayToObject(ch, "transactions");
   ords = cJSON_AddArrayToObject(ch, "orders");
+  /* every mutation moves the customer's dateUpdated too */
+  if ((custs = cJSON_AddArrayToObject(ch, "customers")))
+    cJSON_AddItemToArray(custs, cs_render_customer(a, a->txns[si].customer));
   if (txs) {
     cJSON_AddItemToArray(txs, cs_render_txn(a, si));
     if (extra >= 0)
