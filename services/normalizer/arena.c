@@ -1,10 +1,11 @@
-/* arena.c: cJSON nodes of a batch come from a per-thread bump arena.
+/* arena.c: cJSON nodes of a batch come from a per-thread bump arena, one per
+ * batch slot (NORM_SLOTS batches are alive at once).
  *
  * Parsing a batch of envelopes makes hundreds of thousands of small allocations;
  * malloc/free were a third of the normalizer's CPU. While the arena is on
  * (norm_arena_on/off around parsing, on this thread only), cJSON's allocator
- * hands out arena memory; cJSON_Delete of such memory is a no-op, and
- * norm_arena_reset() recycles everything once the batch is freed. Other
+ * hands out memory of the slot's arena; cJSON_Delete of such memory is a
+ * no-op, and norm_arena_reset(slot) recycles it once that slot's batch is freed. Other
  * threads, and this thread with the arena off, get plain malloc/free. Only
  * cJSON parse trees are made while it is on: never anything a caller frees
  * with free(). */
@@ -23,34 +24,41 @@ typedef struct {
     size_t used;
 } chunk_t;
 
-static _Thread_local chunk_t chunks[MAX_CHUNKS];
-static _Thread_local int nchunks, cur, on;
+typedef struct {
+    chunk_t chunks[MAX_CHUNKS];
+    int nchunks, cur;
+} arena_t;
+
+static _Thread_local arena_t arenas[NORM_SLOTS];
+static _Thread_local arena_t *on; /* the arena in use, or NULL */
 
 static void *arena_malloc(size_t size) {
+    arena_t *a = on;
     size = (size + 15) & ~(size_t)15;
-    if (!on || size > CHUNK_SIZE / 4)
+    if (!a || size > CHUNK_SIZE / 4)
         return malloc(size);
     for (;;) {
-        if (cur < nchunks && chunks[cur].used + size <= CHUNK_SIZE) {
-            void *p = chunks[cur].base + chunks[cur].used;
-            chunks[cur].used += size;
-            return p;
+        chunk_t *c = &a->chunks[a->cur];
+        if (a->cur < a->nchunks && c->used + size <= CHUNK_SIZE) {
+            c->used += size;
+            return c->base + c->used - size;
         }
-        if (cur + 1 < nchunks) {
-            cur++;
+        if (a->cur + 1 < a->nchunks) {
+            a->cur++;
             continue;
         }
-        if (nchunks == MAX_CHUNKS || !(chunks[nchunks].base = malloc(CHUNK_SIZE)))
+        if (a->nchunks == MAX_CHUNKS || !(a->chunks[a->nchunks].base = malloc(CHUNK_SIZE)))
             return malloc(size);
-        chunks[nchunks].used = 0;
-        cur = nchunks++;
+        a->chunks[a->nchunks].used = 0;
+        a->cur = a->nchunks++;
     }
 }
 
 static void arena_free(void *p) {
-    for (int i = 0; i < nchunks; i++)
-        if ((uintptr_t)p - (uintptr_t)chunks[i].base < CHUNK_SIZE)
-            return;
+    for (int a = 0; a < NORM_SLOTS; a++)
+        for (int i = 0; i < arenas[a].nchunks; i++)
+            if ((uintptr_t)p - (uintptr_t)arenas[a].chunks[i].base < CHUNK_SIZE)
+                return;
     free(p);
 }
 
@@ -59,11 +67,12 @@ void norm_arena_install(void) {
     cJSON_InitHooks(&hooks);
 }
 
-void norm_arena_on(void) { on = 1; }
-void norm_arena_off(void) { on = 0; }
+void norm_arena_on(int slot) { on = &arenas[slot]; }
+void norm_arena_off(void) { on = NULL; }
 
-void norm_arena_reset(void) {
-    for (int i = 0; i < nchunks; i++)
-        chunks[i].used = 0;
-    cur = 0;
+void norm_arena_reset(int slot) {
+    arena_t *a = &arenas[slot];
+    for (int i = 0; i < a->nchunks; i++)
+        a->chunks[i].used = 0;
+    a->cur = 0;
 }

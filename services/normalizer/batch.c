@@ -1,9 +1,10 @@
 /* One batch of raw messages: parse every envelope, fetch the chargeback
  * state of the whole batch in one Redis call, build the events, produce
- * events and dead letters, and wait until Kafka acknowledged all of them.
- * Only then may the caller store the offsets. A failed produce is retried
- * for the whole batch: event ids are deterministic, so duplicates are
- * harmless and the sink drops them. */
+ * events and dead letters (norm_batch_start); later wait until Kafka
+ * acknowledged all of them (norm_batch_settle), meanwhile the next batch is
+ * made. Only then may the caller store the offsets. A failed produce is
+ * retried for the whole batch, and for the one started after it: event ids
+ * are deterministic, so duplicates are harmless and the sink drops them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,11 +74,7 @@ static void parse_msg(norm_t *n, norm_msg_t *m)
         lt_event_cb_probe(m->stream, m->record, &m->probe);
 }
 
-typedef struct {
-    long rows, dlq, partial, authorize, reference, events[8];
-} counts_t;
-
-static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, counts_t *c)
+static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, norm_counts_t *c)
 {
     char err[256];
     lt_cb_state_t st;
@@ -106,7 +103,7 @@ static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, coun
             return LT_ERR_RETRIABLE;
         memcpy(val, evs->ev[i].json, evs->ev[i].len);
         rc = lt_producer_send_owned(n->prod, n->topic_events, evs->key, evs->keylen, val,
-                                    evs->ev[i].len, &n->batch, err, sizeof(err));
+                                    evs->ev[i].len, n->out, err, sizeof(err));
         if (rc != LT_OK) {
             lt_warn("produce event: %s", err);
             return LT_ERR_RETRIABLE;
@@ -118,18 +115,18 @@ static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, coun
 }
 
 /* Produces the outputs of every message; LT_ERR_RETRIABLE when a send failed. */
-static lt_err_t produce_all(norm_t *n, norm_msg_t *msgs, size_t count, counts_t *c)
+static lt_err_t produce_all(norm_t *n, norm_batch_t *b, norm_counts_t *c)
 {
     lt_event_list_t evs = {0};
     lt_err_t rc = LT_OK;
     char err[256];
-    for (size_t i = 0; i < count && rc == LT_OK; i++) {
-        norm_msg_t *m = &msgs[i];
+    for (size_t i = 0; i < b->count && rc == LT_OK; i++) {
+        norm_msg_t *m = &b->msgs[i];
         if (m->skip)
             continue;
         c->rows++;
         if (!m->env && !m->reason[0]) {
-            norm_arena_on(); /* a retry: the tree was freed after the first try */
+            norm_arena_on(b->arena); /* a retry: the tree was freed after the first try */
             parse_msg(n, m);
             norm_arena_off();
         }
@@ -151,7 +148,7 @@ static lt_err_t produce_all(norm_t *n, norm_msg_t *msgs, size_t count, counts_t 
     return rc;
 }
 
-static void apply_counts(norm_t *n, const counts_t *c)
+static void apply_counts(norm_t *n, const norm_counts_t *c)
 {
     lt_metric_add(n->m.rows, c->rows);
     lt_metric_add(n->m.partial, c->partial);
@@ -161,14 +158,25 @@ static void apply_counts(norm_t *n, const counts_t *c)
         lt_metric_add(n->m.events[t], c->events[t]);
 }
 
-/* Waits out every delivery report of the batch (so its counters can be
- * reset); 0 when all were delivered. */
-static int settle(norm_t *n)
+/* Waits out every delivery report of b (so its counters can be reset);
+ * 0 when all were delivered. */
+static int settle(norm_t *n, norm_batch_t *b)
 {
-    lt_err_t rc = lt_producer_wait(n->prod, &n->batch, ACK_TIMEOUT_MS);
-    while (atomic_load(&n->batch.pending) > 0)
-        lt_producer_wait(n->prod, &n->batch, 1000);
-    return rc == LT_OK && atomic_load(&n->batch.failed) == 0 ? 0 : -1;
+    lt_err_t rc = lt_producer_wait(n->prod, &b->acks, ACK_TIMEOUT_MS);
+    while (atomic_load(&b->acks.pending) > 0)
+        lt_producer_wait(n->prod, &b->acks, 1000);
+    return rc == LT_OK && atomic_load(&b->acks.failed) == 0 && b->produced == LT_OK ? 0 : -1;
+}
+
+/* One attempt: every output of b handed to the producer (or a failure noted). */
+static void produce(norm_t *n, norm_batch_t *b)
+{
+    memset(&b->c, 0, sizeof(b->c));
+    atomic_store(&b->acks.pending, 0);
+    atomic_store(&b->acks.failed, 0);
+    atomic_store(&b->acks.first_err, 0);
+    n->out = &b->acks;
+    b->produced = produce_all(n, b, &b->c);
 }
 
 static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
@@ -183,39 +191,58 @@ static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
     return 0;
 }
 
-int norm_batch_run(norm_t *n, norm_msg_t *msgs, size_t count)
+int norm_batch_start(norm_t *n, norm_batch_t *b)
 {
-    norm_arena_on();
-    for (size_t i = 0; i < count; i++)
-        parse_msg(n, &msgs[i]);
+    norm_arena_on(b->arena);
+    for (size_t i = 0; i < b->count; i++)
+        parse_msg(n, &b->msgs[i]);
     norm_arena_off();
-    if (fetch_state(n, msgs, count) != 0)
+    if (fetch_state(n, b->msgs, b->count) != 0)
         return -1;
-    for (int attempt = 0;; attempt++) {
-        counts_t c = {0};
-        atomic_store(&n->batch.pending, 0);
-        atomic_store(&n->batch.failed, 0);
-        atomic_store(&n->batch.first_err, 0);
-        lt_err_t rc = produce_all(n, msgs, count, &c);
-        if (settle(n) == 0 && rc == LT_OK) {
-            apply_counts(n, &c);
-            return 0;
-        }
-        lt_metric_add(n->m.produce_retries, 1);
-        lt_warn("batch of %zu rows not acknowledged (%s); producing it again", count,
-                rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&n->batch.first_err)));
-        if (norm_sleep_ms(1000) != 0)
-            return -1;
-    }
+    produce(n, b);
+    return 0;
 }
 
-void norm_batch_free(norm_msg_t *msgs, size_t count)
+int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
 {
-    for (size_t i = 0; i < count; i++) {
-        cJSON_Delete(msgs[i].env);
-        free(msgs[i].history);
-        if (msgs[i].rkm)
-            rd_kafka_message_destroy(msgs[i].rkm);
-        memset(&msgs[i], 0, sizeof(msgs[i]));
+    if (settle(n, b) == 0) {
+        apply_counts(n, &b->c);
+        return 0;
     }
+    if (next)
+        settle(n, next); /* its reports too, before its counters are reset */
+    for (;;) {
+        lt_metric_add(n->m.produce_retries, 1);
+        lt_warn("batch of %zu rows not acknowledged (%s); producing it%s again", b->count,
+                rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&b->acks.first_err)),
+                next ? " and the next one" : "");
+        if (norm_sleep_ms(1000) != 0)
+            return -1;
+        produce(n, b);
+        if (next)
+            produce(n, next);
+        int bad = settle(n, b);
+        if (next)
+            bad |= settle(n, next);
+        if (!bad)
+            break;
+    }
+    apply_counts(n, &b->c);
+    if (next)
+        apply_counts(n, &next->c);
+    return next ? 1 : 0;
+}
+
+void norm_batch_free(norm_batch_t *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        norm_msg_t *m = &b->msgs[i];
+        cJSON_Delete(m->env);
+        free(m->history);
+        if (m->rkm)
+            rd_kafka_message_destroy(m->rkm);
+        memset(m, 0, sizeof(*m));
+    }
+    b->count = 0;
+    norm_arena_reset(b->arena);
 }

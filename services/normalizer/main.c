@@ -1,9 +1,9 @@
 /* ltvsync-normalizer: ltvsync.raw -> ltvsync.events (and ltvsync.dlq).
  *
  * Flow: read the integrations, then loop: take up to NORM_BATCH_MAX raw
- * messages, turn them into events (batch.c), wait until Kafka acknowledged
- * every output, store the offsets, repeat. SIGTERM stops polling, finishes
- * the batch in hand and commits. For a replay, run it under another group
+ * messages, turn them into events (batch.c), then wait until Kafka
+ * acknowledged every output of the previous batch and store its offsets,
+ * repeat. SIGTERM stops polling, finishes the batches in hand and commits. For a replay, run it under another group
  * (LTVSYNC_GROUP_ID; `ltvctl replay` does this, with REPLAY_INTEGRATION
  * naming the one integration to rebuild): chargeback state in Redis answers
  * old offsets from history, so the replay yields the same events. */
@@ -111,22 +111,45 @@ static void store_offsets(norm_t *n, const norm_msg_t *msgs, size_t count)
     }
 }
 
+static void store_and_free(norm_t *n, norm_batch_t *b)
+{
+    store_offsets(n, b->msgs, b->count);
+    norm_batch_free(b);
+}
+
+/* Two slots in turn: batch N+1 is made and produced while N's acks are on
+ * their way; N's offsets are stored once N is acknowledged, N+1's only after
+ * that. prev is the batch awaiting its acks. */
 static int run(norm_t *n)
 {
-    static norm_msg_t msgs[NORM_BATCH_MAX];
-    while (!lt_signal_stop) {
-        size_t count = collect(n, msgs);
+    static norm_batch_t slots[NORM_SLOTS];
+    norm_batch_t *prev = NULL;
+    for (int k = 0; !lt_signal_stop || prev; k = (k + 1) % NORM_SLOTS) {
+        norm_batch_t *cur = &slots[k];
+        cur->arena = k;
+        cur->count = lt_signal_stop ? 0 : collect(n, cur->msgs);
         norm_integ_refresh(n);
-        if (count == 0)
+        if (cur->count && norm_batch_start(n, cur) != 0) {
+            lt_info("shutdown before a batch of %zu rows was produced", cur->count);
+            norm_batch_free(cur);
+        }
+        norm_batch_t *next = cur->count ? cur : NULL;
+        if (!prev) {
+            prev = next;
             continue;
-        int rc = norm_batch_run(n, msgs, count);
-        if (rc == 0)
-            store_offsets(n, msgs, count);
-        norm_batch_free(msgs, count);
-        norm_arena_reset();
-        if (rc != 0)
-            lt_info("shutdown with a batch of %zu rows unacknowledged; it will be redelivered",
-                    count);
+        }
+        int rc = norm_batch_settle(n, prev, next);
+        if (rc < 0) {
+            lt_info("shutdown with batches unacknowledged; they will be redelivered");
+            norm_batch_free(prev);
+            if (next)
+                norm_batch_free(next);
+            break;
+        }
+        store_and_free(n, prev);
+        if (rc == 1)
+            store_and_free(n, next);
+        prev = rc == 1 ? NULL : next;
     }
     return 0;
 }

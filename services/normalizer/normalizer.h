@@ -19,6 +19,7 @@
 
 #define NORM_BATCH_MAX 10000           /* rows per batch: the ack wait is per batch */
 #define NORM_BATCH_BYTES (32u << 20)    /* and at most this much raw JSON */
+#define NORM_SLOTS 2 /* batches alive: one awaiting its acks while the next is made */
 
 typedef struct {
     lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;
@@ -38,7 +39,7 @@ typedef struct {
     lt_producer_t *prod;
     lt_consumer_t *cons;
     lt_redis_t *redis;
-    lt_batch_t batch; /* lives as long as the process: delivery reports point here */
+    lt_batch_t *out;  /* acks of the batch being produced (its slot's, never freed) */
     norm_integ_t *integs;
     size_t ninteg;
     long long integ_loaded_ms;
@@ -63,14 +64,29 @@ typedef struct {
     size_t history_len;
 } norm_msg_t;
 
+typedef struct {
+    long rows, dlq, partial, authorize, reference, events[8];
+} norm_counts_t;
+
+/* A batch slot: its messages, and the acks of its outputs (delivery reports
+ * point at acks, so a slot lives as long as the process). */
+typedef struct {
+    norm_msg_t msgs[NORM_BATCH_MAX];
+    size_t count;
+    int arena;          /* its arena slot */
+    lt_batch_t acks;
+    lt_err_t produced;  /* LT_OK when every output was handed to the producer */
+    norm_counts_t c;    /* of the last produce, applied once acknowledged */
+} norm_batch_t;
+
 long long norm_now_ms(void);
 int norm_sleep_ms(long long ms); /* -1 when interrupted by shutdown */
 
-/* arena.c: cJSON parse trees of a batch from a per-thread arena. */
+/* arena.c: cJSON parse trees of a batch from a per-thread arena per slot. */
 void norm_arena_install(void);   /* once, before any parsing */
-void norm_arena_on(void);        /* parse trees made now come from the arena */
+void norm_arena_on(int slot);    /* parse trees made now come from that arena */
 void norm_arena_off(void);
-void norm_arena_reset(void);     /* after every tree of the batch is deleted */
+void norm_arena_reset(int slot); /* after every tree of the slot's batch is deleted */
 
 /* integ.c */
 int norm_integ_load(norm_t *n);
@@ -87,10 +103,15 @@ int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count);
 /* dlq.c: sends one dead letter for msg with its reason. */
 lt_err_t norm_dlq_send(norm_t *n, const norm_msg_t *msg, char *errstr, size_t errlen);
 
-/* batch.c: processes count messages; returns 0 when every output is
- * acknowledged (the caller may store their offsets), -1 on shutdown before that. */
-int norm_batch_run(norm_t *n, norm_msg_t *msgs, size_t count);
-void norm_batch_free(norm_msg_t *msgs, size_t count);
+/* batch.c: parses b, fetches its chargeback state and produces its outputs
+ * without waiting for acks; -1 on shutdown before producing. */
+int norm_batch_start(norm_t *n, norm_batch_t *b);
+/* Waits for b's acks (next, if not NULL, is the batch started after b). 0: b
+ * is acknowledged, next still in flight. If b failed, produces b and then
+ * next again (per-key order) until both are acknowledged: 1. -1 on shutdown
+ * before that (store nothing). */
+int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next);
+void norm_batch_free(norm_batch_t *b); /* and recycles its arena */
 lt_metric_t *norm_event_metric(norm_t *n, const char *type);
 
 #endif
