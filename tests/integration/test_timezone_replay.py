@@ -93,9 +93,11 @@ def main():
         bad += len(dups)
         if crm_requests(pl) != requests:
             bad += 1
+        # A successful replay removes its child's log (a sanitizer report in
+        # the child would have made its exit status, and so ltvctl, fail).
         replay_logs = [n for n in os.listdir(st.tmp) if n.startswith("ltvsync-replay-")]
-        print("replay logs:", replay_logs)
-        bad += len(replay_logs) != 2
+        print("replay logs left:", replay_logs)
+        bad += len(replay_logs) != 0
         for name in pl.sanitizer_reports():
             print("SANITIZER report in", name)
             bad += 1
