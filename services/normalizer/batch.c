@@ -184,7 +184,7 @@ static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
     while (norm_cb_fetch(n, msgs, count) != 0) {
         n->ready = 0;
         lt_metric_add(n->m.redis_pauses, 1);
-        if (norm_sleep_ms(500) != 0)
+        if (lt_clock_nap_ms(500) != 0)
             return -1;
     }
     n->ready = 1;
@@ -216,7 +216,7 @@ int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
         lt_warn("batch of %zu rows not acknowledged (%s); producing it%s again", b->count,
                 rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&b->acks.first_err)),
                 next ? " and the next one" : "");
-        if (norm_sleep_ms(1000) != 0)
+        if (lt_clock_nap_ms(1000) != 0)
             return -1;
         produce(n, b);
         if (next)

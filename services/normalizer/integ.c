@@ -23,7 +23,7 @@ int norm_integ_load(norm_t *n)
     lt_registry_t reg = {0};
     char err[256];
     norm_integ_t *fresh;
-    n->integ_loaded_ms = norm_now_ms();
+    n->integ_loaded_ms = lt_clock_mono_ms();
     lt_metric_add(n->m.integration_reloads, 1);
     if (lt_registry_load(&reg, n->cfg, err, sizeof(err)) != LT_OK) {
         lt_warn("reading integrations: %s", err);
@@ -61,7 +61,7 @@ static const norm_integ_t *lookup(const norm_t *n, const char *id)
 int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out)
 {
     const norm_integ_t *it = lookup(n, id);
-    if (!it && norm_now_ms() - n->integ_loaded_ms >= RELOAD_MIN_MS) {
+    if (!it && lt_clock_mono_ms() - n->integ_loaded_ms >= RELOAD_MIN_MS) {
         norm_integ_load(n);
         it = lookup(n, id);
     }
@@ -73,6 +73,6 @@ int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out)
 
 void norm_integ_refresh(norm_t *n)
 {
-    if (norm_now_ms() - n->integ_loaded_ms >= REFRESH_MS)
+    if (lt_clock_mono_ms() - n->integ_loaded_ms >= REFRESH_MS)
         norm_integ_load(n);
 }

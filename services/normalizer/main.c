@@ -10,30 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "lt_httpd.h"
 #include "lt_log.h"
 #include "lt_signal.h"
 #include "normalizer.h"
-
-long long norm_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int norm_sleep_ms(long long ms)
-{
-    while (ms > 0 && !lt_signal_stop) {
-        long long step = ms < 100 ? ms : 100;
-        struct timespec ts = {0, (long)step * 1000000L};
-        nanosleep(&ts, NULL);
-        ms -= step;
-    }
-    return lt_signal_stop ? -1 : 0;
-}
 
 static int ready(void *opaque)
 {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "lt_clock.h"
 #include "lt_config.h"
 #include "lt_event.h"
 #include "lt_kafka.h"
@@ -78,9 +79,6 @@ typedef struct {
     lt_err_t produced;  /* LT_OK when every output was handed to the producer */
     norm_counts_t c;    /* of the last produce, applied once acknowledged */
 } norm_batch_t;
-
-long long norm_now_ms(void);
-int norm_sleep_ms(long long ms); /* -1 when interrupted by shutdown */
 
 /* arena.c: cJSON parse trees of a batch from a per-thread arena per slot. */
 void norm_arena_install(void);   /* once, before any parsing */
