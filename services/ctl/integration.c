@@ -33,6 +33,20 @@ int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out
     return CTL_OK;
 }
 
+/* Tells running normalizers to re-read the integrations before their next
+ * batch (they poll P integrations:version). */
+static int bump_version(const ctl_t *ctl) {
+    char errstr[256];
+    lt_redis_t *r = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
+    redisReply *reply = r ? lt_redis_cmd(r, "INCR %sintegrations:version",
+                                         lt_config_str(ctl->cfg, "REDIS_PREFIX")) : NULL;
+    int rc = reply && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    if (reply)
+        freeReplyObject(reply);
+    lt_redis_destroy(r);
+    return rc;
+}
+
 int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json) {
     lt_producer_t *p;
     lt_batch_t batch = {0};
@@ -50,6 +64,9 @@ int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json) {
     else
         rc = CTL_OK;
     lt_producer_destroy(p, 5000);
+    if (rc == CTL_OK && bump_version(ctl) < 0)
+        fprintf(stderr, "ltvctl: warning: Redis unreachable: running normalizers see the "
+                        "change within 30 s\n");
     return rc;
 }
 

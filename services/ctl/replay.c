@@ -5,7 +5,9 @@
  * traffic and its group continue untouched. ltvctl captures the raw topic's
  * end offsets when it starts; the replay is done when the child's committed
  * offsets reach them, and then the child is drained with SIGTERM. Progress
- * goes to P replay:{id} (shown by `ltvctl status`). Deterministic event ids
+ * goes to P replay:{id} (shown by `ltvctl status`). Before it starts, the
+ * live normalizer must have passed those end offsets (wait_live), so no
+ * live event made with old settings lands after the replay's. Deterministic event ids
  * and the sink's dedupe mean only events whose content changed (a new
  * timezone, say) are written downstream again. */
 #include <errno.h>
@@ -96,6 +98,48 @@ end:
     return rc;
 }
 
+/* Waits (up to LIVE_WAIT_MS) until the live normalizer group has committed
+ * past the raw end offsets captured after the integration was written: every
+ * live batch that still used the old settings is then done, so none of its
+ * events can land after the replay's. Returns 0, or -1 on timeout. A group
+ * with no committed offsets (no live normalizer yet) needs no wait. */
+#define LIVE_GROUP "ltvsync-normalizer"
+#define LIVE_WAIT_MS 120000
+
+static int wait_live(const ctl_t *ctl, const replay_t *rp) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_copy(rp->parts);
+    rd_kafka_t *rk = NULL;
+    char errstr[256];
+    int rc = -1;
+    if (lt_config_apply_kafka(ctl->cfg, "KAFKA_", conf, errstr, sizeof(errstr)) != LT_OK ||
+        rd_kafka_conf_set(conf, "group.id", LIVE_GROUP, errstr, sizeof(errstr)) ||
+        !(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
+        rd_kafka_conf_destroy(conf);
+        goto end;
+    }
+    for (int waited = 0; waited < LIVE_WAIT_MS && !lt_signal_stop; waited += 500) {
+        int behind = 0, any = 0;
+        if (rd_kafka_committed(rk, parts, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                any |= tp->offset >= 0;
+                behind |= (tp->offset < 0 ? 0 : tp->offset) < rp->target[tp->partition];
+            }
+            if (!any || !behind) {
+                rc = 0;
+                break;
+            }
+        }
+        usleep(500000);
+    }
+end:
+    if (rk)
+        rd_kafka_destroy(rk);
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
+}
+
 /* Rows the replay group has committed, or -1 when unknown. */
 static int64_t replay_done(replay_t *rp) {
     int64_t done = 0;
@@ -160,6 +204,10 @@ int ctl_replay_start(ctl_t *ctl, const char *id) {
         goto end;
     }
     lt_signal_install();
+    if (wait_live(ctl, &rp) < 0)
+        fprintf(stderr, "ltvctl: warning: the live normalizer (group %s) is behind; rows it "
+                        "normalizes with the old settings after this replay stay so until "
+                        "the next replay\n", LIVE_GROUP);
     if ((pid = spawn(bin, group, filter, logpath)) < 0) {
         fprintf(stderr, "ltvctl: replay: fork: %s\n", strerror(errno));
         goto end;

@@ -1,7 +1,7 @@
 /* Integrations by id, with their time zone resolved once per load. Rows name
  * their integration; an unknown one triggers a re-read of the compacted
- * topic (at most once a second), and the map is refreshed every 30 s so a
- * timezone change reaches new rows without a restart. */
+ * topic (at most once a second); the map is re-read between batches when
+ * ltvctl has written an integration (a version in Redis), and every 30 s. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,8 +71,29 @@ int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out)
     return 0;
 }
 
+/* ltvctl increments P integrations:version after every write, so a changed
+ * timezone reaches the very next batch (ltvctl replay relies on it); the
+ * periodic refresh remains for other writers. -1 when Redis did not answer. */
+static long long version_now(norm_t *n)
+{
+    redisReply *reply = lt_redis_cmd(n->redis, "GET %sintegrations:version", n->prefix);
+    long long v = -1;
+    if (!reply)
+        return -1;
+    if (reply->type == REDIS_REPLY_STRING)
+        v = strtoll(reply->str, NULL, 10);
+    else if (reply->type == REDIS_REPLY_NIL)
+        v = 0;
+    freeReplyObject(reply);
+    return v;
+}
+
 void norm_integ_refresh(norm_t *n)
 {
-    if (lt_clock_mono_ms() - n->integ_loaded_ms >= REFRESH_MS)
-        norm_integ_load(n);
+    long long v = version_now(n);
+    if ((v >= 0 && v != n->integ_version) ||
+        lt_clock_mono_ms() - n->integ_loaded_ms >= REFRESH_MS) {
+        if (norm_integ_load(n) == 0 && v >= 0)
+            n->integ_version = v;
+    }
 }

@@ -176,6 +176,7 @@ int main(int argc, char **argv)
     rc = 1;
     lt_signal_install();
     norm_arena_install();
+    n.integ_version = -1;
     if (setup(&n, cfg, err, sizeof(err)) != 0) {
         lt_error("start-up: %s", err);
         goto end;

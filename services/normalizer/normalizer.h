@@ -44,6 +44,7 @@ typedef struct {
     norm_integ_t *integs;
     size_t ninteg;
     long long integ_loaded_ms;
+    long long integ_version; /* P integrations:version at the last load, -1 unknown */
     char replay_prefix[80];  /* "id/" in a one-integration replay, else "" */
     norm_metrics_t m;
     volatile int ready;
