@@ -1,7 +1,8 @@
 """crm-sim's peak RSS serving a 2,000-customer, 365-day account (issue 2):
 starts crm-sim (binary from LTVSYNC_BIN_DIR), walks every page of every
-stream by dateCreated and dateUpdated with 8 concurrent clients, and prints
-the server's VmHWM. Env: BENCH_CUSTOMERS (2000), BENCH_DAYS (365)."""
+stream by dateCreated and dateUpdated with BENCH_CLIENTS concurrent clients,
+and prints the server's VmHWM. Env: BENCH_CUSTOMERS (2000), BENCH_DAYS (365),
+BENCH_CLIENTS (8)."""
 import concurrent.futures
 import datetime
 import os
@@ -23,6 +24,7 @@ def vmhwm_kb(pid):
 def main():
     customers = int(os.environ.get("BENCH_CUSTOMERS", 2000))
     days = int(os.environ.get("BENCH_DAYS", 365))
+    clients = int(os.environ.get("BENCH_CLIENTS", 8))
     start = datetime.date(2025, 1, 1)
     end = start + datetime.timedelta(days=days - 1)
     sim = CrmSim(dump=False, customers=customers, days=days, start=start.isoformat())
@@ -32,23 +34,23 @@ def main():
     try:
         idle = vmhwm_kb(sim.proc.pid)
         work = [(path, drt, m) for path in PATHS for drt in ("dateCreated", "dateUpdated")
-                for m in range(0, days, 30)]
+                for m in range(0, days, 10)]
 
         def walk(item):
             path, drt, m = item
             a = start + datetime.timedelta(days=m)
-            b = min(end, a + datetime.timedelta(days=29))
+            b = min(end, a + datetime.timedelta(days=9))
             rows, _ = sim.query_all(path, {"startDate": a.strftime("%m/%d/%Y"),
                                            "endDate": b.strftime("%m/%d/%Y"),
                                            "dateRangeType": drt})
             return len(rows)
         t1 = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        with concurrent.futures.ThreadPoolExecutor(clients) as ex:
             rows = sum(ex.map(walk, work))
         secs = time.monotonic() - t1
         print("crm-sim %d customers x %d days: start-up %.2fs, %d rows served in %.1fs "
-              "(8 clients), VmHWM idle %d KiB, peak %d KiB"
-              % (customers, days, boot, rows, secs, idle, vmhwm_kb(sim.proc.pid)))
+              "(%d clients), VmHWM idle %d KiB, peak %d KiB"
+              % (customers, days, boot, rows, secs, clients, idle, vmhwm_kb(sim.proc.pid)))
     finally:
         sim.stop()
         sim.cleanup()
