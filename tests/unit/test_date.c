@@ -61,6 +61,40 @@ LT_TEST(format)
     CHECK_INT(lt_date_fmt_rfc3339(-1, buf, sizeof(buf)), 20);
     CHECK_STR(buf, "1969-12-31T23:59:59Z");
     CHECK_INT(lt_date_fmt_day(&dt, buf, 5), 0); /* too small: reported */
+    CHECK_STR(buf, "");
+    dt.year = 12345; /* out of the fixed-width range: printf's widths */
+    CHECK_INT(lt_date_fmt_day(&dt, buf, sizeof(buf)), 11);
+    CHECK_STR(buf, "12345-03-09");
+}
+
+/* The hand-written digits agree with printf for every second of 1999-2001
+ * and a sample across years 0..9999. */
+LT_TEST(format_matches_printf)
+{
+    char got[32], want[32];
+    lt_datetime_t dt;
+    int bad = 0;
+    for (int64_t t = 915148800 - 86400; t < 1009843200 + 86400; t += 7) {
+        lt_date_from_seconds(t, &dt);
+        lt_date_fmt_rfc3339(t, got, sizeof(got));
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", dt.year, dt.month,
+                 dt.day, dt.hour, dt.minute, dt.second);
+        bad += strcmp(got, want) != 0;
+    }
+    for (int y = 0; y <= 9999; y += 37) {
+        dt = (lt_datetime_t){y, 1 + y % 12, 1 + y % 28, y % 24, y % 60, (y / 7) % 60};
+        lt_date_fmt_datetime(&dt, got, sizeof(got));
+        snprintf(want, sizeof(want), "%04d-%02d-%02d %02d:%02d:%02d", dt.year, dt.month,
+                 dt.day, dt.hour, dt.minute, dt.second);
+        bad += strcmp(got, want) != 0;
+        lt_date_fmt_crm(&dt, got, sizeof(got));
+        snprintf(want, sizeof(want), "%02d/%02d/%04d", dt.month, dt.day, dt.year);
+        bad += strcmp(got, want) != 0;
+        lt_date_fmt_time(&dt, got, sizeof(got));
+        snprintf(want, sizeof(want), "%02d:%02d:%02d", dt.hour, dt.minute, dt.second);
+        bad += strcmp(got, want) != 0;
+    }
+    CHECK_INT(bad, 0);
 }
 
 LT_TEST(add_days)
@@ -80,6 +114,7 @@ int main(void)
     LT_RUN(days_round_trip);
     LT_RUN(parse_valid_and_impossible);
     LT_RUN(format);
+    LT_RUN(format_matches_printf);
     LT_RUN(add_days);
     return LT_DONE();
 }
