@@ -29,7 +29,20 @@ static void jb_str(lt_buf_t *b, const char *s)
     lt_buf_json_str(b, s, strlen(s));
 }
 
-/* ,"key": then a string or null */
+/* ,"key": then a string or null; KSTR for a literal key. */
+#define KSTR(b, key, val) jb_val((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (val))
+#define KINT(b, key, has, v) \
+    jb_int((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (has), (v))
+
+static void jb_val(lt_buf_t *b, const char *prefix, size_t plen, const char *val)
+{
+    lt_buf_put(b, prefix, plen);
+    if (val && *val)
+        jb_str(b, val);
+    else
+        lt_buf_put(b, "null", 4);
+}
+
 static void jb_kstr(lt_buf_t *b, const char *key, const char *val)
 {
     lt_buf_put(b, ",\"", 2);
@@ -54,12 +67,10 @@ static char *fmt_i64(char *end, int64_t v)
     return end;
 }
 
-static void jb_kint(lt_buf_t *b, const char *key, int has, int64_t v)
+static void jb_int(lt_buf_t *b, const char *prefix, size_t plen, int has, int64_t v)
 {
     char num[24], *s = fmt_i64(num + sizeof(num), v);
-    lt_buf_put(b, ",\"", 2);
-    jb_lit(b, key);
-    lt_buf_put(b, "\":", 2);
+    lt_buf_put(b, prefix, plen);
     if (has)
         lt_buf_put(b, s, (size_t)(num + sizeof(num) - s));
     else
@@ -94,18 +105,43 @@ typedef struct {
     const cJSON *f[F_COUNT];
 } fields_t;
 
+/* Candidates by first letter (a record has ~45 keys, 24 of them known). */
+static int field_of(const char *key)
+{
+    /* Field + 1 (0 ends a list). */
+#define L(c) [(c) - 'a']
+    static const unsigned char by_letter[][7] = {
+        L('a') = {F_AFF_ID + 1},
+        L('b') = {F_CYCLE + 1},
+        L('c') = {F_CUSTOMER_ID + 1, F_CAMPAIGN_ID + 1, F_CURRENCY + 1, F_CB_DATE + 1,
+                  F_CB_AMOUNT + 1, F_CB_REASON + 1},
+        L('d') = {F_DATE_UPDATED + 1, F_DATE_CREATED + 1},
+        L('i') = {F_ITEMS + 1, F_CB_FLAG + 1},
+        L('n') = {F_NEXT_BILL + 1},
+        L('o') = {F_ORDER_ID + 1, F_ORDER_TYPE + 1, F_ORDER_STATUS + 1},
+        L('p') = {F_PURCHASE_ID + 1, F_PRODUCT_ID + 1, F_PARENT + 1},
+        L('r') = {F_RESPONSE + 1},
+        L('s') = {F_STATUS + 1},
+        L('t') = {F_TRANSACTION_ID + 1, F_TOTAL + 1, F_TXN_TYPE + 1},
+    };
+#undef L
+    unsigned c = (unsigned char)key[0] - 'a';
+    if (c >= sizeof(by_letter) / sizeof(by_letter[0]))
+        return -1;
+    for (const unsigned char *k = by_letter[c]; k < by_letter[c] + 7 && *k; k++)
+        if (strcmp(key, field_names[*k - 1].s) == 0)
+            return *k - 1;
+    return -1;
+}
+
 static void fields_index(const cJSON *rec, fields_t *fx)
 {
     const cJSON *it;
     memset(fx, 0, sizeof(*fx));
     cJSON_ArrayForEach(it, rec) {
-        size_t n = it->string ? strlen(it->string) : 0;
-        for (int k = 0; k < F_COUNT; k++)
-            if (field_names[k].len == n && !fx->f[k] &&
-                memcmp(it->string, field_names[k].s, n) == 0) {
-                fx->f[k] = it;
-                break;
-            }
+        int k = it->string ? field_of(it->string) : -1;
+        if (k >= 0 && !fx->f[k])
+            fx->f[k] = it;
     }
 }
 
@@ -232,43 +268,43 @@ static void write_dates(lt_buf_t *b, const row_t *r, const ev_t *e)
     lt_date_from_seconds(loc.local_secs, &dt);
     lt_date_fmt_day(&dt, day, sizeof(day));
     lt_date_fmt_time(&dt, tod, sizeof(tod));
-    jb_kstr(b, "occurred_at", at);
-    jb_kstr(b, "local_date", day);
-    jb_kstr(b, "local_time", tod);
-    jb_kstr(b, "timezone", lt_tz_name(r->in->tz));
-    jb_kstr(b, "date_precision", e->day_precision ? "day" : "second");
+    KSTR(b, "occurred_at", at);
+    KSTR(b, "local_date", day);
+    KSTR(b, "local_time", tod);
+    KSTR(b, "timezone", lt_tz_name(r->in->tz));
+    KSTR(b, "date_precision", e->day_precision ? "day" : "second");
 }
 
 static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *event_id)
 {
     jb_lit(b, "{\"schema\":\"" LT_EVENT_SCHEMA "\"");
-    jb_kstr(b, "event_id", event_id);
-    jb_kstr(b, "type", e->type);
-    jb_kstr(b, "subtype", e->subtype);
-    jb_kstr(b, "integration_id", r->in->integration_id);
-    jb_kstr(b, "brand", r->in->brand);
-    jb_kstr(b, "customer_id", r->customer_id);
-    jb_kstr(b, "order_id", r->order_id);
-    jb_kstr(b, "transaction_id", r->transaction_id);
+    KSTR(b, "event_id", event_id);
+    KSTR(b, "type", e->type);
+    KSTR(b, "subtype", e->subtype);
+    KSTR(b, "integration_id", r->in->integration_id);
+    KSTR(b, "brand", r->in->brand);
+    KSTR(b, "customer_id", r->customer_id);
+    KSTR(b, "order_id", r->order_id);
+    KSTR(b, "transaction_id", r->transaction_id);
     write_dates(b, r, e);
-    jb_kint(b, "amount_minor", e->has_amount, e->amount);
+    KINT(b, "amount_minor", e->has_amount, e->amount);
     if (e->has_attempted)
-        jb_kint(b, "attempted_minor", 1, e->attempted);
-    jb_kstr(b, "currency", e->with_money ? r->currency : NULL);
-    jb_kint(b, "billing_cycle", r->has_cycle, r->cycle);
-    jb_kstr(b, "campaign_id", r->campaign_id);
+        KINT(b, "attempted_minor", 1, e->attempted);
+    KSTR(b, "currency", e->with_money ? r->currency : NULL);
+    KINT(b, "billing_cycle", r->has_cycle, r->cycle);
+    KSTR(b, "campaign_id", r->campaign_id);
     jb_lit(b, ",\"product_ids\":");
     jb_lit(b, r->products);
-    jb_kstr(b, "affiliate_id", r->affiliate_id);
+    KSTR(b, "affiliate_id", r->affiliate_id);
     if (e->occurrence)
-        jb_kint(b, "occurrence", 1, e->occurrence);
+        KINT(b, "occurrence", 1, e->occurrence);
     for (int i = 0; i < 4 && e->extra_keys[i]; i++)
         jb_kstr(b, e->extra_keys[i], e->extra_vals[i]);
     jb_lit(b, ",\"source\":{\"stream\":");
     jb_str(b, r->stream);
-    jb_kstr(b, "record_id", r->record_id);
-    jb_kstr(b, "fetched_at", r->in->fetched_at);
-    jb_kstr(b, "date_updated", r->date_updated);
+    KSTR(b, "record_id", r->record_id);
+    KSTR(b, "fetched_at", r->in->fetched_at);
+    KSTR(b, "date_updated", r->date_updated);
     jb_lit(b, "}}");
 }
 
@@ -277,15 +313,21 @@ static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *
  * Events follow each other in out->buf, each NUL-terminated. */
 static lt_err_t emit(const row_t *r, const ev_t *e, lt_event_list_t *out)
 {
-    char name[320], id[37];
-    size_t start = out->buf.len;
-    int n = snprintf(name, sizeof(name), "%s/%s/%s/%s", r->in->integration_id,
-                     r->stream, r->record_id, e->type);
-    if (e->occurrence > 1 && n > 0 && (size_t)n < sizeof(name))
-        n += snprintf(name + n, sizeof(name) - (size_t)n, "/%d", e->occurrence);
-    if (n < 0 || (size_t)n >= sizeof(name) || out->n >= LT_EVENT_MAX)
-        return LT_ERR_PERMANENT;
-    lt_uuid_v5(LT_UUID_NS_LTVSYNC, name, (size_t)n, id);
+    char name[320], num[24], *occ = fmt_i64(num + sizeof(num), e->occurrence), id[37];
+    const char *parts[5] = {r->in->integration_id, r->stream, r->record_id, e->type, occ};
+    size_t lens[5] = {strlen(parts[0]), strlen(parts[1]), strlen(parts[2]), strlen(parts[3]),
+                      (size_t)(num + sizeof(num) - occ)};
+    size_t start = out->buf.len, n = 0;
+    int nparts = e->occurrence > 1 ? 5 : 4;
+    for (int i = 0; i < nparts; i++) {
+        if (n + lens[i] + 1 >= sizeof(name) || out->n >= LT_EVENT_MAX)
+            return LT_ERR_PERMANENT;
+        if (i)
+            name[n++] = '/';
+        memcpy(name + n, parts[i], lens[i]);
+        n += lens[i];
+    }
+    lt_uuid_v5(LT_UUID_NS_LTVSYNC, name, n, id);
     write_event(&out->buf, r, e, id);
     if (out->buf.oom)
         return LT_ERR_FATAL;
@@ -365,7 +407,10 @@ static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, siz
     n = n < sizeof(r->affiliate_id) ? n : sizeof(r->affiliate_id) - 1;
     memcpy(r->affiliate_id, aff ? aff : "", n);
     r->affiliate_id[n] = '\0';
-    snprintf(r->currency, sizeof(r->currency), "%s", cur ? cur : in->currency);
+    n = strlen(cur ? cur : in->currency);
+    n = n < sizeof(r->currency) ? n : sizeof(r->currency) - 1;
+    memcpy(r->currency, cur ? cur : in->currency, n);
+    r->currency[n] = '\0';
     r->exponent = lt_money_exponent(r->currency, strlen(r->currency));
     if (cur && strlen(cur) != 3)
         r->exponent = -1;
@@ -582,9 +627,14 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
     default:                     out->note = LT_EVENT_NOTE_REFERENCE; break;
     }
     if (err == LT_OK && out->n > 0) {
-        int n = snprintf(out->key, sizeof(out->key), "%s/%s", in->integration_id,
-                         r.customer_id);
-        out->keylen = n > 0 && (size_t)n < sizeof(out->key) ? (size_t)n : 0;
+        size_t a = strlen(in->integration_id), c = strlen(r.customer_id);
+        out->keylen = 0;
+        if (a + 1 + c < sizeof(out->key)) {
+            memcpy(out->key, in->integration_id, a);
+            out->key[a] = '/';
+            memcpy(out->key + a + 1, r.customer_id, c + 1);
+            out->keylen = a + 1 + c;
+        }
     }
     if (err != LT_OK) {
         if (err == LT_ERR_FATAL)
@@ -617,8 +667,8 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, lt_cb_probe_t *ou
         return -1;
     out->applies = 1;
     out->flag = get_flag(fx.f[F_CB_FLAG]);
-    snprintf(out->date_updated, sizeof(out->date_updated), "%s",
-             du && strlen(du) < sizeof(out->date_updated) ? du : "");
+    if (du && strlen(du) < sizeof(out->date_updated))
+        memcpy(out->date_updated, du, strlen(du) + 1);
     return 0;
 }
 

@@ -114,8 +114,18 @@ int lt_json_item_id(const cJSON *it, char *buf, size_t buflen)
         if (n < buflen)
             memcpy(buf, it->valuestring, n + 1);
     } else if (cJSON_IsNumber(it) && number_as_int(it, &v) == 0) {
-        int w = snprintf(buf, buflen, "%lld", v);
-        n = w < 0 ? buflen : (size_t)w;
+        char num[24], *d = num + sizeof(num); /* |v| <= 2^53: no overflow */
+        unsigned long long u = v < 0 ? (unsigned long long)-v : (unsigned long long)v;
+        do
+            *--d = (char)('0' + u % 10);
+        while (u /= 10);
+        if (v < 0)
+            *--d = '-';
+        n = (size_t)(num + sizeof(num) - d);
+        if (n < buflen) {
+            memcpy(buf, d, n);
+            buf[n] = '\0';
+        }
     } else {
         return -1;
     }
