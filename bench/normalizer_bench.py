@@ -9,7 +9,9 @@ Prints rows/s of both, their ratio and the normalizer's peak RSS.
 Env: LTVSYNC_BIN_DIR (a Release build), BENCH_ROWS (default 200000),
 BENCH_CORE (default 1), BENCH_DUMP (a path: the
 events, key TAB value, sorted, to compare two builds byte for byte), BENCH_PERF (a path: `perf record -g` of the
-normalizer while timed, written there)."""
+normalizer while timed, written there).
+With --rows-only PATH it only writes the raw values, one per line, to PATH
+(the input of bench/event_cpu.sh) and exits."""
 import json
 import os
 import re
@@ -134,13 +136,18 @@ def dump_events(bootstrap, path):
 
 
 def main():
+    rows_only = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--rows-only" else None
     with Stack("bench-norm") as st:
-        st.start_redis()
-        broker = st.start_devbroker(partitions=32)
         sim = st.start_crmsim(customers=400, start="2024-10-25", days=150, seed=11,
                               dump=st.path("dump.json"))
         dump = wait_until(lambda: json.load(open(st.path("dump.json"))), 30, "dump")
         sim.check_alive()
+        if rows_only:  # the raw values, one per line, for ltvsync-bench-event
+            with open(rows_only, "w") as f:
+                f.writelines(v + "\n" for _, v in make_rows(dump))
+            return
+        st.start_redis()
+        broker = st.start_devbroker(partitions=32)
         doc = {"id": INTEG.id, "brand": INTEG.brand, "api_username": "u",
                "password_ref": "env:X", "account_name": "b", "account_username": "b",
                "timezone": INTEG.tz, "currency": "USD", "import_from": "2024-10-25"}
