@@ -316,6 +316,11 @@ LT_TEST(test_errors)
     CHECK(jt("tru") == NULL);
     CHECK_STR(err, "JSON invalid at byte 0: unexpected character");
     CHECK(jt("nulL") == NULL);
+    /* a copy that cannot be made: out of memory (buf is not read) */
+    CHECK(lt_jtree_parse(arena, big, SIZE_MAX - 1, SIZE_MAX, err, sizeof(err)) == NULL);
+    CHECK_STR(err, "out of memory");
+    CHECK(lt_jtree_parse(NULL, big, 5, 8, err, sizeof(err)) == NULL);
+    CHECK_STR(err, "out of memory");
     /* errstr may be NULL */
     CHECK(lt_jtree_parse(arena, "[", 1, 4, NULL, 0) == NULL);
     lt_jarena_reset(arena);
@@ -406,11 +411,23 @@ LT_TEST(test_reset_reuse)
     CHECK(r2 && cJSON_GetObjectItemCaseSensitive(r2, "b"));
     CHECK_STR(cJSON_GetObjectItemCaseSensitive(r2, "b")->valuestring, "second");
     CHECK(lt_jarena_bytes(arena) == bytes);
-    /* a failed parse gives its memory back: a fresh arena stays empty-equal */
+    /* a failed parse gives its memory back: the next tree lands where the
+     * failed one started */
     lt_jarena_reset(arena);
-    CHECK(jt("[1,2,3,x]") == NULL);
+    r1 = jt("[7]");
+    lt_jarena_reset(arena);
+    CHECK(jt("[1,2,3,{\"a\":[\"bcd\",x]}]") == NULL);
     r2 = jt("[7]");
-    CHECK(r2 && r2->child->valueint == 7);
+    CHECK(r2 && r2 == r1 && r2->child->valueint == 7);
+    {   /* two trees in a row sit the same distance apart with a failure between */
+        const char *t1 = (const char *)r2, *t2 = (const char *)jt("[7]"), *t3, *t4;
+
+        lt_jarena_reset(arena);
+        t3 = (const char *)jt("[7]");
+        CHECK(jt("[1,2,3,{\"a\":[\"bcd\",x]}]") == NULL);
+        t4 = (const char *)jt("[7]");
+        CHECK(t1 && t2 && t3 == t1 && t4 == t2);
+    }
     /* a request bigger than a chunk gets its own chunk */
     {
         size_t n = 3u << 20;
