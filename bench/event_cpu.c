@@ -2,11 +2,14 @@
  *
  * Reads raw envelopes (one JSON value per line, as bench/normalizer_bench.py
  * --rows-only writes them) and times, over several passes, what batch.c does
- * to each row on the main thread: parse the envelope, probe the chargeback
- * flag, build the events. Prints nanoseconds per row for each phase and the
- * single-thread rows/s of the best pass. Usage:
- *   ltvsync-bench-event ROWS_FILE [PASSES]
+ * to each row on the main thread: parse the envelope, index the record's
+ * fields and probe the chargeback flag, build the events. Prints nanoseconds
+ * per row for each phase and the single-thread rows/s of the best pass. Usage:
+ *   ltvsync-bench-event ROWS_FILE [PASSES [cjson]]
+ * Parses with lt_jtree into an arena, as the normalizer does; "cjson" parses
+ * with cJSON (lt_json_parse + cJSON_Delete) for comparison.
  * Figures only; nothing here asserts a speed. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +17,7 @@
 
 #include "lt_event.h"
 #include "lt_json.h"
+#include "lt_jtree.h"
 
 typedef struct {
     char *p;
@@ -64,7 +68,10 @@ int main(int argc, char **argv)
     line_t *lines = argc > 1 ? load(argv[1], &count, &bytes) : NULL;
     const lt_tz_t *tz = lt_tz_get("America/New_York", err, sizeof(err));
     lt_event_list_t evs = {0};
-    cJSON **trees;
+    const cJSON **trees;
+    lt_event_fields_t *fx = calloc(count ? count : 1, sizeof(*fx));
+    int use_cjson = argc > 3 && strcmp(argv[3], "cjson") == 0;
+    lt_jarena_t *arena = lt_jarena_new();
     double best[3] = {1e9, 1e9, 1e9};
     size_t events = 0, failed = 0;
     if (!lines || !count || !tz) {
@@ -76,15 +83,19 @@ int main(int argc, char **argv)
         double t0 = now_s(), t1, t2, t3;
         events = failed = 0;
         for (size_t i = 0; i < count; i++)
-            trees[i] = lt_json_parse(lines[i].p, lines[i].len, 1 << 20, err, sizeof(err));
+            trees[i] = use_cjson ? lt_json_parse(lines[i].p, lines[i].len, 1 << 20, err,
+                                                 sizeof(err))
+                                 : lt_jtree_parse(arena, lines[i].p, lines[i].len, 1 << 20,
+                                                  err, sizeof(err));
         t1 = now_s();
         lt_cb_probe_t probe[1];
         for (size_t i = 0; i < count; i++) {
             const cJSON *rec = cJSON_GetObjectItemCaseSensitive(trees[i], "record");
             const char *s = lt_json_str(trees[i], "stream");
             int st = s ? lt_stream_parse(s, strlen(s)) : -1;
+            lt_event_index(rec, &fx[i]); /* once per row, as the normalizer */
             if (st >= 0)
-                lt_event_cb_probe((lt_stream_t)st, rec, probe);
+                lt_event_cb_probe((lt_stream_t)st, rec, &fx[i], probe);
         }
         t2 = now_s();
         for (size_t i = 0; i < count; i++) {
@@ -93,23 +104,28 @@ int main(int argc, char **argv)
             int st = s ? lt_stream_parse(s, strlen(s)) : -1;
             lt_event_input_t in = {"bench", "konnektive", tz, "USD", (lt_stream_t)st,
                                    lt_json_str(trees[i], "fetched_at"),
-                                   cJSON_GetObjectItemCaseSensitive(trees[i], "record"), &cb};
+                                   cJSON_GetObjectItemCaseSensitive(trees[i], "record"), &fx[i],
+                                   &cb};
             if (st < 0 || lt_event_build(&in, &evs, err, sizeof(err)) != LT_OK)
                 failed++;
             else
                 events += evs.n;
         }
         t3 = now_s();
-        for (size_t i = 0; i < count; i++)
-            cJSON_Delete(trees[i]);
+        if (use_cjson)
+            for (size_t i = 0; i < count; i++)
+                cJSON_Delete((cJSON *)(uintptr_t)trees[i]);
+        else
+            lt_jarena_reset(arena);
         double t4 = now_s();
         double ph[3] = {t1 - t0 + (t4 - t3), t2 - t1, t3 - t2};
         for (int k = 0; k < 3; k++)
             best[k] = ph[k] < best[k] ? ph[k] : best[k];
     }
     double total = best[0] + best[1] + best[2];
-    printf("rows %zu (%.1f MB of JSON), events %zu, rejected %zu, best of %d passes\n", count,
-           (double)bytes / 1e6, events, failed, passes);
+    printf("rows %zu (%.1f MB of JSON), events %zu, rejected %zu, best of %d passes, "
+           "parser %s\n", count, (double)bytes / 1e6, events, failed, passes,
+           use_cjson ? "cJSON" : "lt_jtree");
     printf("parse+free %.0f ns/row (%.0f MB/s), probe %.0f ns/row, build %.0f ns/row\n",
            best[0] / (double)count * 1e9, (double)bytes / best[0] / 1e6,
            best[1] / (double)count * 1e9, best[2] / (double)count * 1e9);
@@ -120,5 +136,7 @@ int main(int argc, char **argv)
         free(lines[i].p);
     free(lines);
     free(trees);
+    free(fx);
+    lt_jarena_destroy(arena);
     return 0;
 }

@@ -14,4 +14,6 @@ ROWS=$(mktemp /tmp/ltvsync-bench-rows.XXXXXX)
 trap 'rm -f "$ROWS"' EXIT
 LTVSYNC_BIN_DIR="$BUILD/bin" LTVSYNC_SRC_DIR="$SRC" PYTHONPATH="$SRC/tests/lib" \
   /usr/bin/python3 "$SRC/bench/normalizer_bench.py" --rows-only "$ROWS"
-taskset -c "${BENCH_CORE:-1}" "$BUILD/bin/ltvsync-bench-event" "$ROWS" "${BENCH_PASSES:-5}"
+for parser in jtree cjson; do
+  taskset -c "${BENCH_CORE:-1}" "$BUILD/bin/ltvsync-bench-event" "$ROWS" "${BENCH_PASSES:-5}" "$parser"
+done

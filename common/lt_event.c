@@ -34,6 +34,23 @@ static void jb_str(lt_buf_t *b, const char *s)
 #define KINT(b, key, has, v) \
     jb_int((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (has), (v))
 
+/* ,"key":"val" for values that never need escaping: ids checked by get_id,
+ * dates we formatted, our own names (null when empty). */
+#define KRAW(b, key, val) jb_raw((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (val))
+
+static void jb_raw(lt_buf_t *b, const char *prefix, size_t plen, const char *val)
+{
+    size_t n = val ? strlen(val) : 0;
+    lt_buf_put(b, prefix, plen);
+    if (!n) {
+        lt_buf_put(b, "null", 4);
+        return;
+    }
+    lt_buf_put(b, "\"", 1);
+    lt_buf_put(b, val, n);
+    lt_buf_put(b, "\"", 1);
+}
+
 static void jb_val(lt_buf_t *b, const char *prefix, size_t plen, const char *val)
 {
     lt_buf_put(b, prefix, plen);
@@ -101,9 +118,8 @@ static const struct {
 #undef NAME
 
 /* The first item of each known name (as cJSON_GetObjectItemCaseSensitive). */
-typedef struct {
-    const cJSON *f[F_COUNT];
-} fields_t;
+typedef lt_event_fields_t fields_t;
+_Static_assert(F_COUNT == LT_EVENT_FIELDS, "LT_EVENT_FIELDS is the number of fields");
 
 /* Candidates by first letter (a record has ~45 keys, 24 of them known). */
 static int field_of(const char *key)
@@ -128,16 +144,20 @@ static int field_of(const char *key)
     unsigned c = (unsigned char)key[0] - 'a';
     if (c >= sizeof(by_letter) / sizeof(by_letter[0]))
         return -1;
-    for (const unsigned char *k = by_letter[c]; k < by_letter[c] + 7 && *k; k++)
-        if (strcmp(key, field_names[*k - 1].s) == 0)
+    for (const unsigned char *k = by_letter[c]; k < by_letter[c] + 7 && *k; k++) {
+        const char *name = field_names[*k - 1].s; /* key[0] == name[0] */
+        if (key[1] == name[1] && strcmp(key + 1, name + 1) == 0)
             return *k - 1;
+    }
     return -1;
 }
 
-static void fields_index(const cJSON *rec, fields_t *fx)
+void lt_event_index(const cJSON *rec, fields_t *fx)
 {
     const cJSON *it;
     memset(fx, 0, sizeof(*fx));
+    if (!cJSON_IsObject(rec))
+        return;
     cJSON_ArrayForEach(it, rec) {
         int k = it->string ? field_of(it->string) : -1;
         if (k >= 0 && !fx->f[k])
@@ -268,31 +288,31 @@ static void write_dates(lt_buf_t *b, const row_t *r, const ev_t *e)
     lt_date_from_seconds(loc.local_secs, &dt);
     lt_date_fmt_day(&dt, day, sizeof(day));
     lt_date_fmt_time(&dt, tod, sizeof(tod));
-    KSTR(b, "occurred_at", at);
-    KSTR(b, "local_date", day);
-    KSTR(b, "local_time", tod);
+    KRAW(b, "occurred_at", at);
+    KRAW(b, "local_date", day);
+    KRAW(b, "local_time", tod);
     KSTR(b, "timezone", lt_tz_name(r->in->tz));
-    KSTR(b, "date_precision", e->day_precision ? "day" : "second");
+    KRAW(b, "date_precision", e->day_precision ? "day" : "second");
 }
 
 static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *event_id)
 {
     jb_lit(b, "{\"schema\":\"" LT_EVENT_SCHEMA "\"");
-    KSTR(b, "event_id", event_id);
-    KSTR(b, "type", e->type);
-    KSTR(b, "subtype", e->subtype);
+    KRAW(b, "event_id", event_id);
+    KRAW(b, "type", e->type);
+    KRAW(b, "subtype", e->subtype);
     KSTR(b, "integration_id", r->in->integration_id);
     KSTR(b, "brand", r->in->brand);
-    KSTR(b, "customer_id", r->customer_id);
-    KSTR(b, "order_id", r->order_id);
-    KSTR(b, "transaction_id", r->transaction_id);
+    KRAW(b, "customer_id", r->customer_id);
+    KRAW(b, "order_id", r->order_id);
+    KRAW(b, "transaction_id", r->transaction_id);
     write_dates(b, r, e);
     KINT(b, "amount_minor", e->has_amount, e->amount);
     if (e->has_attempted)
         KINT(b, "attempted_minor", 1, e->attempted);
     KSTR(b, "currency", e->with_money ? r->currency : NULL);
     KINT(b, "billing_cycle", r->has_cycle, r->cycle);
-    KSTR(b, "campaign_id", r->campaign_id);
+    KRAW(b, "campaign_id", r->campaign_id);
     jb_lit(b, ",\"product_ids\":");
     jb_lit(b, r->products);
     KSTR(b, "affiliate_id", r->affiliate_id);
@@ -302,7 +322,7 @@ static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *
         jb_kstr(b, e->extra_keys[i], e->extra_vals[i]);
     jb_lit(b, ",\"source\":{\"stream\":");
     jb_str(b, r->stream);
-    KSTR(b, "record_id", r->record_id);
+    KRAW(b, "record_id", r->record_id);
     KSTR(b, "fetched_at", r->in->fetched_at);
     KSTR(b, "date_updated", r->date_updated);
     jb_lit(b, "}}");
@@ -389,7 +409,10 @@ static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, siz
     size_t n;
     memset(r, 0, sizeof(*r));
     r->in = in;
-    fields_index(in->record, &r->fx);
+    if (in->fields)
+        r->fx = *in->fields;
+    else
+        lt_event_index(in->record, &r->fx);
     cur = opt_str(FX(r, F_CURRENCY));
     aff = opt_str(FX(r, F_AFF_ID));
     r->stream = lt_stream_name(in->stream);
@@ -651,7 +674,8 @@ void lt_event_list_clear(lt_event_list_t *out)
     memset(out, 0, sizeof(*out));
 }
 
-int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, lt_cb_probe_t *out)
+int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
+                      const lt_event_fields_t *fields, lt_cb_probe_t *out)
 {
     fields_t fx;
     const char *du;
@@ -659,7 +683,10 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, lt_cb_probe_t *ou
     memset(out, 0, sizeof(*out));
     if (stream != LT_STREAM_TRANSACTIONS || !cJSON_IsObject(record))
         return -1;
-    fields_index(record, &fx);
+    if (fields)
+        fx = *fields;
+    else
+        lt_event_index(record, &fx);
     type = name_is(str_of(fx.f[F_TXN_TYPE]), txn_types, 5);
     du = opt_str(fx.f[F_DATE_UPDATED]);
     if ((type != 0 && type != 2) || name_is(str_of(fx.f[F_RESPONSE]), resp_types, 3) != 0 ||

@@ -47,6 +47,13 @@ typedef struct {
     char date_updated[20];   /* "" when absent */
 } lt_cb_probe_t;
 
+/* The record fields lt_event reads (the first item of each name), found in
+ * one pass: a caller that probes and then builds indexes once. */
+#define LT_EVENT_FIELDS 24
+typedef struct {
+    const cJSON *f[LT_EVENT_FIELDS];
+} lt_event_fields_t;
+
 typedef struct {
     const char *integration_id;
     const char *brand;
@@ -55,6 +62,7 @@ typedef struct {
     lt_stream_t stream;
     const char *fetched_at;  /* from the raw envelope, NUL-terminated, <= 64 bytes */
     const cJSON *record;
+    const lt_event_fields_t *fields; /* lt_event_index(record), or NULL */
     /* State as of this row, or NULL: then isChargedback=1 yields occurrence
      * 1 and no reversal is ever produced (stateless use). */
     const lt_cb_state_t *cb;
@@ -92,9 +100,14 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
                         char *errstr, size_t errlen);
 void lt_event_list_clear(lt_event_list_t *out); /* frees the buffer; reusable */
 
+/* Fills out with the fields of record (an object; else all NULL). */
+void lt_event_index(const cJSON *record, lt_event_fields_t *out);
+
 /* Inspects a transactions row for the chargeback state machine. Returns 0,
- * or -1 when the row is not a transaction the state applies to. */
-int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, lt_cb_probe_t *out);
+ * or -1 when the row is not a transaction the state applies to. fields may
+ * be NULL (the record is indexed here), else lt_event_index(record). */
+int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
+                      const lt_event_fields_t *fields, lt_cb_probe_t *out);
 
 /* Chargeback history, as the normalizer stores it (one string per
  * transaction): entries "C,<partition>,<offset>" (charged back) and

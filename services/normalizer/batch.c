@@ -1,5 +1,5 @@
-/* One batch of raw messages: parse every envelope, fetch the chargeback
- * state of the whole batch in one Redis call, build the events, produce
+/* One batch of raw messages, NORM_CHUNK rows at a time: parse the envelopes,
+ * fetch their chargeback state in one Redis call, build the events, produce
  * events and dead letters (norm_batch_start); later wait until Kafka
  * acknowledged all of them (norm_batch_settle), meanwhile the next batch is
  * made. Only then may the caller store the offsets. A failed produce is
@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lt_json.h"
+#include "lt_jtree.h"
 #include "lt_log.h"
 #include "lt_signal.h"
 #include "normalizer.h"
@@ -34,11 +35,10 @@ static void set_reason(norm_msg_t *m, const char *what, const char *detail)
              detail ? detail : "");
 }
 
-static void parse_msg(norm_t *n, norm_msg_t *m)
+static void parse_msg(norm_t *n, lt_jarena_t *arena, norm_msg_t *m)
 {
     char err[160];
     const char *iid, *stream;
-    cJSON_Delete(m->env);
     m->env = NULL;
     m->record = NULL;
     m->fetched_at = NULL;
@@ -51,7 +51,8 @@ static void parse_msg(norm_t *n, norm_msg_t *m)
         set_reason(m, "empty value", NULL);
         return;
     }
-    m->env = lt_json_parse(m->rkm->payload, m->rkm->len, n->max_message, err, sizeof(err));
+    m->env = lt_jtree_parse(arena, m->rkm->payload, m->rkm->len, n->max_message, err,
+                            sizeof(err));
     if (!m->env) {
         set_reason(m, "invalid JSON", err);
         return;
@@ -70,8 +71,10 @@ static void parse_msg(norm_t *n, norm_msg_t *m)
         set_reason(m, "unknown integration (or invalid timezone)", NULL);
     else
         m->has_integ = 1;
-    if (!m->reason[0])
-        lt_event_cb_probe(m->stream, m->record, &m->probe);
+    if (!m->reason[0]) {
+        lt_event_index(m->record, &m->fields); /* once, for the probe and the build */
+        lt_event_cb_probe(m->stream, m->record, &m->fields, &m->probe);
+    }
 }
 
 static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, norm_counts_t *c)
@@ -79,7 +82,7 @@ static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, norm
     char err[256];
     lt_cb_state_t st;
     lt_event_input_t in = {m->integ.id, m->integ.brand, m->integ.tz, m->integ.currency,
-                           m->stream, m->fetched_at, m->record, NULL};
+                           m->stream, m->fetched_at, m->record, &m->fields, NULL};
     if (m->probe.applies) {
         if (lt_cb_state_at(m->history ? m->history : "", m->history_len, m->rkm->partition,
                            m->rkm->offset, &st) != 0) {
@@ -114,27 +117,21 @@ static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, norm
     return LT_OK;
 }
 
-/* Produces the outputs of every message; LT_ERR_RETRIABLE when a send failed. */
-static lt_err_t produce_all(norm_t *n, norm_batch_t *b, norm_counts_t *c)
+/* Produces the outputs of messages [from, to); LT_ERR_RETRIABLE when a send
+ * failed. */
+static lt_err_t produce_range(norm_t *n, norm_batch_t *b, size_t from, size_t to,
+                              norm_counts_t *c)
 {
     lt_event_list_t evs = {0};
     lt_err_t rc = LT_OK;
     char err[256];
-    for (size_t i = 0; i < b->count && rc == LT_OK; i++) {
+    for (size_t i = from; i < to && rc == LT_OK; i++) {
         norm_msg_t *m = &b->msgs[i];
         if (m->skip)
             continue;
         c->rows++;
-        if (!m->env && !m->reason[0]) {
-            norm_arena_on(b->arena); /* a retry: the tree was freed after the first try */
-            parse_msg(n, m);
-            norm_arena_off();
-        }
         if (!m->reason[0])
             rc = send_events(n, m, &evs, c);
-        cJSON_Delete(m->env); /* done with it: free while the tree is in cache */
-        m->env = NULL;
-        m->record = NULL;
         if (rc == LT_ERR_PERMANENT || (rc == LT_OK && m->reason[0])) {
             rc = norm_dlq_send(n, m, err, sizeof(err));
             c->dlq++;
@@ -168,17 +165,6 @@ static int settle(norm_t *n, norm_batch_t *b)
     return rc == LT_OK && atomic_load(&b->acks.failed) == 0 && b->produced == LT_OK ? 0 : -1;
 }
 
-/* One attempt: every output of b handed to the producer (or a failure noted). */
-static void produce(norm_t *n, norm_batch_t *b)
-{
-    memset(&b->c, 0, sizeof(b->c));
-    atomic_store(&b->acks.pending, 0);
-    atomic_store(&b->acks.failed, 0);
-    atomic_store(&b->acks.first_err, 0);
-    n->out = &b->acks;
-    b->produced = produce_all(n, b, &b->c);
-}
-
 static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
 {
     while (norm_cb_fetch(n, msgs, count) != 0) {
@@ -191,16 +177,44 @@ static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
     return 0;
 }
 
+/* One attempt: every output of b handed to the producer (or a failure noted
+ * in b->produced), NORM_CHUNK rows at a time: parse them, fetch their
+ * chargeback state (the script is idempotent for rows it has seen, so a
+ * retry may fetch again), produce them, drop their trees.
+ * -1 on shutdown while Redis was unavailable (nothing may be stored). */
+static int produce(norm_t *n, norm_batch_t *b)
+{
+    memset(&b->c, 0, sizeof(b->c));
+    atomic_store(&b->acks.pending, 0);
+    atomic_store(&b->acks.failed, 0);
+    atomic_store(&b->acks.first_err, 0);
+    n->out = &b->acks;
+    b->produced = LT_OK;
+    if (!b->arena && !(b->arena = lt_jarena_new())) {
+        lt_error("out of memory for parse trees");
+        return -1;
+    }
+    for (size_t from = 0; from < b->count; from += NORM_CHUNK) {
+        size_t to = from + NORM_CHUNK < b->count ? from + NORM_CHUNK : b->count;
+        int rc = 0;
+        for (size_t i = from; i < to; i++)
+            parse_msg(n, b->arena, &b->msgs[i]);
+        if (b->produced == LT_OK && (rc = fetch_state(n, b->msgs + from, to - from)) == 0)
+            b->produced = produce_range(n, b, from, to, &b->c);
+        for (size_t i = from; i < to; i++) {
+            b->msgs[i].env = b->msgs[i].record = NULL;
+            b->msgs[i].fetched_at = NULL;
+        }
+        lt_jarena_reset(b->arena);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 int norm_batch_start(norm_t *n, norm_batch_t *b)
 {
-    norm_arena_on(b->arena);
-    for (size_t i = 0; i < b->count; i++)
-        parse_msg(n, &b->msgs[i]);
-    norm_arena_off();
-    if (fetch_state(n, b->msgs, b->count) != 0)
-        return -1;
-    produce(n, b);
-    return 0;
+    return produce(n, b);
 }
 
 int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
@@ -216,11 +230,8 @@ int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
         lt_warn("batch of %zu rows not acknowledged (%s); producing it%s again", b->count,
                 rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&b->acks.first_err)),
                 next ? " and the next one" : "");
-        if (lt_clock_nap_ms(1000) != 0)
+        if (lt_clock_nap_ms(1000) != 0 || produce(n, b) != 0 || (next && produce(n, next) != 0))
             return -1;
-        produce(n, b);
-        if (next)
-            produce(n, next);
         int bad = settle(n, b);
         if (next)
             bad |= settle(n, next);
@@ -237,12 +248,10 @@ void norm_batch_free(norm_batch_t *b)
 {
     for (size_t i = 0; i < b->count; i++) {
         norm_msg_t *m = &b->msgs[i];
-        cJSON_Delete(m->env);
         free(m->history);
         if (m->rkm)
             rd_kafka_message_destroy(m->rkm);
         memset(m, 0, sizeof(*m));
     }
     b->count = 0;
-    norm_arena_reset(b->arena);
 }

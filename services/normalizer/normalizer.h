@@ -13,6 +13,7 @@
 #include "lt_clock.h"
 #include "lt_config.h"
 #include "lt_event.h"
+#include "lt_jtree.h"
 #include "lt_kafka.h"
 #include "lt_metrics.h"
 #include "lt_redis.h"
@@ -21,6 +22,10 @@
 #define NORM_BATCH_MAX 10000           /* rows per batch: the ack wait is per batch */
 #define NORM_BATCH_BYTES (32u << 20)    /* and at most this much raw JSON */
 #define NORM_SLOTS 2 /* batches alive: one awaiting its acks while the next is made */
+/* Rows of a batch parsed, looked up in Redis and produced together. Smaller
+ * chunks keep parse trees in cache, but each Redis wait lets librdkafka send
+ * smaller produce requests: 512 measured no faster (bench/normalizer.sh). */
+#define NORM_CHUNK NORM_BATCH_MAX
 
 typedef struct {
     lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;
@@ -53,8 +58,9 @@ typedef struct {
 /* One raw message in a batch, parsed once. */
 typedef struct {
     rd_kafka_message_t *rkm;
-    cJSON *env;              /* parsed envelope, owned */
+    const cJSON *env;        /* parsed envelope (batch arena), only while its chunk is made */
     const cJSON *record;     /* inside env */
+    lt_event_fields_t fields; /* of record */
     norm_integ_t integ;      /* a copy: the map may reload mid-batch */
     int has_integ;
     lt_stream_t stream;
@@ -75,17 +81,11 @@ typedef struct {
 typedef struct {
     norm_msg_t msgs[NORM_BATCH_MAX];
     size_t count;
-    int arena;          /* its arena slot */
+    lt_jarena_t *arena; /* parse trees of the chunk in hand (lt_jtree) */
     lt_batch_t acks;
     lt_err_t produced;  /* LT_OK when every output was handed to the producer */
     norm_counts_t c;    /* of the last produce, applied once acknowledged */
 } norm_batch_t;
-
-/* arena.c: cJSON parse trees of a batch from a per-thread arena per slot. */
-void norm_arena_install(void);   /* once, before any parsing */
-void norm_arena_on(int slot);    /* parse trees made now come from that arena */
-void norm_arena_off(void);
-void norm_arena_reset(int slot); /* after every tree of the slot's batch is deleted */
 
 /* integ.c */
 int norm_integ_load(norm_t *n);
@@ -103,14 +103,15 @@ int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count);
 lt_err_t norm_dlq_send(norm_t *n, const norm_msg_t *msg, char *errstr, size_t errlen);
 
 /* batch.c: parses b, fetches its chargeback state and produces its outputs
- * without waiting for acks; -1 on shutdown before producing. */
+ * (NORM_CHUNK rows at a time) without waiting for acks; -1 on shutdown while
+ * Redis was unavailable (part of b may be in flight: store nothing). */
 int norm_batch_start(norm_t *n, norm_batch_t *b);
 /* Waits for b's acks (next, if not NULL, is the batch started after b). 0: b
  * is acknowledged, next still in flight. If b failed, produces b and then
  * next again (per-key order) until both are acknowledged: 1. -1 on shutdown
  * before that (store nothing). */
 int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next);
-void norm_batch_free(norm_batch_t *b); /* and recycles its arena */
+void norm_batch_free(norm_batch_t *b);
 lt_metric_t *norm_event_metric(norm_t *n, const char *type);
 
 #endif

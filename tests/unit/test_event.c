@@ -21,8 +21,22 @@ static lt_err_t build(lt_stream_t stream, const char *json, const lt_cb_state_t 
         .integration_id = "acme", .brand = "konnektive",
         .tz = lt_tz_get("America/New_York", err, sizeof(err)), .currency = "USD",
         .stream = stream, .fetched_at = "2024-12-01T00:00:00Z", .record = rec, .cb = cb};
+    lt_event_fields_t fx;
+    lt_event_list_t first = {0};
+    char first_err[sizeof(err)];
+    /* once indexing inside, once with the caller's index: the same result */
     err[0] = '\0';
+    lt_err_t rc0 = lt_event_build(&in, &first, first_err, sizeof(first_err));
+    lt_event_index(rec, &fx);
+    in.fields = &fx;
     lt_err_t rc = lt_event_build(&in, &evs, err, sizeof(err));
+    CHECK_INT(rc0, rc);
+    CHECK_INT(first.n, evs.n);
+    if (rc != LT_OK)
+        CHECK_STR(first_err, err);
+    for (size_t i = 0; i < first.n && i < evs.n; i++)
+        CHECK_STR(first.ev[i].json, evs.ev[i].json);
+    lt_event_list_clear(&first);
     cJSON_Delete(rec);
     return rc;
 }
@@ -275,11 +289,19 @@ LT_TEST(cb_history)
 
     lt_cb_probe_t pr;
     cJSON *rec = cJSON_Parse(TXN(""));
-    CHECK_INT(lt_event_cb_probe(LT_STREAM_TRANSACTIONS, rec, &pr), 0);
+    lt_event_fields_t fx;
+    CHECK_INT(lt_event_cb_probe(LT_STREAM_TRANSACTIONS, rec, NULL, &pr), 0);
     CHECK_INT(pr.flag, 0);
     CHECK_STR(pr.transaction_id, "1001");
     CHECK_STR(pr.date_updated, "2024-04-02 09:00:00");
-    CHECK_INT(lt_event_cb_probe(LT_STREAM_ORDERS, rec, &pr), -1);
+    lt_event_index(rec, &fx);
+    memset(&pr, 0, sizeof(pr));
+    CHECK_INT(lt_event_cb_probe(LT_STREAM_TRANSACTIONS, rec, &fx, &pr), 0);
+    CHECK_STR(pr.transaction_id, "1001");
+    CHECK_STR(pr.date_updated, "2024-04-02 09:00:00");
+    CHECK_INT(lt_event_cb_probe(LT_STREAM_ORDERS, rec, NULL, &pr), -1);
+    lt_event_index(NULL, &fx); /* not an object: nothing found */
+    CHECK(fx.f[0] == NULL && fx.f[LT_EVENT_FIELDS - 1] == NULL);
     cJSON_Delete(rec);
 }
 
