@@ -146,8 +146,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
                                char *errstr, size_t errlen)
 {
-    static const char *const defaults[] = {
-        "compression.type", "zstd", "linger.ms", "5", NULL, NULL};
+    return lt_producer_new_codec(cfg, prefix, "zstd", errstr, errlen);
+}
+
+lt_producer_t *lt_producer_new_codec(const lt_config_t *cfg, const char *prefix,
+                                     const char *codec, char *errstr, size_t errlen)
+{
+    const char *const defaults[] = {
+        "compression.type", codec, "linger.ms", "5", NULL, NULL};
     static const char *const forced[] = {
         "enable.idempotence", "true", "acks", "all", NULL, NULL};
     rd_kafka_conf_t *conf = conf_for(cfg, prefix, defaults, errstr, errlen);
