@@ -7,7 +7,10 @@ stream, replicated with fresh ids), then in the same run:
   2. ltvsync-normalizer pinned to the same core, from the beginning.
 Prints rows/s of both, their ratio and the normalizer's peak RSS.
 Env: LTVSYNC_BIN_DIR (a Release build), BENCH_ROWS (default 200000),
-BENCH_CORE (default 1), BENCH_DUMP (a path: the
+BENCH_CORE (default 1), BENCH_REPEAT (default 3: copy and normalizer run in
+turn that many times, medians reported), BENCH_COPY_CODEC (the copy's output
+codec, default lz4 as the normalizer), BENCH_NORM_ENV / BENCH_NORM_ENV_ALT (NAME=VALUE for the
+normalizer; ALT on every second run, an A/B in one stack), BENCH_DUMP (a path: the
 events, key TAB value, sorted, to compare two builds byte for byte), BENCH_PERF (a path: `perf record -g` of the
 normalizer while timed, written there).
 With --rows-only PATH it only writes the raw values, one per line, to PATH
@@ -15,6 +18,7 @@ With --rows-only PATH it only writes the raw values, one per line, to PATH
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +30,9 @@ from ltharness import Stack, wait_until  # noqa: E402
 ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
 CORE = os.environ.get("BENCH_CORE", "1")
 INTEG = oracle.Integration("bench", "konnektive", "America/New_York", "USD")
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+# the copy writes with the codec the normalizer's events producer uses
+COPY_CODEC = os.environ.get("BENCH_COPY_CODEC", "lz4")
 COPY_TOPIC = "ltv.events.v1"  # exists on the devbroker and is unused here
 
 
@@ -81,7 +88,7 @@ def produce_compressed(bootstrap, rows):
 
 
 def kcat_copy(bootstrap):
-    common = ["-b", bootstrap, "-X", "compression.codec=zstd"]
+    common = ["-b", bootstrap, "-X", "compression.codec=" + COPY_CODEC]
     t0 = time.monotonic()
     cons = subprocess.Popen(["taskset", "-c", CORE, "kcat", "-C", "-b", bootstrap, "-t", "ltvsync.raw",
                              "-o", "beginning", "-e", "-q", "-K", "\t", "-f", "%k\t%s\n"],
@@ -94,10 +101,13 @@ def kcat_copy(bootstrap):
     return time.monotonic() - t0
 
 
-def run_normalizer(st):
-    env = {"LTVSYNC_GROUP_ID": "bench-norm"}
-    if os.environ.get("BENCH_NORM_ENV"):  # NAME=VALUE for experiments (malloc tunables)
-        k, v = os.environ["BENCH_NORM_ENV"].split("=", 1)
+def run_normalizer(st, run):
+    env = {"LTVSYNC_GROUP_ID": "bench-norm-%d" % run}
+    # NAME=VALUE for experiments; BENCH_NORM_ENV_ALT instead on odd runs (A/B in one stack)
+    spec = os.environ.get("BENCH_NORM_ENV_ALT") if run % 2 else None
+    spec = spec or os.environ.get("BENCH_NORM_ENV")
+    if spec:
+        k, v = spec.split("=", 1)
         env[k] = v
     p = st.start_service("ltvsync-normalizer", env=env)
     p_set = subprocess.run(["taskset", "-pc", CORE, str(p.pid)], capture_output=True)
@@ -157,15 +167,22 @@ def main():
         t = time.monotonic()
         produce_compressed(broker.bootstrap, rows)
         print("raw: %d rows, %.1f MB of JSON, produced in %.1fs" % (len(rows), mb, time.monotonic() - t))
-        copy_s = kcat_copy(broker.bootstrap)
-        copy_rate = ROWS / copy_s
-        print("kcat copy (consume | produce, core %s): %.2fs, %.0f rows/s" % (CORE, copy_s, copy_rate))
-        rate, dt, hwm, events, cpu = run_normalizer(st)
-        print("normalizer (core %s): %.2fs, %.0f rows/s, %d events, peak RSS %.1f MiB, "
-              "CPU %.2fs (all threads)" % (CORE, dt, rate, events, hwm / 1024, cpu))
-        print("ratio normalizer/copy: %.2f" % (rate / copy_rate))
-        if os.environ.get("BENCH_DUMP"):
-            dump_events(broker.bootstrap, os.environ["BENCH_DUMP"])
+        copies, norms = [], []
+        for run in range(REPEAT):
+            copy_s = kcat_copy(broker.bootstrap)
+            copies.append(ROWS / copy_s)
+            print("run %d: kcat copy (consume | produce %s, core %s): %.2fs, %.0f rows/s"
+                  % (run + 1, COPY_CODEC, CORE, copy_s, ROWS / copy_s))
+            rate, dt, hwm, events, cpu = run_normalizer(st, run)
+            norms.append(rate)
+            print("run %d: normalizer (core %s): %.2fs, %.0f rows/s, %d events, peak RSS %.1f MiB, "
+                  "CPU %.2fs (all threads); ratio %.2f"
+                  % (run + 1, CORE, dt, rate, events, hwm / 1024, cpu, rate * copy_s / ROWS))
+            if run == 0 and os.environ.get("BENCH_DUMP"):
+                dump_events(broker.bootstrap, os.environ["BENCH_DUMP"])
+        mc, mn = statistics.median(copies), statistics.median(norms)
+        print("median of %d runs: kcat copy %.0f rows/s, normalizer %.0f rows/s, ratio %.2f"
+              % (REPEAT, mc, mn, mn / mc))
         status = broker.status()
         print("devbroker status: %s" % json.dumps(status)[:300])
         assert "evicted records" not in broker.log(), "devbroker evicted records: results invalid"
