@@ -27,6 +27,12 @@ void lt_buf_put(lt_buf_t *b, const void *s, size_t n) {
 
 void lt_buf_puts(lt_buf_t *b, const char *s) { lt_buf_put(b, s, strlen(s)); }
 
+/* 1 for the bytes a JSON string must escape: controls, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1};
+
 void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len) {
     const unsigned char *p = s;
     size_t run = 0, i;
@@ -34,7 +40,7 @@ void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len) {
     lt_buf_put(b, "\"", 1);
     for (i = 0; i < len; i++) {
         unsigned char c = p[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!needs_escape[c])
             continue;
         lt_buf_put(b, p + run, i - run);
         snprintf(esc, sizeof(esc), c == '"' || c == '\\' ? "\\%c" : "\\u%04x", c);
