@@ -146,14 +146,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
                                char *errstr, size_t errlen)
 {
-    return lt_producer_new_codec(cfg, prefix, "zstd", errstr, errlen);
+    return lt_producer_new_tuned(cfg, prefix, NULL, errstr, errlen);
 }
 
-lt_producer_t *lt_producer_new_codec(const lt_config_t *cfg, const char *prefix,
-                                     const char *codec, char *errstr, size_t errlen)
+lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
+                                     const char *const *tuning, char *errstr,
+                                     size_t errlen)
 {
-    const char *const defaults[] = {
-        "compression.type", codec, "linger.ms", "5", NULL, NULL};
+    const char *defaults[16] = {"compression.type", "zstd", "linger.ms", "5"};
+    for (size_t i = 4; tuning && *tuning && i + 2 < 16; i += 2, tuning += 2) {
+        defaults[i] = tuning[0];
+        defaults[i + 1] = tuning[1];
+    }
     static const char *const forced[] = {
         "enable.idempotence", "true", "acks", "all", NULL, NULL};
     rd_kafka_conf_t *conf = conf_for(cfg, prefix, defaults, errstr, errlen);

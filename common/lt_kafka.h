@@ -31,10 +31,12 @@ typedef struct lt_producer_s lt_producer_t;
  * DOWNSTREAM_BROKERS, falling back to the main cluster). */
 lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
                                char *errstr, size_t errlen);
-/* The same with another default codec than zstd (pass-through settings still
- * override it): lz4 for a high-volume hop where CPU matters more than size. */
-lt_producer_t *lt_producer_new_codec(const lt_config_t *cfg, const char *prefix,
-                                     const char *codec, char *errstr, size_t errlen);
+/* The same with other defaults than compression.type=zstd, linger.ms=5:
+ * tuning is up to 6 name/value pairs ending with NULL, applied over those defaults
+ * (pass-through settings still override both). */
+lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
+                                     const char *const *tuning, char *errstr,
+                                     size_t errlen);
 /* Copies key and value. batch may be NULL. On a full local queue it polls and
  * retries for up to 30 s. Returns LT_OK, or LT_ERR_RETRIABLE with errstr
  * (LT_ERR_FATAL after an idempotent producer's fatal error: recreate it). */
