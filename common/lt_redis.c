@@ -26,6 +26,7 @@ struct lt_redis_s {
     int timeout_ms;
     redisContext *c;
     char errstr[512];
+    int pending; /* an lt_redis_eval_send awaits its reply */
 };
 
 /* Guards lt_redis_script_t.sha, which threads with their own connections may
@@ -168,6 +169,7 @@ static void drop_conn(lt_redis_t *r)
     if (r->c)
         redisFree(r->c);
     r->c = NULL;
+    r->pending = 0;
 }
 
 void lt_redis_destroy(lt_redis_t *r)
@@ -344,31 +346,41 @@ static int script_load(lt_redis_t *r, lt_redis_script_t *script)
     return ok ? 0 : -1;
 }
 
+/* The words of EVALSHA sha nkeys argv...: *av and *al from malloc (free
+ * both), sha and nk the caller's storage. 0, or -1 out of memory. */
+static int eval_words(lt_redis_script_t *script, int nkeys, int argc, const char **argv,
+                      const size_t *argvlen, const char ***av, size_t **al, char sha[41],
+                      char nk[16])
+{
+    *av = calloc((size_t)argc + 3, sizeof(**av));
+    *al = calloc((size_t)argc + 3, sizeof(**al));
+    if (!*av || !*al)
+        return -1;
+    pthread_mutex_lock(&sha_lock);
+    memcpy(sha, script->sha, 41);
+    pthread_mutex_unlock(&sha_lock);
+    snprintf(nk, 16, "%d", nkeys);
+    (*av)[0] = "EVALSHA", (*al)[0] = 7;
+    (*av)[1] = sha, (*al)[1] = 40;
+    (*av)[2] = nk, (*al)[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        (*av)[i + 3] = argv[i];
+        (*al)[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    return 0;
+}
+
 /* EVALSHA with argv = nkeys keys then the arguments (argc in total). */
 static redisReply *evalsha(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
                            int argc, const char **argv, const size_t *argvlen)
 {
-    const char **av = calloc((size_t)argc + 3, sizeof(*av));
-    size_t *al = calloc((size_t)argc + 3, sizeof(*al));
+    const char **av = NULL;
+    size_t *al = NULL;
     char sha[41], nk[16];
     redisReply *reply = NULL;
-    int i;
 
-    if (!av || !al)
-        goto done;
-    pthread_mutex_lock(&sha_lock);
-    memcpy(sha, script->sha, sizeof(sha));
-    pthread_mutex_unlock(&sha_lock);
-    snprintf(nk, sizeof(nk), "%d", nkeys);
-    av[0] = "EVALSHA", al[0] = 7;
-    av[1] = sha, al[1] = 40;
-    av[2] = nk, al[2] = strlen(nk);
-    for (i = 0; i < argc; i++) {
-        av[i + 3] = argv[i];
-        al[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
-    }
-    reply = lt_redis_argv(r, argc + 3, av, al);
-done:
+    if (eval_words(script, nkeys, argc, argv, argvlen, &av, &al, sha, nk) == 0)
+        reply = lt_redis_argv(r, argc + 3, av, al);
     free(av);
     free(al);
     return reply;
@@ -380,22 +392,79 @@ static int is_noscript(const redisReply *reply)
            memcmp(reply->str, "NOSCRIPT", 8) == 0;
 }
 
+static int script_ready(lt_redis_t *r, lt_redis_script_t *script)
+{
+    int loaded;
+    pthread_mutex_lock(&sha_lock);
+    loaded = script->sha[0] != '\0';
+    pthread_mutex_unlock(&sha_lock);
+    return loaded || script_load(r, script) == 0 ? 0 : -1;
+}
+
 redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
                           int argc, const char **argv, const size_t *argvlen)
 {
     redisReply *reply;
-    int loaded;
 
-    pthread_mutex_lock(&sha_lock);
-    loaded = script->sha[0] != '\0';
-    pthread_mutex_unlock(&sha_lock);
-    if (!loaded && script_load(r, script) < 0)
+    if (script_ready(r, script) < 0)
         return NULL;
     reply = evalsha(r, script, nkeys, argc, argv, argvlen);
     if (!reply || !is_noscript(reply))
         return reply;
     /* Redis restarted or SCRIPT FLUSH: load again and retry once. */
     freeReplyObject(reply);
+    if (script_load(r, script) < 0)
+        return NULL;
+    return evalsha(r, script, nkeys, argc, argv, argvlen);
+}
+
+int lt_redis_eval_send(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                       const char **argv, const size_t *argvlen)
+{
+    const char **av = NULL;
+    size_t *al = NULL;
+    char sha[41], nk[16];
+    int rc = -1, done = 0;
+
+    if (r->pending || (!r->c && connect_now(r) < 0) || script_ready(r, script) < 0)
+        return -1;
+    if (eval_words(script, nkeys, argc, argv, argvlen, &av, &al, sha, nk) != 0) {
+        snprintf(r->errstr, sizeof(r->errstr), "out of memory");
+        goto end;
+    }
+    if (redisAppendCommandArgv(r->c, argc + 3, av, al) != REDIS_OK)
+        goto fail;
+    while (!done) /* on the wire now, so Redis works while the caller does */
+        if (redisBufferWrite(r->c, &done) != REDIS_OK)
+            goto fail;
+    r->pending = 1;
+    rc = 0;
+    goto end;
+fail:
+    note_failure(r);
+end:
+    free(av);
+    free(al);
+    return rc;
+}
+
+redisReply *lt_redis_eval_recv(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                               const char **argv, const size_t *argvlen)
+{
+    void *reply = NULL;
+
+    if (!r->pending || !r->c) {
+        snprintf(r->errstr, sizeof(r->errstr), "no pipelined call awaits a reply");
+        return NULL;
+    }
+    r->pending = 0;
+    if (redisGetReply(r->c, &reply) != REDIS_OK || !reply) {
+        note_failure(r);
+        return NULL;
+    }
+    if (!is_noscript(reply))
+        return reply;
+    freeReplyObject(reply); /* Redis restarted or SCRIPT FLUSH: as lt_redis_eval */
     if (script_load(r, script) < 0)
         return NULL;
     return evalsha(r, script, nkeys, argc, argv, argvlen);

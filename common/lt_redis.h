@@ -38,6 +38,18 @@ typedef struct {
 redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
                           int argc, const char **argv, const size_t *argvlen);
 
+/* lt_redis_eval in two halves, so the caller works while Redis does:
+ * _send writes the EVALSHA and returns (0, or -1 when Redis is unreachable);
+ * _recv waits for its reply, given the same arguments (a NOSCRIPT reply is
+ * answered by loading the script and running it again, synchronously).
+ * One call in flight per connection, and no other command in between.
+ * A broken connection is not retried here: the caller falls back to
+ * lt_redis_eval (so a script must be safe to run twice). */
+int lt_redis_eval_send(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                       const char **argv, const size_t *argvlen);
+redisReply *lt_redis_eval_recv(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                               const char **argv, const size_t *argvlen);
+
 const char *lt_redis_errstr(const lt_redis_t *r);
 /* 1 after a successful PING. */
 int lt_redis_ping(lt_redis_t *r);

@@ -177,13 +177,23 @@ static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
     return 0;
 }
 
+static void parse_range(norm_t *n, norm_batch_t *b, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        parse_msg(n, b->arena, &b->msgs[i]);
+}
+
 /* One attempt: every output of b handed to the producer (or a failure noted
- * in b->produced), NORM_CHUNK rows at a time: parse them, fetch their
- * chargeback state (the script is idempotent for rows it has seen, so a
- * retry may fetch again), produce them, drop their trees.
- * -1 on shutdown while Redis was unavailable (nothing may be stored). */
+ * in b->produced), NORM_CHUNK rows at a time with Redis overlapped: chunk
+ * k's chargeback lookup is on the wire while chunk k+1 is parsed, and k+1's
+ * while k is produced. A failed lookup falls back to fetch_state (the script
+ * is idempotent for rows it has seen, so a retry may run it again). The
+ * trees live until the batch is produced. -1 on shutdown while Redis was
+ * unavailable (nothing may be stored). */
 static int produce(norm_t *n, norm_batch_t *b)
 {
+    norm_cb_call_t call = {0};
+    int sent, rc = 0;
     memset(&b->c, 0, sizeof(b->c));
     atomic_store(&b->acks.pending, 0);
     atomic_store(&b->acks.failed, 0);
@@ -194,22 +204,31 @@ static int produce(norm_t *n, norm_batch_t *b)
         lt_error("out of memory for parse trees");
         return -1;
     }
-    for (size_t from = 0; from < b->count; from += NORM_CHUNK) {
-        size_t to = from + NORM_CHUNK < b->count ? from + NORM_CHUNK : b->count;
-        int rc = 0;
-        for (size_t i = from; i < to; i++)
-            parse_msg(n, b->arena, &b->msgs[i]);
-        if (b->produced == LT_OK && (rc = fetch_state(n, b->msgs + from, to - from)) == 0)
-            b->produced = produce_range(n, b, from, to, &b->c);
-        for (size_t i = from; i < to; i++) {
-            b->msgs[i].env = b->msgs[i].record = NULL;
-            b->msgs[i].fetched_at = NULL;
+    size_t from = 0, to = b->count < NORM_CHUNK ? b->count : NORM_CHUNK;
+    parse_range(n, b, 0, to);
+    sent = norm_cb_send(n, b->msgs, to, &call) == 0;
+    while (from < b->count) {
+        size_t next = to + NORM_CHUNK < b->count ? to + NORM_CHUNK : b->count;
+        parse_range(n, b, to, next);
+        if (!(sent && norm_cb_recv(n, &call) == 0) &&
+            fetch_state(n, b->msgs + from, to - from) != 0) {
+            rc = -1;
+            break;
         }
-        lt_jarena_reset(b->arena);
-        if (rc != 0)
-            return -1;
+        sent = next > to && norm_cb_send(n, b->msgs + to, next - to, &call) == 0;
+        if (b->produced == LT_OK)
+            b->produced = produce_range(n, b, from, to, &b->c);
+        from = to;
+        to = next;
     }
-    return 0;
+    if (sent)
+        norm_cb_recv(n, &call); /* shutdown: drain the one in flight */
+    for (size_t i = 0; i < b->count; i++) {
+        b->msgs[i].env = b->msgs[i].record = NULL;
+        b->msgs[i].fetched_at = NULL;
+    }
+    lt_jarena_reset(b->arena);
+    return rc;
 }
 
 int norm_batch_start(norm_t *n, norm_batch_t *b)

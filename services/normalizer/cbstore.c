@@ -52,16 +52,7 @@ static lt_redis_script_t cb_script = {
         "return out\n",
 };
 
-typedef struct {
-    const char **argv;
-    size_t *lens;
-    char (*nums)[2][24];
-    char **keys;
-    size_t *idx; /* message index of each script entry */
-    size_t n;
-} cb_args_t;
-
-static void args_free(cb_args_t *a)
+static void args_free(norm_cb_call_t *a)
 {
     for (size_t i = 0; a->keys && i < a->n; i++)
         free(a->keys[i]);
@@ -70,10 +61,11 @@ static void args_free(cb_args_t *a)
     free(a->nums);
     free(a->keys);
     free(a->idx);
+    memset(a, 0, sizeof(*a));
 }
 
 /* KEYS then (partition, offset, flag, dateUpdated) per entry. */
-static size_t args_build(norm_t *n, norm_msg_t *msgs, size_t count, cb_args_t *a)
+static size_t args_build(norm_t *n, norm_msg_t *msgs, size_t count, norm_cb_call_t *a)
 {
     size_t k = 0, nk = 0;
     for (size_t i = 0; i < count; i++)
@@ -109,7 +101,7 @@ static size_t args_build(norm_t *n, norm_msg_t *msgs, size_t count, cb_args_t *a
     return nk;
 }
 
-static int take_reply(norm_msg_t *msgs, const cb_args_t *a, size_t nk, redisReply *reply)
+static int take_reply(norm_msg_t *msgs, const norm_cb_call_t *a, size_t nk, redisReply *reply)
 {
     if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != nk)
         return -1;
@@ -129,9 +121,15 @@ static int take_reply(norm_msg_t *msgs, const cb_args_t *a, size_t nk, redisRepl
     return 0;
 }
 
+static void warn_reply(norm_t *n, const redisReply *reply)
+{
+    lt_warn("chargeback state: %s", !reply ? lt_redis_errstr(n->redis)
+            : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+}
+
 int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count)
 {
-    cb_args_t a = {0};
+    norm_cb_call_t a = {0};
     size_t nk = args_build(n, msgs, count, &a);
     int rc = -1;
     if (nk == (size_t)-1)
@@ -144,11 +142,40 @@ int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count)
                                       a.argv, a.lens);
     rc = take_reply(msgs, &a, nk, reply);
     if (rc != 0)
-        lt_warn("chargeback state: %s", !reply ? lt_redis_errstr(n->redis)
-                : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+        warn_reply(n, reply);
     if (reply)
         freeReplyObject(reply);
 end:
     args_free(&a);
+    return rc;
+}
+
+int norm_cb_send(norm_t *n, norm_msg_t *msgs, size_t count, norm_cb_call_t *call)
+{
+    size_t nk = args_build(n, msgs, count, call);
+    call->msgs = msgs;
+    if (nk == (size_t)-1 || (nk > 0 && lt_redis_eval_send(n->redis, &cb_script, (int)nk,
+                                                           (int)(nk * 5), call->argv,
+                                                           call->lens) != 0)) {
+        args_free(call);
+        return -1;
+    }
+    call->sent = nk > 0;
+    return 0;
+}
+
+int norm_cb_recv(norm_t *n, norm_cb_call_t *call)
+{
+    int rc = 0;
+    if (call->sent) {
+        redisReply *reply = lt_redis_eval_recv(n->redis, &cb_script, (int)call->n,
+                                               (int)(call->n * 5), call->argv, call->lens);
+        rc = take_reply(call->msgs, call, call->n, reply);
+        if (rc != 0)
+            warn_reply(n, reply);
+        if (reply)
+            freeReplyObject(reply);
+    }
+    args_free(call);
     return rc;
 }

@@ -22,10 +22,9 @@
 #define NORM_BATCH_MAX 10000           /* rows per batch: the ack wait is per batch */
 #define NORM_BATCH_BYTES (32u << 20)    /* and at most this much raw JSON */
 #define NORM_SLOTS 2 /* batches alive: one awaiting its acks while the next is made */
-/* Rows of a batch parsed, looked up in Redis and produced together. Smaller
- * chunks keep parse trees in cache, but each Redis wait lets librdkafka send
- * smaller produce requests: 512 measured no faster (bench/normalizer.sh). */
-#define NORM_CHUNK NORM_BATCH_MAX
+/* Rows of a batch looked up in Redis together: chunk k's lookup runs while
+ * chunk k+1 is parsed, k+1's while k is produced. */
+#define NORM_CHUNK 2000
 
 typedef struct {
     lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;
@@ -98,6 +97,24 @@ void norm_integ_clear(norm_t *n);
 /* cbstore.c: fills msgs[i].history for every message whose probe applies;
  * 0 on success, -1 when Redis failed (nothing may be stored then). */
 int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count);
+
+/* The same in two halves (one call in flight at a time): norm_cb_send puts
+ * the lookup on the wire; norm_cb_recv takes its reply into the messages and
+ * frees the call. Either returns -1 when Redis failed: then norm_cb_fetch
+ * (the script is idempotent for rows it has seen, so running it again is
+ * safe). */
+typedef struct {
+    const char **argv;
+    size_t *lens;
+    char (*nums)[2][24];
+    char **keys;
+    size_t *idx;     /* message index of each script entry */
+    size_t n;        /* entries */
+    norm_msg_t *msgs;
+    int sent;        /* a reply is awaited */
+} norm_cb_call_t;
+int norm_cb_send(norm_t *n, norm_msg_t *msgs, size_t count, norm_cb_call_t *call);
+int norm_cb_recv(norm_t *n, norm_cb_call_t *call);
 
 /* dlq.c: sends one dead letter for msg with its reason. */
 lt_err_t norm_dlq_send(norm_t *n, const norm_msg_t *msg, char *errstr, size_t errlen);

@@ -68,6 +68,15 @@ def test_redis_basic(st, rd):
         assert r("eval k1 v1") == want
         assert rd.client().execute_command("SCRIPT", "EXISTS",
                                            _sha("return KEYS[1] .. '|' .. ARGV[1] .. '|' .. #ARGV")) == [1]
+        # Pipelined halves: the reply waits on the wire until recv.
+        assert r("send k2 v2") == "SENT"
+        assert r("send k3 v3").startswith("ERR")  # one in flight at a time
+        assert r("recv k2 v2") == hx(b"k2|v2|1")
+        assert r("recv k2 v2").startswith("ERR")  # nothing awaits a reply
+        assert r("flush") == "OK"
+        assert r("send k4 v4") == "SENT"  # NOSCRIPT reply: recv loads and runs it again
+        assert r("recv k4 v4") == hx(b"k4|v4|1")
+        assert r("get %s" % key) == hx(b"\x00\xff\nA")  # the connection is in step
     finally:
         r.close()
 
@@ -95,6 +104,7 @@ def test_redis_reconnect(st, rd):
         assert ans.startswith("ERR Redis 127.0.0.1:%d" % rd.port), ans
         assert time.monotonic() - t0 < 5
         assert r("incr c").startswith("ERR")
+        assert r("send k v").startswith("ERR Redis 127.0.0.1:%d" % rd.port)
         st.restart(rd)
         st.wait_redis(rd)
         assert r("ping") == "PONG"

@@ -170,12 +170,28 @@ def main():
         first = Counter((m.key, m.value) for m in got_msgs)
         seen = {(m.partition, m.offset) for m in got_msgs}
         for n in (1, 2):
-            r = run_normalizer(st, len(raw), {"LTVSYNC_GROUP_ID": "norm-replay-%d" % n})
-
             def appended():
                 return [m for m in st.consume_all("ltvsync.events")
                         if (m.partition, m.offset) not in seen]
-            wait_until(lambda: len(appended()) >= len(got_msgs), 30, "replayed events")
+            env = {"LTVSYNC_GROUP_ID": "norm-replay-%d" % n}
+            if n == 1:
+                r = run_normalizer(st, len(raw), env)
+            else:
+                # Redis frozen from the start: the normalizer waits (its
+                # pipelined lookup times out, it pauses and retries) and
+                # produces nothing; once Redis runs again, the lookups that
+                # were queued run too, and the retries must not change a thing.
+                os.kill(st.redis.pid, signal.SIGSTOP)
+                try:
+                    r = st.start_service("ltvsync-normalizer", env=env)
+                    wait_until(lambda: r.check_alive() or
+                               metric(r, "ltvsync_normalizer_redis_pauses_total") >= 1,
+                               30, "normalizer to pause without Redis", interval=0.3)
+                    assert r.http("/readyz")[0] == 503
+                    assert not appended(), "produced events without chargeback state"
+                finally:
+                    os.kill(st.redis.pid, signal.SIGCONT)
+            wait_until(lambda: len(appended()) >= len(got_msgs), 60, "replayed events")
             new = appended()
             seen |= {(m.partition, m.offset) for m in new}
             again = Counter((m.key, m.value) for m in new)

@@ -7,6 +7,8 @@
  *   incr KEY            -> <n> | ERR ...
  *   eval KEY ARG        -> <KEY>|<ARG>|<n> (script: KEYS[1], ARGV[1], #ARGV)
  *   flush               -> OK (SCRIPT FLUSH: the next eval hits NOSCRIPT)
+ *   send KEY ARG        -> SENT | ERR ...  (lt_redis_eval_send of that script)
+ *   recv KEY ARG        -> as eval          (lt_redis_eval_recv)
  * A bad URL prints "BADURL <errstr>" and exits 2. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,15 @@ static void command(lt_redis_t *r, char *line)
     } else if (!strcmp(cmd, "eval") && a1 && a2) {
         const char *argv[2] = {a1, a2};
         answer(r, lt_redis_eval(r, &script, 1, 2, argv, NULL));
+    } else if (!strcmp(cmd, "send") && a1 && a2) {
+        const char *argv[2] = {a1, a2};
+        if (lt_redis_eval_send(r, &script, 1, 2, argv, NULL) == 0)
+            printf("SENT\n");
+        else
+            printf("ERR %s\n", lt_redis_errstr(r));
+    } else if (!strcmp(cmd, "recv") && a1 && a2) {
+        const char *argv[2] = {a1, a2};
+        answer(r, lt_redis_eval_recv(r, &script, 1, 2, argv, NULL));
     } else if (!strcmp(cmd, "flush")) {
         answer(r, lt_redis_cmd(r, "SCRIPT FLUSH"));
     } else {
