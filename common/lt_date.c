@@ -113,95 +113,68 @@ int lt_date_parse_any(const char *s, size_t len, lt_datetime_t *dt, int *has_tim
     return len > 10 ? lt_date_parse_datetime(s, len, dt) : lt_date_parse_day(s, len, dt);
 }
 
-/* Fixed-width digits without printf (events format three dates each). */
-static void put_digits(char *p, int v, int width)
-{
-    for (int i = width - 1; i >= 0; i--, v /= 10)
-        p[i] = (char)('0' + v % 10);
-}
-
-static int in_range(const lt_datetime_t *dt)
-{
-    return dt->year >= 0 && dt->year <= 9999 && dt->month >= 0 && dt->month <= 99 &&
-           dt->day >= 0 && dt->day <= 99 && dt->hour >= 0 && dt->hour <= 99 &&
-           dt->minute >= 0 && dt->minute <= 99 && dt->second >= 0 && dt->second <= 99;
-}
-
-static size_t fmt_result(int n, size_t buflen)
-{
-    return n < 0 || (size_t)n >= buflen ? 0 : (size_t)n;
-}
-
-/* Writes fields of dt (in_range) per a pattern of Y (4 digits), M, D, h, m, s
- * (2 digits) and literal characters; 0 (and "") if it does not fit. */
+/* Writes fields of dt per a pattern of Y (4 digits), M, D, h, m, s (2 digits)
+ * and literal characters, as printf's %04d/%02d would (digit writers for the
+ * usual range: events format three dates each). 0 (and "") if it does not
+ * fit in buflen. */
 static size_t fmt_pattern(const lt_datetime_t *dt, const char *pat, char *buf, size_t buflen)
 {
+    char out[96];
     size_t n = 0;
-    for (const char *c = pat; *c; c++)
-        n += *c == 'Y' ? 4 : strchr("MDhms", *c) ? 2 : 1;
+    for (const char *c = pat; *c; c++) {
+        int v, w = 2;
+        switch (*c) {
+        case 'Y': v = dt->year; w = 4; break;
+        case 'M': v = dt->month; break;
+        case 'D': v = dt->day; break;
+        case 'h': v = dt->hour; break;
+        case 'm': v = dt->minute; break;
+        case 's': v = dt->second; break;
+        default: out[n++] = *c; continue;
+        }
+        if (v >= 0 && v < (w == 4 ? 10000 : 100)) {
+            for (int i = w - 1; i >= 0; i--, v /= 10)
+                out[n + (size_t)i] = (char)('0' + v % 10);
+            n += (size_t)w;
+        } else {
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "%0*d", w, v);
+        }
+    }
     if (n >= buflen) {
         if (buflen)
             buf[0] = '\0';
         return 0;
     }
-    char *p = buf;
-    for (const char *c = pat; *c; c++) {
-        switch (*c) {
-        case 'Y': put_digits(p, dt->year, 4); p += 4; break;
-        case 'M': put_digits(p, dt->month, 2); p += 2; break;
-        case 'D': put_digits(p, dt->day, 2); p += 2; break;
-        case 'h': put_digits(p, dt->hour, 2); p += 2; break;
-        case 'm': put_digits(p, dt->minute, 2); p += 2; break;
-        case 's': put_digits(p, dt->second, 2); p += 2; break;
-        default: *p++ = *c; break;
-        }
-    }
-    *p = '\0';
+    memcpy(buf, out, n);
+    buf[n] = '\0';
     return n;
 }
 
 size_t lt_date_fmt_day(const lt_datetime_t *dt, char *buf, size_t buflen)
 {
-    if (in_range(dt))
-        return fmt_pattern(dt, "Y-M-D", buf, buflen);
-    return fmt_result(snprintf(buf, buflen, "%04d-%02d-%02d", dt->year, dt->month, dt->day),
-                      buflen);
+    return fmt_pattern(dt, "Y-M-D", buf, buflen);
 }
 
 size_t lt_date_fmt_crm(const lt_datetime_t *dt, char *buf, size_t buflen)
 {
-    if (in_range(dt))
-        return fmt_pattern(dt, "M/D/Y", buf, buflen);
-    return fmt_result(snprintf(buf, buflen, "%02d/%02d/%04d", dt->month, dt->day, dt->year),
-                      buflen);
+    return fmt_pattern(dt, "M/D/Y", buf, buflen);
 }
 
 size_t lt_date_fmt_datetime(const lt_datetime_t *dt, char *buf, size_t buflen)
 {
-    if (in_range(dt))
-        return fmt_pattern(dt, "Y-M-D h:m:s", buf, buflen);
-    return fmt_result(snprintf(buf, buflen, "%04d-%02d-%02d %02d:%02d:%02d", dt->year,
-                               dt->month, dt->day, dt->hour, dt->minute, dt->second),
-                      buflen);
+    return fmt_pattern(dt, "Y-M-D h:m:s", buf, buflen);
 }
 
 size_t lt_date_fmt_time(const lt_datetime_t *dt, char *buf, size_t buflen)
 {
-    if (in_range(dt))
-        return fmt_pattern(dt, "h:m:s", buf, buflen);
-    return fmt_result(snprintf(buf, buflen, "%02d:%02d:%02d", dt->hour, dt->minute, dt->second),
-                      buflen);
+    return fmt_pattern(dt, "h:m:s", buf, buflen);
 }
 
 size_t lt_date_fmt_rfc3339(int64_t utc_secs, char *buf, size_t buflen)
 {
     lt_datetime_t dt;
     lt_date_from_seconds(utc_secs, &dt);
-    if (in_range(&dt))
-        return fmt_pattern(&dt, "Y-M-DTh:m:sZ", buf, buflen);
-    return fmt_result(snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02dZ", dt.year, dt.month,
-                               dt.day, dt.hour, dt.minute, dt.second),
-                      buflen);
+    return fmt_pattern(&dt, "Y-M-DTh:m:sZ", buf, buflen);
 }
 
 int lt_date_add_days(const char *day, size_t len, int n, char out[11])

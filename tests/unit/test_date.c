@@ -65,6 +65,9 @@ LT_TEST(format)
     dt.year = 12345; /* out of the fixed-width range: printf's widths */
     CHECK_INT(lt_date_fmt_day(&dt, buf, sizeof(buf)), 11);
     CHECK_STR(buf, "12345-03-09");
+    dt.year = -1;
+    CHECK_INT(lt_date_fmt_day(&dt, buf, sizeof(buf)), 10);
+    CHECK_STR(buf, "-001-03-09");
 }
 
 /* The hand-written digits agree with printf for every second of 1999-2001
