@@ -7,7 +7,8 @@ stream, replicated with fresh ids), then in the same run:
   2. ltvsync-normalizer pinned to the same core, from the beginning.
 Prints rows/s of both, their ratio and the normalizer's peak RSS.
 Env: LTVSYNC_BIN_DIR (a Release build), BENCH_ROWS (default 200000),
-BENCH_CORE (default 1), BENCH_REPEAT (default 3: copy and normalizer run in
+BENCH_CORE (default 1; redis-server and the devbroker are pinned to the other
+cores, so neither side of the comparison shares its core with them), BENCH_REPEAT (default 3: copy and normalizer run in
 turn that many times, medians reported), BENCH_COPY_CODEC (the copy's output
 codec, default lz4 as the normalizer), BENCH_NORM_ENV / BENCH_NORM_ENV_ALT (NAME=VALUE for the
 normalizer; ALT on every second run, an A/B in one stack), BENCH_DUMP (a path: the
@@ -56,6 +57,14 @@ def make_rows(dump):
                 break
         rnd += 1
     return out
+
+
+def pin_elsewhere(pid):
+    """Every thread of pid onto the cores other than CORE (when there are)."""
+    others = sorted(os.sched_getaffinity(0) - {int(CORE)})
+    if others:
+        subprocess.run(["taskset", "-apc", ",".join(map(str, others)), str(pid)],
+                       check=True, capture_output=True)
 
 
 def metric(proc, name):
@@ -110,7 +119,8 @@ def run_normalizer(st, run):
         k, v = spec.split("=", 1)
         env[k] = v
     p = st.start_service("ltvsync-normalizer", env=env)
-    p_set = subprocess.run(["taskset", "-pc", CORE, str(p.pid)], capture_output=True)
+    # every thread: librdkafka's may exist already
+    p_set = subprocess.run(["taskset", "-apc", CORE, str(p.pid)], capture_output=True)
     assert p_set.returncode == 0, p_set.stderr
     # the clock starts at the first processed row (group join excluded) ...
     wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") > 0, 60,
@@ -124,7 +134,7 @@ def run_normalizer(st, run):
     cpu0 = cpu_seconds(p.pid)
     first = metric(p, "ltvsync_normalizer_rows_total")
     wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") >= ROWS,
-               240, "all rows", interval=0.05)
+               240, "all rows", interval=0.01)
     dt = time.monotonic() - t0
     cpu = cpu_seconds(p.pid) - cpu0
     if perf:
@@ -146,6 +156,9 @@ def dump_events(bootstrap, path):
 
 
 def main():
+    others = os.sched_getaffinity(0) - {int(CORE)}
+    if others:
+        os.sched_setaffinity(0, others)  # this process's polling stays off CORE too
     rows_only = sys.argv[2] if len(sys.argv) > 2 and sys.argv[1] == "--rows-only" else None
     with Stack("bench-norm") as st:
         sim = st.start_crmsim(customers=400, start="2024-10-25", days=150, seed=11,
@@ -156,8 +169,10 @@ def main():
             with open(rows_only, "w") as f:
                 f.writelines(v + "\n" for _, v in make_rows(dump))
             return
-        st.start_redis()
+        redis = st.start_redis()
         broker = st.start_devbroker(partitions=32)
+        pin_elsewhere(redis.pid)
+        pin_elsewhere(broker.pid)
         doc = {"id": INTEG.id, "brand": INTEG.brand, "api_username": "u",
                "password_ref": "env:X", "account_name": "b", "account_username": "b",
                "timezone": INTEG.tz, "currency": "USD", "import_from": "2024-10-25"}
