@@ -156,7 +156,7 @@ void lt_event_index(const cJSON *rec, fields_t *fx)
 {
     const cJSON *it;
     memset(fx, 0, sizeof(*fx));
-    if (!cJSON_IsObject(rec))
+    if (!lt_j_is_object(rec))
         return;
     cJSON_ArrayForEach(it, rec) {
         int k = it->string ? field_of(it->string) : -1;
@@ -196,7 +196,7 @@ static int get_id(const cJSON *it, char out[ID_MAX])
 static int opt_id(const cJSON *it, char out[ID_MAX])
 {
     out[0] = '\0';
-    if (!it || cJSON_IsNull(it) || (cJSON_IsString(it) && it->valuestring[0] == '\0'))
+    if (!it || lt_j_is_null(it) || (lt_j_is_string(it) && it->valuestring[0] == '\0'))
         return 0;
     return get_id(it, out);
 }
@@ -204,7 +204,7 @@ static int opt_id(const cJSON *it, char out[ID_MAX])
 /* A non-empty string value, else NULL. */
 static const char *opt_str(const cJSON *it)
 {
-    return cJSON_IsString(it) && it->valuestring && it->valuestring[0] ? it->valuestring
+    return lt_j_is_string(it) && it->valuestring && it->valuestring[0] ? it->valuestring
                                                                         : NULL;
 }
 
@@ -216,9 +216,9 @@ static lt_err_t get_amount(const cJSON *it, const char *key, int exponent,
 {
     char num[40], why[96];
     const char *s = num;
-    if (cJSON_IsString(it) && it->valuestring) {
+    if (lt_j_is_string(it) && it->valuestring) {
         s = it->valuestring;
-    } else if (cJSON_IsNumber(it) && isfinite(it->valuedouble)) {
+    } else if (lt_j_is_number(it) && isfinite(it->valuedouble)) {
         snprintf(num, sizeof(num), "%.15g", it->valuedouble);
         if (strtod(num, NULL) != it->valuedouble || strchr(num, 'e'))
             return fail(errstr, errlen, "%s: number not exactly decimal", key);
@@ -236,8 +236,8 @@ static lt_err_t get_amount(const cJSON *it, const char *key, int exponent,
 static int get_flag(const cJSON *it)
 {
     long long v;
-    if (cJSON_IsBool(it))
-        return cJSON_IsTrue(it);
+    if (lt_j_is_bool(it))
+        return lt_j_is_true(it);
     return lt_json_item_int(it, &v) == 0 && v != 0;
 }
 
@@ -377,7 +377,7 @@ static void collect_products(row_t *r)
 {
     char id[ID_MAX];
     const cJSON *items = FX(r, F_ITEMS), *it;
-    const cJSON *list = cJSON_IsObject(items) || cJSON_IsArray(items) ? items : NULL;
+    const cJSON *list = lt_j_is_object(items) || lt_j_is_array(items) ? items : NULL;
     size_t len = 1;
     int n = 0, fits = 1;
     r->products[0] = '[';
@@ -454,7 +454,7 @@ static int name_is(const char *s, const char *const *names, size_t n)
 /* The string value of it, or NULL (lt_json_str on an item). */
 static const char *str_of(const cJSON *it)
 {
-    return cJSON_IsString(it) ? it->valuestring : NULL;
+    return lt_j_is_string(it) ? it->valuestring : NULL;
 }
 
 static const char *payment_subtype(const row_t *r)
@@ -474,7 +474,7 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
     const lt_cb_state_t *st = r->in->cb;
     int flag = get_flag(FX(r, F_CB_FLAG)), day_only = 0;
     const char *cbdate = opt_str(FX(r, F_CB_DATE));
-    int by_cb = opt_str(FX(r, F_CB_AMOUNT)) || cJSON_IsNumber(FX(r, F_CB_AMOUNT));
+    int by_cb = opt_str(FX(r, F_CB_AMOUNT)) || lt_j_is_number(FX(r, F_CB_AMOUNT));
     const char *amount_key = by_cb ? "chargebackAmount" : "totalAmount";
     *has = 0;
     if (flag) {
@@ -638,7 +638,7 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
     row_t r;
     lt_err_t err;
     list_reset(out);
-    if (!cJSON_IsObject(in->record) || (unsigned)in->stream >= LT_STREAM_COUNT || !in->tz)
+    if (!lt_j_is_object(in->record) || (unsigned)in->stream >= LT_STREAM_COUNT || !in->tz)
         return fail(errstr, errlen, "record is not an object");
     if ((err = row_init(&r, in, errstr, errlen)) != LT_OK)
         return err;
@@ -681,7 +681,7 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
     const char *du;
     int type;
     memset(out, 0, sizeof(*out));
-    if (stream != LT_STREAM_TRANSACTIONS || !cJSON_IsObject(record))
+    if (stream != LT_STREAM_TRANSACTIONS || !lt_j_is_object(record))
         return -1;
     if (fields)
         fx = *fields;

@@ -52,7 +52,7 @@ const char *lt_json_str(const cJSON *obj, const char *key)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
 
-    return cJSON_IsString(it) ? it->valuestring : NULL;
+    return lt_j_is_string(it) ? it->valuestring : NULL;
 }
 
 /* Strict decimal: optional '-', 1..18 digits, nothing else. */
@@ -90,9 +90,9 @@ int lt_json_int(const cJSON *obj, const char *key, long long *out)
 
 int lt_json_item_int(const cJSON *it, long long *out)
 {
-    if (cJSON_IsNumber(it))
+    if (lt_j_is_number(it))
         return number_as_int(it, out);
-    if (cJSON_IsString(it) && it->valuestring)
+    if (lt_j_is_string(it) && it->valuestring)
         return parse_decimal(it->valuestring, out);
     return -1;
 }
@@ -109,11 +109,11 @@ int lt_json_item_id(const cJSON *it, char *buf, size_t buflen)
 
     if (!buf || buflen == 0)
         return -1;
-    if (cJSON_IsString(it) && it->valuestring) {
+    if (lt_j_is_string(it) && it->valuestring) {
         n = strlen(it->valuestring);
         if (n < buflen)
             memcpy(buf, it->valuestring, n + 1);
-    } else if (cJSON_IsNumber(it) && number_as_int(it, &v) == 0) {
+    } else if (lt_j_is_number(it) && number_as_int(it, &v) == 0) {
         char num[24], *d = num + sizeof(num); /* |v| <= 2^53: no overflow */
         unsigned long long u = v < 0 ? (unsigned long long)-v : (unsigned long long)v;
         do

@@ -6,6 +6,20 @@
 #include <stddef.h>
 #include <cjson/cJSON.h>
 
+/* Type tests inline, as cJSON_Is* (NULL is none of them): the library's are
+ * calls into the shared object, and the per-row paths make dozens per row. */
+static inline int lt_j_type(const cJSON *it)
+{
+    return it ? it->type & 0xFF : cJSON_Invalid;
+}
+#define lt_j_is_string(it) (lt_j_type(it) == cJSON_String)
+#define lt_j_is_number(it) (lt_j_type(it) == cJSON_Number)
+#define lt_j_is_object(it) (lt_j_type(it) == cJSON_Object)
+#define lt_j_is_array(it) (lt_j_type(it) == cJSON_Array)
+#define lt_j_is_null(it) (lt_j_type(it) == cJSON_NULL)
+#define lt_j_is_true(it) (lt_j_type(it) == cJSON_True)
+#define lt_j_is_bool(it) ((lt_j_type(it) & (cJSON_True | cJSON_False)) != 0)
+
 /* Parses exactly len bytes (no NUL needed). Fails with a reason in errstr
  * when len > max_len, the JSON is invalid (with the byte offset), or bytes
  * trail the value. Caller frees with cJSON_Delete(). */
