@@ -148,6 +148,13 @@ static inline void *arena_alloc(lt_jarena_t *a, size_t n)
     return arena_alloc_slow(a, n);
 }
 
+void *lt_jarena_alloc(lt_jarena_t *a, size_t n)
+{
+    if (n > SIZE_MAX - 15)
+        return NULL;
+    return arena_alloc(a, n ? ALIGN16(n) : 16);
+}
+
 /* Byte classes of the copy. */
 #define C_STR 1 /* ends a plain string run: control byte, '"', '\\' */
 #define C_WS 2  /* JSON whitespace */

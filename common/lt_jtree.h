@@ -52,6 +52,9 @@ lt_jarena_t *lt_jarena_new(void);
 void lt_jarena_reset(lt_jarena_t *a);
 /* Frees the arena and every tree in it. NULL ok. */
 void lt_jarena_destroy(lt_jarena_t *a);
+/* n bytes (16-byte aligned) from a, alive until its reset or destroy; for
+ * data that lives as long as the trees. NULL on OOM. */
+void *lt_jarena_alloc(lt_jarena_t *a, size_t n);
 /* Bytes held by the arena's chunks (for metrics and benchmarks). */
 size_t lt_jarena_bytes(const lt_jarena_t *a);
 

@@ -233,6 +233,13 @@ lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void 
     return rc;
 }
 
+lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key,
+                              size_t keylen, const void *val, size_t vallen,
+                              lt_batch_t *batch, char *errstr, size_t errlen)
+{
+    return produce(p, topic, key, keylen, val, vallen, 0, batch, errstr, errlen);
+}
+
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -243,6 +250,12 @@ lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms)
     if (atomic_load(&batch->pending) > 0 || atomic_load(&batch->failed) > 0)
         return LT_ERR_RETRIABLE;
     return LT_OK;
+}
+
+lt_err_t lt_producer_flush(lt_producer_t *p, int timeout_ms)
+{
+    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? LT_OK
+                                                                            : LT_ERR_RETRIABLE;
 }
 
 void lt_producer_poll(lt_producer_t *p, int timeout_ms)
@@ -274,13 +287,18 @@ rd_kafka_t *lt_producer_handle(lt_producer_t *p)
 /* reader: a group-less reader of whole partitions (lt_kafka_read_all) that
  * never commits and reports partition EOF. */
 static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id,
-                                int reader, char *errstr, size_t errlen)
+                                int reader, const char *const *tuning, char *errstr,
+                                size_t errlen)
 {
     /* session.timeout.ms: librdkafka's 45 s default also delays a restarted
      * member's assignment that long on the devbroker's mock coordinator. */
-    static const char *const defaults[] = {
+    const char *defaults[16] = {
         "enable.auto.commit", "true", "auto.offset.reset", "earliest",
-        "session.timeout.ms", "10000", NULL, NULL};
+        "session.timeout.ms", "10000"};
+    for (size_t i = 6; tuning && *tuning && i + 2 < 16; i += 2, tuning += 2) {
+        defaults[i] = tuning[0];
+        defaults[i + 1] = tuning[1];
+    }
     rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", defaults, errstr, errlen);
     rd_kafka_t *rk;
 
@@ -312,6 +330,14 @@ lt_consumer_t *lt_consumer_new(const lt_config_t *cfg, const char *group_id,
                                const char *const *topics, size_t ntopics,
                                char *errstr, size_t errlen)
 {
+    return lt_consumer_new_tuned(cfg, group_id, topics, ntopics, NULL, errstr, errlen);
+}
+
+lt_consumer_t *lt_consumer_new_tuned(const lt_config_t *cfg, const char *group_id,
+                                     const char *const *topics, size_t ntopics,
+                                     const char *const *tuning, char *errstr,
+                                     size_t errlen)
+{
     lt_consumer_t *c = calloc(1, sizeof(*c));
     rd_kafka_topic_partition_list_t *subs = NULL;
     rd_kafka_resp_err_t err;
@@ -321,7 +347,7 @@ lt_consumer_t *lt_consumer_new(const lt_config_t *cfg, const char *group_id,
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
-    if (!(c->rk = consumer_new(cfg, group_id, 0, errstr, errlen)))
+    if (!(c->rk = consumer_new(cfg, group_id, 0, tuning, errstr, errlen)))
         goto fail;
     subs = rd_kafka_topic_partition_list_new((int)ntopics);
     for (i = 0; i < ntopics; i++)
@@ -631,7 +657,7 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
                            lt_kafka_read_fn fn, void *opaque, int timeout_ms,
                            char *errstr, size_t errlen)
 {
-    rd_kafka_t *rk = consumer_new(cfg, NULL, 1, errstr, errlen);
+    rd_kafka_t *rk = consumer_new(cfg, NULL, 1, NULL, errstr, errlen);
     rd_kafka_topic_partition_list_t *assign = NULL;
     lt_read_part_t *parts = NULL;
     lt_err_t rc = LT_ERR_RETRIABLE;

@@ -48,11 +48,21 @@ lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
 lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key,
                                 size_t keylen, void *val, size_t vallen,
                                 lt_batch_t *batch, char *errstr, size_t errlen);
+/* As lt_producer_send, but neither copies nor frees val: the caller keeps it
+ * unchanged until the message's delivery report (batch->pending has counted
+ * it down) or until this producer is destroyed, whichever comes first. */
+lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key,
+                              size_t keylen, const void *val, size_t vallen,
+                              lt_batch_t *batch, char *errstr, size_t errlen);
 /* Serves delivery reports until batch->pending is 0 or timeout_ms passes.
  * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms);
 /* Serves delivery reports and logs once. */
 void lt_producer_poll(lt_producer_t *p, int timeout_ms);
+/* Sends what linger.ms holds back now and waits (up to timeout_ms) until
+ * every message is acknowledged, serving delivery reports: for the last
+ * batch before the input goes idle. LT_OK when nothing is left in flight. */
+lt_err_t lt_producer_flush(lt_producer_t *p, int timeout_ms);
 /* Flushes (up to timeout_ms) and destroys; accepts NULL. */
 void lt_producer_destroy(lt_producer_t *p, int timeout_ms);
 rd_kafka_t *lt_producer_handle(lt_producer_t *p);
@@ -63,6 +73,12 @@ typedef struct lt_consumer_s lt_consumer_t;
 lt_consumer_t *lt_consumer_new(const lt_config_t *cfg, const char *group_id,
                                const char *const *topics, size_t ntopics,
                                char *errstr, size_t errlen);
+/* As lt_consumer_new with property defaults of the caller's (NULL-terminated
+ * name, value pairs, at most 4); <prefix>* pass-through settings override. */
+lt_consumer_t *lt_consumer_new_tuned(const lt_config_t *cfg, const char *group_id,
+                                     const char *const *topics, size_t ntopics,
+                                     const char *const *tuning, char *errstr,
+                                     size_t errlen);
 /* Returns a message (caller destroys with rd_kafka_message_destroy) or NULL
  * on timeout. Consumer errors are logged (rate-limited) and return NULL;
  * partition EOF is not an error. */

@@ -61,7 +61,7 @@ static void parse_msg(norm_t *n, lt_jarena_t *arena, norm_msg_t *m)
     stream = lt_json_str(m->env, "stream");
     m->fetched_at = lt_json_str(m->env, "fetched_at");
     m->record = cJSON_GetObjectItemCaseSensitive(m->env, "record");
-    if (!iid || !stream || !cJSON_IsObject(m->record))
+    if (!iid || !stream || !lt_j_is_object(m->record))
         set_reason(m, "envelope: integration_id, stream and record are required", NULL);
     else if ((int)(m->stream = (lt_stream_t)lt_stream_parse(stream, strlen(stream))) < 0)
         set_reason(m, "envelope: unknown stream", NULL);
@@ -77,7 +77,7 @@ static void parse_msg(norm_t *n, lt_jarena_t *arena, norm_msg_t *m)
     }
 }
 
-static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, norm_counts_t *c)
+static lt_err_t send_events(norm_t *n, norm_batch_t *b, norm_msg_t *m, lt_event_list_t *evs)
 {
     char err[256];
     lt_cb_state_t st;
@@ -96,17 +96,20 @@ static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, norm
         set_reason(m, "record", err);
         return rc;
     }
+    norm_counts_t *c = &b->c;
     c->partial += evs->note == LT_EVENT_NOTE_PARTIAL_ORDER;
     c->authorize += evs->note == LT_EVENT_NOTE_AUTHORIZE;
     c->reference += evs->note == LT_EVENT_NOTE_REFERENCE;
     for (size_t i = 0; i < evs->n; i++) {
-        /* A copy of our own, handed over: smaller allocations than F_COPY's. */
-        char *val = malloc(evs->ev[i].len ? evs->ev[i].len : 1);
+        /* Copied into the batch's output arena and sent by reference: it
+         * outlives the acks (reset only once they are all in), and no
+         * malloc/free per event. */
+        char *val = lt_jarena_alloc(b->out, evs->ev[i].len);
         if (!val)
             return LT_ERR_RETRIABLE;
         memcpy(val, evs->ev[i].json, evs->ev[i].len);
-        rc = lt_producer_send_owned(n->prod, n->topic_events, evs->key, evs->keylen, val,
-                                    evs->ev[i].len, n->out, err, sizeof(err));
+        rc = lt_producer_send_ref(n->prod, n->topic_events, evs->key, evs->keylen, val,
+                                  evs->ev[i].len, n->out, err, sizeof(err));
         if (rc != LT_OK) {
             lt_warn("produce event: %s", err);
             return LT_ERR_RETRIABLE;
@@ -119,9 +122,9 @@ static lt_err_t send_events(norm_t *n, norm_msg_t *m, lt_event_list_t *evs, norm
 
 /* Produces the outputs of messages [from, to); LT_ERR_RETRIABLE when a send
  * failed. */
-static lt_err_t produce_range(norm_t *n, norm_batch_t *b, size_t from, size_t to,
-                              norm_counts_t *c)
+static lt_err_t produce_range(norm_t *n, norm_batch_t *b, size_t from, size_t to)
 {
+    norm_counts_t *c = &b->c;
     lt_event_list_t evs = {0};
     lt_err_t rc = LT_OK;
     char err[256];
@@ -131,7 +134,7 @@ static lt_err_t produce_range(norm_t *n, norm_batch_t *b, size_t from, size_t to
             continue;
         c->rows++;
         if (!m->reason[0])
-            rc = send_events(n, m, &evs, c);
+            rc = send_events(n, b, m, &evs);
         if (rc == LT_ERR_PERMANENT || (rc == LT_OK && m->reason[0])) {
             rc = norm_dlq_send(n, m, err, sizeof(err));
             c->dlq++;
@@ -177,18 +180,22 @@ static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
     return 0;
 }
 
-static void parse_range(norm_t *n, norm_batch_t *b, size_t from, size_t to)
+/* Parses chunk [from, to) into arena (reset first: the chunk it held two
+ * chunks ago is produced). */
+static void parse_chunk(norm_t *n, norm_batch_t *b, lt_jarena_t *arena, size_t from, size_t to)
 {
+    lt_jarena_reset(arena);
     for (size_t i = from; i < to; i++)
-        parse_msg(n, b->arena, &b->msgs[i]);
+        parse_msg(n, arena, &b->msgs[i]);
 }
 
 /* One attempt: every output of b handed to the producer (or a failure noted
  * in b->produced), NORM_CHUNK rows at a time with Redis overlapped: chunk
  * k's chargeback lookup is on the wire while chunk k+1 is parsed, and k+1's
  * while k is produced. A failed lookup falls back to fetch_state (the script
- * is idempotent for rows it has seen, so a retry may run it again). The
- * trees live until the batch is produced. -1 on shutdown while Redis was
+ * is idempotent for rows it has seen, so a retry may run it again). Chunk k's
+ * trees are in arena k % 2, alive until k is produced: two chunks of trees
+ * at a time, small enough to stay in cache. -1 on shutdown while Redis was
  * unavailable (nothing may be stored). */
 static int produce(norm_t *n, norm_batch_t *b)
 {
@@ -200,16 +207,22 @@ static int produce(norm_t *n, norm_batch_t *b)
     atomic_store(&b->acks.first_err, 0);
     n->out = &b->acks;
     b->produced = LT_OK;
-    if (!b->arena && !(b->arena = lt_jarena_new())) {
-        lt_error("out of memory for parse trees");
+    for (int k = 0; k < 2; k++)
+        if (!b->arena[k] && !(b->arena[k] = lt_jarena_new())) {
+            lt_error("out of memory for parse trees");
+            return -1;
+        }
+    if (!b->out && !(b->out = lt_jarena_new())) {
+        lt_error("out of memory for events");
         return -1;
     }
-    size_t from = 0, to = b->count < NORM_CHUNK ? b->count : NORM_CHUNK;
-    parse_range(n, b, 0, to);
+    lt_jarena_reset(b->out); /* every ack of the last attempt is in (settle) */
+    size_t from = 0, to = b->count < NORM_CHUNK ? b->count : NORM_CHUNK, k = 0;
+    parse_chunk(n, b, b->arena[0], 0, to);
     sent = norm_cb_send(n, b->msgs, to, &call) == 0;
     while (from < b->count) {
         size_t next = to + NORM_CHUNK < b->count ? to + NORM_CHUNK : b->count;
-        parse_range(n, b, to, next);
+        parse_chunk(n, b, b->arena[(k + 1) % 2], to, next);
         if (!(sent && norm_cb_recv(n, &call) == 0) &&
             fetch_state(n, b->msgs + from, to - from) != 0) {
             rc = -1;
@@ -217,9 +230,10 @@ static int produce(norm_t *n, norm_batch_t *b)
         }
         sent = next > to && norm_cb_send(n, b->msgs + to, next - to, &call) == 0;
         if (b->produced == LT_OK)
-            b->produced = produce_range(n, b, from, to, &b->c);
+            b->produced = produce_range(n, b, from, to);
         from = to;
         to = next;
+        k++;
     }
     if (sent)
         norm_cb_recv(n, &call); /* shutdown: drain the one in flight */
@@ -227,7 +241,8 @@ static int produce(norm_t *n, norm_batch_t *b)
         b->msgs[i].env = b->msgs[i].record = NULL;
         b->msgs[i].fetched_at = NULL;
     }
-    lt_jarena_reset(b->arena);
+    lt_jarena_reset(b->arena[0]);
+    lt_jarena_reset(b->arena[1]);
     return rc;
 }
 
@@ -238,6 +253,10 @@ int norm_batch_start(norm_t *n, norm_batch_t *b)
 
 int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
 {
+    /* The input is idle: do not let linger.ms hold back b's last messages.
+     * A nudge: whatever is still in flight after it, settle() waits for. */
+    if (!next)
+        lt_producer_flush(n->prod, 1000);
     if (settle(n, b) == 0) {
         apply_counts(n, &b->c);
         return 0;

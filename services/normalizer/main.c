@@ -47,13 +47,13 @@ static void register_metrics(norm_metrics_t *m)
                                                "reads of the integrations topic", NULL);
 }
 
-/* Takes up to NORM_BATCH_MAX messages or NORM_BATCH_BYTES: waits for the
- * first, not the rest. */
-static size_t collect(norm_t *n, norm_msg_t *msgs)
+/* Takes up to NORM_BATCH_MAX messages or NORM_BATCH_BYTES: waits up to
+ * wait_ms for the first, not for the rest. */
+static size_t collect(norm_t *n, norm_msg_t *msgs, int wait_ms)
 {
     size_t count = 0, bytes = 0;
     while (count < NORM_BATCH_MAX && bytes < NORM_BATCH_BYTES && !lt_signal_stop) {
-        rd_kafka_message_t *rkm = lt_consumer_poll(n->cons, count ? 0 : 100);
+        rd_kafka_message_t *rkm = lt_consumer_poll(n->cons, count ? 0 : wait_ms);
         if (!rkm)
             break;
         if (rkm->err) {
@@ -101,13 +101,16 @@ static void store_and_free(norm_t *n, norm_batch_t *b)
 /* Two slots in turn: batch N+1 is made and produced while N's acks are on
  * their way; N's offsets are stored once N is acknowledged, N+1's only after
  * that. prev is the batch awaiting its acks. */
+static norm_batch_t slots[NORM_SLOTS];
+
 static int run(norm_t *n)
 {
-    static norm_batch_t slots[NORM_SLOTS];
     norm_batch_t *prev = NULL;
     for (int k = 0; !lt_signal_stop || prev; k = (k + 1) % NORM_SLOTS) {
         norm_batch_t *cur = &slots[k];
-        cur->count = lt_signal_stop ? 0 : collect(n, cur->msgs);
+        /* With a batch awaiting acks, no input right now means idle: settle
+         * it at once (norm_batch_settle flushes) rather than after a wait. */
+        cur->count = lt_signal_stop ? 0 : collect(n, cur->msgs, prev ? 0 : 100);
         norm_integ_refresh(n);
         if (cur->count && norm_batch_start(n, cur) != 0) {
             lt_info("shutdown before a batch of %zu rows was produced; it will be redelivered",
@@ -131,10 +134,6 @@ static int run(norm_t *n)
         if (rc == 1)
             store_and_free(n, next);
         prev = rc == 1 ? NULL : next;
-    }
-    for (int k = 0; k < NORM_SLOTS; k++) {
-        lt_jarena_destroy(slots[k].arena);
-        slots[k].arena = NULL;
     }
     return 0;
 }
@@ -166,8 +165,15 @@ static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
         return -1;
     if (norm_integ_load(n) != 0)
         lt_warn("integrations not readable yet; retrying when rows arrive");
-    n->cons = lt_consumer_new(cfg, group && *group ? group : "ltvsync-normalizer", topics, 1,
-                              err, errlen);
+    /* librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages
+     * (100,000) or queued.max.messages.kbytes (64 MiB) and looks again only
+     * after up to 1 s (fetch.queue.backoff.ms came in 2.2). 64 MiB of raw
+     * rows is 0.7 s of work: in a backlog the loop then sat idle 0.3-0.5 s
+     * per refill (bench/normalizer.sh). With 128 MiB the count binds first
+     * for rows under 1.3 KB: 100,000 rows, 1 s of work. */
+    static const char *const cons_tuning[] = {"queued.max.messages.kbytes", "131072", NULL};
+    n->cons = lt_consumer_new_tuned(cfg, group && *group ? group : "ltvsync-normalizer",
+                                    topics, 1, cons_tuning, err, errlen);
     n->ready = n->cons != NULL && lt_redis_ping(n->redis);
     return n->cons ? 0 : -1;
 }
@@ -200,6 +206,12 @@ end:
     lt_httpd_stop(httpd);
     lt_consumer_destroy(n.cons); /* commits the stored offsets */
     lt_producer_destroy(n.prod, 10000);
+    /* Only now: unacknowledged events still point into the slots' arenas. */
+    for (int k = 0; k < NORM_SLOTS; k++) {
+        lt_jarena_destroy(slots[k].arena[0]);
+        lt_jarena_destroy(slots[k].arena[1]);
+        lt_jarena_destroy(slots[k].out);
+    }
     lt_redis_destroy(n.redis);
     norm_integ_clear(&n);
     lt_config_destroy(cfg);

@@ -57,7 +57,7 @@ typedef struct {
 /* One raw message in a batch, parsed once. */
 typedef struct {
     rd_kafka_message_t *rkm;
-    const cJSON *env;        /* parsed envelope (batch arena), only while its chunk is made */
+    const cJSON *env;        /* parsed envelope (a chunk arena), only while its chunk is made */
     const cJSON *record;     /* inside env */
     lt_event_fields_t fields; /* of record */
     norm_integ_t integ;      /* a copy: the map may reload mid-batch */
@@ -80,7 +80,8 @@ typedef struct {
 typedef struct {
     norm_msg_t msgs[NORM_BATCH_MAX];
     size_t count;
-    lt_jarena_t *arena; /* parse trees of the chunk in hand (lt_jtree) */
+    lt_jarena_t *arena[2]; /* parse trees (lt_jtree) of chunks 2k and 2k+1 */
+    lt_jarena_t *out;      /* events sent by reference: kept until acknowledged */
     lt_batch_t acks;
     lt_err_t produced;  /* LT_OK when every output was handed to the producer */
     norm_counts_t c;    /* of the last produce, applied once acknowledged */
