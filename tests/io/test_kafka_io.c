@@ -1,6 +1,9 @@
 /* Driver of lt_kafka for tests/integration/test_common_io.py (not a ctest
  * test itself). Configuration from the environment (LTVSYNC_KAFKA_*).
  *   test_kafka_io produce TOPIC N TAG   -> "delivered=N failed=F rc=NAME"
+ *   test_kafka_io produce-ref TOPIC N TAG  the same, values sent by reference
+ *                                          (lt_producer_send_ref), kept until
+ *                                          the acks and then overwritten
  *   test_kafka_io consume TOPIC GROUP N -> "msg P O KEY VALUE" lines (stored
  *                                          and committed), then "consumed=N"
  *   test_kafka_io create TOPIC P        -> "rc=NAME err=..."
@@ -12,9 +15,10 @@
 #include "lt_log.h"
 
 static int produce(const lt_config_t *cfg, const char *topic, int n,
-                   const char *tag)
+                   const char *tag, int by_ref)
 {
     char errstr[512] = "", key[32], val[128];
+    char (*vals)[128] = by_ref ? calloc((size_t)(n > 0 ? n : 1), sizeof(*vals)) : NULL;
     lt_batch_t batch = {0};
     lt_producer_t *p = lt_producer_new(cfg, "KAFKA_", errstr, sizeof(errstr));
     lt_err_t rc = LT_OK;
@@ -27,17 +31,26 @@ static int produce(const lt_config_t *cfg, const char *topic, int n,
     for (i = 0; i < n && rc == LT_OK; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         snprintf(val, sizeof(val), "%s-%d", tag, i);
-        rc = lt_producer_send(p, topic, key, strlen(key), val, strlen(val),
-                              &batch, errstr, sizeof(errstr));
+        if (vals) {
+            memcpy(vals[i], val, sizeof(val));
+            rc = lt_producer_send_ref(p, topic, key, strlen(key), vals[i], strlen(vals[i]),
+                                      &batch, errstr, sizeof(errstr));
+        } else {
+            rc = lt_producer_send(p, topic, key, strlen(key), val, strlen(val),
+                                  &batch, errstr, sizeof(errstr));
+        }
     }
     if (rc == LT_OK)
         rc = lt_producer_wait(p, &batch, 20000);
+    if (vals && atomic_load(&batch.pending) == 0) /* acked: no longer read */
+        memset(vals, 'X', (size_t)n * sizeof(*vals));
     printf("delivered=%ld failed=%ld pending=%ld rc=%s first_err=%s\n",
            (long)i - atomic_load(&batch.failed) - atomic_load(&batch.pending),
            (long)atomic_load(&batch.failed), (long)atomic_load(&batch.pending),
            lt_err_name(rc),
            rd_kafka_err2name((rd_kafka_resp_err_t)atomic_load(&batch.first_err)));
     lt_producer_destroy(p, 1000);
+    free(vals);
     return rc == LT_OK ? 0 : 1;
 }
 
@@ -96,8 +109,8 @@ int main(int argc, char **argv)
     if (lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")) >= 0)
         lt_log_init("kafka-io",
                     (lt_log_level_t)lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")));
-    if (argc == 5 && !strcmp(argv[1], "produce")) {
-        rc = produce(cfg, argv[2], atoi(argv[3]), argv[4]);
+    if (argc == 5 && (!strcmp(argv[1], "produce") || !strcmp(argv[1], "produce-ref"))) {
+        rc = produce(cfg, argv[2], atoi(argv[3]), argv[4], !strcmp(argv[1], "produce-ref"));
     } else if (argc == 5 && !strcmp(argv[1], "consume")) {
         rc = consume(cfg, argv[2], argv[3], atoi(argv[4]));
     } else if (argc == 4 && !strcmp(argv[1], "create")) {

@@ -447,6 +447,36 @@ LT_TEST(test_reset_reuse)
     lt_jarena_destroy(NULL);
 }
 
+/* lt_jarena_alloc: aligned, distinct, beside trees, any size; a reset
+ * hands the same memory out again. */
+LT_TEST(test_arena_alloc)
+{
+    lt_jarena_t *a = lt_jarena_new();
+    char *p1, *p2, *big, *again;
+    const cJSON *r;
+
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    p1 = lt_jarena_alloc(a, 5);
+    p2 = lt_jarena_alloc(a, 0);
+    CHECK(p1 && p2 && p1 != p2);
+    CHECK(((uintptr_t)p1 & 15) == 0 && ((uintptr_t)p2 & 15) == 0);
+    memcpy(p1, "abcd", 5);
+    r = lt_jtree_parse(a, "{\"k\":\"v\"}", 9, 100, err, sizeof(err));
+    CHECK(r && !strcmp(cJSON_GetObjectItemCaseSensitive(r, "k")->valuestring, "v"));
+    big = lt_jarena_alloc(a, (size_t)2 << 20); /* more than a chunk */
+    CHECK(big != NULL);
+    if (big)
+        memset(big, 'z', (size_t)2 << 20);
+    CHECK_STR(p1, "abcd"); /* untouched by the parse and the big block */
+    CHECK(lt_jarena_alloc(a, SIZE_MAX - 3) == NULL);
+    lt_jarena_reset(a);
+    again = lt_jarena_alloc(a, 5);
+    CHECK(again == p1);
+    lt_jarena_destroy(a);
+}
+
 static void nest(char *buf, int levels, int objects)
 {
     size_t n = 0;
@@ -870,6 +900,7 @@ int main(void)
     LT_RUN(test_strict);
     LT_RUN(test_no_overread);
     LT_RUN(test_reset_reuse);
+    LT_RUN(test_arena_alloc);
     LT_RUN(test_depth);
     LT_RUN(test_differential);
     LT_RUN(test_mutated);
