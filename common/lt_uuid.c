@@ -28,41 +28,66 @@ static uint32_t load_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* f and K of round t (FIPS 180-4 section 4.1.1 and 4.2.1). */
-static uint32_t round_fk(unsigned t, uint32_t b, uint32_t c, uint32_t d)
-{
-    if (t < 20)
-        return ((b & c) | (~b & d)) + 0x5a827999u;
-    if (t < 40)
-        return (b ^ c ^ d) + 0x6ed9eba1u;
-    if (t < 60)
-        return ((b & c) | (b & d) | (c & d)) + 0x8f1bbcdcu;
-    return (b ^ c ^ d) + 0xca62c1d6u;
-}
+/* One 64-byte block (FIPS 180-4 section 6.1.2), fully unrolled: the five
+ * working variables rotate roles from step to step instead of moving, the
+ * schedule is a 16-word ring (W[t] overwrites W[t-16]), and every index is a
+ * constant. Ch and Maj in their fewer-operation forms. */
+#define SHA1_CH(b, c, d) ((d) ^ ((b) & ((c) ^ (d))))
+#define SHA1_PAR(b, c, d) ((b) ^ (c) ^ (d))
+#define SHA1_MAJ(b, c, d) (((b) & (c)) | ((d) & ((b) | (c))))
+#define SHA1_W(t)                                                                        \
+    ((t) < 16 ? w[(t) & 15]                                                              \
+              : (w[(t) & 15] = rol(w[((t) - 3) & 15] ^ w[((t) - 8) & 15] ^               \
+                                       w[((t) - 14) & 15] ^ w[(t) & 15],                 \
+                                   1)))
+#define SHA1_STEP(v, x, y, z, u, F, K, t)                                                \
+    do {                                                                                 \
+        u += rol(v, 5) + F(x, y, z) + (K) + SHA1_W(t);                                   \
+        x = rol(x, 30);                                                                  \
+    } while (0)
+#define SHA1_5(F, K, t)                                                                  \
+    do {                                                                                 \
+        SHA1_STEP(a, b, c, d, e, F, K, (t));                                             \
+        SHA1_STEP(e, a, b, c, d, F, K, (t) + 1);                                         \
+        SHA1_STEP(d, e, a, b, c, F, K, (t) + 2);                                         \
+        SHA1_STEP(c, d, e, a, b, F, K, (t) + 3);                                         \
+        SHA1_STEP(b, c, d, e, a, F, K, (t) + 4);                                         \
+    } while (0)
 
 static void sha1_block(sha1_t *s, const uint8_t *p)
 {
-    uint32_t w[80], a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3],
-             e = s->h[4], tmp;
+    uint32_t w[16], a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4];
 
     for (unsigned t = 0; t < 16; t++)
         w[t] = load_be32(p + 4 * t);
-    for (unsigned t = 16; t < 80; t++)
-        w[t] = rol(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
-    for (unsigned t = 0; t < 80; t++) {
-        tmp = rol(a, 5) + round_fk(t, b, c, d) + e + w[t];
-        e = d;
-        d = c;
-        c = rol(b, 30);
-        b = a;
-        a = tmp;
-    }
+    SHA1_5(SHA1_CH, 0x5a827999u, 0);
+    SHA1_5(SHA1_CH, 0x5a827999u, 5);
+    SHA1_5(SHA1_CH, 0x5a827999u, 10);
+    SHA1_5(SHA1_CH, 0x5a827999u, 15);
+    SHA1_5(SHA1_PAR, 0x6ed9eba1u, 20);
+    SHA1_5(SHA1_PAR, 0x6ed9eba1u, 25);
+    SHA1_5(SHA1_PAR, 0x6ed9eba1u, 30);
+    SHA1_5(SHA1_PAR, 0x6ed9eba1u, 35);
+    SHA1_5(SHA1_MAJ, 0x8f1bbcdcu, 40);
+    SHA1_5(SHA1_MAJ, 0x8f1bbcdcu, 45);
+    SHA1_5(SHA1_MAJ, 0x8f1bbcdcu, 50);
+    SHA1_5(SHA1_MAJ, 0x8f1bbcdcu, 55);
+    SHA1_5(SHA1_PAR, 0xca62c1d6u, 60);
+    SHA1_5(SHA1_PAR, 0xca62c1d6u, 65);
+    SHA1_5(SHA1_PAR, 0xca62c1d6u, 70);
+    SHA1_5(SHA1_PAR, 0xca62c1d6u, 75);
     s->h[0] += a;
     s->h[1] += b;
     s->h[2] += c;
     s->h[3] += d;
     s->h[4] += e;
 }
+#undef SHA1_5
+#undef SHA1_STEP
+#undef SHA1_W
+#undef SHA1_MAJ
+#undef SHA1_PAR
+#undef SHA1_CH
 
 static void sha1_init(sha1_t *s)
 {
