@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
-void lt_buf_put(lt_buf_t *b, const void *s, size_t n) {
+void lt_buf_put_slow(lt_buf_t *b, const void *s, size_t n) {
     if (b->oom)
         return;
     if (b->len + n + 1 > b->cap) {
@@ -33,12 +36,38 @@ static const unsigned char needs_escape[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     ['"'] = 1, ['\\'] = 1};
 
+/* Index of the first byte of p[0, len) needing an escape, or len. SSE2: 16
+ * bytes per step while 16 remain (no read past len), then byte by byte. */
+static size_t plain_prefix(const unsigned char *p, size_t len) {
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  ctl = _mm_set1_epi8(0x1f);
+    for (; len - i >= 16; i += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                 _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
+        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        if (bits)
+            return i + (size_t)__builtin_ctz(bits);
+    }
+#endif
+    while (i < len && !needs_escape[p[i]])
+        i++;
+    return i;
+}
+
 void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len) {
     const unsigned char *p = s;
-    size_t run = 0, i;
+    size_t run = 0, i = plain_prefix(p, len);
     char esc[8];
     lt_buf_put(b, "\"", 1);
-    for (i = 0; i < len; i++) {
+    if (i == len) { /* nothing to escape: the common case */
+        lt_buf_put(b, p, len);
+        lt_buf_put(b, "\"", 1);
+        return;
+    }
+    for (; i < len; i++) {
         unsigned char c = p[i];
         if (!needs_escape[c])
             continue;

@@ -7,6 +7,7 @@
 #define LT_BUF_H
 
 #include <stddef.h>
+#include <string.h>
 
 typedef struct {
     char *p;
@@ -14,7 +15,20 @@ typedef struct {
     int oom;
 } lt_buf_t;
 
-void lt_buf_put(lt_buf_t *b, const void *s, size_t n);
+/* Grows b (or notes oom) and appends; lt_buf_put's path when b is full. */
+void lt_buf_put_slow(lt_buf_t *b, const void *s, size_t n);
+/* Appends n bytes. Inline: event building makes ~50 small puts per row, most
+ * of them of a constant size the compiler turns into a few moves. */
+static inline void lt_buf_put(lt_buf_t *b, const void *s, size_t n)
+{
+    if (!b->oom && b->cap - b->len > n) { /* room for n bytes and the NUL */
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+        return;
+    }
+    lt_buf_put_slow(b, s, n);
+}
 void lt_buf_puts(lt_buf_t *b, const char *s);
 /* A JSON string of the len bytes at s: quotes, backslashes and control
  * bytes escaped; other bytes copied as they are (the caller ensures UTF-8). */
