@@ -4,9 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
 
 void lt_buf_put_slow(lt_buf_t *b, const void *s, size_t n) {
     if (b->oom)
@@ -36,18 +33,13 @@ static const unsigned char needs_escape[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     ['"'] = 1, ['\\'] = 1};
 
-/* Index of the first byte of p[0, len) needing an escape, or len. SSE2: 16
- * bytes per step while 16 remain (no read past len), then byte by byte. */
+/* Index of the first byte of p[0, len) needing an escape, or len: 16 bytes
+ * per step while 16 remain (no read past len), then byte by byte. */
 static size_t plain_prefix(const unsigned char *p, size_t len) {
     size_t i = 0;
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  ctl = _mm_set1_epi8(0x1f);
+#ifdef LT_JSON_SCAN16
     for (; len - i >= 16; i += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                 _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        unsigned bits = lt_json_special16(p + i);
         if (bits)
             return i + (size_t)__builtin_ctz(bits);
     }

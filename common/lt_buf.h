@@ -15,6 +15,24 @@ typedef struct {
     int oom;
 } lt_buf_t;
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#define LT_JSON_SCAN16 1
+/* Bit i set when p[i] of the 16 bytes at p ends a plain JSON string run: '"',
+ * '\\' or a control byte (< 0x20). All 16 bytes must be readable. Shared by
+ * lt_jtree's string scan and lt_buf_json_str; without SSE2 both go byte by
+ * byte (LT_JSON_SCAN16 undefined). */
+static inline unsigned lt_json_special16(const unsigned char *p)
+{
+    const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    __m128i m = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                             _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+    m = _mm_or_si128(m, _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
+    return (unsigned)_mm_movemask_epi8(m);
+}
+#endif
+
 /* Grows b (or notes oom) and appends; lt_buf_put's path when b is full. */
 void lt_buf_put_slow(lt_buf_t *b, const void *s, size_t n);
 /* Appends n bytes. Inline: event building makes ~50 small puts per row, most

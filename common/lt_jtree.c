@@ -14,9 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
+
+#include "lt_buf.h" /* lt_json_special16 */
 
 #if defined(__SANITIZE_ADDRESS__)
 #define LT_JTREE_ASAN 1
@@ -320,20 +319,14 @@ static char *parse_string_slow(jparse_t *jp, unsigned char *s, unsigned char *p,
 }
 
 /* The first byte at or after p that ends a plain run ('"', '\\' or a control
- * byte; the NUL after the copy is one). With SSE2, 16 bytes per step while
- * all 16 lie before jp->end (never a read past the copy, ASan's redzone
- * included), then byte by byte: most of a row's bytes are string bytes. */
+ * byte; the NUL after the copy is one): 16 bytes per step while all 16 lie
+ * before jp->end (never a read past the copy, ASan's redzone included), then
+ * byte by byte. Most of a row's bytes are string bytes. */
 static inline unsigned char *scan_plain(const jparse_t *jp, unsigned char *p)
 {
-#ifdef __SSE2__
-    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                  ctl = _mm_set1_epi8(0x1f);
-
+#ifdef LT_JSON_SCAN16
     while (jp->end - p >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-        __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                                 _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)); /* v <= 0x1f */
-        unsigned bits = (unsigned)_mm_movemask_epi8(m);
+        unsigned bits = lt_json_special16(p);
         if (bits)
             return p + __builtin_ctz(bits);
         p += 16;
