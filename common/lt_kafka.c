@@ -100,6 +100,17 @@ static int has_brokers(rd_kafka_conf_t *conf)
            sz > 1;
 }
 
+/* Appends the caller's NULL-terminated name, value pairs to defaults[16]
+ * after its first `used` entries, keeping a NULL pair at the end (pairs
+ * that do not fit are dropped; callers pass at most a few). */
+static void add_pairs(const char *defaults[16], size_t used, const char *const *tuning)
+{
+    for (size_t i = used; tuning && *tuning && i + 2 < 16; i += 2, tuning += 2) {
+        defaults[i] = tuning[0];
+        defaults[i + 1] = tuning[1];
+    }
+}
+
 /* A conf with logging, our defaults (kv pairs, NULL-terminated), then the
  * pass-throughs of `prefix` over them, so operators may override defaults.
  * lt_config_apply_kafka picks the brokers (downstream falls back to the main
@@ -154,10 +165,7 @@ lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
                                      size_t errlen)
 {
     const char *defaults[16] = {"compression.type", "zstd", "linger.ms", "5"};
-    for (size_t i = 4; tuning && *tuning && i + 2 < 16; i += 2, tuning += 2) {
-        defaults[i] = tuning[0];
-        defaults[i + 1] = tuning[1];
-    }
+    add_pairs(defaults, 4, tuning);
     static const char *const forced[] = {
         "enable.idempotence", "true", "acks", "all", NULL, NULL};
     rd_kafka_conf_t *conf = conf_for(cfg, prefix, defaults, errstr, errlen);
@@ -295,10 +303,7 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id,
     const char *defaults[16] = {
         "enable.auto.commit", "true", "auto.offset.reset", "earliest",
         "session.timeout.ms", "10000"};
-    for (size_t i = 6; tuning && *tuning && i + 2 < 16; i += 2, tuning += 2) {
-        defaults[i] = tuning[0];
-        defaults[i + 1] = tuning[1];
-    }
+    add_pairs(defaults, 6, tuning);
     rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", defaults, errstr, errlen);
     rd_kafka_t *rk;
 
