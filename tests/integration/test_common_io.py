@@ -368,6 +368,17 @@ def test_kafka(st):
         sorted((b"k%d" % i, b"r-%d" % i) for i in range(300))
 
 
+def test_consumer_tuning(st):
+    """lt_consumer_new_tuned: the caller's default applies, and a
+    LTVSYNC_KAFKA_* setting still overrides it."""
+    topic = unique_name("tuned")
+    d = kafka_io(st, "tunedconf", topic)
+    assert d.returncode == 0 and "queued.max.messages.kbytes=131072" in d.stdout, d
+    o = kafka_io(st, "tunedconf", topic,
+                 env={"LTVSYNC_KAFKA_QUEUED_MAX_MESSAGES_KBYTES": "4096"})
+    assert o.returncode == 0 and "queued.max.messages.kbytes=4096" in o.stdout, o
+
+
 def test_kafka_broker_down(st):
     env = {"LTVSYNC_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:%d" % free_port(),
            "LTVSYNC_KAFKA_MESSAGE_TIMEOUT_MS": "1500"}
@@ -393,6 +404,7 @@ def main():
         test_https_verification(st)
         st.start_devbroker(partitions=4)
         test_kafka(st)
+        test_consumer_tuning(st)
         test_kafka_broker_down(st)
     print("ok")
 

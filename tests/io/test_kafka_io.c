@@ -7,7 +7,10 @@
  *   test_kafka_io consume TOPIC GROUP N -> "msg P O KEY VALUE" lines (stored
  *                                          and committed), then "consumed=N"
  *   test_kafka_io create TOPIC P        -> "rc=NAME err=..."
- *   test_kafka_io readall TOPIC         -> "msg ..." lines, "read=N rc=NAME" */
+ *   test_kafka_io readall TOPIC         -> "msg ..." lines, "read=N rc=NAME"
+ *   test_kafka_io tunedconf TOPIC       -> "queued.max.messages.kbytes=V" of a
+ *                                          consumer made with that property
+ *                                          tuned to 131072 (env may override) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +97,27 @@ static int consume(const lt_config_t *cfg, const char *topic, const char *group,
     return 0;
 }
 
+static int tuned_conf(const lt_config_t *cfg, const char *topic)
+{
+    static const char *const tuning[] = {"queued.max.messages.kbytes", "131072", NULL};
+    const char *topics[1] = {topic};
+    char errstr[512], val[64];
+    size_t n = sizeof(val);
+    lt_consumer_t *c = lt_consumer_new_tuned(cfg, "tuned-conf", topics, 1, tuning, errstr,
+                                             sizeof(errstr));
+
+    if (!c) {
+        printf("consumer: %s\n", errstr);
+        return 1;
+    }
+    if (rd_kafka_conf_get(rd_kafka_conf(lt_consumer_handle(c)), "queued.max.messages.kbytes",
+                          val, &n) != RD_KAFKA_CONF_OK)
+        snprintf(val, sizeof(val), "?");
+    printf("queued.max.messages.kbytes=%s\n", val);
+    lt_consumer_destroy(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     lt_config_t *cfg = lt_config_new(LT_SVC_CTL);
@@ -118,6 +142,8 @@ int main(int argc, char **argv)
                                     sizeof(errstr));
         printf("rc=%s err=%s\n", lt_err_name(err), err ? errstr : "");
         rc = err != LT_OK;
+    } else if (argc == 3 && !strcmp(argv[1], "tunedconf")) {
+        rc = tuned_conf(cfg, argv[2]);
     } else if (argc == 3 && !strcmp(argv[1], "readall")) {
         err = lt_kafka_read_all(cfg, argv[2], print_msg, &count, 20000, errstr,
                                 sizeof(errstr));
