@@ -1,10 +1,13 @@
 /* lt_redis: see lt_redis.h.
  *
- * Reconnect rule: a call on a connection that was already open and turns out
- * broken (EOF, reset, refused write) reconnects once and re-sends; Redis never
- * saw the command on the dead socket, so that is safe. A command that timed
- * out is NOT re-sent (Redis may have run it): the connection is dropped and
- * the call returns NULL; the next call reconnects. */
+ * Reconnect rule: before a command, a connection the server already closed
+ * (EOF or reset waiting on the socket: Redis restarted, an idle timeout) is
+ * replaced, so nothing is sent on it. After a failure, the command is sent
+ * again on a new connection only when hiredis could not write all of it:
+ * Redis never saw it whole, so it cannot have run. Once the whole command
+ * was written, a lost reply (timeout, EOF, reset) means Redis may have run
+ * it: the connection is dropped and the call returns NULL, and the caller
+ * decides (every script here is safe to run twice; see lt_redis.h). */
 #include "lt_redis.h"
 
 #include <errno.h>
@@ -13,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <hiredis/sds.h>
 
 #define LT_REDIS_DEFAULT_PORT 6379
 
@@ -241,15 +246,44 @@ fail:
     return -1;
 }
 
-/* After a NULL reply: 1 when re-sending is safe (socket was dead), else 0.
- * errno is still the one hiredis saw: nothing ran in between. */
-static int broken_not_timeout(const redisContext *c, int saved_errno)
+/* After a NULL reply: 1 when re-sending is safe, else 0. Safe means the
+ * socket was dead (not a timeout) and the command was not all written
+ * (hiredis empties obuf only once every byte went out). errno is still the
+ * one hiredis saw: nothing ran in between. */
+static int resend_safe(const redisContext *c, int saved_errno)
 {
+    if (c->obuf && sdslen(c->obuf) == 0)
+        return 0; /* written whole: Redis may have run it */
     if (c->err == REDIS_ERR_EOF)
         return 1;
     if (c->err == REDIS_ERR_IO)
         return saved_errno != EAGAIN && saved_errno != EWOULDBLOCK &&
                saved_errno != ETIMEDOUT && saved_errno != EINTR;
+    return 0;
+}
+
+/* 1 when the server already closed the connection (EOF or an error is
+ * waiting on the socket, nothing else is: replies are never left unread). */
+static int closed_by_peer(const redisContext *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* An open connection for the next command: a new one when there is none or
+ * the server closed the old one. *fresh = 1 when just made. -1 when Redis
+ * is unreachable (r->errstr says why). */
+static int conn_ready(lt_redis_t *r, int *fresh)
+{
+    *fresh = 0;
+    if (r->c && closed_by_peer(r->c))
+        drop_conn(r);
+    if (!r->c) {
+        if (connect_now(r) < 0)
+            return -1;
+        *fresh = 1;
+    }
     return 0;
 }
 
@@ -266,20 +300,17 @@ static void note_failure(lt_redis_t *r)
 redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv,
                           const size_t *argvlen)
 {
-    int fresh = 0, saved_errno;
+    int fresh, saved_errno;
     redisReply *reply;
 
-    if (!r->c) {
-        if (connect_now(r) < 0)
-            return NULL;
-        fresh = 1;
-    }
+    if (conn_ready(r, &fresh) < 0)
+        return NULL;
     errno = 0;
     reply = redisCommandArgv(r->c, argc, argv, argvlen);
     saved_errno = errno;
     if (reply)
         return reply;
-    if (fresh || !broken_not_timeout(r->c, saved_errno)) {
+    if (fresh || !resend_safe(r->c, saved_errno)) {
         note_failure(r);
         return NULL;
     }
@@ -294,15 +325,12 @@ redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv,
 
 redisReply *lt_redis_cmd(lt_redis_t *r, const char *fmt, ...)
 {
-    int fresh = 0, saved_errno;
+    int fresh, saved_errno;
     redisReply *reply;
     va_list ap;
 
-    if (!r->c) {
-        if (connect_now(r) < 0)
-            return NULL;
-        fresh = 1;
-    }
+    if (conn_ready(r, &fresh) < 0)
+        return NULL;
     errno = 0;
     va_start(ap, fmt);
     reply = redisvCommand(r->c, fmt, ap);
@@ -310,10 +338,11 @@ redisReply *lt_redis_cmd(lt_redis_t *r, const char *fmt, ...)
     saved_errno = errno;
     if (reply)
         return reply;
-    if (fresh || !broken_not_timeout(r->c, saved_errno)) {
+    if (fresh || !resend_safe(r->c, saved_errno)) {
         note_failure(r);
         return NULL;
     }
+    drop_conn(r);
     if (connect_now(r) < 0)
         return NULL;
     va_start(ap, fmt);
@@ -424,9 +453,9 @@ int lt_redis_eval_send(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int 
     const char **av = NULL;
     size_t *al = NULL;
     char sha[41], nk[16];
-    int rc = -1, done = 0;
+    int rc = -1, done = 0, fresh;
 
-    if (r->pending || (!r->c && connect_now(r) < 0) || script_ready(r, script) < 0)
+    if (r->pending || conn_ready(r, &fresh) < 0 || script_ready(r, script) < 0)
         return -1;
     if (eval_words(script, nkeys, argc, argv, argvlen, &av, &al, sha, nk) != 0) {
         snprintf(r->errstr, sizeof(r->errstr), "out of memory");

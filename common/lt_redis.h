@@ -1,9 +1,13 @@
 /* lt_redis: a Redis connection that reconnects, binary-safe commands, and Lua
  * scripts run with EVALSHA (reloaded on NOSCRIPT).
  *
- * One lt_redis_t per thread (hiredis contexts are not thread-safe). A call
- * on a broken connection reconnects once; if that fails it returns NULL with
- * the reason in lt_redis_errstr(), and the caller fails closed (pauses). */
+ * One lt_redis_t per thread (hiredis contexts are not thread-safe). A
+ * connection the server closed is replaced before a command is sent on it;
+ * a command is sent a second time only when it was never written whole. A
+ * call that fails returns NULL with the reason in lt_redis_errstr(), and the
+ * caller fails closed (pauses) and usually tries again: a command whose
+ * reply was lost may have run, so every command and script a caller retries
+ * must be safe to run twice (idempotent, or checked by a token). */
 #ifndef LT_REDIS_H
 #define LT_REDIS_H
 

@@ -131,6 +131,72 @@ def test_redis_timeout_not_resent(st, rd):
         r.close()
 
 
+class ReplyDropper:
+    """A TCP proxy in front of Redis that, once armed, forwards the next
+    command whole to Redis and then closes the client's connection instead
+    of relaying the reply: the command ran, its answer was lost."""
+
+    def __init__(self, port):
+        import socket
+        self.up = port
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.armed = threading.Event()
+        self.dropped = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            u = socket.create_connection(("127.0.0.1", self.up))
+            threading.Thread(target=self._pipe, args=(c, u), daemon=True).start()
+
+    def _pipe(self, c, u):
+        try:
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                u.sendall(data)
+                if self.armed.is_set() and b"INCR" in data:
+                    self.armed.clear()
+                    u.recv(65536)          # Redis ran it: wait for its answer
+                    self.dropped += 1
+                    break                  # and lose it with the connection
+                c.sendall(u.recv(65536))
+        except OSError:
+            pass
+        finally:
+            c.close()
+            u.close()
+
+
+def test_redis_lost_reply_not_resent(st, rd):
+    """A command written whole whose reply is lost may have run: lt_redis
+    must not send it again by itself (it did: INCR ran twice)."""
+    px = ReplyDropper(rd.port)
+    r = RedisRepl("redis://127.0.0.1:%d" % px.port, timeout_ms=2000)
+    try:
+        key = unique_name("lost")
+        assert r("ping") == "PONG"
+        px.armed.set()
+        ans = r("incr %s" % key)
+        assert px.dropped == 1
+        assert ans.startswith("ERR"), "the lost reply was answered: %r" % ans
+        assert rd.client().get(key) == b"1", "INCR ran %r times" % rd.client().get(key)
+        assert r("incr %s" % key) == "2"   # the next call reconnects
+    finally:
+        r.close()
+        px.srv.close()
+
+
 def test_redis_auth(st):
     pw = "p@ss:w0rd%/x"
     rd = st.start_redis(password=pw)
@@ -399,6 +465,7 @@ def main():
         test_redis_basic(st, rd)
         test_redis_reconnect(st, rd)
         test_redis_timeout_not_resent(st, rd)
+        test_redis_lost_reply_not_resent(st, rd)
         test_redis_auth(st)
         test_http(st)
         test_https_verification(st)
