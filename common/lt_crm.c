@@ -148,6 +148,28 @@ static lt_err_t parse_success(lt_crm_page_t *out, cJSON *msg, char *errstr,
     return LT_ERR_RETRIABLE;
 }
 
+/* An upper bound on the values of a JSON text: every value but the root
+ * follows a '[', '{' or ',' outside strings. Stops counting past max. */
+static size_t json_values_bound(const char *p, size_t len, size_t max)
+{
+    size_t n = 1;
+    int in_str = 0;
+    for (size_t i = 0; i < len && n <= max; i++) {
+        char c = p[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{' || c == ',') {
+            n++;
+        }
+    }
+    return n;
+}
+
 lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len,
                       lt_crm_page_t *out, char *errstr, size_t errlen)
 {
@@ -158,6 +180,12 @@ lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len,
         return LT_ERR_RETRIABLE;
     }
     char perr[160];
+    if (body && json_values_bound(body, len, LT_CRM_MAX_VALUES) > LT_CRM_MAX_VALUES) {
+        snprintf(errstr, errlen, "HTTP %ld, body of %zu bytes holds more than %d JSON "
+                 "values (LT_CRM_MAX_VALUES): refused unparsed", status, len,
+                 LT_CRM_MAX_VALUES);
+        return LT_ERR_RETRIABLE;
+    }
     out->root = lt_json_parse(body, len, max_len, perr, sizeof(perr));
     if (!out->root) {
         snprintf(errstr, errlen, "HTTP %ld, unreadable body (%zu bytes): %s",

@@ -15,6 +15,11 @@
 
 #define LT_CRM_PAGE_SIZE 200 /* the CRM maximum; never send more */
 #define LT_CRM_MAX_FIELDS 12
+/* Values one CRM reply may hold before it is parsed. A page of 200 rows of
+ * about 100 fields (nested purchase transactions included) holds well under
+ * 100,000; at 64 bytes a cJSON node, the cap bounds a reply's tree near
+ * 32 MiB however small its values are (8 MiB of "[]," would be 180 MiB). */
+#define LT_CRM_MAX_VALUES 500000
 
 /* One request's form. Field values point into the struct or at the
  * borrowed login/password, which must outlive it. */

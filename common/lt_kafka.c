@@ -20,6 +20,13 @@ struct lt_producer_s {
     rd_kafka_t *rk;
 };
 
+struct lt_acks_s {
+    atomic_long pending;
+    atomic_long failed;
+    atomic_int first_err; /* rd_kafka_resp_err_t of the first failure */
+    atomic_int refs;      /* the owner's + one per message not yet reported */
+};
+
 struct lt_consumer_s {
     rd_kafka_t *rk;
     rd_kafka_resp_err_t last_err; /* rate-limits repeated error logs */
@@ -136,22 +143,54 @@ fail:
     return NULL;
 }
 
-/* Delivery report: msg_opaque is the caller's lt_batch_t (or NULL). The
- * failure is recorded before pending drops, so a waiter that sees 0 pending
- * also sees the failure. */
+lt_acks_t *lt_acks_new(void)
+{
+    lt_acks_t *a = calloc(1, sizeof(*a));
+
+    if (a)
+        atomic_store(&a->refs, 1);
+    return a;
+}
+
+void lt_acks_release(lt_acks_t *a)
+{
+    if (a && atomic_fetch_sub(&a->refs, 1) == 1)
+        free(a);
+}
+
+long lt_acks_pending(const lt_acks_t *a)
+{
+    return atomic_load(&a->pending);
+}
+
+long lt_acks_failed(const lt_acks_t *a)
+{
+    return atomic_load(&a->failed);
+}
+
+rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a)
+{
+    return (rd_kafka_resp_err_t)atomic_load(&a->first_err);
+}
+
+/* Delivery report: msg_opaque is the caller's lt_acks_t (or NULL), which
+ * holds a reference for this message. The failure is recorded before
+ * pending drops, so a waiter that sees 0 pending also sees the failure; the
+ * message's reference goes last. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                         void *opaque)
 {
-    lt_batch_t *batch = rkm->_private;
+    lt_acks_t *a = rkm->_private;
     int zero = 0;
 
-    if (!batch)
+    if (!a)
         return;
     if (rkm->err) {
-        atomic_fetch_add(&batch->failed, 1);
-        atomic_compare_exchange_strong(&batch->first_err, &zero, (int)rkm->err);
+        atomic_fetch_add(&a->failed, 1);
+        atomic_compare_exchange_strong(&a->first_err, &zero, (int)rkm->err);
     }
-    atomic_fetch_sub(&batch->pending, 1);
+    atomic_fetch_sub(&a->pending, 1);
+    lt_acks_release(a);
 }
 
 lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
@@ -195,19 +234,21 @@ fail:
 
 static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key,
                         size_t keylen, const void *val, size_t vallen, int msgflags,
-                        lt_batch_t *batch, char *errstr, size_t errlen)
+                        lt_acks_t *acks, char *errstr, size_t errlen)
 {
     long long deadline = now_ms() + LT_QUEUE_FULL_WAIT_MS;
     rd_kafka_resp_err_t err;
 
-    if (batch)
-        atomic_fetch_add(&batch->pending, 1);
+    if (acks) { /* the message's reference, given back by on_delivery */
+        atomic_fetch_add(&acks->refs, 1);
+        atomic_fetch_add(&acks->pending, 1);
+    }
     for (;;) {
         err = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(topic),
             RD_KAFKA_V_KEY(key, key ? keylen : 0),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
-            RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(batch),
+            RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(acks),
             RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
             break;
@@ -215,26 +256,32 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key,
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return LT_OK;
-    if (batch)
-        atomic_fetch_sub(&batch->pending, 1);
+    if (acks) { /* never reported: the caller's reference keeps refs > 0 */
+        atomic_fetch_sub(&acks->pending, 1);
+        atomic_fetch_sub(&acks->refs, 1);
+    }
     snprintf(errstr, errlen, "produce to %s: %s", topic, rd_kafka_err2str(err));
-    /* An idempotent producer's fatal error ends this producer for good. */
-    return err == RD_KAFKA_RESP_ERR__FATAL ? LT_ERR_FATAL : LT_ERR_RETRIABLE;
+    /* An idempotent producer's fatal error ends this producer for good; a
+     * message over message.max.bytes (or otherwise refused as such) can
+     * never be sent. */
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        return LT_ERR_FATAL;
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? LT_ERR_PERMANENT : LT_ERR_RETRIABLE;
 }
 
 lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
                           size_t keylen, const void *val, size_t vallen,
-                          lt_batch_t *batch, char *errstr, size_t errlen)
+                          lt_acks_t *acks, char *errstr, size_t errlen)
 {
-    return produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY, batch,
+    return produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY, acks,
                    errstr, errlen);
 }
 
 lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key,
                                 size_t keylen, void *val, size_t vallen,
-                                lt_batch_t *batch, char *errstr, size_t errlen)
+                                lt_acks_t *acks, char *errstr, size_t errlen)
 {
-    lt_err_t rc = produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_FREE, batch,
+    lt_err_t rc = produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_FREE, acks,
                           errstr, errlen);
     if (rc != LT_OK)
         free(val); /* librdkafka took it only on success */
@@ -243,19 +290,19 @@ lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void 
 
 lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key,
                               size_t keylen, const void *val, size_t vallen,
-                              lt_batch_t *batch, char *errstr, size_t errlen)
+                              lt_acks_t *acks, char *errstr, size_t errlen)
 {
-    return produce(p, topic, key, keylen, val, vallen, 0, batch, errstr, errlen);
+    return produce(p, topic, key, keylen, val, vallen, 0, acks, errstr, errlen);
 }
 
-lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms)
+lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)
 {
     long long deadline = now_ms() + timeout_ms;
     long long left;
 
-    while (atomic_load(&batch->pending) > 0 && (left = deadline - now_ms()) > 0)
+    while (atomic_load(&acks->pending) > 0 && (left = deadline - now_ms()) > 0)
         rd_kafka_poll(p->rk, left < 100 ? (int)left : 100);
-    if (atomic_load(&batch->pending) > 0 || atomic_load(&batch->failed) > 0)
+    if (atomic_load(&acks->pending) > 0 || atomic_load(&acks->failed) > 0)
         return LT_ERR_RETRIABLE;
     return LT_OK;
 }

@@ -1,7 +1,7 @@
 /* lt_kafka: producer and consumer set-up shared by every service.
  *
  * Producers are idempotent (acks=all), compress with zstd, and report every
- * delivery into an lt_batch_t so a caller can wait for "all rows of this page
+ * delivery into an lt_acks_t so a caller can wait for "all rows of this page
  * are acknowledged" before it checkpoints. Consumers never auto-store
  * offsets: the caller stores a message's offset only after its output is
  * acknowledged (enable.auto.offset.store=false, auto commit of stored
@@ -16,13 +16,24 @@
 #include "lt_config.h"
 #include "lt_err.h"
 
-/* Acknowledgement counter for a group of produced messages. Any thread may
- * poll the producer; counts are atomic. Zero-initialise before use. */
-typedef struct {
-    atomic_long pending;
-    atomic_long failed;
-    atomic_int first_err; /* rd_kafka_resp_err_t of the first failure */
-} lt_batch_t;
+/* Acknowledgement counter of a group of produced messages ("all rows of
+ * this page"). Reference counted: the owner holds one reference from
+ * lt_acks_new until lt_acks_release, and every message produced with it holds
+ * one until its delivery report, so a report that comes after its owner gave
+ * up waiting (a timeout, a shutdown) still lands in memory that belongs to
+ * this counter, never in a later caller's. Counts are atomic: any thread may
+ * poll the producer. Not reusable: one counter per group. */
+typedef struct lt_acks_s lt_acks_t;
+
+/* NULL when out of memory. */
+lt_acks_t *lt_acks_new(void);
+/* Drops the owner's reference; accepts NULL. */
+void lt_acks_release(lt_acks_t *a);
+/* Messages produced and not yet reported / reported as failed. */
+long lt_acks_pending(const lt_acks_t *a);
+long lt_acks_failed(const lt_acks_t *a);
+/* The error of the first failed delivery (RD_KAFKA_RESP_ERR_NO_ERROR if none). */
+rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a);
 
 typedef struct lt_producer_s lt_producer_t;
 
@@ -37,26 +48,28 @@ lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
 lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
                                      const char *const *tuning, char *errstr,
                                      size_t errlen);
-/* Copies key and value. batch may be NULL. On a full local queue it polls and
- * retries for up to 30 s. Returns LT_OK, or LT_ERR_RETRIABLE with errstr
- * (LT_ERR_FATAL after an idempotent producer's fatal error: recreate it). */
+/* Copies key and value. acks may be NULL. On a full local queue it polls and
+ * retries for up to 30 s. Returns LT_OK, or with errstr: LT_ERR_PERMANENT
+ * for a message this producer can never send (over message.max.bytes),
+ * LT_ERR_FATAL after an idempotent producer's fatal error (every later send
+ * fails too: recreate the producer or exit), else LT_ERR_RETRIABLE. */
 lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
                           size_t keylen, const void *val, size_t vallen,
-                          lt_batch_t *batch, char *errstr, size_t errlen);
+                          lt_acks_t *acks, char *errstr, size_t errlen);
 /* As lt_producer_send, but takes val (from malloc) instead of copying it:
  * librdkafka frees it after delivery; freed here when the send fails. */
 lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key,
                                 size_t keylen, void *val, size_t vallen,
-                                lt_batch_t *batch, char *errstr, size_t errlen);
+                                lt_acks_t *acks, char *errstr, size_t errlen);
 /* As lt_producer_send, but neither copies nor frees val: the caller keeps it
- * unchanged until the message's delivery report (batch->pending has counted
- * it down) or until this producer is destroyed, whichever comes first. */
+ * unchanged until the message's delivery report (lt_acks_pending has
+ * counted it down) or until this producer is destroyed, whichever comes first. */
 lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key,
                               size_t keylen, const void *val, size_t vallen,
-                              lt_batch_t *batch, char *errstr, size_t errlen);
-/* Serves delivery reports until batch->pending is 0 or timeout_ms passes.
+                              lt_acks_t *acks, char *errstr, size_t errlen);
+/* Serves delivery reports until acks has nothing pending or timeout_ms passes.
  * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
-lt_err_t lt_producer_wait(lt_producer_t *p, lt_batch_t *batch, int timeout_ms);
+lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms);
 /* Serves delivery reports and logs once. */
 void lt_producer_poll(lt_producer_t *p, int timeout_ms);
 /* Sends what linger.ms holds back now and waits (up to timeout_ms) until

@@ -22,7 +22,7 @@ typedef struct {
     const ctl_t *ctl;
     lt_producer_t *producer; /* NULL for list */
     lt_redis_t *redis;
-    lt_batch_t batch;
+    lt_acks_t *acks;         /* of the retry in progress */
     long listed, retried, skipped, failed;
     cJSON *json;             /* --json list output */
 } dlq_ctx_t;
@@ -102,9 +102,11 @@ static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *
         free(buf);
         return;
     }
-    if (lt_producer_send(d->producer, topic, key, key ? strlen(key) : 0, val, len, &d->batch,
+    lt_acks_release(d->acks);
+    if (!(d->acks = lt_acks_new()) ||
+        lt_producer_send(d->producer, topic, key, key ? strlen(key) : 0, val, len, d->acks,
                          errstr, sizeof(errstr)) != LT_OK ||
-        lt_producer_wait(d->producer, &d->batch, 30000) != LT_OK ||
+        lt_producer_wait(d->producer, d->acks, 30000) != LT_OK ||
         retried_before(d, topic, key, val, len, 1) < 0) {
         fprintf(stderr, "ltvctl: retry of %d:%lld failed\n", (int)rkm->partition, (long long)rkm->offset);
         d->failed++;
@@ -177,6 +179,7 @@ int ctl_dlq(ctl_t *ctl, const char *verb) {
 end:
     cJSON_Delete(d.json);
     lt_producer_destroy(d.producer, 5000);
+    lt_acks_release(d.acks);
     lt_redis_destroy(d.redis);
     return rc;
 }

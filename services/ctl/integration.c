@@ -49,21 +49,23 @@ static int bump_version(const ctl_t *ctl) {
 
 int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json) {
     lt_producer_t *p;
-    lt_batch_t batch = {0};
+    lt_acks_t *acks = lt_acks_new();
     char errstr[512];
     int rc = CTL_FAIL;
-    if (!(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
-        fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+    if (!acks || !(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
+        fprintf(stderr, "ltvctl: kafka: %s\n", acks ? errstr : "out of memory");
+        lt_acks_release(acks);
         return CTL_FAIL;
     }
     if (lt_producer_send(p, lt_config_str(ctl->cfg, "TOPIC_INTEGRATIONS"), id, strlen(id), json,
-                         json ? strlen(json) : 0, &batch, errstr, sizeof(errstr)) != LT_OK)
+                         json ? strlen(json) : 0, acks, errstr, sizeof(errstr)) != LT_OK)
         fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
-    else if (lt_producer_wait(p, &batch, 30000) != LT_OK)
+    else if (lt_producer_wait(p, acks, 30000) != LT_OK)
         fprintf(stderr, "ltvctl: kafka did not acknowledge the write\n");
     else
         rc = CTL_OK;
     lt_producer_destroy(p, 5000);
+    lt_acks_release(acks);
     if (rc == CTL_OK && bump_version(ctl) < 0)
         fprintf(stderr, "ltvctl: warning: Redis unreachable: running normalizers see the "
                         "change within 30 s\n");

@@ -53,7 +53,7 @@ static int valid_day(const char *s) {
 int ctl_sync(ctl_t *ctl) {
     lt_integration_t in;
     lt_producer_t *p = NULL;
-    lt_batch_t batch = {0};
+    lt_acks_t *acks = NULL;
     const char *id = ctl_arg(ctl, 0), *from = ctl_opt(ctl, "--from"), *to = ctl_opt(ctl, "--to");
     char day[11], run_id[37], errstr[512], yesterday[11];
     unsigned streams;
@@ -84,7 +84,9 @@ int ctl_sync(ctl_t *ctl) {
                 "once it is over; the live sync covers today\n", to, yesterday, in.timezone);
         return CTL_USAGE;
     }
-    if (!(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
+    if (!(acks = lt_acks_new()) ||
+        !(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
+        lt_acks_release(acks);
         fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
         return CTL_FAIL;
     }
@@ -108,7 +110,7 @@ int ctl_sync(ctl_t *ctl) {
             }
             if (lt_producer_send(p, lt_config_str(ctl->cfg, "TOPIC_JOBS_BACKFILL"), key,
                                  lt_job_kafka_key(&job, key, sizeof(key)), json, strlen(json),
-                                 &batch, errstr, sizeof(errstr)) != LT_OK) {
+                                 acks, errstr, sizeof(errstr)) != LT_OK) {
                 fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
                 rc = CTL_FAIL;
             }
@@ -116,11 +118,12 @@ int ctl_sync(ctl_t *ctl) {
             n++;
         }
     }
-    if (rc == CTL_OK && lt_producer_wait(p, &batch, 60000) != LT_OK) {
+    if (rc == CTL_OK && lt_producer_wait(p, acks, 60000) != LT_OK) {
         fprintf(stderr, "ltvctl: kafka did not acknowledge every job\n");
         rc = CTL_FAIL;
     }
     lt_producer_destroy(p, 5000);
+    lt_acks_release(acks);
     if (rc == CTL_OK)
         printf("resync of %s from %s to %s: %d jobs queued (run %s)\n", id, from, to, n, run_id);
     return rc;

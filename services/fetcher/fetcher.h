@@ -4,6 +4,7 @@
 #define FETCHER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include "lt_clock.h"
 #include "lt_config.h"
@@ -28,7 +29,7 @@ typedef struct {
     lt_metric_t *req_ok, *req_empty, *req_auth, *req_retry;
     lt_metric_t *rows, *pages, *limiter_waits, *redis_down, *parked;
     lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
-    lt_metric_t *jobs_active, *split_jobs, *recount_rewalks;
+    lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead;
 } fetcher_metrics_t;
 
 /* Process-wide state; fields are read-only after start-up except where a
@@ -36,9 +37,10 @@ typedef struct {
 typedef struct {
     const lt_config_t *cfg;
     lt_producer_t *prod; /* shared by all workers (thread-safe) */
-    const char *prefix, *topic_raw, *redis_url;
-    int concurrency, page_size, split_pages, max_attempts;
-    long long backoff_max_ms;
+    const char *prefix, *topic_raw, *topic_dlq, *redis_url;
+    int concurrency, page_size, split_pages, max_attempts, max_pages;
+    long long backoff_max_ms, retry_after_max_ms;
+    atomic_int fatal; /* the producer failed for good: exit 1 */
     size_t max_body;
     lt_http_opts_t http_opts;
     pthread_mutex_t reg_mu; /* guards reg and reg_loaded_ms */
@@ -68,7 +70,8 @@ typedef enum {
 } job_outcome_t;
 
 /* A copy of the integration, re-reading the topic when it is unknown or the
- * set is older than REGISTRY_MAX_AGE_MS. 0 found, -1 unknown. */
+ * set is older than REGISTRY_MAX_AGE_MS. 0 found, -1 unknown, -2 the topic
+ * could not be read (not known to be absent: try again later). */
 int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out);
 
 /* Runs one job message to its end. */

@@ -14,10 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fetcher.h"
+#include "lt_dlq.h"
 #include "lt_log.h"
 #include "lt_sanitize.h"
 #include "lt_signal.h"
 #include "lt_uuid.h"
+
+/* How long a page's acknowledgements are awaited before the page is sent
+ * again; librdkafka's message.timeout.ms (300 s) may report later, into the
+ * abandoned page's own counter. */
+#define EMIT_WAIT_MS 60000
+/* Attempts to emit one page before the job is requeued (its checkpoint
+ * stays before the page). */
+#define EMIT_ATTEMPTS 5
 
 typedef struct {
     worker_ctx_t *w;
@@ -137,18 +146,60 @@ static void forget_outstanding(run_t *r, const char *jobkey)
     rdo(r, 3, argv);
 }
 
-/* Produces every row of the page and waits for all acknowledgements.
- * 0 ok (*n rows), -1 Kafka failed (the caller sends the page again). */
-static int emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
+/* A row Kafka can never take (over message.max.bytes) goes to the DLQ with
+ * its coordinates and the reason (the record keeps the first
+ * LT_DLQ_VALUE_MAX bytes of the sanitized envelope); the rest of the page
+ * still lands. Returns what sending the dead letter returned. */
+static lt_err_t dead_letter(run_t *r, int page, lt_acks_t *acks, const char *key,
+                            size_t klen, const char *env, size_t envlen,
+                            const char *why)
 {
     fetcher_t *f = r->w->f;
-    lt_batch_t batch;
-    char ts[32], id[128], key[256], err[256];
+    char reason[512], err[256];
+    size_t len;
+    snprintf(reason, sizeof(reason),
+             "raw row not sent: %s (%zu bytes; job %s, %s %s day %s, page %d)", why,
+             envlen, r->job.job_id, lt_stream_name(r->job.stream),
+             r->job.date_range_type, r->job.day, page);
+    char *rec = lt_dlq_record(reason, f->topic_raw, -1, -1, key, klen, env, envlen, &len);
+    if (!rec)
+        return LT_ERR_RETRIABLE;
+    lt_err_t e = lt_producer_send_owned(f->prod, f->topic_dlq, key, klen, rec, len, acks,
+                                        err, sizeof(err));
+    if (e == LT_OK) {
+        lt_warn("%s/%s: %s", r->job.integration_id, key, reason);
+        lt_metric_add(f->m.rows_dead, 1);
+    }
+    return e == LT_ERR_PERMANENT ? LT_ERR_RETRIABLE : e;
+}
+
+/* The producer failed for good: every later send fails too, so stop the
+ * process (exit code 1); Kubernetes restarts it with a new producer and the
+ * unfinished jobs, never checkpointed, are redelivered. */
+static void producer_dead(fetcher_t *f, const char *why)
+{
+    if (atomic_exchange(&f->fatal, 1) == 0)
+        lt_error("kafka producer failed fatally (%s): stopping so the service restarts "
+                 "with a new producer; unfinished jobs are redelivered", why);
+    lt_signal_stop = 1;
+}
+
+/* Produces every row of the page and waits for all acknowledgements. LT_OK:
+ * every row is in raw (or, if it can never be, in the DLQ), *n rows in raw.
+ * LT_ERR_RETRIABLE: a send or a delivery failed or timed out; the caller
+ * sends the page again (rows already sent come again: same keys, same
+ * content). LT_ERR_FATAL: the producer is dead (the process stops). Late
+ * reports of an abandoned wait land in this call's own counter (lt_acks_t). */
+static lt_err_t emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
+{
+    fetcher_t *f = r->w->f;
+    lt_acks_t *acks = lt_acks_new();
+    char ts[32], id[128], key[256], err[256] = "";
     int objkeys = cJSON_IsObject(pg->data);
-    memset(&batch, 0, sizeof(batch));
+    lt_err_t e = acks ? LT_OK : LT_ERR_RETRIABLE;
     lt_crm_format_time(lt_clock_now_ms(), ts, sizeof(ts));
     *n = 0;
-    for (cJSON *row = pg->data->child; row; row = row->next) {
+    for (cJSON *row = pg->data->child; row && e == LT_OK; row = row->next) {
         if (!cJSON_IsObject(row))
             continue;
         lt_sanitize_row(row);
@@ -158,20 +209,29 @@ static int emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
         int klen = snprintf(key, sizeof(key), "%s/%s/%s", r->job.integration_id,
                             lt_stream_name(r->job.stream), id);
         char *env = lt_crm_envelope(&r->job, page, ts, row);
-        lt_err_t e = env ? lt_producer_send(f->prod, f->topic_raw, key, (size_t)klen,
-                                            env, strlen(env), &batch, err, sizeof(err))
-                         : LT_ERR_RETRIABLE;
-        free(env);
-        if (e != LT_OK) {
+        size_t envlen = env ? strlen(env) : 0;
+        e = env ? lt_producer_send(f->prod, f->topic_raw, key, (size_t)klen, env, envlen,
+                                   acks, err, sizeof(err))
+                : LT_ERR_RETRIABLE;
+        if (e == LT_ERR_PERMANENT)
+            e = dead_letter(r, page, acks, key, (size_t)klen, env, envlen, err);
+        else if (e == LT_OK)
+            (*n)++;
+        if (e != LT_OK)
             lt_warn("produce %s: %s", key, env ? err : "out of memory");
-            break;
-        }
-        (*n)++;
+        free(env);
     }
-    if (lt_producer_wait(f->prod, &batch, 60000) != LT_OK ||
-        atomic_load(&batch.failed) > 0)
-        return -1;
-    return 0;
+    if (e == LT_OK && lt_producer_wait(f->prod, acks, EMIT_WAIT_MS) != LT_OK) {
+        rd_kafka_resp_err_t first = lt_acks_first_err(acks);
+        e = first == RD_KAFKA_RESP_ERR__FATAL ? LT_ERR_FATAL : LT_ERR_RETRIABLE;
+        snprintf(err, sizeof(err), "%s", lt_acks_pending(acks) ? "acknowledgements timed out"
+                                                                : rd_kafka_err2str(first));
+        lt_warn("job %s page %d: %s; sending the page again", r->job.job_id, page, err);
+    }
+    lt_acks_release(acks);
+    if (e == LT_ERR_FATAL)
+        producer_dead(f, err);
+    return e;
 }
 
 /* Emits page-range sub-jobs for pages split+1..last of a whole day. */
@@ -188,8 +248,6 @@ static int emit_split(run_t *r, int last)
         return -1;
     for (int from = per + 1; from <= last; from += per) {
         lt_job_t sub = r->job;
-        lt_batch_t batch;
-        memset(&batch, 0, sizeof(batch));
         lt_uuid_v4(sub.job_id);
         sub.page_from = from;
         sub.page_to = from + per - 1 < last ? from + per - 1 : last;
@@ -201,11 +259,17 @@ static int emit_split(run_t *r, int last)
             return -1;
         char *json = lt_job_encode(&sub);
         size_t klen = lt_job_kafka_key(&sub, kkey, sizeof(kkey));
-        lt_err_t e = json ? lt_producer_send(f->prod, r->topic, kkey, klen, json,
-                                             strlen(json), &batch, err, sizeof(err))
-                          : LT_ERR_RETRIABLE;
+        lt_acks_t *acks = lt_acks_new();
+        lt_err_t e = json && acks ? lt_producer_send(f->prod, r->topic, kkey, klen, json,
+                                                     strlen(json), acks, err, sizeof(err))
+                                  : LT_ERR_RETRIABLE;
         free(json);
-        if (e != LT_OK || lt_producer_wait(f->prod, &batch, 60000) != LT_OK)
+        if (e == LT_OK)
+            e = lt_producer_wait(f->prod, acks, EMIT_WAIT_MS);
+        lt_acks_release(acks);
+        if (e == LT_ERR_FATAL)
+            producer_dead(f, err);
+        if (e != LT_OK)
             return -1;
         lt_metric_add(f->m.split_jobs, 1);
     }
@@ -304,15 +368,20 @@ static void stats_page(run_t *r, long long n)
 static int requeue(run_t *r, const void *payload, size_t len)
 {
     fetcher_t *f = r->w->f;
-    char kkey[200], err[256];
-    lt_batch_t batch;
-    memset(&batch, 0, sizeof(batch));
+    char kkey[200], err[256] = "";
     size_t klen = lt_job_kafka_key(&r->job, kkey, sizeof(kkey));
     while (!lt_signal_stop) {
-        if (lt_producer_send(f->prod, r->topic, kkey, klen, payload, len, &batch,
-                             err, sizeof(err)) == LT_OK &&
-            lt_producer_wait(f->prod, &batch, 60000) == LT_OK)
+        lt_acks_t *acks = lt_acks_new();
+        lt_err_t e = acks ? lt_producer_send(f->prod, r->topic, kkey, klen, payload, len,
+                                             acks, err, sizeof(err))
+                          : LT_ERR_RETRIABLE;
+        if (e == LT_OK)
+            e = lt_producer_wait(f->prod, acks, EMIT_WAIT_MS);
+        lt_acks_release(acks);
+        if (e == LT_OK)
             return 0;
+        if (e == LT_ERR_FATAL)
+            producer_dead(f, err);
         lt_clock_nap_ms(1000);
     }
     return -1;
@@ -327,11 +396,18 @@ static lt_err_t do_page(run_t *r, int page, long long *n, long long *total)
                               r->w->f->page_size, &pg, r->err, sizeof(r->err));
     if (e == LT_OK) {
         *total = pg.total_results;
-        while (emit_rows(r, page, &pg, n) != 0)
-            if (lt_clock_nap_ms(1000) != 0) {
+        for (int attempt = 1; (e = emit_rows(r, page, &pg, n)) == LT_ERR_RETRIABLE;
+             attempt++) {
+            if (attempt >= EMIT_ATTEMPTS) {
+                snprintf(r->err, sizeof(r->err), "page %d could not be written to Kafka",
+                         page);
+                break; /* requeued; the checkpoint stays before this page */
+            }
+            if (lt_clock_nap_ms(1000LL << (attempt < 5 ? attempt : 5)) != 0) {
                 e = LT_ERR_FATAL;
                 break;
             }
+        }
     } else if (e == LT_ERR_AUTH) {
         park(r, pg.message[0] ? pg.message : r->err);
     }
@@ -339,13 +415,29 @@ static lt_err_t do_page(run_t *r, int page, long long *n, long long *total)
     return e;
 }
 
-/* Pages first..last (the range, or the day as counted by page 1). */
+/* The CRM's count, unless it is beyond what one day may hold
+ * (FETCH_MAX_PAGES): then it is not trusted (-1, walk until a short page)
+ * rather than turned into thousands of sub-jobs. */
+static long long plausible_total(run_t *r, long long total)
+{
+    fetcher_t *f = r->w->f;
+    if (total <= (long long)f->max_pages * f->page_size)
+        return total;
+    lt_warn("job %s %s: the CRM counts %lld rows, more than %d pages of %d; "
+            "walking until a short page instead", r->job.job_id, r->jobkey, total,
+            f->max_pages, f->page_size);
+    return -1;
+}
+
+/* Pages first..last (the range, or the day as counted by page 1), never
+ * past FETCH_MAX_PAGES: a window that would go on (a CRM whose pages stay
+ * full) fails with LT_ERR_PERMANENT and a reason. */
 static lt_err_t walk(run_t *r)
 {
     fetcher_t *f = r->w->f;
     int whole = r->job.page_from == 0;
     int first = whole ? 1 : r->job.page_from;
-    int last = whole ? INT_MAX : r->job.page_to;
+    int last = whole ? f->max_pages : r->job.page_to;
     if (whole && r->split)
         last = f->split_pages;
     else if (whole && r->total >= 0)
@@ -358,7 +450,8 @@ static lt_err_t walk(run_t *r)
             break; /* "No ... matching": the window (or its rest) is empty */
         if (e != LT_OK)
             return e;
-        if (whole && !r->split && r->total < 0 && total >= 0) {
+        if (whole && !r->split && r->total < 0 && total >= 0 &&
+            (total = plausible_total(r, total)) >= 0) {
             r->total = total;
             last = lt_crm_page_count(total, f->page_size);
             if (last > f->split_pages) {
@@ -374,8 +467,14 @@ static lt_err_t walk(run_t *r)
         if (save_ckpt(r) != 0)
             return LT_ERR_FATAL;
         stats_page(r, n);
-        if (total < 0 && n < f->page_size)
-            break; /* no count from the CRM: a short page is the last */
+        if (r->total < 0 && n < f->page_size)
+            return LT_OK; /* no count from the CRM: a short page is the last */
+    }
+    if (whole && r->total < 0 && !r->split && page > f->max_pages) {
+        snprintf(r->err, sizeof(r->err), "day %s has more than %d full pages "
+                 "(FETCH_MAX_PAGES) without a count from the CRM; stopped there",
+                 r->job.day, f->max_pages);
+        return LT_ERR_PERMANENT;
     }
     return LT_OK;
 }
@@ -414,7 +513,8 @@ static lt_err_t walk_window(run_t *r)
     }
 }
 
-/* Decides whether the job can run at all. 0 run, -1 drop (committed). */
+/* Decides whether the job can run at all. 0 run, -1 drop (committed), -2
+ * not now (left for a later attempt). */
 static int prepare(run_t *r, const void *payload, size_t len)
 {
     char err[256];
@@ -426,9 +526,16 @@ static int prepare(run_t *r, const void *payload, size_t len)
     whole.page_from = whole.page_to = 0;
     lt_job_key(&r->job, r->jobkey, sizeof(r->jobkey));
     lt_job_key(&whole, r->daykey, sizeof(r->daykey));
-    if (fetcher_integration(r->w->f, r->job.integration_id, &r->in) != 0) {
-        lt_warn("dropping job %s: integration %s unknown", r->job.job_id,
+    int found = fetcher_integration(r->w->f, r->job.integration_id, &r->in);
+    if (found == -2) {
+        lt_warn("job %s: integration %s cannot be read now; retried later",
+                r->job.job_id, r->job.integration_id);
+        return -2;
+    }
+    if (found != 0) {
+        lt_warn("dropping job %s: integration %s unknown (removed?)", r->job.job_id,
                 r->job.integration_id);
+        forget_outstanding(r, r->jobkey);
         return -1;
     }
     if (is_parked(r)) {
@@ -489,7 +596,8 @@ job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
         return JOB_ABANDON;
     r->w = w;
     r->topic = topic;
-    if (prepare(r, payload, len) == 0) {
+    int ready = prepare(r, payload, len);
+    if (ready == 0) {
         long long t0 = lt_clock_now_ms();
         load_ckpt(r);
         lt_info("job %s start: %s %s %s %s (%s) from page %lld", r->job.job_id,
@@ -497,7 +605,7 @@ job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
                 r->job.date_range_type, r->jobkey, r->job.reason,
                 r->next_page > 0 ? r->next_page : 1);
         out = conclude(r, walk_window(r), t0, payload, len);
-    } else if (lt_signal_stop) {
+    } else if (ready == -2 || lt_signal_stop) {
         out = JOB_ABANDON;
     }
     memset(r->password, 0, sizeof(r->password));

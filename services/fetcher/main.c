@@ -36,7 +36,7 @@ redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv)
 
 int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
 {
-    int found = -1;
+    int found = -1, unread = 0;
     pthread_mutex_lock(&f->reg_mu);
     for (int round = 0; round < 2 && found != 0; round++) {
         long long age = lt_clock_now_ms() - f->reg_loaded_ms;
@@ -46,10 +46,11 @@ int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
             found = 0;
         } else if (age >= 2000 || round == 0) {
             char err[256];
-            if (lt_registry_load(&f->reg, f->cfg, err, sizeof(err)) == LT_OK)
-                f->reg_loaded_ms = lt_clock_now_ms();
-            else
+            unread = lt_registry_load(&f->reg, f->cfg, err, sizeof(err)) != LT_OK;
+            if (unread)
                 lt_warn("reading integrations: %s", err);
+            else
+                f->reg_loaded_ms = lt_clock_now_ms();
             if ((in = lt_registry_find(&f->reg, id))) {
                 *out = *in;
                 found = 0;
@@ -57,7 +58,7 @@ int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
         }
     }
     pthread_mutex_unlock(&f->reg_mu);
-    return found;
+    return found == 0 ? 0 : unread ? -2 : -1;
 }
 
 /* Keeps the leases of requests in progress alive; refreshes readiness. */
@@ -112,6 +113,8 @@ static void register_metrics(fetcher_metrics_t *m)
     m->job_requeued = lt_metric_counter(jobs, jh, "outcome=\"requeued\"");
     m->job_abandoned = lt_metric_counter(jobs, jh, "outcome=\"abandoned\"");
     m->jobs_active = lt_metric_gauge("ltvsync_fetcher_jobs_active", "jobs in hand", NULL);
+    m->rows_dead = lt_metric_counter("ltvsync_fetcher_rows_dead_lettered_total",
+                                     "rows Kafka can never take, sent to the DLQ", NULL);
     m->split_jobs = lt_metric_counter("ltvsync_fetcher_split_jobs_total",
                                       "page-range sub-jobs emitted", NULL);
     m->recount_rewalks = lt_metric_counter("ltvsync_fetcher_recount_rewalks_total",
@@ -123,6 +126,7 @@ static void setup(fetcher_t *f, const lt_config_t *cfg)
     f->cfg = cfg;
     f->prefix = lt_config_str(cfg, "REDIS_PREFIX");
     f->topic_raw = lt_config_str(cfg, "TOPIC_RAW");
+    f->topic_dlq = lt_config_str(cfg, "TOPIC_DLQ");
     f->redis_url = lt_config_str(cfg, "REDIS_URL");
     f->concurrency = (int)lt_config_int(cfg, "FETCH_CONCURRENCY");
     f->page_size = (int)lt_config_int(cfg, "FETCH_PAGE_SIZE");
@@ -130,6 +134,8 @@ static void setup(fetcher_t *f, const lt_config_t *cfg)
     f->max_attempts = (int)lt_config_int(cfg, "FETCH_MAX_ATTEMPTS");
     f->backoff_max_ms = lt_config_int(cfg, "FETCH_BACKOFF_MAX");
     f->max_body = (size_t)lt_config_int(cfg, "FETCH_MAX_BODY");
+    f->max_pages = (int)lt_config_int(cfg, "FETCH_MAX_PAGES");
+    f->retry_after_max_ms = lt_config_int(cfg, "FETCH_RETRY_AFTER_MAX");
     f->http_opts.connect_timeout_ms = (long)lt_config_int(cfg, "FETCH_CONNECT_TIMEOUT");
     f->http_opts.timeout_ms = (long)lt_config_int(cfg, "FETCH_TIMEOUT");
     f->http_opts.max_body = f->max_body;
@@ -173,6 +179,8 @@ int main(int argc, char **argv)
     if (pthread_create(&keeper, NULL, keeper_main, &f) != 0)
         goto end;
     rc = fetcher_dispatch_run(&f);
+    if (atomic_load(&f.fatal))
+        rc = 1; /* restart with a new producer */
     lt_signal_stop = 1;
     pthread_join(keeper, NULL);
 end:

@@ -76,14 +76,26 @@ static void release(worker_ctx_t *w, const lt_lease_t *lease)
         lt_debug("worker %d: lease release failed; its TTL frees it", w->idx);
 }
 
-static long long backoff_ms(worker_ctx_t *w, int attempt, long retry_after_s)
+/* Retry-After in ms, cut to FETCH_RETRY_AFTER_MAX: a CRM (or a proxy) that
+ * answers 999999999 must not park a worker, or push the integration's rate
+ * key, for decades. -1 when absent. */
+static long long retry_after_ms(const worker_ctx_t *w, long retry_after_s)
+{
+    if (retry_after_s < 0)
+        return -1;
+    if (retry_after_s >= w->f->retry_after_max_ms / 1000)
+        return w->f->retry_after_max_ms;
+    return retry_after_s * 1000LL;
+}
+
+static long long backoff_ms(worker_ctx_t *w, int attempt, long long retry_after)
 {
     long long cap = 500LL << (attempt < 16 ? attempt : 16);
     if (cap > w->f->backoff_max_ms)
         cap = w->f->backoff_max_ms;
     long long ms = (long long)(rand_r(&w->rng) % (unsigned)(cap + 1));
-    if (retry_after_s > 0 && ms < retry_after_s * 1000LL)
-        ms = retry_after_s * 1000LL;
+    if (retry_after > 0 && ms < retry_after)
+        ms = retry_after;
     return ms;
 }
 
@@ -139,14 +151,15 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
         if (err != LT_ERR_RETRIABLE)
             return err;
         lt_crm_page_free(out);
+        long long after = retry_after_ms(w, retry_after);
         if (status == 429)
-            lt_limits_slowdown(w->lim, in->id, retry_after > 0 ? retry_after * 1000LL : 1000);
+            lt_limits_slowdown(w->lim, in->id, after > 0 ? after : 1000);
         fetcher_stats_error(w, job, errstr);
         if (attempt >= w->f->max_attempts)
             return LT_ERR_RETRIABLE;
         lt_debug("%s %s %s p%d attempt %d: %s", job->integration_id,
                  lt_stream_name(job->stream), job->day, page, attempt, errstr);
-        if (lt_clock_nap_ms(backoff_ms(w, attempt, retry_after)) != 0)
+        if (lt_clock_nap_ms(backoff_ms(w, attempt, after)) != 0)
             return LT_ERR_FATAL;
     }
 }

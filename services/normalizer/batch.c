@@ -162,10 +162,12 @@ static void apply_counts(norm_t *n, const norm_counts_t *c)
  * 0 when all were delivered. */
 static int settle(norm_t *n, norm_batch_t *b)
 {
-    lt_err_t rc = lt_producer_wait(n->prod, &b->acks, ACK_TIMEOUT_MS);
-    while (atomic_load(&b->acks.pending) > 0)
-        lt_producer_wait(n->prod, &b->acks, 1000);
-    return rc == LT_OK && atomic_load(&b->acks.failed) == 0 && b->produced == LT_OK ? 0 : -1;
+    if (!b->acks)
+        return b->produced == LT_OK ? 0 : -1;
+    lt_err_t rc = lt_producer_wait(n->prod, b->acks, ACK_TIMEOUT_MS);
+    while (lt_acks_pending(b->acks) > 0)
+        lt_producer_wait(n->prod, b->acks, 1000);
+    return rc == LT_OK && lt_acks_failed(b->acks) == 0 && b->produced == LT_OK ? 0 : -1;
 }
 
 static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
@@ -202,10 +204,12 @@ static int produce(norm_t *n, norm_batch_t *b)
     norm_cb_call_t call = {0};
     int sent, rc = 0;
     memset(&b->c, 0, sizeof(b->c));
-    atomic_store(&b->acks.pending, 0);
-    atomic_store(&b->acks.failed, 0);
-    atomic_store(&b->acks.first_err, 0);
-    n->out = &b->acks;
+    lt_acks_release(b->acks); /* settled: nothing pending in it */
+    if (!(b->acks = lt_acks_new())) {
+        lt_error("out of memory for acknowledgements");
+        return -1;
+    }
+    n->out = b->acks;
     b->produced = LT_OK;
     for (int k = 0; k < 2; k++)
         if (!b->arena[k] && !(b->arena[k] = lt_jarena_new())) {
@@ -266,7 +270,7 @@ int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
     for (;;) {
         lt_metric_add(n->m.produce_retries, 1);
         lt_warn("batch of %zu rows not acknowledged (%s); producing it%s again", b->count,
-                rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&b->acks.first_err)),
+                rd_kafka_err2str(b->acks ? lt_acks_first_err(b->acks) : RD_KAFKA_RESP_ERR_NO_ERROR),
                 next ? " and the next one" : "");
         if (lt_clock_nap_ms(1000) != 0 || produce(n, b) != 0 || (next && produce(n, next) != 0))
             return -1;

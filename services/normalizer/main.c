@@ -13,6 +13,7 @@
 
 #include "lt_httpd.h"
 #include "lt_log.h"
+#include "lt_offsets.h"
 #include "lt_signal.h"
 #include "normalizer.h"
 
@@ -69,27 +70,28 @@ static size_t collect(norm_t *n, norm_msg_t *msgs, int wait_ms)
     return count;
 }
 
-/* Offsets only grow within a partition: storing the last one of each
- * partition in the batch is enough (walks backwards, remembering partitions). */
+/* Stores, per partition, the offset after the batch's last message: the
+ * batch is acknowledged as a whole and batches are stored in order, so every
+ * message is finished (lt_offsets then keeps one offset per partition, for
+ * any number of partitions). Out of memory: nothing is stored; the next
+ * batch's offsets cover this one's. */
 static void store_offsets(norm_t *n, const norm_msg_t *msgs, size_t count)
 {
-    int32_t seen[256];
-    size_t nseen = 0;
-    for (size_t i = count; i-- > 0;) {
-        int32_t p = msgs[i].rkm->partition;
-        size_t k = 0;
-        while (k < nseen && seen[k] != p)
-            k++;
-        if (k < nseen)
-            continue;
-        if (nseen == sizeof(seen) / sizeof(seen[0])) {
-            for (size_t j = 0; j < count; j++) /* too many: every one, in order */
-                lt_consumer_store(n->cons, msgs[j].rkm);
-            return;
-        }
-        seen[nseen++] = p;
-        lt_consumer_store(n->cons, msgs[i].rkm);
+    lt_offsets_t *t = lt_offsets_new();
+    int ok = t != NULL, cls;
+    int32_t partition;
+    int64_t next;
+    for (size_t i = 0; ok && i < count; i++) {
+        const rd_kafka_message_t *rkm = msgs[i].rkm;
+        if ((ok = lt_offsets_add(t, 0, rkm->partition, rkm->offset) == 0))
+            lt_offsets_done(t, 0, rkm->partition, rkm->offset);
     }
+    while (ok && lt_offsets_take(t, &cls, &partition, &next))
+        lt_consumer_store_offset(n->cons, rd_kafka_topic_name(msgs[0].rkm->rkt),
+                                 partition, next);
+    if (!ok)
+        lt_warn("out of memory: offsets of a batch of %zu rows not stored", count);
+    lt_offsets_destroy(t);
 }
 
 static void store_and_free(norm_t *n, norm_batch_t *b)
@@ -211,6 +213,7 @@ end:
         lt_jarena_destroy(slots[k].arena[0]);
         lt_jarena_destroy(slots[k].arena[1]);
         lt_jarena_destroy(slots[k].out);
+        lt_acks_release(slots[k].acks);
     }
     lt_redis_destroy(n.redis);
     norm_integ_clear(&n);

@@ -44,7 +44,7 @@ typedef struct {
     lt_producer_t *prod;
     lt_consumer_t *cons;
     lt_redis_t *redis;
-    lt_batch_t *out;  /* acks of the batch being produced (its slot's, never freed) */
+    lt_acks_t *out;   /* acks of the batch being produced (its slot's) */
     norm_integ_t *integs;
     size_t ninteg;
     long long integ_loaded_ms;
@@ -75,14 +75,15 @@ typedef struct {
     long rows, dlq, partial, authorize, reference, events[8];
 } norm_counts_t;
 
-/* A batch slot: its messages, and the acks of its outputs (delivery reports
- * point at acks, so a slot lives as long as the process). */
+/* A batch slot: its messages, and the acks of its outputs (a new counter
+ * per produce; the previous one is released once settled, and a report
+ * after that still lands in it: lt_acks_t is reference counted). */
 typedef struct {
     norm_msg_t msgs[NORM_BATCH_MAX];
     size_t count;
     lt_jarena_t *arena[2]; /* parse trees (lt_jtree) of chunks 2k and 2k+1 */
     lt_jarena_t *out;      /* events sent by reference: kept until acknowledged */
-    lt_batch_t acks;
+    lt_acks_t *acks;
     lt_err_t produced;  /* LT_OK when every output was handed to the producer */
     norm_counts_t c;    /* of the last produce, applied once acknowledged */
 } norm_batch_t;

@@ -12,8 +12,13 @@
  *
  * Every job is claimed in P i:{id}:outstanding by a Lua script that also
  * checks the leader lease (fencing), so no job is outstanding twice. A claim
- * older than STALE_CLAIM_MS is presumed lost (a fetcher gave up) and re-made;
- * claims whose jobs Kafka did not acknowledge are released at once. */
+ * is "<job_id> <ms> pending" until Kafka acknowledged its job, then
+ * "<job_id> <ms>". Claims whose jobs Kafka did not acknowledge are released
+ * at once; a pending claim older than PENDING_CLAIM_MS (its scheduler died
+ * before the acknowledgement) and any claim older than STALE_CLAIM_MS (its
+ * job was lost after Kafka took it) are presumed lost and re-made. Running
+ * the claim script twice with the same value (a reply lost with its
+ * connection, the command sent again) claims once: it answers 1 again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,31 +29,48 @@
 #include "lt_uuid.h"
 #include "scheduler.h"
 
-#define STALE_CLAIM_MS (6LL * 3600 * 1000)
+#define STALE_CLAIM_MS (30LL * 60 * 1000)
+#define PENDING_CLAIM_MS (2LL * 60 * 1000) /* > settle's wait for the acks */
+#define SETTLE_WAIT_MS 30000
 
 /* The claims of one plan call, released when their jobs were not
  * acknowledged, so a lost job is re-emitted next tick instead of blocking
- * its day until STALE_CLAIM_MS. */
+ * its day until a claim goes stale. acks is the plan's own counter: a
+ * report after settle gave up lands there, never in a later plan's. */
 typedef struct {
-    lt_batch_t batch;
-    struct plan_claim { char key[128], value[80]; } *claims;
+    lt_acks_t *acks;
+    struct plan_claim { char key[128], value[96]; } *claims;
     size_t n, cap;
 } plan_t;
 
 /* KEYS leader, outstanding, done (of the stream); ARGV lease, jobkey, value,
- * now, stale, cap (0 = none), day ("" = no done check). */
+ * now, stale, cap (0 = none), day ("" = no done check), pending stale. */
 static lt_redis_script_t claim_script = {
     .source =
         "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
         "if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 1 then return 0 end\n"
         "local cur = redis.call('HGET', KEYS[2], ARGV[2])\n"
+        "if cur == ARGV[3] then return 1 end\n"
         "if cur then\n"
-        "  local ms = tonumber(string.match(cur, ' (%d+)$'))\n"
-        "  if ms and tonumber(ARGV[4]) - ms < tonumber(ARGV[5]) then return 0 end\n"
+        "  local ms = tonumber(string.match(cur, '^%S+ (%d+)'))\n"
+        "  local stale = string.find(cur, ' pending$') and ARGV[8] or ARGV[5]\n"
+        "  if ms and tonumber(ARGV[4]) - ms < tonumber(stale) then return 0 end\n"
         "elseif tonumber(ARGV[6]) > 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then\n"
         "  return -2\n"
         "end\n"
         "redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])\n"
+        "return 1\n",
+};
+
+/* KEYS outstanding; ARGV (jobkey, pending value, queued value) triples:
+ * each claim still pending as ours becomes queued. */
+static lt_redis_script_t queued_script = {
+    .source =
+        "for i = 1, #ARGV, 3 do\n"
+        "  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then\n"
+        "    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])\n"
+        "  end\n"
+        "end\n"
         "return 1\n",
 };
 
@@ -71,9 +93,10 @@ static void key_of(const sched_ctx_t *ctx, const lt_integration_t *in, const cha
 static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job,
                  int capped, const char *jobkey, const char *value) {
     char kleader[256], kout[256], kdone[256], done[64], lease[128], now[24], stale[24], cap[24];
+    char pstale[24];
     int backfill = !strcmp(job->reason, "backfill");
-    const char *argv[10];
-    size_t lens[10];
+    const char *argv[11];
+    size_t lens[11];
     redisReply *reply;
     int rc;
 
@@ -84,13 +107,15 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
     snprintf(lease, sizeof(lease), "%s %lld", ctx->lease->holder, ctx->lease->token);
     snprintf(now, sizeof(now), "%lld", ctx->now_ms);
     snprintf(stale, sizeof(stale), "%lld", STALE_CLAIM_MS);
+    snprintf(pstale, sizeof(pstale), "%lld", PENDING_CLAIM_MS);
     snprintf(cap, sizeof(cap), "%lld", capped ? lt_config_int(ctx->cfg, "MAX_OUTSTANDING_JOBS") : 0);
     argv[0] = kleader, argv[1] = kout, argv[2] = kdone, argv[3] = lease, argv[4] = jobkey;
     argv[5] = value, argv[6] = now, argv[7] = stale, argv[8] = cap;
     argv[9] = backfill ? job->day : "";
-    for (int i = 0; i < 10; i++)
+    argv[10] = pstale;
+    for (int i = 0; i < 11; i++)
         lens[i] = strlen(argv[i]);
-    if (!(reply = lt_redis_eval(ctx->redis, &claim_script, 3, 10, argv, lens)))
+    if (!(reply = lt_redis_eval(ctx->redis, &claim_script, 3, 11, argv, lens)))
         return -3;
     rc = reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -3;
     if (reply->type == REDIS_REPLY_ERROR)
@@ -130,7 +155,7 @@ static void remember(plan_t *plan, const char *jobkey, const char *value) {
 /* Claims and produces one job. Returns the claim result (see claim()). */
 static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job,
                 const char *topic, plan_t *plan, int capped) {
-    char key[160], jobkey[128], value[80], errstr[256], *json;
+    char key[160], jobkey[128], value[96], errstr[256], *json;
     size_t klen;
     int rc;
 
@@ -138,13 +163,15 @@ static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job,
     snprintf(job->integration_id, sizeof(job->integration_id), "%s", in->id);
     snprintf(job->run_id, sizeof(job->run_id), "%s", ctx->run_id);
     lt_job_key(job, jobkey, sizeof(jobkey));
-    snprintf(value, sizeof(value), "%s %lld", job->job_id, ctx->now_ms);
+    snprintf(value, sizeof(value), "%s %lld pending", job->job_id, ctx->now_ms);
+    if (!plan->acks && !(plan->acks = lt_acks_new()))
+        return -3;
     if ((rc = claim(ctx, in, job, capped, jobkey, value)) != 1)
         return rc;
     klen = lt_job_kafka_key(job, key, sizeof(key));
     json = lt_job_encode(job);
     if (!json || lt_producer_send(ctx->producer, topic, key, klen, json, strlen(json),
-                                  &plan->batch, errstr, sizeof(errstr)) != LT_OK) {
+                                  plan->acks, errstr, sizeof(errstr)) != LT_OK) {
         lt_warn("job %s: produce failed: %s", job->job_id, json ? errstr : "out of memory");
         release(ctx, in, jobkey, value);
         free(json);
@@ -307,16 +334,46 @@ static int set_ms(sched_ctx_t *ctx, const char *key, const char *field) {
     return hash_set(ctx, key, field, ms);
 }
 
+/* Turns the plan's pending claims into queued ones (one script call).
+ * Failing leaves them pending: they are re-made after PENDING_CLAIM_MS. */
+static void mark_queued(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan) {
+    char kout[256];
+    size_t argc = 1 + 3 * plan->n;
+    const char **argv = calloc(argc, sizeof(*argv));
+    char (*queued)[96] = calloc(plan->n, sizeof(*queued));
+    redisReply *reply;
+    key_of(ctx, in, "outstanding", kout, sizeof(kout));
+    if (argv && queued) {
+        argv[0] = kout;
+        for (size_t i = 0; i < plan->n; i++) {
+            const char *v = plan->claims[i].value;
+            size_t len = strlen(v) - (sizeof(" pending") - 1);
+            snprintf(queued[i], sizeof(queued[i]), "%.*s", (int)len, v);
+            argv[1 + 3 * i] = plan->claims[i].key;
+            argv[2 + 3 * i] = v;
+            argv[3 + 3 * i] = queued[i];
+        }
+        if ((reply = lt_redis_eval(ctx->redis, &queued_script, 1, (int)argc, argv, NULL)))
+            freeReplyObject(reply);
+    }
+    free(argv);
+    free(queued);
+}
+
 /* Waits for every job of the plan; on any failure releases its claims so
  * the next tick emits them again. 0 when all were acknowledged. */
 static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan) {
     int rc = 0;
-    if (plan->n && lt_producer_wait(ctx->producer, &plan->batch, 30000) != LT_OK) {
+    if (plan->n && lt_producer_wait(ctx->producer, plan->acks, SETTLE_WAIT_MS) != LT_OK) {
         lt_warn("integration %s: jobs not acknowledged; retrying next tick", in->id);
         for (size_t i = 0; i < plan->n; i++)
             release(ctx, in, plan->claims[i].key, plan->claims[i].value);
         rc = -1;
+    } else if (plan->n) {
+        mark_queued(ctx, in, plan);
     }
+    lt_acks_release(plan->acks);
+    plan->acks = NULL;
     free(plan->claims);
     plan->claims = NULL, plan->n = plan->cap = 0;
     return rc;

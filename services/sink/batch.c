@@ -18,6 +18,7 @@
 #include "lt_dedupe.h"
 #include "lt_json.h"
 #include "lt_log.h"
+#include "lt_offsets.h"
 #include "lt_signal.h"
 #include "sink.h"
 
@@ -33,7 +34,7 @@ typedef struct {
     uint64_t hash;
     int slot;        /* its event's entry in the batch table */
     int sent, done;  /* produced / acknowledged (or nothing to produce) */
-    lt_batch_t ack;
+    lt_acks_t *ack;  /* of the last send; a late report lands here, never elsewhere */
     char reason[256];
 } msg_t;
 
@@ -64,8 +65,11 @@ sink_batch_t *sink_batch_new(void)
 
 static void batch_clear(sink_batch_t *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_destroy(b->msgs[i].rkm);
+        lt_acks_release(b->msgs[i].ack);
+        b->msgs[i].ack = NULL;
+    }
     b->n = 0;
     b->nkeys = 0;
     memset(b->table, 0, sizeof(b->table));
@@ -186,22 +190,28 @@ static lt_err_t produce(sink_t *s, sink_batch_t *b)
         lt_err_t rc = LT_OK;
         if (m->done || m->sent || m->state == MSG_SKIP)
             continue;
-        memset(&m->ack, 0, sizeof(m->ack));
-        if (m->state == MSG_WRITE) {
+        lt_acks_release(m->ack);
+        if (!(m->ack = lt_acks_new())) {
+            rc = LT_ERR_RETRIABLE;
+        } else if (m->state == MSG_WRITE) {
             rc = lt_producer_send(s->down, s->topic_down, m->info.event_id, 36,
-                                  m->rkm->payload, m->rkm->len, &m->ack, err, sizeof(err));
+                                  m->rkm->payload, m->rkm->len, m->ack, err, sizeof(err));
         } else {
             size_t len;
             char *rec = sink_dlq_record(m->rkm, m->reason, &len);
             rc = !rec ? LT_ERR_RETRIABLE
                       : lt_producer_send(s->local, s->topic_dlq, m->rkm->key,
-                                         m->rkm->key_len, rec, len, &m->ack, err,
+                                         m->rkm->key_len, rec, len, m->ack, err,
                                          sizeof(err));
             free(rec);
         }
         if (rc == LT_ERR_FATAL) {
             lt_error("%s", err);
             return LT_ERR_FATAL;
+        }
+        if (rc == LT_ERR_PERMANENT && m->state == MSG_WRITE) { /* over message.max.bytes */
+            b->table[m->slot].undone--;
+            to_dlq(m, "downstream refused the event (too large)");
         }
         m->sent = rc == LT_OK;
     }
@@ -225,11 +235,11 @@ static size_t wait_acks(sink_t *s, sink_batch_t *b)
         long long left = deadline - lt_clock_mono_ms();
         if (m->done || !m->sent)
             continue;
-        lt_producer_wait(m->state == MSG_WRITE ? s->down : s->local, &m->ack,
+        lt_producer_wait(m->state == MSG_WRITE ? s->down : s->local, m->ack,
                          left > 0 ? (int)left : 0);
-        if (atomic_load(&m->ack.pending) > 0)
+        if (lt_acks_pending(m->ack) > 0)
             continue;
-        if (atomic_load(&m->ack.failed) == 0) {
+        if (lt_acks_failed(m->ack) == 0) {
             m->done = 1;
             if (m->state == MSG_WRITE)
                 b->table[m->slot].undone--;
@@ -237,9 +247,9 @@ static size_t wait_acks(sink_t *s, sink_batch_t *b)
         }
         m->sent = 0; /* failed: send again */
         lt_warn("%s write failed: %s", m->state == MSG_WRITE ? "downstream" : "dlq",
-                rd_kafka_err2str((rd_kafka_resp_err_t)atomic_load(&m->ack.first_err)));
+                rd_kafka_err2str(lt_acks_first_err(m->ack)));
         lt_metric_add(s->m.retries, 1);
-        if (m->state == MSG_WRITE && permanent(atomic_load(&m->ack.first_err))) {
+        if (m->state == MSG_WRITE && permanent(lt_acks_first_err(m->ack))) {
             b->table[m->slot].undone--;
             to_dlq(m, "downstream refused the event (too large or invalid)");
         }
@@ -278,37 +288,28 @@ static lt_err_t record(sink_t *s, sink_batch_t *b)
     return sink_store_record(s, b->keys, n);
 }
 
-typedef struct {
-    int32_t partition;
-    int64_t next;
-    int blocked;
-} part_t;
-
-/* Per partition, the offset after the longest done prefix of the batch. */
+/* Per partition, the offset after the longest done prefix of the batch: a
+ * message left undone (shutdown gave up on it) holds back every later one
+ * of its partition, for any number of partitions. Out of memory: nothing is
+ * stored (the batch is redelivered; dedupe skips what was written). */
 static void store_offsets(sink_t *s, sink_batch_t *b)
 {
-    part_t parts[64];
-    size_t np = 0, j;
-    for (size_t i = 0; i < b->n; i++) {
+    lt_offsets_t *t = lt_offsets_new();
+    int ok = t != NULL, cls;
+    int32_t partition;
+    int64_t next;
+    for (size_t i = 0; ok && i < b->n; i++) {
         const rd_kafka_message_t *rkm = b->msgs[i].rkm;
-        for (j = 0; j < np && parts[j].partition != rkm->partition; j++)
-            ;
-        if (j == np) {
-            if (np == sizeof(parts) / sizeof(parts[0])) {
-                lt_consumer_store(s->cons, rkm); /* rare: many partitions */
-                continue;
-            }
-            parts[np++] = (part_t){rkm->partition, -1, 0};
-        }
-        if (!b->msgs[i].done)
-            parts[j].blocked = 1;
-        else if (!parts[j].blocked)
-            parts[j].next = rkm->offset + 1;
+        if ((ok = lt_offsets_add(t, 0, rkm->partition, rkm->offset) == 0) &&
+            b->msgs[i].done)
+            lt_offsets_done(t, 0, rkm->partition, rkm->offset);
     }
-    for (j = 0; j < np; j++)
-        if (parts[j].next >= 0)
-            lt_consumer_store_offset(s->cons, rd_kafka_topic_name(b->msgs[0].rkm->rkt),
-                                     parts[j].partition, parts[j].next);
+    while (ok && lt_offsets_take(t, &cls, &partition, &next))
+        lt_consumer_store_offset(s->cons, rd_kafka_topic_name(b->msgs[0].rkm->rkt),
+                                 partition, next);
+    if (!ok)
+        lt_warn("out of memory: offsets of a batch of %zu events not stored", b->n);
+    lt_offsets_destroy(t);
 }
 
 static void count(sink_t *s, const sink_batch_t *b)

@@ -22,13 +22,16 @@ static int produce(const lt_config_t *cfg, const char *topic, int n,
 {
     char errstr[512] = "", key[32], val[128];
     char (*vals)[128] = by_ref ? calloc((size_t)(n > 0 ? n : 1), sizeof(*vals)) : NULL;
-    lt_batch_t batch = {0};
+    lt_acks_t *acks = lt_acks_new();
     lt_producer_t *p = lt_producer_new(cfg, "KAFKA_", errstr, sizeof(errstr));
     lt_err_t rc = LT_OK;
     int i;
 
-    if (!p) {
-        printf("producer: %s\n", errstr);
+    if (!p || !acks) {
+        printf("producer: %s\n", p ? "out of memory" : errstr);
+        lt_producer_destroy(p, 0);
+        lt_acks_release(acks);
+        free(vals);
         return 1;
     }
     for (i = 0; i < n && rc == LT_OK; i++) {
@@ -37,22 +40,23 @@ static int produce(const lt_config_t *cfg, const char *topic, int n,
         if (vals) {
             memcpy(vals[i], val, sizeof(val));
             rc = lt_producer_send_ref(p, topic, key, strlen(key), vals[i], strlen(vals[i]),
-                                      &batch, errstr, sizeof(errstr));
+                                      acks, errstr, sizeof(errstr));
         } else {
             rc = lt_producer_send(p, topic, key, strlen(key), val, strlen(val),
-                                  &batch, errstr, sizeof(errstr));
+                                  acks, errstr, sizeof(errstr));
         }
     }
     if (rc == LT_OK)
-        rc = lt_producer_wait(p, &batch, 20000);
-    if (vals && atomic_load(&batch.pending) == 0) /* acked: no longer read */
+        rc = lt_producer_wait(p, acks, 20000);
+    if (vals && lt_acks_pending(acks) == 0) /* acked: no longer read */
         memset(vals, 'X', (size_t)n * sizeof(*vals));
     printf("delivered=%ld failed=%ld pending=%ld rc=%s first_err=%s\n",
-           (long)i - atomic_load(&batch.failed) - atomic_load(&batch.pending),
-           (long)atomic_load(&batch.failed), (long)atomic_load(&batch.pending),
+           (long)i - lt_acks_failed(acks) - lt_acks_pending(acks),
+           (long)lt_acks_failed(acks), (long)lt_acks_pending(acks),
            lt_err_name(rc),
-           rd_kafka_err2name((rd_kafka_resp_err_t)atomic_load(&batch.first_err)));
+           rd_kafka_err2name(lt_acks_first_err(acks)));
     lt_producer_destroy(p, 1000);
+    lt_acks_release(acks);
     free(vals);
     return rc == LT_OK ? 0 : 1;
 }
