@@ -3,6 +3,8 @@
     with CrmSim(customers=40, days=120) as sim:
         status, headers, body = sim.post("/transactions/query/", {"startDate": "01/01/2024"})
         rows = sim.query_all("/transactions/query/", {...})
+        sim.fault(drip={"interval_ms": 50}, path="/order/query/")  # hostile modes
+        sim.clear_faults()
 """
 import json
 import os
@@ -190,6 +192,40 @@ class CrmSim:
                 return resp.status, json.loads(resp.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())
+
+    # ---- hostile modes (POST /_sim/fault, see tools/crm-sim/README.md) ----
+    def fault_request(self, body):
+        """POST /_sim/fault with body (a dict, or bytes sent as they are);
+        returns (status, parsed answer), or the raw bytes when not JSON (413)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + "/_sim/fault", data=data, method="POST")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw
+
+    def fault(self, **modes):
+        """Sets (or, with None, clears) hostile modes and returns the settings
+        now in force: fault(oversized_row={"index": 4}, path="/order/query/",
+        count=2). Raises AssertionError when the simulator refuses the body."""
+        status, res = self.fault_request(modes)
+        if status != 200:
+            raise AssertionError("/_sim/fault %r: %r" % (status, res))
+        return res["faults"]
+
+    def clear_faults(self):
+        return self.fault(clear=True)
+
+    def faults(self):
+        """The hostile modes in force ({} when none); the password shows as "(hidden)"."""
+        with urllib.request.urlopen(self.url + "/_sim/fault", timeout=10) as resp:
+            return json.loads(resp.read())["faults"]
 
     def dump(self):
         with open(self.dump_path, encoding="utf-8") as f:

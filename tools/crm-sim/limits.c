@@ -134,6 +134,7 @@ char *cs_limits_stats(void)
   cJSON_AddNumberToObject(root, "faults", (double)L.faults);
   cJSON_AddNumberToObject(root, "auth_failures", (double)L.auth_failures);
   pthread_mutex_unlock(&L.mu);
+  cs_hostile_stats(root); /* its own lock, never taken under this one */
   out = cJSON_PrintUnformatted(root);
   cJSON_Delete(root);
   return out;

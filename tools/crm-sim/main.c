@@ -59,8 +59,18 @@ static void usage(FILE *f)
 
 /* ---- HTTP plumbing ---- */
 
+static enum MHD_Result queue(struct MHD_Connection *c, unsigned status,
+                             struct MHD_Response *resp)
+{
+  if (!resp)
+    return MHD_NO;
+  enum MHD_Result rc = MHD_queue_response(c, status, resp);
+  MHD_destroy_response(resp);
+  return rc;
+}
+
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, const char *ctype,
-                                 char *body, size_t len, int owned, int retry_after)
+                                 char *body, size_t len, int owned, const char *retry_after)
 {
   struct MHD_Response *resp = MHD_create_response_from_buffer(
       len, body, owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
@@ -71,17 +81,15 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, cons
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
   if (retry_after)
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
-  enum MHD_Result rc = MHD_queue_response(c, status, resp);
-  MHD_destroy_response(resp);
-  return rc;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
+  return queue(c, status, resp);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *body)
 {
   if (!body)
-    return send_body(c, 500, "text/plain", (char *)(uintptr_t) "out of memory", 13, 0, 0);
-  return send_body(c, status, "application/json", body, strlen(body), 1, 0);
+    return send_body(c, 500, "text/plain", (char *)(uintptr_t) "out of memory", 13, 0, NULL);
+  return send_body(c, status, "application/json", body, strlen(body), 1, NULL);
 }
 
 static void peer_of(struct MHD_Connection *c, char *out, size_t len)
@@ -113,35 +121,80 @@ static int path_index(const char *url)
   return -1;
 }
 
+/* Hostile answers that replace the whole answer (POST /_sim/fault); 1 when
+ * one was given (*res set). */
+static int hostile_answer(struct MHD_Connection *c, const cs_hostile_t *h, enum MHD_Result *res)
+{
+  int mode;
+  struct MHD_Response *resp;
+  if (h->modes & CS_H_BIT(CS_H_RETRY_AFTER)) {
+    cs_hostile_tally(CS_H_BIT(CS_H_RETRY_AFTER));
+    if (h->retry_status == 503)
+      *res = send_body(c, 503, "text/html", (char *)(uintptr_t)HTML_503, sizeof(HTML_503) - 1,
+                       0, h->retry_after);
+    else
+      *res = send_body(c, (unsigned)h->retry_status, "application/json",
+                       (char *)(uintptr_t)TOO_MANY, sizeof(TOO_MANY) - 1, 0, h->retry_after);
+    return 1;
+  }
+  if (!(resp = cs_hostile_body(h, &mode)))
+    return 0;
+  cs_hostile_tally(CS_H_BIT(mode));
+  *res = queue(c, 200, resp);
+  return 1;
+}
+
+/* Order: --max-rps / --max-in-flight 429; hang; --latency-ms, then the
+ * run-time latency; --fault-rate; retry_after, huge_body, deep_json,
+ * wide_json; the real answer (account settings, total_results,
+ * oversized_row), cut by a truncate fault; drip. */
 static enum MHD_Result api_request(server_t *sv, struct MHD_Connection *c, req_t *r)
 {
   cs_params_t ps = {0};
+  cs_hostile_t h;
+  enum MHD_Result res;
   char peer[64];
   int auth_failed = 0;
   if (r->reject)
     return send_body(c, 429, "application/json", (char *)(uintptr_t)TOO_MANY,
-                     sizeof(TOO_MANY) - 1, 0, 1);
+                     sizeof(TOO_MANY) - 1, 0, "1");
+  cs_hostile_resolve(r->path, &h);
+  if ((h.modes & CS_H_BIT(CS_H_HANG)) && cs_hostile_hang(c, &h) != 0)
+    return MHD_NO; /* client gone, cap reached or stopping: close, no answer */
   cs_limits_sleep();
+  if (cs_hostile_latency(&h) != 0)
+    return MHD_NO;
   int fault = cs_limits_fault();
   if (fault == CS_FAULT_RESET)
     return MHD_NO; /* MHD closes the connection without a response */
   if (fault == CS_FAULT_503)
-    return send_body(c, 503, "text/html", (char *)(uintptr_t)HTML_503, sizeof(HTML_503) - 1, 0, 0);
+    return send_body(c, 503, "text/html", (char *)(uintptr_t)HTML_503, sizeof(HTML_503) - 1, 0,
+                     NULL);
   if (fault == CS_FAULT_BUSY)
-    return send_body(c, 200, "application/json", (char *)(uintptr_t)BUSY, sizeof(BUSY) - 1, 0, 0);
+    return send_body(c, 200, "application/json", (char *)(uintptr_t)BUSY, sizeof(BUSY) - 1, 0,
+                     NULL);
+  if (hostile_answer(c, &h, &res))
+    return res;
   if (r->too_big || gather_params(c, r, &ps) != 0) {
     cs_params_free(&ps);
-    return send_body(c, 413, "text/plain", (char *)(uintptr_t) "request too large", 17, 0, 0);
+    return send_body(c, 413, "text/plain", (char *)(uintptr_t) "request too large", 17, 0, NULL);
   }
   peer_of(c, peer, sizeof(peer));
-  char *body = cs_api_handle(sv->a, cs_api_paths[r->path], &ps, peer, &auth_failed);
+  char *body = cs_api_handle(sv->a, cs_api_paths[r->path], &ps, peer, &h, &auth_failed);
   cs_params_free(&ps);
   if (auth_failed)
     cs_limits_auth_failure();
-  if (!body || fault != CS_FAULT_TRUNCATE)
+  size_t len = body ? strlen(body) : 0;
+  if (body && fault == CS_FAULT_TRUNCATE)
+    len = len > 1 ? len / 2 : len;
+  if (body && (h.modes & CS_H_BIT(CS_H_DRIP))) {
+    cs_hostile_tally(h.hit | CS_H_BIT(CS_H_DRIP));
+    return queue(c, 200, cs_hostile_drip(body, len, h.drip_ms));
+  }
+  cs_hostile_tally(h.hit);
+  if (!body)
     return send_json(c, 200, body);
-  size_t len = strlen(body);
-  return send_body(c, 200, "application/json", body, len > 1 ? len / 2 : len, 1, 0);
+  return send_body(c, 200, "application/json", body, len, 1, NULL);
 }
 
 static enum MHD_Result sim_request(server_t *sv, struct MHD_Connection *c, const char *url,
@@ -150,13 +203,21 @@ static enum MHD_Result sim_request(server_t *sv, struct MHD_Connection *c, const
   int status = 200;
   if (strcmp(url, "/_sim/stats") == 0 && strcmp(method, "GET") == 0)
     return send_json(c, 200, cs_limits_stats());
+  if (strcmp(url, "/_sim/fault") == 0 && strcmp(method, "GET") == 0)
+    return send_json(c, 200, cs_hostile_get());
+  if (strcmp(url, "/_sim/fault") == 0 && strcmp(method, "POST") == 0) {
+    if (r->too_big)
+      return send_body(c, 413, "text/plain", (char *)(uintptr_t) "request too large", 17, 0, NULL);
+    char *body = cs_hostile_set(r->body ? r->body : "", r->blen, &status);
+    return send_json(c, (unsigned)status, body);
+  }
   if (strcmp(url, "/_sim/mutate") == 0 && strcmp(method, "POST") == 0) {
     if (r->too_big)
-      return send_body(c, 413, "text/plain", (char *)(uintptr_t) "request too large", 17, 0, 0);
+      return send_body(c, 413, "text/plain", (char *)(uintptr_t) "request too large", 17, 0, NULL);
     char *body = cs_mutate(sv->a, r->body ? r->body : "", r->blen, &status);
     return send_json(c, (unsigned)status, body);
   }
-  return send_body(c, 404, "text/plain", (char *)(uintptr_t) "not found", 9, 0, 0);
+  return send_body(c, 404, "text/plain", (char *)(uintptr_t) "not found", 9, 0, NULL);
 }
 
 static void append_body(req_t *r, const char *data, size_t n)
@@ -206,7 +267,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   if (r->sim)
     return sim_request(sv, c, url, method, r);
   if (r->path < 0)
-    return send_body(c, 404, "text/html", (char *)(uintptr_t) "<html>Not Found</html>", 22, 0, 0);
+    return send_body(c, 404, "text/html", (char *)(uintptr_t) "<html>Not Found</html>", 22, 0, NULL);
   /* A request stops counting as in flight once its answer is handed to the
    * server, not when the last byte has left: a client may already have the
    * answer (and start its next request) before MHD reports completion. */
@@ -308,6 +369,7 @@ static int run(const cs_opts_t *o)
     goto end;
   }
   cs_limits_init(o);
+  cs_hostile_init(o->seed);
   if (!(d = start_server(&sv, o->port))) {
     fprintf(stderr, "crm-sim: cannot listen on 127.0.0.1:%d\n", o->port);
     goto end;
@@ -328,6 +390,7 @@ static int run(const cs_opts_t *o)
   }
   rc = 0;
 end:
+  cs_hostile_stop(); /* ends hung, dripping and slowed requests first */
   if (d)
     MHD_stop_daemon(d);
   cs_limits_shutdown();

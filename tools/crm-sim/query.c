@@ -146,8 +146,9 @@ static void add_count(cJSON *o, const char *k, long long v, int as_string)
   cJSON_AddStringToObject(o, k, buf);
 }
 
-/* message{} of a success; data is added by the caller. */
-static cJSON *envelope(const cs_account_t *a, const query_t *q, size_t total, cJSON **data,
+/* message{} of a success; data is added by the caller. total < 0: no
+ * totalResults key at all (hostile total_results "missing"). */
+static cJSON *envelope(const cs_account_t *a, const query_t *q, long long total, cJSON **data,
                        int data_object)
 {
   const char *sort_by = q->updated ? "dateUpdated" : "dateCreated";
@@ -161,7 +162,8 @@ static cJSON *envelope(const cs_account_t *a, const query_t *q, size_t total, cJ
     cJSON_Delete(root);
     return NULL;
   }
-  add_count(msg, "totalResults", (long long)total, str);
+  if (total >= 0)
+    add_count(msg, "totalResults", total, str);
   add_count(msg, "resultsPerPage", q->rpp, str);
   add_count(msg, "page", q->page, str);
   *data = data_object ? cJSON_AddObjectToObject(msg, "data") : cJSON_AddArrayToObject(msg, "data");
@@ -293,23 +295,79 @@ static int match(const cs_account_t *a, int s, int i, const filt_t *f)
          campaign_listed(f, a->campaigns[p->campaign].id);
 }
 
+/* ---- hostile pages (POST /_sim/fault) ---- */
+
+/* totalResults as reported: the true count unless total_results is set. */
+static long long reported_total(const query_t *q, size_t total, cs_hostile_t *h)
+{
+  if (!(h->modes & CS_H_BIT(CS_H_TOTAL_RESULTS)))
+    return (long long)total;
+  h->hit |= CS_H_BIT(CS_H_TOTAL_RESULTS);
+  switch (h->total_mode) {
+  case CS_TOTAL_HUGE: return 200000000;
+  case CS_TOTAL_MISSING: return -1;
+  default: return (long long)total + 7LL * q->page; /* changing */
+  }
+}
+
+/* Position j >= total of an always-full stream repeats row j % total under
+ * an id no real row has: numbers + 1e9 per lap, orders "FF" + 8 hex of j. */
+static void fresh_id(cJSON *row, int s, size_t j, size_t total)
+{
+  static const char *const ID[] = {"transactionId", "orderId", "customerId", "purchaseId"};
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(row, ID[s]);
+  char buf[16];
+  if (!id)
+    return;
+  if (s == CS_S_ORDER) {
+    snprintf(buf, sizeof(buf), "FF%08llX", (unsigned long long)j & 0xFFFFFFFFULL);
+    cJSON_ReplaceItemInObjectCaseSensitive(row, ID[s], cJSON_CreateString(buf));
+  } else {
+    double lap = (double)(j / total);
+    cJSON_ReplaceItemInObjectCaseSensitive(row, ID[s],
+                                           cJSON_CreateNumber(id->valuedouble + 1e9 * lap));
+  }
+}
+
+/* Row k of the page gets field = a seeded string of row_bytes (replacing
+ * the field if the row has one). */
+static void oversize(cJSON *row, size_t k, cs_hostile_t *h)
+{
+  cJSON *big;
+  if (!(h->modes & CS_H_BIT(CS_H_OVERSIZED_ROW)) || k != (size_t)h->row_index ||
+      !(big = cs_hostile_filler(h->row_bytes, 0x0B5E55EDULL + k)))
+    return;
+  cJSON_DeleteItemFromObjectCaseSensitive(row, h->row_field);
+  cJSON_AddItemToObject(row, h->row_field, big);
+  h->hit |= CS_H_BIT(CS_H_OVERSIZED_ROW);
+}
+
 /* Rows of one page; caller holds the read lock. */
 static char *page_body(const cs_account_t *a, int s, const query_t *q, const int *rows,
-                       size_t total)
+                       size_t total, cs_hostile_t *h)
 {
   size_t first = (size_t)(q->page - 1) * (size_t)q->rpp;
+  int full = (h->modes & CS_H_BIT(CS_H_TOTAL_RESULTS)) && h->always_full;
+  size_t end = first + (size_t)q->rpp;
   cJSON *root, *data = NULL;
-  if (total == 0 || (first >= total && !a->opts->empty_past_last_page))
+  if (total == 0 || (first >= total && !full && !a->opts->empty_past_last_page))
     return no_rows(s);
-  root = envelope(a, q, total, &data, 0);
-  for (size_t j = first; data && j < total && j < first + (size_t)q->rpp; j++) {
-    int i = rows[q->sort_dir ? j : total - 1 - j];
-    cJSON_AddItemToArray(data, cs_render_row(a, s, i));
+  if (!full && end > total)
+    end = total;
+  root = envelope(a, q, reported_total(q, total, h), &data, 0);
+  for (size_t j = first; data && j < end; j++) {
+    size_t k = j % total;
+    cJSON *row = cs_render_row(a, s, rows[q->sort_dir ? k : total - 1 - k]);
+    if (row && j >= total)
+      fresh_id(row, s, j, total);
+    if (row)
+      oversize(row, j - first, h);
+    cJSON_AddItemToArray(data, row);
   }
   return print_free(root);
 }
 
-static char *query_stream(cs_account_t *a, int s, const cs_params_t *ps)
+static char *query_stream(cs_account_t *a, int s, const cs_params_t *ps, cs_hostile_t *h)
 {
   query_t q;
   const char *err = parse_query(ps, s, &q);
@@ -325,7 +383,7 @@ static char *query_stream(cs_account_t *a, int s, const cs_params_t *ps)
   if (hi < lo)
     hi = lo;
   if (!q.f.active) {
-    out = page_body(a, s, &q, ix->idx + lo, hi - lo);
+    out = page_body(a, s, &q, ix->idx + lo, hi - lo, h);
     goto end;
   }
   rows = malloc((hi - lo + 1) * sizeof(int));
@@ -334,7 +392,7 @@ static char *query_stream(cs_account_t *a, int s, const cs_params_t *ps)
   for (size_t j = lo; j < hi; j++)
     if (match(a, s, ix->idx[j], &q.f))
       rows[total++] = ix->idx[j];
-  out = page_body(a, s, &q, rows, total);
+  out = page_body(a, s, &q, rows, total, h);
 end:
   pthread_rwlock_unlock(&a->lock);
   free(rows);
@@ -357,7 +415,7 @@ static char *query_campaigns(cs_account_t *a, const cs_params_t *ps)
   size_t first = (size_t)(q.page - 1) * (size_t)q.rpp;
   if (total == 0 || first >= total)
     return no_rows(4);
-  root = envelope(a, &q, total, &data, 1);
+  root = envelope(a, &q, (long long)total, &data, 1);
   for (size_t j = first; data && j < total && j < first + (size_t)q.rpp; j++) {
     snprintf(key, sizeof(key), "%d", a->campaigns[rows[j]].id);
     cJSON_AddItemToObject(data, key, cs_render_campaign(a, rows[j]));
@@ -467,28 +525,48 @@ static int same(const cs_param_t *p, const char *want)
   return p && p->vlen == n && memcmp(p->val, want, n) == 0;
 }
 
+/* The command line's --deny-endpoint, or the run-time list when one is set. */
+static int denied(const cs_opts_t *o, int k, cs_hostile_t *h)
+{
+  if (h->modes & CS_H_BIT(CS_H_DENY_ENDPOINT)) {
+    if (!(h->deny_mask & (1u << k)))
+      return 0;
+    h->hit |= CS_H_BIT(CS_H_DENY_ENDPOINT);
+    return 1;
+  }
+  for (int i = 0; i < o->ndeny; i++)
+    if (strcmp(o->deny[i], cs_api_paths[k]) == 0)
+      return 1;
+  return 0;
+}
+
+/* Run-time ip_deny and password (POST /_sim/fault) replace the command
+ * line's while set; the answers stay the ones the CRM gives. */
 char *cs_api_handle(cs_account_t *a, const char *path, const cs_params_t *ps,
-                    const char *peer, int *auth_failed)
+                    const char *peer, cs_hostile_t *h, int *auth_failed)
 {
   const cs_opts_t *o = a->opts;
+  unsigned ip_rt = h->modes & CS_H_BIT(CS_H_IP_DENY);
+  unsigned pw_rt = h->modes & CS_H_BIT(CS_H_PASSWORD);
   char msg[96];
   int k;
   *auth_failed = 0;
-  if (o->ip_deny) {
+  for (k = 0; k < CS_NPATHS && strcmp(path, cs_api_paths[k]) != 0; k++)
+    ;
+  if (ip_rt ? h->ip_deny : o->ip_deny) {
+    h->hit |= ip_rt;
     snprintf(msg, sizeof(msg), "IP must be whitelisted - %s", peer);
     return error_body(msg);
   }
   if (!same(cs_params_get(ps, "loginId"), o->login_id) ||
-      !same(cs_params_get(ps, "password"), o->password)) {
+      !same(cs_params_get(ps, "password"), pw_rt ? h->password : o->password)) {
+    h->hit |= pw_rt;
     *auth_failed = 1;
     return error_body("Invalid login credentials");
   }
-  for (int i = 0; i < o->ndeny; i++)
-    if (strcmp(o->deny[i], path) == 0)
-      return error_body("API user does not have access to this endpoint");
-  for (k = 0; k < CS_NPATHS && strcmp(path, cs_api_paths[k]) != 0; k++)
-    ;
+  if (k < CS_NPATHS && denied(o, k, h))
+    return error_body("API user does not have access to this endpoint");
   if (k < 4)
-    return query_stream(a, k, ps);
+    return query_stream(a, k, ps, h);
   return k == 4 ? query_campaigns(a, ps) : query_summary(a, ps);
 }

@@ -170,9 +170,62 @@ int cs_params_parse(cs_params_t *ps, const char *buf, size_t len);
 const cs_param_t *cs_params_get(const cs_params_t *ps, const char *key); /* last wins */
 void cs_params_free(cs_params_t *ps);
 
-/* query.c: the API endpoints. Return a malloc'd JSON body (caller frees). */
+/* ---- hostile modes switched at run time (POST /_sim/fault) ---- */
+enum { CS_H_OVERSIZED_ROW, CS_H_HUGE_BODY, CS_H_DEEP_JSON, CS_H_WIDE_JSON, CS_H_TOTAL_RESULTS,
+       CS_H_RETRY_AFTER, CS_H_DRIP, CS_H_HANG, CS_H_LATENCY,
+       CS_H_IP_DENY, CS_H_PASSWORD, CS_H_DENY_ENDPOINT, /* account settings: never scoped */
+       CS_H_NMODES };
+#define CS_H_BIT(m) (1u << (m))
+enum { CS_TOTAL_HUGE = 1, CS_TOTAL_MISSING, CS_TOTAL_CHANGING };
+#define CS_H_MAX_PASSWORD 256
+extern const char *const cs_hostile_names[CS_H_NMODES];
+
+/* What applies to one API request: a copy taken once when it starts, so a
+ * change made meanwhile only affects later requests. */
+typedef struct {
+  unsigned modes;   /* CS_H_BIT()s in force for this request */
+  unsigned hit;     /* CS_H_BIT()s that shaped its answer (for cs_hostile_tally) */
+  uint64_t row_bytes, huge_bytes, deep_depth, wide_items, wide_bytes; /* wide_bytes 0: items */
+  int row_index, total_mode, always_full, retry_status;
+  int drip_ms, hang_s, latency_min_ms, latency_max_ms, ip_deny;
+  unsigned deny_mask; /* bit i: cs_api_paths[i] denied */
+  uint64_t hang_epoch; /* a hung request is released when the epoch moves */
+  char row_field[32], retry_after[128];
+  char password[CS_H_MAX_PASSWORD + 1]; /* secret: never printed */
+} cs_hostile_t;
+
+/* hostile.c: the settings (one mutex), their JSON form and the counters. */
+void cs_hostile_init(uint64_t seed);
+/* POST body; returns the JSON answer (caller frees), *http_status 200 or 400. */
+char *cs_hostile_set(const char *body, size_t len, int *http_status);
+char *cs_hostile_get(void);                   /* GET answer, caller frees */
+void cs_hostile_resolve(int path, cs_hostile_t *h); /* snapshot; uses up counts */
+void cs_hostile_tally(unsigned bits);         /* one hostile answer per bit */
+void cs_hostile_stats(cJSON *stats);          /* adds "hostile":{mode:n,...} */
+uint64_t cs_hostile_epoch(void);
+cJSON *cs_hostile_filler(uint64_t bytes, uint64_t seed); /* seeded string item */
+/* Sleeps in slices; -1 (early) once the server stops. */
+int cs_hostile_sleep_ms(int64_t ms);
+int cs_hostile_latency(const cs_hostile_t *h); /* the run-time latency; -1: stopping */
+void cs_hostile_stop(void);                   /* before MHD_stop_daemon */
+int cs_hostile_stopping(void);
+
+/* hostile_io.c: answers that need libmicrohttpd (generated streams, hang). */
+struct MHD_Connection;
+struct MHD_Response;
+/* huge_body, deep_json or wide_json streamed; NULL when none applies.
+ * *mode: the CS_H_* used. */
+struct MHD_Response *cs_hostile_body(const cs_hostile_t *h, int *mode);
+/* body (malloc'd, now owned by the response) one byte per interval_ms. */
+struct MHD_Response *cs_hostile_drip(char *body, size_t len, int interval_ms);
+/* Holds the request: 0 when released (answer normally), -1 to drop it
+ * (client gone, cap reached, server stopping). */
+int cs_hostile_hang(struct MHD_Connection *c, const cs_hostile_t *h);
+
+/* query.c: the API endpoints. Return a malloc'd JSON body (caller frees).
+ * h: the request's hostile modes; the ones that shaped the body go to h->hit. */
 char *cs_api_handle(cs_account_t *a, const char *path, const cs_params_t *ps,
-                    const char *peer, int *auth_failed);
+                    const char *peer, cs_hostile_t *h, int *auth_failed);
 int cs_api_known(const char *path); /* 1 for the six API paths */
 extern const char *const cs_api_paths[];
 #define CS_NPATHS 6
