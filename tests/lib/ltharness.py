@@ -309,16 +309,21 @@ class Stack:
 
     def start_devbroker(self, partitions=4, brokers=1, env=None, timeout=20.0):
         """ltvsync-devbroker; waits for its bootstrap file. Returns the Proc
-        with .bootstrap, .status_file and .status() (the parsed JSON)."""
+        with .bootstrap, .status_file, .status() (the parsed JSON) and
+        .faults, a kafkafault.KafkaFaults on its control port (brokers are
+        1..brokers)."""
+        from kafkafault import KafkaFaults
         name = unique_name("devbroker")
         bfile, sfile = self.path(name + ".bootstrap"), self.path(name + ".status")
+        cfile = self.path(name + ".control")
         e = dict(os.environ)
         e.update(env or {})
         p = self.start("devbroker", [bin_path("ltvsync-devbroker"),
                                      "--brokers", brokers,
                                      "--partitions", partitions,
                                      "--bootstrap-file", bfile,
-                                     "--status-file", sfile], env=e)
+                                     "--status-file", sfile,
+                                     "--control-port-file", cfile], env=e)
 
         def ready():
             p.check_alive()
@@ -327,6 +332,9 @@ class Stack:
         p.bootstrap = wait_until(ready, timeout, "devbroker bootstrap file")
         p.status_file = sfile
         p.status = lambda: json.load(open(sfile))
+        # The control port file is written before the bootstrap file.
+        p.control_file = cfile
+        p.faults = KafkaFaults.from_port_file(cfile)
         if self.broker is None:
             self.broker = p
         return p

@@ -1,5 +1,6 @@
 /* ltvsync-devbroker: librdkafka's mock cluster served over loopback TCP,
- * with every ltvsync topic pre-created and a watch for evicted records.
+ * with every ltvsync topic pre-created, a watch for evicted records and an
+ * optional control port where tests inject faults at run time.
  * Exit codes: 0 clean, 1 start-up failure, 2 usage, 3 records were evicted. */
 #include <getopt.h>
 #include <stdio.h>
@@ -22,12 +23,13 @@ typedef struct {
     int partitions;
     const char *bootstrap_file;
     const char *status_file;
+    const char *control_port_file;
 } db_args_t;
 
 static const char usage[] =
     "usage: ltvsync-devbroker --bootstrap-file FILE [--brokers N] "
     "[--partitions P]\n"
-    "                         [--status-file FILE]\n"
+    "                         [--status-file FILE] [--control-port-file FILE]\n"
     "       ltvsync-devbroker --help | --version\n"
     "\n"
     "Serves the Kafka protocol on 127.0.0.1 with librdkafka's in-memory mock\n"
@@ -40,7 +42,29 @@ static const char usage[] =
     "  --partitions P      partitions per topic (default LTVSYNC_TOPIC_PARTITIONS)\n"
     "  --bootstrap-file F  where to write host:port,... (written atomically)\n"
     "  --status-file F     JSON {\"bootstrap\",\"evicted\",\"evictions\"}, "
-    "refreshed every second\n";
+    "refreshed every second\n"
+    "  --control-port-file F\n"
+    "                      serve fault injection on 127.0.0.1 (any free port);\n"
+    "                      write the port to F (atomically) before FILE\n"
+    "\n"
+    "Fault injection: POST /fault with one JSON object (at most 4096 bytes);\n"
+    "answers 200 {\"ok\":true}, else {\"error\":\"<reason>\"} with 400 (a bad or\n"
+    "unknown op, api, error, broker, topic or field), 404, 405, 413 or 503.\n"
+    "Brokers are 1..N.\n"
+    "  {\"op\":\"broker_down\",\"broker\":1}  disconnect, refuse connections\n"
+    "  {\"op\":\"broker_up\",\"broker\":1}    accept connections again\n"
+    "  {\"op\":\"rtt\",\"broker\":1,\"ms\":500} delay its responses (0..60000 ms)\n"
+    "  {\"op\":\"push_errors\",\"api\":\"Produce\",\"errors\":[\"NOT_LEADER_FOR_PARTITION\"]}\n"
+    "  {\"op\":\"push_errors\",\"api\":\"Produce\",\"count\":3,\"error\":\"REQUEST_TIMED_OUT\"}\n"
+    "      the next requests of that api, from any client, fail in that order\n"
+    "  {\"op\":\"leader\",\"topic\":\"t\",\"partition\":0,\"broker\":2}  (-1: no leader)\n"
+    "  {\"op\":\"coordinator\",\"type\":\"group\",\"key\":\"g\",\"broker\":2}\n"
+    "      (type \"group\" or \"transaction\")\n"
+    "  {\"op\":\"clear\"}  drop pushed errors, rtt 0, every broker up; leaders\n"
+    "      and coordinators stay as set\n"
+    "broker -1 means every broker for broker_down, broker_up and rtt. Error\n"
+    "names are librdkafka's without RD_KAFKA_RESP_ERR_; see\n"
+    "tools/devbroker/README.md for the api names and the limits.\n";
 
 static int parse_int(const char *s, int min, int max, int *out)
 {
@@ -61,6 +85,7 @@ static int parse_args(int argc, char **argv, db_args_t *a)
         {"partitions", required_argument, NULL, 'p'},
         {"bootstrap-file", required_argument, NULL, 'f'},
         {"status-file", required_argument, NULL, 's'},
+        {"control-port-file", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
@@ -78,6 +103,7 @@ static int parse_args(int argc, char **argv, db_args_t *a)
             break;
         case 'f': a->bootstrap_file = optarg; break;
         case 's': a->status_file = optarg; break;
+        case 'c': a->control_port_file = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         case 'V': printf("ltvsync-devbroker %s\n", LTVSYNC_VERSION); return 0;
         default: goto bad;
@@ -129,6 +155,29 @@ static rd_kafka_t *host_new(void)
     return rk;
 }
 
+/* Starts the control port and writes its port file; NULL on failure. The
+ * watcher's client checks topics for the "leader" fault. */
+static db_control_t *control_start(const db_args_t *a,
+                                   rd_kafka_mock_cluster_t *mc, db_watch_t *w)
+{
+    db_fault_target_t t = {mc, db_watch_client(w), a->brokers};
+    db_control_t *c;
+    char errstr[256], line[32];
+
+    if (!(c = db_control_start(&t, errstr, sizeof(errstr)))) {
+        lt_error("control port: %s", errstr);
+        return NULL;
+    }
+    snprintf(line, sizeof(line), "%d\n", db_control_port(c));
+    if (db_write_atomic(a->control_port_file, line, strlen(line)) < 0) {
+        lt_error("cannot write control port file %s", a->control_port_file);
+        db_control_stop(c);
+        return NULL;
+    }
+    lt_info("control: fault injection on 127.0.0.1:%d", db_control_port(c));
+    return c;
+}
+
 /* Serves until a stop signal, checking watermarks every second. */
 static void serve(rd_kafka_t *rk, db_watch_t *w)
 {
@@ -150,6 +199,7 @@ static int run(const db_args_t *a, const lt_config_t *cfg)
     rd_kafka_t *rk = NULL;
     rd_kafka_mock_cluster_t *mc = NULL;
     db_watch_t *w = NULL;
+    db_control_t *ctl = NULL;
     const char *boot;
     char errstr[512], line[4096];
     int rc = 1;
@@ -168,6 +218,8 @@ static int run(const db_args_t *a, const lt_config_t *cfg)
         goto done;
     }
     db_watch_check(w); /* the status file exists before the bootstrap file */
+    if (a->control_port_file && !(ctl = control_start(a, mc, w)))
+        goto done;
     snprintf(line, sizeof(line), "%s\n", boot);
     if (db_write_atomic(a->bootstrap_file, line, strlen(line)) < 0) {
         lt_error("cannot write bootstrap file %s", a->bootstrap_file);
@@ -179,6 +231,7 @@ static int run(const db_args_t *a, const lt_config_t *cfg)
     lt_info("stopping: %zu evicted partitions, exit %d", db_watch_evictions(w),
             rc);
 done:
+    db_control_stop(ctl); /* first: its requests use w's client and mc */
     db_watch_destroy(w);
     if (mc)
         rd_kafka_mock_cluster_destroy(mc);

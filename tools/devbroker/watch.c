@@ -70,6 +70,11 @@ void db_watch_destroy(db_watch_t *w)
     free(w);
 }
 
+rd_kafka_t *db_watch_client(const db_watch_t *w)
+{
+    return w->rk;
+}
+
 size_t db_watch_evictions(const db_watch_t *w)
 {
     return w->nev;
