@@ -30,8 +30,8 @@
 #include "scheduler.h"
 
 #define STALE_CLAIM_MS (30LL * 60 * 1000)
-#define PENDING_CLAIM_MS (2LL * 60 * 1000) /* > settle's wait for the acks */
 #define SETTLE_WAIT_MS 30000
+#define PENDING_CLAIM_MS (SETTLE_WAIT_MS + 15000) /* settle gave up long ago */
 
 /* The claims of one plan call, released when their jobs were not
  * acknowledged, so a lost job is re-emitted next tick instead of blocking
@@ -53,8 +53,9 @@ static lt_redis_script_t claim_script = {
         "if cur == ARGV[3] then return 1 end\n"
         "if cur then\n"
         "  local ms = tonumber(string.match(cur, '^%S+ (%d+)'))\n"
-        "  local stale = string.find(cur, ' pending$') and ARGV[8] or ARGV[5]\n"
-        "  if ms and tonumber(ARGV[4]) - ms < tonumber(stale) then return 0 end\n"
+        "  local pending = string.find(cur, ' pending$')\n"
+        "  local stale = pending and ARGV[8] or ARGV[5]\n"
+        "  if ms and tonumber(ARGV[4]) - ms < tonumber(stale) then return pending and 2 or 0 end\n"
         "elseif tonumber(ARGV[6]) > 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then\n"
         "  return -2\n"
         "end\n"
@@ -89,7 +90,9 @@ static void key_of(const sched_ctx_t *ctx, const lt_integration_t *in, const cha
 }
 
 /* Claims jobkey for job; 1 claimed, 0 already outstanding or (backfill) done,
- * -1 not leader, -2 outstanding cap reached, -3 Redis unreachable. */
+ * 2 claimed by a plan not yet acknowledged (its scheduler may have died: the
+ * claim is re-made after PENDING_CLAIM_MS), -1 not leader, -2 outstanding
+ * cap reached, -3 Redis unreachable. */
 static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job,
                  int capped, const char *jobkey, const char *value) {
     char kleader[256], kout[256], kdone[256], done[64], lease[128], now[24], stale[24], cap[24];
@@ -107,7 +110,7 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
     snprintf(lease, sizeof(lease), "%s %lld", ctx->lease->holder, ctx->lease->token);
     snprintf(now, sizeof(now), "%lld", ctx->now_ms);
     snprintf(stale, sizeof(stale), "%lld", STALE_CLAIM_MS);
-    snprintf(pstale, sizeof(pstale), "%lld", PENDING_CLAIM_MS);
+    snprintf(pstale, sizeof(pstale), "%d", PENDING_CLAIM_MS);
     snprintf(cap, sizeof(cap), "%lld", capped ? lt_config_int(ctx->cfg, "MAX_OUTSTANDING_JOBS") : 0);
     argv[0] = kleader, argv[1] = kout, argv[2] = kdone, argv[3] = lease, argv[4] = jobkey;
     argv[5] = value, argv[6] = now, argv[7] = stale, argv[8] = cap;
@@ -240,7 +243,7 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
     const char **done = NULL;
     redisReply *reply, *done_reply = NULL;
     size_t ndone = 0;
-    int n = 0, rc = 0;
+    int n = 0, rc = 0, hold = 0;
 
     snprintf(key, sizeof(key), "%si:%s:backfill:%s", ctx->prefix, in->id, lt_stream_name(s));
     if (!(reply = lt_redis_cmd(ctx->redis, "HMGET %s from through", key)))
@@ -274,9 +277,13 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
             rc = emit(ctx, in, &job, lt_config_str(ctx->cfg, "TOPIC_JOBS_BACKFILL"), plan, 1);
             if (rc < 0)
                 break; /* -2: the outstanding cap; continue next tick */
-            n += rc;
+            n += rc == 1;
+            /* A claim another plan never confirmed: through stays before
+             * it, so the next ticks come back and re-make it once stale,
+             * instead of leaving the day to the next rescan. */
+            hold |= rc == 2;
         }
-        if (strcmp(day, through) > 0)
+        if (!hold && strcmp(day, through) > 0)
             memcpy(through, day, 11);
     }
     free(done);
@@ -288,7 +295,9 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
 /* Jobs of one range type for the last ndays days (today included). Live
  * jobs ignore the outstanding cap (at most LIVE_LOOKBACK_DAYS x streams of
  * them exist, and a large import must never delay freshness); a capped
- * window stops at the cap and sets *full. */
+ * window stops at the cap and sets *full. *full is also set when a day is
+ * held by a claim another plan never confirmed: the window is not done, and
+ * is planned again next tick (the claim is re-made once stale). */
 static int plan_window(sched_ctx_t *ctx, const lt_integration_t *in, unsigned streams,
                        const char *range_type, const char *reason, const char *topic,
                        const char *today, int ndays, plan_t *plan, int *full) {
@@ -312,7 +321,8 @@ static int plan_window(sched_ctx_t *ctx, const lt_integration_t *in, unsigned st
             }
             if (rc < 0)
                 return -1;
-            n += rc;
+            n += rc == 1;
+            *full |= rc == 2; /* unconfirmed claim: plan the window again */
         }
     }
     return n;
@@ -380,11 +390,12 @@ static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan) {
 }
 
 /* Emits the live window, the lookback and the backfill; records progress
- * in through[] and *lookback_full. */
+ * in through[], *live_full and *lookback_full. */
 static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due,
-                    int lookback_due, plan_t *plan, char through[][11], int *lookback_full) {
+                    int lookback_due, plan_t *plan, char through[][11], int *live_full,
+                    int *lookback_full) {
     char today[11], yesterday[11];
-    int n = 0, rc, live_full;
+    int n = 0, rc;
 
     if (lt_integration_local_day(in, ctx->now_ms / 1000, 0, today) < 0 ||
         lt_date_add_days(today, 10, -1, yesterday) < 0) {
@@ -395,7 +406,7 @@ static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due,
         if ((rc = plan_window(ctx, in, in->streams, "dateUpdated", "live",
                               lt_config_str(ctx->cfg, "TOPIC_JOBS_LIVE"), today,
                               (int)lt_config_int(ctx->cfg, "LIVE_LOOKBACK_DAYS"), plan,
-                              &live_full)) < 0)
+                              live_full)) < 0)
             return -1;
         n += rc;
     }
@@ -424,7 +435,7 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
     char klive[256], key[256], through[LT_STREAM_COUNT][11];
     long long last_live = 0, last_lookback = 0;
     long long lookback_every = lt_config_int(ctx->cfg, "CHARGEBACK_LOOKBACK_INTERVAL");
-    int n, rc, live_due, lookback_due, lookback_full = 0;
+    int n, rc, live_due, lookback_due, live_full = 0, lookback_full = 0;
     plan_t plan = {0};
 
     if ((rc = is_parked(ctx, in)) != 0)
@@ -443,7 +454,7 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
     lookback_due = (in->streams & (1u << LT_STREAM_TRANSACTIONS)) &&
                    ctx->now_ms - last_lookback >= lookback_every;
 
-    n = plan_all(ctx, in, live_due, lookback_due, &plan, through, &lookback_full);
+    n = plan_all(ctx, in, live_due, lookback_due, &plan, through, &live_full, &lookback_full);
     /* Progress is recorded only once Kafka acknowledged every job. */
     if (settle(ctx, in, &plan) < 0 || n < 0)
         return -1;
@@ -455,7 +466,7 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
         if (hash_set(ctx, key, "through", through[s]) < 0)
             return -1;
     }
-    if ((live_due && set_ms(ctx, klive, "last_run_ms") < 0) ||
+    if ((live_due && !live_full && set_ms(ctx, klive, "last_run_ms") < 0) ||
         (lookback_due && !lookback_full && set_ms(ctx, klive, "last_lookback_ms") < 0))
         return -1;
     if (n)

@@ -21,6 +21,7 @@ import re
 import time
 from zoneinfo import ZoneInfo
 
+import crmsim
 import oracle
 from ltharness import HarnessError, SANITIZER_MARKS, SRC_DIR, wait_until
 
@@ -85,6 +86,59 @@ def diff(want, got, show=12):
     return missing, unexpected, changed
 
 
+class SimClient(crmsim.CrmSim):
+    """crmsim's client calls (stats, mutate, fault, clear_faults, ...) for a
+    crm-sim the Stack started."""
+
+    def __init__(self, proc):
+        self.proc_ = proc
+        self.port = proc.port
+
+
+class Tenant:
+    """A second merchant on the same cluster: its own crm-sim (seed, login,
+    password, limits) and integration, for the tests that prove a fault of
+    one integration leaves the others syncing. Created by
+    Pipeline.add_tenant(); services are the pipeline's."""
+
+    def __init__(self, pl, integ_id, seed, customers, days, tz, latency_ms, max_rps,
+                 max_in_flight, sync_interval):
+        st = pl.st
+        self.pl, self.id, self.tz = pl, integ_id, tz
+        self.password = "t-%s+pw%%=#2" % integ_id
+        today = datetime.datetime.now(ZoneInfo(tz)).date()
+        self.start = today - datetime.timedelta(days=days - 1)
+        self.dump_path = st.path("crm-dump-%s.json" % integ_id)
+        self.sim = st.start_crmsim(seed=seed, customers=customers, start=self.start.isoformat(),
+                                   days=days, timezone=tz, currency="USD",
+                                   login_id=integ_id + "-api", password=self.password,
+                                   latency_ms=latency_ms, dump=self.dump_path, timeout=60)
+        wait_until(lambda: json.load(open(self.dump_path)), 20, "crm-sim dump")
+        self.api = SimClient(self.sim)
+        pwfile = st.path("crm-password-%s" % integ_id)
+        with open(pwfile, "w") as f:
+            f.write(self.password)
+        pl.ctl(["integration", "add", "--id", integ_id, "--brand", "konnektive",
+                "--base-url", self.sim.url, "--api-username", integ_id + "-api",
+                "--password-ref", "file:" + pwfile, "--account-name", "Tenant " + integ_id,
+                "--account-username", integ_id, "--timezone", tz,
+                "--import-from", self.start.isoformat(), "--sync-interval", sync_interval,
+                "--max-rps", str(max_rps), "--max-in-flight", str(max_in_flight)], check=True)
+
+    def status(self):
+        r = self.pl.ctl(["status", self.id, "--json"], timeout=30)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def synced(self, s=None):
+        return self.pl.synced(s or self.status())
+
+    def expected(self):
+        integ = oracle.Integration(self.id, "konnektive", self.tz, "USD")
+        dump = json.load(open(self.dump_path))
+        envs = oracle.envelopes_from_dump(dump, integ, "1970-01-01T00:00:00.000Z")
+        return oracle.latest_by_id(oracle.Oracle(integ).run(envs))
+
+
 class Pipeline:
     """Redis, devbroker, crm-sim and the integration, in a Stack."""
 
@@ -107,6 +161,7 @@ class Pipeline:
                                    login_id="pipe-api", password=PASSWORD,
                                    latency_ms=latency_ms, dump=self.dump_path, timeout=60)
         self.dump = wait_until(lambda: json.load(open(self.dump_path)), 20, "crm-sim dump")
+        self.api = SimClient(self.sim)    # stats(), fault(...), clear_faults()
         with open(st.path("crm-password"), "w") as f:
             f.write(PASSWORD)
         r = self.ctl(["integration", "add", "--id", INTEG_ID, "--brand", "konnektive",
@@ -120,6 +175,15 @@ class Pipeline:
             raise HarnessError("integration add: %s%s" % (r.stdout, r.stderr))
         self.procs = {}
         self.stopped = set()
+        self.tenants = []
+
+    def add_tenant(self, integ_id, seed=23, customers=30, days=60, tz="Europe/Berlin",
+                   latency_ms=5, max_rps=200, max_in_flight=8, sync_interval="1h"):
+        """A second integration with its own crm-sim (see Tenant)."""
+        t = Tenant(self, integ_id, seed, customers, days, tz, latency_ms, max_rps,
+                   max_in_flight, sync_interval)
+        self.tenants.append(t)
+        return t
 
     # -- processes -----------------------------------------------------
 
@@ -225,8 +289,8 @@ class Pipeline:
 
     def secrets(self):
         """Every secret value of the dump, plus the CRM password."""
-        out = {PASSWORD}
-        dump = json.load(open(self.dump_path))
+        out = {PASSWORD} | {t.password for t in self.tenants}
+        dumps = [json.load(open(p)) for p in [self.dump_path] + [t.dump_path for t in self.tenants]]
 
         def walk(o):
             if isinstance(o, dict):
@@ -238,15 +302,17 @@ class Pipeline:
             elif isinstance(o, list):
                 for v in o:
                     walk(v)
-        walk(dump)
+        for dump in dumps:
+            walk(dump)
         return out
 
     def leaks(self):
         """[(where, secret)] for every secret found in a topic or a log."""
         found = []
         secrets = [(s, s.encode()) for s in self.secrets()]
-        pw_enc = re.sub(r"[^A-Za-z0-9]", lambda m: "%%%02X" % ord(m.group()), PASSWORD)
-        secrets.append((pw_enc, pw_enc.encode()))
+        for pw in [PASSWORD] + [t.password for t in self.tenants]:
+            pw_enc = re.sub(r"[^A-Za-z0-9]", lambda m: "%%%02X" % ord(m.group()), pw)
+            secrets.append((pw_enc, pw_enc.encode()))
         for topic in TOPICS:
             blob = b"\n".join((m.key or b"") + b"\t" + (m.value or b"")
                               for m in self.st.consume_all(topic))
