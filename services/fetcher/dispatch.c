@@ -1,34 +1,61 @@
-/* dispatch.c: consumers, worker threads and offset bookkeeping.
+/* dispatch.c: consumers, worker threads, offsets and in-process retries.
  *
  * The main thread polls the live consumer before the backfill consumer and
- * hands each job to an idle worker. A partition's offset is stored only up
- * to its first unfinished job (a contiguous prefix), so a crash redelivers
- * every unfinished job. When the local queues are full the consumers'
- * partitions are paused, so polling (and group membership) continues while
- * long jobs run. */
+ * hands each job to an idle worker. lt_offsets stores a partition's offset
+ * only up to its first unfinished job (the contiguous finished prefix), so a
+ * crash redelivers every unfinished job.
+ *
+ * A job abandoned while the service runs (its rows or sub-jobs could not be
+ * written to Kafka, the integrations could not be read) goes back to the head
+ * of its class's queue and runs again after RETRY_BASE_MS, doubling up to
+ * RETRY_MAX_MS: its partition's prefix resumes as soon as it succeeds, and
+ * nothing is dropped while the process lives. At shutdown an abandoned job
+ * is left unstored for redelivery. The one back-pressure is the consumers'
+ * pause: a class whose queue (waiting retries included) holds `concurrency`
+ * jobs is paused, so polling (and group membership) goes on while long jobs
+ * run and while retries wait.
+ *
+ * fetcher_dispatch_healthy() (part of /readyz) turns false when the loop
+ * has not turned for LOOP_STALL_MS or a job has kept failing for STUCK_MS:
+ * its partition commits nothing meanwhile. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "fetcher.h"
 #include "lt_log.h"
+#include "lt_offsets.h"
 #include "lt_signal.h"
 
-#define QCAP 256
+#define RETRY_BASE_MS 1000LL
+#define RETRY_MAX_MS 60000LL
+#define STUCK_MS (5 * 60000LL)  /* ~10 runs at the delays above */
+#define LOOP_STALL_MS 30000LL
+#define ASSIGN_CHECK_MS 1000LL
+
+/* One job message from poll to stored offset; owned by the main thread,
+ * lent to one worker while it runs. */
+typedef struct job_s {
+    struct job_s *next;
+    rd_kafka_message_t *rkm;
+    int cls;                    /* 0 live, 1 backfill */
+    int attempts;               /* runs abandoned so far */
+    long long due_ms;           /* monotonic: not run before */
+    long long failing_since_ms; /* first abandoned run; 0 never */
+    unsigned long seq;          /* order taken (test hook) */
+} job_t;
 
 typedef struct {
-    int cls;          /* 0 live, 1 backfill */
-    int32_t partition;
-    int64_t offset;
-    int done, commit;
-} track_t;
+    job_t *head, *tail;
+    size_t len;
+} jobq_t;
 
 typedef struct slot_s {
     pthread_t th;
     worker_ctx_t w;
-    int state; /* 0 idle, 1 assigned, 2 finished */
-    rd_kafka_message_t *rkm;
-    int cls;
+    int state; /* 0 idle, 1 assigned, 2 finished; guarded by disp_t.mu */
+    job_t *job;
     job_outcome_t outcome;
     struct disp_s *d;
 } slot_t;
@@ -37,17 +64,131 @@ typedef struct disp_s {
     fetcher_t *f;
     lt_consumer_t *cons[2];
     const char *topics[2];
-    rd_kafka_message_t *queue[2][QCAP];
-    size_t qlen[2];
+    /* main thread only: */
+    jobq_t q[2];
     int paused[2];
-    track_t track[2 * QCAP + 64];
-    size_t ntrack;
+    rd_kafka_topic_partition_list_t *assigned[2];
+    long long assign_checked_ms;
+    lt_offsets_t *offsets;
+    unsigned long taken;
+    unsigned rng;
+    int failed; /* a job could not be tracked: stop, exit 1 */
+    int unhealthy;
+    /* shared with the workers: */
     slot_t *slots;
     int nstarted;
     pthread_mutex_t mu;
     pthread_cond_t work, idle;
     int quit;
 } disp_t;
+
+/* Readiness, read by the HTTP thread: the loop's last turn (0 = not
+ * running) and the first failure of the longest-failing job (0 = none). */
+static atomic_llong beat_ms, failing_since_ms;
+static atomic_llong stuck_ms = STUCK_MS;
+
+/* Test hook for tests/fault/test_fetcher_abandon.py, off unless its
+ * variables are set (the real causes, a Kafka write or a registry read
+ * failing mid-job, cannot be provoked on cue): every
+ * LTVSYNC_TEST_ABANDON_EVERY-th job taken is abandoned, without running, on
+ * its first LTVSYNC_TEST_ABANDON_TIMES runs (default 1);
+ * LTVSYNC_TEST_STUCK_MS replaces STUCK_MS. Read once, before the workers. */
+static unsigned long test_abandon_every;
+static int test_abandon_times = 1;
+
+static long long env_num(const char *name, long long min, long long max)
+{
+    const char *s = getenv(name);
+    char *end;
+    long long v = s ? strtoll(s, &end, 10) : 0;
+    if (!s || !*s || *end || v < min || v > max)
+        return -1;
+    return v;
+}
+
+static void test_hook_init(void)
+{
+    long long every = env_num("LTVSYNC_TEST_ABANDON_EVERY", 1, 1000000);
+    long long times = env_num("LTVSYNC_TEST_ABANDON_TIMES", 1, 1000);
+    long long stuck = env_num("LTVSYNC_TEST_STUCK_MS", 100, STUCK_MS);
+    if (every > 0) {
+        test_abandon_every = (unsigned long)every;
+        test_abandon_times = times > 0 ? (int)times : 1;
+        lt_warn("TEST HOOK: jobs taken whose number is a multiple of %lu are abandoned "
+                "on their first %d runs", test_abandon_every, test_abandon_times);
+    }
+    if (stuck > 0) {
+        atomic_store(&stuck_ms, stuck);
+        lt_warn("TEST HOOK: unhealthy after a job fails for %lld ms", stuck);
+    }
+}
+
+static int test_abandon(const job_t *job)
+{
+    return test_abandon_every && job->seq % test_abandon_every == 0 &&
+           job->attempts < test_abandon_times;
+}
+
+int fetcher_dispatch_healthy(void)
+{
+    long long now = lt_clock_mono_ms();
+    long long beat = atomic_load(&beat_ms), since = atomic_load(&failing_since_ms);
+    return beat > 0 && now - beat < LOOP_STALL_MS &&
+           (!since || now - since < atomic_load(&stuck_ms));
+}
+
+static void q_push_back(jobq_t *q, job_t *job)
+{
+    job->next = NULL;
+    if (q->tail)
+        q->tail->next = job;
+    else
+        q->head = job;
+    q->tail = job;
+    q->len++;
+}
+
+static void q_push_front(jobq_t *q, job_t *job)
+{
+    job->next = q->head;
+    q->head = job;
+    if (!q->tail)
+        q->tail = job;
+    q->len++;
+}
+
+/* Unlinks the first job for which keep() is 0 (with arg), or NULL. */
+static job_t *q_unlink_first(jobq_t *q, int (*keep)(const job_t *, const void *),
+                             const void *arg)
+{
+    job_t *prev = NULL;
+    for (job_t *job = q->head; job; prev = job, job = job->next) {
+        if (keep(job, arg))
+            continue;
+        if (prev)
+            prev->next = job->next;
+        else
+            q->head = job->next;
+        if (q->tail == job)
+            q->tail = prev;
+        q->len--;
+        job->next = NULL;
+        return job;
+    }
+    return NULL;
+}
+
+static int not_due(const job_t *job, const void *now)
+{
+    return job->due_ms > *(const long long *)now;
+}
+
+static void job_free(job_t *job)
+{
+    if (job)
+        rd_kafka_message_destroy(job->rkm);
+    free(job);
+}
 
 static void *worker_main(void *arg)
 {
@@ -59,10 +200,13 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&d->work, &d->mu);
         if (s->state != 1)
             break;
+        const job_t *job = s->job;
         pthread_mutex_unlock(&d->mu);
         lt_metric_add(d->f->m.jobs_active, 1);
-        job_outcome_t o = fetcher_job_run(&s->w, d->topics[s->cls], s->rkm->payload,
-                                          s->rkm->len);
+        job_outcome_t o = test_abandon(job)
+                              ? JOB_ABANDON
+                              : fetcher_job_run(&s->w, d->topics[job->cls],
+                                                job->rkm->payload, job->rkm->len);
         lt_metric_add(d->f->m.jobs_active, -1);
         pthread_mutex_lock(&d->mu);
         s->outcome = o;
@@ -73,65 +217,115 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Marks a job finished and stores the partition's contiguous prefix. */
-static void track_finish(disp_t *d, int cls, const rd_kafka_message_t *rkm, int commit)
+/* Stores every partition whose finished prefix advanced. */
+static void store_ready(disp_t *d)
 {
-    int64_t store = -1;
-    for (size_t i = 0; i < d->ntrack; i++)
-        if (d->track[i].cls == cls && d->track[i].partition == rkm->partition &&
-            d->track[i].offset == rkm->offset) {
-            d->track[i].done = 1;
-            d->track[i].commit = commit;
-        }
-    size_t j = 0;
-    int blocked = 0;
-    for (size_t i = 0; i < d->ntrack; i++) {
-        track_t *t = &d->track[i];
-        int mine = t->cls == cls && t->partition == rkm->partition;
-        if (mine && !blocked && t->done && t->commit) {
-            store = t->offset + 1;
-            continue; /* popped */
-        }
-        if (mine)
-            blocked = 1;
-        d->track[j++] = *t;
-    }
-    d->ntrack = j;
-    if (store >= 0)
-        lt_consumer_store_offset(d->cons[cls], d->topics[cls], rkm->partition, store);
+    int cls;
+    int32_t partition;
+    int64_t next;
+    while (lt_offsets_take(d->offsets, &cls, &partition, &next))
+        lt_consumer_store_offset(d->cons[cls], d->topics[cls], partition, next);
 }
 
-static void collect(disp_t *d)
+static void finish(disp_t *d, job_t *job)
+{
+    const rd_kafka_message_t *rkm = job->rkm;
+    lt_offsets_done(d->offsets, job->cls, rkm->partition, rkm->offset);
+    store_ready(d);
+    if (job->attempts)
+        lt_info("job %s[%d]@%lld finished after %d abandoned run%s", d->topics[job->cls],
+                (int)rkm->partition, (long long)rkm->offset, job->attempts,
+                job->attempts > 1 ? "s" : "");
+    job_free(job);
+}
+
+/* Puts an abandoned job back at the head of its queue, due after a capped
+ * exponential delay with jitter (up to a quarter earlier), so failures that
+ * came together do not retry together. */
+static void retry(disp_t *d, job_t *job, long long now)
+{
+    const rd_kafka_message_t *rkm = job->rkm;
+    long long delay = RETRY_BASE_MS << (job->attempts < 6 ? job->attempts : 6);
+    if (delay > RETRY_MAX_MS)
+        delay = RETRY_MAX_MS;
+    delay -= (long long)(rand_r(&d->rng) % (unsigned)(delay / 4 + 1));
+    job->attempts++;
+    if (!job->failing_since_ms)
+        job->failing_since_ms = now;
+    job->due_ms = now + delay;
+    q_push_front(&d->q[job->cls], job);
+    lt_metric_add(d->f->m.job_retried, 1);
+    lt_warn("job %s[%d]@%lld abandoned (run %d, failing for %.1f s): running it again "
+            "in %lld ms; its partition commits nothing past it meanwhile",
+            d->topics[job->cls], (int)rkm->partition, (long long)rkm->offset,
+            job->attempts, (double)(now - job->failing_since_ms) / 1000, delay);
+}
+
+/* Takes finished jobs back from the workers. Caller holds d->mu. */
+static void collect(disp_t *d, long long now)
 {
     for (int i = 0; i < d->f->concurrency; i++) {
         slot_t *s = &d->slots[i];
+        job_t *job = s->job;
         if (s->state != 2)
             continue;
-        track_finish(d, s->cls, s->rkm, s->outcome == JOB_COMMIT);
-        rd_kafka_message_destroy(s->rkm);
-        s->rkm = NULL;
+        s->job = NULL;
         s->state = 0;
+        if (s->outcome == JOB_COMMIT)
+            finish(d, job);
+        else if (!lt_signal_stop)
+            retry(d, job, now);
+        else
+            job_free(job); /* shutting down: unstored, redelivered */
     }
 }
 
-static int dispatch_one(disp_t *d)
+/* Gives the first due job (live before backfill) to an idle worker; 1 when
+ * one was given. Caller holds d->mu. */
+static int dispatch_one(disp_t *d, long long now)
 {
-    int cls = d->qlen[0] ? 0 : d->qlen[1] ? 1 : -1;
-    if (cls < 0)
-        return 0;
     for (int i = 0; i < d->f->concurrency; i++) {
         slot_t *s = &d->slots[i];
+        job_t *job;
         if (s->state != 0)
             continue;
-        s->rkm = d->queue[cls][0];
-        memmove(&d->queue[cls][0], &d->queue[cls][1],
-                (--d->qlen[cls]) * sizeof(d->queue[cls][0]));
-        s->cls = cls;
+        if (!(job = q_unlink_first(&d->q[0], not_due, &now)) &&
+            !(job = q_unlink_first(&d->q[1], not_due, &now)))
+            return 0;
+        s->job = job;
         s->state = 1;
         pthread_cond_broadcast(&d->work);
         return 1;
     }
     return 0;
+}
+
+static long long oldest_failure(long long oldest, const job_t *job)
+{
+    if (job && job->failing_since_ms && (!oldest || job->failing_since_ms < oldest))
+        return job->failing_since_ms;
+    return oldest;
+}
+
+/* Publishes readiness; logs when it changes. Caller holds d->mu. */
+static void update_health(disp_t *d, long long now)
+{
+    long long oldest = 0;
+    for (int c = 0; c < 2; c++)
+        for (const job_t *job = d->q[c].head; job; job = job->next)
+            oldest = oldest_failure(oldest, job);
+    for (int i = 0; i < d->f->concurrency; i++)
+        oldest = oldest_failure(oldest, d->slots[i].job);
+    atomic_store(&failing_since_ms, oldest);
+    atomic_store(&beat_ms, now);
+    lt_metric_set(d->f->m.jobs_held, (int64_t)lt_offsets_pending(d->offsets));
+    int unhealthy = oldest && now - oldest >= atomic_load(&stuck_ms);
+    if (unhealthy && !d->unhealthy)
+        lt_error("not ready: a job has failed for %.1f s; its partition commits "
+                 "nothing until it succeeds", (double)(now - oldest) / 1000);
+    else if (!unhealthy && d->unhealthy)
+        lt_info("ready again: no job has failed for long");
+    d->unhealthy = unhealthy;
 }
 
 static void set_paused(disp_t *d, int cls, int pause)
@@ -148,21 +342,71 @@ static void set_paused(disp_t *d, int cls, int pause)
     d->paused[cls] = pause;
 }
 
-/* Polls one consumer into its queue; 1 when a message arrived. */
+static int other_partition(const job_t *job, const void *rktpar)
+{
+    return job->rkm->partition != ((const rd_kafka_topic_partition_t *)rktpar)->partition;
+}
+
+/* A partition no longer assigned is another consumer's now: its offsets are
+ * forgotten (a job of it finishing here stores nothing) and its queued jobs
+ * are left to the new owner, which starts at the first one not stored. */
+static void revoked(disp_t *d, int cls, const rd_kafka_topic_partition_t *rktpar)
+{
+    size_t n = 0;
+    job_t *job;
+    lt_offsets_forget_partition(d->offsets, cls, rktpar->partition);
+    while ((job = q_unlink_first(&d->q[cls], other_partition, rktpar))) {
+        job_free(job);
+        n++;
+    }
+    if (n)
+        lt_info("%s[%d] revoked: %zu queued job%s left to its new owner", rktpar->topic,
+                (int)rktpar->partition, n, n > 1 ? "s" : "");
+}
+
+static void check_assignment(disp_t *d, int cls)
+{
+    rd_kafka_topic_partition_list_t *now = NULL, *old = d->assigned[cls];
+    if (rd_kafka_assignment(lt_consumer_handle(d->cons[cls]), &now) != 0)
+        return;
+    for (int i = 0; old && i < old->cnt; i++)
+        if (!rd_kafka_topic_partition_list_find(now, old->elems[i].topic,
+                                                old->elems[i].partition))
+            revoked(d, cls, &old->elems[i]);
+    if (old)
+        rd_kafka_topic_partition_list_destroy(old);
+    d->assigned[cls] = now;
+}
+
+/* Polls one consumer into its queue; 1 when a job arrived. */
 static int fill(disp_t *d, int cls, int timeout_ms)
 {
-    size_t cap = (size_t)d->f->concurrency;
-    set_paused(d, cls, d->qlen[cls] >= cap);
+    set_paused(d, cls, d->q[cls].len >= (size_t)d->f->concurrency);
     rd_kafka_message_t *rkm = lt_consumer_poll(d->cons[cls], timeout_ms);
+    job_t *job;
     if (!rkm)
         return 0;
-    if (rkm->err || d->qlen[cls] >= QCAP ||
-        d->ntrack >= sizeof(d->track) / sizeof(d->track[0])) {
-        rd_kafka_message_destroy(rkm); /* not tracked: redelivered later */
+    if (rkm->err) {
+        rd_kafka_message_destroy(rkm);
         return 0;
     }
-    d->track[d->ntrack++] = (track_t){cls, rkm->partition, rkm->offset, 0, 0};
-    d->queue[cls][d->qlen[cls]++] = rkm;
+    if (d->paused[cls]) { /* a rebalance assigned unpaused partitions */
+        d->paused[cls] = 0;
+        set_paused(d, cls, 1);
+    }
+    if (!(job = calloc(1, sizeof(*job))) ||
+        lt_offsets_add(d->offsets, cls, rkm->partition, rkm->offset) != 0) {
+        lt_error("out of memory tracking a job: stopping (unfinished jobs are redelivered)");
+        free(job);
+        rd_kafka_message_destroy(rkm);
+        d->failed = 1;
+        lt_signal_stop = 1;
+        return 0;
+    }
+    job->rkm = rkm;
+    job->cls = cls;
+    job->seq = ++d->taken;
+    q_push_back(&d->q[cls], job);
     return 1;
 }
 
@@ -174,32 +418,44 @@ static int idle_slots(const disp_t *d)
     return n;
 }
 
+static void wait_idle(disp_t *d, long ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += ms * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->mu);
+    pthread_cond_timedwait(&d->idle, &d->mu, &ts);
+    pthread_mutex_unlock(&d->mu);
+}
+
 static void loop(disp_t *d)
 {
     while (!lt_signal_stop) {
+        long long now = lt_clock_mono_ms();
+        if (now - d->assign_checked_ms >= ASSIGN_CHECK_MS) {
+            check_assignment(d, 0);
+            check_assignment(d, 1);
+            d->assign_checked_ms = now;
+        }
         pthread_mutex_lock(&d->mu);
-        collect(d);
-        while (dispatch_one(d))
+        collect(d, now);
+        while (dispatch_one(d, now))
             ;
-        int idle = idle_slots(d);
+        int idle = idle_slots(d); /* > 0: no job is due */
+        update_health(d, now);
         pthread_mutex_unlock(&d->mu);
         /* live first: drain it before waiting on backfill */
         if (fill(d, 0, 0))
             continue;
-        fill(d, 1, idle && !d->qlen[1] ? 50 : 0);
-        if (!idle) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 20 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_mutex_lock(&d->mu);
-            pthread_cond_timedwait(&d->idle, &d->mu, &ts);
-            pthread_mutex_unlock(&d->mu);
-        }
+        fill(d, 1, idle ? 50 : 0);
+        if (!idle)
+            wait_idle(d, 20);
     }
+    atomic_store(&beat_ms, 0); /* not ready while shutting down */
 }
 
 /* Waits for workers until the grace deadline; 1 if all stopped. */
@@ -215,7 +471,8 @@ static int drain(disp_t *d, long long deadline_ms)
             return 0;
     }
     pthread_mutex_lock(&d->mu);
-    collect(d);
+    if (d->slots)
+        collect(d, lt_clock_mono_ms());
     pthread_mutex_unlock(&d->mu);
     return 1;
 }
@@ -267,13 +524,17 @@ static int open_consumers(disp_t *d)
 
 int fetcher_dispatch_run(fetcher_t *f)
 {
-    static disp_t d; /* one per process; large queues stay off the stack */
+    disp_t d;
     int rc = 1;
+    memset(&d, 0, sizeof(d));
     d.f = f;
+    d.rng = (unsigned)lt_clock_now_ms();
     pthread_mutex_init(&d.mu, NULL);
     pthread_cond_init(&d.work, NULL);
     pthread_cond_init(&d.idle, NULL);
-    if (open_consumers(&d) != 0 || start_workers(&d) != 0) {
+    test_hook_init();
+    if (!(d.offsets = lt_offsets_new()) || open_consumers(&d) != 0 ||
+        start_workers(&d) != 0) {
         lt_signal_stop = 1;
         drain(&d, lt_clock_now_ms() + 5000);
         goto end;
@@ -287,13 +548,18 @@ int fetcher_dispatch_run(fetcher_t *f)
         for (int c = 0; c < 2; c++)
             lt_consumer_destroy(d.cons[c]);
         lt_producer_destroy(f->prod, 2000);
-        _exit(0);
+        _exit(d.failed || atomic_load(&f->fatal) ? 1 : 0);
     }
-    rc = 0;
+    rc = d.failed ? 1 : 0;
 end:
     for (int c = 0; c < 2; c++) {
-        for (size_t i = 0; i < d.qlen[c]; i++)
-            rd_kafka_message_destroy(d.queue[c][i]);
+        job_t *job;
+        while ((job = d.q[c].head)) {
+            d.q[c].head = job->next;
+            job_free(job);
+        }
+        if (d.assigned[c])
+            rd_kafka_topic_partition_list_destroy(d.assigned[c]);
         lt_consumer_destroy(d.cons[c]);
     }
     for (int i = 0; d.slots && i < f->concurrency; i++) {
@@ -302,5 +568,6 @@ end:
         lt_http_destroy(d.slots[i].w.http);
     }
     free(d.slots);
+    lt_offsets_destroy(d.offsets);
     return rc;
 }

@@ -30,6 +30,7 @@ typedef struct {
     lt_metric_t *rows, *pages, *limiter_waits, *redis_down, *parked;
     lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
     lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead;
+    lt_metric_t *job_retried, *jobs_held; /* dispatch.c: retries, offsets held */
 } fetcher_metrics_t;
 
 /* Process-wide state; fields are read-only after start-up except where a
@@ -94,5 +95,9 @@ void fetcher_stats_error(worker_ctx_t *w, const lt_job_t *job, const char *err);
 /* Dispatcher: consumes both job topics and runs workers until shutdown.
  * Returns the process exit code. */
 int fetcher_dispatch_run(fetcher_t *f);
+/* 1 while the dispatcher makes progress: its loop turned within 30 s and no
+ * job has kept failing (abandoned and retried) for 5 minutes. 0 before it
+ * starts and once it stops. Any thread (readiness). */
+int fetcher_dispatch_healthy(void);
 
 #endif

@@ -89,7 +89,7 @@ static void *keeper_main(void *arg)
 static int ready(void *opaque)
 {
     (void)opaque;
-    return ready_redis;
+    return ready_redis && fetcher_dispatch_healthy();
 }
 
 static void register_metrics(fetcher_metrics_t *m)
@@ -112,6 +112,10 @@ static void register_metrics(fetcher_metrics_t *m)
     m->job_dropped = lt_metric_counter(jobs, jh, "outcome=\"dropped\"");
     m->job_requeued = lt_metric_counter(jobs, jh, "outcome=\"requeued\"");
     m->job_abandoned = lt_metric_counter(jobs, jh, "outcome=\"abandoned\"");
+    m->job_retried = lt_metric_counter("ltvsync_fetcher_job_retries_total",
+                                       "abandoned jobs run again in-process", NULL);
+    m->jobs_held = lt_metric_gauge("ltvsync_fetcher_jobs_uncommitted",
+                                   "jobs taken whose offsets are not stored yet", NULL);
     m->jobs_active = lt_metric_gauge("ltvsync_fetcher_jobs_active", "jobs in hand", NULL);
     m->rows_dead = lt_metric_counter("ltvsync_fetcher_rows_dead_lettered_total",
                                      "rows Kafka can never take, sent to the DLQ", NULL);
