@@ -39,14 +39,15 @@ static const char renew_lua[] =
     "if n == 1 then redis.call('PEXPIRE', KEYS[1], ttl + 60000) end\n"
     "return n\n";
 
-/* KEYS: rate. ARGV: penalty_us. */
+/* KEYS: rate. ARGV: penalty_us. Not before now + penalty: 429s that come
+ * together (every request in flight answered at once) do not add up. */
 static const char slowdown_lua[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if tat < now then tat = now end\n"
     "local pen = tonumber(ARGV[1])\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', tat + pen),\n"
+    "if tat >= now + pen then return 0 end\n"
+    "redis.call('SET', KEYS[1], string.format('%.0f', now + pen),\n"
     "           'PX', math.ceil(pen / 1000) + 60000)\n"
     "return 1\n";
 

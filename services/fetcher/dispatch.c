@@ -33,6 +33,7 @@
 #define STUCK_MS (5 * 60000LL)  /* ~10 runs at the delays above */
 #define LOOP_STALL_MS 30000LL
 #define ASSIGN_CHECK_MS 1000LL
+#define DEFERRED_MAX 1024 /* jobs held in a queue at most, deferred ones included */
 
 /* One job message from poll to stored offset; owned by the main thread,
  * lent to one worker while it runs. */
@@ -41,6 +42,8 @@ typedef struct job_s {
     rd_kafka_message_t *rkm;
     int cls;                    /* 0 live, 1 backfill */
     int attempts;               /* runs abandoned so far */
+    int page_attempts;          /* of its next page, carried across deferrals */
+    int deferred;               /* waiting out a deferral (not counted as queued) */
     long long due_ms;           /* monotonic: not run before */
     long long failing_since_ms; /* first abandoned run; 0 never */
     unsigned long seq;          /* order taken (test hook) */
@@ -66,6 +69,7 @@ typedef struct disp_s {
     const char *topics[2];
     /* main thread only: */
     jobq_t q[2];
+    size_t deferred[2]; /* jobs of q[] waiting out a deferral */
     int paused[2];
     rd_kafka_topic_partition_list_t *assigned[2];
     long long assign_checked_ms;
@@ -261,6 +265,20 @@ static void retry(disp_t *d, job_t *job, long long now)
             job->attempts, (double)(now - job->failing_since_ms) / 1000, delay);
 }
 
+/* A job whose integration asked for a wait (Retry-After, its limits busy)
+ * waits in its queue, not in a worker; it does not count against the
+ * queue's back-pressure (up to DEFERRED_MAX), so other integrations' jobs
+ * keep coming in and running meanwhile. Its partition stores nothing past
+ * it until it is done. */
+static void defer(disp_t *d, job_t *job, long long now, long long ms, int attempts)
+{
+    job->due_ms = now + ms;
+    job->page_attempts = attempts;
+    job->deferred = 1;
+    d->deferred[job->cls]++;
+    q_push_front(&d->q[job->cls], job);
+}
+
 /* Takes finished jobs back from the workers. Caller holds d->mu. */
 static void collect(disp_t *d, long long now)
 {
@@ -273,6 +291,8 @@ static void collect(disp_t *d, long long now)
         s->state = 0;
         if (s->outcome == JOB_COMMIT)
             finish(d, job);
+        else if (s->outcome == JOB_DEFER && !lt_signal_stop)
+            defer(d, job, now, s->w.defer_ms, s->w.attempts_carried);
         else if (!lt_signal_stop)
             retry(d, job, now);
         else
@@ -292,6 +312,10 @@ static int dispatch_one(disp_t *d, long long now)
         if (!(job = q_unlink_first(&d->q[0], not_due, &now)) &&
             !(job = q_unlink_first(&d->q[1], not_due, &now)))
             return 0;
+        d->deferred[job->cls] -= job->deferred;
+        job->deferred = 0;
+        s->w.attempts_carried = job->page_attempts;
+        job->page_attempts = 0;
         s->job = job;
         s->state = 1;
         pthread_cond_broadcast(&d->work);
@@ -356,6 +380,7 @@ static void revoked(disp_t *d, int cls, const rd_kafka_topic_partition_t *rktpar
     job_t *job;
     lt_offsets_forget_partition(d->offsets, cls, rktpar->partition);
     while ((job = q_unlink_first(&d->q[cls], other_partition, rktpar))) {
+        d->deferred[cls] -= job->deferred;
         job_free(job);
         n++;
     }
@@ -381,7 +406,9 @@ static void check_assignment(disp_t *d, int cls)
 /* Polls one consumer into its queue; 1 when a job arrived. */
 static int fill(disp_t *d, int cls, int timeout_ms)
 {
-    set_paused(d, cls, d->q[cls].len >= (size_t)d->f->concurrency);
+    size_t waiting = d->q[cls].len - d->deferred[cls];
+    set_paused(d, cls, waiting >= (size_t)d->f->concurrency ||
+                           d->q[cls].len >= DEFERRED_MAX);
     rd_kafka_message_t *rkm = lt_consumer_poll(d->cons[cls], timeout_ms);
     job_t *job;
     if (!rkm)

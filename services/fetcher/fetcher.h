@@ -29,7 +29,7 @@ typedef struct {
     lt_metric_t *req_ok, *req_empty, *req_auth, *req_retry;
     lt_metric_t *rows, *pages, *limiter_waits, *redis_down, *parked;
     lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
-    lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead;
+    lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead, *job_deferred;
     lt_metric_t *job_retried, *jobs_held; /* dispatch.c: retries, offsets held */
 } fetcher_metrics_t;
 
@@ -63,11 +63,22 @@ typedef struct {
     unsigned rng;
     int redis_was_down;
     lt_redis_script_t parts_script;
+    /* Set by the dispatcher before a run: attempts already spent on the
+     * job's next page in earlier, deferred runs. Set by fetcher_page when it
+     * defers: the attempts so far and how long to wait (ms). */
+    int attempts_carried;
+    long long defer_ms;
 } worker_ctx_t;
+
+/* A wait longer than this (a Retry-After, a backoff, an integration at its
+ * limits) is not spent in a worker: the job is deferred and the worker
+ * takes other work meanwhile. */
+#define DEFER_AFTER_MS 2000LL
 
 typedef enum {
     JOB_COMMIT,  /* finished, dropped, parked or requeued: store the offset */
     JOB_ABANDON, /* shutting down mid-job: leave it for redelivery */
+    JOB_DEFER,   /* run again after w->defer_ms from its checkpoint; offset not stored */
 } job_outcome_t;
 
 /* A copy of the integration, re-reading the topic when it is unknown or the
@@ -81,7 +92,9 @@ job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
 
 /* One page with the shared limits and retries. LT_OK / LT_ERR_EMPTY /
  * LT_ERR_AUTH (out->message says why) / LT_ERR_PERMANENT / LT_ERR_RETRIABLE
- * after FETCH_MAX_ATTEMPTS / LT_ERR_FATAL on shutdown. */
+ * after FETCH_MAX_ATTEMPTS, or with w->defer_ms > 0 when the next attempt
+ * is more than DEFER_AFTER_MS away (the job is deferred, not failed) /
+ * LT_ERR_FATAL on shutdown. */
 lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
                       const char *password, const lt_job_t *job, int page,
                       int per_page, lt_crm_page_t *out, char *errstr,

@@ -571,6 +571,12 @@ static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
                 r->next_page);
         return JOB_ABANDON;
     case LT_ERR_RETRIABLE:
+        if (r->w->defer_ms > 0) {
+            lt_metric_add(m->job_deferred, 1);
+            lt_debug("job %s %s %s deferred %lld ms at page %lld: %s", r->job.job_id, id,
+                     r->jobkey, r->w->defer_ms, r->next_page, r->err);
+            return JOB_DEFER;
+        }
         lt_warn("job %s %s %s: giving up after %d attempts (%s); requeued",
                 r->job.job_id, id, r->jobkey, r->w->f->max_attempts, r->err);
         if (requeue(r, payload, len) != 0)
@@ -596,6 +602,7 @@ job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
         return JOB_ABANDON;
     r->w = w;
     r->topic = topic;
+    w->defer_ms = 0;
     int ready = prepare(r, payload, len);
     if (ready == 0) {
         long long t0 = lt_clock_now_ms();

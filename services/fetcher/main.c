@@ -112,6 +112,7 @@ static void register_metrics(fetcher_metrics_t *m)
     m->job_dropped = lt_metric_counter(jobs, jh, "outcome=\"dropped\"");
     m->job_requeued = lt_metric_counter(jobs, jh, "outcome=\"requeued\"");
     m->job_abandoned = lt_metric_counter(jobs, jh, "outcome=\"abandoned\"");
+    m->job_deferred = lt_metric_counter(jobs, jh, "outcome=\"deferred\"");
     m->job_retried = lt_metric_counter("ltvsync_fetcher_job_retries_total",
                                        "abandoned jobs run again in-process", NULL);
     m->jobs_held = lt_metric_gauge("ltvsync_fetcher_jobs_uncommitted",

@@ -34,11 +34,15 @@ static void redis_state(worker_ctx_t *w, int down, const char *why)
     w->redis_was_down = down;
 }
 
-/* Blocks until granted; -1 on shutdown. */
-static int acquire(worker_ctx_t *w, const lt_integration_t *in, lt_lease_t *lease)
+/* Blocks until granted; -1 on shutdown; -2 (with *defer_ms) when the
+ * integration's limits keep this worker waiting longer than DEFER_AFTER_MS:
+ * a rate key pushed far ahead (a Retry-After), or every in-flight slot held
+ * by other workers. Redis being down is waited out here (fail closed). */
+static int acquire(worker_ctx_t *w, const lt_integration_t *in, lt_lease_t *lease,
+                   long long *defer_ms)
 {
     char err[256];
-    long long wait = 0;
+    long long wait = 0, since = lt_clock_mono_ms();
     while (!lt_signal_stop) {
         int rc = lt_limits_try_acquire(w->lim, in->id, in->max_requests_per_second,
                                        in->max_in_flight, LEASE_TTL_MS, lease,
@@ -55,6 +59,10 @@ static int acquire(worker_ctx_t *w, const lt_integration_t *in, lt_lease_t *leas
         }
         redis_state(w, 0, NULL);
         lt_metric_add(w->f->m.limiter_waits, 1);
+        if (wait > DEFER_AFTER_MS || lt_clock_mono_ms() - since + wait > DEFER_AFTER_MS) {
+            *defer_ms = wait > 1000 ? wait : 1000;
+            return -2;
+        }
         /* all slots busy: poll again in a few ms, jittered so that waiters
          * do not move in lock step */
         lt_clock_nap_ms(wait > 0 ? wait : 2 + (long long)(rand_r(&w->rng) % 4));
@@ -124,6 +132,16 @@ static lt_err_t exchange(worker_ctx_t *w, const char *url, const lt_crm_form_t *
     return err;
 }
 
+/* The next attempt is ms away: hand the job back instead of sleeping in
+ * this worker (other integrations' jobs run meanwhile); the attempts made
+ * so far go with it, so FETCH_MAX_ATTEMPTS still ends a failing page. */
+static lt_err_t defer(worker_ctx_t *w, int attempts, long long ms)
+{
+    w->attempts_carried = attempts;
+    w->defer_ms = ms;
+    return LT_ERR_RETRIABLE;
+}
+
 lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
                       const char *password, const lt_job_t *job, int page,
                       int per_page, lt_crm_page_t *out, char *errstr,
@@ -140,10 +158,19 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
         snprintf(errstr, errlen, "base_url too long");
         return LT_ERR_PERMANENT;
     }
-    for (int attempt = 1;; attempt++) {
+    int carried = w->attempts_carried;
+    w->attempts_carried = 0; /* for the first page of a run only */
+    w->defer_ms = 0;
+    for (int attempt = carried + 1;; attempt++) {
         lt_lease_t lease;
         long status = 0, retry_after = -1;
-        if (acquire(w, in, &lease) != 0)
+        long long wait = 0;
+        int got = acquire(w, in, &lease, &wait);
+        if (got == -2) {
+            snprintf(errstr, errlen, "waiting %lld ms for the integration's limits", wait);
+            return defer(w, attempt - 1, wait);
+        }
+        if (got != 0)
             return LT_ERR_FATAL;
         err = exchange(w, url, &form, out, &status, &retry_after, errstr, errlen);
         release(w, &lease);
@@ -159,7 +186,10 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
             return LT_ERR_RETRIABLE;
         lt_debug("%s %s %s p%d attempt %d: %s", job->integration_id,
                  lt_stream_name(job->stream), job->day, page, attempt, errstr);
-        if (lt_clock_nap_ms(backoff_ms(w, attempt, after)) != 0)
+        long long pause = backoff_ms(w, attempt, after);
+        if (pause > DEFER_AFTER_MS)
+            return defer(w, attempt, pause);
+        if (lt_clock_nap_ms(pause) != 0)
             return LT_ERR_FATAL;
     }
 }
