@@ -398,6 +398,27 @@ def msgs(out):
             if l.startswith("msg ")]
 
 
+def test_kafka_late_reports(st):
+    """A wait that gives up while the broker is slow (1.5 s round trips):
+    the abandoned counter's late reports must not reach the next one, which
+    says done only when its own messages are acknowledged."""
+    topic = unique_name("late")
+    st.broker.faults.rtt(-1, 1500)
+    try:
+        out = kafka_io(st, "late", topic, 50)
+    finally:
+        st.broker.faults.clear()
+    assert out.returncode == 0, out
+    m = re.search(r"first_pending=(\d+) second: rc=(\w+) pending=(-?\d+) failed=(\d+) "
+                  r"in_queue=(\d+)", out.stdout)
+    assert m, out.stdout
+    first_pending, rc, pending, failed, in_queue = m.groups()
+    assert int(first_pending) == 50, "the first wait was not abandoned: %s" % out.stdout
+    assert rc == "ok" and pending == "0" and failed == "0", out.stdout
+    assert in_queue == "0", "done while messages were still in flight: %s" % out.stdout
+    assert len(st.consume_all(topic)) == 100
+
+
 def test_kafka(st):
     topic = unique_name("io")
     c = kafka_io(st, "create", topic, 4)
@@ -471,6 +492,7 @@ def main():
         test_https_verification(st)
         st.start_devbroker(partitions=4)
         test_kafka(st)
+        test_kafka_late_reports(st)
         test_consumer_tuning(st)
         test_kafka_broker_down(st)
     print("ok")

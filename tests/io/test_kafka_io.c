@@ -10,7 +10,16 @@
  *   test_kafka_io readall TOPIC         -> "msg ..." lines, "read=N rc=NAME"
  *   test_kafka_io tunedconf TOPIC       -> "queued.max.messages.kbytes=V" of a
  *                                          consumer made with that property
- *                                          tuned to 131072 (env may override) */
+ *                                          tuned to 131072 (env may override)
+ *   test_kafka_io late TOPIC N          -> a waiter that gives up: N messages
+ *                                          with a first counter, a 50 ms wait
+ *                                          (the broker is slowed by the test),
+ *                                          the counter released; then N more
+ *                                          with a second counter, awaited:
+ *                                          "first_pending=P second: rc=NAME
+ *                                          pending=P failed=F in_queue=Q" where
+ *                                          Q is what the producer still held
+ *                                          when the second wait said done */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +110,55 @@ static int consume(const lt_config_t *cfg, const char *topic, const char *group,
     return 0;
 }
 
+/* Late delivery reports of an abandoned wait must land in their own
+ * counter: the second counter may say "done" only once its own N messages
+ * are acknowledged (nothing left in the producer's queue), and never goes
+ * below 0. */
+static int late_reports(const lt_config_t *cfg, const char *topic, int n)
+{
+    char errstr[512] = "", key[32], val[64];
+    lt_producer_t *p = lt_producer_new(cfg, "KAFKA_", errstr, sizeof(errstr));
+    lt_acks_t *first = lt_acks_new(), *second = NULL;
+    lt_err_t rc = LT_ERR_RETRIABLE;
+    long first_pending = -1;
+    int i, in_queue = -1;
+
+    if (!p || !first) {
+        printf("producer: %s\n", p ? "out of memory" : errstr);
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "a%d", i);
+        snprintf(val, sizeof(val), "first-%d", i);
+        if (lt_producer_send(p, topic, key, strlen(key), val, strlen(val), first, errstr,
+                             sizeof(errstr)) != LT_OK)
+            goto done;
+    }
+    lt_producer_wait(p, first, 50); /* gives up, as a page's wait may */
+    first_pending = lt_acks_pending(first);
+    lt_acks_release(first);
+    first = NULL;
+    if (!(second = lt_acks_new()))
+        goto done;
+    for (i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "b%d", i);
+        snprintf(val, sizeof(val), "second-%d", i);
+        if (lt_producer_send(p, topic, key, strlen(key), val, strlen(val), second, errstr,
+                             sizeof(errstr)) != LT_OK)
+            goto done;
+    }
+    rc = lt_producer_wait(p, second, 30000);
+    in_queue = rd_kafka_outq_len(lt_producer_handle(p));
+done:
+    printf("first_pending=%ld second: rc=%s pending=%ld failed=%ld in_queue=%d\n",
+           first_pending, lt_err_name(rc), second ? lt_acks_pending(second) : -1L,
+           second ? lt_acks_failed(second) : -1L, in_queue);
+    lt_producer_destroy(p, 5000);
+    lt_acks_release(first);
+    lt_acks_release(second);
+    return rc == LT_OK ? 0 : 1;
+}
+
 static int tuned_conf(const lt_config_t *cfg, const char *topic)
 {
     static const char *const tuning[] = {"queued.max.messages.kbytes", "131072", NULL};
@@ -146,6 +204,8 @@ int main(int argc, char **argv)
                                     sizeof(errstr));
         printf("rc=%s err=%s\n", lt_err_name(err), err ? errstr : "");
         rc = err != LT_OK;
+    } else if (argc == 4 && !strcmp(argv[1], "late")) {
+        rc = late_reports(cfg, argv[2], atoi(argv[3]));
     } else if (argc == 3 && !strcmp(argv[1], "tunedconf")) {
         rc = tuned_conf(cfg, argv[2]);
     } else if (argc == 3 && !strcmp(argv[1], "readall")) {
