@@ -567,7 +567,8 @@ static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
         return JOB_COMMIT;
     case LT_ERR_FATAL:
         lt_metric_add(m->job_abandoned, 1);
-        lt_info("job %s abandoned at shutdown, checkpoint at page %lld", r->job.job_id,
+        lt_info("job %s abandoned (%s), checkpoint at page %lld", r->job.job_id,
+                lt_signal_stop ? "shutting down" : "Kafka refused its sub-jobs; run again later",
                 r->next_page);
         return JOB_ABANDON;
     case LT_ERR_RETRIABLE:
