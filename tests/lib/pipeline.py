@@ -144,7 +144,7 @@ class Pipeline:
 
     def __init__(self, st, customers=60, days=90, seed=11, tz="America/New_York",
                  latency_ms=5, max_rps=200, max_in_flight=8, partitions=4,
-                 sync_interval="1h", env=None):
+                 sync_interval="1h", env=None, brokers=1):
         self.st, self.tz = st, tz
         self.env = dict(SERVICE_ENV)
         self.env.update(env or {})
@@ -154,7 +154,7 @@ class Pipeline:
         self.last_full_day = today - datetime.timedelta(days=1)
         self.today = today
         st.start_redis()
-        self.broker = st.start_devbroker(partitions=partitions)
+        self.broker = st.start_devbroker(partitions=partitions, brokers=brokers)
         self.dump_path = st.path("crm-dump.json")
         self.sim = st.start_crmsim(seed=seed, customers=customers, start=self.start.isoformat(),
                                    days=days, timezone=tz, currency="USD",
