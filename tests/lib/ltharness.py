@@ -281,13 +281,19 @@ class Stack:
 
     # -- dependencies --------------------------------------------------
 
-    def start_redis(self, password=None, port=None):
-        """redis-server on 127.0.0.1 without persistence. Returns the Proc
-        with .port, .url (with the password) and .client()."""
+    def start_redis(self, password=None, port=None, appendonly=False):
+        """redis-server on 127.0.0.1 without persistence, or with appendonly
+        an AOF fsynced on every write in the stack's temp dir, so that
+        st.restart(proc) (same argv) comes back with every acknowledged
+        write. Returns the Proc with .port, .url (with the password) and
+        .client()."""
         import redis
         port = port or free_port()
         argv = ["redis-server", "--port", port, "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", self.tmp]
+                "--save", "", "--dir", self.tmp]
+        argv += ["--appendonly", "yes", "--appendfsync", "always",
+                 "--appenddirname", "redis-aof-%d" % port] if appendonly else \
+            ["--appendonly", "no"]
         if password:
             argv += ["--requirepass", password]
         p = self.start("redis", argv)
