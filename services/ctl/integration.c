@@ -229,8 +229,14 @@ static int clear_parking(const ctl_t *ctl, const char *id) {
     if (!r)
         return -1;
     /* Unparked: the jobs dropped while parked are re-emitted because the
-     * scheduler rescans the backfill from the first day (done days skip). */
+     * scheduler rescans the backfill from the first day (done days skip)
+     * and plans the live window at its next tick (last_run_ms forgotten). */
     reply = lt_redis_cmd(r, "DEL %si:%s:state", lt_config_str(ctl->cfg, "REDIS_PREFIX"), id);
+    if (reply) {
+        freeReplyObject(reply);
+        reply = lt_redis_cmd(r, "HDEL %si:%s:live last_run_ms",
+                             lt_config_str(ctl->cfg, "REDIS_PREFIX"), id);
+    }
     for (int s = 0; reply && s < LT_STREAM_COUNT; s++) {
         freeReplyObject(reply);
         reply = lt_redis_cmd(r, "HDEL %si:%s:backfill:%s through",

@@ -358,6 +358,10 @@ static void set_paused(disp_t *d, int cls, int pause)
     rd_kafka_t *rk = lt_consumer_handle(d->cons[cls]);
     if (d->paused[cls] == pause || rd_kafka_assignment(rk, &parts) != 0)
         return;
+    if (parts->cnt == 0) { /* nothing to apply it to: check_assignment will */
+        rd_kafka_topic_partition_list_destroy(parts);
+        return;
+    }
     if (pause)
         rd_kafka_pause_partitions(rk, parts);
     else
@@ -394,10 +398,22 @@ static void check_assignment(disp_t *d, int cls)
     rd_kafka_topic_partition_list_t *now = NULL, *old = d->assigned[cls];
     if (rd_kafka_assignment(lt_consumer_handle(d->cons[cls]), &now) != 0)
         return;
+    int changed = !old || old->cnt != now->cnt;
     for (int i = 0; old && i < old->cnt; i++)
         if (!rd_kafka_topic_partition_list_find(now, old->elems[i].topic,
-                                                old->elems[i].partition))
+                                                old->elems[i].partition)) {
             revoked(d, cls, &old->elems[i]);
+            changed = 1;
+        }
+    /* librdkafka 2.0.2 keeps an application pause across losing a partition
+     * and getting it back, so a new assignment gets the class's state now:
+     * else a partition paused before a rebalance is never fetched again. */
+    if (changed && now->cnt > 0) {
+        if (d->paused[cls])
+            rd_kafka_pause_partitions(lt_consumer_handle(d->cons[cls]), now);
+        else
+            rd_kafka_resume_partitions(lt_consumer_handle(d->cons[cls]), now);
+    }
     if (old)
         rd_kafka_topic_partition_list_destroy(old);
     d->assigned[cls] = now;

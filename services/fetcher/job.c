@@ -318,6 +318,14 @@ static int part_done(run_t *r, long long *rows, long long *pages)
     }
 }
 
+static void drop_ckpt(run_t *r)
+{
+    char key[256];
+    rkey(r, "ckpt", r->jobkey, key, sizeof(key));
+    const char *del[] = {"DEL", key};
+    rdo(r, 2, del);
+}
+
 static void complete_day(run_t *r, long long rows, long long pages)
 {
     char key[256], val[96], wholekey[160];
@@ -342,9 +350,7 @@ static void finish(run_t *r)
         complete_day(r, rows, pages);
     if (r->job.page_from > 0)
         forget_outstanding(r, r->jobkey);
-    rkey(r, "ckpt", r->jobkey, key, sizeof(key));
-    const char *del[] = {"DEL", key};
-    rdo(r, 2, del);
+    drop_ckpt(r);
     rkey(r, "stats", lt_stream_name(r->job.stream), key, sizeof(key));
     snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
     const char *ok[] = {"HSET", key, "last_ok_ms", ms};
@@ -589,6 +595,7 @@ static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
             fetcher_stats_error(r->w, &r->job, r->err);
         lt_warn("job %s %s %s dropped: %s", r->job.job_id, id, r->jobkey, r->err);
         forget_outstanding(r, r->jobkey);
+        drop_ckpt(r); /* a later job of the day starts from page 1, not here */
         lt_metric_add(m->job_dropped, 1);
         return JOB_COMMIT;
     }

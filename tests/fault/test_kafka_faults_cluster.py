@@ -28,14 +28,12 @@ secret in any topic or log and every service exits 0 on SIGTERM. One
 faultrow per scenario (recovery = from the fault clearing to downstream
 matching the oracle, so it includes the sync work left).
 
-KNOWN BUG (see known_bug_every_broker_down): a fetcher whose job consumer is
-paused when its group session is lost (or its partitions are revoked by a
-rebalance) never fetches those partitions again, and the sync never
-completes. LTVSYNC_KNOWN_BUG=1 adds a run of the outage with one fetcher
-whose consumers are paused (FETCH_CONCURRENCY 1, a slow CRM), which shows it
-every time. The default scenarios, the same outage included, keep the fetchers
-below their pause threshold (FETCH_CONCURRENCY 64, syncs of at most 60
-day-jobs per class): drop that setting once the bug is fixed.
+A fetcher whose job consumer was paused when its group session was lost
+used to never fetch those partitions again (fixed in dispatch.c
+check_assignment); outage_with_paused_consumers, run by
+test_fetcher_paused_rebalance.py, proves it. The scenarios here still keep
+the fetchers below their pause threshold (FETCH_CONCURRENCY 64, syncs of at
+most 60 day-jobs per class).
 
 The helpers (KafkaFaultRun) are imported by test_kafka_faults_errors.py,
 part 2 (bursts of request errors of each API)."""
@@ -331,7 +329,7 @@ def coordinator_moves(run, rounds=3):
                note="%d moves in %d rounds" % (rounds * len(GROUPS), rounds))
 
 
-def known_bug_every_broker_down():
+def outage_with_paused_consumers():
     """Every broker down 10 s while the fetchers' job consumers are paused.
 
     KNOWN BUG (services/fetcher/dispatch.c set_paused): the dispatcher pauses
@@ -348,7 +346,8 @@ def known_bug_every_broker_down():
     paused them; with two, a reshuffled assignment sometimes hides the bug),
     one job in flight (FETCH_CONCURRENCY 1) and a slow CRM keep its job
     queues non-empty, so its consumers are paused when the outage begins.
-    Runs only with LTVSYNC_KNOWN_BUG set."""
+    Fixed in dispatch.c (check_assignment re-applies the class's pause
+    state to every new assignment); run by test_fetcher_paused_rebalance.py."""
     with Stack("kafka-outage-paused") as st:
         run = KafkaFaultRun(st, days=30, max_rps=15, latency_ms=150,
                             env={"LTVSYNC_FETCH_CONCURRENCY": "1"})
@@ -367,10 +366,6 @@ def known_bug_every_broker_down():
 
 
 def main():
-    if os.environ.get("LTVSYNC_KNOWN_BUG"):
-        known_bug_every_broker_down()
-        if os.environ.get("LTVSYNC_KNOWN_BUG") == "only":
-            return 0
     with Stack("kafka-cluster") as st:
         run = KafkaFaultRun(st)
         run.start()

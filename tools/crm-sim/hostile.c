@@ -264,7 +264,7 @@ static int p_password(pctx_t *x, const cJSON *v, cs_hostile_t *p)
 
 static int p_deny(pctx_t *x, const cJSON *v, cs_hostile_t *p)
 {
-  int path;
+  int path = 0;
   p->deny_mask = 0;
   if (cJSON_IsString(v)) {
     if (api_path(x, v, &path) != 0)

@@ -151,7 +151,7 @@ static int op_updown(db_req_t *r)
 
 static int op_rtt(db_req_t *r)
 {
-    int broker, ms, rc;
+    int broker = 0, ms = 0, rc;
     rd_kafka_resp_err_t err;
 
     if ((rc = get_broker(r, 1, &broker)) ||
