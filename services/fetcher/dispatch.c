@@ -71,6 +71,9 @@ typedef struct disp_s {
     jobq_t q[2];
     size_t deferred[2]; /* jobs of q[] waiting out a deferral */
     int paused[2];
+    /* The partitions this process has paused and not yet resumed: exactly
+     * those carrying librdkafka's application pause. */
+    rd_kafka_topic_partition_list_t *pausedset[2];
     rd_kafka_topic_partition_list_t *assigned[2];
     long long assign_checked_ms;
     lt_offsets_t *offsets;
@@ -352,21 +355,46 @@ static void update_health(disp_t *d, long long now)
     d->unhealthy = unhealthy;
 }
 
+/* Pauses the partitions of parts not paused yet and records them. */
+static void pause_more(disp_t *d, int cls, const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *set = d->pausedset[cls], *add;
+    add = rd_kafka_topic_partition_list_new(parts->cnt > 0 ? parts->cnt : 1);
+    for (int i = 0; i < parts->cnt; i++)
+        if (!rd_kafka_topic_partition_list_find(set, parts->elems[i].topic,
+                                                parts->elems[i].partition)) {
+            rd_kafka_topic_partition_list_add(add, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+            rd_kafka_topic_partition_list_add(set, parts->elems[i].topic,
+                                              parts->elems[i].partition);
+        }
+    if (add->cnt > 0)
+        rd_kafka_pause_partitions(lt_consumer_handle(d->cons[cls]), add);
+    rd_kafka_topic_partition_list_destroy(add);
+}
+
+/* Pausing covers the assignment and any partition assigned later
+ * (check_assignment); resuming resumes exactly the partitions paused, even
+ * those lost since: librdkafka 2.0.2 keeps an application pause across
+ * losing a partition and getting it back, and resuming a partition that is
+ * not paused can rewind its fetch position (librdkafka #4637), redelivering
+ * jobs already taken. */
 static void set_paused(disp_t *d, int cls, int pause)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_t *rk = lt_consumer_handle(d->cons[cls]);
-    if (d->paused[cls] == pause || rd_kafka_assignment(rk, &parts) != 0)
+    if (d->paused[cls] == pause)
         return;
-    if (parts->cnt == 0) { /* nothing to apply it to: check_assignment will */
+    if (pause) {
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        if (rd_kafka_assignment(rk, &parts) != 0)
+            return;
+        pause_more(d, cls, parts);
         rd_kafka_topic_partition_list_destroy(parts);
-        return;
+    } else if (d->pausedset[cls]->cnt > 0) {
+        rd_kafka_resume_partitions(rk, d->pausedset[cls]);
+        rd_kafka_topic_partition_list_destroy(d->pausedset[cls]);
+        d->pausedset[cls] = rd_kafka_topic_partition_list_new(4);
     }
-    if (pause)
-        rd_kafka_pause_partitions(rk, parts);
-    else
-        rd_kafka_resume_partitions(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
     d->paused[cls] = pause;
 }
 
@@ -405,15 +433,10 @@ static void check_assignment(disp_t *d, int cls)
             revoked(d, cls, &old->elems[i]);
             changed = 1;
         }
-    /* librdkafka 2.0.2 keeps an application pause across losing a partition
-     * and getting it back, so a new assignment gets the class's state now:
-     * else a partition paused before a rebalance is never fetched again. */
-    if (changed && now->cnt > 0) {
-        if (d->paused[cls])
-            rd_kafka_pause_partitions(lt_consumer_handle(d->cons[cls]), now);
-        else
-            rd_kafka_resume_partitions(lt_consumer_handle(d->cons[cls]), now);
-    }
+    /* A partition assigned while the class is paused is paused too; one
+     * paused before it was lost stays recorded, so resuming reaches it. */
+    if (changed && d->paused[cls])
+        pause_more(d, cls, now);
     if (old)
         rd_kafka_topic_partition_list_destroy(old);
     d->assigned[cls] = now;
@@ -433,9 +456,14 @@ static int fill(disp_t *d, int cls, int timeout_ms)
         rd_kafka_message_destroy(rkm);
         return 0;
     }
-    if (d->paused[cls]) { /* a rebalance assigned unpaused partitions */
-        d->paused[cls] = 0;
-        set_paused(d, cls, 1);
+    if (d->paused[cls]) { /* assigned since the last check: pause it too */
+        const char *topic = rd_kafka_topic_name(rkm->rkt);
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, topic, rkm->partition);
+        rd_kafka_pause_partitions(lt_consumer_handle(d->cons[cls]), one);
+        if (!rd_kafka_topic_partition_list_find(d->pausedset[cls], topic, rkm->partition))
+            rd_kafka_topic_partition_list_add(d->pausedset[cls], topic, rkm->partition);
+        rd_kafka_topic_partition_list_destroy(one);
     }
     if (!(job = calloc(1, sizeof(*job))) ||
         lt_offsets_add(d->offsets, cls, rkm->partition, rkm->offset) != 0) {
@@ -576,6 +604,8 @@ int fetcher_dispatch_run(fetcher_t *f)
     pthread_cond_init(&d.work, NULL);
     pthread_cond_init(&d.idle, NULL);
     test_hook_init();
+    d.pausedset[0] = rd_kafka_topic_partition_list_new(4);
+    d.pausedset[1] = rd_kafka_topic_partition_list_new(4);
     if (!(d.offsets = lt_offsets_new()) || open_consumers(&d) != 0 ||
         start_workers(&d) != 0) {
         lt_signal_stop = 1;
@@ -603,6 +633,7 @@ end:
         }
         if (d.assigned[c])
             rd_kafka_topic_partition_list_destroy(d.assigned[c]);
+        rd_kafka_topic_partition_list_destroy(d.pausedset[c]);
         lt_consumer_destroy(d.cons[c]);
     }
     for (int i = 0; d.slots && i < f->concurrency; i++) {

@@ -40,16 +40,17 @@ the answers of the faulted account only.
      beyond 5), its failure is in `ltvctl status` last_error, the
      integration is not parked, every other stream completes, and orders
      produce no events, so downstream still equals the oracle.
-   With LTVSYNC_KNOWN_BUG set it also clears the fault and resyncs the
-   orders: that fails today (a dropped job's checkpoint is kept, see
-   KNOWN_BUG below).
+   Then the fault is cleared and `ltvctl sync pipe --streams orders`
+   resyncs the orders within 60 s (a job dropped for a permanent error
+   used to keep its page checkpoint, so every later job of that day resumed
+   past FETCH_MAX_PAGES and was dropped without a request for the
+   checkpoint's 14 days; services/fetcher/job.c now deletes it).
 
 Every scenario: no unchanged duplicate downstream, 0 limit violations on
 either crm-sim, no secret in any topic or log, and one faultrow line.
 """
 import datetime
 import json
-import os
 import re
 import sys
 import time
@@ -58,14 +59,6 @@ import traceback
 from faultrow import report
 from ltharness import HarnessError, Stack, wait_until
 from pipeline import Pipeline, duplicates
-
-# Known service bug, reproduced only when LTVSYNC_KNOWN_BUG is set: a job
-# dropped with a permanent error (FETCH_MAX_PAGES) keeps its page
-# checkpoint (services/fetcher/job.c conclude() deletes it only in
-# finish()), so every later job of the same day and range type (the
-# scheduler's rescan, `ltvctl sync`) resumes at page FETCH_MAX_PAGES + 1
-# and is dropped at once without a request, for the checkpoint's 14 days.
-KNOWN_BUG = bool(os.environ.get("LTVSYNC_KNOWN_BUG"))
 
 SYNC_S = 120         # a first sync on a busy machine (about 15 s alone)
 RSS_BOUND_MIB = 256  # see 2. above
@@ -348,17 +341,17 @@ def scenario_total_results():
                lost=len(set(want) - set(got)), dups=len(dups), violations=violations,
                recover_s=t_done, note="split sub-jobs %d; full pages stop at FETCH_MAX_PAGES "
                "%d, not parked; calm synced" % (split, max_pages))
-        if KNOWN_BUG:
-            pl.api.clear_faults()
-            before = pl.api.stats()["requests"]["/order/query/"]
-            t1 = time.monotonic()
-            pl.ctl(["sync", "pipe", "--streams", "orders"], check=True)
-            try:
-                pl.wait_synced(timeout=60)
-            finally:
-                print("orders requests after the resync: %d"
-                      % (pl.api.stats()["requests"]["/order/query/"] - before))
-            print("orders resynced %.0f s after the fault cleared" % (time.monotonic() - t1))
+        pl.api.clear_faults()
+        before = pl.api.stats()["requests"]["/order/query/"]
+        t1 = time.monotonic()
+        pl.ctl(["sync", "pipe", "--streams", "orders"], check=True)
+        try:
+            pl.wait_synced(timeout=60)
+        finally:
+            print("orders requests after the resync: %d"
+                  % (pl.api.stats()["requests"]["/order/query/"] - before))
+        assert pl.api.stats()["requests"]["/order/query/"] > before
+        print("orders resynced %.0f s after the fault cleared" % (time.monotonic() - t1))
         for p in list(pl.procs.values()):
             st.stop(p)
 

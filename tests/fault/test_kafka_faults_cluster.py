@@ -29,11 +29,12 @@ faultrow per scenario (recovery = from the fault clearing to downstream
 matching the oracle, so it includes the sync work left).
 
 A fetcher whose job consumer was paused when its group session was lost
-used to never fetch those partitions again (fixed in dispatch.c
-check_assignment); outage_with_paused_consumers, run by
-test_fetcher_paused_rebalance.py, proves it. The scenarios here still keep
-the fetchers below their pause threshold (FETCH_CONCURRENCY 64, syncs of at
-most 60 day-jobs per class).
+used to never fetch those partitions again (fixed in dispatch.c: the
+dispatcher records the partitions it pauses and resumes exactly those);
+outage_with_paused_consumers, run by test_fetcher_paused_rebalance.py,
+proves it. The scenarios here keep the fetchers below their pause threshold
+(FETCH_CONCURRENCY 64, syncs of at most 60 day-jobs per class) so that each
+isolates its own fault.
 
 The helpers (KafkaFaultRun) are imported by test_kafka_faults_errors.py,
 part 2 (bursts of request errors of each API)."""
@@ -63,7 +64,7 @@ BOUND_S = 90
 # The fetchers never pause their job consumers while fewer than
 # FETCH_CONCURRENCY jobs wait (services/fetcher/dispatch.c fill): 64 (the
 # maximum) against syncs of DAYS days x 5 streams = 60 jobs per class keeps
-# the default scenarios off the known bug above.
+# pausing out of these scenarios (outage_with_paused_consumers covers it).
 DAYS = 12
 SAFE_ENV = {"LTVSYNC_FETCH_CONCURRENCY": "64"}
 
@@ -332,22 +333,23 @@ def coordinator_moves(run, rounds=3):
 def outage_with_paused_consumers():
     """Every broker down 10 s while the fetchers' job consumers are paused.
 
-    KNOWN BUG (services/fetcher/dispatch.c set_paused): the dispatcher pauses
-    a class's partitions while `concurrency` jobs wait in its queue; the
-    outage outlives the 6 s session, librdkafka revokes the partitions,
-    revoked() empties the queue and the next fill() "resumes" the assignment
-    of that moment, which is empty, and records the class as unpaused. When
-    the brokers return, the group hands the consumer the same partitions,
-    and librdkafka 2.0.2 keeps an application pause across unassign/assign
-    (rdkafka_assignment.c resets only RD_KAFKA_TOPPAR_F_LIB_PAUSE): they are
-    never fetched again and the sync never completes (the outstanding jobs
-    stay put; calling rd_kafka_resume_partitions on the assignment from gdb
-    unsticks it). One fetcher (the partitions come back to the consumer that
-    paused them; with two, a reshuffled assignment sometimes hides the bug),
-    one job in flight (FETCH_CONCURRENCY 1) and a slow CRM keep its job
-    queues non-empty, so its consumers are paused when the outage begins.
-    Fixed in dispatch.c (check_assignment re-applies the class's pause
-    state to every new assignment); run by test_fetcher_paused_rebalance.py."""
+    The bug this proves fixed (services/fetcher/dispatch.c set_paused): the
+    dispatcher pauses a class's partitions while `concurrency` jobs wait in
+    its queue; the outage outlives the 6 s session, librdkafka revokes the
+    partitions, revoked() empties the queue and fill() "resumed" the
+    assignment of that moment, which was empty, and recorded the class as
+    unpaused. When the brokers returned, the group handed the consumer the
+    same partitions, and librdkafka 2.0.2 keeps an application pause across
+    unassign/assign (rdkafka_assignment.c resets only
+    RD_KAFKA_TOPPAR_F_LIB_PAUSE): they were never fetched again and the sync
+    never completed. The dispatcher now records the partitions it pauses
+    and resumes exactly those, lost ones included (resuming every new
+    assignment instead rewound fetch positions: librdkafka #4637, jobs
+    taken twice, caught by test_fetcher_abandon). One fetcher (the
+    partitions come back to the consumer that paused them; with two, a
+    reshuffled assignment sometimes hides the bug), one job in flight
+    (FETCH_CONCURRENCY 1) and a slow CRM keep its job queues non-empty, so
+    its consumers are paused when the outage begins."""
     with Stack("kafka-outage-paused") as st:
         run = KafkaFaultRun(st, days=30, max_rps=15, latency_ms=150,
                             env={"LTVSYNC_FETCH_CONCURRENCY": "1"})
