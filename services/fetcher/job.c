@@ -121,8 +121,8 @@ static void park(run_t *r, const char *reason)
     if (already || rdo(r, 8, set) != 0)
         return;
     lt_metric_add(r->w->f->m.parked, 1);
-    lt_error("integration %s parked: %s (fix it, then `ltvctl integration test`)",
-             r->job.integration_id, reason);
+    lt_error("integration %s parked: %s (fix it, check with `ltvctl integration test`, "
+             "then un-park with `ltvctl integration update`)", r->job.integration_id, reason);
 }
 
 static int is_parked(run_t *r)

@@ -179,7 +179,9 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
             return err;
         lt_crm_page_free(out);
         long long after = retry_after_ms(w, retry_after);
-        if (status == 429)
+        /* The CRM asked the integration, not this request, to wait: a 429,
+         * or a 503 naming a Retry-After, holds its every worker that long. */
+        if (status == 429 || (status == 503 && after > 0))
             lt_limits_slowdown(w->lim, in->id, after > 0 ? after : 1000);
         fetcher_stats_error(w, job, errstr);
         if (attempt >= w->f->max_attempts)
