@@ -406,20 +406,60 @@ static void explain(const char *msg) {
     }
 }
 
+/* One query of stream for yesterday; CTL_OK when the CRM answered it. */
+static int test_stream(lt_http_t *http, const lt_http_opts_t *opts, const lt_integration_t *in,
+                       const char *password, lt_stream_t stream)
+{
+    lt_job_t job = {.stream = stream, .date_range_type = "dateCreated"};
+    lt_crm_form_t form;
+    lt_http_resp_t resp = {0};
+    lt_crm_page_t page = {0};
+    char errstr[512], url[600];
+    lt_datetime_t dt;
+    int rc = CTL_FAIL;
+    lt_err_t err;
+
+    lt_date_from_seconds((long long)time(NULL) - 86400, &dt);
+    lt_date_fmt_day(&dt, job.day, sizeof(job.day));
+    if (lt_crm_form_build(&form, in->api_username, password, &job, 1, 1, errstr,
+                          sizeof(errstr)) ||
+        lt_crm_url(in->base_url, stream, url, sizeof(url)) < 0) {
+        printf("FAILED: %s\n", errstr);
+        goto end;
+    }
+    if (lt_http_post_form(http, url, form.fields, form.n, &resp, errstr, sizeof(errstr)) != LT_OK) {
+        printf("FAILED: could not reach the CRM at %s: %s\n", in->base_url, errstr);
+        goto end;
+    }
+    err = lt_crm_parse(resp.status, resp.body, resp.len, opts->max_body, &page, errstr,
+                       sizeof(errstr));
+    if (err == LT_OK || err == LT_ERR_EMPTY) {
+        rc = CTL_OK;
+    } else if (err == LT_ERR_AUTH) {
+        printf("(querying %s)\n", lt_stream_name(stream));
+        explain(page.message);
+    } else {
+        printf("FAILED: the CRM answered a %s query with a transient error: %s\n"
+               "  (retry later; the sync would back off and retry on its own)\n",
+               lt_stream_name(stream), errstr);
+    }
+end:
+    memset(&form, 0, sizeof(form));
+    lt_crm_page_free(&page);
+    lt_http_resp_free(&resp);
+    return rc;
+}
+
+/* Queries every stream the sync reads (one request each, in order), so a
+ * permission missing on any of them is found before the sync parks. */
 static int cmd_test(ctl_t *ctl) {
     lt_integration_t in;
     lt_http_opts_t opts = {.connect_timeout_ms = 10000, .timeout_ms = 120000,
                            .max_body = 64u << 20};
-    lt_job_t job = {.stream = LT_STREAM_TRANSACTIONS, .date_range_type = "dateCreated"};
-    lt_crm_form_t form;
-    lt_http_resp_t resp = {0};
-    lt_crm_page_t page = {0};
     lt_http_t *http = NULL;
-    char errstr[512], password[1024], url[600];
+    char errstr[512], password[1024];
     const char *id = ctl_arg(ctl, 0);
-    lt_datetime_t dt;
-    int rc = CTL_FAIL;
-    lt_err_t err;
+    int rc;
 
     if (id && !ctl_opt(ctl, "--file"))
         rc = ctl_find_integration(ctl, id, &in);
@@ -427,37 +467,20 @@ static int cmd_test(ctl_t *ctl) {
         rc = load_candidate(ctl, &in, NULL);
     if (rc != CTL_OK)
         return rc;
-    rc = CTL_FAIL;
     if (lt_integration_password(&in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
         printf("FAILED: %s\n", errstr);
         return CTL_FAIL;
     }
-    lt_date_from_seconds((long long)time(NULL) - 86400, &dt);
-    lt_date_fmt_day(&dt, job.day, sizeof(job.day));
-    if (lt_crm_form_build(&form, in.api_username, password, &job, 1, 1, errstr, sizeof(errstr)) ||
-        lt_crm_url(in.base_url, LT_STREAM_TRANSACTIONS, url, sizeof(url)) < 0 ||
-        !(http = lt_http_new(&opts)))
-        goto end;
-    if (lt_http_post_form(http, url, form.fields, form.n, &resp, errstr, sizeof(errstr)) != LT_OK) {
-        printf("FAILED: could not reach the CRM at %s: %s\n", in.base_url, errstr);
-        goto end;
+    if (!(http = lt_http_new(&opts))) {
+        memset(password, 0, sizeof(password));
+        return CTL_FAIL;
     }
-    err = lt_crm_parse(resp.status, resp.body, resp.len, opts.max_body, &page, errstr, sizeof(errstr));
-    if (err == LT_OK || err == LT_ERR_EMPTY) {
-        printf("OK: connected to %s as API user %s (%s, account %s)\n", in.base_url,
-               in.api_username, in.brand, in.account_name);
-        rc = CTL_OK;
-    } else if (err == LT_ERR_AUTH) {
-        explain(page.message);
-    } else {
-        printf("FAILED: the CRM answered with a transient error: %s\n"
-               "  (retry later; the sync would back off and retry on its own)\n", errstr);
-    }
-end:
+    for (int s = 0; s < LT_STREAM_COUNT && rc == CTL_OK; s++)
+        rc = test_stream(http, &opts, &in, password, (lt_stream_t)s);
+    if (rc == CTL_OK)
+        printf("OK: connected to %s as API user %s (%s, account %s); every query "
+               "endpoint answered\n", in.base_url, in.api_username, in.brand, in.account_name);
     memset(password, 0, sizeof(password));
-    memset(&form, 0, sizeof(form));
-    lt_crm_page_free(&page);
-    lt_http_resp_free(&resp);
     lt_http_destroy(http);
     return rc;
 }

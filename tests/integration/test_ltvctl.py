@@ -220,10 +220,10 @@ def connect_button(st, sim, good):
     ipsim = st.start_crmsim(password=PASSWORD, args=["--ip-deny"])
     out = expect(ctl(st, "integration", "test", *flags("cand", ipsim, good)), 1,
                  "IP", "allow-list", "request come from 127.0.0.1.")
-    # endpoint permission
-    psim = st.start_crmsim(password=PASSWORD, args=["--deny-endpoint", "/transactions/query/"])
+    # endpoint permission: every stream is queried, the last one is refused
+    psim = st.start_crmsim(password=PASSWORD, args=["--deny-endpoint", "/campaign/query/"])
     expect(ctl(st, "integration", "test", *flags("cand", psim, good)), 1, "permission",
-           "does not have access")
+           "does not have access", "querying campaigns")
     # the '&' refusal reaches the Connect button too, without a CRM call
     amp = "file:" + pw_file(st, "pw-amp2", "x&y")
     expect(ctl(st, "integration", "test", *flags("cand", sim, amp)), 1, "& sign")
