@@ -1,8 +1,8 @@
 """The CRM refuses the integration mid-sync (issue 11): a rotated password,
 an IP allow-list that drops the cluster, a permission taken away. The
-faulted merchant ("pipe", 10 requests/s so its backfill lasts) is switched
-once its live window is done and its backfill is under way; a second
-merchant ("calm", its own crm-sim) syncs on the same cluster.
+faulted merchant ("pipe", 10 requests/s so its sync lasts) is switched
+mid-sync (MID_SYNC_REQUESTS answered, MID_SYNC_DAYS still outstanding); a
+second merchant ("calm", its own crm-sim) syncs on the same cluster.
 
 6. password: crm-sim's password changes (POST /_sim/fault {"password"}).
    "pipe" is parked (`ltvctl status --json` state "parked", reason "Invalid
@@ -53,8 +53,10 @@ SYNC_S = 120      # a first sync on a busy machine (about 15 s alone)
 RECOVER_S = 60    # see above
 AUTH_MAX = 10     # 2 per stream; one per job in hand is 8 (2 fetchers x 4 workers)
 NEW_PASSWORD = "rot+ated pw%=#3"
-# Stream-days of pipe's backfill (100: 20 days x 5 streams, 10 requests/s)
-# still outstanding when a fault begins, so it lands mid-sync.
+# A fault begins once pipe's CRM has answered MID_SYNC_REQUESTS and while
+# MID_SYNC_DAYS of its 110 stream-days (20 days x 5 streams and its live
+# window; 10 requests/s) are outstanding, so it lands mid-sync.
+MID_SYNC_REQUESTS = 10
 MID_SYNC_DAYS = 20
 # Every query endpoint the fetcher calls (common/lt_integration.c): denying
 # them all parks pipe whichever of its streams has work left.
@@ -67,22 +69,19 @@ def outstanding(st, integ):
 
 
 def wait_mid_sync(pl):
-    """Until pipe's live window is done (no dateUpdated job outstanding)
-    and at least MID_SYNC_DAYS of its backfill are still to come."""
+    """Until pipe's CRM has answered MID_SYNC_REQUESTS and at least
+    MID_SYNC_DAYS stream-days of its sync are still outstanding."""
     st = pl.st
-    r = st.redis.client()
 
     def ready():
         pl.check_alive()
-        if not r.hget(st.prefix + "i:pipe:live", "last_run_ms"):
+        if pl.api.stats()["total"] < MID_SYNC_REQUESTS:
             return False
         keys = outstanding(st, "pipe")
-        if any("/dateUpdated/" in k for k in keys):
-            return False
         return len(keys) >= MID_SYNC_DAYS and keys
-    keys = wait_until(ready, 60, "pipe's live window done, its backfill under way",
-                      interval=0.1)
-    print("fault with %d stream-days of pipe's backfill outstanding" % len(keys))
+    keys = wait_until(ready, 60, "pipe's sync under way", interval=0.1)
+    print("fault with %d stream-days of pipe's sync outstanding, %d live"
+          % (len(keys), sum("/dateUpdated/" in k for k in keys)))
 
 
 def wait_parked(pl, reason_text):
@@ -155,8 +154,11 @@ def final_checks(pl, tenants, want, scenario, recover, note, secret=None):
     dups = duplicates(msgs)
     for d in dups[:10]:
         print("DUPLICATE", d)
-    violations = pl.api.stats()["violations"] + sum(t.api.stats()["violations"]
-                                                    for t in tenants)
+    sims = [("pipe", pl.api.stats())] + [(t.id, t.api.stats()) for t in tenants]
+    print("crm-sim peaks: %s" % ", ".join(
+        "%s %d rps %d in flight %d violations" % (i, s["max_rps_window"], s["peak_in_flight"],
+                                                   s["violations"]) for i, s in sims))
+    violations = sum(s["violations"] for _, s in sims)
     dlq = pl.st.consume_all("ltvsync.dlq")
     for m in dlq[:5]:
         print("DLQ", m.value[:300])
