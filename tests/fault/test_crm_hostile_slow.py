@@ -49,9 +49,8 @@ set, the scenario waits for calm's sync while pipe is still faulted
 import os
 import sys
 import time
-import traceback
 
-from faultrow import report
+from faultrow import report, run_scenarios
 from ltharness import HarnessError, Stack, wait_until
 from pipeline import Pipeline, duplicates, latest
 
@@ -206,20 +205,7 @@ def scenario_hang_drip():
 
 
 def main():
-    """Runs every scenario (a failing one does not stop the others)."""
-    t0, failed = time.monotonic(), []
-    for scenario in (scenario_retry_after, scenario_hang_drip):
-        t = time.monotonic()
-        try:
-            scenario()
-        except Exception:
-            traceback.print_exc()
-            failed.append(scenario.__name__)
-        print("%s %s in %.0f s" % (scenario.__name__, "FAILED" if scenario.__name__ in failed
-                                    else "passed", time.monotonic() - t))
-    print("%s in %.0f s" % ("FAILED: " + ", ".join(failed) if failed else "all passed",
-                            time.monotonic() - t0))
-    return 1 if failed else 0
+    return run_scenarios([scenario_retry_after, scenario_hang_drip])
 
 
 if __name__ == "__main__":
