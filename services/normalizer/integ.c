@@ -88,7 +88,7 @@ static long long version_now(norm_t *n)
     return v;
 }
 
-void norm_integ_refresh(norm_t *n)
+int norm_integ_refresh(norm_t *n)
 {
     long long v = version_now(n);
     if ((v >= 0 && v != n->integ_version) ||
@@ -96,4 +96,5 @@ void norm_integ_refresh(norm_t *n)
         if (norm_integ_load(n) == 0 && v >= 0)
             n->integ_version = v;
     }
+    return v >= 0;
 }

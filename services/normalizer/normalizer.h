@@ -93,7 +93,9 @@ int norm_integ_load(norm_t *n);
 /* Copies the integration into out; re-reads the topic for an unknown id.
  * 0, or -1 when unknown (or its zone is invalid). */
 int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out);
-void norm_integ_refresh(norm_t *n); /* periodic, between batches */
+/* Between batches: re-reads the integrations when ltvctl bumped their
+ * version (or periodically). 1 when Redis answered. */
+int norm_integ_refresh(norm_t *n);
 void norm_integ_clear(norm_t *n);
 
 /* cbstore.c: fills msgs[i].history for every message whose probe applies;
