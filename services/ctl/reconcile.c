@@ -185,8 +185,9 @@ static void tally(rec_ev_t *evs, size_t n, rec_day_t *days, size_t ndays, const 
 }
 
 /* Fetches the CRM's daily summary into days. CTL_OK or CTL_FAIL. */
-static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in, const char *from, const char *to,
-                         rec_day_t *days, size_t ndays, int exponent) {
+static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in,
+                         const char *from, const char *to, rec_day_t *days, size_t ndays,
+                         int exponent) {
     lt_http_opts_t opts = {.connect_timeout_ms = 10000, .timeout_ms = 120000, .max_body = 64u << 20};
     char password[LT_CRM_PASSWORD_MAX + 1], url[600], start[11], end[11], errstr[512];
     lt_form_field_t f[6];
