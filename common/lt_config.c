@@ -99,6 +99,17 @@ const lt_config_def_t lt_config_defs[] = {
      "cap of the jittered exponential backoff"},
     {"HTTP_CA_FILE", LT_CFG_STRING, NULL, 0, 0, SVC_CRM,
      "CA bundle for CRM TLS; unset = system store (verification stays on)"},
+    /* credential policy (common/lt_cred.h) */
+    {"CRM_CREDENTIALS_DIR", LT_CFG_STRING, "/var/run/secrets/ltvsync/crm", 0, 0, SVC_CRM,
+     "directory of the CRM password files: password_ref file:NAME must resolve inside it "
+     "(no \"..\", no symlink out of it)"},
+    {"CRM_HOSTS_KONNEKTIVE", LT_CFG_STRING, "api.konnektive.com,api2.konnektive.com", 0, 0,
+     SVC_CRM, "hosts a konnektive integration's base_url may name (comma-separated)"},
+    {"CRM_HOSTS_CHECKOUTCHAMP", LT_CFG_STRING, "api.checkoutchamp.com", 0, 0, SVC_CRM,
+     "hosts a checkoutchamp integration's base_url may name (comma-separated)"},
+    {"CRM_ALLOW_INSECURE", LT_CFG_INT, "0", 0, 1, SVC_CRM,
+     "1 = base_url may also be http:// and name a loopback host (crm-sim, tests, the demo; "
+     "never in production)"},
     /* scheduler */
     {"SCHEDULER_TICK", LT_CFG_DURATION, "5s", 100, MS_H, LT_SVC_SCHEDULER,
      "scheduler loop period"},

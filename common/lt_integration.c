@@ -2,7 +2,6 @@
 #include "lt_integration.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +14,6 @@
 #include "lt_tz.h"
 
 #define LT_INTEGRATION_MAX_JSON (64 * 1024)
-#define LT_PASSWORD_FILE_MAX 4096
 
 static const struct {
     const char *name;
@@ -94,7 +92,7 @@ lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
     if (!in->api_username[0])
         FAIL("api_username: required (the CRM API user's login id)");
     if (strncmp(in->password_ref, "file:", 5) && strncmp(in->password_ref, "env:", 4))
-        FAIL("password_ref: must be file:PATH or env:NAME (the password itself is never stored)");
+        FAIL("password_ref: must be file:NAME or env:NAME (the password itself is never stored)");
     if (!in->account_name[0])
         FAIL("account_name: required");
     if (!in->account_username[0])
@@ -206,7 +204,7 @@ lt_err_t lt_integration_parse(const void *json, size_t len,
         if (!known_key(item->string)) {
             snprintf(errstr, errlen, "unknown field \"%.64s\"%s", item->string,
                      strstr(item->string, "password") && strcmp(item->string, "password_ref")
-                         ? " (give the password by password_ref: file:PATH or env:NAME)" : "");
+                         ? " (give the password by password_ref: file:NAME or env:NAME)" : "");
             goto end;
         }
     }
@@ -283,68 +281,6 @@ char *lt_integration_to_json(const lt_integration_t *in) {
     out = lt_json_print(root);
     cJSON_Delete(root);
     return out;
-}
-
-static lt_err_t read_password_file(const char *path, char *buf, size_t buflen,
-                                   char *errstr, size_t errlen) {
-    FILE *fp = fopen(path, "rb");
-    size_t n;
-    if (!fp) {
-        snprintf(errstr, errlen, "password_ref file:%.200s: %s", path, strerror(errno));
-        return LT_ERR_PERMANENT;
-    }
-    n = fread(buf, 1, buflen - 1, fp);
-    if (n == buflen - 1 && fgetc(fp) != EOF) {
-        fclose(fp);
-        snprintf(errstr, errlen, "password_ref file:%.200s: longer than %zu bytes", path, buflen - 2);
-        return LT_ERR_PERMANENT;
-    }
-    fclose(fp);
-    if (memchr(buf, '\0', n)) {
-        memset(buf, 0, buflen);
-        snprintf(errstr, errlen, "password_ref file:%.200s: contains a NUL byte", path);
-        return LT_ERR_PERMANENT;
-    }
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0'; /* Kubernetes Secret files and `echo` add a newline */
-    return LT_OK;
-}
-
-lt_err_t lt_integration_password(const lt_integration_t *in, char *buf,
-                                 size_t buflen, char *errstr, size_t errlen) {
-    lt_err_t err;
-    if (!strncmp(in->password_ref, "file:", 5)) {
-        if ((err = read_password_file(in->password_ref + 5, buf, buflen, errstr, errlen)))
-            return err;
-    } else if (!strncmp(in->password_ref, "env:", 4)) {
-        const char *v = getenv(in->password_ref + 4);
-        if (!v) {
-            snprintf(errstr, errlen, "password_ref env:%.64s: variable not set", in->password_ref + 4);
-            return LT_ERR_PERMANENT;
-        }
-        if (strlen(v) >= buflen) {
-            snprintf(errstr, errlen, "password_ref env:%.64s: longer than %zu bytes",
-                     in->password_ref + 4, buflen - 1);
-            return LT_ERR_PERMANENT;
-        }
-        memcpy(buf, v, strlen(v) + 1);
-    } else {
-        snprintf(errstr, errlen, "password_ref: must be file:PATH or env:NAME");
-        return LT_ERR_PERMANENT;
-    }
-    if (!buf[0]) {
-        snprintf(errstr, errlen, "password_ref %.200s: the password is empty", in->password_ref);
-        return LT_ERR_PERMANENT;
-    }
-    if (strchr(buf, '&')) {
-        memset(buf, 0, buflen);
-        snprintf(errstr, errlen,
-                 "the API password contains '&', which the CRM cannot accept (vendor: the "
-                 "password \"must not have an & sign\"); set a new password without '&' on the API user");
-        return LT_ERR_PERMANENT;
-    }
-    return LT_OK;
 }
 
 int lt_integration_local_day(const lt_integration_t *in, long long utc_secs,

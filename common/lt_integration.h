@@ -1,7 +1,8 @@
 /* lt_integration: one connected CRM account, as stored (JSON) in the
  * compacted topic ltvsync.integrations keyed by id, and validated against
  * schemas/integration.schema.json. The password itself is never in here:
- * password_ref names a file or an environment variable. */
+ * password_ref names a file or an environment variable, resolved under the
+ * credential policy of lt_cred.h. */
 #ifndef LT_INTEGRATION_H
 #define LT_INTEGRATION_H
 
@@ -30,7 +31,7 @@ typedef struct {
     char brand[16];            /* konnektive | checkoutchamp */
     char base_url[512];        /* default by brand */
     char api_username[256];
-    char password_ref[512];    /* file:PATH | env:NAME */
+    char password_ref[512];    /* file:NAME | env:NAME (lt_cred.h) */
     char account_name[256];
     char account_username[256];
     char timezone[64];         /* IANA, must exist in the tz database */
@@ -53,12 +54,6 @@ lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
                                  size_t errlen);
 /* Compact JSON; caller frees. */
 char *lt_integration_to_json(const lt_integration_t *in);
-
-/* Resolves password_ref into buf. Refuses a password containing '&' (the
- * CRM cannot take one) or longer than buflen-1. Errors never contain the
- * password itself. */
-lt_err_t lt_integration_password(const lt_integration_t *in, char *buf,
-                                 size_t buflen, char *errstr, size_t errlen);
 
 /* The account-local calendar day (YYYY-MM-DD) at utc_secs, plus
  * offset_days (-1 = yesterday). 0, or -1 when the zone cannot be loaded. */

@@ -217,8 +217,9 @@ def main():
         if args.keep:
             say("\nthe stack keeps running; explore with:\n"
                 "  export LTVSYNC_KAFKA_BOOTSTRAP_SERVERS=%s LTVSYNC_REDIS_URL=%s LTVSYNC_REDIS_PREFIX=%s\n"
+                "  export LTVSYNC_CRM_CREDENTIALS_DIR=%s LTVSYNC_CRM_ALLOW_INSECURE=1  # crm-sim: http on loopback\n"
                 "  %s/ltvctl status demo\nPress Ctrl-C to stop." % (
-                    broker.bootstrap, st.redis.url, st.prefix, os.environ["LTVSYNC_BIN_DIR"]))
+                    broker.bootstrap, st.redis.url, st.prefix, st.tmp, os.environ["LTVSYNC_BIN_DIR"]))
             try:
                 while True:
                     time.sleep(3600)

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "lt_cred.h"
 #include "lt_crm.h"
 #include "lt_date.h"
 #include "lt_http.h"
@@ -177,10 +178,12 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in) {
     return CTL_OK;
 }
 
-/* Builds the integration from --file and/or flags, validated, password
- * resolvable. */
+/* Builds the integration from --file and/or flags, validated, its base_url
+ * and password_ref within the credential policy (lt_cred.h), the password
+ * readable. */
 static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integration_t *base) {
-    char errstr[512], password[1024], *json;
+    char errstr[512], password[LT_CRM_PASSWORD_MAX + 1], *json;
+    lt_cred_policy_t pol;
     const char *file = ctl_opt(ctl, "--file");
     size_t len;
     lt_err_t err;
@@ -215,8 +218,9 @@ static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integ
         fprintf(stderr, "ltvctl: invalid integration: %s\n", errstr);
         return CTL_FAIL;
     }
-    err = lt_integration_password(in, password, sizeof(password), errstr, sizeof(errstr));
-    memset(password, 0, sizeof(password));
+    lt_cred_policy_init(&pol, ctl->cfg);
+    err = lt_cred_password(&pol, in, password, sizeof(password), errstr, sizeof(errstr));
+    lt_cred_wipe(password, sizeof(password));
     if (err != LT_OK) {
         fprintf(stderr, "ltvctl: %s\n", errstr);
         return CTL_FAIL;
@@ -516,8 +520,9 @@ static int cmd_test(ctl_t *ctl) {
     lt_http_opts_t opts = {.connect_timeout_ms = 10000, .timeout_ms = 120000,
                            .max_body = 64u << 20};
     lt_http_t *http = NULL;
-    char errstr[512], password[1024];
+    char errstr[512], password[LT_CRM_PASSWORD_MAX + 1];
     const char *id = ctl_arg(ctl, 0);
+    lt_cred_policy_t pol;
     int rc;
 
     if (id && !ctl_opt(ctl, "--file"))
@@ -526,12 +531,13 @@ static int cmd_test(ctl_t *ctl) {
         rc = load_candidate(ctl, &in, NULL);
     if (rc != CTL_OK)
         return rc;
-    if (lt_integration_password(&in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
+    lt_cred_policy_init(&pol, ctl->cfg);
+    if (lt_cred_password(&pol, &in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
         printf("FAILED: %s\n", errstr);
         return CTL_FAIL;
     }
     if (!(http = lt_http_new(&opts))) {
-        memset(password, 0, sizeof(password));
+        lt_cred_wipe(password, sizeof(password));
         return CTL_FAIL;
     }
     test_limits_t tl = {0};
@@ -547,7 +553,7 @@ static int cmd_test(ctl_t *ctl) {
     if (rc == CTL_OK)
         printf("OK: connected to %s as API user %s (%s, account %s); every query "
                "endpoint answered\n", in.base_url, in.api_username, in.brand, in.account_name);
-    memset(password, 0, sizeof(password));
+    lt_cred_wipe(password, sizeof(password));
     lt_limits_destroy(tl.lim);
     lt_redis_destroy(tl.redis);
     lt_http_destroy(http);

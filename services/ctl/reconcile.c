@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "ctl.h"
+#include "lt_cred.h"
 #include "lt_crm.h"
 #include "lt_date.h"
 #include "lt_http.h"
@@ -184,10 +185,11 @@ static void tally(rec_ev_t *evs, size_t n, rec_day_t *days, size_t ndays, const 
 }
 
 /* Fetches the CRM's daily summary into days. CTL_OK or CTL_FAIL. */
-static int fetch_summary(const lt_integration_t *in, const char *from, const char *to,
-                         rec_day_t *days, size_t ndays, int exponent) {
+static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in,
+                         const char *from, const char *to, rec_day_t *days, size_t ndays,
+                         int exponent) {
     lt_http_opts_t opts = {.connect_timeout_ms = 10000, .timeout_ms = 120000, .max_body = 64u << 20};
-    char password[1024], url[600], start[11], end[11], errstr[512];
+    char password[LT_CRM_PASSWORD_MAX + 1], url[600], start[11], end[11], errstr[512];
     lt_form_field_t f[6];
     lt_http_resp_t resp = {0};
     lt_http_t *http = NULL;
@@ -196,7 +198,7 @@ static int fetch_summary(const lt_integration_t *in, const char *from, const cha
     const cJSON *msg;
     int rc = CTL_FAIL;
 
-    if (lt_integration_password(in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
+    if (lt_cred_password(pol, in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
         fprintf(stderr, "ltvctl: %s\n", errstr);
         return CTL_FAIL;
     }
@@ -249,7 +251,7 @@ static int fetch_summary(const lt_integration_t *in, const char *from, const cha
     }
     rc = CTL_OK;
 end:
-    memset(password, 0, sizeof(password));
+    lt_cred_wipe(password, sizeof(password));
     memset(f, 0, sizeof(f));
     cJSON_Delete(root);
     lt_http_resp_free(&resp);
@@ -301,7 +303,9 @@ int ctl_reconcile(ctl_t *ctl) {
     rd.n = latest_only(rd.evs, rd.n);
     moved = cJSON_AddArrayToObject(out, "moved_chargebacks");
     tally(rd.evs, rd.n, days, (size_t)nd, from, moved, &unmatched);
-    if (fetch_summary(&in, from, to, days, (size_t)nd, exponent) != CTL_OK)
+    lt_cred_policy_t pol;
+    lt_cred_policy_init(&pol, ctl->cfg);
+    if (fetch_summary(&pol, &in, from, to, days, (size_t)nd, exponent) != CTL_OK)
         goto end;
     jdays = cJSON_AddArrayToObject(out, "days");
     if (!ctl->json)

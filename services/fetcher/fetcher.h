@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include "lt_clock.h"
 #include "lt_config.h"
+#include "lt_cred.h"
 #include "lt_crm.h"
 #include "lt_http.h"
 #include "lt_integration.h"
@@ -44,6 +45,7 @@ typedef struct {
     atomic_int fatal; /* the producer failed for good: exit 1 */
     size_t max_body;
     lt_http_opts_t http_opts;
+    lt_cred_policy_t cred; /* where passwords come from and may go */
     pthread_mutex_t reg_mu; /* guards reg and reg_loaded_ms */
     lt_registry_t reg;
     long long reg_loaded_ms;

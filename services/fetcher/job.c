@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "fetcher.h"
+#include "lt_cred.h"
 #include "lt_dlq.h"
 #include "lt_log.h"
 #include "lt_sanitize.h"
@@ -33,7 +34,7 @@ typedef struct {
     const char *topic;
     lt_job_t job;
     lt_integration_t in;
-    char password[512];
+    char password[LT_CRM_PASSWORD_MAX + 1];
     char jobkey[160], daykey[160];
     char err[512];
     long long next_page, rows, pages, total, split;
@@ -523,7 +524,7 @@ static lt_err_t walk_window(run_t *r)
  * not now (left for a later attempt). */
 static int prepare(run_t *r, const void *payload, size_t len)
 {
-    char err[256];
+    char err[512];
     if (lt_job_decode(payload, len, &r->job, err, sizeof(err)) != LT_OK) {
         lt_warn("dropping invalid job message (%zu bytes): %s", len, err);
         return -1;
@@ -549,8 +550,10 @@ static int prepare(run_t *r, const void *payload, size_t len)
         forget_outstanding(r, r->jobkey);
         return -1;
     }
-    if (lt_integration_password(&r->in, r->password, sizeof(r->password), err,
-                                sizeof(err)) != LT_OK) {
+    /* The credential policy before any request: an integration whose
+     * base_url or password_ref breaks it is never called, only parked. */
+    if (lt_cred_password(&r->w->f->cred, &r->in, r->password, sizeof(r->password), err,
+                         sizeof(err)) != LT_OK) {
         park(r, err);
         forget_outstanding(r, r->jobkey);
         return -1;
@@ -623,7 +626,7 @@ job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
     } else if (ready == -2 || lt_signal_stop) {
         out = JOB_ABANDON;
     }
-    memset(r->password, 0, sizeof(r->password));
+    lt_cred_wipe(r->password, sizeof(r->password));
     free(r);
     return out;
 }

@@ -145,6 +145,7 @@ static void setup(fetcher_t *f, const lt_config_t *cfg)
     f->http_opts.timeout_ms = (long)lt_config_int(cfg, "FETCH_TIMEOUT");
     f->http_opts.max_body = f->max_body;
     f->http_opts.ca_file = lt_config_str(cfg, "HTTP_CA_FILE");
+    lt_cred_policy_init(&f->cred, cfg);
     pthread_mutex_init(&f->reg_mu, NULL);
     pthread_mutex_init(&f->lease_mu, NULL);
     f->leases = calloc((size_t)f->concurrency, sizeof(*f->leases));

@@ -27,6 +27,7 @@ COMPONENTS = ("scheduler", "fetcher", "normalizer", "sink")
 # Settings the chart derives from its own sections instead of `config:`.
 CHART_OWNED = {"KAFKA_BOOTSTRAP_SERVERS", "DOWNSTREAM_BROKERS", "REDIS_URL",
                "HTTP_PORT", "CONFIG_FILE", "GROUP_ID",
+               "CRM_CREDENTIALS_DIR",  # from crm.passwordsMountPath
                "REPLAY_INTEGRATION"}  # set by `ltvctl replay` for its child, never by the chart
 SECRET_KEYS = ("password", "ecommercepassword", "achaccountnumber", "achroutingnumber")
 
@@ -151,6 +152,10 @@ def check_deployments(docs, values, label):
         check("/tmp" in mounts, f"{where}: writable /tmp (read-only root)")
         crm_dir = values["crm"]["passwordsMountPath"]
         if comp == "fetcher":
+            check(env.get("LTVSYNC_CRM_CREDENTIALS_DIR", {}).get("value") == crm_dir,
+                  f"{where}: LTVSYNC_CRM_CREDENTIALS_DIR is the mounted {crm_dir}")
+            check(env.get("LTVSYNC_CRM_ALLOW_INSECURE", {}).get("value") == "0",
+                  f"{where}: https to allowed CRM hosts only (CRM_ALLOW_INSECURE 0)")
             m = mounts.get(crm_dir)
             if check(m is not None and m.get("readOnly"), f"{where}: CRM passwords at {crm_dir}"):
                 srcs = [s["secret"]["name"] for s in vols[m["name"]]["projected"]["sources"]]

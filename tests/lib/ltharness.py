@@ -377,8 +377,12 @@ class Stack:
 
     def service_env(self, env=None):
         """The environment of an ltvsync binary: brokers and Redis of this
-        stack, a free HTTP port, this stack's Redis key prefix; env on top."""
+        stack, a free HTTP port, this stack's Redis key prefix, the
+        credential policy of a test stack (password files in its temp dir,
+        crm-sim over http on loopback); env on top."""
         e = dict(os.environ)
+        e["LTVSYNC_CRM_CREDENTIALS_DIR"] = self.tmp
+        e["LTVSYNC_CRM_ALLOW_INSECURE"] = "1"
         if self.broker:
             e["LTVSYNC_KAFKA_BOOTSTRAP_SERVERS"] = self.broker.bootstrap
         if self.redis:

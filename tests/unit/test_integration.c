@@ -1,5 +1,5 @@
 /* Unit tests of lt_integration (parse, validate, defaults, JSON round trip,
- * password_ref resolution and the '&' refusal, local days) and lt_job
+ * local days) and lt_job
  * (encode/decode round trip, keys, rejects). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,64 +157,6 @@ static void with_ref(lt_integration_t *in, const char *ref) {
     snprintf(in->password_ref, sizeof(in->password_ref), "%s", ref);
 }
 
-LT_TEST(password_env_and_file) {
-    lt_integration_t in;
-    char pw[128], err[512], path[] = "/tmp/lt-test-pw-XXXXXX";
-    int fd;
-    FILE *fp;
-
-    setenv("LT_TEST_PW", "p+w %=# x", 1);
-    with_ref(&in, "env:LT_TEST_PW");
-    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_OK);
-    CHECK_STR(pw, "p+w %=# x");
-
-    unsetenv("LT_TEST_PW");
-    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_ERR_PERMANENT);
-    CHECK(strstr(err, "LT_TEST_PW") != NULL);
-
-    fd = mkstemp(path);
-    CHECK(fd >= 0);
-    if (fd < 0)
-        return;
-    fp = fdopen(fd, "w");
-    fputs("file-secret\n", fp);
-    fclose(fp);
-    with_ref(&in, "file:");
-    snprintf(in.password_ref, sizeof(in.password_ref), "file:%s", path);
-    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_OK);
-    CHECK_STR(pw, "file-secret"); /* the trailing newline is not part of it */
-    /* too long for the buffer: refused, never truncated */
-    CHECK_INT(lt_integration_password(&in, pw, 6, err, sizeof(err)), LT_ERR_PERMANENT);
-    CHECK(strstr(err, "file-secret") == NULL);
-    /* a NUL inside would silently cut the password short */
-    fp = fopen(path, "wb");
-    fwrite("abc\0def", 1, 7, fp);
-    fclose(fp);
-    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_ERR_PERMANENT);
-    CHECK(strstr(err, "NUL") != NULL);
-    unlink(path);
-    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_ERR_PERMANENT);
-    CHECK(strstr(err, path) != NULL);
-
-    setenv("LT_TEST_PW", "", 1);
-    with_ref(&in, "env:LT_TEST_PW");
-    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_ERR_PERMANENT);
-    CHECK(strstr(err, "empty") != NULL);
-}
-
-LT_TEST(password_with_ampersand_refused) {
-    lt_integration_t in;
-    char pw[128], err[512];
-    setenv("LT_TEST_PW", "abc&def-SECRETPART", 1);
-    with_ref(&in, "env:LT_TEST_PW");
-    CHECK_INT(lt_integration_password(&in, pw, sizeof(pw), err, sizeof(err)), LT_ERR_PERMANENT);
-    CHECK(strstr(err, "&") != NULL);
-    CHECK(strstr(err, "must not have an & sign") != NULL);
-    CHECK(strstr(err, "SECRETPART") == NULL);
-    CHECK(strstr(pw, "SECRETPART") == NULL); /* the buffer is wiped */
-    unsetenv("LT_TEST_PW");
-}
-
 LT_TEST(streams_and_local_day) {
     lt_integration_t in;
     char day[11];
@@ -338,8 +280,6 @@ int main(void) {
     LT_RUN(validation_errors_name_the_field);
     LT_RUN(rejects_bad_documents);
     LT_RUN(validate_struct);
-    LT_RUN(password_env_and_file);
-    LT_RUN(password_with_ampersand_refused);
     LT_RUN(streams_and_local_day);
     LT_RUN(job_round_trip_and_keys);
     LT_RUN(job_rejects);

@@ -160,6 +160,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- $settings := include "ltvsync.settings" . | fromYaml -}}
 - name: LTVSYNC_HTTP_PORT
   value: {{ $root.Values.httpPort | toString | quote }}
+{{- if eq .component "fetcher" }}
+- name: LTVSYNC_CRM_CREDENTIALS_DIR
+  value: {{ $root.Values.crm.passwordsMountPath | quote }}
+{{- end }}
 {{- range $k, $v := $settings }}
 {{- if not (eq (toString $v) "") }}
 - name: LTVSYNC_{{ $k }}
