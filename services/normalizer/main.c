@@ -113,12 +113,10 @@ static int run(norm_t *n)
         /* With a batch awaiting acks, no input right now means idle: settle
          * it at once (norm_batch_settle flushes) rather than after a wait. */
         cur->count = lt_signal_stop ? 0 : collect(n, cur->msgs, prev ? 0 : 100);
-        /* Idle, readiness follows the refresh's Redis read (a batch sets it
-         * as it goes), so /readyz turns false within Redis's timeout of it
-         * going away even when no row arrives. */
-        int redis_ok = norm_integ_refresh(n);
-        if (!cur->count && !prev)
-            n->ready = redis_ok;
+        /* Readiness follows this Redis read too: a batch of rows without
+         * chargeback state never asks Redis, so without it /readyz stayed
+         * 200 through a 15 s Redis freeze. */
+        n->ready = norm_integ_refresh(n);
         if (cur->count && norm_batch_start(n, cur) != 0) {
             lt_info("shutdown before a batch of %zu rows was produced; it will be redelivered",
                     cur->count);
