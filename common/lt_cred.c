@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +18,15 @@ void lt_cred_wipe(void *buf, size_t n)
 {
     if (buf)
         explicit_bzero(buf, n);
+}
+
+int lt_cred_no_core_dumps(void)
+{
+    struct rlimit none = {0, 0};
+    int rc = setrlimit(RLIMIT_CORE, &none);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        rc = -1;
+    return rc;
 }
 
 void lt_cred_policy_init(lt_cred_policy_t *p, const lt_config_t *cfg)

@@ -61,4 +61,11 @@ lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in,
 /* Wipes n bytes in a way the compiler cannot drop. */
 void lt_cred_wipe(void *buf, size_t n);
 
+/* For every process that holds a CRM password (the fetcher, ltvctl) or
+ * another secret (every service reads LTVSYNC_REDIS_URL): no core dump
+ * (RLIMIT_CORE 0) and not dumpable (PR_SET_DUMPABLE 0: no ptrace attach by
+ * the same user, /proc/PID/mem and environ closed to others). Call first in
+ * main. 0, or -1 when either call failed (errno). */
+int lt_cred_no_core_dumps(void);
+
 #endif

@@ -3,11 +3,13 @@
  * ltvsync.raw, checkpoints pages in Redis and commits a job only when all
  * its rows are acknowledged. The flow: main() sets up, dispatch.c runs the
  * consumers and workers, job.c walks one job, page.c does one request. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "fetcher.h"
+#include "lt_cred.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
 #include "lt_signal.h"
@@ -165,6 +167,8 @@ int main(int argc, char **argv)
         return rc;
     rc = 1;
     lt_signal_install();
+    if (lt_cred_no_core_dumps() != 0)
+        lt_warn("core dumps could not be turned off: %s", strerror(errno));
     setup(&f, cfg);
     if (!f.leases || !f.lease_active)
         goto end;

@@ -7,10 +7,12 @@
  * (LTVSYNC_GROUP_ID; `ltvctl replay` does this, with REPLAY_INTEGRATION
  * naming the one integration to rebuild): chargeback state in Redis answers
  * old offsets from history, so the replay yields the same events. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lt_cred.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
 #include "lt_offsets.h"
@@ -195,6 +197,8 @@ int main(int argc, char **argv)
         return rc;
     rc = 1;
     lt_signal_install();
+    if (lt_cred_no_core_dumps() != 0)
+        lt_warn("core dumps could not be turned off: %s", strerror(errno));
     n.integ_version = -1;
     if (setup(&n, cfg, err, sizeof(err)) != 0) {
         lt_error("start-up: %s", err);

@@ -3,12 +3,14 @@
  * Each tick: hold (or wait for) the leader lease, read the integrations, and
  * emit what is due for each (plan.c). Two replicas are safe: only the lease
  * holder emits, and every claim re-checks the lease. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "lt_clock.h"
+#include "lt_cred.h"
 #include "lt_config.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
@@ -59,6 +61,8 @@ int main(int argc, char **argv) {
         return rc;
     lt_log_init("scheduler", lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")));
     lt_signal_install();
+    if (lt_cred_no_core_dumps() != 0)
+        lt_warn("core dumps could not be turned off: %s", strerror(errno));
     rc = 1;
 
     m_leader = lt_metric_gauge("ltvsync_scheduler_leader", "1 while this replica holds the lease", NULL);

@@ -5,10 +5,12 @@
  * see store.c) and writes the others keyed by event_id. The pipeline of one
  * batch is in batch.c. SIGTERM: stop polling, finish the batch in hand
  * within SHUTDOWN_GRACE, flush, commit, exit 0. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "lt_cred.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
 #include "lt_signal.h"
@@ -140,6 +142,8 @@ int main(int argc, char **argv)
         return rc;
     rc = 1;
     lt_signal_install();
+    if (lt_cred_no_core_dumps() != 0)
+        lt_warn("core dumps could not be turned off: %s", strerror(errno));
     if (setup(&s, cfg, err, sizeof(err)) < 0) {
         lt_error("start-up: %s", err);
         goto end;
