@@ -279,17 +279,17 @@ int lt_config_parse_size(const char *s, long long *bytes)
     return -1;
 }
 
-/* scheme://[userinfo@]host...: the host part must not be empty. */
+/* scheme://[userinfo@]host...: the host part must not be empty. The
+ * userinfo ends at the last '@', as lt_redis parses it and mask_url masks
+ * it (a password may hold '/', '?', '#' or '@'). */
 static int url_valid(const char *s)
 {
     const char *sep = strstr(s, "://"), *host, *at;
-    size_t alen;
 
     if (!sep || sep == s)
         return 0;
     host = sep + 3;
-    alen = strcspn(host, "/?#");
-    at = memrchr(host, '@', alen);
+    at = strrchr(host, '@');
     if (at)
         host = at + 1;
     return strcspn(host, "/?#") > 0 && *host != ':';
@@ -343,23 +343,23 @@ static void format_bound(const lt_config_def_t *d, long long v, char *buf,
         snprintf(buf, len, "%lld", v);
 }
 
-/* Copies url with the password of its userinfo replaced by MASK. */
+/* Copies url with its credentials replaced by MASK. The userinfo ends at
+ * the last '@' of the URL, as lt_redis parses it (a password may hold '@',
+ * '/', '?' or '#'); "user:password@" keeps the user, "password@" (Redis's
+ * AUTH without a user) masks it whole. */
 static void mask_url(const char *url, char *buf, size_t len)
 {
     const char *sep = strstr(url, "://"), *auth, *at, *colon;
 
-    if (!sep) {
+    if (!sep || !(at = strrchr(auth = sep + 3, '@'))) {
         snprintf(buf, len, "%s", url);
         return;
     }
-    auth = sep + 3;
-    at = memrchr(auth, '@', strcspn(auth, "/?#"));
-    colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon) {
-        snprintf(buf, len, "%s", url);
-        return;
-    }
-    snprintf(buf, len, "%.*s%s%s", (int)(colon + 1 - url), url, MASK, at);
+    colon = memchr(auth, ':', (size_t)(at - auth));
+    if (colon)
+        snprintf(buf, len, "%.*s%s%s", (int)(colon + 1 - url), url, MASK, at);
+    else
+        snprintf(buf, len, "%.*s%s%s", (int)(auth - url), url, MASK, at);
 }
 
 static int prop_is_secret(const char *name)

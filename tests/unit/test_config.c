@@ -333,6 +333,58 @@ LT_TEST(print_config_masks_secrets)
     clear_env();
 }
 
+/* Property: for generated Redis URLs in every credential form, with
+ * passwords holding '/', '?', '#', '@' and ':', --print-config never shows
+ * the password, still shows the host, and the URL is accepted. */
+LT_TEST(print_config_masks_every_url_form)
+{
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789/?#@:!*-_.~";
+    static const char *const hosts[] = {"10.1.2.3", "redis.internal", "[::1]"};
+    unsigned seed = 20261203;
+    char err[256];
+    int failures = 0;
+
+    for (int i = 0; i < 3000; i++) {
+        char pw[32], url[160], *out = NULL;
+        size_t outlen = 0, n = 12 + (size_t)(rand_r(&seed) % 16);
+        int form = (int)(rand_r(&seed) % 3);
+        const char *host = hosts[rand_r(&seed) % 3];
+        /* "password@" has no user: its password cannot hold ':' (the part
+         * before it would be the user, as in any URL). */
+        for (size_t k = 0; k < n; k++) {
+            char c;
+            do
+                c = chars[rand_r(&seed) % (sizeof(chars) - 1)];
+            while (form == 1 && c == ':');
+            pw[k] = c;
+        }
+        pw[n] = '\0';
+        if (form == 0)
+            snprintf(url, sizeof(url), "redis://:%s@%s:6380/2", pw, host);
+        else if (form == 1)
+            snprintf(url, sizeof(url), "redis://%s@%s", pw, host);
+        else
+            snprintf(url, sizeof(url), "redis://ltv-user:%s@%s:6379", pw, host);
+        lt_config_t *cfg = lt_config_new(LT_SVC_ALL);
+        FILE *f = open_memstream(&out, &outlen);
+        int ok = lt_config_set(cfg, "REDIS_URL", url, err, sizeof(err)) == LT_OK;
+        if (ok) {
+            lt_config_print(cfg, f);
+            fflush(f);
+        }
+        fclose(f);
+        if (!ok || strstr(out, pw) || !strstr(out, host) || strstr(err, pw)) {
+            if (failures++ < 5)
+                fprintf(stderr, "form %d, password %s: %s\n", form, pw,
+                        ok ? "printed or host lost" : "refused");
+        }
+        free(out);
+        lt_config_destroy(cfg);
+    }
+    CHECK_INT(failures, 0);
+}
+
 /* docs/CONFIGURATION.md must be the current --print-config-doc output
  * (tests run in tests/unit). */
 static int doc_matches(const char *generated)
@@ -395,6 +447,7 @@ int main(void)
     LT_RUN(kafka_pass_through);
     LT_RUN(kafka_rejected_secret_not_echoed);
     LT_RUN(print_config_masks_secrets);
+    LT_RUN(print_config_masks_every_url_form);
     LT_RUN(command_line);
     return LT_DONE();
 }
