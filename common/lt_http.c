@@ -257,7 +257,8 @@ char *lt_http_form_encode(const lt_form_field_t *fields, size_t nfields)
             goto fail;
         len += (size_t)snprintf(out + len, cap - len, "%s%s=%s", i ? "&" : "",
                                 enc[0], enc[1]);
-        for (k = 0; k < 2; k++) {
+        for (k = 0; k < 2; k++) { /* a value may be the escaped password */
+            explicit_bzero(enc[k], strlen(enc[k]));
             curl_free(enc[k]);
             enc[k] = NULL;
         }
@@ -265,8 +266,12 @@ char *lt_http_form_encode(const lt_form_field_t *fields, size_t nfields)
     out[len] = '\0';
     return out;
 fail:
-    curl_free(enc[0]);
-    curl_free(enc[1]);
+    for (k = 0; k < 2; k++)
+        if (enc[k]) {
+            explicit_bzero(enc[k], strlen(enc[k]));
+            curl_free(enc[k]);
+        }
+    explicit_bzero(out, cap);
     free(out);
     return NULL;
 }
