@@ -403,6 +403,19 @@ static const char *const record_id_key[LT_STREAM_COUNT] = {
 static const int record_id_field[LT_STREAM_COUNT] = {
     F_TRANSACTION_ID, F_ORDER_ID, F_CUSTOMER_ID, F_PURCHASE_ID, F_CAMPAIGN_ID};
 
+/* The length of s cut to at most max bytes on a UTF-8 character boundary
+ * (never inside a multi-byte character: a cut one is invalid JSON text for
+ * whoever reads the event). */
+static size_t utf8_cut(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
 static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, size_t errlen)
 {
     const char *cur, *aff;
@@ -426,12 +439,10 @@ static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, siz
         return fail(errstr, errlen, "orderId: invalid");
     if (opt_id(FX(r, F_CAMPAIGN_ID), r->campaign_id) != 0)
         return fail(errstr, errlen, "campaignId: invalid");
-    n = aff ? strlen(aff) : 0;
-    n = n < sizeof(r->affiliate_id) ? n : sizeof(r->affiliate_id) - 1;
+    n = aff ? utf8_cut(aff, sizeof(r->affiliate_id) - 1) : 0;
     memcpy(r->affiliate_id, aff ? aff : "", n);
     r->affiliate_id[n] = '\0';
-    n = strlen(cur ? cur : in->currency);
-    n = n < sizeof(r->currency) ? n : sizeof(r->currency) - 1;
+    n = utf8_cut(cur ? cur : in->currency, sizeof(r->currency) - 1);
     memcpy(r->currency, cur ? cur : in->currency, n);
     r->currency[n] = '\0';
     r->exponent = lt_money_exponent(r->currency, strlen(r->currency));

@@ -105,6 +105,25 @@ LT_TEST(payment_initial_in_gap)
     CHECK(strchr(evs.ev[0].json, '\n') == NULL);
 }
 
+/* affiliate_id is kept to 64 bytes, cut on a character boundary: 63 ASCII
+ * bytes then a 2-byte "\xc3\xa9" keep the 63 (a cut at 64 kept half the
+ * character: invalid UTF-8 downstream). */
+LT_TEST(affiliate_id_cut_on_a_character)
+{
+    char rec[1024], aff[80], want[64];
+    memset(want, 'A', 63);
+    want[63] = '\0';
+    snprintf(aff, sizeof(aff), "%s\xc3\xa9" "B", want);
+    snprintf(rec, sizeof(rec),
+             "{\"transactionId\":1001,\"dateCreated\":\"2024-03-12 10:00:00\","
+             "\"dateUpdated\":\"2024-03-12 10:00:00\",\"txnType\":\"SALE\","
+             "\"responseType\":\"SUCCESS\",\"totalAmount\":\"1.00\",\"currencyCode\":\"USD\","
+             "\"orderId\":\"O1\",\"customerId\":501,\"affId\":\"%s\",\"isChargedback\":0}", aff);
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, NULL), LT_OK);
+    CHECK_INT(evs.n, 1);
+    CHECK_STR(field(0, "affiliate_id"), want);
+}
+
 LT_TEST(subtypes_and_fold)
 {
     CHECK_INT(build(LT_STREAM_TRANSACTIONS,
@@ -308,6 +327,7 @@ LT_TEST(cb_history)
 int main(void)
 {
     LT_RUN(payment_initial_in_gap);
+    LT_RUN(affiliate_id_cut_on_a_character);
     LT_RUN(subtypes_and_fold);
     LT_RUN(refund_void_decline_authorize);
     LT_RUN(chargeback_day_precision_and_occurrences);
