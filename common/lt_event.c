@@ -705,7 +705,11 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
         return -1;
     out->applies = 1;
     out->flag = get_flag(fx.f[F_CB_FLAG]);
-    if (du && strlen(du) < sizeof(out->date_updated))
+    /* Spliced into the history string in Redis ("R,p,o,date" entries split
+     * by ';' and ','): only a date's characters may reach it, or a
+     * dateUpdated of "1;C,0,9" would add a chargeback to the history. */
+    if (du && strlen(du) < sizeof(out->date_updated) &&
+        strspn(du, "0123456789-: T") == strlen(du))
         memcpy(out->date_updated, du, strlen(du) + 1);
     return 0;
 }

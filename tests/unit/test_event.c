@@ -319,6 +319,14 @@ LT_TEST(cb_history)
     CHECK_STR(pr.transaction_id, "1001");
     CHECK_STR(pr.date_updated, "2024-04-02 09:00:00");
     CHECK_INT(lt_event_cb_probe(LT_STREAM_ORDERS, rec, NULL, &pr), -1);
+    cJSON_Delete(rec);
+    /* a dateUpdated that would splice entries into the Redis history is
+     * not passed on (the row is still probed) */
+    rec = cJSON_Parse("{\"transactionId\":7,\"txnType\":\"SALE\",\"responseType\":"
+                      "\"SUCCESS\",\"isChargedback\":0,\"dateUpdated\":\"1;C,0,9\"}");
+    CHECK_INT(lt_event_cb_probe(LT_STREAM_TRANSACTIONS, rec, NULL, &pr), 0);
+    CHECK_STR(pr.transaction_id, "7");
+    CHECK_STR(pr.date_updated, "");
     lt_event_index(NULL, &fx); /* not an object: nothing found */
     CHECK(fx.f[0] == NULL && fx.f[LT_EVENT_FIELDS - 1] == NULL);
     cJSON_Delete(rec);
