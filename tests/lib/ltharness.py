@@ -52,11 +52,77 @@ class HarnessError(AssertionError):
     """A dependency failed to start, a wait timed out, a process crashed."""
 
 
+# free_port() hands out ports below the kernel's ephemeral range, so no
+# outgoing connection and no bind(0) (crm-sim, the dev broker) can take one
+# between the pick and the service's bind; a lock file per port keeps two
+# test processes running at once (ctest -j2) from picking the same one.
+# (Picking with bind(0) and closing raced both: a fetcher once found its
+# HTTP port taken, "Address already in use".)
+_PORT_DIR = os.path.join(tempfile.gettempdir(), "ltvsync-test-ports")
+_my_ports = []
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _holder_alive(path):
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or 0)
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError):
+        return True   # unreadable or not ours to signal: leave it
+
+
+def _release_ports():
+    for path in _my_ports:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+atexit.register(_release_ports)
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on every address, reserved for this test process
+    (see _PORT_DIR above)."""
+    import random
+    os.makedirs(_PORT_DIR, exist_ok=True)
+    hi = min(_ephemeral_low(), 65536) - 1
+    lo = max(1024, hi - 12000)
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randint(lo, hi)
+        path = os.path.join(_PORT_DIR, str(port))
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not _holder_alive(path):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        _my_ports.append(path)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue   # taken by something else: keep the lock, pick again
+        return port
+    raise HarnessError("no free TCP port below %d after 500 picks" % (hi + 1))
 
 
 def unique_name(prefix="t"):
