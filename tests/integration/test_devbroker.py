@@ -19,16 +19,20 @@ PARTITIONS = 4
 
 def consumer_main(bootstrap, group, topic):
     """Subscribed group member: commits each message synchronously, then
-    prints it as one JSON line; exits 0 on SIGTERM. (Committing before the
-    print means a printed message is never delivered again, even when a
-    member stops in the middle of a rebalance.)"""
+    prints it as one JSON line; prints each assignment and revocation too;
+    exits 0 on SIGTERM. (Committing before the print means a printed message
+    is never delivered again, even when a member stops in the middle of a
+    rebalance.)"""
     from confluent_kafka import Consumer, KafkaException
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
                   "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
                   "heartbeat.interval.ms": 500, "enable.auto.commit": False})
-    c.subscribe([topic])
+    def show(what):
+        return lambda _c, parts: print(json.dumps(
+            {what: sorted(p.partition for p in parts)}), flush=True)
+    c.subscribe([topic], on_assign=show("assigned"), on_revoke=show("revoked"))
     while not stop:
         m = c.poll(0.1)
         if m is None or m.error():
@@ -47,8 +51,24 @@ def start_consumer(st, group, topic):
                                  "--consumer", st.broker.bootstrap, group, topic])
 
 
-def received(proc):
+def lines(proc):
     return [json.loads(l) for l in proc.log().splitlines() if l.startswith("{")]
+
+
+def received(proc):
+    return [r for r in lines(proc) if "v" in r]
+
+
+def assigned(proc):
+    """The partitions the member holds now (eager protocol: each assignment
+    is the whole set, each revocation takes it all)."""
+    now = set()
+    for r in lines(proc):
+        if "assigned" in r:
+            now = set(r["assigned"])
+        elif "revoked" in r:
+            now -= set(r["revoked"])
+    return now
 
 
 def kcat_produce(st, topic, values, partition=None):
@@ -75,7 +95,15 @@ def test_produce_consume_group_restart(st):
     c1, c2 = start_consumer(st, group, topic), start_consumer(st, group, topic)
     wait_until(lambda: len(received(c1)) + len(received(c2)) >= len(first), 60,
                "both group members to consume %d messages" % len(first))
-    kcat_produce(st, topic, ["b%03d" % i for i in range(100)])
+    # The first member may have read all of them before the second joined:
+    # produce more, to every partition (null keys would stick to one), only
+    # once both hold partitions, so that each member has some to read.
+    wait_until(lambda: assigned(c1) and assigned(c2) and
+               assigned(c1) | assigned(c2) == set(range(PARTITIONS)), 60,
+               "both members to hold partitions")
+    second = ["b%03d" % i for i in range(100)]
+    for p in range(PARTITIONS):
+        kcat_produce(st, topic, second[p::PARTITIONS], partition=p)
     wait_until(lambda: len(received(c1)) + len(received(c2)) >= 300, 60,
                "300 messages across the group")
     wait_until(lambda: received(c1) and received(c2), 30,
