@@ -115,6 +115,76 @@ class Hostile(unittest.TestCase):
         self.assertEqual(after["total"], before["total"])  # /_sim/fault is never counted
         self.assertEqual(after["hostile"], before["hostile"])
 
+    def test_when_scope(self):
+        """A mode scoped by "when" shapes only the requests that carry those
+        form values, and only they use up its count."""
+        days = sorted({r["dateCreated"][:10] for r in SIM.query_all(TXN, WINDOW)[0]})
+        d, other = days[0], days[1]
+
+        def us(day):  # the fetcher's MM/DD/YYYY
+            return "%s/%s/%s" % (day[5:7], day[8:10], day[:4])
+        when = {"dateRangeType": "dateCreated", "startDate": us(d)}
+        got = SIM.fault(oversized_row={"bytes": 100, "field": "custom1"}, path=TXN,
+                        when=when, count=2)
+        self.assertEqual(got, {"oversized_row": {"bytes": 100, "index": 0, "field": "custom1",
+                                                 "path": TXN, "count": 2, "when": when}})
+        self.assertEqual(SIM.faults(), got)
+
+        def big(path, params, query=None):
+            """Row 0 of the answer carries the oversized field."""
+            params = dict(params, endDate=params.get("startDate", LAST))  # one day
+            status, _, body = SIM.request(path, params, query=query)
+            self.assertEqual(status, 200)
+            data = json.loads(body)["message"].get("data") or []
+            return bool(data) and "custom1" in (data[0] if isinstance(data, list) else {})
+        misses = [(TXN, {"dateRangeType": "dateCreated", "startDate": us(other)}, None),
+                  (TXN, {"dateRangeType": "dateUpdated", "startDate": us(d)}, None),
+                  (TXN, {"startDate": us(d)}, None),   # the default range: not the value
+                  (TXN, {"dateRangeType": "dateCreated", "startDate": d}, None),  # not as a date
+                  (TXN, dict(when, startDate=us(other)), "startDate=" + us(d)),  # body wins
+                  (ORD, when, None)]                   # another path
+        for path, params, query in misses:
+            self.assertFalse(big(path, params, query), (path, params, query))
+        self.assertEqual(SIM.faults(), got)  # the count is untouched
+        self.assertEqual(self.hits("oversized_row"), 0)
+        self.assertTrue(big(TXN, {"startDate": us(d)}, "dateRangeType=dateCreated"))
+        self.assertEqual(SIM.faults()["oversized_row"]["count"], 1)
+        self.assertFalse(big(TXN, {"dateRangeType": "dateCreated", "startDate": us(other)}))
+        self.assertTrue(big(TXN, dict(when, page=1)))
+        self.assertEqual(SIM.faults(), {})  # used up by the two matching requests only
+        self.assertEqual(self.hits("oversized_row"), 2)
+        self.assertFalse(big(TXN, when))
+        # a mode's own "when" replaces the body's; null clears it
+        got = SIM.fault(latency={"min_ms": 1, "when": {"page": "9"}}, drip={"when": None},
+                        when=when)
+        self.assertEqual(got["latency"]["when"], {"page": "9"})
+        self.assertNotIn("when", got["drip"])
+        got = SIM.fault(latency={"min_ms": 1, "when": None})
+        self.assertNotIn("when", got["latency"])
+
+    def test_when_refused(self):
+        """A bad "when" is refused whole (400, a reason) and changes nothing."""
+        got = SIM.fault(oversized_row={"bytes": 100, "when": {"page": "1"}}, drip=True,
+                        path=TXN, count=3)
+        five = {"k%d" % i: "v" for i in range(5)}
+        for bad in ({"when": "startDate"}, {"when": ["page", "1"]}, {"when": True},
+                    {"when": {"page": 1}}, {"when": {"page": None}}, {"when": {"page": ["1"]}},
+                    {"when": {"page": ""}}, {"when": five}, {"when": {"n" * 65: "1"}},
+                    {"when": {"": "1"}}, {"when": {"page": "v" * 65}},
+                    {"oversized_row": {"when": {"page": 2}}},
+                    {"hang": True, "when": dict(five)},
+                    {"latency": {"min_ms": 1, "when": {"n" * 65: "1"}}},
+                    {"drip": None, "when": {"page": "1", "page ": "2", "sortDir": "1",
+                                            "x": "1", "y": "2"}}):
+            status, res = SIM.fault_request(bad)
+            self.assertEqual(status, 400, bad)
+            self.assertEqual(res["result"], "ERROR", bad)
+            self.assertIn("when", res["message"], bad)
+        self.assertEqual(SIM.faults(), got)
+        # the bounds themselves are accepted: 4 pairs, 64-byte names and values
+        four = {"n" * 64: "v" * 64, "a": "1", "b": "2", "c": "3"}
+        self.assertEqual(SIM.fault(drip={"when": four})["drip"]["when"], four)
+
     # ---- 1. oversized_row ----
     def test_oversized_row(self):
         params = dict(WINDOW, resultsPerPage=10)

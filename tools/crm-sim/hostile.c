@@ -2,9 +2,10 @@
  * JSON form, the per-request snapshot and the counters shown in /_sim/stats.
  *
  * One mutex guards all of it. A request copies what applies to it once, when
- * it starts (cs_hostile_resolve, which also uses up "count"s), and never
- * reads the settings again. A POST is validated whole on a copy and swapped
- * in only when every key is valid, so a bad body changes nothing. */
+ * it starts (cs_hostile_resolve, which matches "when" on its form and uses up
+ * "count"s), and never reads the settings again. A POST is validated whole
+ * on a copy and swapped in only when every key is valid, so a bad body
+ * changes nothing. */
 #include "sim.h"
 
 #include <errno.h>
@@ -23,6 +24,8 @@
 #define MAX_HANG_S 600
 #define MAX_SLEEP_MS 600000
 #define MAX_COUNT 1000000000000LL
+#define MAX_WHEN 4      /* "when": form parameters a request must carry */
+#define MAX_WHEN_LEN 64 /* bytes of each name and value */
 
 const char *const cs_hostile_names[CS_H_NMODES] = {
     "oversized_row", "huge_body", "deep_json", "wide_json", "total_results", "retry_after",
@@ -30,8 +33,14 @@ const char *const cs_hostile_names[CS_H_NMODES] = {
 static const char *const TOTAL_MODES[] = {NULL, "huge", "missing", "changing"};
 
 typedef struct {
+  char name[MAX_WHEN_LEN + 1], val[MAX_WHEN_LEN + 1];
+} when_t;
+
+typedef struct {
   int on, path;   /* path: index into cs_api_paths, -1 for every API path */
   long long left; /* requests left, -1 until cleared */
+  int nwhen;      /* 0: every request (of that path) */
+  when_t when[MAX_WHEN];
 } scope_t;
 
 typedef struct {
@@ -56,7 +65,7 @@ int cs_hostile_stopping(void) { return atomic_load(&g_stopping); }
 
 typedef struct {
   settings_t *s;
-  scope_t scope;    /* the body's own "path"/"count": every mode's default */
+  scope_t scope;    /* the body's own "path"/"count"/"when": every mode's default */
   const char *mode; /* for messages */
   char *err;
   size_t errlen;
@@ -110,11 +119,45 @@ static int api_path(pctx_t *x, const cJSON *v, int *path)
   return fail(x, "%s: path must be one of the six API paths", x->mode);
 }
 
-/* "path" and "count" of an object (the body itself or one mode's value). */
+/* "when": {"name": "value", ...}, parsed whole before *sc changes. Empty
+ * values are refused: the API reads an empty parameter as an absent one. */
+static int get_when(pctx_t *x, const cJSON *w, scope_t *sc)
+{
+  when_t when[MAX_WHEN];
+  int n = 0;
+  if (cJSON_IsNull(w)) {
+    sc->nwhen = 0;
+    return 0;
+  }
+  if (!cJSON_IsObject(w))
+    return fail(x, "%s: when must be an object of form parameters", x->mode);
+  for (const cJSON *k = w->child; k; k = k->next, n++) {
+    size_t kl = strlen(k->string);
+    if (n == MAX_WHEN)
+      return fail(x, "%s: when: at most %d parameters", x->mode, MAX_WHEN);
+    if (!kl || kl > MAX_WHEN_LEN)
+      return fail(x, "%s: when: a parameter name of 1-%d bytes", x->mode, MAX_WHEN_LEN);
+    if (!cJSON_IsString(k) || !*k->valuestring || strlen(k->valuestring) > MAX_WHEN_LEN)
+      return fail(x, "%s: when.%.64s: a string of 1-%d bytes", x->mode, k->string,
+                  MAX_WHEN_LEN);
+    for (int i = 0; i < n; i++)
+      if (strcmp(when[i].name, k->string) == 0)
+        return fail(x, "%s: when.%.64s: named twice", x->mode, k->string);
+    snprintf(when[n].name, sizeof(when[n].name), "%s", k->string);
+    snprintf(when[n].val, sizeof(when[n].val), "%s", k->valuestring);
+  }
+  memcpy(sc->when, when, (size_t)n * sizeof(when[0]));
+  sc->nwhen = n;
+  return 0;
+}
+
+/* "path", "count" and "when" of an object (the body itself or one mode's
+ * value). */
 static int get_scope(pctx_t *x, const cJSON *o, scope_t *sc)
 {
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "path");
   const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "count");
+  const cJSON *w = cJSON_GetObjectItemCaseSensitive(o, "when");
   if (cJSON_IsNull(p))
     sc->path = -1;
   else if (p && api_path(x, p, &sc->path) != 0)
@@ -125,13 +168,14 @@ static int get_scope(pctx_t *x, const cJSON *o, scope_t *sc)
     return fail(x, "%s: count must be a positive integer", x->mode);
   else if (c)
     sc->left = (long long)c->valuedouble;
-  return 0;
+  return w ? get_when(x, w, sc) : 0;
 }
 
 static int keys_ok(pctx_t *x, const cJSON *o, const char *const *allowed)
 {
   for (const cJSON *k = o->child; k; k = k->next) {
-    int ok = strcmp(k->string, "path") == 0 || strcmp(k->string, "count") == 0;
+    int ok = strcmp(k->string, "path") == 0 || strcmp(k->string, "count") == 0 ||
+             strcmp(k->string, "when") == 0;
     for (int i = 0; !ok && allowed[i]; i++)
       ok = strcmp(k->string, allowed[i]) == 0;
     if (!ok)
@@ -312,7 +356,7 @@ static int mode_index(const char *name)
 /* One "mode": value pair. null (or false, but for ip_deny) clears the mode. */
 static int apply_mode(pctx_t *x, int m, const cJSON *v)
 {
-  scope_t sc = m < CS_H_IP_DENY ? x->scope : (scope_t){1, -1, -1};
+  scope_t sc = m < CS_H_IP_DENY ? x->scope : (scope_t){.on = 1, .path = -1, .left = -1};
   x->mode = cs_hostile_names[m];
   if (cJSON_IsNull(v) || (cJSON_IsFalse(v) && m != CS_H_IP_DENY)) {
     x->s->sc[m].on = 0;
@@ -332,7 +376,7 @@ static int apply(pctx_t *x, const cJSON *root)
 {
   const cJSON *clear = cJSON_GetObjectItemCaseSensitive(root, "clear");
   int hang = 0;
-  x->scope = (scope_t){1, -1, -1};
+  x->scope = (scope_t){.on = 1, .path = -1, .left = -1};
   x->mode = "fault";
   if (clear && !cJSON_IsBool(clear))
     return fail(x, "clear: true or false");
@@ -344,7 +388,8 @@ static int apply(pctx_t *x, const cJSON *root)
   if (get_scope(x, root, &x->scope) != 0)
     return -1;
   for (const cJSON *k = root->child; k; k = k->next) {
-    if (!strcmp(k->string, "clear") || !strcmp(k->string, "path") || !strcmp(k->string, "count"))
+    if (!strcmp(k->string, "clear") || !strcmp(k->string, "path") ||
+        !strcmp(k->string, "count") || !strcmp(k->string, "when"))
       continue;
     int m = mode_index(k->string);
     if (m < 0)
@@ -420,6 +465,9 @@ static cJSON *settings_json(const settings_t *s)
       cJSON_AddStringToObject(o, "path", cs_api_paths[sc->path]);
     if (o && sc->left >= 0)
       cJSON_AddNumberToObject(o, "count", (double)sc->left);
+    cJSON *w = o && sc->nwhen ? cJSON_AddObjectToObject(o, "when") : NULL;
+    for (int i = 0; w && i < sc->nwhen; i++)
+      cJSON_AddStringToObject(w, sc->when[i].name, sc->when[i].val);
     cJSON_AddItemToObject(root, cs_hostile_names[m], o);
   }
   return root;
@@ -454,7 +502,7 @@ char *cs_hostile_set(const char *body, size_t len, int *http_status)
     cJSON_Delete(root);
     return answer("ERROR", "body must be a JSON object", NULL);
   }
-  pctx_t x = {&next, {0, 0, 0}, NULL, err, sizeof(err)};
+  pctx_t x = {.s = &next, .err = err, .errlen = sizeof(err)};
   pthread_mutex_lock(&H.mu);
   next = H.s;
   int hang = apply(&x, root);
@@ -480,7 +528,20 @@ char *cs_hostile_get(void)
 
 /* ---- requests ---- */
 
-void cs_hostile_resolve(int path, cs_hostile_t *h)
+/* Every "when" pair is in ps with exactly that value, read as query.c reads
+ * its parameters (cs_params_get: the last one wins). ps NULL: none is. */
+static int when_holds(const scope_t *sc, const cs_params_t *ps)
+{
+  for (int i = 0; i < sc->nwhen; i++) {
+    const cs_param_t *p = ps ? cs_params_get(ps, sc->when[i].name) : NULL;
+    size_t n = strlen(sc->when[i].val);
+    if (!p || p->vlen != n || memcmp(p->val, sc->when[i].val, n) != 0)
+      return 0;
+  }
+  return 1;
+}
+
+void cs_hostile_resolve(int path, const cs_params_t *ps, cs_hostile_t *h)
 {
   pthread_mutex_lock(&H.mu);
   *h = H.s.p;
@@ -488,8 +549,8 @@ void cs_hostile_resolve(int path, cs_hostile_t *h)
   h->hang_epoch = H.hang_epoch;
   for (int m = 0; m < CS_H_NMODES; m++) {
     scope_t *sc = &H.s.sc[m];
-    if (!sc->on || (sc->path >= 0 && sc->path != path))
-      continue;
+    if (!sc->on || (sc->path >= 0 && sc->path != path) || !when_holds(sc, ps))
+      continue; /* a request not in scope leaves the count alone */
     h->modes |= CS_H_BIT(m);
     if (sc->left > 0 && --sc->left == 0)
       sc->on = 0;

@@ -144,21 +144,15 @@ static int hostile_answer(struct MHD_Connection *c, const cs_hostile_t *h, enum 
   return 1;
 }
 
-/* Order: --max-rps / --max-in-flight 429; hang; --latency-ms, then the
- * run-time latency; --fault-rate; retry_after, huge_body, deep_json,
- * wide_json; the real answer (account settings, total_results,
- * oversized_row), cut by a truncate fault; drip. */
-static enum MHD_Result api_request(server_t *sv, struct MHD_Connection *c, req_t *r)
+/* The steps of api_request after the form is read; ps NULL: too large. */
+static enum MHD_Result api_answer(server_t *sv, struct MHD_Connection *c, int path,
+                                  const cs_params_t *ps)
 {
-  cs_params_t ps = {0};
   cs_hostile_t h;
   enum MHD_Result res;
   char peer[64];
   int auth_failed = 0;
-  if (r->reject)
-    return send_body(c, 429, "application/json", (char *)(uintptr_t)TOO_MANY,
-                     sizeof(TOO_MANY) - 1, 0, "1");
-  cs_hostile_resolve(r->path, &h);
+  cs_hostile_resolve(path, ps, &h);
   if ((h.modes & CS_H_BIT(CS_H_HANG)) && cs_hostile_hang(c, &h) != 0)
     return MHD_NO; /* client gone, cap reached or stopping: close, no answer */
   cs_limits_sleep();
@@ -175,13 +169,10 @@ static enum MHD_Result api_request(server_t *sv, struct MHD_Connection *c, req_t
                      NULL);
   if (hostile_answer(c, &h, &res))
     return res;
-  if (r->too_big || gather_params(c, r, &ps) != 0) {
-    cs_params_free(&ps);
+  if (!ps)
     return send_body(c, 413, "text/plain", (char *)(uintptr_t) "request too large", 17, 0, NULL);
-  }
   peer_of(c, peer, sizeof(peer));
-  char *body = cs_api_handle(sv->a, cs_api_paths[r->path], &ps, peer, &h, &auth_failed);
-  cs_params_free(&ps);
+  char *body = cs_api_handle(sv->a, cs_api_paths[path], ps, peer, &h, &auth_failed);
   if (auth_failed)
     cs_limits_auth_failure();
   size_t len = body ? strlen(body) : 0;
@@ -195,6 +186,24 @@ static enum MHD_Result api_request(server_t *sv, struct MHD_Connection *c, req_t
   if (!body)
     return send_json(c, 200, body);
   return send_body(c, 200, "application/json", body, len, 1, NULL);
+}
+
+/* Order: --max-rps / --max-in-flight 429; the form is read (a "when" scope
+ * is matched on it; a request too large matches none); hang; --latency-ms,
+ * then the run-time latency; --fault-rate; retry_after, huge_body,
+ * deep_json, wide_json; 413 for a request too large; the real answer
+ * (account settings, total_results, oversized_row), cut by a truncate
+ * fault; drip. */
+static enum MHD_Result api_request(server_t *sv, struct MHD_Connection *c, req_t *r)
+{
+  cs_params_t ps = {0};
+  if (r->reject)
+    return send_body(c, 429, "application/json", (char *)(uintptr_t)TOO_MANY,
+                     sizeof(TOO_MANY) - 1, 0, "1");
+  int too_big = r->too_big || gather_params(c, r, &ps) != 0;
+  enum MHD_Result res = api_answer(sv, c, r->path, too_big ? NULL : &ps);
+  cs_params_free(&ps);
+  return res;
 }
 
 static enum MHD_Result sim_request(server_t *sv, struct MHD_Connection *c, const char *url,

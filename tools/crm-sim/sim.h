@@ -199,7 +199,9 @@ void cs_hostile_init(uint64_t seed);
 /* POST body; returns the JSON answer (caller frees), *http_status 200 or 400. */
 char *cs_hostile_set(const char *body, size_t len, int *http_status);
 char *cs_hostile_get(void);                   /* GET answer, caller frees */
-void cs_hostile_resolve(int path, cs_hostile_t *h); /* snapshot; uses up counts */
+/* The snapshot for a request on path with form ps (NULL: matches no "when");
+ * uses up the counts of the modes it gets. */
+void cs_hostile_resolve(int path, const cs_params_t *ps, cs_hostile_t *h);
 void cs_hostile_tally(unsigned bits);         /* one hostile answer per bit */
 void cs_hostile_stats(cJSON *stats);          /* adds "hostile":{mode:n,...} */
 uint64_t cs_hostile_epoch(void);
