@@ -25,6 +25,15 @@ integration's backfill first, then a new merchant's each time):
               errors, with the normalizer restarted meanwhile (a new member:
               every normalizer request of the group protocol happens again).
 
+Produce errors and the mock: it checks idempotent producers' sequence
+numbers only for transactional ones, so a Produce request failed by a pushed
+error while a later request of the same partition succeeds is taken as
+written by librdkafka (an implicit ack) though it never was: one event of 88
+went missing in one suite run. A real broker refuses the later request
+(OUT_OF_ORDER_SEQUENCE_NUMBER) and nothing is lost. The services here run
+with max.in.flight=1 (LTVSYNC_KAFKA_MAX_IN_FLIGHT), under which the mock
+behaves as a broker does; tools/devbroker/README.md has the measurement.
+
 Metadata: librdkafka 2.0.2's mock never takes a pushed Metadata error (its
 Metadata handler, unlike the others, has no rd_kafka_mock_next_request_error
 call), so no Metadata fault can be injected; the data path scenario pushes
@@ -47,13 +56,16 @@ from confluent_kafka import Consumer, KafkaError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ltharness import Stack, unique_name  # noqa: E402
-from test_kafka_faults_cluster import KafkaFaultRun  # noqa: E402
+from test_kafka_faults_cluster import SAFE_ENV, KafkaFaultRun  # noqa: E402
 
 # From the last push to downstream == oracle (the sync work left included).
 # Measured under ASan on 2 busy cores: 16-22 s (data path), 13-17 s
 # (consumers), 40-60 s (groups: every lost session is 6 s, every rebalance of
 # the mock up to 5 s more, and each error prolongs one of them).
 BOUND_S = 150
+# One Produce request in flight per connection: see "Produce errors and the
+# mock" above.
+ENV = dict(SAFE_ENV, LTVSYNC_KAFKA_MAX_IN_FLIGHT="1")
 
 
 def burst(names, n):
@@ -155,7 +167,7 @@ def groups(run):
 
 def main():
     with Stack("kafka-errors") as st:
-        run = KafkaFaultRun(st, brokers=1)
+        run = KafkaFaultRun(st, brokers=1, env=ENV)
         run.start()
         run.wait_fetching()
         served = data_path(run)

@@ -230,6 +230,15 @@ static int op_push(db_req_t *r)
                                             errs);
     lt_info("fault: %d %s errors pushed, first %s", n, api,
             rd_kafka_err2name(errs[0]));
+    /* The mock checks sequence numbers only for transactional producers: an
+     * idempotent one with a later request of the partition in flight takes
+     * its success as an ack of the failed one (rd_kafka_dr_implicit_ack),
+     * for records never written. README: "What ... does not". */
+    if (apis[i].key == 0) /* Produce */
+        lt_warn("fault: Produce errors and idempotent producers: with more "
+                "than one request in flight per connection, a failed request's "
+                "records can be acknowledged without being written; give the "
+                "clients under test max.in.flight=1");
     return 200;
 }
 
