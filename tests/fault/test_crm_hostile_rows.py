@@ -3,16 +3,20 @@ merchant ("calm", its own crm-sim, no fault) syncing on the same cluster.
 crm-sim's run-time modes (tools/crm-sim/README.md, POST /_sim/fault) shape
 the answers of the faulted account only.
 
-1. oversized_row: one data page of /transactions/query/ (count 1, row 0)
-   carries a row of 1,100,000 bytes, over Kafka's message.max.bytes. The
-   fault is switched on once the live window's transactions jobs are done,
-   so it lands on a backfill page. Asserts: the row is in ltvsync.dlq (key
+1. oversized_row: one data page of /transactions/query/ carries a row of
+   1,100,000 bytes, over Kafka's message.max.bytes: row 0 of page 1 of a
+   backfill day D by dateCreated, D chosen from crm-sim's dump so that
+   row 0 is fetched by no other window (created and updated before the
+   live window, not chargedback) and has rows beside it. The fault is set
+   before the services start, scoped by crm-sim's "when" to that one
+   request (dateRangeType dateCreated, startDate D as the fetcher sends it,
+   page 1; count 1), so no timing decides where it lands. Asserts: the
+   page was served once; the row is in ltvsync.dlq (key
    integration/stream/record_id, reason naming the job, stream,
-   date_range_type, day, page and byte size, value cut to 256 KiB with
+   date_range_type, day D, page 1 and byte size, value cut to 256 KiB with
    value_truncated); every other row of that day's page is in ltvsync.raw
    under the same job; downstream equals the oracle minus exactly the
-   events of that record (unless another window, the live one, fetched it
-   whole: then the oracle); nothing else in the DLQ.
+   events of that record; nothing else in the DLQ.
 
 2. huge_body (64 MiB, LTVSYNC_FETCH_MAX_BODY=4M), wide_json (1,000,000
    empty arrays, 3 MB: under the body cap, over the 500,000-value cap) and
@@ -125,71 +129,57 @@ REASON_RE = re.compile(r"\((\d+) bytes; job ([0-9a-f-]{36}), (\w+) (\w+) day "
                        r"(\d{4}-\d\d-\d\d), page (\d+)\)")
 
 
-def outstanding(st, integ):
-    return [k.decode() for k in st.redis.client().hkeys(st.prefix + "i:%s:outstanding" % integ)]
+def oversize_day(txns, live_days):
+    """(day, row 0's transactionId) of the backfill day whose first
+    dateCreated page will carry the oversized row: row 0 (crm-sim orders a
+    page by dateCreated, then id) fetched by no other window (dateCreated
+    and dateUpdated outside the live window, not chargedback: the
+    chargeback lookback fetches those), and the most rows beside it, so the
+    rest of the page has rows to land."""
+    days = {}
+    for i, t in txns.items():
+        days.setdefault(t["dateCreated"][:10], []).append(i)
+    best = None
+    for day, ids in sorted(days.items()):
+        row0 = txns[min(ids, key=lambda i: (txns[i]["dateCreated"], int(i)))]
+        if day in live_days or row0["dateUpdated"][:10] in live_days or \
+                str(row0["isChargedback"]) != "0":
+            continue
+        if len(ids) > 1 and (not best or len(ids) > best[2]):
+            best = (day, str(row0["transactionId"]), len(ids))
+    if not best:
+        raise HarnessError("no backfill day with a row 0 only its own page fetches")
+    return best[:2]
 
 
 def scenario_oversized():
     with Stack("crm-hostile-oversize") as st:
-        # 10 requests/s: the backfill takes a while, so the fault (set once
-        # the live window's transactions jobs are done) finds transactions
-        # days still to fetch.
-        pl = Pipeline(st, customers=30, days=20, max_rps=10, max_in_flight=4)
+        pl = Pipeline(st, customers=30, days=20)
         calm = pl.add_tenant("calm", customers=21, days=15)
         want = dict(pl.expected(), **calm.expected())
+        txns = {str(t["transactionId"]): t for t in pl.dump["transactions"]}
+        live_days = {str(pl.today - datetime.timedelta(days=n)) for n in range(3)}
+        day, row0 = oversize_day(txns, live_days)
+        us_day = "%s/%s/%s" % (day[5:7], day[8:10], day[:4])  # the fetcher's startDate
+        # Set before the services start, scoped to that one request: no
+        # timing decides which page carries the row.
+        faults = pl.api.fault(oversized_row={"bytes": OVERSIZE_BYTES, "index": 0},
+                              path="/transactions/query/", count=1,
+                              when={"dateRangeType": "dateCreated", "startDate": us_day,
+                                    "page": "1"})
+        print("oversized row 0 (transaction %s) on page 1 of %s by dateCreated: %s"
+              % (row0, day, json.dumps(faults)))
         pl.start_services()
 
-        def live_done():
-            # Requests made: the scheduler's claims of its first pass (live
-            # and backfill alike) are all in place before any job is sent.
-            pl.check_alive()
-            if pl.api.stats()["total"] < 5:
-                return False
-            keys = outstanding(st, "pipe")
-            if any(k.startswith("transactions/dateUpdated/") for k in keys):
-                return False
-            if not any(k.startswith("transactions/dateCreated/") for k in keys):
-                raise HarnessError("the transactions backfill finished with the live "
-                                   "window: slow the sync down")
-            return True
-        wait_until(live_done, 60, "pipe's live window of transactions done", interval=0.1)
-
-        fault = dict(oversized_row={"bytes": OVERSIZE_BYTES, "index": 0},
-                     path="/transactions/query/", count=1)
-        pl.api.fault(**fault)
-        sets = [1]
-
-        def hit():
-            pl.check_alive()
-            if pl.api.stats()["hostile"]["oversized_row"] >= 1:
-                return True
-            if "oversized_row" in pl.api.faults():
-                return False
-            # The count is used up. A request counts as in flight before it
-            # takes the count and tallies its hit before it stops counting:
-            # nothing in flight now and no hit means it was an answer
-            # without a row 0 (a day without transactions): set it again.
-            s = pl.api.stats()
-            if s["hostile"]["oversized_row"] or s["in_flight"]:
-                return bool(s["hostile"]["oversized_row"])
-            if not any(k.startswith("transactions/dateCreated/")
-                       for k in outstanding(st, "pipe")):
-                raise HarnessError("no transactions page left to carry the row")
-            pl.api.fault(**fault)
-            sets[0] += 1
-            return False
-        wait_until(hit, 60, "a transactions page with the oversized row", interval=0.05)
+        wait_until(lambda: pl.check_alive() or pl.api.stats()["hostile"]["oversized_row"],
+                   SYNC_S, "the transactions page with the oversized row", interval=0.2)
         t_hit = time.monotonic()
         hits = pl.api.stats()["hostile"]["oversized_row"]
-        print("oversized row served on %d page(s) (fault set %d times)" % (hits, sets[0]))
-
+        assert hits == 1 and pl.api.faults() == {}, (hits, pl.api.faults())
         wait_until(lambda: len(st.consume_all("ltvsync.dlq")) >= hits, 60,
                    "the dead letter", interval=0.5)
         wait_all_synced(pl, [calm])
 
-        dump = pl.dump
-        txns = {str(t["transactionId"]): t for t in dump["transactions"]}
-        live_days = {str(pl.today - datetime.timedelta(days=n)) for n in range(3)}
         raw = [json.loads(m.value) for m in st.consume_all("ltvsync.raw")]
         raw_keys = {(e["integration_id"], e["stream"], str(e["record"].get("transactionId")))
                     for e in raw}
@@ -205,10 +195,10 @@ def scenario_oversized():
             assert (integ, stream) == ("pipe", "transactions") and rid in txns, key
             mt = REASON_RE.search(rec["reason"])
             assert mt, rec["reason"]
-            size, job, r_stream, r_range, day, page = mt.groups()
+            size, job, r_stream, r_range, r_day, page = mt.groups()
             assert r_stream == "transactions" and r_range == "dateCreated", rec["reason"]
             assert int(size) > OVERSIZE_BYTES and int(page) == 1, rec["reason"]
-            assert txns[rid]["dateCreated"][:10] == day, (rid, day)
+            assert r_day == day and txns[rid]["dateCreated"][:10] == day, (rid, r_day, day)
             assert rec["topic"] == "ltvsync.raw", rec
             assert rec.get("value_truncated") is True and rec.get("value_len") == int(size), rec
             assert len(rec["value"].encode()) <= 256 * 1024, len(rec["value"])
@@ -219,12 +209,13 @@ def scenario_oversized():
                         if e["integration_id"] == "pipe" and e["job_id"] == job}
             assert page_raw == day_rows - {rid}, (sorted(page_raw), sorted(day_rows), rid)
             assert all(e["page"] == 1 for e in raw if e["job_id"] == job)
-            # fetched whole by another window (the live one, already done)?
+            # fetched whole by another window (the live one)? Not row0, by choice
             elsewhere = txns[rid]["dateUpdated"][:10] in live_days
             assert elsewhere == (("pipe", "transactions", rid) in raw_keys), (rid, elsewhere)
             if not elsewhere:
                 dropped.add(rid)
         assert len(dlq) == hits, (len(dlq), hits)
+        assert dropped == {row0}, (dropped, row0)  # the row chosen, dropped for good
 
         gone = {i for i, e in want.items() if e["integration_id"] == "pipe" and
                 e["source"]["stream"] == "transactions" and e["source"]["record_id"] in dropped}
