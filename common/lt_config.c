@@ -5,6 +5,7 @@
  * always within bounds; numbers are parsed once and kept beside the string. */
 #include "lt_config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -46,6 +47,15 @@ const lt_config_def_t lt_config_defs[] = {
      "prefix of every Redis key"},
     {"HTTP_PORT", LT_CFG_INT, "8080", 0, 65535, SVC_DAEMONS,
      "port of /healthz, /readyz, /metrics (0 = any free port)"},
+    {"HTTP_BIND", LT_CFG_STRING, "0.0.0.0", 0, 0, SVC_DAEMONS,
+     "address of that port: an IPv4 or IPv6 literal (:: = IPv6 and IPv4); "
+     "probes reach the pod IP, so keep 0.0.0.0 or :: in Kubernetes"},
+    {"HTTP_MAX_CONNECTIONS", LT_CFG_INT, "64", 4, 10000, SVC_DAEMONS,
+     "open HTTP connections; past it a new connection ends the oldest "
+     "(so slow clients cannot lock out the probes)"},
+    {"HTTP_TIMEOUT", LT_CFG_DURATION, "5s", 100, 5 * MS_M, SVC_DAEMONS,
+     "whole-request deadline of the HTTP port, from connect (or the previous "
+     "response) to the response sent; not reset by trickled bytes"},
     {"LOG_LEVEL", LT_CFG_STRING, "info", 0, 0, LT_SVC_ALL,
      "debug, info, warn or error"},
     {"CONFIG_FILE", LT_CFG_STRING, NULL, 0, 0, LT_SVC_ALL,
@@ -295,6 +305,14 @@ static int url_valid(const char *s)
     return strcspn(host, "/?#") > 0 && *host != ':';
 }
 
+/* An address literal inet_pton takes: no host names, no brackets. */
+static int ip_literal_valid(const char *s)
+{
+    unsigned char buf[16];
+
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
 static int date_valid(const char *s)
 {
     int y, m, d, n = 0;
@@ -404,7 +422,17 @@ static int special_valid(const lt_config_def_t *d, const char *value)
         return lt_log_level_parse(value) >= 0;
     if (!strcmp(d->name, "IMPORT_ALL_FROM"))
         return date_valid(value);
+    if (!strcmp(d->name, "HTTP_BIND"))
+        return ip_literal_valid(value);
     return 1;
+}
+
+/* What a setting with a closed vocabulary expects, for its error. */
+static const char *special_hint(const lt_config_def_t *d)
+{
+    if (!strcmp(d->name, "HTTP_BIND"))
+        return " (an IPv4 or IPv6 address literal, e.g. 0.0.0.0, 127.0.0.1 or ::; no host name)";
+    return "";
 }
 
 /* Parses value per the def's type into *num. Errors never quote a SECRET
@@ -429,9 +457,9 @@ static lt_err_t validate(const lt_config_def_t *d, const char *value,
     if (ok)
         ok = special_valid(d, value);
     if (!ok) {
-        snprintf(errstr, errlen, "%s%s: invalid %s%s%.64s%s", ENV_PREFIX,
+        snprintf(errstr, errlen, "%s%s: invalid %s%s%.64s%s%s", ENV_PREFIX,
                  d->name, type_name(d->type), quote ? " \"" : "",
-                 quote ? value : "", quote ? "\"" : "");
+                 quote ? value : "", quote ? "\"" : "", special_hint(d));
         return LT_ERR_PERMANENT;
     }
     return is_numeric(d->type) ? check_bounds(d, *num, errstr, errlen) : LT_OK;

@@ -160,6 +160,7 @@ int main(int argc, char **argv)
     static fetcher_t f;
     lt_config_t *cfg = NULL;
     lt_httpd_t *httpd = NULL;
+    lt_httpd_opts_t hopts;
     pthread_t keeper;
     char err[512];
     int rc = lt_config_from_args(argc, argv, "ltvsync-fetcher", LT_SVC_FETCHER, NULL, &cfg);
@@ -180,8 +181,8 @@ int main(int argc, char **argv)
         f.reg_loaded_ms = lt_clock_now_ms();
     else
         lt_warn("reading integrations: %s (retrying per job)", err);
-    httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), ready, NULL, err,
-                           sizeof(err));
+    hopts = lt_httpd_opts_from_config(cfg);
+    httpd = lt_httpd_start(&hopts, ready, NULL, err, sizeof(err));
     if (!httpd) {
         lt_error("http endpoint: %s", err);
         goto end;

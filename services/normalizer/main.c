@@ -190,6 +190,7 @@ int main(int argc, char **argv)
     static norm_t n;
     lt_config_t *cfg = NULL;
     lt_httpd_t *httpd = NULL;
+    lt_httpd_opts_t hopts;
     char err[512] = "";
     int rc = lt_config_from_args(argc, argv, "ltvsync-normalizer", LT_SVC_NORMALIZER,
                                  "Turns ltvsync.raw rows into canonical events.\n", &cfg);
@@ -204,7 +205,8 @@ int main(int argc, char **argv)
         lt_error("start-up: %s", err);
         goto end;
     }
-    httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), ready, &n, err, sizeof(err));
+    hopts = lt_httpd_opts_from_config(cfg);
+    httpd = lt_httpd_start(&hopts, ready, &n, err, sizeof(err));
     if (!httpd) {
         lt_error("http endpoint: %s", err);
         goto end;

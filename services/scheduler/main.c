@@ -49,6 +49,7 @@ int main(int argc, char **argv) {
     lt_redis_t *redis = NULL;
     lt_producer_t *producer = NULL;
     lt_httpd_t *httpd = NULL;
+    lt_httpd_opts_t hopts;
     lt_registry_t reg = {0};
     sched_lease_t lease = {0};
     sched_ctx_t ctx = {0};
@@ -67,8 +68,8 @@ int main(int argc, char **argv) {
 
     m_leader = lt_metric_gauge("ltvsync_scheduler_leader", "1 while this replica holds the lease", NULL);
     m_jobs = lt_metric_counter("ltvsync_scheduler_jobs_emitted_total", "Jobs emitted", NULL);
-    if (!(httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), is_ready, NULL,
-                                 errstr, sizeof(errstr)))) {
+    hopts = lt_httpd_opts_from_config(cfg);
+    if (!(httpd = lt_httpd_start(&hopts, is_ready, NULL, errstr, sizeof(errstr)))) {
         lt_error("http endpoint: %s", errstr);
         goto end;
     }

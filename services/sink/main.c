@@ -136,6 +136,7 @@ int main(int argc, char **argv)
     static sink_t s;
     lt_config_t *cfg = NULL;
     lt_httpd_t *httpd = NULL;
+    lt_httpd_opts_t hopts;
     char err[512];
     int rc = lt_config_from_args(argc, argv, "ltvsync-sink", LT_SVC_SINK, NULL, &cfg);
     if (rc >= 0)
@@ -148,8 +149,8 @@ int main(int argc, char **argv)
         lt_error("start-up: %s", err);
         goto end;
     }
-    if (!(httpd = lt_httpd_start((int)lt_config_int(cfg, "HTTP_PORT"), ready, &s, err,
-                                 sizeof(err)))) {
+    hopts = lt_httpd_opts_from_config(cfg);
+    if (!(httpd = lt_httpd_start(&hopts, ready, &s, err, sizeof(err)))) {
         lt_error("http endpoint: %s", err);
         goto end;
     }
