@@ -242,3 +242,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.crm.createSecret.enabled -}}{{- $names = append $names (printf "%s-crm-passwords" (include "ltvsync.fullname" .)) -}}{{- end -}}
 {{- if $names -}}{{- toYaml $names -}}{{- end -}}
 {{- end -}}
+
+{{/* TCP ports of the Kafka brokers a component reaches, as a YAML list: the
+     ports of kafka.bootstrapServers (and, for the sink, of
+     downstream.bootstrapServers; 9092 where none is written), plus
+     networkPolicy.egress.kafka.extraPorts. Call with (dict "root" $ "component" "sink"). */}}
+{{- define "ltvsync.kafkaPorts" -}}
+{{- $v := .root.Values -}}
+{{- $lists := list $v.kafka.bootstrapServers -}}
+{{- if eq .component "sink" }}{{ $lists = append $lists $v.downstream.bootstrapServers }}{{ end -}}
+{{- $ports := list -}}
+{{- range $lists -}}
+{{- range (splitList "," (toString .)) -}}
+{{- $hp := trim . -}}
+{{- if $hp -}}
+{{- $p := regexFind ":[0-9]+$" $hp | trimPrefix ":" -}}
+{{- $ports = append $ports (int (default "9092" $p)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $v.networkPolicy.egress.kafka.extraPorts }}{{ $ports = append $ports (int .) }}{{ end -}}
+{{- toYaml (uniq $ports) -}}
+{{- end -}}
