@@ -15,9 +15,12 @@ the default HTTP_MAX_CONNECTIONS (64):
     deadline plus DEADLINE_SLACK; a client sending one request in two
     halves 500 ms apart is still answered.
 
-Before the change (one select() thread, a 10 s idle timeout, 0.0.0.0)
-/healthz went unanswered while the slow connections were held, they lived
-10 s, the tricklers were never closed and HTTP_BIND was ignored.
+Before the change (MHD's select() thread, a 10 s idle timeout, 0.0.0.0)
+HTTP_BIND was ignored, the slow connections lived 10 s, the tricklers were
+never closed and each dropped connection logged a line (7 checks failed).
+/healthz itself still answered at 1,000, just under select()'s limit:
+with 1,100 held, 0 of 30 probes were answered (past descriptor 1023 MHD
+closed every new connection).
 """
 import os
 import resource
@@ -32,9 +35,10 @@ import ltharness as h
 
 SLOW = 1000
 DEADLINE_S = 2.0
-# Measured (2 cores, ASan build, the attacker reopening ~12,000 connections
-# a second): median 1-3 ms, worst of 30-40 probes 80-340 ms, the probe's
-# connection waiting in the accept queue behind the attacker's. The bound,
+# Measured (2 cores, ASan build, the attacker reopening ~10,000 connections
+# a second, alone or beside the unit suite): median 1-18 ms, worst of 30
+# probes 40-410 ms, the probe waiting in the accept queue behind the
+# attacker's connections. The bound,
 # about 3x the worst, is also Kubernetes' default probe timeout.
 HEALTHZ_BOUND = 1.0
 DEADLINE_SLACK = 1.0   # the server's 100 ms tick, the test's polling, a busy machine
@@ -92,6 +96,7 @@ class Attacker(threading.Thread):
         self.done = threading.Event()
         self.closed_by_server = 0
         self.connect_errors = 0
+        self.total_opened = 0
         self.lock = threading.Lock()
 
     def open_one(self):
@@ -107,16 +112,17 @@ class Attacker(threading.Thread):
         s.setblocking(False)
         with self.lock:
             self.opened[s] = time.monotonic()
+        self.total_opened += 1
         self.sel.register(s, selectors.EVENT_READ)
 
     def run(self):
-        while len(self.opened) < SLOW and self.reopen.is_set():
-            self.open_one()
-            self.drain(0)
         while not self.done.is_set():
-            self.drain(0.05)
-            while self.reopen.is_set() and len(self.opened) < SLOW:
+            self.drain(0 if self.reopen.is_set() and len(self.opened) < SLOW else 0.05)
+            n = 0
+            while (self.reopen.is_set() and len(self.opened) < SLOW and n < 100
+                   and not self.done.is_set()):
                 self.open_one()
+                n += 1
 
     def drain(self, timeout):
         for key, _ in self.sel.select(timeout):
@@ -137,7 +143,7 @@ class Attacker(threading.Thread):
 
     def stop(self):
         self.done.set()
-        self.join(10)
+        self.join()   # then no thread uses the sockets
         for s in list(self.opened):
             s.close()
 
@@ -217,10 +223,12 @@ def check_under_attack(port):
     att = Attacker(port)
     t0 = time.monotonic()
     att.start()
-    h.wait_until(lambda: len(att.opened) >= SLOW or not att.is_alive(), 60,
+    # The service ends the oldest as new ones come, so "1,000 opened" is
+    # the mark: never 1,000 open at once past the cap.
+    h.wait_until(lambda: att.total_opened >= SLOW or not att.is_alive(), 60,
                  "%d slow connections" % SLOW)
-    print("%d slow connections open after %.1f s (%d closed by the service so far)"
-          % (len(att.opened), time.monotonic() - t0, att.closed_by_server))
+    print("%d slow connections opened after %.1f s (%d ended by the service so far)"
+          % (att.total_opened, time.monotonic() - t0, att.closed_by_server))
     results = []
     for _ in range(30):
         results.append(get_healthz(port))
@@ -299,6 +307,11 @@ def check_slow_but_legal(port):
 
 def main():
     raise_nofile()
+    # A probe sends its request right after connect, as the kubelet does;
+    # here it shares the GIL with the attacker thread, and a request held
+    # back 5 ms (the default switch interval) behind 64 new slow
+    # connections gets its connection ended as the oldest.
+    sys.setswitchinterval(0.0005)
     with h.Stack("endpoints") as st:
         st.start_redis()
         st.start_devbroker()
