@@ -32,7 +32,13 @@ typedef struct {
     lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
     lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead, *job_deferred;
     lt_metric_t *job_retried, *jobs_held; /* dispatch.c: retries, offsets held */
+    lt_metric_t *fields_dropped[LT_STREAM_COUNT]; /* not allow-listed, by stream */
 } fetcher_metrics_t;
+
+/* Distinct names of dropped fields logged per process: the CRM names them,
+ * so the log is bounded in count and length (job.c). */
+#define DROPPED_NAMES_MAX 32
+#define DROPPED_NAME_LEN 64
 
 /* Process-wide state; fields are read-only after start-up except where a
  * mutex is named. */
@@ -52,6 +58,9 @@ typedef struct {
     pthread_mutex_t lease_mu; /* guards leases and lease_active */
     lt_lease_t *leases;      /* one slot per worker, renewed by the keeper */
     int *lease_active;
+    pthread_mutex_t drop_mu; /* guards dropped and ndropped */
+    char dropped[DROPPED_NAMES_MAX][DROPPED_NAME_LEN + 1];
+    int ndropped;
     fetcher_metrics_t m;
 } fetcher_t;
 

@@ -174,6 +174,33 @@ static lt_err_t dead_letter(run_t *r, int page, lt_acks_t *acks, const char *key
     return e == LT_ERR_PERMANENT ? LT_ERR_RETRIABLE : e;
 }
 
+/* Logs each distinct name of a dropped field once per process, for the
+ * first DROPPED_NAMES_MAX names: the CRM names fields, so a name is shown
+ * only when it is plain identifier characters of bounded length (a key
+ * could be an e-mail address or a card number); never a value. */
+static void note_dropped(void *ctx, const char *key)
+{
+    const run_t *r = ctx;
+    fetcher_t *f = r->w->f;
+    size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                           "0123456789_");
+    int fresh = 1;
+    if (n == 0 || n > DROPPED_NAME_LEN || key[n] != '\0')
+        key = "(a name not shown: not plain letters, digits, _)";
+    pthread_mutex_lock(&f->drop_mu);
+    for (int i = 0; i < f->ndropped && fresh; i++)
+        fresh = strcmp(f->dropped[i], key) != 0;
+    if (fresh && f->ndropped < DROPPED_NAMES_MAX)
+        snprintf(f->dropped[f->ndropped++], sizeof(f->dropped[0]), "%s", key);
+    else
+        fresh = 0;
+    pthread_mutex_unlock(&f->drop_mu);
+    if (fresh)
+        lt_info("%s row field %s not allow-listed: dropped before ltvsync.raw (logged "
+                "once; counted in ltvsync_fetcher_fields_dropped_total)",
+                lt_stream_name(r->job.stream), key);
+}
+
 /* The producer failed for good: every later send fails too, so stop the
  * process (exit code 1); Kubernetes restarts it with a new producer and the
  * unfinished jobs, never checkpointed, are redelivered. */
@@ -203,7 +230,10 @@ static lt_err_t emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
     for (cJSON *row = pg->data->child; row && e == LT_OK; row = row->next) {
         if (!cJSON_IsObject(row))
             continue;
-        lt_sanitize_row(row);
+        /* before anything else sees the row: raw, the DLQ, a log line */
+        int dropped = lt_sanitize_row(r->job.stream, row, note_dropped, r);
+        if (dropped > 0)
+            lt_metric_add(f->m.fields_dropped[r->job.stream], dropped);
         if (lt_crm_record_id(r->job.stream, row, objkeys ? row->string : NULL, id,
                              sizeof(id)) != 0)
             snprintf(id, sizeof(id), "unknown");

@@ -126,6 +126,13 @@ static void register_metrics(fetcher_metrics_t *m)
                                       "page-range sub-jobs emitted", NULL);
     m->recount_rewalks = lt_metric_counter("ltvsync_fetcher_recount_rewalks_total",
                                            "dateUpdated days walked again", NULL);
+    for (int s = 0; s < LT_STREAM_COUNT; s++) {
+        char label[48];
+        snprintf(label, sizeof(label), "stream=\"%s\"", lt_stream_name((lt_stream_t)s));
+        m->fields_dropped[s] = lt_metric_counter(
+            "ltvsync_fetcher_fields_dropped_total",
+            "CRM row fields and entries removed by the allow-list (lt_sanitize)", label);
+    }
 }
 
 static void setup(fetcher_t *f, const lt_config_t *cfg)
@@ -150,6 +157,7 @@ static void setup(fetcher_t *f, const lt_config_t *cfg)
     lt_cred_policy_init(&f->cred, cfg);
     pthread_mutex_init(&f->reg_mu, NULL);
     pthread_mutex_init(&f->lease_mu, NULL);
+    pthread_mutex_init(&f->drop_mu, NULL);
     f->leases = calloc((size_t)f->concurrency, sizeof(*f->leases));
     f->lease_active = calloc((size_t)f->concurrency, sizeof(*f->lease_active));
     register_metrics(&f->m);
