@@ -58,9 +58,9 @@ typedef struct {
     pthread_mutex_t lease_mu; /* guards leases and lease_active */
     lt_lease_t *leases;      /* one slot per worker, renewed by the keeper */
     int *lease_active;
-    pthread_mutex_t drop_mu; /* guards dropped and ndropped */
+    pthread_mutex_t drop_mu; /* guards dropped and writes of ndropped */
     char dropped[DROPPED_NAMES_MAX][DROPPED_NAME_LEN + 1];
-    int ndropped;
+    atomic_int ndropped; /* read without the lock: full means nothing to log */
     fetcher_metrics_t m;
 } fetcher_t;
 

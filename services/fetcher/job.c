@@ -174,26 +174,41 @@ static lt_err_t dead_letter(run_t *r, int page, lt_acks_t *acks, const char *key
     return e == LT_ERR_PERMANENT ? LT_ERR_RETRIABLE : e;
 }
 
+/* A field name fit for a log line: letters, digits and _, at most
+ * DROPPED_NAME_LEN bytes and 4 digits (a key could be an e-mail address, a
+ * card or phone number, a date). */
+static int plain_name(const char *key)
+{
+    size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                           "0123456789_");
+    int digits = 0;
+    for (size_t i = 0; i < n; i++)
+        digits += key[i] >= '0' && key[i] <= '9';
+    return n > 0 && n <= DROPPED_NAME_LEN && key[n] == '\0' && digits <= 4;
+}
+
 /* Logs each distinct name of a dropped field once per process, for the
- * first DROPPED_NAMES_MAX names: the CRM names fields, so a name is shown
- * only when it is plain identifier characters of bounded length (a key
- * could be an e-mail address or a card number); never a value. */
+ * first DROPPED_NAMES_MAX names (the CRM names fields: unbounded); never a
+ * value. */
 static void note_dropped(void *ctx, const char *key)
 {
     const run_t *r = ctx;
     fetcher_t *f = r->w->f;
-    size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                           "0123456789_");
     int fresh = 1;
-    if (n == 0 || n > DROPPED_NAME_LEN || key[n] != '\0')
+    if (atomic_load(&f->ndropped) >= DROPPED_NAMES_MAX)
+        return;
+    if (!plain_name(key))
         key = "(a name not shown: not plain letters, digits, _)";
     pthread_mutex_lock(&f->drop_mu);
-    for (int i = 0; i < f->ndropped && fresh; i++)
+    int n = atomic_load(&f->ndropped);
+    for (int i = 0; i < n && fresh; i++)
         fresh = strcmp(f->dropped[i], key) != 0;
-    if (fresh && f->ndropped < DROPPED_NAMES_MAX)
-        snprintf(f->dropped[f->ndropped++], sizeof(f->dropped[0]), "%s", key);
-    else
+    if (fresh && n < DROPPED_NAMES_MAX) {
+        snprintf(f->dropped[n], sizeof(f->dropped[0]), "%s", key);
+        atomic_store(&f->ndropped, n + 1);
+    } else {
         fresh = 0;
+    }
     pthread_mutex_unlock(&f->drop_mu);
     if (fresh)
         lt_info("%s row field %s not allow-listed: dropped before ltvsync.raw (logged "
