@@ -47,7 +47,9 @@ def event_id(name):
 
 
 def sanitize(obj):
-    """A copy without secrets (what the fetcher writes to ltvsync.raw)."""
+    """A copy without secrets. The fetcher writes less to ltvsync.raw (only
+    its allow-list, common/lt_sanitize.c); events depend on no field it
+    drops, so a raw row made here yields the same events."""
     if isinstance(obj, dict):
         return {k: sanitize(v) for k, v in obj.items()
                 if k.lower() not in SECRET_KEYS and "password" not in k.lower()}
