@@ -66,13 +66,25 @@ int cs_limits_begin(int path_index)
   int window = window_push(now_ns());
   if (window > L.max_window)
     L.max_window = window;
+  char why[512] = "";
   if ((L.opts->max_in_flight > 0 && L.in_flight > L.opts->max_in_flight) ||
       (L.opts->max_rps > 0 && window > L.opts->max_rps)) {
     reject = 1;
     L.violations++;
     L.rejected++;
+    /* Which limit, and when the starts of the last second came (ms before
+     * this one): a test that sees a violation can tell a burst from jitter. */
+    int n = snprintf(why, sizeof(why), "crm-sim: 429: %d in flight (max %d), %d started in 1 s "
+                     "(max %d), ms ago:", L.in_flight, L.opts->max_in_flight, window,
+                     L.opts->max_rps);
+    int64_t last = L.n ? L.starts[(L.head + L.n - 1) % L.cap] : 0;
+    for (size_t i = L.n; i-- > 0 && n > 0 && (size_t)n < sizeof(why) - 8;)
+      n += snprintf(why + n, sizeof(why) - (size_t)n, " %lld",
+                    (long long)((last - L.starts[(L.head + i) % L.cap]) / 1000000));
   }
   pthread_mutex_unlock(&L.mu);
+  if (why[0])
+    fprintf(stderr, "%s\n", why);
   return reject;
 }
 
