@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -264,6 +265,9 @@ class Stack:
         self.crmsim = None
         self._n = 0
         self._closed = False
+        self._readers = {}   # bootstrap -> Consumer, for consume_all
+        self._readers_lock = threading.Lock()
+        self._consume_lock = threading.Lock()
         _live_stacks.add(self)
 
     def __enter__(self):
@@ -322,6 +326,7 @@ class Stack:
         if self._closed:
             return
         self._closed = True
+        self._close_readers()
         for p in reversed(self.procs):
             if p.alive():
                 try:
@@ -520,16 +525,40 @@ class Stack:
                                % (topic, left, errors[:3]))
         return n
 
+    def _reader(self, bootstrap):
+        """One long-lived consumer per bootstrap for consume_all, closed with
+        the stack. A fresh one per call (tests poll downstream every half
+        second) hit librdkafka's destroy race: "rd_kafka_broker_destroy_final:
+        Assertion thrd_is_current(rkb->rkb_thread) failed" aborted a fault
+        test's own process while coordinators moved (librdkafka #3608, short
+        lived clients)."""
+        from confluent_kafka import Consumer
+        b = self._bootstrap(bootstrap)
+        with self._readers_lock:
+            c = self._readers.get(b)
+            if c is None:
+                c = self._readers[b] = Consumer({
+                    "bootstrap.servers": b, "group.id": unique_name("harness"),
+                    "enable.auto.commit": False, "enable.partition.eof": False})
+            return c
+
+    def _close_readers(self):
+        with self._readers_lock:
+            readers, self._readers = list(self._readers.values()), {}
+        for c in readers:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass
+
     def consume_all(self, topic, bootstrap=None, timeout=30.0):
         """Every message of topic from offset 0 up to each partition's end at
         the call, as Msg(topic, partition, offset, key, value) (bytes), sorted
-        by partition and offset."""
-        from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
-        c = Consumer({"bootstrap.servers": self._bootstrap(bootstrap),
-                      "group.id": unique_name("harness"),
-                      "enable.auto.commit": False,
-                      "enable.partition.eof": False})
-        try:
+        by partition and offset (each offset once: the reader is reused, so a
+        message fetched for an earlier call is never counted twice)."""
+        from confluent_kafka import TopicPartition, OFFSET_BEGINNING
+        c = self._reader(bootstrap)
+        with self._consume_lock:
             md = c.list_topics(topic, timeout=10)
             t = md.topics.get(topic)
             if t is None or t.error is not None:
@@ -541,24 +570,27 @@ class Stack:
                 if hi > lo:
                     ends[pid] = hi
             c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-            out, deadline = [], time.monotonic() + timeout
-            while ends:
-                if time.monotonic() > deadline:
-                    raise HarnessError("consume_all %s: timed out, %d partitions "
-                                       "unfinished" % (topic, len(ends)))
-                m = c.poll(0.2)
-                if m is None:
-                    continue
-                if m.error():
-                    raise HarnessError("consume_all %s: %s" % (topic, m.error()))
-                p = m.partition()
-                if p in ends and m.offset() < ends[p]:
-                    out.append(Msg(topic, p, m.offset(), m.key(), m.value()))
-                if p in ends and m.offset() + 1 >= ends[p]:
-                    del ends[p]
-            return sorted(out, key=lambda x: (x.partition, x.offset))
-        finally:
-            c.close()
+            try:
+                out, deadline = {}, time.monotonic() + timeout
+                while ends:
+                    if time.monotonic() > deadline:
+                        raise HarnessError("consume_all %s: timed out, %d partitions "
+                                           "unfinished" % (topic, len(ends)))
+                    m = c.poll(0.2)
+                    if m is None:
+                        continue
+                    if m.error():
+                        raise HarnessError("consume_all %s: %s" % (topic, m.error()))
+                    if m.topic() != topic:
+                        continue   # left from an earlier call's assignment
+                    p = m.partition()
+                    if p in ends and m.offset() < ends[p]:
+                        out[(p, m.offset())] = Msg(topic, p, m.offset(), m.key(), m.value())
+                    if p in ends and m.offset() + 1 >= ends[p]:
+                        del ends[p]
+                return [out[k] for k in sorted(out)]
+            finally:
+                c.unassign()
 
     def consume_json(self, topic, **kw):
         """consume_all with each value parsed as JSON (None for tombstones)."""
