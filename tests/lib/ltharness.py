@@ -537,9 +537,13 @@ class Stack:
         with self._readers_lock:
             c = self._readers.get(b)
             if c is None:
+                # Short broker waits: an idle fetch of the last call's
+                # assignment would hold the next call's first fetch for
+                # fetch.wait.max.ms (500 ms by default).
                 c = self._readers[b] = Consumer({
                     "bootstrap.servers": b, "group.id": unique_name("harness"),
-                    "enable.auto.commit": False, "enable.partition.eof": False})
+                    "enable.auto.commit": False, "enable.partition.eof": False,
+                    "fetch.wait.max.ms": 10, "fetch.error.backoff.ms": 10})
             return c
 
     def _close_readers(self):
