@@ -276,11 +276,26 @@ fail:
     return NULL;
 }
 
-lt_err_t lt_http_post_form(lt_http_t *h, const char *url,
-                           const lt_form_field_t *fields, size_t nfields,
-                           lt_http_resp_t *resp, char *errstr, size_t errlen)
+typedef struct {
+    lt_http_gate_fn fn;
+    void *arg;
+} gate_t;
+
+static int on_prereq(void *opaque, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+    gate_t *g = opaque;
+    (void)primary_ip, (void)local_ip, (void)primary_port, (void)local_port;
+    return g->fn(g->arg) == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
+}
+
+lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url,
+                                 const lt_form_field_t *fields, size_t nfields,
+                                 lt_http_gate_fn gate, void *gate_arg,
+                                 lt_http_resp_t *resp, char *errstr, size_t errlen)
 {
     lt_http_rx_t rx = {.max = h->max_body, .retry_after_s = -1};
+    gate_t g = {gate, gate_arg};
     char *form = lt_http_form_encode(fields, nfields);
     lt_err_t err;
 
@@ -291,15 +306,29 @@ lt_err_t lt_http_post_form(lt_http_t *h, const char *url,
     }
     curl_easy_reset(h->curl);
     set_common(h, url, &rx);
+    if (gate) {
+        curl_easy_setopt(h->curl, CURLOPT_PREREQFUNCTION, on_prereq);
+        curl_easy_setopt(h->curl, CURLOPT_PREREQDATA, &g);
+    }
     /* The form holds the CRM password: curl reads it in place (no copy), and
      * we wipe it once the transfer is over. */
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(form));
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, form);
     err = perform(h, "POST", url, &rx, resp, errstr, errlen);
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h->curl, CURLOPT_PREREQFUNCTION, NULL);
+    curl_easy_setopt(h->curl, CURLOPT_PREREQDATA, NULL);
     explicit_bzero(form, strlen(form));
     free(form);
     return err;
+}
+
+lt_err_t lt_http_post_form(lt_http_t *h, const char *url,
+                           const lt_form_field_t *fields, size_t nfields,
+                           lt_http_resp_t *resp, char *errstr, size_t errlen)
+{
+    return lt_http_post_form_gated(h, url, fields, nfields, NULL, NULL, resp, errstr,
+                                   errlen);
 }
 
 lt_err_t lt_http_get(lt_http_t *h, const char *url, lt_http_resp_t *resp,

@@ -43,6 +43,17 @@ void lt_http_destroy(lt_http_t *h); /* accepts NULL */
 lt_err_t lt_http_post_form(lt_http_t *h, const char *url,
                            const lt_form_field_t *fields, size_t nfields,
                            lt_http_resp_t *resp, char *errstr, size_t errlen);
+/* A gate runs once the connection is ready (connected or reused, TLS done)
+ * and just before the request's first byte is written; curl calls it again
+ * if it retries on a fresh connection. Non-zero aborts the transfer (the
+ * call then fails with LT_ERR_RETRIABLE; the gate's owner knows why). The
+ * fetcher takes its CRM limit grant here, so that connecting and the TLS
+ * handshake never sit between a grant and the request it paid for. */
+typedef int (*lt_http_gate_fn)(void *arg);
+lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url,
+                                 const lt_form_field_t *fields, size_t nfields,
+                                 lt_http_gate_fn gate, void *gate_arg,
+                                 lt_http_resp_t *resp, char *errstr, size_t errlen);
 /* Plain GET (for /_sim/ endpoints and tests). */
 lt_err_t lt_http_get(lt_http_t *h, const char *url, lt_http_resp_t *resp,
                      char *errstr, size_t errlen);

@@ -28,7 +28,7 @@
 
 typedef struct {
     lt_metric_t *req_ok, *req_empty, *req_auth, *req_retry;
-    lt_metric_t *rows, *pages, *limiter_waits, *redis_down, *parked;
+    lt_metric_t *rows, *pages, *limiter_waits, *grants_retaken, *redis_down, *parked;
     lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
     lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead, *job_deferred;
     lt_metric_t *job_retried, *jobs_held; /* dispatch.c: retries, offsets held */

@@ -106,6 +106,9 @@ static void register_metrics(fetcher_metrics_t *m)
     m->pages = lt_metric_counter("ltvsync_fetcher_pages_total", "pages checkpointed", NULL);
     m->limiter_waits = lt_metric_counter("ltvsync_fetcher_limiter_waits_total",
                                          "limit checks that had to wait", NULL);
+    m->grants_retaken = lt_metric_counter(
+        "ltvsync_fetcher_limiter_grants_retaken_total",
+        "grants given back and taken again: too old by the time the request left", NULL);
     m->redis_down = lt_metric_counter("ltvsync_fetcher_redis_pauses_total",
                                       "pauses because Redis was unreachable", NULL);
     m->parked = lt_metric_counter("ltvsync_fetcher_parked_total",

@@ -1,7 +1,8 @@
 /* page.c: one CRM page under the cluster-wide limits, with retries.
  *
  * Order per attempt: take an in-flight lease and a rate token together
- * (lt_limits; wait when not granted, pause while Redis is down), POST, give
+ * (lt_limits; wait when not granted, pause while Redis is down), POST with
+ * the grant checked fresh just before the request leaves (grant_gate), give
  * the lease back, classify. Transient failures back off with full jitter
  * (AWS architecture blog) capped at FETCH_BACKOFF_MAX, never shorter than
  * Retry-After; a 429 also slows every fetcher of the integration. */
@@ -34,26 +35,52 @@ static void redis_state(worker_ctx_t *w, int down, const char *why)
     w->redis_was_down = down;
 }
 
+/* A grant spaces requests by when Redis granted it, the CRM counts them by
+ * when they arrive: a request that leaves late bunches up with the next one.
+ * LT_LIMITS_RATE_MARGIN absorbs about 100 ms of such lag a second; a thread
+ * descheduled on a busy node, a new connection or a TLS handshake can take
+ * longer (crm-sim counted 9 starts in 974 ms at max 8 when one request left
+ * 154 ms after its grant). So a grant is used only while fresh: at most
+ * GRANT_MAX_AGE_MS from asking Redis to the request's first byte; an older
+ * one is given back and taken again. Each retake spends a rate token, so after
+ * GRANT_RETAKES in a row the next grant is used as it is: a node too slow
+ * for any grant to be fresh still makes progress. */
+#define GRANT_MAX_AGE_MS 25
+#define GRANT_RETAKES 2
+
 /* Blocks until granted; -1 on shutdown; -2 (with *defer_ms) when the
  * integration's limits keep this worker waiting longer than DEFER_AFTER_MS:
  * a rate key pushed far ahead (a Retry-After), or every in-flight slot held
- * by other workers. Redis being down is waited out here (fail closed). */
-static int acquire(worker_ctx_t *w, const lt_integration_t *in, lt_lease_t *lease,
-                   long long *defer_ms)
+ * by other workers; -3 when Redis is down and wait_redis is 0 (otherwise a
+ * Redis outage is waited out here: fail closed). *asked_ms: when the
+ * granting call started (monotonic). */
+static int acquire(worker_ctx_t *w, const lt_integration_t *in, int wait_redis,
+                   lt_lease_t *lease, long long *asked_ms, long long *defer_ms)
 {
     char err[256];
     long long wait = 0, since = lt_clock_mono_ms();
+    int retakes = 0;
     while (!lt_signal_stop) {
+        long long asked = lt_clock_mono_ms();
         int rc = lt_limits_try_acquire(w->lim, in->id, in->max_requests_per_second,
                                        in->max_in_flight, LEASE_TTL_MS, lease,
                                        &wait, err, sizeof(err));
+        if (rc == 1 && lt_clock_mono_ms() - asked > GRANT_MAX_AGE_MS &&
+            retakes++ < GRANT_RETAKES) {
+            lt_metric_add(w->f->m.grants_retaken, 1);
+            lt_limits_release(w->lim, lease); /* nothing was sent on it */
+            continue;
+        }
         if (rc == 1) {
             redis_state(w, 0, NULL);
             lease_register(w, lease, 1);
+            *asked_ms = asked;
             return 0;
         }
         if (rc < 0) {
             redis_state(w, 1, err);
+            if (!wait_redis)
+                return -3;
             lt_clock_nap_ms(500);
             continue;
         }
@@ -82,6 +109,37 @@ static void release(worker_ctx_t *w, const lt_lease_t *lease)
     lease_register(w, lease, 0);
     if (lt_limits_release(w->lim, lease) != 0)
         lt_debug("worker %d: lease release failed; its TTL frees it", w->idx);
+}
+
+/* The grant of one attempt, checked by curl's pre-request gate. */
+typedef struct {
+    worker_ctx_t *w;
+    const lt_integration_t *in;
+    lt_lease_t lease;
+    int held;            /* a lease to give back */
+    long long asked_ms;  /* when the held lease was asked for */
+    int rc;              /* the gate's acquire(): 0, -1, -2 or -3 */
+    long long defer_ms;  /* with -2 */
+} grant_t;
+
+/* Runs just before the request is written (lt_http_post_form_gated): keeps
+ * a fresh grant, retakes a stale one (the connection or its TLS handshake
+ * was slow, or curl retries on a fresh connection). Never waits out a Redis
+ * outage with the connection open: the caller does that. */
+static int grant_gate(void *arg)
+{
+    grant_t *g = arg;
+    if (g->held && lt_clock_mono_ms() - g->asked_ms <= GRANT_MAX_AGE_MS)
+        return 0;
+    if (g->held) {
+        lt_metric_add(g->w->f->m.grants_retaken, 1);
+        lease_register(g->w, &g->lease, 0);
+        lt_limits_release(g->w->lim, &g->lease);
+        g->held = 0;
+    }
+    g->rc = acquire(g->w, g->in, 0, &g->lease, &g->asked_ms, &g->defer_ms);
+    g->held = g->rc == 0;
+    return g->rc;
 }
 
 /* Retry-After in ms, cut to FETCH_RETRY_AFTER_MAX: a CRM (or a proxy) that
@@ -114,15 +172,15 @@ static void count_outcome(worker_ctx_t *w, lt_err_t err)
                   : err == LT_ERR_AUTH ? m->req_auth : m->req_retry, 1);
 }
 
-/* One HTTP exchange; fills *status and *retry_after. */
+/* One HTTP exchange under grant g; fills *status and *retry_after. */
 static lt_err_t exchange(worker_ctx_t *w, const char *url, const lt_crm_form_t *form,
-                         lt_crm_page_t *out, long *status, long *retry_after,
-                         char *errstr, size_t errlen)
+                         grant_t *g, lt_crm_page_t *out, long *status,
+                         long *retry_after, char *errstr, size_t errlen)
 {
     lt_http_resp_t resp;
     memset(&resp, 0, sizeof(resp));
-    lt_err_t err = lt_http_post_form(w->http, url, form->fields, form->n, &resp,
-                                     errstr, errlen);
+    lt_err_t err = lt_http_post_form_gated(w->http, url, form->fields, form->n,
+                                           grant_gate, g, &resp, errstr, errlen);
     *status = resp.status;
     *retry_after = resp.retry_after_s;
     if (err == LT_OK)
@@ -162,18 +220,34 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
     w->attempts_carried = 0; /* for the first page of a run only */
     w->defer_ms = 0;
     for (int attempt = carried + 1;; attempt++) {
-        lt_lease_t lease;
+        grant_t g = {.w = w, .in = in};
         long status = 0, retry_after = -1;
-        long long wait = 0;
-        int got = acquire(w, in, &lease, &wait);
-        if (got == -2) {
-            snprintf(errstr, errlen, "waiting %lld ms for the integration's limits", wait);
-            return defer(w, attempt - 1, wait);
+        /* Wait here (no connection open) until the limits would grant;
+         * the gate retakes the grant if it is stale by the time the
+         * request leaves. */
+        g.rc = acquire(w, in, 1, &g.lease, &g.asked_ms, &g.defer_ms);
+        g.held = g.rc == 0;
+        if (g.rc == 0)
+            err = exchange(w, url, &form, &g, out, &status, &retry_after, errstr, errlen);
+        if (g.held)
+            release(w, &g.lease);
+        if (g.rc == -2) {
+            lt_crm_page_free(out);
+            snprintf(errstr, errlen, "waiting %lld ms for the integration's limits",
+                     g.defer_ms);
+            return defer(w, attempt - 1, g.defer_ms);
         }
-        if (got != 0)
+        if (g.rc == -3) { /* Redis went down at the gate: wait, no attempt spent */
+            lt_crm_page_free(out);
+            attempt--;
+            if (lt_clock_nap_ms(500) != 0)
+                return LT_ERR_FATAL;
+            continue;
+        }
+        if (g.rc != 0) {
+            lt_crm_page_free(out);
             return LT_ERR_FATAL;
-        err = exchange(w, url, &form, out, &status, &retry_after, errstr, errlen);
-        release(w, &lease);
+        }
         count_outcome(w, err);
         if (err != LT_ERR_RETRIABLE)
             return err;
