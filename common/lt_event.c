@@ -705,42 +705,46 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
         return -1;
     out->applies = 1;
     out->flag = get_flag(fx.f[F_CB_FLAG]);
-    /* Spliced into the history string in Redis ("R,p,o,date" entries split
-     * by ';' and ','): only a date's characters may reach it, or a
-     * dateUpdated of "1;C,0,9" would add a chargeback to the history. */
+    /* Stored in the Redis history (a JSON array built by cjson, so no text
+     * can add an entry) and compared as text with the newest applied: only
+     * a date's characters are passed on. */
     if (du && strlen(du) < sizeof(out->date_updated) &&
         strspn(du, "0123456789-: T") == strlen(du))
         memcpy(out->date_updated, du, strlen(du) + 1);
     return 0;
 }
 
-/* One history entry "K,p,o[,date]" of n bytes at s. */
-static int cb_entry(const char *s, size_t n, lt_cb_state_t *st, int32_t partition,
-                    int64_t offset)
+/* A decimal int64 string, all digits. */
+static int cb_num(const cJSON *j, long long *out)
 {
-    char buf[64], kind, date[20] = "";
+    const char *s = cJSON_IsString(j) ? j->valuestring : NULL;
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 18)
+        return -1;
+    *out = strtoll(s, NULL, 10);
+    return 0;
+}
+
+/* One history entry ["C",p,o] or ["R",p,o,date]. */
+static int cb_entry(const cJSON *e, lt_cb_state_t *st, int32_t partition, int64_t offset)
+{
+    int n = cJSON_GetArraySize(e);
+    const cJSON *k = cJSON_GetArrayItem(e, 0), *d = cJSON_GetArrayItem(e, 3);
     long long p, o;
-    int used = 0;
-    if (n == 0 || n >= sizeof(buf))
+    if (!cJSON_IsArray(e) || !cJSON_IsString(k) || k->valuestring[0] == '\0' ||
+        k->valuestring[1] != '\0' || cb_num(cJSON_GetArrayItem(e, 1), &p) != 0 ||
+        cb_num(cJSON_GetArrayItem(e, 2), &o) != 0)
         return -1;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    if (sscanf(buf, "%c,%lld,%lld%n", &kind, &p, &o, &used) != 3)
-        return -1;
-    if (kind == 'R' && (buf[used] != ',' || strlen(buf + used + 1) >= sizeof(date)))
-        return -1;
-    if (kind == 'R')
-        memcpy(date, buf + used + 1, strlen(buf + used + 1) + 1);
-    else if (kind != 'C' || buf[used] != '\0')
+    if (k->valuestring[0] == 'C' ? n != 3 : k->valuestring[0] != 'R' || n != 4 ||
+        !cJSON_IsString(d) || strlen(d->valuestring) >= sizeof(st->reversal_date_updated))
         return -1;
     if (p == partition && o > offset)
         return 0; /* observed after the row asked about */
-    if (kind == 'C') {
+    if (k->valuestring[0] == 'C') {
         st->occurrence++;
         st->reverted = 0;
     } else {
         st->reverted = 1;
-        memcpy(st->reversal_date_updated, date, sizeof(date));
+        memcpy(st->reversal_date_updated, d->valuestring, strlen(d->valuestring) + 1);
     }
     return 0;
 }
@@ -748,14 +752,16 @@ static int cb_entry(const char *s, size_t n, lt_cb_state_t *st, int32_t partitio
 int lt_cb_state_at(const char *hist, size_t len, int32_t partition,
                    int64_t offset, lt_cb_state_t *out)
 {
-    size_t i = 0;
     memset(out, 0, sizeof(*out));
-    while (i < len) {
-        const char *semi = memchr(hist + i, ';', len - i);
-        size_t n = semi ? (size_t)(semi - hist - i) : len - i;
-        if (cb_entry(hist + i, n, out, partition, offset) != 0)
-            return -1;
-        i += n + 1;
-    }
-    return 0;
+    if (len == 0)
+        return 0;
+    const char *end = NULL;
+    cJSON *h = cJSON_ParseWithLengthOpts(hist, len, &end, 0);
+    const cJSON *e;
+    int rc = cJSON_IsArray(h) && end == hist + len ? 0 : -1; /* nothing after it */
+    cJSON_ArrayForEach(e, h)
+        if (rc == 0 && cb_entry(e, out, partition, offset) != 0)
+            rc = -1;
+    cJSON_Delete(h);
+    return rc;
 }

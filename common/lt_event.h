@@ -109,12 +109,13 @@ void lt_event_index(const cJSON *record, lt_event_fields_t *out);
 int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
                       const lt_event_fields_t *fields, lt_cb_probe_t *out);
 
-/* Chargeback history, as the normalizer stores it (one string per
- * transaction): entries "C,<partition>,<offset>" (charged back) and
- * "R,<partition>,<offset>,<dateUpdated>" (reverted), joined by ';', in the
- * order first observed. The state as of the raw row at (partition, offset)
- * counts entries of that partition at or below offset, and every entry of
- * another partition (an older topic layout). Returns 0, -1 if malformed. */
+/* Chargeback history, as the normalizer stores it (one JSON array per
+ * transaction, services/normalizer/cbstore.c): entries ["C","<partition>",
+ * "<offset>"] (charged back) and ["R","<partition>","<offset>",
+ * "<dateUpdated>"] (reverted), in the order first observed; "" is an empty
+ * history. The state as of the raw row at (partition, offset) counts entries
+ * of that partition at or below offset, and every entry of another
+ * partition (an older topic layout). Returns 0, -1 if malformed. */
 int lt_cb_state_at(const char *hist, size_t len, int32_t partition,
                    int64_t offset, lt_cb_state_t *out);
 

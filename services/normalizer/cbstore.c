@@ -1,9 +1,18 @@
 /* Chargeback history in Redis, one hash per charged-back transaction:
  *
  *   P i:{integration}:cb:{transactionId}  HASH
- *     h   history "C,p,o;R,p,o,dateUpdated;..." (see lt_cb_state_at)
+ *     j   history, a JSON array of entries, oldest first:
+ *         ["C","<partition>","<offset>"]                 charged back
+ *         ["R","<partition>","<offset>","<dateUpdated>"] reverted
+ *         (see lt_cb_state_at; numbers as strings so that no offset ever
+ *         passes through a Lua double or cjson's %.14g)
  *     p,o partition and offset of the last raw row applied
  *     du  the newest dateUpdated applied
+ *     h   (before 2026-12) the same history as text "C,p,o;R,p,o,du;...":
+ *         converted to j by the first write, and read as j before that
+ *
+ * The history is built with cjson in the script, never by splicing text:
+ * a dateUpdated holding ';' or '"' cannot add or change an entry.
  *
  * Replay safety: a row at an offset at or below the last applied one (same
  * partition) is a replay or a redelivery: the script answers with the
@@ -13,7 +22,9 @@
  * state and its dateUpdated is not older than the newest applied (a stale
  * copy fetched earlier but written later must not fake a reversal).
  * Transactions never charged back get no key at all. All rows of a batch go
- * in one EVALSHA, in offset order. */
+ * in one EVALSHA, in offset order. A legacy entry the script cannot read
+ * answers "!" (never JSON): the caller dead-letters the row as malformed
+ * state and the key is left as it is. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,30 +34,53 @@
 
 static lt_redis_script_t cb_script = {
     .source =
+        "local function legacy(t)\n"
+        "  local h = {}\n"
+        "  for e in string.gmatch(t, '[^;]+') do\n"
+        "    local k, p, o, rest = string.match(e, '^([CR]),(%d+),(%d+)(.*)$')\n"
+        "    if k == 'C' and rest == '' then h[#h + 1] = {k, p, o}\n"
+        "    elseif k == 'R' and string.sub(rest, 1, 1) == ',' then\n"
+        "      h[#h + 1] = {k, p, o, string.sub(rest, 2)}\n"
+        "    else return nil end\n"
+        "  end\n"
+        "  return h\n"
+        "end\n"
+        "local function enc(h)\n"
+        "  if #h == 0 then return '[]' end\n"
+        "  return cjson.encode(h)\n"
+        "end\n"
         "local out = {}\n"
         "for i = 1, #KEYS do\n"
         "  local k, a = KEYS[i], (i - 1) * 4\n"
         "  local p, o, flag, du = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
-        "  local v = redis.call('HMGET', k, 'p', 'o', 'du', 'h')\n"
-        "  local h = v[4] or ''\n"
-        "  if not v[1] and flag == '0' then\n"
+        "  local v = redis.call('HMGET', k, 'p', 'o', 'du', 'j', 'h')\n"
+        "  local h\n"
+        "  if v[4] then\n"
+        "    local ok, d = pcall(cjson.decode, v[4])\n"
+        "    if ok and type(d) == 'table' then h = d end\n"
+        "  else\n"
+        "    h = legacy(v[5] or '')\n"
+        "  end\n"
+        "  if not h then\n"
+        "    out[i] = '!'\n"
+        "  elseif not v[1] and flag == '0' then\n"
         "    out[i] = ''\n"
         "  elseif v[1] == p and tonumber(v[2]) >= tonumber(o) then\n"
-        "    out[i] = h\n"
+        "    out[i] = enc(h)\n"
         "  else\n"
-        "    local last = string.match(h, '([CR])[^;]*$')\n"
-        "    local sep = (h == '') and '' or ';'\n"
+        "    local last = type(h[#h]) == 'table' and h[#h][1]\n"
         "    local cur = v[3] or ''\n"
         "    if du >= cur then\n"
         "      if flag == '1' and last ~= 'C' then\n"
-        "        h = h .. sep .. 'C,' .. p .. ',' .. o\n"
+        "        h[#h + 1] = {'C', p, o}\n"
         "      elseif flag == '0' and last == 'C' then\n"
-        "        h = h .. sep .. 'R,' .. p .. ',' .. o .. ',' .. du\n"
+        "        h[#h + 1] = {'R', p, o, du}\n"
         "      end\n"
         "      cur = du\n"
         "    end\n"
-        "    redis.call('HSET', k, 'p', p, 'o', o, 'du', cur, 'h', h)\n"
-        "    out[i] = h\n"
+        "    out[i] = enc(h)\n"
+        "    redis.call('HSET', k, 'p', p, 'o', o, 'du', cur, 'j', out[i])\n"
+        "    if v[5] then redis.call('HDEL', k, 'h') end\n"
         "  end\n"
         "end\n"
         "return out\n",

@@ -290,7 +290,8 @@ LT_TEST(deterministic)
 LT_TEST(cb_history)
 {
     lt_cb_state_t st;
-    const char *h = "C,3,10;R,3,20,2024-05-02 10:15:00;C,3,30";
+    const char *h = "[[\"C\",\"3\",\"10\"],[\"R\",\"3\",\"20\",\"2024-05-02 10:15:00\"],"
+                    "[\"C\",\"3\",\"30\"]]";
     CHECK_INT(lt_cb_state_at(h, strlen(h), 3, 9, &st), 0);
     CHECK_INT(st.occurrence, 0);
     CHECK_INT(lt_cb_state_at(h, strlen(h), 3, 10, &st), 0);
@@ -303,8 +304,27 @@ LT_TEST(cb_history)
     CHECK_INT(lt_cb_state_at(h, strlen(h), 4, 0, &st), 0); /* other partition: all */
     CHECK_INT(st.occurrence, 2);
     CHECK_INT(lt_cb_state_at("", 0, 0, 0, &st), 0);
-    CHECK_INT(lt_cb_state_at("X,1,2", 5, 0, 0, &st), -1);
-    CHECK_INT(lt_cb_state_at("R,1,2", 5, 0, 5, &st), -1);
+    CHECK_INT(lt_cb_state_at("[]", 2, 0, 0, &st), 0);
+    CHECK_INT(st.occurrence, 0);
+    /* only the whole, well-formed document counts: a date holding the
+     * syntax of more entries is one date of one entry */
+    h = "[[\"C\",\"1\",\"2\"],[\"R\",\"1\",\"3\",\"x\\\"],[\\\"C\"]]";
+    CHECK_INT(lt_cb_state_at(h, strlen(h), 1, 9, &st), 0);
+    CHECK_INT(st.occurrence * 10 + st.reverted, 11);
+    CHECK_STR(st.reversal_date_updated, "x\"],[\"C");
+    static const char *bad[] = {
+        "C,1,2",                              /* the old text format */
+        "!",                                  /* the script's unreadable legacy */
+        "{}", "[1]", "[[]]", "[[\"X\",\"1\",\"2\"]]",
+        "[[\"C\",1,2]]",                      /* numbers must be strings */
+        "[[\"C\",\"1\",\"2\",\"d\"]]",          /* C has no date */
+        "[[\"R\",\"1\",\"2\"]]",                /* R has one */
+        "[[\"R\",\"1\",\"2\",\"2024-05-02 10:15:00 and more\"]]",
+        "[[\"C\",\"-1\",\"2\"]]", "[[\"C\",\"1\",\"9999999999999999999\"]]",
+        "[[\"CC\",\"1\",\"2\"]]", "[[\"C\",\"1\",\"2\"]", "[[\"C\",\"1\",\"2\"]]x",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_INT(lt_cb_state_at(bad[i], strlen(bad[i]), 1, 5, &st), -1);
 
     lt_cb_probe_t pr;
     cJSON *rec = cJSON_Parse(TXN(""));
