@@ -19,6 +19,7 @@ loopback), the harder case: the attacks must fail even so. One check runs
 without it: then even a loopback host is refused."""
 import json
 import os
+import re
 import socket
 import socketserver
 import sys
@@ -178,6 +179,16 @@ def run(st, attacker):
     def no_secret(text, where):
         for s in secrets:
             check(s not in text, "a secret (%.12s...) in %s" % (s, where))
+
+    # -- 0. the integration schema says what the code enforces ---------------
+    schema = json.load(open(os.path.join(os.environ["LTVSYNC_SRC_DIR"], "schemas",
+                                         "integration.schema.json")))
+    pattern = re.compile(schema["properties"]["password_ref"]["pattern"])
+    for ref in ("env:REDIS_PASSWORD", "file:%s/../other-tenant" % creds, "file:..",
+                "env:LTVSYNC_CRM_PASSWORD_", "env:LTVSYNC_CRM_PASSWORD_acme"):
+        check(not pattern.search(ref), "the schema accepts password_ref %s" % ref)
+    for ref in (acme, "file:acme", "file:a..b", "env:LTVSYNC_CRM_PASSWORD_ACME_2"):
+        check(pattern.search(ref), "the schema refuses password_ref %s" % ref)
 
     r = ctl("topics", "create")
     assert r.returncode == 0, r.stderr
