@@ -91,7 +91,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* Kafka client settings as LTVSYNC_<prefix><PROP> env entries; call with
-     (dict "k" .Values.kafka "prefix" "KAFKA_" "bootstrapVar" "LTVSYNC_KAFKA_BOOTSTRAP_SERVERS" "mount" "/etc/ltvsync/kafka-ca"). */}}
+     (dict "k" .Values.kafka "prefix" "KAFKA_" "bootstrapVar" "LTVSYNC_KAFKA_BOOTSTRAP_SERVERS"
+           "mount" "/etc/ltvsync/kafka-ca" "clientMount" "/etc/ltvsync/kafka-client").
+     The CA and the mTLS certificate and key are files (ltvsync.volumes);
+     passwords come from Secrets. */}}
 {{- define "ltvsync.kafkaEnv" -}}
 {{- $p := printf "LTVSYNC_%s" .prefix -}}
 {{- if .k.bootstrapServers }}
@@ -121,6 +124,19 @@ app.kubernetes.io/component: {{ .component }}
 - name: {{ $p }}SSL_CA_LOCATION
   value: {{ printf "%s/%s" .mount .k.tls.caKey | quote }}
 {{- end }}
+{{- if .k.tls.clientSecret }}
+- name: {{ $p }}SSL_CERTIFICATE_LOCATION
+  value: {{ printf "%s/%s" .clientMount .k.tls.certKey | quote }}
+- name: {{ $p }}SSL_KEY_LOCATION
+  value: {{ printf "%s/%s" .clientMount .k.tls.keyKey | quote }}
+{{- end }}
+{{- if .k.tls.keyPasswordSecret }}
+- name: {{ $p }}SSL_KEY_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .k.tls.keyPasswordSecret | quote }}
+      key: {{ .k.tls.keyPasswordKey | quote }}
+{{- end }}
 {{- range $prop, $v := .k.properties }}
 {{- if not (eq (toString $v) "") }}
 - name: {{ printf "%s%s" $p ($prop | upper | replace "." "_") }}
@@ -130,9 +146,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* Redis: LTVSYNC_REDIS_URL, with the password from a Secret. Kubernetes
-     expands $(LTVSYNC_REDIS_PASSWORD_) because it is defined just before. */}}
+     expands $(REDIS_PASSWORD) because it is defined just before. With
+     redis.auth.username the URL is redis://user:password@ (AUTH user
+     password, a Redis 6 ACL user). With redis.tls.enabled the URL names the
+     pod's stunnel sidecar, 127.0.0.1:redis.tls.localPort. */}}
 {{- define "ltvsync.redisEnv" -}}
 {{- $r := .Values.redis -}}
+{{- $host := $r.host -}}
+{{- $port := int $r.port -}}
+{{- if $r.tls.enabled }}
+{{- if $r.urlSecret.name }}
+{{- fail "redis.tls.enabled rewrites the Redis URL to the sidecar: use redis.auth (a percent-encoded password works) instead of redis.urlSecret" }}
+{{- end }}
+{{- $host = "127.0.0.1" }}
+{{- $port = int $r.tls.localPort }}
+{{- end }}
+{{- if and $r.auth.username (not $r.auth.existingSecret) (not $r.urlSecret.name) }}
+{{- fail "redis.auth.username needs redis.auth.existingSecret (ltvsync sends AUTH only with a password)" }}
+{{- end }}
 {{- if $r.urlSecret.name }}
 - name: LTVSYNC_REDIS_URL
   valueFrom:
@@ -146,10 +177,117 @@ app.kubernetes.io/component: {{ .component }}
       name: {{ $r.auth.existingSecret | quote }}
       key: {{ $r.auth.passwordKey | quote }}
 - name: LTVSYNC_REDIS_URL
-  value: {{ printf "redis://:$(REDIS_PASSWORD)@%s:%d/%d" $r.host (int $r.port) (int $r.db) | quote }}
+  value: {{ printf "redis://%s:$(REDIS_PASSWORD)@%s:%d/%d" $r.auth.username $host $port (int $r.db) | quote }}
 {{- else }}
 - name: LTVSYNC_REDIS_URL
-  value: {{ printf "redis://%s:%d/%d" $r.host (int $r.port) (int $r.db) | quote }}
+  value: {{ printf "redis://%s:%d/%d" $host $port (int $r.db) | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* redis.tls: the stunnel client config (one ConfigMap, redis-tls.yaml).
+     Plain Redis on 127.0.0.1:localPort, TLS to host:port; the server's
+     chain is verified against the CA and its name against serverName
+     (DNS name or IP address), which is also sent as SNI. */}}
+{{- define "ltvsync.stunnelConf" -}}
+{{- $t := .Values.redis.tls -}}
+{{- $name := default .Values.redis.host $t.serverName -}}
+; stunnel client for ltvsync: hiredis 0.14 has no TLS.
+foreground = yes
+syslog = no
+pid =
+debug = notice
+
+[redis]
+client = yes
+accept = 127.0.0.1:{{ int $t.localPort }}
+connect = {{ .Values.redis.host }}:{{ int .Values.redis.port }}
+; resolve the host on every connection (a moved Redis is followed)
+delay = yes
+sslVersionMin = TLSv1.2
+verifyChain = yes
+CAfile = /etc/ltvsync/redis-tls-ca/{{ $t.caKey }}
+{{- if regexMatch "^[0-9.]+$|:" $name }}
+checkIP = {{ $name }}
+{{- else }}
+checkHost = {{ $name }}
+sni = {{ $name }}
+{{- end }}
+{{- if $t.clientSecret }}
+cert = /etc/ltvsync/redis-tls-client/{{ $t.certKey }}
+key = /etc/ltvsync/redis-tls-client/{{ $t.keyKey }}
+{{- end }}
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+{{- end -}}
+
+{{/* Whether the stunnel sidecar is a native sidecar (an init container
+     with restartPolicy Always: started before the service, stopped after
+     it), which Kubernetes runs from 1.29 on. */}}
+{{- define "ltvsync.nativeSidecar" -}}
+{{- if semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version -}}true{{- end -}}
+{{- end -}}
+
+{{/* The stunnel sidecar container; call with (dict "root" $ "grace" <SHUTDOWN_GRACE seconds>). */}}
+{{- define "ltvsync.redisTunnel" -}}
+{{- $root := .root -}}
+{{- $t := $root.Values.redis.tls -}}
+{{- if eq (int $t.localPort) (int $root.Values.httpPort) }}
+{{- fail "redis.tls.localPort must differ from httpPort" }}
+{{- end }}
+- name: redis-tls
+  {{- if and $t.image.repository $t.image.digest }}
+  image: {{ printf "%s@%s" $t.image.repository $t.image.digest | quote }}
+  {{- else if $t.image.repository }}
+  image: {{ printf "%s:%s" $t.image.repository (required "redis.tls.image.tag (or digest) must pin the sidecar image" $t.image.tag) | quote }}
+  {{- else }}
+  image: {{ include "ltvsync.image" $root | quote }}
+  {{- end }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: ["stunnel", "/etc/ltvsync/stunnel/stunnel.conf"]
+  {{- if include "ltvsync.nativeSidecar" $root }}
+  restartPolicy: Always
+  {{- else }}
+  lifecycle:
+    # A plain container gets SIGTERM with the service: keep the tunnel
+    # open while the service drains (SHUTDOWN_GRACE).
+    preStop:
+      exec:
+        command: ["sleep", {{ add .grace 2 | toString | quote }}]
+  {{- end }}
+  resources:
+    {{- toYaml $t.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
+  volumeMounts:
+    - name: redis-tls-config
+      mountPath: /etc/ltvsync/stunnel
+      readOnly: true
+    - name: redis-tls-ca
+      mountPath: /etc/ltvsync/redis-tls-ca
+      readOnly: true
+    {{- if $t.clientSecret }}
+    - name: redis-tls-client
+      mountPath: /etc/ltvsync/redis-tls-client
+      readOnly: true
+    {{- end }}
+{{- end -}}
+
+{{/* The sidecar's volumes (services only, not the topics Job). */}}
+{{- define "ltvsync.redisTunnelVolumes" -}}
+{{- $t := .Values.redis.tls -}}
+- name: redis-tls-config
+  configMap:
+    name: {{ include "ltvsync.fullname" . }}-redis-tls
+    defaultMode: 0444
+- name: redis-tls-ca
+  secret:
+    secretName: {{ $t.caSecret | quote }}
+    defaultMode: 0444
+{{- if $t.clientSecret }}
+- name: redis-tls-client
+  secret:
+    secretName: {{ $t.clientSecret | quote }}
+    defaultMode: 0440
 {{- end }}
 {{- end -}}
 
@@ -170,9 +308,9 @@ app.kubernetes.io/component: {{ .component }}
   value: {{ include "ltvsync.envValue" $v }}
 {{- end }}
 {{- end }}
-{{- include "ltvsync.kafkaEnv" (dict "k" $root.Values.kafka "prefix" "KAFKA_" "bootstrapVar" "LTVSYNC_KAFKA_BOOTSTRAP_SERVERS" "mount" "/etc/ltvsync/kafka-ca") }}
+{{- include "ltvsync.kafkaEnv" (dict "k" $root.Values.kafka "prefix" "KAFKA_" "bootstrapVar" "LTVSYNC_KAFKA_BOOTSTRAP_SERVERS" "mount" "/etc/ltvsync/kafka-ca" "clientMount" "/etc/ltvsync/kafka-client") }}
 {{- if has .component (list "sink" "topics") }}
-{{- include "ltvsync.kafkaEnv" (dict "k" $root.Values.downstream "prefix" "DOWNSTREAM_KAFKA_" "bootstrapVar" "LTVSYNC_DOWNSTREAM_BROKERS" "mount" "/etc/ltvsync/downstream-ca") }}
+{{- include "ltvsync.kafkaEnv" (dict "k" $root.Values.downstream "prefix" "DOWNSTREAM_KAFKA_" "bootstrapVar" "LTVSYNC_DOWNSTREAM_BROKERS" "mount" "/etc/ltvsync/downstream-ca" "clientMount" "/etc/ltvsync/downstream-client") }}
 {{- end }}
 {{- include "ltvsync.redisEnv" $root }}
 {{- with $root.Values.extraEnv }}
@@ -183,7 +321,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end -}}
 
-{{/* Volumes and mounts for the Kafka CA bundles, /tmp and (fetcher) the CRM passwords. */}}
+{{/* Volumes and mounts for the Kafka CA bundles and client certificates,
+     /tmp, (fetcher) the CRM passwords and (redis.tls.enabled, services
+     only) the stunnel sidecar's config and certificates. Private keys and
+     passwords are 0440: root-owned, readable through fsGroup. */}}
 {{- define "ltvsync.volumes" -}}
 {{- $root := .root -}}
 - name: tmp
@@ -196,11 +337,23 @@ app.kubernetes.io/component: {{ .component }}
     secretName: {{ $root.Values.kafka.tls.caSecret | quote }}
     defaultMode: 0444
 {{- end }}
+{{- if $root.Values.kafka.tls.clientSecret }}
+- name: kafka-client
+  secret:
+    secretName: {{ $root.Values.kafka.tls.clientSecret | quote }}
+    defaultMode: 0440
+{{- end }}
 {{- if and (has .component (list "sink" "topics")) $root.Values.downstream.tls.caSecret }}
 - name: downstream-ca
   secret:
     secretName: {{ $root.Values.downstream.tls.caSecret | quote }}
     defaultMode: 0444
+{{- end }}
+{{- if and (has .component (list "sink" "topics")) $root.Values.downstream.tls.clientSecret }}
+- name: downstream-client
+  secret:
+    secretName: {{ $root.Values.downstream.tls.clientSecret | quote }}
+    defaultMode: 0440
 {{- end }}
 {{- if and (eq .component "fetcher") (include "ltvsync.crmSecrets" $root) }}
 - name: crm-passwords
@@ -223,9 +376,19 @@ app.kubernetes.io/component: {{ .component }}
   mountPath: /etc/ltvsync/kafka-ca
   readOnly: true
 {{- end }}
+{{- if $root.Values.kafka.tls.clientSecret }}
+- name: kafka-client
+  mountPath: /etc/ltvsync/kafka-client
+  readOnly: true
+{{- end }}
 {{- if and (has .component (list "sink" "topics")) $root.Values.downstream.tls.caSecret }}
 - name: downstream-ca
   mountPath: /etc/ltvsync/downstream-ca
+  readOnly: true
+{{- end }}
+{{- if and (has .component (list "sink" "topics")) $root.Values.downstream.tls.clientSecret }}
+- name: downstream-client
+  mountPath: /etc/ltvsync/downstream-client
   readOnly: true
 {{- end }}
 {{- if and (eq .component "fetcher") (include "ltvsync.crmSecrets" $root) }}
