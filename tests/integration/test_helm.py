@@ -6,9 +6,15 @@ then reads the rendered manifests and checks what a deployment relies on:
 probes, resources, security context, grace periods, the LTVSYNC_* environment
 (mirroring the settings table in common/lt_config.c), the CRM password Secret
 mounted as files, the topics Job, HPA / KEDA, PDBs and the ServiceMonitor.
+Transport (issue 12): Kafka mTLS client certificates mounted as 0440 files
+with LTVSYNC_[DOWNSTREAM_]KAFKA_SSL_* pointing at them, the key password
+from a Secret (and masked by --print-config), a Redis ACL user in the URL,
+and the optional stunnel sidecar for Redis TLS (config, verification,
+mounts, URL rewrite, ordering, security context, NetworkPolicy).
 Values the chart must refuse are tried too. The Dockerfile and compose file
 are checked statically (hadolint, when Debian packages it; otherwise a note).
 """
+import gzip
 import os
 import re
 import shutil
@@ -293,6 +299,301 @@ def check_refusals(helm, home):
     check(r.returncode == 0, f"SHUTDOWN_GRACE=30s with 40s grace renders ({r.stderr.strip()[:200]})")
 
 
+def pod_of(doc):
+    return doc["spec"]["template"]["spec"]
+
+
+def workloads(docs):
+    """component -> rendered Deployment or Job (the topics Job is 'topics')."""
+    out = {}
+    for d in docs:
+        if d.get("kind") in ("Deployment", "Job"):
+            out[d["metadata"]["labels"]["app.kubernetes.io/component"]] = d
+    return out
+
+
+def main_container(doc, comp):
+    return [c for c in pod_of(doc)["containers"] if c["name"] == comp][0]
+
+
+def file_source(pod, container, path):
+    """(volume, mount) whose files hold `path` in `container`, or (None, None)."""
+    for m in container.get("volumeMounts", []):
+        if path.startswith(m["mountPath"].rstrip("/") + "/"):
+            vols = {v["name"]: v for v in pod.get("volumes", [])}
+            return vols.get(m["name"]), m
+    return None, None
+
+
+def check_secret_file(where, pod, container, path, secret, key, private):
+    """path is file `key` of Secret `secret`, mounted read-only; a private
+    file (key, password) is readable by the pod's group only, i.e. 0440
+    with fsGroup (a secret file is root-owned: 0400 would lock out uid 10001)."""
+    vol, mount = file_source(pod, container, path)
+    if not check(vol is not None and "secret" in vol, f"{where}: {path} is on a Secret volume"):
+        return
+    check(mount.get("readOnly") is True, f"{where}: {mount['mountPath']} mounted readOnly")
+    sec = vol["secret"]
+    check(sec.get("secretName") == secret, f"{where}: {path} from Secret {secret} (got {sec.get('secretName')})")
+    check(os.path.basename(path) == key and "items" not in sec,
+          f"{where}: {path} is the Secret's key {key}")
+    mode = sec.get("defaultMode")
+    if private:
+        psc = pod.get("securityContext", {})
+        check(mode == 0o440 and psc.get("fsGroup") == psc.get("runAsGroup") and psc.get("fsGroup"),
+              f"{where}: {path} mode {oct(mode or 0)} is 0440 with fsGroup = the service's group")
+    else:
+        check(mode is not None and mode & 0o002 == 0, f"{where}: {path} not world-writable")
+
+
+def kafka_props():
+    """librdkafka's property names from the installed CONFIGURATION.md, or None."""
+    for p in ("/usr/share/doc/librdkafka1/CONFIGURATION.md.gz",
+              "/usr/share/doc/librdkafka-dev/CONFIGURATION.md.gz"):
+        if os.path.exists(p):
+            text = gzip.open(p, "rt").read()
+            return set(re.findall(r"^([a-z][a-z0-9.]+)\s+\|", text, re.M))
+    return None
+
+
+def stunnel_conf(text):
+    """stunnel.conf -> (global options, {service: options}); repeated options are lists."""
+    glob, svcs, cur = {}, {}, None
+    for line in text.splitlines():
+        line = line.split(";", 1)[0].strip()
+        if not line:
+            continue
+        m = re.fullmatch(r"\[(.+)\]", line)
+        if m:
+            cur = svcs.setdefault(m.group(1), {})
+            continue
+        k, _, v = line.partition("=")
+        d = glob if cur is None else cur
+        k, v = k.strip(), v.strip()
+        if k in d:
+            d[k] = (d[k] if isinstance(d[k], list) else [d[k]]) + [v]
+        else:
+            d[k] = v
+    return glob, svcs
+
+
+def check_no_plain_secrets(docs, where, words):
+    for d in docs:
+        if d.get("kind") == "Secret":
+            continue
+        text = yaml.safe_dump(d)
+        for w in words:
+            check(w not in text, f"{where}: {w!r} does not appear in {d['kind']} {d['metadata']['name']}")
+
+
+def check_kafka_mtls(helm, home):
+    """Kafka mTLS (main and downstream clusters): certificate and key as
+    Secret files, the key password from a Secret, KEDA given the same."""
+    args = ["--set", "kafka.securityProtocol=SSL", "--set", "kafka.tls.caSecret=kafka-ca",
+            "--set", "kafka.tls.clientSecret=kafka-client-tls",
+            "--set", "kafka.tls.keyPasswordSecret=kafka-key-pass",
+            "--set", "downstream.bootstrapServers=analytics:9093",
+            "--set", "downstream.securityProtocol=SSL",
+            "--set", "downstream.tls.clientSecret=ds-user",
+            "--set", "downstream.tls.certKey=user.crt", "--set", "downstream.tls.keyKey=user.key",
+            "--set", "fetcher.keda.enabled=true"]
+    try:
+        docs = render(helm, home, *args)
+    except RuntimeError as e:
+        check(False, f"mTLS values render: {e}")
+        return
+    wl = workloads(docs)
+    check(set(wl) == set(COMPONENTS) | {"topics"}, f"mTLS: workloads {sorted(wl)}")
+    props = kafka_props()
+    if props is None:
+        print("note: librdkafka's CONFIGURATION.md is not installed; property names not checked")
+    for comp, doc in wl.items():
+        where = f"mTLS/{comp}"
+        pod, c = pod_of(doc), main_container(doc, comp)
+        env = env_of(c)
+        clusters = [("KAFKA_", "kafka-client-tls", "tls.crt", "tls.key")]
+        if comp in ("sink", "topics"):
+            clusters.append(("DOWNSTREAM_KAFKA_", "ds-user", "user.crt", "user.key"))
+        else:
+            check(not any(n.startswith("LTVSYNC_DOWNSTREAM_") for n in env),
+                  f"{where}: no downstream settings outside the sink and the topics Job")
+            check(not any("downstream" in m["mountPath"] for m in c.get("volumeMounts", [])),
+                  f"{where}: no downstream certificate outside the sink and the topics Job")
+        for prefix, secret, crt, key in clusters:
+            for prop, fname, private in (("SSL_CERTIFICATE_LOCATION", crt, False),
+                                         ("SSL_KEY_LOCATION", key, True)):
+                name = "LTVSYNC_" + prefix + prop
+                path = env.get(name, {}).get("value")
+                if check(path, f"{where}: {name} is set"):
+                    check_secret_file(where, pod, c, path, secret, fname, private)
+                if props is not None:
+                    check(prop.lower().replace("_", ".") in props,
+                          f"{where}: {name} names a librdkafka property")
+        pw = env.get("LTVSYNC_KAFKA_SSL_KEY_PASSWORD", {})
+        ref = pw.get("valueFrom", {}).get("secretKeyRef", {})
+        check("value" not in pw and ref == {"name": "kafka-key-pass", "key": "password"},
+              f"{where}: LTVSYNC_KAFKA_SSL_KEY_PASSWORD from Secret kafka-key-pass (got {pw})")
+        check("LTVSYNC_DOWNSTREAM_KAFKA_SSL_KEY_PASSWORD" not in env,
+              f"{where}: no downstream key password unless set")
+        ca = env.get("LTVSYNC_KAFKA_SSL_CA_LOCATION", {}).get("value")
+        if check(ca, f"{where}: the CA is still set beside the client certificate"):
+            check_secret_file(where, pod, c, ca, "kafka-ca", "ca.crt", False)
+    tas = by_kind(docs, "TriggerAuthentication")
+    if check(len(tas) == 1, "mTLS: KEDA TriggerAuthentication"):
+        refs = {r["parameter"]: (r["name"], r["key"]) for r in tas[0]["spec"].get("secretTargetRef", [])}
+        check(refs.get("cert") == ("kafka-client-tls", "tls.crt") and refs.get("key") == ("kafka-client-tls", "tls.key")
+              and refs.get("keyPassword") == ("kafka-key-pass", "password"),
+              f"mTLS: KEDA authenticates with the client certificate ({refs})")
+    # The binaries take these names as librdkafka pass-through and mask the
+    # secret ones in --print-config.
+    sink = BIN and os.path.join(BIN, "ltvsync-sink")
+    if sink and os.path.exists(sink):
+        env = {e["name"]: e.get("value", "s3cret-key-pass")
+               for e in main_container(wl["sink"], "sink")["env"] if e["name"].startswith("LTVSYNC_")}
+        r = subprocess.run([sink, "--print-config"], env=dict(env, PATH="/usr/bin:/bin"),
+                           capture_output=True, text=True, timeout=30)
+        out = r.stdout + r.stderr
+        check(r.returncode == 0, f"mTLS: ltvsync-sink --print-config with the rendered env ({out[-300:]})")
+        check("LTVSYNC_KAFKA_SSL_CERTIFICATE_LOCATION=/etc/ltvsync/kafka-client/tls.crt" in out,
+              "mTLS: the sink passes the certificate location through")
+        check("LTVSYNC_KAFKA_SSL_KEY_PASSWORD=********" in out and "s3cret-key-pass" not in out,
+              "mTLS: --print-config masks ssl.key.password")
+    else:
+        print("note: no ltvsync-sink in LTVSYNC_BIN_DIR; --print-config not checked")
+
+
+REDIS_URL_AUTH = "redis://ltv-app:$(REDIS_PASSWORD)@{}/0"
+
+
+def check_redis_url(where, c, hostport):
+    env = c.get("env", [])
+    names = [e["name"] for e in env]
+    e = env_of(c)
+    url = e.get("LTVSYNC_REDIS_URL", {}).get("value")
+    check(url == REDIS_URL_AUTH.format(hostport), f"{where}: LTVSYNC_REDIS_URL {url!r}")
+    pw = e.get("REDIS_PASSWORD", {})
+    check(pw.get("valueFrom", {}).get("secretKeyRef") == {"name": "redis-auth", "key": "redis-password"}
+          and "value" not in pw, f"{where}: the Redis password from its Secret")
+    check("REDIS_PASSWORD" in names and "LTVSYNC_REDIS_URL" in names
+          and names.index("REDIS_PASSWORD") < names.index("LTVSYNC_REDIS_URL"),
+          f"{where}: REDIS_PASSWORD is defined before the URL that expands it")
+
+
+def check_redis_tls(helm, home):
+    """Redis: an ACL user in the URL; redis.tls.enabled adds the stunnel
+    sidecar and points every service at it."""
+    auth = ["--set", "redis.auth.username=ltv-app", "--set", "redis.auth.existingSecret=redis-auth"]
+    tls = ["--set", "redis.tls.enabled=true", "--set", "redis.tls.caSecret=redis-ca",
+           "--set", "redis.tls.clientSecret=redis-client", "--set", "redis.port=6380"]
+    try:
+        plain = render(helm, home, *auth)
+        native = render(helm, home, *auth, *tls)
+        old = render(helm, home, *auth, *tls, "--kube-version", "1.28.9")
+    except RuntimeError as e:
+        check(False, f"Redis ACL / TLS values render: {e}")
+        return
+    for comp, doc in workloads(plain).items():
+        check_redis_url(f"acl/{comp}", main_container(doc, comp), "redis-master.redis.svc:6379")
+        check(not pod_of(doc).get("initContainers") and len(pod_of(doc)["containers"]) == 1,
+              f"acl/{comp}: no sidecar unless redis.tls.enabled")
+    check(not by_kind(plain, "ConfigMap"), "acl: no stunnel ConfigMap unless redis.tls.enabled")
+
+    cms = [d for d in by_kind(native, "ConfigMap") if d["metadata"]["name"].endswith("-redis-tls")]
+    check(len(cms) == 1, "tls: one stunnel ConfigMap")
+    conf_text = cms[0]["data"]["stunnel.conf"] if cms else ""
+    cm_name = cms[0]["metadata"]["name"] if cms else "?"
+    glob, svcs = stunnel_conf(conf_text)
+    check(glob.get("foreground") == "yes" and glob.get("syslog") == "no",
+          f"tls: stunnel in the foreground, logging to stderr ({glob})")
+    check(list(svcs) == ["redis"], f"tls: one stunnel service ({list(svcs)})")
+    svc = svcs.get("redis", {})
+    check(svc.get("client") == "yes", "tls: stunnel is a TLS client")
+    check(svc.get("accept") == "127.0.0.1:6379", f"tls: stunnel listens on loopback only ({svc.get('accept')})")
+    check(svc.get("connect") == "redis-master.redis.svc:6380", f"tls: stunnel connects to redis.host:redis.port ({svc.get('connect')})")
+    check(svc.get("verifyChain") == "yes" and "verify" not in svc and "verifyPeer" not in svc,
+          "tls: the server's chain is verified (verifyChain yes)")
+    check(svc.get("checkHost") == "redis-master.redis.svc" and svc.get("sni") == "redis-master.redis.svc",
+          f"tls: the server's name is checked and sent as SNI ({svc.get('checkHost')}, {svc.get('sni')})")
+    check(svc.get("sslVersionMin") in ("TLSv1.2", "TLSv1.3"), "tls: TLS 1.2 at least")
+    check("l:TCP_NODELAY=1" in svc.get("socket", []) and "r:TCP_NODELAY=1" in svc.get("socket", []),
+          "tls: TCP_NODELAY both ways (Redis round trips are on the fetcher's hot path)")
+    for w in ("password", "BEGIN", "PRIVATE"):
+        check(w not in conf_text, f"tls: no {w!r} in the stunnel ConfigMap")
+    wl = workloads(native)
+    for comp in COMPONENTS:
+        where = f"tls/{comp}"
+        doc = wl[comp]
+        pod = pod_of(doc)
+        c = main_container(doc, comp)
+        check_redis_url(where, c, "127.0.0.1:6379")
+        check(doc["spec"]["template"]["metadata"].get("annotations", {}).get("checksum/redis-tls"),
+              f"{where}: a changed stunnel config rolls the pods")
+        side = [x for x in pod.get("initContainers", []) if x["name"] == "redis-tls"]
+        check(len(pod["containers"]) == 1, f"{where}: on Kubernetes >= 1.29 the sidecar is not a plain container")
+        if not check(len(side) == 1 and side[0].get("restartPolicy") == "Always",
+                     f"{where}: native sidecar (init container, restartPolicy Always): the tunnel starts first"):
+            continue
+        s = side[0]
+        check(s.get("command") == ["stunnel", "/etc/ltvsync/stunnel/stunnel.conf"], f"{where}: runs stunnel on the ConfigMap")
+        check(s.get("image") == c.get("image"), f"{where}: default sidecar image is the (pinned) ltvsync image")
+        check_container_security(f"{where}/redis-tls", pod, s)
+        check(not s.get("ports"), f"{where}: the tunnel port is not exposed")
+        vol, m = file_source(pod, s, "/etc/ltvsync/stunnel/stunnel.conf")
+        check(vol is not None and vol.get("configMap", {}).get("name") == cm_name and m.get("readOnly"),
+              f"{where}: the stunnel config is the ConfigMap, read-only")
+        check_secret_file(where, pod, s, svc.get("CAfile", "?"), "redis-ca", "ca.crt", False)
+        check_secret_file(where, pod, s, svc.get("cert", "?"), "redis-client", "tls.crt", False)
+        check_secret_file(where, pod, s, svc.get("key", "?"), "redis-client", "tls.key", True)
+        check(not any(x["mountPath"].startswith("/etc/ltvsync/redis-tls") for x in c.get("volumeMounts", [])),
+              f"{where}: the service itself does not mount the Redis client key")
+    topics = wl.get("topics")
+    if topics:
+        check(not pod_of(topics).get("initContainers") and len(pod_of(topics)["containers"]) == 1,
+              "tls: the topics Job (Kafka only) has no sidecar, which would keep it from finishing")
+    for pol in by_kind(native, "NetworkPolicy"):
+        ports = {p["port"] for r in pol["spec"]["egress"] for p in r.get("ports", [])}
+        check(6380 in ports, f"tls: {pol['metadata']['name']} still allows egress to redis.port")
+    check_no_plain_secrets(native, "tls", ("s3cret",))
+    # Before Kubernetes 1.29: a second container that outlives the drain.
+    for comp, doc in workloads(old).items():
+        if comp == "topics":
+            continue
+        pod = pod_of(doc)
+        side = [x for x in pod["containers"] if x["name"] == "redis-tls"]
+        check(not pod.get("initContainers") and len(side) == 1 and "restartPolicy" not in side[0],
+              f"tls<1.29/{comp}: the sidecar is a plain container")
+        if side:
+            env = env_of(main_container(doc, comp))
+            grace = int(env["LTVSYNC_SHUTDOWN_GRACE"]["value"].rstrip("s"))
+            cmd = side[0].get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+            check(len(cmd) == 2 and cmd[0] == "sleep" and grace < int(cmd[1]) < pod["terminationGracePeriodSeconds"],
+                  f"tls<1.29/{comp}: preStop keeps the tunnel up through SHUTDOWN_GRACE ({cmd})")
+    # Other names: an IP address is checked as such; a pinned other image.
+    try:
+        docs = render(helm, home, *tls, "--set", "redis.tls.serverName=10.1.2.3",
+                      "--set", "redis.tls.image.repository=example/stunnel",
+                      "--set", "redis.tls.image.tag=5.68")
+        _, svcs = stunnel_conf(by_kind(docs, "ConfigMap")[0]["data"]["stunnel.conf"])  # IndexError: none
+        check(svcs["redis"].get("checkIP") == "10.1.2.3" and "checkHost" not in svcs["redis"],
+              "tls: an IP serverName is verified with checkIP")
+        side = pod_of(workloads(docs)["sink"])["initContainers"][0]
+        check(side["image"] == "example/stunnel:5.68", f"tls: redis.tls.image ({side['image']})")
+    except (RuntimeError, KeyError, IndexError) as e:
+        check(False, f"tls: serverName / image overrides: {e}")
+    bad = [
+        (["--set", "redis.tls.enabled=true"], "caSecret"),
+        ([*tls, "--set", "redis.urlSecret.name=u"], "urlSecret"),
+        ([*tls, "--set", "redis.tls.localPort=8080"], "localPort"),
+        ([*tls, "--set", "redis.tls.image.repository=example/stunnel"], "pin"),
+        (["--set", "redis.auth.username=ltv-app"], "existingSecret"),
+        (["--set", "redis.auth.username=a@b", "--set", "redis.auth.existingSecret=x"], "username"),
+    ]
+    for args, needle in bad:
+        r = run_helm(helm, home, "template", "rel", CHART, *args)
+        check(r.returncode != 0 and needle in r.stderr,
+              f"helm template {' '.join(args)} is refused mentioning {needle!r} (rc={r.returncode}, {r.stderr.strip()[:200]})")
+
+
 def check_values_mirror_table(values):
     table = config_table()
     check(len(table) >= 20, f"parsed {len(table)} settings from common/lt_config.c")
@@ -441,6 +742,8 @@ def main():
               "a changed trial Secret rolls the fetchers")
         check("s3cret-value" not in yaml.safe_dump(fetch), "the password stays in the Secret")
         check_refusals(helm, home)
+        check_kafka_mtls(helm, home)
+        check_redis_tls(helm, home)
     check_values_mirror_table(values)
     check_dockerfile()
     check_compose()
