@@ -65,7 +65,8 @@ class Soak:
         self.t0 = time.monotonic()
         self.procs = dict(pl.procs)
         self.procs.update({"redis-server": st.redis, "devbroker": pl.broker, "crm-sim": pl.sim})
-        self.samples = []          # (t, {name: kib}, redis used_memory or None)
+        self.samples = []          # (t, {name: kib}, redis used_memory or None,
+        #                            {service: heap in use, bytes})
         self.restarts = {n: 0 for n in self.procs}
         self.faults = []           # (t, description)
         self.changes = []          # (t, action, transaction id)
@@ -98,10 +99,24 @@ class Soak:
         except Exception:  # frozen by a fault: no sample this time
             return None
 
+    def heap(self, p):
+        """ltvsync_process_heap_inuse_bytes from a service's /metrics
+        (mallinfo2; 0 under ASan), None when it does not answer."""
+        try:
+            status, body = p.http("/metrics")
+        except OSError:
+            return None
+        for line in body.decode().splitlines() if status == 200 else ():
+            if line.startswith("ltvsync_process_heap_inuse_bytes "):
+                return int(line.split()[1])
+        return None
+
     def sample(self):
         rss = {n: vm_rss_kib(p.pid) for n, p in self.procs.items() if p.alive()}
         used = self.redis_used()
-        self.samples.append((self.now(), rss, used))
+        heap = {n: self.heap(p) for n, p in self.procs.items()
+                if n.startswith("ltvsync-") and p.alive()}
+        self.samples.append((self.now(), rss, used, heap))
         self.log("sample: %s; redis used_memory %s" % (
             " ".join("%s=%.0fM" % (n.replace("ltvsync-", ""), v / 1024.0)
                      for n, v in sorted(rss.items()) if v), used))
@@ -197,6 +212,17 @@ class Soak:
         print("  redis used_memory: max %.2f MiB, at ref %s MiB, end %s MiB" % (
             max(used) / 1048576.0, "%.2f" % (ref_used / 1048576.0) if ref_used else "-",
             "%.2f" % (used[-1] / 1048576.0) if used else "-"))
+        # The heap in use tells a leak (it grows) from allocator retention
+        # (RSS grows, the heap does not): samples nearest ref and end that
+        # the service answered.
+        print("\nheap in use (malloc, MiB; a service's own figure) at ref vs the end:")
+        for n in sorted(x for x in self.procs if x.startswith("ltvsync-")):
+            hs = [(s[0], s[3].get(n)) for s in self.samples if s[3].get(n)]
+            a = next((v for t, v in hs if t >= REF_S), None)
+            b = hs[-1][1] if hs else None
+            print("  %-20s %9s %9s %8s" % (
+                n, "%.2f" % (a / 1048576.0) if a else "-", "%.2f" % (b / 1048576.0) if b else "-",
+                "%+.1f%%" % ((b - a) * 100.0 / a) if a and b else "-"))
         return rows
 
 

@@ -120,6 +120,16 @@ LT_TEST(registry_is_bounded)
     free(text);
 }
 
+LT_TEST(process_memory)
+{
+    char *text = lt_metrics_render(NULL), *p;
+    CHECK(text != NULL);
+    p = strstr(text, "\nprocess_resident_memory_bytes ");
+    CHECK(p != NULL && strtoll(p + 31, NULL, 10) > 1024 * 1024); /* a process is > 1 MiB */
+    CHECK(strstr(text, "\nltvsync_process_heap_inuse_bytes ") != NULL);
+    free(text);
+}
+
 int main(void)
 {
     LT_RUN(register_and_update);
@@ -127,5 +137,6 @@ int main(void)
     LT_RUN(atomic_across_threads);
     LT_RUN(text_format);
     LT_RUN(registry_is_bounded);
+    LT_RUN(process_memory);
     return LT_DONE();
 }
