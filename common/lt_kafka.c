@@ -738,3 +738,154 @@ done:
     rd_kafka_destroy(rk);
     return rc;
 }
+
+/* ---- lt_tail: a whole topic, then whatever is appended -------------------- */
+
+struct lt_tail_s {
+    rd_kafka_t *rk;
+    char *topic;
+    int planned;            /* assigned; 0 while the topic is unknown */
+    long long next_plan_ms; /* when to look for the topic again */
+    lt_read_part_t *parts;  /* end of each partition at assignment */
+    int nparts, left;       /* partitions not yet read to that end */
+    rd_kafka_resp_err_t last_err;
+    time_t last_err_at;
+};
+
+lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr,
+                       size_t errlen)
+{
+    lt_tail_t *t = calloc(1, sizeof(*t));
+    if (!t || !(t->topic = strdup(topic))) {
+        snprintf(errstr, errlen, "out of memory");
+        free(t);
+        return NULL;
+    }
+    if (!(t->rk = consumer_new(cfg, NULL, 1, NULL, errstr, errlen))) {
+        free(t->topic);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Every partition (empty ones too) from the beginning; the ends known now
+ * are what "caught up" means. Partitions added to the topic later are not
+ * followed (a compacted control topic keeps its partition count). */
+static int tail_plan(lt_tail_t *t, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, t->topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *assign = NULL;
+    rd_kafka_resp_err_t err;
+    int i, n = 0, ok = 0;
+    int64_t lo, hi;
+
+    if ((err = rd_kafka_metadata(t->rk, 0, rkt, &md, timeout_ms)) || md->topic_cnt != 1 ||
+        md->topics[0].err || md->topics[0].partition_cnt <= 0) {
+        if (err || (md && md->topic_cnt == 1 &&
+                    md->topics[0].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART))
+            lt_warn("tail %s: metadata: %s", t->topic,
+                    rd_kafka_err2str(err ? err : md->topics[0].err));
+        goto done;
+    }
+    t->parts = calloc((size_t)md->topics[0].partition_cnt, sizeof(*t->parts));
+    assign = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
+    if (!t->parts)
+        goto done;
+    for (i = 0; i < md->topics[0].partition_cnt; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        if ((err = rd_kafka_query_watermark_offsets(t->rk, t->topic, part, &lo, &hi,
+                                                    timeout_ms))) {
+            lt_warn("tail %s[%d]: watermarks: %s", t->topic, (int)part,
+                    rd_kafka_err2str(err));
+            goto done;
+        }
+        t->parts[n++] = (lt_read_part_t){part, hi, hi <= lo};
+        rd_kafka_topic_partition_list_add(assign, t->topic, part)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+    }
+    if ((err = rd_kafka_assign(t->rk, assign))) {
+        lt_warn("tail %s: assign: %s", t->topic, rd_kafka_err2str(err));
+        goto done;
+    }
+    t->nparts = n;
+    t->left = 0;
+    for (i = 0; i < n; i++)
+        t->left += !t->parts[i].done;
+    lt_debug("tail %s: %d partitions, %d to read to their end", t->topic, n, t->left);
+    ok = 1;
+done:
+    if (!ok) {
+        free(t->parts);
+        t->parts = NULL;
+    }
+    if (assign)
+        rd_kafka_topic_partition_list_destroy(assign);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return ok;
+}
+
+int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int handed = 0;
+
+    if (!t->planned) {
+        if (now_ms() < t->next_plan_ms || !(t->planned = tail_plan(t, 5000))) {
+            t->next_plan_ms = now_ms() + 1000;
+            long long left = deadline - now_ms();
+            if (left > 0) /* wait as asked, so a caller's loop does not spin */
+                rd_kafka_poll(t->rk, (int)(left > 1000 ? 1000 : left));
+            return 0;
+        }
+    }
+    /* Wait up to timeout_ms for the first message, then take what is
+     * already there without waiting (at most 10,000 a call). */
+    for (int i = 0; i < 10000; i++) {
+        long long left = handed ? 0 : deadline - now_ms();
+        rd_kafka_message_t *rkm = rd_kafka_consumer_poll(t->rk, left > 0 ? (int)left : 0);
+        if (!rkm)
+            break;
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
+            (!rkm->err && rkm->rkt && !strcmp(rd_kafka_topic_name(rkm->rkt), t->topic))) {
+            for (int k = 0; k < t->nparts; k++)
+                if (t->parts[k].partition == rkm->partition && !t->parts[k].done &&
+                    (rkm->err || rkm->offset + 1 >= t->parts[k].high)) {
+                    t->parts[k].done = 1;
+                    t->left--;
+                }
+            if (!rkm->err) {
+                fn(rkm, opaque);
+                handed++;
+            }
+        } else if (rkm->err) {
+            time_t now = time(NULL);
+            if (rkm->err != t->last_err || now - t->last_err_at >= 10) {
+                lt_warn("tail %s: %s", t->topic, rd_kafka_message_errstr(rkm));
+                t->last_err = rkm->err;
+                t->last_err_at = now;
+            }
+        }
+        rd_kafka_message_destroy(rkm);
+    }
+    return handed;
+}
+
+int lt_tail_caught_up(const lt_tail_t *t)
+{
+    return t->planned && t->left == 0;
+}
+
+void lt_tail_destroy(lt_tail_t *t)
+{
+    if (!t)
+        return;
+    rd_kafka_consumer_close(t->rk);
+    rd_kafka_destroy(t->rk);
+    free(t->parts);
+    free(t->topic);
+    free(t);
+}

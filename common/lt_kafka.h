@@ -122,6 +122,23 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
                            lt_kafka_read_fn fn, void *opaque, int timeout_ms,
                            char *errstr, size_t errlen);
 
+/* A group-less reader that keeps a whole topic: every partition from the
+ * beginning, then each message appended, for the life of the process (a
+ * live view of a compacted control topic such as ltvsync.integrations,
+ * without a new client per read). A topic that does not exist yet is looked
+ * for again every second. Partitions added later are not followed. One
+ * thread. */
+typedef struct lt_tail_s lt_tail_t;
+lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr,
+                       size_t errlen);
+/* Hands the messages that arrive within timeout_ms to fn: waits for the
+ * first, then takes what is already there. Returns the count handed (0
+ * when none came; consumer errors are logged, at most once per 10 s each). */
+int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms);
+/* 1 once every partition was read to the end it had when first assigned. */
+int lt_tail_caught_up(const lt_tail_t *t);
+void lt_tail_destroy(lt_tail_t *t); /* accepts NULL */
+
 /* For handles made outside this module (the devbroker, tests): routes
  * librdkafka's log lines and errors into lt_log. Call set_logging on the conf
  * before rd_kafka_new and route_logs on the new handle; the lines are then

@@ -1,6 +1,7 @@
 /* lt_registry: integrations from the compacted topic. */
 #include "lt_registry.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +72,40 @@ const lt_integration_t *lt_registry_find(const lt_registry_t *reg, const char *i
         if (!strcmp(reg->items[i].id, id))
             return &reg->items[i];
     return NULL;
+}
+
+struct lt_registry_watch_s {
+    lt_tail_t *tail;
+};
+
+lt_registry_watch_t *lt_registry_watch_new(const lt_config_t *cfg, char *errstr,
+                                           size_t errlen) {
+    lt_registry_watch_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    if (!(w->tail = lt_tail_new(cfg, lt_config_str(cfg, "TOPIC_INTEGRATIONS"), errstr,
+                                errlen))) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+int lt_registry_watch_poll(lt_registry_watch_t *w, lt_registry_t *reg, int timeout_ms) {
+    return lt_tail_poll(w->tail, on_message, reg, timeout_ms);
+}
+
+int lt_registry_watch_synced(const lt_registry_watch_t *w) {
+    return lt_tail_caught_up(w->tail);
+}
+
+void lt_registry_watch_destroy(lt_registry_watch_t *w) {
+    if (w) {
+        lt_tail_destroy(w->tail);
+        free(w);
+    }
 }
 
 void lt_registry_clear(lt_registry_t *reg) {

@@ -23,4 +23,16 @@ void lt_registry_apply(lt_registry_t *reg, const void *key, size_t keylen,
                        const void *value, size_t len);
 void lt_registry_clear(lt_registry_t *reg);
 
+/* A live registry: one long-lived reader of the topic (lt_tail) applies
+ * every change as it arrives, instead of a fresh read per use. */
+typedef struct lt_registry_watch_s lt_registry_watch_t;
+lt_registry_watch_t *lt_registry_watch_new(const lt_config_t *cfg, char *errstr,
+                                           size_t errlen);
+/* Applies to reg what arrives within timeout_ms (returns at the first
+ * change, with what came with it). Returns the number of messages applied. */
+int lt_registry_watch_poll(lt_registry_watch_t *w, lt_registry_t *reg, int timeout_ms);
+/* 1 once reg holds the whole topic as it was when the watch began. */
+int lt_registry_watch_synced(const lt_registry_watch_t *w);
+void lt_registry_watch_destroy(lt_registry_watch_t *w); /* accepts NULL */
+
 #endif

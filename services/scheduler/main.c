@@ -24,15 +24,11 @@ static volatile int ready;
 
 static int is_ready(void *opaque) { return ready; }
 
-/* One planning pass. The lease is renewed before each integration, so a
- * slow pass (many integrations, a slow broker) never outlives it. */
+/* One planning pass over the live registry. The lease is renewed before
+ * each integration, so a slow pass (many integrations, a slow broker) never
+ * outlives it. */
 static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg,
                  lt_metric_t *m_jobs) {
-    char errstr[512];
-    if (lt_registry_load(reg, ctx->cfg, errstr, sizeof(errstr)) != LT_OK) {
-        lt_warn("reading integrations: %s", errstr);
-        return;
-    }
     for (size_t i = 0; i < reg->count && !lt_signal_stop; i++) {
         int n;
         if (sched_lease_tick(ctx->redis, ctx->prefix, lease) != 1)
@@ -44,6 +40,18 @@ static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg,
     }
 }
 
+/* Waits up to ms (in slices, so SIGTERM is seen) while applying changes of
+ * ltvsync.integrations to reg; returns early, with 1, once one arrived. */
+static int watch(lt_registry_watch_t *w, lt_registry_t *reg, long long ms) {
+    long long until = lt_clock_mono_ms() + ms, left = ms;
+    do { /* at least once: what already arrived is applied, even with ms 0 */
+        if (lt_registry_watch_poll(w, reg, (int)(left > 200 ? 200 : left > 0 ? left : 0)) > 0)
+            return 1;
+        left = until - lt_clock_mono_ms();
+    } while (left > 0 && !lt_signal_stop);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     lt_config_t *cfg = NULL;
     lt_redis_t *redis = NULL;
@@ -51,6 +59,7 @@ int main(int argc, char **argv) {
     lt_httpd_t *httpd = NULL;
     lt_httpd_opts_t hopts;
     lt_registry_t reg = {0};
+    lt_registry_watch_t *regwatch = NULL;
     sched_lease_t lease = {0};
     sched_ctx_t ctx = {0};
     lt_metric_t *m_leader, *m_jobs;
@@ -81,6 +90,10 @@ int main(int argc, char **argv) {
         lt_error("kafka producer: %s", errstr);
         goto end;
     }
+    if (!(regwatch = lt_registry_watch_new(cfg, errstr, sizeof(errstr)))) {
+        lt_error("integrations reader: %s", errstr);
+        goto end;
+    }
     gethostname(host, sizeof(host) - 1);
     lt_uuid_v4(rnd);
     snprintf(lease.holder, sizeof(lease.holder), "%.30s:%d:%.8s", host, (int)getpid(), rnd);
@@ -90,14 +103,22 @@ int main(int argc, char **argv) {
     lt_uuid_v4(ctx.run_id);
     lt_info("started (holder %s, http port %d)", lease.holder, lt_httpd_port(httpd));
 
+    /* A pass runs every SCHEDULER_TICK, and at once when an integration is
+     * added or changed (the live view of ltvsync.integrations), so a new
+     * integration's first jobs never wait for the next tick. No pass runs
+     * before the view holds the whole topic: a removed integration must not
+     * be planned from a half-read registry. */
     period = lt_config_int(cfg, "SCHEDULER_TICK");
+    int changed = 0;
     while (!lt_signal_stop) {
         long long started = lt_clock_now_ms();
         int leader = sched_lease_tick(redis, ctx.prefix, &lease);
         ready = leader >= 0;
         lt_metric_set(m_leader, leader == 1);
-        if (leader == 1 && started - last_tick >= period) {
+        if (leader == 1 && lt_registry_watch_synced(regwatch) &&
+            (changed || started - last_tick >= period)) {
             last_tick = started;
+            changed = 0;
             tick(&ctx, &lease, &reg, m_jobs);
         }
         lt_producer_poll(producer, 0);
@@ -107,7 +128,9 @@ int main(int argc, char **argv) {
         wait = lease.ttl_ms / 3 - (lt_clock_now_ms() - started);
         if (leader == 1 && period - (lt_clock_now_ms() - last_tick) < wait)
             wait = period - (lt_clock_now_ms() - last_tick);
-        lt_clock_nap_ms(wait);
+        if (!lt_registry_watch_synced(regwatch))
+            wait = 200; /* reading the topic: no pass can run before */
+        changed |= watch(regwatch, &reg, wait > 0 ? wait : 0);
     }
     lt_info("stopping");
     sched_lease_release(redis, ctx.prefix, &lease);
@@ -116,6 +139,7 @@ end:
     lt_producer_destroy(producer, 10000);
     lt_redis_destroy(redis);
     lt_httpd_stop(httpd);
+    lt_registry_watch_destroy(regwatch);
     lt_registry_clear(&reg);
     lt_config_destroy(cfg);
     return rc;

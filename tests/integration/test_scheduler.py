@@ -311,7 +311,35 @@ def redis_paused():
         assert st.stop(s) == 0
 
 
+def live_view():
+    """The scheduler keeps a live view of ltvsync.integrations: with a tick
+    of an hour, an integration added (or changed) after the start still gets
+    its jobs at once, from the change itself."""
+    with h.Stack("sched-live-view") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        first = local_today("UTC") - datetime.timedelta(days=3)
+        add(st, "one", "UTC", first.isoformat(), ["orders"])
+        s = scheduler(st, LTVSYNC_SCHEDULER_TICK="1h")
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "one")) == 3, 20,
+                     "one's jobs at the first tick")
+        t0 = time.monotonic()
+        add(st, "two", "UTC", first.isoformat(), ["orders"])
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "two")) == 3, 20,
+                     "two's jobs from the change, an hour before the next tick")
+        added = time.monotonic() - t0
+        add(st, "two", "UTC", first.isoformat(), ["orders", "customers"])
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "two")) == 6, 20,
+                     "the jobs of two's new stream")
+        days = span(first, local_today("UTC") - datetime.timedelta(days=1))
+        assert keyset(jobs(st, T_BACKFILL, "two")) == sorted(
+            (x, "dateCreated", d) for x in ("orders", "customers") for d in days)
+        print("live view: an added integration's jobs %.2f s after its write" % added)
+        assert st.stop(s) == 0
+
+
 if __name__ == "__main__":
+    live_view()
     backfill_live_restart()
     outstanding_cap()
     two_replicas()
