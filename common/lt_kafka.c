@@ -747,6 +747,7 @@ struct lt_tail_s {
     int planned;            /* assigned; 0 while the topic is unknown */
     long long next_plan_ms; /* when to look for the topic again */
     lt_read_part_t *parts;  /* end of each partition at assignment */
+    int64_t *pos;           /* next offset to read, per part */
     int nparts, left;       /* partitions not yet read to that end */
     rd_kafka_resp_err_t last_err;
     time_t last_err_at;
@@ -790,8 +791,9 @@ static int tail_plan(lt_tail_t *t, int timeout_ms)
         goto done;
     }
     t->parts = calloc((size_t)md->topics[0].partition_cnt, sizeof(*t->parts));
+    t->pos = calloc((size_t)md->topics[0].partition_cnt, sizeof(*t->pos));
     assign = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    if (!t->parts)
+    if (!t->parts || !t->pos)
         goto done;
     for (i = 0; i < md->topics[0].partition_cnt; i++) {
         int32_t part = md->topics[0].partitions[i].id;
@@ -818,7 +820,9 @@ static int tail_plan(lt_tail_t *t, int timeout_ms)
 done:
     if (!ok) {
         free(t->parts);
+        free(t->pos);
         t->parts = NULL;
+        t->pos = NULL;
     }
     if (assign)
         rd_kafka_topic_partition_list_destroy(assign);
@@ -826,6 +830,22 @@ done:
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
     return ok;
+}
+
+/* Follows one message or partition EOF: positions, "caught up". */
+static void tail_track(lt_tail_t *t, const rd_kafka_message_t *rkm)
+{
+    for (int k = 0; k < t->nparts; k++) {
+        if (t->parts[k].partition != rkm->partition)
+            continue;
+        int64_t next = rkm->err ? rkm->offset : rkm->offset + 1;
+        if (next > t->pos[k])
+            t->pos[k] = next;
+        if (!t->parts[k].done && t->pos[k] >= t->parts[k].high) {
+            t->parts[k].done = 1;
+            t->left--;
+        }
+    }
 }
 
 int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms)
@@ -849,19 +869,13 @@ int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(t->rk, left > 0 ? (int)left : 0);
         if (!rkm)
             break;
-        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
-            (!rkm->err && rkm->rkt && !strcmp(rd_kafka_topic_name(rkm->rkt), t->topic))) {
-            for (int k = 0; k < t->nparts; k++)
-                if (t->parts[k].partition == rkm->partition && !t->parts[k].done &&
-                    (rkm->err || rkm->offset + 1 >= t->parts[k].high)) {
-                    t->parts[k].done = 1;
-                    t->left--;
-                }
-            if (!rkm->err) {
-                fn(rkm, opaque);
-                handed++;
-            }
-        } else if (rkm->err) {
+        if (rkm->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            tail_track(t, rkm);
+        } else if (!rkm->err) {
+            tail_track(t, rkm);
+            fn(rkm, opaque);
+            handed++;
+        } else {
             time_t now = time(NULL);
             if (rkm->err != t->last_err || now - t->last_err_at >= 10) {
                 lt_warn("tail %s: %s", t->topic, rd_kafka_message_errstr(rkm));
@@ -872,6 +886,55 @@ int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms
         rd_kafka_message_destroy(rkm);
     }
     return handed;
+}
+
+int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms,
+                        char *errstr, size_t errlen)
+{
+    long long deadline = now_ms() + timeout_ms;
+    int64_t *end = NULL;
+    int rc = -1;
+
+    while (!t->planned && now_ms() < deadline)
+        lt_tail_poll(t, fn, opaque, (int)(deadline - now_ms()));
+    if (!t->planned) {
+        snprintf(errstr, errlen, "read %s: its partitions cannot be listed", t->topic);
+        return -1;
+    }
+    if (!(end = calloc((size_t)t->nparts + 1, sizeof(*end)))) {
+        snprintf(errstr, errlen, "out of memory");
+        return -1;
+    }
+    for (int k = 0; k < t->nparts; k++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            t->rk, t->topic, t->parts[k].partition, &lo, &hi,
+            (int)(deadline > now_ms() ? deadline - now_ms() : 1));
+        if (err) {
+            snprintf(errstr, errlen, "read %s[%d]: watermarks: %s", t->topic,
+                     (int)t->parts[k].partition, rd_kafka_err2str(err));
+            goto done;
+        }
+        end[k] = hi;
+    }
+    for (;;) {
+        int behind = 0;
+        for (int k = 0; k < t->nparts; k++)
+            behind += t->pos[k] < end[k];
+        if (!behind) {
+            rc = 0;
+            break;
+        }
+        if (now_ms() >= deadline) {
+            snprintf(errstr, errlen, "read %s: timed out with %d partitions behind",
+                     t->topic, behind);
+            break;
+        }
+        lt_tail_poll(t, fn, opaque, 100);
+    }
+done:
+    free(end);
+    return rc;
 }
 
 int lt_tail_caught_up(const lt_tail_t *t)
@@ -886,6 +949,7 @@ void lt_tail_destroy(lt_tail_t *t)
     rd_kafka_consumer_close(t->rk);
     rd_kafka_destroy(t->rk);
     free(t->parts);
+    free(t->pos);
     free(t->topic);
     free(t);
 }

@@ -135,6 +135,11 @@ lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr,
  * first, then takes what is already there. Returns the count handed (0
  * when none came; consumer errors are logged, at most once per 10 s each). */
 int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms);
+/* Reads (handing each message to fn) until every partition reached the end
+ * it has now: what a fresh read of the whole topic would see. 0, or -1 with
+ * errstr (unreachable, or not done within timeout_ms). */
+int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms,
+                        char *errstr, size_t errlen);
 /* 1 once every partition was read to the end it had when first assigned. */
 int lt_tail_caught_up(const lt_tail_t *t);
 void lt_tail_destroy(lt_tail_t *t); /* accepts NULL */

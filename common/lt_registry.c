@@ -97,6 +97,12 @@ int lt_registry_watch_poll(lt_registry_watch_t *w, lt_registry_t *reg, int timeo
     return lt_tail_poll(w->tail, on_message, reg, timeout_ms);
 }
 
+lt_err_t lt_registry_watch_read_to_end(lt_registry_watch_t *w, lt_registry_t *reg,
+                                       int timeout_ms, char *errstr, size_t errlen) {
+    return lt_tail_read_to_end(w->tail, on_message, reg, timeout_ms, errstr, errlen) == 0
+               ? LT_OK : LT_ERR_RETRIABLE;
+}
+
 int lt_registry_watch_synced(const lt_registry_watch_t *w) {
     return lt_tail_caught_up(w->tail);
 }

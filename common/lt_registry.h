@@ -31,6 +31,10 @@ lt_registry_watch_t *lt_registry_watch_new(const lt_config_t *cfg, char *errstr,
 /* Applies to reg what arrives within timeout_ms (returns at the first
  * change, with what came with it). Returns the number of messages applied. */
 int lt_registry_watch_poll(lt_registry_watch_t *w, lt_registry_t *reg, int timeout_ms);
+/* Applies everything up to the topic's end as of now: afterwards reg is
+ * what lt_registry_load would read (an id still missing is not there). */
+lt_err_t lt_registry_watch_read_to_end(lt_registry_watch_t *w, lt_registry_t *reg,
+                                       int timeout_ms, char *errstr, size_t errlen);
 /* 1 once reg holds the whole topic as it was when the watch began. */
 int lt_registry_watch_synced(const lt_registry_watch_t *w);
 void lt_registry_watch_destroy(lt_registry_watch_t *w); /* accepts NULL */

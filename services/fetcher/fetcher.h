@@ -23,8 +23,9 @@
  * killed fetcher's slots come back within LEASE_TTL_MS. */
 #define LEASE_TTL_MS 10000LL
 #define LEASE_RENEW_MS 2500LL
-/* How often the integration set is re-read from its compacted topic. */
-#define REGISTRY_MAX_AGE_MS 30000LL
+/* How long a lookup of an unknown integration may read the topic to its
+ * end before the job is left for a later attempt. */
+#define REGISTRY_READ_MS 10000
 
 typedef struct {
     lt_metric_t *req_ok, *req_empty, *req_auth, *req_retry;
@@ -52,9 +53,9 @@ typedef struct {
     size_t max_body;
     lt_http_opts_t http_opts;
     lt_cred_policy_t cred; /* where passwords come from and may go */
-    pthread_mutex_t reg_mu; /* guards reg and reg_loaded_ms */
+    pthread_mutex_t reg_mu; /* guards reg and regwatch */
     lt_registry_t reg;
-    long long reg_loaded_ms;
+    lt_registry_watch_t *regwatch; /* the live view that keeps reg current */
     pthread_mutex_t lease_mu; /* guards leases and lease_active */
     lt_lease_t *leases;      /* one slot per worker, renewed by the keeper */
     int *lease_active;
@@ -92,8 +93,9 @@ typedef enum {
     JOB_DEFER,   /* run again after w->defer_ms from its checkpoint; offset not stored */
 } job_outcome_t;
 
-/* A copy of the integration, re-reading the topic when it is unknown or the
- * set is older than REGISTRY_MAX_AGE_MS. 0 found, -1 unknown, -2 the topic
+/* A copy of the integration from the live view of ltvsync.integrations
+ * (every change applied as it arrives); an id not in it is looked for by
+ * reading the topic to its current end. 0 found, -1 unknown, -2 the topic
  * could not be read (not known to be absent: try again later). */
 int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out);
 

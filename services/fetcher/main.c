@@ -38,29 +38,28 @@ redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv)
 
 int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
 {
-    int found = -1, unread = 0;
+    char err[256];
+    int rc = 0;
     pthread_mutex_lock(&f->reg_mu);
-    for (int round = 0; round < 2 && found != 0; round++) {
-        long long age = lt_clock_now_ms() - f->reg_loaded_ms;
-        const lt_integration_t *in = lt_registry_find(&f->reg, id);
-        if (in && age < REGISTRY_MAX_AGE_MS) {
-            *out = *in;
-            found = 0;
-        } else if (age >= 2000 || round == 0) {
-            char err[256];
-            unread = lt_registry_load(&f->reg, f->cfg, err, sizeof(err)) != LT_OK;
-            if (unread)
-                lt_warn("reading integrations: %s", err);
-            else
-                f->reg_loaded_ms = lt_clock_now_ms();
-            if ((in = lt_registry_find(&f->reg, id))) {
-                *out = *in;
-                found = 0;
-            }
+    lt_registry_watch_poll(f->regwatch, &f->reg, 0); /* changes since the last lookup */
+    const lt_integration_t *in = lt_registry_find(&f->reg, id);
+    if (!in) {
+        /* written a moment ago (its job came first), or really absent */
+        if (lt_registry_watch_read_to_end(f->regwatch, &f->reg, REGISTRY_READ_MS, err,
+                                          sizeof(err)) != LT_OK) {
+            lt_warn("reading integrations: %s", err);
+            rc = -2;
         }
+        in = lt_registry_find(&f->reg, id);
+    }
+    if (in) {
+        *out = *in;
+        rc = 0;
+    } else if (rc == 0) {
+        rc = -1;
     }
     pthread_mutex_unlock(&f->reg_mu);
-    return found == 0 ? 0 : unread ? -2 : -1;
+    return rc;
 }
 
 /* Keeps the leases of requests in progress alive; refreshes readiness. */
@@ -188,9 +187,12 @@ int main(int argc, char **argv)
         lt_error("producer: %s", err);
         goto end;
     }
-    if (lt_registry_load(&f.reg, cfg, err, sizeof(err)) == LT_OK)
-        f.reg_loaded_ms = lt_clock_now_ms();
-    else
+    if (!(f.regwatch = lt_registry_watch_new(cfg, err, sizeof(err)))) {
+        lt_error("integrations reader: %s", err);
+        goto end;
+    }
+    if (lt_registry_watch_read_to_end(f.regwatch, &f.reg, REGISTRY_READ_MS, err,
+                                      sizeof(err)) != LT_OK)
         lt_warn("reading integrations: %s (retrying per job)", err);
     hopts = lt_httpd_opts_from_config(cfg);
     httpd = lt_httpd_start(&hopts, ready, NULL, err, sizeof(err));
@@ -208,6 +210,7 @@ int main(int argc, char **argv)
 end:
     lt_httpd_stop(httpd);
     lt_producer_destroy(f.prod, 10000);
+    lt_registry_watch_destroy(f.regwatch);
     lt_registry_clear(&f.reg);
     free(f.leases);
     free(f.lease_active);

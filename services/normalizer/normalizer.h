@@ -45,9 +45,11 @@ typedef struct {
     lt_consumer_t *cons;
     lt_redis_t *redis;
     lt_acks_t *out;   /* acks of the batch being produced (its slot's) */
-    norm_integ_t *integs;
+    norm_integ_t *integs;    /* built from reg (zones resolved) */
     size_t ninteg;
-    long long integ_loaded_ms;
+    lt_registry_t reg;       /* kept current by regwatch */
+    lt_registry_watch_t *regwatch;
+    long long integ_loaded_ms; /* the last read to the topic's end */
     long long integ_version; /* P integrations:version at the last load, -1 unknown */
     char replay_prefix[80];  /* "id/" in a one-integration replay, else "" */
     norm_metrics_t m;
