@@ -16,7 +16,6 @@ must notice a stale grant and take a fresh one: crm-sim counts 0
 violations, every row lands, and the fetchers' metric shows grants retaken."""
 import os
 import re
-import socket
 import sys
 import threading
 import time
@@ -25,58 +24,26 @@ sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench")
 import ltharness as h  # noqa: E402
 import fetcher_stack as fs  # noqa: E402
 from faultrow import report  # noqa: E402
+from tcpproxy import TcpProxy  # noqa: E402
 
 RPS = 8
 EVERY, LAG_S = 7, 0.150
 
 
-class LaggyProxy:
-    """TCP proxy to Redis; on each connection every EVERY-th chunk from the
-    server (one reply: the clients never pipeline) waits LAG_S first."""
+class Lag:
+    """Every EVERY-th reply of each connection (one reply a read: the
+    fetcher does not pipeline) waits LAG_S; counts them."""
 
-    def __init__(self, port):
-        self.target = port
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
+    def __init__(self):
         self.delayed = 0
         self.mu = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            s = socket.create_connection(("127.0.0.1", self.target))
-            for sk in (c, s):
-                sk.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._pump, args=(c, s, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, True), daemon=True).start()
-
-    def _pump(self, src, dst, lag):
-        n = 0
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                n += 1
-                if lag and n % EVERY == 0:
-                    time.sleep(LAG_S)
-                    with self.mu:
-                        self.delayed += 1
-                dst.sendall(data)
-        except OSError:
-            pass
-        for sk in (src, dst):
-            try:
-                sk.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+    def __call__(self, conn, data):
+        if (conn["n_client"] + 1) % EVERY:
+            return None
+        with self.mu:
+            self.delayed += 1
+        return LAG_S
 
 
 def metric(proc, name):
@@ -92,7 +59,8 @@ def main():
         sim = fs.start_stack(st, customers=100, days=40, seed=11, latency_ms=5,
                              max_rps=RPS, max_in_flight=8)
         fs.add_integration(st, sim, rps=RPS, in_flight=8)
-        proxy = LaggyProxy(st.redis.port)
+        lag = Lag()
+        proxy = TcpProxy(st.redis.port, to_client=lag)
         url = "redis://127.0.0.1:%d/0" % proxy.port
         day_list = fs.days("2024-01-01", 40)
         env = {"LTVSYNC_FETCH_PAGE_SIZE": 10, "LTVSYNC_REDIS_URL": url}
@@ -111,17 +79,17 @@ def main():
         for line in sim.log_lines("429"):
             print(line, file=sys.stderr)
         assert stats["total"] >= 100, stats        # enough requests to matter
-        assert proxy.delayed >= 50, proxy.delayed  # and enough late replies
+        assert lag.delayed >= 50, lag.delayed  # and enough late replies
         assert stats["violations"] == 0, stats
         assert stats["max_rps_window"] <= RPS, stats
-        assert retaken > 0, "no grant was retaken, yet %d replies came late" % proxy.delayed
+        assert retaken > 0, "no grant was retaken, yet %d replies came late" % lag.delayed
         report("Redis replies 150 ms late (1 in 7) while a merchant runs at its rate limit",
                trials=1, lost=0, dups=dups, violations=stats["violations"], recover_s=took,
                note="fault held throughout (time is the whole import); %d grants retaken"
                % retaken)
         print("ok: %d requests, %d Redis replies 150 ms late, %d grants retaken, "
               "busiest second %d (max %d), 0 violations"
-              % (stats["total"], proxy.delayed, retaken, stats["max_rps_window"], RPS))
+              % (stats["total"], lag.delayed, retaken, stats["max_rps_window"], RPS))
 
 
 if __name__ == "__main__":

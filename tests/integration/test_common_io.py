@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tcpproxy import TcpProxy
 from ltharness import (HarnessError, Stack, bin_path, free_port, unique_name,
                        wait_until)
 
@@ -132,50 +133,26 @@ def test_redis_timeout_not_resent(st, rd):
 
 
 class ReplyDropper:
-    """A TCP proxy in front of Redis that, once armed, forwards the next
-    command whole to Redis and then closes the client's connection instead
-    of relaying the reply: the command ran, its answer was lost."""
+    """A proxy in front of Redis that, once armed, forwards the next INCR
+    whole to Redis and then closes the client's connection instead of
+    relaying the reply: the command ran, its answer was lost."""
 
     def __init__(self, port):
-        import socket
-        self.up = port
-        self.srv = socket.socket()
-        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
         self.armed = threading.Event()
         self.dropped = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.px = TcpProxy(port, to_server=self._command, to_client=self._reply)
+        self.port = self.px.port
 
-    def _accept(self):
-        import socket
-        while True:
-            try:
-                c, _ = self.srv.accept()
-            except OSError:
-                return
-            u = socket.create_connection(("127.0.0.1", self.up))
-            threading.Thread(target=self._pipe, args=(c, u), daemon=True).start()
+    def _command(self, conn, data):
+        if self.armed.is_set() and b"INCR" in data:
+            self.armed.clear()
+            conn["drop"] = True
 
-    def _pipe(self, c, u):
-        try:
-            while True:
-                data = c.recv(65536)
-                if not data:
-                    break
-                u.sendall(data)
-                if self.armed.is_set() and b"INCR" in data:
-                    self.armed.clear()
-                    u.recv(65536)          # Redis ran it: wait for its answer
-                    self.dropped += 1
-                    break                  # and lose it with the connection
-                c.sendall(u.recv(65536))
-        except OSError:
-            pass
-        finally:
-            c.close()
-            u.close()
+    def _reply(self, conn, data):
+        if conn.get("drop"):
+            self.dropped += 1
+            return TcpProxy.DROP
+        return None
 
 
 def test_redis_lost_reply_not_resent(st, rd):
@@ -194,7 +171,7 @@ def test_redis_lost_reply_not_resent(st, rd):
         assert r("incr %s" % key) == "2"   # the next call reconnects
     finally:
         r.close()
-        px.srv.close()
+        px.px.close()
 
 
 def test_redis_auth(st):

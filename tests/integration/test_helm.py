@@ -64,6 +64,14 @@ def run_helm(helm, home, *args):
                           env=env, timeout=120)
 
 
+def check_refused(helm, home, bad):
+    """Each (args, needle): helm template with args fails naming needle."""
+    for args, needle in bad:
+        r = run_helm(helm, home, "template", "rel", CHART, *args)
+        check(r.returncode != 0 and needle in r.stderr,
+              f"helm template {' '.join(args)} is refused mentioning {needle!r} (rc={r.returncode}, {r.stderr.strip()[:200]})")
+
+
 def render(helm, home, *values_args, chart=CHART):
     r = run_helm(helm, home, "template", "rel", chart, "--namespace", "ltv",
                  *values_args)
@@ -290,10 +298,7 @@ def check_refusals(helm, home):
         (["--set", "kafka.securityProtocol=TLS"], "securityProtocol"),
         (["--set", "fetcher.keda.enabled=true", "--set", "kafka.sasl.mechanism=GSSAPI"], "GSSAPI"),
     ]
-    for args, needle in bad:
-        r = run_helm(helm, home, "template", "rel", CHART, *args)
-        check(r.returncode != 0 and needle in r.stderr,
-              f"helm template {' '.join(args)} is refused mentioning {needle!r} (rc={r.returncode}, {r.stderr.strip()[:200]})")
+    check_refused(helm, home, bad)
     # And the refusals are specific: a valid override renders.
     r = run_helm(helm, home, "template", "rel", CHART, "--set-string", "config.SHUTDOWN_GRACE=30s")
     check(r.returncode == 0, f"SHUTDOWN_GRACE=30s with 40s grace renders ({r.stderr.strip()[:200]})")
@@ -588,10 +593,7 @@ def check_redis_tls(helm, home):
         (["--set", "redis.auth.username=ltv-app"], "existingSecret"),
         (["--set", "redis.auth.username=a@b", "--set", "redis.auth.existingSecret=x"], "username"),
     ]
-    for args, needle in bad:
-        r = run_helm(helm, home, "template", "rel", CHART, *args)
-        check(r.returncode != 0 and needle in r.stderr,
-              f"helm template {' '.join(args)} is refused mentioning {needle!r} (rc={r.returncode}, {r.stderr.strip()[:200]})")
+    check_refused(helm, home, bad)
 
 
 def check_values_mirror_table(values):
