@@ -117,9 +117,11 @@ class Soak:
         heap = {n: self.heap(p) for n, p in self.procs.items()
                 if n.startswith("ltvsync-") and p.alive()}
         self.samples.append((self.now(), rss, used, heap))
-        self.log("sample: %s; redis used_memory %s" % (
+        self.log("sample: %s; redis used_memory %s; heap %s" % (
             " ".join("%s=%.0fM" % (n.replace("ltvsync-", ""), v / 1024.0)
-                     for n, v in sorted(rss.items()) if v), used))
+                     for n, v in sorted(rss.items()) if v), used,
+            " ".join("%s=%.2fM" % (n.replace("ltvsync-", ""), v / 1048576.0)
+                     for n, v in sorted(heap.items()) if v)))
 
     # -- live changes --------------------------------------------------
     def change(self):
