@@ -187,6 +187,41 @@ def check_produce_errors_in_flight(kf, st, bootstrap, topic):
     assert lost1 == 0, "%d acknowledged records lost with max.in.flight=1" % lost1
 
 
+def lost_to_leader_moves(kf, st, bootstrap, topic, idempotence, rounds=10):
+    """rounds x 50 records to partition 0 (one request in flight, rtt 30 ms),
+    its leader moved to the next of 2 brokers in the middle of each round;
+    returns how many were reported delivered but are not in the log."""
+    kf.rtt(-1, 30)
+    pr = producer(bootstrap, **{"max.in.flight": 1, "enable.idempotence": idempotence,
+                                "acks": "all"})
+    acked, failed = [], []
+    try:
+        for r in range(rounds):
+            for i in range(50):
+                v = b"lm%d-%02d-%02d" % (idempotence, r, i)
+                pr.produce(topic, v, partition=0, on_delivery=lambda err, msg:
+                           (failed if err else acked).append(msg.value()))
+                if i == 25:
+                    kf.leader(topic, 0, 1 + r % 2)
+                pr.poll(0)
+            assert pr.flush(30) == 0, "round %d not delivered" % r
+    finally:
+        kf.clear()
+    assert not failed, failed[:3]
+    logged = {m.value for m in st.consume_all(topic)}
+    return len([v for v in acked if v not in logged])
+
+
+def measure_leader_moves(kf, st, bootstrap, topic):
+    """Reported, not asserted (it needs a request refused by the old leader
+    while the next one reaches the new leader): the loss behind the leader
+    scenario of test_kafka_faults_cluster being a known bug."""
+    idem = lost_to_leader_moves(kf, st, bootstrap, topic, True)
+    plain = lost_to_leader_moves(kf, st, bootstrap, topic, False)
+    print("acknowledged records missing after 10 leader moves (1 in flight): "
+          "%d of 500 idempotent, %d of 500 without idempotence" % (idem, plain))
+
+
 def coordinator_seen(bootstrap, group, topic):
     """The broker a new member of group finds as its coordinator (from
     librdkafka's statistics, logical broker "GroupCoordinator")."""
@@ -244,6 +279,7 @@ def main():
         pr.flush(10)
         check_push_errors(kf, db.bootstrap, topic)
         check_produce_errors_in_flight(kf, st, db.bootstrap, topic)
+        measure_leader_moves(kf, st, db.bootstrap, topic)
         check_coordinator(kf, db.bootstrap, topic)
         check_clear(kf, db.bootstrap, topic)
         for line in ("fault: broker 2 down", "fault: broker 2 up",
