@@ -857,8 +857,13 @@ int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms
         if (now_ms() < t->next_plan_ms || !(t->planned = tail_plan(t, 5000))) {
             t->next_plan_ms = now_ms() + 1000;
             long long left = deadline - now_ms();
-            if (left > 0) /* wait as asked, so a caller's loop does not spin */
-                rd_kafka_poll(t->rk, (int)(left > 1000 ? 1000 : left));
+            /* Wait as asked, so a caller's loop does not spin; nothing is
+             * assigned, so this serves only errors and logs (the main queue
+             * is the consumer's: rd_kafka_poll is not allowed here). */
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(
+                t->rk, left > 1000 ? 1000 : left > 0 ? (int)left : 0);
+            if (rkm)
+                rd_kafka_message_destroy(rkm);
             return 0;
         }
     }

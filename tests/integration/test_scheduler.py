@@ -314,15 +314,19 @@ def redis_paused():
 def live_view():
     """The scheduler keeps a live view of ltvsync.integrations: with a tick
     of an hour, an integration added (or changed) after the start still gets
-    its jobs at once, from the change itself."""
+    its jobs at once, from the change itself, even when the topic did not
+    exist yet when the scheduler started."""
     with h.Stack("sched-live-view") as st:
         st.start_redis()
         st.start_devbroker(partitions=2)
         first = local_today("UTC") - datetime.timedelta(days=3)
-        add(st, "one", "UTC", first.isoformat(), ["orders"])
+        # started before ltvsync.integrations exists: it looks for the topic
+        # again every second, and plans nothing until it has read it
         s = scheduler(st, LTVSYNC_SCHEDULER_TICK="1h")
+        st.wait_ready(s)
+        add(st, "one", "UTC", first.isoformat(), ["orders"])
         h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "one")) == 3, 20,
-                     "one's jobs at the first tick")
+                     "one's jobs once the topic appeared")
         t0 = time.monotonic()
         add(st, "two", "UTC", first.isoformat(), ["orders"])
         h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "two")) == 3, 20,
