@@ -148,23 +148,22 @@ def check_push_errors(kf, bootstrap, topic):
     pr.flush(10)
 
 
-def lost_to_produce_errors(kf, st, bootstrap, topic, in_flight, rounds=10):
-    """rounds x 50 records to partition 0 by an idempotent producer with
-    in_flight requests per connection, one REQUEST_TIMED_OUT pushed in the
-    middle of each round (rtt 30 ms on both brokers keeps requests in
-    flight); returns how many records were reported delivered but are not in
-    the log."""
+def lost_acked(kf, st, bootstrap, topic, tag, conf, fault, rounds=10):
+    """rounds x 50 records to partition 0 by an idempotent-by-default
+    producer (conf on top), fault(r) called in the middle of each round (rtt
+    30 ms on every broker keeps requests in flight); returns how many
+    records were reported delivered but are not in the log."""
     kf.rtt(-1, 30)
-    pr = producer(bootstrap, **{"max.in.flight": in_flight})
+    pr = producer(bootstrap, **conf)
     acked, failed = [], []
     try:
         for r in range(rounds):
             for i in range(50):
-                v = b"if%d-%02d-%02d" % (in_flight, r, i)
+                v = b"%s-%02d-%02d" % (tag, r, i)
                 pr.produce(topic, v, partition=0, on_delivery=lambda err, msg:
                            (failed if err else acked).append(msg.value()))
                 if i == 25:
-                    kf.push_errors("Produce", ["REQUEST_TIMED_OUT"])
+                    fault(r)
                 pr.poll(0)
             assert pr.flush(30) == 0, "round %d not delivered" % r
     finally:
@@ -172,6 +171,13 @@ def lost_to_produce_errors(kf, st, bootstrap, topic, in_flight, rounds=10):
     assert not failed, failed[:3]
     logged = {m.value for m in st.consume_all(topic)}
     return len([v for v in acked if v not in logged])
+
+
+def lost_to_produce_errors(kf, st, bootstrap, topic, in_flight):
+    """One REQUEST_TIMED_OUT pushed per round, in_flight requests per connection."""
+    return lost_acked(kf, st, bootstrap, topic, b"if%d" % in_flight,
+                      {"max.in.flight": in_flight},
+                      lambda r: kf.push_errors("Produce", ["REQUEST_TIMED_OUT"]))
 
 
 def check_produce_errors_in_flight(kf, st, bootstrap, topic):
@@ -187,29 +193,11 @@ def check_produce_errors_in_flight(kf, st, bootstrap, topic):
     assert lost1 == 0, "%d acknowledged records lost with max.in.flight=1" % lost1
 
 
-def lost_to_leader_moves(kf, st, bootstrap, topic, idempotence, rounds=10):
-    """rounds x 50 records to partition 0 (one request in flight, rtt 30 ms),
-    its leader moved to the next of 2 brokers in the middle of each round;
-    returns how many were reported delivered but are not in the log."""
-    kf.rtt(-1, 30)
-    pr = producer(bootstrap, **{"max.in.flight": 1, "enable.idempotence": idempotence,
-                                "acks": "all"})
-    acked, failed = [], []
-    try:
-        for r in range(rounds):
-            for i in range(50):
-                v = b"lm%d-%02d-%02d" % (idempotence, r, i)
-                pr.produce(topic, v, partition=0, on_delivery=lambda err, msg:
-                           (failed if err else acked).append(msg.value()))
-                if i == 25:
-                    kf.leader(topic, 0, 1 + r % 2)
-                pr.poll(0)
-            assert pr.flush(30) == 0, "round %d not delivered" % r
-    finally:
-        kf.clear()
-    assert not failed, failed[:3]
-    logged = {m.value for m in st.consume_all(topic)}
-    return len([v for v in acked if v not in logged])
+def lost_to_leader_moves(kf, st, bootstrap, topic, idempotence):
+    """The leader moved to the next of 2 brokers each round, 1 in flight."""
+    return lost_acked(kf, st, bootstrap, topic, b"lm%d" % idempotence,
+                      {"max.in.flight": 1, "enable.idempotence": idempotence, "acks": "all"},
+                      lambda r: kf.leader(topic, 0, 1 + r % 2))
 
 
 def measure_leader_moves(kf, st, bootstrap, topic):
