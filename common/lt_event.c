@@ -60,15 +60,27 @@ static void jb_val(lt_buf_t *b, const char *prefix, size_t plen, const char *val
         lt_buf_put(b, "null", 4);
 }
 
-static void jb_kstr(lt_buf_t *b, const char *key, const char *val)
+static size_t utf8_cut(const char *s, size_t max);
+
+/* A CRM text in an event (a reason, a traffic-source value, a coupon): at
+ * most TEXT_MAX bytes, cut on a character boundary. */
+#define TEXT_MAX 255
+#define LABEL_MAX 64 /* order type, status, coupon code */
+
+static void jb_text(lt_buf_t *b, const char *val, size_t max)
+{
+    if (val && *val)
+        lt_buf_json_str(b, val, utf8_cut(val, max));
+    else
+        lt_buf_put(b, "null", 4);
+}
+
+static void jb_kstr(lt_buf_t *b, const char *key, const char *val, size_t max)
 {
     lt_buf_put(b, ",\"", 2);
     jb_lit(b, key);
     lt_buf_put(b, "\":", 2);
-    if (val && *val)
-        jb_str(b, val);
-    else
-        lt_buf_put(b, "null", 4);
+    jb_text(b, val, max);
 }
 
 /* Decimal digits of v into end-backwards storage; returns the start. */
@@ -100,7 +112,9 @@ enum {
     F_TRANSACTION_ID, F_ORDER_ID, F_CUSTOMER_ID, F_PURCHASE_ID, F_CAMPAIGN_ID,
     F_CURRENCY, F_AFF_ID, F_CYCLE, F_DATE_UPDATED, F_PRODUCT_ID, F_ITEMS, F_ORDER_TYPE,
     F_CB_FLAG, F_CB_DATE, F_CB_AMOUNT, F_CB_REASON, F_TOTAL, F_TXN_TYPE, F_RESPONSE,
-    F_DATE_CREATED, F_PARENT, F_STATUS, F_NEXT_BILL, F_ORDER_STATUS, F_COUNT
+    F_DATE_CREATED, F_PARENT, F_STATUS, F_NEXT_BILL, F_ORDER_STATUS, F_COUPON,
+    F_RECYCLE, F_REFUND_REASON, F_SV1, F_SV2, F_SV3, F_SV4, F_SV5, F_PRICE, F_SHIPPING,
+    F_TAX, F_DISCOUNT, F_COUNT
 };
 
 #define NAME(s) {s, sizeof(s) - 1}
@@ -114,31 +128,35 @@ static const struct {
     NAME("isChargedback"), NAME("chargebackDate"), NAME("chargebackAmount"),
     NAME("chargebackReasonCode"), NAME("totalAmount"), NAME("txnType"),
     NAME("responseType"), NAME("dateCreated"), NAME("parentTxnId"), NAME("status"),
-    NAME("nextBillDate"), NAME("orderStatus")};
+    NAME("nextBillDate"), NAME("orderStatus"), NAME("couponCode"), NAME("recycleNumber"),
+    NAME("refundReason"), NAME("sourceValue1"), NAME("sourceValue2"), NAME("sourceValue3"),
+    NAME("sourceValue4"), NAME("sourceValue5"), NAME("price"), NAME("baseShipping"),
+    NAME("salesTax"), NAME("totalDiscount")};
 #undef NAME
 
 /* The first item of each known name (as cJSON_GetObjectItemCaseSensitive). */
 typedef lt_event_fields_t fields_t;
 _Static_assert(F_COUNT == LT_EVENT_FIELDS, "LT_EVENT_FIELDS is the number of fields");
 
-/* Candidates by first letter (a record has ~45 keys, 24 of them known). */
+/* Candidates by first letter (a record has ~45 keys, up to 36 known). */
 static int field_of(const char *key)
 {
     /* Field + 1 (0 ends a list). */
 #define L(c) [(c) - 'a']
     static const unsigned char by_letter[][7] = {
         L('a') = {F_AFF_ID + 1},
-        L('b') = {F_CYCLE + 1},
+        L('b') = {F_CYCLE + 1, F_SHIPPING + 1},
         L('c') = {F_CUSTOMER_ID + 1, F_CAMPAIGN_ID + 1, F_CURRENCY + 1, F_CB_DATE + 1,
-                  F_CB_AMOUNT + 1, F_CB_REASON + 1},
+                  F_CB_AMOUNT + 1, F_CB_REASON + 1, F_COUPON + 1},
         L('d') = {F_DATE_UPDATED + 1, F_DATE_CREATED + 1},
         L('i') = {F_ITEMS + 1, F_CB_FLAG + 1},
         L('n') = {F_NEXT_BILL + 1},
         L('o') = {F_ORDER_ID + 1, F_ORDER_TYPE + 1, F_ORDER_STATUS + 1},
-        L('p') = {F_PURCHASE_ID + 1, F_PRODUCT_ID + 1, F_PARENT + 1},
-        L('r') = {F_RESPONSE + 1},
-        L('s') = {F_STATUS + 1},
-        L('t') = {F_TRANSACTION_ID + 1, F_TOTAL + 1, F_TXN_TYPE + 1},
+        L('p') = {F_PURCHASE_ID + 1, F_PRODUCT_ID + 1, F_PARENT + 1, F_PRICE + 1},
+        L('r') = {F_RESPONSE + 1, F_RECYCLE + 1, F_REFUND_REASON + 1},
+        L('s') = {F_STATUS + 1, F_SV1 + 1, F_SV2 + 1, F_SV3 + 1, F_SV4 + 1, F_SV5 + 1,
+                  F_TAX + 1},
+        L('t') = {F_TRANSACTION_ID + 1, F_TOTAL + 1, F_TXN_TYPE + 1, F_DISCOUNT + 1},
     };
 #undef L
     unsigned c = (unsigned char)key[0] - 'a';
@@ -250,11 +268,32 @@ typedef struct {
     char record_id[ID_MAX], customer_id[ID_MAX], order_id[ID_MAX];
     char transaction_id[ID_MAX], campaign_id[ID_MAX], affiliate_id[ID_MAX];
     char currency[4];
-    int exponent, has_cycle;
-    long long cycle;
+    int exponent, has_cycle, has_recycle, has_sv;
+    long long cycle, recycle;
     const char *date_updated;
+    const char *sv[5];  /* sourceValue1..5: non-empty strings, else NULL */
     char products[256]; /* JSON array text */
 } row_t;
+
+/* An order event's own fields (build_order). */
+#define ORDER_ITEMS_MAX 64
+typedef struct {
+    char product_id[ID_MAX];
+    int has_qty, has_price;
+    long long qty;
+    int64_t price;
+} item_t;
+
+enum { TOT_TOTAL, TOT_PRICE, TOT_SHIPPING, TOT_TAX, TOT_DISCOUNT, TOT_COUNT };
+
+typedef struct {
+    const char *type, *status, *coupon;
+    int upsell;
+    size_t n;
+    item_t items[ORDER_ITEMS_MAX];
+    int has_tot[TOT_COUNT];
+    int64_t tot[TOT_COUNT];
+} order_t;
 
 #define FX(r, k) ((r)->fx.f[k])
 
@@ -264,6 +303,8 @@ typedef struct {
     int day_precision, has_amount, has_attempted, occurrence, with_money;
     int64_t amount, attempted;
     const char *extra_keys[4], *extra_vals[4]; /* optional type-specific fields */
+    int from_txn;          /* a transactions row: recycle_number, source_values */
+    const order_t *order;  /* an order event's fields, else NULL */
 } ev_t;
 
 /* Wall time in the account zone -> UTC (fold=0). */
@@ -295,6 +336,34 @@ static void write_dates(lt_buf_t *b, const row_t *r, const ev_t *e)
     KRAW(b, "date_precision", e->day_precision ? "day" : "second");
 }
 
+static void write_order(lt_buf_t *b, const order_t *o)
+{
+    static const char *const tot_keys[TOT_COUNT] = {
+        "\"total_minor\":", "\"price_minor\":", "\"shipping_minor\":", "\"tax_minor\":",
+        "\"discount_minor\":"};
+    jb_kstr(b, "order_type", o->type, LABEL_MAX);
+    jb_kstr(b, "order_status", o->status, LABEL_MAX);
+    jb_kstr(b, "coupon_code", o->coupon, LABEL_MAX);
+    jb_lit(b, o->upsell ? ",\"has_upsell\":true" : ",\"has_upsell\":false");
+    jb_lit(b, ",\"items\":[");
+    for (size_t i = 0; i < o->n; i++) {
+        const item_t *it = &o->items[i];
+        jb_lit(b, i ? ",{\"product_id\":\"" : "{\"product_id\":\"");
+        jb_lit(b, it->product_id); /* an id: nothing to escape */
+        lt_buf_put(b, "\"", 1);
+        KINT(b, "quantity", it->has_qty, it->qty);
+        KINT(b, "price_minor", it->has_price, it->price);
+        lt_buf_put(b, "}", 1);
+    }
+    jb_lit(b, "],\"totals\":{");
+    for (int i = 0; i < TOT_COUNT; i++) {
+        if (i)
+            lt_buf_put(b, ",", 1);
+        jb_int(b, tot_keys[i], strlen(tot_keys[i]), o->has_tot[i], o->tot[i]);
+    }
+    lt_buf_put(b, "}", 1);
+}
+
 static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *event_id)
 {
     jb_lit(b, "{\"schema\":\"" LT_EVENT_SCHEMA "\"");
@@ -316,10 +385,23 @@ static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *
     jb_lit(b, ",\"product_ids\":");
     jb_lit(b, r->products);
     KSTR(b, "affiliate_id", r->affiliate_id);
+    if (e->from_txn)
+        KINT(b, "recycle_number", r->has_recycle, r->recycle);
+    if (e->order)
+        write_order(b, e->order);
+    if ((e->from_txn || e->order) && r->has_sv) {
+        jb_lit(b, ",\"source_values\":[");
+        for (int i = 0; i < 5; i++) {
+            if (i)
+                lt_buf_put(b, ",", 1);
+            jb_text(b, r->sv[i], TEXT_MAX);
+        }
+        lt_buf_put(b, "]", 1);
+    }
     if (e->occurrence)
         KINT(b, "occurrence", 1, e->occurrence);
     for (int i = 0; i < 4 && e->extra_keys[i]; i++)
-        jb_kstr(b, e->extra_keys[i], e->extra_vals[i]);
+        jb_kstr(b, e->extra_keys[i], e->extra_vals[i], TEXT_MAX);
     jb_lit(b, ",\"source\":{\"stream\":");
     jb_str(b, r->stream);
     KRAW(b, "record_id", r->record_id);
@@ -449,6 +531,11 @@ static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, siz
     if (cur && strlen(cur) != 3)
         r->exponent = -1;
     r->has_cycle = lt_json_item_int(FX(r, F_CYCLE), &r->cycle) == 0;
+    r->has_recycle = lt_json_item_int(FX(r, F_RECYCLE), &r->recycle) == 0;
+    for (int i = 0; i < 5; i++) {
+        r->sv[i] = opt_str(FX(r, F_SV1 + i));
+        r->has_sv |= r->sv[i] != NULL;
+    }
     r->date_updated = opt_str(FX(r, F_DATE_UPDATED));
     collect_products(r);
     return LT_OK;
@@ -468,14 +555,46 @@ static const char *str_of(const cJSON *it)
     return lt_j_is_string(it) ? it->valuestring : NULL;
 }
 
+static int upsell_text(const char *s)
+{
+    return s && (strcasestr(s, "UPSALE") || strcasestr(s, "UPSELL"));
+}
+
+/* The CRM may mark an upsell by the order type or by an item's product type
+ * (the API sheet does not settle which): either one counts. */
+static int has_upsell(const row_t *r)
+{
+    const cJSON *items = FX(r, F_ITEMS), *it;
+    if (upsell_text(str_of(FX(r, F_ORDER_TYPE))))
+        return 1;
+    if (!lt_j_is_object(items) && !lt_j_is_array(items))
+        return 0;
+    cJSON_ArrayForEach(it, items)
+        if (lt_j_is_object(it) &&
+            upsell_text(str_of(cJSON_GetObjectItemCaseSensitive(it, "productType"))))
+            return 1;
+    return 0;
+}
+
 static const char *payment_subtype(const row_t *r)
 {
-    const char *ot = opt_str(FX(r, F_ORDER_TYPE));
     if (r->has_cycle && r->cycle >= 2)
         return "rebill";
-    if (ot && (strcasestr(ot, "UPSALE") || strcasestr(ot, "UPSELL")))
-        return "upsell";
-    return "initial";
+    return has_upsell(r) ? "upsell" : "initial";
+}
+
+/* An optional amount: *has 0 when absent, null or ""; else it must parse. */
+static lt_err_t opt_amount(const cJSON *it, const char *key, int exponent, int *has,
+                           int64_t *minor, char *errstr, size_t errlen)
+{
+    *has = 0;
+    *minor = 0;
+    if (!it || lt_j_is_null(it) || (lt_j_is_string(it) && it->valuestring[0] == '\0'))
+        return LT_OK;
+    if (get_amount(it, key, exponent, minor, errstr, errlen) != LT_OK)
+        return LT_ERR_PERMANENT;
+    *has = 1;
+    return LT_OK;
 }
 
 /* The chargeback or its reversal carried by a SUCCESS SALE/CAPTURE row. */
@@ -526,7 +645,7 @@ static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *er
     int resp = name_is(str_of(FX(r, F_RESPONSE)), resp_types, 3);
     int day_only, has_cb = 0;
     char parent[ID_MAX];
-    ev_t e = {0}, cb = {0};
+    ev_t e = {.from_txn = 1}, cb = {.from_txn = 1};
     lt_err_t err;
     if (type < 0)
         return fail(errstr, errlen, "txnType: unknown or missing");
@@ -562,6 +681,10 @@ static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *er
         e.amount = -e.amount;
         e.extra_keys[0] = "parent_transaction_id";
         e.extra_vals[0] = opt_id(FX(r, F_PARENT), parent) == 0 ? parent : NULL;
+        if (type == 3) {
+            e.extra_keys[1] = "refund_reason";
+            e.extra_vals[1] = opt_str(FX(r, F_REFUND_REASON));
+        }
     }
     if ((err = emit(r, &e, out)) != LT_OK || !has_cb)
         return err;
@@ -614,12 +737,63 @@ static lt_err_t build_customer(const row_t *r, lt_event_list_t *out, char *errst
     return emit(r, &e, out);
 }
 
-static lt_err_t build_order(const row_t *r, lt_event_list_t *out)
+/* The order's items, in the row's order: an object keyed by product id or
+ * an array; anything else counts as none. */
+static lt_err_t order_items(const row_t *r, order_t *o, char *errstr, size_t errlen)
 {
-    const char *status = str_of(FX(r, F_ORDER_STATUS));
-    out->note = status && strcmp(status, "PARTIAL") == 0 ? LT_EVENT_NOTE_PARTIAL_ORDER
-                                                         : LT_EVENT_NOTE_REFERENCE;
+    const cJSON *items = FX(r, F_ITEMS), *it;
+    if (!lt_j_is_object(items) && !lt_j_is_array(items))
+        return LT_OK;
+    cJSON_ArrayForEach(it, items) {
+        item_t *x = &o->items[o->n];
+        if (o->n >= ORDER_ITEMS_MAX)
+            return fail(errstr, errlen, "items: more than %d", ORDER_ITEMS_MAX);
+        if (!lt_j_is_object(it) ||
+            get_id(cJSON_GetObjectItemCaseSensitive(it, "productId"), x->product_id) != 0)
+            return fail(errstr, errlen, "items: productId missing or invalid");
+        x->has_qty = lt_json_item_int(cJSON_GetObjectItemCaseSensitive(it, "qty"), &x->qty) == 0;
+        if (opt_amount(cJSON_GetObjectItemCaseSensitive(it, "price"), "items: price",
+                       r->exponent, &x->has_price, &x->price, errstr, errlen) != LT_OK)
+            return LT_ERR_PERMANENT;
+        o->n++;
+    }
     return LT_OK;
+}
+
+/* An order update (no amount: its money moves in its transactions), with
+ * the dimensions a cohort is cut by. PARTIAL orders are abandoned
+ * checkouts: no event. */
+static lt_err_t build_order(const row_t *r, lt_event_list_t *out, char *errstr,
+                            size_t errlen)
+{
+    static const int tot_field[TOT_COUNT] = {F_TOTAL, F_PRICE, F_SHIPPING, F_TAX, F_DISCOUNT};
+    static const char *const tot_name[TOT_COUNT] = {"totalAmount", "price", "baseShipping",
+                                                    "salesTax", "totalDiscount"};
+    const char *status = str_of(FX(r, F_ORDER_STATUS));
+    order_t o;
+    ev_t e = {.type = "order", .with_money = 1, .order = &o};
+    if (status && strcmp(status, "PARTIAL") == 0) {
+        out->note = LT_EVENT_NOTE_PARTIAL_ORDER;
+        return LT_OK;
+    }
+    if (!r->customer_id[0])
+        return fail(errstr, errlen, "customerId: missing");
+    if (r->exponent < 0)
+        return fail(errstr, errlen, "currency %s: unknown", r->currency);
+    if (dated_update(r, &e, errstr, errlen) != LT_OK)
+        return LT_ERR_PERMANENT;
+    o.type = opt_str(FX(r, F_ORDER_TYPE));
+    o.status = opt_str(FX(r, F_ORDER_STATUS));
+    o.coupon = opt_str(FX(r, F_COUPON));
+    o.upsell = has_upsell(r);
+    o.n = 0;
+    if (order_items(r, &o, errstr, errlen) != LT_OK)
+        return LT_ERR_PERMANENT;
+    for (int i = 0; i < TOT_COUNT; i++)
+        if (opt_amount(FX(r, tot_field[i]), tot_name[i], r->exponent, &o.has_tot[i], &o.tot[i],
+                       errstr, errlen) != LT_OK)
+            return LT_ERR_PERMANENT;
+    return emit(r, &e, out);
 }
 
 /* Empties the list but keeps its buffer (a failed one is dropped). */
@@ -657,7 +831,7 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
     case LT_STREAM_TRANSACTIONS: err = build_transaction(&r, out, errstr, errlen); break;
     case LT_STREAM_CUSTOMERS:    err = build_customer(&r, out, errstr, errlen); break;
     case LT_STREAM_PURCHASES:    err = build_purchase(&r, out, errstr, errlen); break;
-    case LT_STREAM_ORDERS:       err = build_order(&r, out); break;
+    case LT_STREAM_ORDERS:       err = build_order(&r, out, errstr, errlen); break;
     default:                     out->note = LT_EVENT_NOTE_REFERENCE; break;
     }
     if (err == LT_OK && out->n > 0) {

@@ -4,11 +4,15 @@
  * same input always yields byte-identical output (replay, tests). The rules
  * are those of DESIGN.md "Canonical event"; schemas/event.schema.json is the
  * contract of the output. Decisions where DESIGN leaves room:
- *  - transactions are the money ledger; orders, campaigns give no event
- *    (PARTIAL orders and AUTHORIZE-only transactions are reported in `note`
- *    so the service can count them);
- *  - payment subtype: billingCycleNumber >= 2 -> rebill, else orderType
- *    UPSALE/UPSELL -> upsell, else initial;
+ *  - transactions are the money ledger; an order gives an `order` event (an
+ *    update with its dimensions: type, status, coupon, items, totals, no
+ *    amount); campaigns give none (PARTIAL orders and AUTHORIZE-only
+ *    transactions are reported in `note` so the service can count them);
+ *  - payment subtype: billingCycleNumber >= 2 -> rebill, else upsell when
+ *    orderType or any item's productType says UPSALE/UPSELL, else initial
+ *    (the API sheet does not settle which of the two the CRM sends);
+ *  - CRM texts (reasons, traffic-source values) are cut to 255 bytes, order
+ *    labels (type, status, coupon) to 64, on a UTF-8 character boundary;
  *  - signs come from the type, not the CRM: payments +|a|; refunds, voids and
  *    chargebacks -|a| (the CRM shows refunds positive, possibly negative);
  *  - occurred_at is the wall time read in the account zone (fold=0);
@@ -49,7 +53,7 @@ typedef struct {
 
 /* The record fields lt_event reads (the first item of each name), found in
  * one pass: a caller that probes and then builds indexes once. */
-#define LT_EVENT_FIELDS 24
+#define LT_EVENT_FIELDS 36
 typedef struct {
     const cJSON *f[LT_EVENT_FIELDS];
 } lt_event_fields_t;
@@ -72,7 +76,7 @@ typedef enum {
     LT_EVENT_NOTE_NONE = 0,
     LT_EVENT_NOTE_PARTIAL_ORDER, /* orders: orderStatus PARTIAL */
     LT_EVENT_NOTE_AUTHORIZE,     /* transactions: SUCCESS AUTHORIZE, no money moved */
-    LT_EVENT_NOTE_REFERENCE,     /* orders, campaigns: reference data, no event */
+    LT_EVENT_NOTE_REFERENCE,     /* campaigns: reference data, no event */
 } lt_event_note_t;
 
 typedef struct {

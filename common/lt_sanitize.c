@@ -17,8 +17,10 @@ typedef struct field {
 #define END {NULL, NULL}
 
 /* lt_event's product_ids read productId; purchaseId ties an item to its
- * subscription (an id, nothing personal). */
-static const field_t item_fields[] = {S("productId"), S("purchaseId"), END};
+ * subscription (an id, nothing personal); an order event's items carry qty
+ * and price; productType marks an upsell item. */
+static const field_t item_fields[] = {S("productId"), S("purchaseId"), S("qty"),
+                                      S("price"), S("productType"), END};
 /* The campaign stream is reference data: the labels of the campaign_id and
  * product_ids dimensions (the merchant's catalogue, not personal data). */
 static const field_t product_fields[] = {S("productId"), S("productName"), END};
@@ -31,11 +33,21 @@ static const field_t product_fields[] = {S("productId"), S("productName"), END};
         S("billingCycleNumber"), S("productId"), S("dateCreated"), S("dateUpdated"), \
         {"items", item_fields}
 
+/* Traffic-source values (source_values of payment and order events): the
+ * merchant's campaign tags, e.g. a network and a click id. */
+#define SOURCE_FIELDS \
+    S("sourceValue1"), S("sourceValue2"), S("sourceValue3"), S("sourceValue4"), \
+        S("sourceValue5")
+
 static const field_t transaction_fields[] = {
     BASE_FIELDS, S("transactionId"), S("parentTxnId"), S("purchaseId"), S("txnType"),
     S("responseType"), S("totalAmount"), S("orderType"), S("isChargedback"),
-    S("chargebackAmount"), S("chargebackDate"), S("chargebackReasonCode"), END};
-static const field_t order_fields[] = {BASE_FIELDS, S("orderStatus"), END};
+    S("chargebackAmount"), S("chargebackDate"), S("chargebackReasonCode"),
+    S("recycleNumber"), S("refundReason"), SOURCE_FIELDS, END};
+/* The order event: its type, status, coupon and totals. */
+static const field_t order_fields[] = {
+    BASE_FIELDS, S("orderStatus"), S("orderType"), S("couponCode"), S("totalAmount"),
+    S("price"), S("baseShipping"), S("salesTax"), S("totalDiscount"), SOURCE_FIELDS, END};
 static const field_t customer_fields[] = {BASE_FIELDS, END};
 static const field_t purchase_fields[] = {BASE_FIELDS, S("purchaseId"), S("status"),
                                           S("nextBillDate"), END};

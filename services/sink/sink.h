@@ -19,7 +19,7 @@
 
 #define SINK_BATCH_MAX 2000    /* messages per batch */
 #define SINK_BATCH_WAIT_MS 50  /* collect for at most this long once one came */
-#define SINK_NTYPES 8
+#define SINK_NTYPES 9
 
 /* ---- validate.c ---- */
 

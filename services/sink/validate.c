@@ -12,14 +12,15 @@
 
 const char *const sink_types[SINK_NTYPES] = {
     "payment", "refund", "void", "chargeback", "chargeback_reversal",
-    "decline", "customer", "subscription"};
+    "decline", "customer", "subscription", "order"};
 enum { T_PAYMENT, T_REFUND, T_VOID, T_CB, T_CB_REV, T_DECLINE, T_CUSTOMER,
-       T_SUBSCRIPTION };
+       T_SUBSCRIPTION, T_ORDER };
 
 typedef enum {
     K_SCHEMA, K_UUID, K_TYPE, K_SUBTYPE, K_INTEGRATION, K_BRAND, K_NID, K_ID,
     K_UTC, K_DAY, K_NDAY, K_TIME, K_NONEMPTY, K_PRECISION, K_NINT, K_INT0,
-    K_INT1, K_CURRENCY, K_IDS, K_NSTR, K_STATUS, K_SOURCE,
+    K_INT1, K_CURRENCY, K_IDS, K_NSTR, K_NTEXT, K_NLABEL, K_STATUS, K_SOURCE, K_SVALUES, K_BOOL,
+    K_ITEMS, K_TOTALS,
 } kind_t;
 
 typedef struct {
@@ -38,11 +39,17 @@ static const field_t fields[] = {
     {"amount_minor", K_NINT, 1}, {"attempted_minor", K_INT0, 0},
     {"currency", K_CURRENCY, 1}, {"billing_cycle", K_NINT, 1},
     {"campaign_id", K_NID, 1}, {"product_ids", K_IDS, 1},
-    {"affiliate_id", K_NSTR, 1}, {"occurrence", K_INT1, 0},
-    {"chargeback_reason_code", K_NSTR, 0}, {"parent_transaction_id", K_NID, 0},
-    {"subscription_id", K_ID, 0}, {"status", K_STATUS, 0},
+    {"affiliate_id", K_NSTR, 1}, {"recycle_number", K_NINT, 0},
+    {"order_type", K_NLABEL, 0}, {"order_status", K_NLABEL, 0},
+    {"coupon_code", K_NLABEL, 0}, {"has_upsell", K_BOOL, 0}, {"items", K_ITEMS, 0},
+    {"totals", K_TOTALS, 0}, {"source_values", K_SVALUES, 0}, {"occurrence", K_INT1, 0},
+    {"chargeback_reason_code", K_NTEXT, 0}, {"parent_transaction_id", K_NID, 0},
+    {"refund_reason", K_NTEXT, 0}, {"subscription_id", K_ID, 0}, {"status", K_STATUS, 0},
     {"next_bill_date", K_NDAY, 0}, {"source", K_SOURCE, 1},
 };
+/* Fields only an order event has (the schema's if/else on type). */
+static const char *const order_only[] = {"order_type", "order_status", "coupon_code",
+                                         "has_upsell", "items", "totals"};
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const subtypes[] = {"initial", "rebill", "upsell", "soft", "hard"};
@@ -50,7 +57,7 @@ static const char *const brands[] = {"konnektive", "checkoutchamp"};
 static const char *const precisions[] = {"second", "day"};
 static const char *const statuses[] = {"ACTIVE", "TRIAL", "PAUSED", "CANCELLED",
                                        "COMPLETE", "RECYCLE_BILLING", "RECYCLE_FAILED"};
-static const char *const streams[] = {"transactions", "customers", "purchases"};
+static const char *const streams[] = {"transactions", "orders", "customers", "purchases"};
 
 #define IN(s, list) (in_list((s), (list), sizeof(list) / sizeof((list)[0])) >= 0)
 
@@ -151,6 +158,77 @@ static int check_ids(const cJSON *it)
     return 1;
 }
 
+/* A string of at most max characters (the schema's maxLength counts code
+ * points, not bytes), or null. */
+static int is_text(const cJSON *it, size_t max)
+{
+    const char *s = str_of(it);
+    size_t chars = 0;
+    if (cJSON_IsNull(it))
+        return 1;
+    for (; s && *s; s++)
+        chars += ((unsigned char)*s & 0xC0) != 0x80;
+    return s && chars <= max;
+}
+
+/* source_values: exactly 5 strings or nulls. */
+static int check_svalues(const cJSON *it)
+{
+    const cJSON *c;
+    if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 5)
+        return 0;
+    cJSON_ArrayForEach(c, it)
+        if (!is_text(c, 255))
+            return 0;
+    return 1;
+}
+
+/* An integer >= 0 or null (an order's totals and item prices). */
+static int is_nminor(const cJSON *it)
+{
+    long long v;
+    return it && (cJSON_IsNull(it) || (is_int(it, &v) && v >= 0));
+}
+
+/* items: at most 64 of {product_id, quantity, price_minor}, nothing else. */
+static int check_items(const cJSON *it)
+{
+    const cJSON *c, *k;
+    long long v;
+    if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) > 64)
+        return 0;
+    cJSON_ArrayForEach(c, it) {
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(c, "quantity");
+        if (!cJSON_IsObject(c) || cJSON_GetArraySize(c) != 3 ||
+            !is_id(str_of(cJSON_GetObjectItemCaseSensitive(c, "product_id"))) || !q ||
+            !(cJSON_IsNull(q) || is_int(q, &v)) ||
+            !is_nminor(cJSON_GetObjectItemCaseSensitive(c, "price_minor")))
+            return 0;
+        cJSON_ArrayForEach(k, c) /* three distinct known keys */
+            if (!k->string || (strcmp(k->string, "product_id") &&
+                               strcmp(k->string, "quantity") && strcmp(k->string, "price_minor")))
+                return 0;
+    }
+    return 1;
+}
+
+/* totals: the five amounts, nothing else. */
+static int check_totals(const cJSON *it)
+{
+    static const char *const keys[] = {"total_minor", "price_minor", "shipping_minor",
+                                       "tax_minor", "discount_minor"};
+    const cJSON *c;
+    if (!cJSON_IsObject(it) || cJSON_GetArraySize(it) != 5)
+        return 0;
+    for (size_t i = 0; i < 5; i++)
+        if (!is_nminor(cJSON_GetObjectItemCaseSensitive(it, keys[i])))
+            return 0;
+    cJSON_ArrayForEach(c, it)
+        if (!c->string || !IN(c->string, keys))
+            return 0;
+    return 1;
+}
+
 static int check_source(const cJSON *src, char *why, size_t whylen)
 {
     static const char *const keys[] = {"stream", "record_id", "fetched_at",
@@ -208,6 +286,12 @@ static int check_kind(const cJSON *it, kind_t kind)
     case K_CURRENCY:    return null || is_currency(s);
     case K_IDS:         return check_ids(it);
     case K_NSTR:        return null || s;
+    case K_NTEXT:       return is_text(it, 255);
+    case K_NLABEL:      return is_text(it, 64);
+    case K_SVALUES:     return check_svalues(it);
+    case K_BOOL:        return cJSON_IsBool(it);
+    case K_ITEMS:       return check_items(it);
+    case K_TOTALS:      return check_totals(it);
     case K_STATUS:      return IN(s, statuses);
     case K_SOURCE:      return 1; /* check_source */
     }
@@ -250,8 +334,9 @@ static int check_event_id(const cJSON *ev, sink_event_info_t *info)
     return 1;
 }
 
-/* Sign of amount_minor: +1 >= 0, -1 <= 0, 0 == 0, 2 null. */
-static const int type_sign[SINK_NTYPES] = {1, -1, -1, -1, 1, 0, 2, 2};
+/* Sign of amount_minor: +1 >= 0, -1 <= 0, 0 == 0, 2 null, 3 null with a
+ * currency (an order: its totals are in that currency). */
+static const int type_sign[SINK_NTYPES] = {1, -1, -1, -1, 1, 0, 2, 2, 3};
 
 static int check_money(const cJSON *ev, int type, char *why, size_t whylen)
 {
@@ -263,6 +348,13 @@ static int check_money(const cJSON *ev, int type, char *why, size_t whylen)
     if (sign == 2) {
         if (!cJSON_IsNull(amt) || !cJSON_IsNull(cur))
             return snprintf(why, whylen, "amount_minor, currency: must be null for %s", t), 0;
+        return 1;
+    }
+    if (sign == 3) {
+        if (!cJSON_IsNull(amt))
+            return snprintf(why, whylen, "amount_minor: must be null for %s", t), 0;
+        if (!is_currency(str_of(cur)))
+            return snprintf(why, whylen, "currency: required for %s", t), 0;
         return 1;
     }
     if (!is_int(amt, &v))
@@ -303,6 +395,24 @@ static int check_type_rules(const cJSON *ev, int type, char *why, size_t whylen)
     if (money && (!is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id"))) ||
                   !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
         return snprintf(why, whylen, "transaction_id, customer_id: required for %s", t), 0;
+    if (money != has(ev, "recycle_number"))
+        return snprintf(why, whylen, "recycle_number: %s for %s",
+                        money ? "required" : "not allowed", t), 0;
+    if ((type == T_REFUND) != has(ev, "refund_reason"))
+        return snprintf(why, whylen, "refund_reason: %s for %s",
+                        type == T_REFUND ? "required" : "not allowed", t), 0;
+    if ((type == T_CUSTOMER || type == T_SUBSCRIPTION) && has(ev, "source_values"))
+        return snprintf(why, whylen, "source_values: not allowed for %s", t), 0;
+    for (size_t i = 0; i < sizeof(order_only) / sizeof(order_only[0]); i++)
+        if ((type == T_ORDER) != has(ev, order_only[i]))
+            return snprintf(why, whylen, "%s: %s for %s", order_only[i],
+                            type == T_ORDER ? "required" : "not allowed", t), 0;
+    if (type == T_ORDER &&
+        (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id")) ||
+         !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "order_id"))) ||
+         !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
+        return snprintf(why, whylen, "order_id, customer_id: required, transaction_id: "
+                        "null for order"), 0;
     return check_money(ev, type, why, whylen);
 }
 

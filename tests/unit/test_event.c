@@ -44,7 +44,7 @@ static lt_err_t build(lt_stream_t stream, const char *json, const lt_cb_state_t 
 /* Field of event i as text ("null", "123", or the string without quotes). */
 static const char *field(size_t i, const char *key)
 {
-    static char buf[128];
+    static char buf[1024];
     cJSON *root = i < evs.n ? cJSON_Parse(evs.ev[i].json) : NULL;
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!it)
@@ -247,11 +247,147 @@ LT_TEST(customer_subscription_reference)
     CHECK_STR(field(0, "order_id"), "AB12");
     CHECK_STR(field(0, "product_ids"), "[\"42\"]");
     CHECK_STR(field(0, "next_bill_date"), "2024-03-01");
+    CHECK_INT(build(LT_STREAM_CAMPAIGNS, "{\"campaignId\":3}", NULL), LT_OK);
+    CHECK_INT(evs.n, 0);
+}
+
+/* The dimensions: source values, recycle number, reasons, both upsell
+ * signals, product ids from either shape. */
+LT_TEST(payment_dimensions)
+{
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    TXN(",\"recycleNumber\":2,\"sourceValue1\":\"facebook\",\"sourceValue2\":\"\","
+                        "\"sourceValue3\":\"cmp \\\"7\\\"\",\"sourceValue5\":null,"
+                        "\"items\":[{\"productId\":44,\"productType\":\"OFFER\"}]"),
+                    NULL), LT_OK);
+    CHECK_STR(field(0, "subtype"), "initial");
+    CHECK_STR(field(0, "recycle_number"), "2");
+    CHECK_STR(field(0, "source_values"), "[\"facebook\",null,\"cmp \\\"7\\\"\",null,null]");
+    CHECK_STR(field(0, "product_ids"), "[\"44\"]");
+    /* no source value: no key; no recycleNumber: null */
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, TXN(",\"sourceValue1\":\"\",\"productId\":45"), NULL),
+              LT_OK);
+    CHECK_STR(field(0, "source_values"), "(absent)");
+    CHECK_STR(field(0, "recycle_number"), "null");
+    CHECK_STR(field(0, "product_ids"), "[\"45\"]");
+    /* the item's product type alone marks an upsell (orderType NEW_SALE) */
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    TXN(",\"items\":{\"46\":{\"productId\":46,\"productType\":\"Upsale\"}}"), NULL),
+              LT_OK);
+    CHECK_STR(field(0, "subtype"), "upsell");
+    /* a rebill stays a rebill whatever its items say */
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":9,\"dateCreated\":\"2024-06-01 10:00:00\","
+                    "\"txnType\":\"SALE\",\"responseType\":\"SOFT_DECLINE\",\"totalAmount\":\"5\","
+                    "\"customerId\":\"9\",\"billingCycleNumber\":2,\"recycleNumber\":\"3\","
+                    "\"items\":[{\"productId\":1,\"productType\":\"UPSELL\"}]}", NULL), LT_OK);
+    CHECK_STR(field(0, "type"), "decline");
+    CHECK_STR(field(0, "recycle_number"), "3");
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":10,\"dateCreated\":\"2024-06-01 10:00:00\","
+                    "\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
+                    "\"customerId\":\"9\",\"billingCycleNumber\":2,"
+                    "\"items\":[{\"productId\":1,\"productType\":\"UPSELL\"}]}", NULL), LT_OK);
+    CHECK_STR(field(0, "subtype"), "rebill");
+    /* refund reason on refunds only, cut to 255 bytes on a character */
+    char reason[400], rec[800], want[260];
+    memset(reason, 'r', 254);
+    memcpy(reason + 254, "\xc3\xa9tail", 7); /* "é" straddles byte 255 */
+    memcpy(want, reason, 254);
+    want[254] = '\0';
+    snprintf(rec, sizeof(rec), "{\"transactionId\":11,\"dateCreated\":\"2024-06-01 10:00:00\","
+             "\"txnType\":\"REFUND\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
+             "\"customerId\":\"9\",\"refundReason\":\"%s\"}", reason);
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, NULL), LT_OK);
+    CHECK_STR(field(0, "refund_reason"), want);
+    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
+                    "{\"transactionId\":12,\"dateCreated\":\"2024-06-01 10:00:00\","
+                    "\"txnType\":\"VOID\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
+                    "\"customerId\":\"9\",\"refundReason\":\"x\"}", NULL), LT_OK);
+    CHECK_STR(field(0, "refund_reason"), "(absent)");
+}
+
+#define ORDER(extra)                                                              \
+    "{\"orderId\":\"7B83FF8095\",\"dateCreated\":\"2024-03-01 12:00:00\","        \
+    "\"dateUpdated\":\"2024-03-02 08:00:00\",\"orderType\":\"NEW_SALE\","          \
+    "\"orderStatus\":\"COMPLETE\",\"totalAmount\":\"59.98\",\"price\":\"49.99\","   \
+    "\"baseShipping\":\"9.99\",\"salesTax\":\"0.00\",\"totalDiscount\":null,"      \
+    "\"currencyCode\":\"USD\",\"campaignId\":12,\"customerId\":501,"               \
+    "\"couponCode\":\"SAVE10\",\"affId\":\"AFF9\"" extra "}"
+
+LT_TEST(order_event)
+{
+    CHECK_INT(build(LT_STREAM_ORDERS,
+                    ORDER(",\"sourceValue1\":\"google\",\"items\":{\"9\":{\"productId\":9,\"qty\":1,"
+                          "\"price\":\"49.99\",\"productType\":\"OFFER\"},\"10\":{\"productId\":\"10\","
+                          "\"qty\":\"2\",\"price\":null,\"productType\":\"UPSALE\"}}"),
+                    NULL), LT_OK);
+    CHECK_INT(evs.n, 1);
+    CHECK_STR(evs.key, "acme/501");
+    CHECK_STR(field(0, "type"), "order");
+    CHECK_STR(field(0, "subtype"), "null");
+    CHECK_STR(field(0, "event_id"), expected_id("acme/orders/7B83FF8095/order"));
+    CHECK_STR(field(0, "order_id"), "7B83FF8095");
+    CHECK_STR(field(0, "transaction_id"), "null");
+    CHECK_STR(field(0, "amount_minor"), "null");
+    CHECK_STR(field(0, "currency"), "USD");
+    CHECK_STR(field(0, "occurred_at"), "2024-03-02T13:00:00Z");
+    CHECK_STR(field(0, "order_type"), "NEW_SALE");
+    CHECK_STR(field(0, "order_status"), "COMPLETE");
+    CHECK_STR(field(0, "coupon_code"), "SAVE10");
+    CHECK_STR(field(0, "has_upsell"), "true");
+    CHECK_STR(field(0, "product_ids"), "[\"9\",\"10\"]");
+    CHECK_STR(field(0, "items"), "[{\"product_id\":\"9\",\"quantity\":1,\"price_minor\":4999},"
+                                 "{\"product_id\":\"10\",\"quantity\":2,\"price_minor\":null}]");
+    CHECK_STR(field(0, "totals"), "{\"total_minor\":5998,\"price_minor\":4999,"
+                                  "\"shipping_minor\":999,\"tax_minor\":0,\"discount_minor\":null}");
+    CHECK_STR(field(0, "source_values"), "[\"google\",null,null,null,null]");
+    /* items as the CRM sends an empty list; an upsell order type */
+    CHECK_INT(build(LT_STREAM_ORDERS,
+                    "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\","
+                    "\"orderType\":\"UPSELL\",\"orderStatus\":\"REFUNDED\",\"customerId\":5,"
+                    "\"couponCode\":\"\",\"items\":[]}", NULL), LT_OK);
+    CHECK_STR(field(0, "items"), "[]");
+    CHECK_STR(field(0, "has_upsell"), "true");
+    CHECK_STR(field(0, "coupon_code"), "null");
+    CHECK_STR(field(0, "order_status"), "REFUNDED");
+    CHECK_STR(field(0, "recycle_number"), "(absent)");
+    CHECK_STR(field(0, "source_values"), "(absent)");
+    CHECK_STR(field(0, "totals"), "{\"total_minor\":null,\"price_minor\":null,"
+                                  "\"shipping_minor\":null,\"tax_minor\":null,\"discount_minor\":null}");
+    /* PARTIAL: no event */
     CHECK_INT(build(LT_STREAM_ORDERS, "{\"orderId\":\"X1\",\"orderStatus\":\"PARTIAL\"}", NULL), LT_OK);
     CHECK_INT(evs.n, 0);
     CHECK_INT(evs.note, LT_EVENT_NOTE_PARTIAL_ORDER);
-    CHECK_INT(build(LT_STREAM_CAMPAIGNS, "{\"campaignId\":3}", NULL), LT_OK);
-    CHECK_INT(evs.n, 0);
+    /* malformed: the row goes to the DLQ with the reason */
+    const char *bad[] = {
+        ORDER(",\"items\":[{\"qty\":1}]"),
+        ORDER(",\"items\":[7]"),
+        ORDER(",\"items\":[{\"productId\":\"a/b\"}]"),
+        ORDER(",\"items\":[{\"productId\":1,\"price\":\"1.001\"}]"),
+        "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\",\"orderStatus\":\"COMPLETE\"}",
+        "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\",\"customerId\":1,\"totalDiscount\":\"x\"}",
+        "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\",\"customerId\":1,\"currencyCode\":\"XYZ\"}",
+        "{\"orderId\":\"A\",\"customerId\":1}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK_INT(build(LT_STREAM_ORDERS, bad[i], NULL), LT_ERR_PERMANENT);
+        CHECK_INT(evs.n, 0);
+        CHECK(err[0] != '\0');
+    }
+    /* 64 items fit, 65 do not */
+    static char big[2048], rec[4096];
+    size_t n = 0;
+    for (int k = 0; k < 65; k++) {
+        n += (size_t)snprintf(big + n, sizeof(big) - n, "%s{\"productId\":%d}", k ? "," : "", k);
+        if (k == 63) {
+            snprintf(rec, sizeof(rec), ORDER(",\"items\":[%s]"), big);
+            CHECK_INT(build(LT_STREAM_ORDERS, rec, NULL), LT_OK);
+        }
+    }
+    snprintf(rec, sizeof(rec), ORDER(",\"items\":[%s]"), big);
+    CHECK_INT(build(LT_STREAM_ORDERS, rec, NULL), LT_ERR_PERMANENT);
+    CHECK_STR(err, "items: more than 64");
 }
 
 LT_TEST(malformed_rows)
@@ -361,6 +497,8 @@ int main(void)
     LT_RUN(chargeback_day_precision_and_occurrences);
     LT_RUN(chargeback_reversal);
     LT_RUN(customer_subscription_reference);
+    LT_RUN(payment_dimensions);
+    LT_RUN(order_event);
     LT_RUN(malformed_rows);
     LT_RUN(deterministic);
     LT_RUN(cb_history);

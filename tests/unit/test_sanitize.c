@@ -78,11 +78,12 @@ LT_TEST(transactions)
               "'dateCreated':'2026-01-02 10:00:00','dateUpdated':'2026-01-03 11:00:00',"
               "'txnType':'SALE','responseType':'SUCCESS','totalAmount':'29.99',"
               "'currencyCode':'USD','orderId':'7B83FF8095','orderType':'NEW_SALE',"
-              "'billingCycleNumber':2,'campaignId':'12','customerId':77,'purchaseId':501,"
-              "'affId':'AFF9','isChargedback':1,'chargebackAmount':'29.99',"
+              "'billingCycleNumber':2,'recycleNumber':0,'campaignId':'12','customerId':77,"
+              "'purchaseId':501,'affId':'AFF9','sourceValue1':'','refundReason':null,"
+              "'isChargedback':1,'chargebackAmount':'29.99',"
               "'chargebackDate':'2026-01-05','chargebackReasonCode':'10.4',"
               "'items':[{'productId':9,'purchaseId':501}]}",
-              22 + NPII + 1 /* paySources */ + 1 + NPII /* in items */);
+              19 + NPII + 1 /* paySources */ + 1 + NPII /* in items */);
 }
 
 LT_TEST(orders)
@@ -104,10 +105,13 @@ LT_TEST(orders)
               "'zoe@example.com':{'productId':10},'10':'4111111111111111'},"
               "'fulfillments':[]}",
               "{'orderId':'7B83FF8095','dateCreated':'2026-01-02 10:00:00',"
-              "'dateUpdated':'2026-01-02 10:00:00','orderStatus':'COMPLETE',"
-              "'currencyCode':'USD','campaignId':12,'customerId':77,'affId':'AFF9',"
-              "'items':{'9':{'productId':9,'purchaseId':501}}}",
-              15 + NPII + 1 /* fulfillments */ + 7 + NPII + 2 /* entries */);
+              "'dateUpdated':'2026-01-02 10:00:00','orderType':'NEW_SALE',"
+              "'orderStatus':'COMPLETE','totalAmount':'59.98','price':'49.99',"
+              "'baseShipping':'9.99','salesTax':'0.00','totalDiscount':'0.00',"
+              "'currencyCode':'USD','campaignId':12,'customerId':77,'couponCode':null,"
+              "'affId':'AFF9','items':{'9':{'productId':9,'qty':1,'price':'49.99',"
+              "'purchaseId':501}}}",
+              8 + NPII + 1 /* fulfillments */ + 5 + NPII + 2 /* entries */);
 }
 
 LT_TEST(customers)

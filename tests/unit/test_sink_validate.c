@@ -62,8 +62,29 @@ static cJSON *typed(const char *type)
         set(ev, "status", cJSON_CreateString("ACTIVE"));
         set(ev, "next_bill_date", cJSON_CreateNull());
     }
+    if (strcmp(type, "customer") && strcmp(type, "subscription") && strcmp(type, "order"))
+        set(ev, "recycle_number", cJSON_CreateNumber(0));
+    if (!strcmp(type, "refund"))
+        set(ev, "refund_reason", cJSON_CreateString("Customer request"));
+    if (!strcmp(type, "order")) {
+        char err[128];
+        const char *items = "[{\"product_id\":\"7\",\"quantity\":1,\"price_minor\":1999}]";
+        const char *totals = "{\"total_minor\":1999,\"price_minor\":1999,"
+                             "\"shipping_minor\":0,\"tax_minor\":null,\"discount_minor\":0}";
+        set(ev, "amount_minor", cJSON_CreateNull());
+        set(ev, "transaction_id", cJSON_CreateNull());
+        set(ev, "order_type", cJSON_CreateString("NEW_SALE"));
+        set(ev, "order_status", cJSON_CreateString("COMPLETE"));
+        set(ev, "coupon_code", cJSON_CreateNull());
+        set(ev, "has_upsell", cJSON_CreateFalse());
+        set(ev, "items", lt_json_parse(items, strlen(items), 1 << 16, err, sizeof(err)));
+        set(ev, "totals", lt_json_parse(totals, strlen(totals), 1 << 16, err, sizeof(err)));
+        set(cJSON_GetObjectItem(ev, "source"), "stream", cJSON_CreateString("orders"));
+    }
     return ev;
 }
+
+
 
 /* Validates ev (then frees it); returns the reason, "" when valid. */
 static const char *verdict(cJSON *ev)
@@ -204,9 +225,92 @@ LT_TEST(bad_fields)
     cJSON_AddStringToObject(cJSON_GetObjectItem(ev, "source"), "x", "y");
     REFUSED(ev, "source.x");
     ev = typed("payment");
-    set(cJSON_GetObjectItem(ev, "source"), "stream", cJSON_CreateString("orders"));
+    set(cJSON_GetObjectItem(ev, "source"), "stream", cJSON_CreateString("campaigns"));
     REFUSED(ev, "source.stream");
     REFUSED(cJSON_CreateArray(), "not a JSON object");
+}
+
+static cJSON *json(const char *s)
+{
+    char err[128];
+    return lt_json_parse(s, strlen(s), 1 << 16, err, sizeof(err));
+}
+
+/* The dimensions: each where its type allows it, well formed. */
+LT_TEST(dimensions)
+{
+    static const char long_text[] = /* 255 characters of 2 bytes: fits */
+        "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9";
+    char text[600] = "";
+    cJSON *ev = typed("payment");
+    set(ev, "source_values", json("[\"fb\",null,null,null,\"x\"]"));
+    CHECK_STR(verdict(ev), "");
+    for (int i = 0; i < 25; i++)
+        strcat(text, long_text);
+    strcat(text, "abcde"); /* 255 characters, 505 bytes */
+    ev = typed("refund");
+    set(ev, "refund_reason", cJSON_CreateString(text));
+    CHECK_STR(verdict(ev), "");
+    strcat(text, "f");
+    ev = typed("refund");
+    set(ev, "refund_reason", cJSON_CreateString(text));
+    REFUSED(ev, "refund_reason: invalid");
+    ev = typed("payment");
+    set(ev, "source_values", json("[\"fb\",null,null,null]"));
+    REFUSED(ev, "source_values: invalid");
+    ev = typed("payment");
+    set(ev, "source_values", json("[\"fb\",null,null,null,7]"));
+    REFUSED(ev, "source_values: invalid");
+    ev = typed("customer");
+    set(ev, "source_values", json("[\"fb\",null,null,null,null]"));
+    REFUSED(ev, "source_values: not allowed");
+    ev = typed("payment");
+    cJSON_DeleteItemFromObject(ev, "recycle_number");
+    REFUSED(ev, "recycle_number: required");
+    ev = typed("order");
+    set(ev, "recycle_number", cJSON_CreateNumber(1));
+    REFUSED(ev, "recycle_number: not allowed");
+    ev = typed("refund");
+    cJSON_DeleteItemFromObject(ev, "refund_reason");
+    REFUSED(ev, "refund_reason: required");
+    ev = typed("void");
+    set(ev, "refund_reason", cJSON_CreateNull());
+    REFUSED(ev, "refund_reason: not allowed");
+    ev = typed("payment");
+    set(ev, "coupon_code", cJSON_CreateString("SAVE10"));
+    REFUSED(ev, "coupon_code: not allowed");
+    ev = typed("order");
+    cJSON_DeleteItemFromObject(ev, "totals");
+    REFUSED(ev, "totals: required");
+    ev = typed("order");
+    set(ev, "amount_minor", cJSON_CreateNumber(5));
+    REFUSED(ev, "amount_minor: must be null");
+    ev = typed("order");
+    set(ev, "currency", cJSON_CreateNull());
+    REFUSED(ev, "currency: required");
+    ev = typed("order");
+    set(ev, "transaction_id", cJSON_CreateString("t1"));
+    REFUSED(ev, "transaction_id: null");
+    ev = typed("order");
+    set(ev, "has_upsell", cJSON_CreateNumber(1));
+    REFUSED(ev, "has_upsell: invalid");
+    ev = typed("order");
+    set(ev, "items", json("[{\"product_id\":\"7\",\"quantity\":1}]"));
+    REFUSED(ev, "items: invalid");
+    ev = typed("order");
+    set(ev, "items", json("[{\"product_id\":\"7\",\"quantity\":1,\"price_minor\":-1}]"));
+    REFUSED(ev, "items: invalid");
+    ev = typed("order");
+    set(ev, "items", json("[{\"product_id\":\"7\",\"quantity\":1,\"name\":\"x\"}]"));
+    REFUSED(ev, "items: invalid");
+    ev = typed("order");
+    set(ev, "totals", json("{\"total_minor\":1,\"price_minor\":1,\"shipping_minor\":0,"
+                           "\"tax_minor\":0,\"fee_minor\":0}"));
+    REFUSED(ev, "totals: invalid");
+    ev = typed("order");
+    set(ev, "order_type", cJSON_CreateString("NEW_SALE_WITH_A_NAME_LONGER_THAN_SIXTY_FOUR_"
+                                             "CHARACTERS_IN_ALL_OF_IT"));
+    REFUSED(ev, "order_type: invalid");
 }
 
 int main(void)
@@ -214,6 +318,7 @@ int main(void)
     LT_RUN(every_type_valid);
     LT_RUN(info_filled);
     LT_RUN(wrong_signs);
+    LT_RUN(dimensions);
     LT_RUN(bad_dates);
     LT_RUN(bad_fields);
     return LT_DONE();
