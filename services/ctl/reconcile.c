@@ -7,7 +7,14 @@
  * both ways: CRM-style (chargebacks moved to their sale's day), which must
  * equal the CRM exactly, and platform-style. Every difference between the
  * two refund views is explained by the chargebacks that moved; any other
- * difference is unexplained and makes the exit status 1. */
+ * difference is unexplained and makes the exit status 1.
+ *
+ * Then the dimensions at work: the net revenue of the range (payments minus
+ * refunds, voids and chargebacks, plus reversals, on the days they
+ * happened) by product (the event's one product id; "(several)" or
+ * "(none)" otherwise) and by coupon (the coupon of the event's order, from
+ * the order events; "(none)" without one, "(order not synced)" when no
+ * order event was read). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +40,7 @@ static const char *const crm_total[K_NKINDS] = {"salesTotal", "rebillTotal", "re
 
 typedef struct {
     char event_id[37], type[24], subtype[12], local_date[11], txn[65];
+    char order[65], product[65], coupon[65];
     long long amount;
     size_t seq; /* read order, so the latest version wins */
 } rec_ev_t;
@@ -81,7 +89,16 @@ static void on_event(const rd_kafka_message_t *rkm, void *opaque) {
     COPY(subtype, "subtype");
     COPY(local_date, "local_date");
     COPY(txn, "transaction_id");
+    COPY(order, "order_id");
+    COPY(coupon, "coupon_code");
 #undef COPY
+    {
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(root, "product_ids");
+        int n = cJSON_GetArraySize(ids);
+        const cJSON *one = n == 1 ? cJSON_GetArrayItem(ids, 0) : NULL;
+        snprintf(e->product, sizeof(e->product), "%s",
+                 n > 1 ? "(several)" : cJSON_IsString(one) ? one->valuestring : "(none)");
+    }
     if (e->event_id[0] && strlen(e->local_date) == 10)
         rd->n++;
 end:
@@ -263,6 +280,111 @@ static void money(long long minor, int exponent, char *buf, size_t len) {
     lt_money_format(minor, exponent, buf, len);
 }
 
+/* ---- net revenue by product and by coupon ---- */
+
+typedef struct {
+    const char *key;
+    long long net, payments;
+} rev_row_t;
+
+static int cmp_order(const void *a, const void *b) {
+    return strcmp((*(const rec_ev_t *const *)a)->order, (*(const rec_ev_t *const *)b)->order);
+}
+
+static int cmp_rev_key(const void *a, const void *b) {
+    return strcmp(((const rev_row_t *)a)->key, ((const rev_row_t *)b)->key);
+}
+
+static int is_money_type(const char *t) {
+    return !strcmp(t, "payment") || !strcmp(t, "refund") || !strcmp(t, "void") ||
+           !strcmp(t, "chargeback") || !strcmp(t, "chargeback_reversal");
+}
+
+/* The coupon of e's order: its order event's, "(none)", or "(order not synced)". */
+static const char *coupon_of(rec_ev_t **orders, size_t norders, const rec_ev_t *e) {
+    rec_ev_t key, *kp = &key, **hit;
+    snprintf(key.order, sizeof(key.order), "%s", e->order);
+    hit = e->order[0] && orders ? bsearch(&kp, orders, norders, sizeof(*orders), cmp_order) : NULL;
+    if (!hit)
+        return "(order not synced)";
+    return (*hit)->coupon[0] ? (*hit)->coupon : "(none)";
+}
+
+/* Sums the money events of [from, to] by key (by_coupon: the order's coupon,
+ * else the product); rows sorted by key, *nrows set. NULL when out of memory. */
+static rev_row_t *revenue_by(rec_ev_t *evs, size_t n, const char *from, const char *to,
+                             int by_coupon, size_t *nrows) {
+    rec_ev_t **orders = calloc(n ? n : 1, sizeof(*orders));
+    rev_row_t *rows = calloc(n ? n : 1, sizeof(*rows));
+    size_t norders = 0, m = 0, out = 0;
+    if (!orders || !rows) {
+        free(orders);
+        free(rows);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(evs[i].type, "order"))
+            orders[norders++] = &evs[i];
+    qsort(orders, norders, sizeof(*orders), cmp_order);
+    for (size_t i = 0; i < n; i++) {
+        const rec_ev_t *e = &evs[i];
+        if (!is_money_type(e->type) || strcmp(e->local_date, from) < 0 ||
+            strcmp(e->local_date, to) > 0)
+            continue;
+        rows[m].key = by_coupon ? coupon_of(orders, norders, e) : e->product;
+        rows[m].net = e->amount;
+        rows[m++].payments = !strcmp(e->type, "payment");
+    }
+    qsort(rows, m, sizeof(*rows), cmp_rev_key);
+    for (size_t i = 0; i < m; i++) {
+        if (out && !strcmp(rows[out - 1].key, rows[i].key)) {
+            rows[out - 1].net += rows[i].net;
+            rows[out - 1].payments += rows[i].payments;
+        } else {
+            rows[out++] = rows[i];
+        }
+    }
+    free(orders);
+    *nrows = out;
+    return rows;
+}
+
+/* Adds the revenue lines of one dimension to out as `name`: [{key, payments,
+ * net}] sorted by key. */
+static int revenue_json(cJSON *out, const char *name, const char *key, rec_ev_t *evs, size_t n,
+                        const char *from, const char *to, int by_coupon, int exponent) {
+    size_t nrows = 0;
+    rev_row_t *rows = revenue_by(evs, n, from, to, by_coupon, &nrows);
+    cJSON *arr = cJSON_AddArrayToObject(out, name);
+    char buf[32];
+    if (!rows || !arr) {
+        free(rows);
+        return CTL_FAIL;
+    }
+    for (size_t i = 0; i < nrows; i++) {
+        cJSON *o = cJSON_CreateObject();
+        money(rows[i].net, exponent, buf, sizeof(buf));
+        cJSON_AddStringToObject(o, key, rows[i].key);
+        cJSON_AddNumberToObject(o, "payments", (double)rows[i].payments);
+        cJSON_AddStringToObject(o, "net", buf);
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(rows);
+    return CTL_OK;
+}
+
+static void revenue_print(const cJSON *out, const char *name, const char *key,
+                          const char *label, const char *from, const char *to) {
+    const cJSON *o;
+    printf("\nNet revenue by %s, %s..%s (payments - refunds - voids - chargebacks"
+           " + reversals, on the days they happened):\n  %-20s %9s %13s\n",
+           label, from, to, label, "PAYMENTS", "NET");
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(out, name))
+        printf("  %-20s %9.0f %13s\n", lt_json_str(o, key),
+               cJSON_GetObjectItemCaseSensitive(o, "payments")->valuedouble,
+               lt_json_str(o, "net"));
+}
+
 int ctl_reconcile(ctl_t *ctl) {
     lt_integration_t in;
     rec_read_t rd = {0};
@@ -350,6 +472,11 @@ int ctl_reconcile(ctl_t *ctl) {
     }
     cJSON_AddNumberToObject(out, "unexplained_days", (double)unexplained);
     cJSON_AddNumberToObject(out, "chargebacks_without_sale", (double)unmatched);
+    if (revenue_json(out, "by_product", "product_id", rd.evs, rd.n, from, to, 0, exponent) ||
+        revenue_json(out, "by_coupon", "coupon_code", rd.evs, rd.n, from, to, 1, exponent)) {
+        fprintf(stderr, "ltvctl: out of memory\n");
+        goto end;
+    }
     if (ctl->json) {
         char *s = lt_json_print(out);
         printf("%s\n", s ? s : "null");
@@ -363,6 +490,8 @@ int ctl_reconcile(ctl_t *ctl) {
             printf("  %s\n", line->valuestring);
         printf("%lld day(s) with unexplained differences; %lld chargeback(s) whose sale is outside the events read\n",
                unexplained, unmatched);
+        revenue_print(out, "by_product", "product_id", "product", from, to);
+        revenue_print(out, "by_coupon", "coupon_code", "coupon", from, to);
     }
     rc = unexplained ? CTL_FAIL : CTL_OK;
 end:

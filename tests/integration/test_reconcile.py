@@ -13,6 +13,12 @@ After a full sync (scheduler and fetchers then stopped):
     sale's day (CRM) to the chargeback's day (ltvsync); each such day is the
     sale day or the chargeback day of a moved chargeback, and
     moved_chargebacks lists each of them once;
+  - net revenue by product and by coupon (by_product, by_coupon) equal
+    the same sums over the oracle's events (tests/lib/oracle.py over the
+    dump): a coupon is joined from the order event of the money event's
+    order, a product is the event's one product id ("(several)", "(none)");
+    the account has several products and some coupons, so the lines are not
+    all "(none)";
   - a refund made in crm-sim after the sync (POST /_sim/mutate, not
     re-fetched) makes reconcile exit non-zero with exactly that day
     unexplained.
@@ -81,6 +87,30 @@ def check_summary(rec, dump):
     return bad
 
 
+MONEY_TYPES = ("payment", "refund", "void", "chargeback", "chargeback_reversal")
+
+
+def revenue_by(events, frm, to):
+    """({product: (payments, net)}, {coupon: (payments, net)}) over the
+    money events of [frm, to], as reconcile documents them."""
+    coupons = {e["order_id"]: e.get("coupon_code") for e in events if e["type"] == "order"}
+    prod, coup = collections.defaultdict(lambda: [0, 0]), collections.defaultdict(lambda: [0, 0])
+    for e in events:
+        if e["type"] not in MONEY_TYPES or not frm <= e["local_date"] <= to:
+            continue
+        ids = e["product_ids"]
+        p = ids[0] if len(ids) == 1 else "(several)" if ids else "(none)"
+        c = coupons[e["order_id"]] or "(none)" if e["order_id"] in coupons else "(order not synced)"
+        for table, key in ((prod, p), (coup, c)):
+            table[key][0] += e["type"] == "payment"
+            table[key][1] += e["amount_minor"]
+    return ({k: tuple(v) for k, v in prod.items()}, {k: tuple(v) for k, v in coup.items()})
+
+
+def lines_of(rows, key):
+    return {r[key]: (r["payments"], int(Decimal(r["net"]) * 100)) for r in rows}
+
+
 def main():
     t0 = time.monotonic()
     bad = 0
@@ -111,6 +141,18 @@ def main():
             print("SUMMARY", line)
             bad += 1
         assert sum(d["sales"]["crm_count"] for d in rec["days"]) > 0
+
+        want_prod, want_coup = revenue_by(list(want.values()), frm, to)
+        got_prod, got_coup = lines_of(rec["by_product"], "product_id"), lines_of(rec["by_coupon"], "coupon_code")
+        print("net revenue by product: %s" % sorted(got_prod.items()))
+        print("net revenue by coupon: %s" % sorted(got_coup.items()))
+        bad += got_prod != want_prod
+        bad += got_coup != want_coup
+        if got_prod != want_prod or got_coup != want_coup:
+            print("expected by product %s, by coupon %s" % (sorted(want_prod.items()),
+                                                             sorted(want_coup.items())))
+        assert len([k for k in want_prod if not k.startswith("(")]) >= 2, want_prod
+        assert len([k for k in want_coup if not k.startswith("(")]) >= 1, want_coup
 
         moved = moved_chargebacks(dump)
         assert moved, "the account has chargebacks weeks after their sale"
