@@ -41,7 +41,7 @@ static void register_metrics(norm_metrics_t *m)
     m->authorize = lt_metric_counter("ltvsync_normalizer_authorize_only_total",
                                      "AUTHORIZE transactions (no event)", NULL);
     m->reference = lt_metric_counter("ltvsync_normalizer_reference_rows_total",
-                                     "order and campaign rows (no event)", NULL);
+                                     "campaign rows (no event)", NULL);
     m->redis_pauses = lt_metric_counter("ltvsync_normalizer_redis_pauses_total",
                                         "pauses because Redis was unreachable", NULL);
     m->produce_retries = lt_metric_counter("ltvsync_normalizer_batch_retries_total",
