@@ -25,7 +25,7 @@ from ltharness import HarnessError, SRC_DIR, Stack, unique_name, wait_until
 
 NS = uuid.UUID("6ba7b810-9dad-11d1-80b4-00c04fd430c8")
 TYPES = ["payment", "refund", "void", "chargeback", "chargeback_reversal",
-         "decline", "customer", "subscription"]
+         "decline", "customer", "subscription", "order"]
 
 
 def make_event(i, integration, shift_days=0, fetched="2024-02-01T00:00:00Z"):
@@ -61,6 +61,20 @@ def make_event(i, integration, shift_days=0, fetched="2024-02-01T00:00:00Z"):
         ev["source"]["stream"] = "customers" if typ == "customer" else "purchases"
     if typ == "subscription":
         ev.update(subscription_id="p%d" % i, status="ACTIVE", next_bill_date=None)
+    if typ not in ("customer", "subscription", "order"):
+        ev["recycle_number"] = i % 3
+    if typ == "refund":
+        ev["refund_reason"] = "Customer request"
+    if typ == "order":
+        ev.update(amount_minor=None, transaction_id=None, order_type="NEW_SALE",
+                  order_status="COMPLETE", coupon_code="SAVE%d" % (i % 4) if i % 2 else None,
+                  has_upsell=bool(i % 3 == 0),
+                  items=[{"product_id": "7", "quantity": 1, "price_minor": 1000 + i}],
+                  totals={"total_minor": 1000 + i, "price_minor": 1000 + i, "shipping_minor": 0,
+                          "tax_minor": 0, "discount_minor": None},
+                  source_values=["google", None, None, None, None])
+        ev["source"]["stream"] = "orders"
+        ev["source"]["record_id"] = "o%d" % i
     return ev
 
 
@@ -122,6 +136,18 @@ def check_no_duplicates(msgs):
         seen.add(k)
 
 
+def to_order(e):
+    """The payment e made into an order event (the normalizer's shape)."""
+    e.pop("recycle_number", None)
+    e.update(type="order", subtype=None, amount_minor=None, transaction_id=None,
+             order_type="NEW_SALE", order_status="COMPLETE", coupon_code="SAVE5",
+             has_upsell=False, items=[{"product_id": "7", "quantity": 1, "price_minor": 1999}],
+             totals={"total_minor": 1999, "price_minor": 1999, "shipping_minor": 0,
+                     "tax_minor": None, "discount_minor": 0})
+    e["source"].update(stream="orders", record_id=e["order_id"])
+    return e
+
+
 def mutations(valid):
     """(name, bytes, must_dlq) cases: JSON-level breakage, then mutations
     whose verdict comes from the JSON Schema (must_dlq=None)."""
@@ -149,6 +175,20 @@ def mutations(valid):
         ("subtype-on-payment-ok", lambda e: e.update(subtype="rebill")),
         ("affiliate-string-ok", lambda e: e.update(affiliate_id="aff 1")),
         ("product-ids-empty-ok", lambda e: e.update(product_ids=[])),
+        # the dimensions (issue 17): the C rules must agree with the schema's
+        ("recycle-missing", lambda e: e.pop("recycle_number")),
+        ("recycle-null-ok", lambda e: e.update(recycle_number=None)),
+        ("source-values-ok", lambda e: e.update(source_values=["fb", None, None, None, "x"])),
+        ("source-values-short", lambda e: e.update(source_values=["fb"])),
+        ("refund-reason-on-payment", lambda e: e.update(refund_reason="x")),
+        ("coupon-on-payment", lambda e: e.update(coupon_code="SAVE5")),
+        ("order-ok", to_order),
+        ("order-with-amount", lambda e: to_order(e).update(amount_minor=5)),
+        ("order-item-extra", lambda e: to_order(e)["items"][0].update(name="x")),
+        ("order-tax-negative", lambda e: to_order(e)["totals"].update(tax_minor=-1)),
+        ("order-no-currency", lambda e: to_order(e).update(currency=None)),
+        ("order-recycle", lambda e: to_order(e).update(recycle_number=0)),
+        ("order-no-items", lambda e: to_order(e).pop("items")),
     ]
     for name, fn in cases:
         e = copy.deepcopy(valid)
@@ -246,7 +286,7 @@ def main():
         ids = {json.loads(m.value)["event_id"] for m in down}
         assert tail["event_id"] in ids
         oks = [name for name, _, must in bad if not must]
-        assert len(oks) == 3, oks
+        assert len(oks) == 6, oks
         check_no_duplicates(down)
         print("3. %d refused to the DLQ with reasons (e.g. %r); %d schema-valid mutations written"
               % (want_dlq, reasons["payment-negative"], len(oks)))
