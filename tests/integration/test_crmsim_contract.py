@@ -377,7 +377,44 @@ class Account(unittest.TestCase):
         for p in d["purchases"]:
             self.assertEqual([x["transactionId"] for x in p["transactions"]],
                              [t["transactionId"] for t in T if t["purchaseId"] == p["purchaseId"]])
+        self.check_dimensions(d)
         self.check_summary(d)
+
+    def check_dimensions(self, d):
+        """The LTV dimensions (README "The account"): source values, the
+        product in either shape, upsells marked either way."""
+        T, orders = d["transactions"], {o["orderId"]: o for o in d["orders"]}
+        sv = ["sourceValue%d" % n for n in range(1, 6)]
+        self.assertTrue(all(all(isinstance(r[k], str) for k in sv)
+                            for r in T + d["orders"]))
+        with_sv = [o for o in orders.values() if any(o[k] for k in sv)]
+        self.assertTrue(0.4 < len(with_sv) / len(orders) < 0.9, len(with_sv))
+        self.assertTrue(any(len(o["sourceValue4"].encode()) > 255 for o in with_sv))
+        for t in T:
+            self.assertEqual([t[k] for k in sv], [orders[t["orderId"]][k] for k in sv])
+            self.assertNotEqual("productId" in t, "items" in t, t["transactionId"])
+        shapes = collections.Counter("productId" if "productId" in t else "items" for t in T)
+        self.assertTrue(shapes["productId"] > len(T) / 4 and shapes["items"] > len(T) / 4, shapes)
+        by_id = {t["transactionId"]: t for t in T}
+        for t in T:
+            if t["txnType"] in ("REFUND", "VOID"):
+                self.assertEqual(self.product(t), self.product(by_id[t["parentTxnId"]]))
+        upsells = [t for t in T if t["orderType"] == "UPSALE" or
+                   any(i["productType"] == "UPSALE" for i in t.get("items", []))]
+        self.assertTrue(any(t["orderType"] == "UPSALE" and "productId" in t for t in upsells))
+        self.assertTrue(any(t["orderType"] == "NEW_SALE" for t in upsells))
+        for o in orders.values():
+            self.assertEqual(o["orderType"], "NEW_SALE")
+            items = list(o["items"].values()) if isinstance(o["items"], dict) else o["items"]
+            self.assertEqual([i["productType"] for i in items],
+                             ["OFFER", "UPSALE"][:len(items)], o["orderId"])
+        upsold = {t["orderId"] for t in upsells}
+        self.assertEqual(upsold, {k for k, o in orders.items()
+                                  if isinstance(o["items"], dict) and len(o["items"]) == 2})
+
+    @staticmethod
+    def product(t):
+        return t["productId"] if "productId" in t else t["items"][0]["productId"]
 
     def check_summary(self, d):
         """The CRM's own totals: chargebacks on the original sale's day."""

@@ -1,6 +1,10 @@
 /* Rows rendered exactly as the API returns them: amounts as decimal strings,
  * wall times "YYYY-MM-DD HH:MM:SS", campaignId an integer on orders and a
- * string on transactions, order items keyed by productId ([] when none). */
+ * string on transactions, order items keyed by productId ([] when none).
+ * Fields that gen.c does not model (sourceValue1..5, the shape a
+ * transaction's product takes, how an upsell is marked) are derived here
+ * from ids by a fixed hash: no RNG draw, so money, counts and dates stay
+ * exactly those of the seed. */
 #include "sim.h"
 
 #include <inttypes.h>
@@ -12,6 +16,20 @@ static const char *const REFUND_REASONS[] = {NULL, "Customer request", "Product 
                                              "Duplicate charge"};
 static const char *const CB_REASONS[] = {"10.4", "13.1", "4837", "4853"};
 static const char *const CARD_TYPES[] = {"VISA", "MASTERCARD", "AMEX"};
+static const char *const TRAFFIC[] = {"facebook", "google", "tiktok", "bing"};
+
+/* Order index whose source values carry an over-long tag (customer 19, the
+ * UTF-8 names case): sourceValue4 is 304 bytes of which byte 255 is inside a
+ * two-byte character, so a 255-byte cut must back off to 254. */
+enum { LONG_SOURCE_ORDER = 19 };
+
+/* splitmix64's finaliser: a fixed bijection spreading ids over 64 bits. */
+static uint64_t mix64(uint64_t z)
+{
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
 
 void cs_money_format(int64_t minor, int decimals, char *out, size_t outlen)
 {
@@ -102,6 +120,78 @@ static void add_pay_source(cJSON *o, const cs_txn_t *t, const cs_customer_t *c)
   add_str_or_null(o, "achAccountNumber", t->ach ? c->ach_acct : NULL);
 }
 
+/* sourceValue1..5 of order oi (its transactions carry the same): a third of
+ * the orders have none (all ""), the rest a traffic source, mostly a
+ * campaign tag, sometimes an ad set (with a gap before it when the tag is
+ * missing) and a click id in the fifth slot. */
+static void add_source_values(cJSON *o, int oi)
+{
+  char v[5][320];
+  uint64_t h = mix64(0x50C3A11DULL + (uint64_t)oi);
+  memset(v, 0, sizeof(v));
+  if (h % 3 != 0) {
+    snprintf(v[0], sizeof(v[0]), "%s", TRAFFIC[(h >> 8) % 4]);
+    if ((h >> 12) % 5 != 0)
+      snprintf(v[1], sizeof(v[1]), "cmp-%d", 10 + (int)((h >> 16) % 90));
+    if ((h >> 24) % 3 == 0)
+      snprintf(v[2], sizeof(v[2]), "adset-%d", 1 + (int)((h >> 28) % 20));
+    if ((h >> 34) % 6 == 0)
+      snprintf(v[4], sizeof(v[4]), "clk-%08x", (unsigned)(h >> 40));
+  }
+  if (oi == LONG_SOURCE_ORDER) {
+    size_t n = (size_t)snprintf(v[3], sizeof(v[3]), "utm-");
+    for (int k = 0; k < 150; k++, n += 2)
+      memcpy(v[3] + n, "\xc3\xab", 3); /* U+00EB, with the NUL */
+  }
+  for (int k = 0; k < 5; k++) {
+    char key[16];
+    snprintf(key, sizeof(key), "sourceValue%d", k + 1);
+    cJSON_AddStringToObject(o, key, v[k]);
+  }
+}
+
+/* The catalogue price of product k (its campaign's product list). */
+static int64_t product_price(const cs_account_t *a, int k)
+{
+  for (int c = 0; c < a->ncampaigns; c++)
+    for (int j = 0; j < a->campaigns[c].nproducts; j++)
+      if (a->campaigns[c].products[j].id == cs_product_ids[k])
+        return a->campaigns[c].products[j].price;
+  return 0;
+}
+
+/* orderType and the product of transaction t (a refund, void or chargeback
+ * carries the product of the sale it reverses: gen.c copies it). The CRM
+ * may send the product either as a top-level productId or as an items[]
+ * list: half the rows take each shape (a hash of the transaction id). An
+ * upsell is marked either by orderType UPSALE (with a top-level productId)
+ * or, under orderType NEW_SALE, only by its item's productType UPSALE: the
+ * order's parity picks which, so customers 5 and 20 show one each. */
+static void add_order_type_and_product(cJSON *o, const cs_account_t *a, const cs_txn_t *t)
+{
+  int upsell = t->otype == CS_OT_UPSALE;
+  int as_items = upsell ? (t->order & 1) == 0 : (mix64((uint64_t)t->id) >> 7 & 1) != 0;
+  cJSON_AddStringToObject(o, "orderType", cs_order_type_names[upsell && as_items
+                                                                  ? CS_OT_NEW_SALE : t->otype]);
+  if (t->product < 0)
+    return;
+  if (!as_items) {
+    cJSON_AddNumberToObject(o, "productId", cs_product_ids[t->product]);
+    return;
+  }
+  cJSON *items = cJSON_AddArrayToObject(o, "items"), *x = cJSON_CreateObject();
+  if (!items || !x) {
+    cJSON_Delete(x);
+    return;
+  }
+  cJSON_AddItemToArray(items, x);
+  cJSON_AddNumberToObject(x, "productId", cs_product_ids[t->product]);
+  cJSON_AddStringToObject(x, "name", cs_product_names[t->product]);
+  cJSON_AddNumberToObject(x, "qty", 1);
+  add_money(x, "price", a, product_price(a, t->product));
+  cJSON_AddStringToObject(x, "productType", upsell ? "UPSALE" : "OFFER");
+}
+
 cJSON *cs_render_txn(const cs_account_t *a, int i)
 {
   const cs_txn_t *t = &a->txns[i];
@@ -128,7 +218,7 @@ cJSON *cs_render_txn(const cs_account_t *a, int i)
   cJSON_AddStringToObject(o, "currencyCode", a->opts->currency);
   cJSON_AddStringToObject(o, "currencySymbol", a->opts->symbol);
   cJSON_AddStringToObject(o, "orderId", a->orders[t->order].id);
-  cJSON_AddStringToObject(o, "orderType", cs_order_type_names[t->otype]);
+  add_order_type_and_product(o, a, t);
   cJSON_AddNumberToObject(o, "billingCycleNumber", t->cycle);
   cJSON_AddNumberToObject(o, "recycleNumber", t->recycle);
   snprintf(buf, sizeof(buf), "%d", cp->id);
@@ -144,7 +234,7 @@ cJSON *cs_render_txn(const cs_account_t *a, int i)
   cJSON_AddNumberToObject(o, "merchantId", t->merchant_id);
   snprintf(buf, sizeof(buf), "AFF%d", a->orders[t->order].aff);
   cJSON_AddStringToObject(o, "affId", buf);
-  cJSON_AddStringToObject(o, "sourceValue1", "");
+  add_source_values(o, t->order);
   add_chargeback(o, a, t);
   add_str_or_null(o, "refundReason", REFUND_REASONS[t->refund_reason % 4]);
   cJSON_AddNullToObject(o, "3DTxnResult");
@@ -170,6 +260,8 @@ static cJSON *render_items(const cs_account_t *a, const cs_order_t *o, int oi)
     cJSON_AddNumberToObject(x, "qty", 1);
     add_money(x, "price", a, it->price);
     add_money(x, "shipping", a, it->shipping);
+    /* items[0] is the order's offer; a second item is always its upsell */
+    cJSON_AddStringToObject(x, "productType", j == 0 ? "OFFER" : "UPSALE");
     if (pu) {
       cJSON_AddNumberToObject(x, "purchaseId", pu->id);
       cJSON_AddStringToObject(x, "purchaseStatus", cs_purchase_status_names[pu->status]);
@@ -218,6 +310,7 @@ cJSON *cs_render_order(const cs_account_t *a, int i)
   add_str_or_null(r, "couponCode", o->coupon);
   snprintf(buf, sizeof(buf), "AFF%d", o->aff);
   cJSON_AddStringToObject(r, "affId", buf);
+  add_source_values(r, i);
   cJSON_AddItemToObject(r, "items", render_items(a, o, i));
   cJSON_AddItemToObject(r, "fulfillments", cJSON_CreateArray());
   return r;
