@@ -3,7 +3,13 @@ of ltvsync's C code (Python's zoneinfo for time zones, decimal for money).
 
 It reads crm-sim's --dump (or any sequence of raw envelopes) and applies the
 rules of DESIGN.md "Canonical event" as documented in common/lt_event.h and
-schemas/event.schema.json:
+schemas/event.schema.json, with the LTV dimensions of issue 17:
+  - every transaction-stream event carries recycle_number and, when any of
+    sourceValue1..5 is set, source_values (5 entries, each cut to 255 bytes);
+    refunds carry refund_reason; a payment is an upsell by orderType or by
+    an item's productType;
+  - a non-PARTIAL order row gives an `order` event (order_type,
+    order_status, coupon_code, has_upsell, items, totals, source_values).
 
     integ = Integration("acme", "konnektive", "America/New_York", "USD")
     envs = envelopes_from_dump(json.load(open(dump)), integ, fetched_at)
@@ -146,6 +152,68 @@ def int_or_none(v):
     return None
 
 
+def utf8_cut(v, limit):
+    """v if a non-empty string, at most `limit` bytes of UTF-8 without
+    splitting a character; else None."""
+    if not isinstance(v, str) or v == "":
+        return None
+    b = v.encode("utf-8")
+    if len(b) <= limit:
+        return v
+    cut = limit
+    while cut > 0 and (b[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return b[:cut].decode("utf-8")
+
+
+def str255(v):
+    return utf8_cut(v, 255)
+
+
+def str64(v):
+    return utf8_cut(v, 64)
+
+
+def ascii_upper(s):
+    """Upper case of ASCII letters only (what a byte-wise CRM text compare
+    sees; str.upper() would also turn U+017F into 'S')."""
+    return "".join(chr(ord(c) - 32) if "a" <= c <= "z" else c for c in s)
+
+
+def upsell_text(v):
+    if not isinstance(v, str):
+        return False
+    u = ascii_upper(v)
+    return "UPSALE" in u or "UPSELL" in u
+
+
+def entries(items):
+    """The entries of an items value: object values in key order, array
+    elements in order; [] for absent/null/empty; Malformed for a scalar."""
+    if items is None:
+        return []
+    if isinstance(items, dict):
+        return list(items.values())
+    if isinstance(items, list):
+        return list(items)
+    raise Malformed("items: not a list or an object")
+
+
+def has_upsell(rec):
+    """orderType says UPSALE/UPSELL, or an item's productType does."""
+    if upsell_text(rec.get("orderType")):
+        return True
+    items = rec.get("items")
+    values = items.values() if isinstance(items, dict) else items if isinstance(items, list) else []
+    return any(isinstance(it, dict) and upsell_text(it.get("productType")) for it in values)
+
+
+def source_values(rec):
+    """[str255(sourceValue1..5)] when any is set, else None (key absent)."""
+    vals = [str255(rec.get("sourceValue%d" % n)) for n in range(1, 6)]
+    return vals if any(v is not None for v in vals) else None
+
+
 def flag(v):
     if isinstance(v, bool):
         return v
@@ -186,6 +254,8 @@ class Oracle:
             evs = [self.event(ctx, "customer", None, self.updated_at(rec))]
         elif stream == "purchases":
             evs = [self.purchase(ctx, rec)]
+        elif stream == "orders":
+            evs = self.order(ctx, rec)
         else:
             evs = []
         key = "%s/%s" % (self.integ.id, ctx["customer_id"])
@@ -202,7 +272,9 @@ class Oracle:
                "billing_cycle": int_or_none(rec.get("billingCycleNumber")),
                "affiliate_id": rec.get("affId") if isinstance(rec.get("affId"), str) and rec.get("affId") else None,
                "date_updated": rec.get("dateUpdated") if isinstance(rec.get("dateUpdated"), str) and rec.get("dateUpdated") else None,
-               "product_ids": self.products(rec)}
+               "product_ids": self.products(rec),
+               "source_values": source_values(rec),
+               "recycle_number": int_or_none(rec.get("recycleNumber"))}
         return ctx
 
     @staticmethod
@@ -250,11 +322,12 @@ class Oracle:
         if ttype in ("REFUND", "VOID"):
             ev = self.event(ctx, ttype.lower(), None, (created, False), amount=-amount)
             ev["parent_transaction_id"] = checked_id(rec.get("parentTxnId"), "parentTxnId", False)
+            if ttype == "REFUND":
+                ev["refund_reason"] = str255(rec.get("refundReason"))
             return [self.order_keys(ev)]
         cycle = ctx["billing_cycle"]
-        otype = str(rec.get("orderType") or "").upper()
         sub = ("rebill" if cycle is not None and cycle >= 2 else
-               "upsell" if "UPSALE" in otype or "UPSELL" in otype else "initial")
+               "upsell" if has_upsell(rec) else "initial")
         evs = [self.event(ctx, "payment", sub, (created, False), amount=amount)]
         cb = self.chargeback(ctx, rec)
         return evs + ([self.order_keys(cb)] if cb else [])
@@ -290,6 +363,45 @@ class Oracle:
             return self.event(ctx, "chargeback_reversal", None, wall, amount=amount,
                               occurrence=st["n"])
         return None
+
+    def order(self, ctx, rec):
+        """The order event (none for a PARTIAL order: no money moved)."""
+        if rec.get("orderStatus") == "PARTIAL":
+            return []
+        if ctx["customer_id"] is None:
+            raise Malformed("customerId missing")
+        cur = ctx["currency"]
+        if cur not in EXPONENT:
+            raise Malformed("unknown currency %s" % cur)
+
+        def money(key, obj=rec):
+            v = obj.get(key)
+            if v is None or v == "":
+                return None
+            return minor_units(v, cur, key)
+
+        ents = entries(rec.get("items"))
+        if len(ents) > 64:
+            raise Malformed("items: more than 64")
+        items = []
+        for it in ents:
+            if not isinstance(it, dict):
+                raise Malformed("items: productId missing or invalid")
+            try:
+                pid = checked_id(it.get("productId"), "productId")
+            except Malformed:
+                raise Malformed("items: productId missing or invalid")
+            items.append({"product_id": pid, "quantity": int_or_none(it.get("qty")),
+                          "price_minor": money("price", it)})
+        totals = {"total_minor": money("totalAmount"), "price_minor": money("price"),
+                  "shipping_minor": money("baseShipping"), "tax_minor": money("salesTax"),
+                  "discount_minor": money("totalDiscount")}
+        ev = self.event(ctx, "order", None, self.updated_at(rec))
+        ev.update({"order_type": str64(rec.get("orderType")),
+                   "order_status": str64(rec.get("orderStatus")),
+                   "coupon_code": str64(rec.get("couponCode")),
+                   "has_upsell": has_upsell(rec), "items": items, "totals": totals})
+        return [self.order_keys(ev)]
 
     def purchase(self, ctx, rec):
         if ctx["customer_id"] is None:
@@ -339,6 +451,10 @@ class Oracle:
         }
         if occurrence:
             ev["occurrence"] = occurrence
+        if ctx["stream"] == "transactions":
+            ev["recycle_number"] = ctx["recycle_number"]
+        if ctx["stream"] in ("transactions", "orders") and ctx["source_values"] is not None:
+            ev["source_values"] = list(ctx["source_values"])
         ev["source"] = {"stream": ctx["stream"], "record_id": ctx["record_id"],
                         "fetched_at": ctx["fetched_at"], "date_updated": ctx["date_updated"]}
         return ev
