@@ -25,6 +25,8 @@
 
 /* Event types in schema order; the index is used for per-type metrics. */
 extern const char *const sink_types[SINK_NTYPES];
+enum { SINK_T_PAYMENT, SINK_T_REFUND, SINK_T_VOID, SINK_T_CB, SINK_T_CB_REV, SINK_T_DECLINE,
+       SINK_T_CUSTOMER, SINK_T_SUBSCRIPTION, SINK_T_ORDER };
 
 typedef struct {
     int type;         /* index into sink_types */

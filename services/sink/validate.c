@@ -13,8 +13,7 @@
 const char *const sink_types[SINK_NTYPES] = {
     "payment", "refund", "void", "chargeback", "chargeback_reversal",
     "decline", "customer", "subscription", "order"};
-enum { T_PAYMENT, T_REFUND, T_VOID, T_CB, T_CB_REV, T_DECLINE, T_CUSTOMER,
-       T_SUBSCRIPTION, T_ORDER };
+
 
 typedef enum {
     K_SCHEMA, K_UUID, K_TYPE, K_SUBTYPE, K_INTEGRATION, K_BRAND, K_NID, K_ID,
@@ -377,18 +376,18 @@ static int check_type_rules(const cJSON *ev, int type, char *why, size_t whylen)
 {
     const char *sub = str_of(cJSON_GetObjectItemCaseSensitive(ev, "subtype"));
     const char *t = sink_types[type];
-    int money = type <= T_DECLINE;
-    int ok_sub = type == T_PAYMENT   ? sub && in_list(sub, subtypes, 3) >= 0
-                 : type == T_DECLINE ? sub && in_list(sub, subtypes + 3, 2) >= 0
-                 : type == T_CB_REV  ? 1
+    int money = type <= SINK_T_DECLINE;
+    int ok_sub = type == SINK_T_PAYMENT   ? sub && in_list(sub, subtypes, 3) >= 0
+                 : type == SINK_T_DECLINE ? sub && in_list(sub, subtypes + 3, 2) >= 0
+                 : type == SINK_T_CB_REV  ? 1
                                      : sub == NULL;
     if (!ok_sub)
         return snprintf(why, whylen, "subtype: not valid for %s", t), 0;
-    if ((type == T_CB || type == T_CB_REV) && !has(ev, "occurrence"))
+    if ((type == SINK_T_CB || type == SINK_T_CB_REV) && !has(ev, "occurrence"))
         return snprintf(why, whylen, "occurrence: missing for %s", t), 0;
-    if (type == T_DECLINE && !has(ev, "attempted_minor"))
+    if (type == SINK_T_DECLINE && !has(ev, "attempted_minor"))
         return snprintf(why, whylen, "attempted_minor: missing for decline"), 0;
-    if (type == T_SUBSCRIPTION && (!has(ev, "subscription_id") || !has(ev, "status") ||
+    if (type == SINK_T_SUBSCRIPTION && (!has(ev, "subscription_id") || !has(ev, "status") ||
                                    !has(ev, "next_bill_date")))
         return snprintf(why, whylen, "subscription_id, status, next_bill_date: "
                         "required for subscription"), 0;
@@ -398,16 +397,16 @@ static int check_type_rules(const cJSON *ev, int type, char *why, size_t whylen)
     if (money != has(ev, "recycle_number"))
         return snprintf(why, whylen, "recycle_number: %s for %s",
                         money ? "required" : "not allowed", t), 0;
-    if ((type == T_REFUND) != has(ev, "refund_reason"))
+    if ((type == SINK_T_REFUND) != has(ev, "refund_reason"))
         return snprintf(why, whylen, "refund_reason: %s for %s",
-                        type == T_REFUND ? "required" : "not allowed", t), 0;
-    if ((type == T_CUSTOMER || type == T_SUBSCRIPTION) && has(ev, "source_values"))
+                        type == SINK_T_REFUND ? "required" : "not allowed", t), 0;
+    if ((type == SINK_T_CUSTOMER || type == SINK_T_SUBSCRIPTION) && has(ev, "source_values"))
         return snprintf(why, whylen, "source_values: not allowed for %s", t), 0;
     for (size_t i = 0; i < sizeof(order_only) / sizeof(order_only[0]); i++)
-        if ((type == T_ORDER) != has(ev, order_only[i]))
+        if ((type == SINK_T_ORDER) != has(ev, order_only[i]))
             return snprintf(why, whylen, "%s: %s for %s", order_only[i],
-                            type == T_ORDER ? "required" : "not allowed", t), 0;
-    if (type == T_ORDER &&
+                            type == SINK_T_ORDER ? "required" : "not allowed", t), 0;
+    if (type == SINK_T_ORDER &&
         (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id")) ||
          !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "order_id"))) ||
          !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))

@@ -11,14 +11,11 @@ failure at one exact point of a job, which no outside fault hits on cue.
 Before the retry, the abandoned jobs' days never completed (timeout here)
 and their partitions' offsets stayed behind them."""
 import json
-import os
-import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 
 GROUP = "fetcher-abandon"
 ENV = {"LTVSYNC_GROUP_ID": GROUP, "LTVSYNC_FETCH_CONCURRENCY": 4,

@@ -1,12 +1,9 @@
 """crm-sim --fault-rate 0.2 (503 HTML pages, bare ERRORs, truncated JSON,
 reset connections): the fetchers back off, retry and still land every row
 of the dump, with no secret anywhere."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 
 
 def main():

@@ -14,15 +14,13 @@ integration at 8 requests a second, crm-sim enforcing 8 a second and 8 in
 flight, two fetchers with four workers each keep it saturated. The fetcher
 must notice a stale grant and take a fresh one: crm-sim counts 0
 violations, every row lands, and the fetchers' metric shows grants retaken."""
-import os
 import re
 import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 from faultrow import report  # noqa: E402
 from tcpproxy import TcpProxy  # noqa: E402
 

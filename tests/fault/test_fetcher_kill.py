@@ -2,14 +2,11 @@
 nothing is missing, re-fetched pages are no more than the pages that were in
 flight), then Redis stopped ~10 s mid-sync (fetchers pause and resume,
 limits still hold, nothing missing)."""
-import os
 import signal
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 
 ENV = {"LTVSYNC_FETCH_PAGE_SIZE": 5, "LTVSYNC_FETCH_SPLIT_PAGES": 1000,
        "LTVSYNC_KAFKA_SESSION_TIMEOUT_MS": 6000,

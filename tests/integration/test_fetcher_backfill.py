@@ -2,12 +2,9 @@
 ltvsync.raw (record-id sets per stream), the shared limits hold (zero
 crm-sim violations of --max-rps and --max-in-flight), big days are split
 into page-range sub-jobs, and no secret of the dump reaches a topic or log."""
-import os
-import sys
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 
 
 def main():

@@ -3,13 +3,10 @@ applied with /_sim/mutate appear in ltvsync.raw after a dateUpdated (live)
 job of that day, taken before the backfill queue; bad credentials park the
 integration with at most one CRM call per job and a clear reason."""
 import json
-import os
-import sys
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 
 
 def mutate(sim, action, txn, date):

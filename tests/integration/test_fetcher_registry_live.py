@@ -8,13 +8,10 @@ later must use the new username and complete. Before the live view the
 fetcher kept the copy it read at start-up for 30 s, so that job logged in
 with the wrong username again and parked the integration a second time."""
 import json
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 
 PROPAGATION_S = 3.0  # the reader fetches at least every 0.5 s; margin for a busy machine
 

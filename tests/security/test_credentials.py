@@ -22,13 +22,11 @@ import os
 import re
 import socket
 import socketserver
-import sys
 import threading
 import urllib.parse
 
-sys.path.insert(0, os.path.join(os.environ.get("LTVSYNC_SRC_DIR", "."), "bench"))
-import ltharness as h  # noqa: E402
-import fetcher_stack as fs  # noqa: E402
+import ltharness as h
+import fetcher_stack as fs
 
 REDIS_SECRET = "REDIS-ONLY-SECRET-7f3a"
 OTHER_SECRET = "OTHER-TENANT-SECRET-91c2"

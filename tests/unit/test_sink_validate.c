@@ -1,10 +1,11 @@
-/* The sink's ltv.event.v1 rules (services/sink/validate.c, compiled in here
- * because unit tests link only ltcommon): a valid event of every type passes;
- * each broken field is refused with a reason naming it. */
+/* The sink's ltv.event.v1 rules (services/sink/validate.c, from the sink's
+ * core library): a valid event of every type passes; each broken field is
+ * refused with a reason naming it. */
 #include <stdlib.h>
 #include <string.h>
-#include "../../services/sink/validate.c"
+#include "lt_dedupe.h"
 #include "lt_json.h"
+#include "sink.h"
 #include "lt_test.h"
 #include "lt_uuid.h"
 
@@ -118,7 +119,7 @@ LT_TEST(info_filled)
     sink_event_info_t info;
     char why[128];
     CHECK(sink_validate(ev, &info, why, sizeof(why)) == 0);
-    CHECK_INT(info.type, T_REFUND);
+    CHECK_INT(info.type, SINK_T_REFUND);
     CHECK_STR(info.event_id, cJSON_GetObjectItem(ev, "event_id")->valuestring);
     CHECK_INT(lt_dedupe_bucket(info.id) < LT_DEDUPE_BUCKETS, 1);
     cJSON_Delete(ev);
