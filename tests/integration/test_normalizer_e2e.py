@@ -4,10 +4,18 @@ ltvsync.events, checked against tests/lib/oracle.py (zoneinfo, decimal).
 The raw envelopes are produced here from crm-sim's --dump (sanitized like
 the fetcher does), plus late copies of one sale that is charged back (date
 only), seen again stale, reverted, charged back again inside the DST gap and
-re-fetched; plus malformed rows that must land in the DLQ. Then:
+re-fetched; plus hand-made rows at the corners of the LTV dimensions (issue
+17: order items as an array or an object, string and float quantities,
+empty and numeric money, cuts at 64 and 255 bytes inside a character,
+lower-case upsell marks, a lone sourceValue5); plus malformed rows that
+must land in the DLQ. Then:
+  - the expected events exercise every event type and every LTV-dimension
+    case (oracle.uncovered over crm-sim's rows alone), so the comparison
+    cannot pass because a rule never ran;
   - every event matches the oracle exactly (multiset, per key), nothing
     missing or unexpected; every event validates against the schema;
-  - the DLQ holds exactly the malformed rows, with reasons;
+  - the DLQ holds exactly the malformed rows (by key: the oracle's own
+    dead letters among them), with reasons;
   - SIGTERM drains and exits 0;
   - two replays of ltvsync.raw under new groups give byte-identical events."""
 import copy
@@ -63,6 +71,81 @@ def late_rows(dump):
                "page": 1, "fetched_at": LATE, "record": rec}
         out.append(("%s/transactions/%s" % (INTEG.id, rec["transactionId"]), env))
     return out
+
+
+def envelope(stream, rec, job="edge"):
+    env = {"integration_id": INTEG.id, "stream": stream, "job_id": job,
+           "page": 1, "fetched_at": FETCHED, "record": rec}
+    return ("%s/%s/%s" % (INTEG.id, stream, rec[oracle.RECORD_ID[stream]]), env)
+
+
+def edge_rows(dump):
+    """Valid rows at the corners of the issue-17 rules, crm-sim never sends."""
+    sale = next(t for t in dump["transactions"]
+                if t["txnType"] == "SALE" and t["responseType"] == "SUCCESS"
+                and not t["isChargedback"] and not t["chargebackDate"])
+    base = oracle.sanitize(sale)
+    for k in ("productId", "items"):
+        base.pop(k, None)
+    base.update({"sourceValue%d" % n: "" for n in range(1, 6)})
+    txns = [
+        # upsell only by an object-form item's lower-case productType; a
+        # recycleNumber as a string; only sourceValue5
+        dict(transactionId="EDGE-TXN-1", orderType="NEW_SALE", recycleNumber="2",
+             items={"55": {"productId": 55, "productType": "Upsell"}}, sourceValue5="only-five"),
+        # a refund without a reason (""), recycleNumber null
+        dict(transactionId="EDGE-TXN-2", txnType="REFUND", parentTxnId=sale["transactionId"],
+             refundReason="", recycleNumber=None, productId="88"),
+        # a 601-byte reason: byte 255 inside "é", cut to 254 bytes
+        dict(transactionId="EDGE-TXN-3", txnType="REFUND", parentTxnId=sale["transactionId"],
+             refundReason="x" + "Ré" * 200, recycleNumber="abc", sourceValue1="A" * 300),
+        # a recycled soft decline
+        dict(transactionId="EDGE-TXN-4", responseType="SOFT_DECLINE", recycleNumber=1,
+             billingCycleNumber=2, sourceValue1="google", sourceValue3="adset-1"),
+        # cycle 3 outranks UPSALE; a non-object item is skipped
+        dict(transactionId="EDGE-TXN-5", orderType="UPSALE", billingCycleNumber=3, productId="5",
+             items=["junk", {"productId": "77", "productType": "UPSALE"}]),
+    ]
+    out = [envelope("transactions", dict(base, **t)) for t in txns]
+    orders = [
+        dict(orderId="EDGE-ORDER-1", customerId=sale["customerId"], campaignId=2, affId="AFF9",
+             dateCreated="2025-01-05 10:00:00", dateUpdated="2025-01-06",
+             orderType="Upsell-Flow", orderStatus="COMPLETE",
+             couponCode="CPN-X" + "ü" * 40,  # 85 bytes, byte 64 inside "ü"
+             currencyCode="EUR", totalAmount="12.50", price=None, baseShipping="",
+             salesTax="0.75", sourceValue1="", sourceValue3=None,
+             items=[{"productId": "SKU-9", "qty": "2", "price": "", "productType": "addon"},
+                    {"productId": 12, "qty": 1.0, "price": 3, "productType": None}]),
+        dict(orderId="EDGE-ORDER-2", customerId=str(sale["customerId"]),
+             dateCreated="2025-01-07 08:00:00", orderType="NEW_SALE", orderStatus="DECLINED",
+             couponCode="", items={}, currencyCode="JPY", totalAmount="0", totalDiscount="5",
+             sourceValue2="x" * 300, sourceValue5="  "),
+        dict(orderId="EDGE-ORDER-3", customerId=sale["customerId"],
+             dateCreated="2025-01-08 09:00:00", dateUpdated="2025-01-08 09:30:00",
+             orderStatus="COMPLETE", couponCode="SAVE5", totalAmount="10.00",
+             items={"20": {"productId": 20, "price": "6.00", "productType": "OFFER"},
+                    "10": {"productId": 10, "qty": 3, "price": "4.00", "productType": "upsale"}}),
+        dict(orderId="EDGE-ORDER-4", customerId=sale["customerId"], orderStatus="PARTIAL",
+             dateCreated="2025-01-09 09:00:00", items=[{"productId": 1}]),
+    ]
+    return out + [envelope("orders", o) for o in orders]
+
+
+def bad_order_rows(dump):
+    """Order rows the rules dead-letter: {key: word the reason must hold}."""
+    o = oracle.sanitize(next(o for o in dump["orders"] if o["orderStatus"] == "COMPLETE"))
+    item = {"productId": 101, "qty": 1, "price": "1.00"}
+    cases = [("BAD-ORDER-1", {"items": [{"qty": 1}]}, "items"),
+             ("BAD-ORDER-2", {"items": [dict(item, productId=n) for n in range(65)]}, "items"),
+             ("BAD-ORDER-3", {"totalAmount": "abc"}, "totalAmount"),
+             ("BAD-ORDER-4", {"customerId": None}, "customerId"),
+             ("BAD-ORDER-5", {"items": {"x": {"productId": "bad id"}}}, "items")]
+    rows, words = [], {}
+    for oid, change, word in cases:
+        key, env = envelope("orders", dict(o, orderId=oid, **change), job="bad")
+        rows.append((key, env))
+        words[key] = word
+    return rows, words
 
 
 def bad_rows(dump):
@@ -134,15 +217,21 @@ def main():
         dump = wait_until(lambda: json.load(open(st.path("dump.json"))), 20, "crm-sim dump")
         sim.check_alive()
 
-        envs = oracle.envelopes_from_dump(dump, INTEG, FETCHED) + late_rows(dump)
+        sim_envs = oracle.envelopes_from_dump(dump, INTEG, FETCHED)
+        gaps = oracle.uncovered([e for _, e in oracle.Oracle(INTEG).run(sim_envs)], dump)
+        assert not gaps, "crm-sim's rows must exercise %s" % gaps
+        bad_orders, bad_words = bad_order_rows(dump)
+        envs = sim_envs + late_rows(dump) + edge_rows(dump) + bad_orders
         raw = [(k, json.dumps(e, ensure_ascii=False)) for k, e in envs] + bad_rows(dump)
         st.produce("ltvsync.integrations", [(INTEG.id, json.dumps(integration_doc()))])
         st.produce("ltvsync.raw", raw)
-        want = oracle.Oracle(INTEG).run(envs)
+        orc = oracle.Oracle(INTEG)
+        want = orc.run(envs)
+        assert sorted(k for k, _ in orc.dlq) == sorted(bad_words), orc.dlq
         types = Counter(e["type"] for _, e in want)
         print("raw rows %d, expected events %s" % (len(raw), dict(types)))
-        for t in ("payment", "refund", "decline", "chargeback", "chargeback_reversal",
-                  "customer", "subscription"):
+        for t in ("payment", "refund", "void", "decline", "chargeback", "chargeback_reversal",
+                  "customer", "subscription", "order"):
             assert types[t] > 0, "the data set must exercise %s" % t
 
         p = run_normalizer(st, len(raw), {"LTVSYNC_GROUP_ID": "norm-main"})
@@ -159,11 +248,15 @@ def main():
         dlq = st.consume_json("ltvsync.dlq")
         reasons = sorted(d["reason"] for d in dlq)
         print("dlq:", reasons)
-        assert len(dlq) == 5, reasons
+        n_dlq = 5 + len(bad_words)
+        assert len(dlq) == n_dlq, reasons
         assert all(d["topic"] == "ltvsync.raw" and d["offset"] >= 0 and d["value"] for d in dlq)
         for word in ("txnType", "dateCreated", "totalAmount", "invalid JSON", "unknown integration"):
             assert any(word in r for r in reasons), (word, reasons)
-        assert metric(p, "ltvsync_normalizer_dlq_total") == 5
+        by_key = {d["key"]: d["reason"] for d in dlq}
+        for key, word in bad_words.items():
+            assert key in by_key and word in by_key[key], (key, word, by_key.get(key))
+        assert metric(p, "ltvsync_normalizer_dlq_total") == n_dlq
         assert st.stop(p, signal.SIGTERM, 30) == 0, "SIGTERM must drain and exit 0"
 
         # Each replay appends to ltvsync.events: compare what it appended.

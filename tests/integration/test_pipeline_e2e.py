@@ -11,7 +11,11 @@ Checks:
   - no secret of the dump (eCommercePassword, achAccountNumber,
     achRoutingNumber values) nor the CRM password in any topic or log;
   - the data set exercises every event type and the edge cases of
-    customers 0..20 (so the comparison means something);
+    customers 0..20, and every LTV-dimension case of issue 17
+    (oracle.uncovered: order coupons, upsells and items, product_ids from
+    either row shape, upsells by either mark, source_values present, absent
+    and cut, refund reasons, recycles, chargeback reason codes), so the
+    comparison means something;
   - live changes (sync every 3 s, so unchanged rows are re-fetched again and
     again): a chargeback made in crm-sim after the backfill, then its
     reversal, arrive downstream as the oracle fed the row's history expects
@@ -107,8 +111,10 @@ def main():
         types = collections.Counter(e["type"] for e in want.values())
         print("expected events %d: %s" % (len(want), dict(types)))
         for t in ("payment", "refund", "void", "decline", "chargeback", "customer",
-                  "subscription"):
+                  "subscription", "order"):
             assert types[t] > 0, "the account must exercise %s" % t
+        gaps = oracle.uncovered(want.values(), pl.dump)
+        assert not gaps, "the account must exercise %s" % gaps
         txns = {str(t["transactionId"]): t for t in pl.dump["transactions"]}
         cb_days = [(t["dateCreated"][:10], str(t.get("chargebackDate"))[:10])
                    for t in txns.values() if str(t.get("isChargedback")) == "1"]

@@ -465,6 +465,49 @@ class Oracle:
         return ev
 
 
+def uncovered(events, dump):
+    """The LTV-dimension cases (issue 17) that none of `events` (expected
+    event dicts) exercises, as a list of names; [] when all are there. Rows
+    of `dump` tell which shape of a CRM row gave an event, so that a
+    comparison with ltvsync's events cannot pass while a rule never ran."""
+    txns = {str(t.get("transactionId")): t for t in dump.get("transactions") or []}
+
+    def row(ev):
+        return txns.get(ev.get("transaction_id")) or {}
+
+    def item_upsell_only(r):
+        return not upsell_text(r.get("orderType")) and has_upsell(r)
+
+    cases = {
+        "order with coupon_code": lambda e: e["type"] == "order" and e["coupon_code"],
+        "order with has_upsell": lambda e: e["type"] == "order" and e["has_upsell"],
+        "order without upsell": lambda e: e["type"] == "order" and e["has_upsell"] is False,
+        "order item with quantity and price_minor": lambda e: e["type"] == "order" and any(
+            i["quantity"] is not None and i["price_minor"] is not None for i in e["items"]),
+        "order totals": lambda e: e["type"] == "order" and e["totals"]["total_minor"],
+        "payment with product_ids from productId": lambda e: e["type"] == "payment" and
+            e["product_ids"] and "productId" in row(e) and "items" not in row(e),
+        "payment with product_ids from items": lambda e: e["type"] == "payment" and
+            e["product_ids"] and row(e).get("items") and "productId" not in row(e),
+        "upsell payment by orderType": lambda e: e.get("subtype") == "upsell" and
+            e["type"] == "payment" and upsell_text(row(e).get("orderType")),
+        "upsell payment by an item's productType only": lambda e: e.get("subtype") == "upsell"
+            and e["type"] == "payment" and item_upsell_only(row(e)),
+        "payment with source_values": lambda e: e["type"] == "payment" and "source_values" in e,
+        "payment without source_values": lambda e: e["type"] == "payment" and
+            "source_values" not in e,
+        "source value cut at 255 bytes": lambda e: any(
+            v and len(v.encode()) < len((row(e).get("sourceValue%d" % (n + 1)) or "").encode())
+            for n, v in enumerate(e.get("source_values") or [])),
+        "refund with refund_reason": lambda e: e["type"] == "refund" and e["refund_reason"],
+        "payment or decline with recycle_number > 0": lambda e: e["type"] in (
+            "payment", "decline") and (e["recycle_number"] or 0) > 0,
+        "chargeback with chargeback_reason_code": lambda e: e["type"] == "chargeback" and
+            e["chargeback_reason_code"],
+    }
+    return [name for name, hit in cases.items() if not any(hit(e) for e in events)]
+
+
 def latest_by_id(pairs):
     """{event_id: event} keeping the last version of each id (latest wins)."""
     out = {}
