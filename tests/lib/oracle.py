@@ -189,14 +189,14 @@ def upsell_text(v):
 
 def entries(items):
     """The entries of an items value: object values in key order, array
-    elements in order; [] for absent/null/empty; Malformed for a scalar."""
-    if items is None:
-        return []
+    elements in order; [] for absent/null/empty. The issue-17 text does not
+    say what a scalar (a string, a number) is: like product_ids and the
+    upsell mark, which skip it, it counts as no items."""
     if isinstance(items, dict):
         return list(items.values())
     if isinstance(items, list):
         return list(items)
-    raise Malformed("items: not a list or an object")
+    return []
 
 
 def has_upsell(rec):
