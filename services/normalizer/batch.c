@@ -17,18 +17,6 @@
 
 #define ACK_TIMEOUT_MS 30000
 
-static const char *const event_types[8] = {
-    "payment", "refund", "void", "chargeback", "chargeback_reversal", "decline",
-    "customer", "subscription"};
-
-lt_metric_t *norm_event_metric(norm_t *n, const char *type)
-{
-    for (int i = 0; i < 8; i++)
-        if (strcmp(event_types[i], type) == 0)
-            return n->m.events[i];
-    return NULL;
-}
-
 static void set_reason(norm_msg_t *m, const char *what, const char *detail)
 {
     snprintf(m->reason, sizeof(m->reason), "%s%s%s", what, detail ? ": " : "",
@@ -114,8 +102,7 @@ static lt_err_t send_events(norm_t *n, norm_batch_t *b, norm_msg_t *m, lt_event_
             lt_warn("produce event: %s", err);
             return LT_ERR_RETRIABLE;
         }
-        for (int t = 0; t < 8; t++)
-            c->events[t] += strcmp(evs->ev[i].type, event_types[t]) == 0;
+        c->events[evs->ev[i].type]++;
     }
     return LT_OK;
 }
@@ -154,7 +141,7 @@ static void apply_counts(norm_t *n, const norm_counts_t *c)
     lt_metric_add(n->m.partial, c->partial);
     lt_metric_add(n->m.authorize, c->authorize);
     lt_metric_add(n->m.reference, c->reference);
-    for (int t = 0; t < 8; t++)
+    for (int t = 0; t < LT_EV_COUNT; t++)
         lt_metric_add(n->m.events[t], c->events[t]);
 }
 

@@ -298,7 +298,8 @@ typedef struct {
 #define FX(r, k) ((r)->fx.f[k])
 
 typedef struct {
-    const char *type, *subtype;
+    lt_evtype_t type;
+    const char *subtype;
     int64_t utc;
     int day_precision, has_amount, has_attempted, occurrence, with_money;
     int64_t amount, attempted;
@@ -368,7 +369,7 @@ static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *
 {
     jb_lit(b, "{\"schema\":\"" LT_EVENT_SCHEMA "\"");
     KRAW(b, "event_id", event_id);
-    KRAW(b, "type", e->type);
+    KRAW(b, "type", lt_evtype_name(e->type));
     KRAW(b, "subtype", e->subtype);
     KSTR(b, "integration_id", r->in->integration_id);
     KSTR(b, "brand", r->in->brand);
@@ -416,7 +417,8 @@ static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *
 static lt_err_t emit(const row_t *r, const ev_t *e, lt_event_list_t *out)
 {
     char name[320], num[24], *occ = fmt_i64(num + sizeof(num), e->occurrence), id[37];
-    const char *parts[5] = {r->in->integration_id, r->stream, r->record_id, e->type, occ};
+    const char *parts[5] = {r->in->integration_id, r->stream, r->record_id,
+                            lt_evtype_name(e->type), occ};
     size_t lens[5] = {strlen(parts[0]), strlen(parts[1]), strlen(parts[2]), strlen(parts[3]),
                       (size_t)(num + sizeof(num) - occ)};
     size_t start = out->buf.len, n = 0;
@@ -611,7 +613,7 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
         e->occurrence = !st ? 1 : st->occurrence > 0 && !st->reverted ? st->occurrence : 0;
         if (!e->occurrence)
             return LT_OK; /* a stale row: the state has moved on */
-        e->type = "chargeback";
+        e->type = LT_EV_CHARGEBACK;
         if (wall_to_utc(r, cbdate ? cbdate : r->date_updated, &day_only, &e->utc) != 0)
             return fail(errstr, errlen, "chargebackDate: missing or invalid");
         e->day_precision = day_only;
@@ -620,7 +622,7 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
     } else {
         if (!st || !st->reverted || st->occurrence < 1)
             return LT_OK;
-        e->type = "chargeback_reversal";
+        e->type = LT_EV_CHARGEBACK_REVERSAL;
         e->occurrence = st->occurrence;
         if (wall_to_utc(r, st->reversal_date_updated, &day_only, &e->utc) != 0)
             return fail(errstr, errlen, "reversal dateUpdated invalid");
@@ -666,18 +668,18 @@ static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *er
         return LT_ERR_PERMANENT;
     e.has_amount = e.with_money = 1;
     if (resp != 0) {
-        e.type = "decline";
+        e.type = LT_EV_DECLINE;
         e.subtype = resp == 1 ? "soft" : "hard";
         e.attempted = e.amount;
         e.has_attempted = 1;
         e.amount = 0;
     } else if (type == 0 || type == 2) {
-        e.type = "payment";
+        e.type = LT_EV_PAYMENT;
         e.subtype = payment_subtype(r);
         if ((err = chargeback_event(r, &cb, &has_cb, errstr, errlen)) != LT_OK)
             return err;
     } else {
-        e.type = type == 3 ? "refund" : "void";
+        e.type = type == 3 ? LT_EV_REFUND : LT_EV_VOID;
         e.amount = -e.amount;
         e.extra_keys[0] = "parent_transaction_id";
         e.extra_vals[0] = opt_id(FX(r, F_PARENT), parent) == 0 ? parent : NULL;
@@ -710,7 +712,7 @@ static lt_err_t build_purchase(const row_t *r, lt_event_list_t *out, char *errst
     const char *status = str_of(FX(r, F_STATUS));
     const char *next = opt_str(FX(r, F_NEXT_BILL));
     lt_datetime_t dt;
-    ev_t e = {.type = "subscription"};
+    ev_t e = {.type = LT_EV_SUBSCRIPTION};
     if (!r->customer_id[0])
         return fail(errstr, errlen, "customerId: missing");
     if (name_is(status, purchase_status, 7) < 0)
@@ -731,7 +733,7 @@ static lt_err_t build_purchase(const row_t *r, lt_event_list_t *out, char *errst
 static lt_err_t build_customer(const row_t *r, lt_event_list_t *out, char *errstr,
                                size_t errlen)
 {
-    ev_t e = {.type = "customer"};
+    ev_t e = {.type = LT_EV_CUSTOMER};
     if (dated_update(r, &e, errstr, errlen) != LT_OK)
         return LT_ERR_PERMANENT;
     return emit(r, &e, out);
@@ -771,7 +773,7 @@ static lt_err_t build_order(const row_t *r, lt_event_list_t *out, char *errstr,
                                                     "salesTax", "totalDiscount"};
     const char *status = str_of(FX(r, F_ORDER_STATUS));
     order_t o;
-    ev_t e = {.type = "order", .with_money = 1, .order = &o};
+    ev_t e = {.type = LT_EV_ORDER, .with_money = 1, .order = &o};
     if (status && strcmp(status, "PARTIAL") == 0) {
         out->note = LT_EVENT_NOTE_PARTIAL_ORDER;
         return LT_OK;

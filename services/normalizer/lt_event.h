@@ -30,6 +30,7 @@
 #include <cjson/cJSON.h>
 #include "lt_buf.h"
 #include "lt_err.h"
+#include "lt_evtype.h"
 #include "lt_integration.h"
 #include "lt_tz.h"
 
@@ -80,7 +81,7 @@ typedef enum {
 } lt_event_note_t;
 
 typedef struct {
-    const char *type;  /* static string: "payment", "refund", ... */
+    lt_evtype_t type;
     char *json;        /* compact JSON, NUL-terminated, inside the list's buf */
     size_t len;
 } lt_event_t;

@@ -27,14 +27,13 @@ static int ready(void *opaque)
 
 static void register_metrics(norm_metrics_t *m)
 {
-    static const char *const labels[8] = {
-        "type=\"payment\"", "type=\"refund\"", "type=\"void\"", "type=\"chargeback\"",
-        "type=\"chargeback_reversal\"", "type=\"decline\"", "type=\"customer\"",
-        "type=\"subscription\""};
+    char label[48];
     m->rows = lt_metric_counter("ltvsync_normalizer_rows_total", "raw rows processed", NULL);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < LT_EV_COUNT; i++) {
+        snprintf(label, sizeof(label), "type=\"%s\"", lt_evtype_name((lt_evtype_t)i));
         m->events[i] = lt_metric_counter("ltvsync_normalizer_events_total",
-                                         "events produced by type", labels[i]);
+                                         "events produced by type", label);
+    }
     m->dlq = lt_metric_counter("ltvsync_normalizer_dlq_total", "rows sent to the DLQ", NULL);
     m->partial = lt_metric_counter("ltvsync_normalizer_partial_orders_total",
                                    "PARTIAL orders (no event: no money moved)", NULL);

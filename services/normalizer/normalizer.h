@@ -29,7 +29,7 @@
 typedef struct {
     lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;
     lt_metric_t *produce_retries, *integration_reloads;
-    lt_metric_t *events[8]; /* by type, see norm_event_metric() */
+    lt_metric_t *events[LT_EV_COUNT]; /* by lt_evtype_t */
 } norm_metrics_t;
 
 typedef struct {
@@ -74,7 +74,7 @@ typedef struct {
 } norm_msg_t;
 
 typedef struct {
-    long rows, dlq, partial, authorize, reference, events[8];
+    long rows, dlq, partial, authorize, reference, events[LT_EV_COUNT];
 } norm_counts_t;
 
 /* A batch slot: its messages, and the acks of its outputs (a new counter
@@ -135,6 +135,5 @@ int norm_batch_start(norm_t *n, norm_batch_t *b);
  * before that (store nothing). */
 int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next);
 void norm_batch_free(norm_batch_t *b);
-lt_metric_t *norm_event_metric(norm_t *n, const char *type);
 
 #endif

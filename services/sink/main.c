@@ -59,8 +59,8 @@ static void register_metrics(sink_metrics_t *m)
     m->retries = lt_metric_counter("ltvsync_sink_write_retries_total",
                                    "failed writes sent again", NULL);
     m->batches = lt_metric_counter("ltvsync_sink_batches_total", "batches done", NULL);
-    for (int i = 0; i < SINK_NTYPES; i++) {
-        snprintf(label, sizeof(label), "type=\"%s\"", sink_types[i]);
+    for (int i = 0; i < LT_EV_COUNT; i++) {
+        snprintf(label, sizeof(label), "type=\"%s\"", lt_evtype_name((lt_evtype_t)i));
         m->written[i] = lt_metric_counter(w, "events written downstream", label);
         m->unchanged[i] = lt_metric_counter(u, "events skipped: content unchanged", label);
     }
@@ -101,7 +101,7 @@ static void log_stats(sink_t *s, long long *last_ms, int64_t *last_in)
     if (in == *last_in)
         return;
     *last_in = in;
-    for (int i = 0; i < SINK_NTYPES; i++) {
+    for (int i = 0; i < LT_EV_COUNT; i++) {
         w += lt_metric_get(s->m.written[i]);
         u += lt_metric_get(s->m.unchanged[i]);
     }

@@ -13,23 +13,19 @@
 #include "lt_clock.h"
 #include "lt_config.h"
 #include "lt_err.h"
+#include "lt_evtype.h"
 #include "lt_kafka.h"
 #include "lt_metrics.h"
 #include "lt_redis.h"
 
 #define SINK_BATCH_MAX 2000    /* messages per batch */
 #define SINK_BATCH_WAIT_MS 50  /* collect for at most this long once one came */
-#define SINK_NTYPES 9
 
 /* ---- validate.c ---- */
 
-/* Event types in schema order; the index is used for per-type metrics. */
-extern const char *const sink_types[SINK_NTYPES];
-enum { SINK_T_PAYMENT, SINK_T_REFUND, SINK_T_VOID, SINK_T_CB, SINK_T_CB_REV, SINK_T_DECLINE,
-       SINK_T_CUSTOMER, SINK_T_SUBSCRIPTION, SINK_T_ORDER };
 
 typedef struct {
-    int type;         /* index into sink_types */
+    lt_evtype_t type;
     uint8_t id[16];   /* event_id */
     char event_id[37];
 } sink_event_info_t;
@@ -57,7 +53,7 @@ char *sink_dlq_record(const rd_kafka_message_t *rkm, const char *reason,
 
 typedef struct {
     lt_metric_t *in, *dlq, *redis_pauses, *retries, *batches;
-    lt_metric_t *written[SINK_NTYPES], *unchanged[SINK_NTYPES];
+    lt_metric_t *written[LT_EV_COUNT], *unchanged[LT_EV_COUNT];
 } sink_metrics_t;
 
 typedef struct {

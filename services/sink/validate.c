@@ -10,9 +10,6 @@
 #include "lt_dedupe.h"
 #include "sink.h"
 
-const char *const sink_types[SINK_NTYPES] = {
-    "payment", "refund", "void", "chargeback", "chargeback_reversal",
-    "decline", "customer", "subscription", "order"};
 
 
 typedef enum {
@@ -267,7 +264,7 @@ static int check_kind(const cJSON *it, kind_t kind)
     switch (kind) {
     case K_SCHEMA:      return s && strcmp(s, "ltv.event.v1") == 0;
     case K_UUID:        return 1; /* checked with the version bits below */
-    case K_TYPE:        return in_list(s, sink_types, SINK_NTYPES) >= 0;
+    case K_TYPE:        return lt_evtype_parse(s) >= 0;
     case K_SUBTYPE:     return null || IN(s, subtypes);
     case K_INTEGRATION: return is_integration(s);
     case K_BRAND:       return IN(s, brands);
@@ -335,13 +332,16 @@ static int check_event_id(const cJSON *ev, sink_event_info_t *info)
 
 /* Sign of amount_minor: +1 >= 0, -1 <= 0, 0 == 0, 2 null, 3 null with a
  * currency (an order: its totals are in that currency). */
-static const int type_sign[SINK_NTYPES] = {1, -1, -1, -1, 1, 0, 2, 2, 3};
+static const int type_sign[LT_EV_COUNT] = {
+    [LT_EV_PAYMENT] = 1, [LT_EV_REFUND] = -1, [LT_EV_VOID] = -1, [LT_EV_CHARGEBACK] = -1,
+    [LT_EV_CHARGEBACK_REVERSAL] = 1, [LT_EV_DECLINE] = 0, [LT_EV_CUSTOMER] = 2,
+    [LT_EV_SUBSCRIPTION] = 2, [LT_EV_ORDER] = 3};
 
-static int check_money(const cJSON *ev, int type, char *why, size_t whylen)
+static int check_money(const cJSON *ev, lt_evtype_t type, char *why, size_t whylen)
 {
     const cJSON *amt = cJSON_GetObjectItemCaseSensitive(ev, "amount_minor");
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(ev, "currency");
-    const char *t = sink_types[type];
+    const char *t = lt_evtype_name(type);
     int sign = type_sign[type];
     long long v = 0;
     if (sign == 2) {
@@ -372,22 +372,22 @@ static int has(const cJSON *ev, const char *key)
 }
 
 /* The schema's allOf: per-type subtype, ids and required extras. */
-static int check_type_rules(const cJSON *ev, int type, char *why, size_t whylen)
+static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t whylen)
 {
     const char *sub = str_of(cJSON_GetObjectItemCaseSensitive(ev, "subtype"));
-    const char *t = sink_types[type];
-    int money = type <= SINK_T_DECLINE;
-    int ok_sub = type == SINK_T_PAYMENT   ? sub && in_list(sub, subtypes, 3) >= 0
-                 : type == SINK_T_DECLINE ? sub && in_list(sub, subtypes + 3, 2) >= 0
-                 : type == SINK_T_CB_REV  ? 1
+    const char *t = lt_evtype_name(type);
+    int money = lt_evtype_is_transaction(type);
+    int ok_sub = type == LT_EV_PAYMENT   ? sub && in_list(sub, subtypes, 3) >= 0
+                 : type == LT_EV_DECLINE ? sub && in_list(sub, subtypes + 3, 2) >= 0
+                 : type == LT_EV_CHARGEBACK_REVERSAL  ? 1
                                      : sub == NULL;
     if (!ok_sub)
         return snprintf(why, whylen, "subtype: not valid for %s", t), 0;
-    if ((type == SINK_T_CB || type == SINK_T_CB_REV) && !has(ev, "occurrence"))
+    if ((type == LT_EV_CHARGEBACK || type == LT_EV_CHARGEBACK_REVERSAL) && !has(ev, "occurrence"))
         return snprintf(why, whylen, "occurrence: missing for %s", t), 0;
-    if (type == SINK_T_DECLINE && !has(ev, "attempted_minor"))
+    if (type == LT_EV_DECLINE && !has(ev, "attempted_minor"))
         return snprintf(why, whylen, "attempted_minor: missing for decline"), 0;
-    if (type == SINK_T_SUBSCRIPTION && (!has(ev, "subscription_id") || !has(ev, "status") ||
+    if (type == LT_EV_SUBSCRIPTION && (!has(ev, "subscription_id") || !has(ev, "status") ||
                                    !has(ev, "next_bill_date")))
         return snprintf(why, whylen, "subscription_id, status, next_bill_date: "
                         "required for subscription"), 0;
@@ -397,16 +397,16 @@ static int check_type_rules(const cJSON *ev, int type, char *why, size_t whylen)
     if (money != has(ev, "recycle_number"))
         return snprintf(why, whylen, "recycle_number: %s for %s",
                         money ? "required" : "not allowed", t), 0;
-    if ((type == SINK_T_REFUND) != has(ev, "refund_reason"))
+    if ((type == LT_EV_REFUND) != has(ev, "refund_reason"))
         return snprintf(why, whylen, "refund_reason: %s for %s",
-                        type == SINK_T_REFUND ? "required" : "not allowed", t), 0;
-    if ((type == SINK_T_CUSTOMER || type == SINK_T_SUBSCRIPTION) && has(ev, "source_values"))
+                        type == LT_EV_REFUND ? "required" : "not allowed", t), 0;
+    if ((type == LT_EV_CUSTOMER || type == LT_EV_SUBSCRIPTION) && has(ev, "source_values"))
         return snprintf(why, whylen, "source_values: not allowed for %s", t), 0;
     for (size_t i = 0; i < sizeof(order_only) / sizeof(order_only[0]); i++)
-        if ((type == SINK_T_ORDER) != has(ev, order_only[i]))
+        if ((type == LT_EV_ORDER) != has(ev, order_only[i]))
             return snprintf(why, whylen, "%s: %s for %s", order_only[i],
-                            type == SINK_T_ORDER ? "required" : "not allowed", t), 0;
-    if (type == SINK_T_ORDER &&
+                            type == LT_EV_ORDER ? "required" : "not allowed", t), 0;
+    if (type == LT_EV_ORDER &&
         (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id")) ||
          !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "order_id"))) ||
          !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
@@ -440,8 +440,7 @@ int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why,
         return -1;
     if (!check_event_id(ev, info))
         return snprintf(why, whylen, "event_id: not a lower-case UUIDv5"), -1;
-    info->type = in_list(str_of(cJSON_GetObjectItemCaseSensitive(ev, "type")),
-                         sink_types, SINK_NTYPES);
+    info->type = (lt_evtype_t)lt_evtype_parse(str_of(cJSON_GetObjectItemCaseSensitive(ev, "type")));
     if (!check_type_rules(ev, info->type, why, whylen) || !check_dates(ev, why, whylen))
         return -1;
     return 0;

@@ -105,10 +105,10 @@ static const char *verdict(cJSON *ev)
 
 LT_TEST(every_type_valid)
 {
-    for (int i = 0; i < SINK_NTYPES; i++) {
-        const char *why = verdict(typed(sink_types[i]));
+    for (int i = 0; i < LT_EV_COUNT; i++) {
+        const char *why = verdict(typed(lt_evtype_name((lt_evtype_t)i)));
         if (why[0])
-            fprintf(stderr, "%s: %s\n", sink_types[i], why);
+            fprintf(stderr, "%s: %s\n", lt_evtype_name((lt_evtype_t)i), why);
         CHECK_STR(why, "");
     }
 }
@@ -119,7 +119,7 @@ LT_TEST(info_filled)
     sink_event_info_t info;
     char why[128];
     CHECK(sink_validate(ev, &info, why, sizeof(why)) == 0);
-    CHECK_INT(info.type, SINK_T_REFUND);
+    CHECK_INT(info.type, LT_EV_REFUND);
     CHECK_STR(info.event_id, cJSON_GetObjectItem(ev, "event_id")->valuestring);
     CHECK_INT(lt_dedupe_bucket(info.id) < LT_DEDUPE_BUCKETS, 1);
     cJSON_Delete(ev);
