@@ -310,9 +310,11 @@ static long long reported_total(const query_t *q, size_t total, cs_hostile_t *h)
   }
 }
 
-/* Position j >= total of an always-full stream repeats row j % total under
- * an id no real row has: numbers + 1e9 per lap, orders "FF" + 8 hex of j. */
-static void fresh_id(cJSON *row, int s, size_t j, size_t total)
+/* Position j >= total of an always-full stream repeats row j % total (the
+ * account's row ri) under an id no real row has, the same wherever that row
+ * is repeated on that lap (one id, one content: orders give events too):
+ * numbers + 1e9 per lap, orders "FF" + 8 hex of lap << 20 | ri. */
+static void fresh_id(cJSON *row, int s, size_t j, size_t total, int ri)
 {
   static const char *const ID[] = {"transactionId", "orderId", "customerId", "purchaseId"};
   const cJSON *id = cJSON_GetObjectItemCaseSensitive(row, ID[s]);
@@ -320,7 +322,9 @@ static void fresh_id(cJSON *row, int s, size_t j, size_t total)
   if (!id)
     return;
   if (s == CS_S_ORDER) {
-    snprintf(buf, sizeof(buf), "FF%08llX", (unsigned long long)j & 0xFFFFFFFFULL);
+    unsigned long long lap = j / total;
+    snprintf(buf, sizeof(buf), "FF%08llX",
+             (lap << 20 | ((unsigned long long)ri & 0xFFFFFULL)) & 0xFFFFFFFFULL);
     cJSON_ReplaceItemInObjectCaseSensitive(row, ID[s], cJSON_CreateString(buf));
   } else {
     double lap = (double)(j / total);
@@ -357,9 +361,10 @@ static char *page_body(const cs_account_t *a, int s, const query_t *q, const int
   root = envelope(a, q, reported_total(q, total, h), &data, 0);
   for (size_t j = first; data && j < end; j++) {
     size_t k = j % total;
-    cJSON *row = cs_render_row(a, s, rows[q->sort_dir ? k : total - 1 - k]);
+    int ri = rows[q->sort_dir ? k : total - 1 - k];
+    cJSON *row = cs_render_row(a, s, ri);
     if (row && j >= total)
-      fresh_id(row, s, j, total);
+      fresh_id(row, s, j, total, ri);
     if (row)
       oversize(row, j - first, h);
     cJSON_AddItemToArray(data, row);
