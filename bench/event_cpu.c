@@ -83,10 +83,10 @@ int main(int argc, char **argv)
         double t0 = now_s(), t1, t2, t3;
         events = failed = 0;
         for (size_t i = 0; i < count; i++)
-            trees[i] = use_cjson ? lt_json_parse(lines[i].p, lines[i].len, 1 << 20, err,
-                                                 sizeof(err))
-                                 : lt_jtree_parse(arena, lines[i].p, lines[i].len, 1 << 20,
-                                                  err, sizeof(err));
+            trees[i] =
+                use_cjson
+                    ? lt_json_parse(lines[i].p, lines[i].len, 1 << 20, err, sizeof(err))
+                    : lt_jtree_parse(arena, lines[i].p, lines[i].len, 1 << 20, err, sizeof(err));
         t1 = now_s();
         lt_cb_probe_t probe[1];
         for (size_t i = 0; i < count; i++) {
@@ -102,9 +102,14 @@ int main(int argc, char **argv)
             lt_cb_state_t cb = {0};
             const char *s = lt_json_str(trees[i], "stream");
             int st = s ? lt_stream_parse(s, strlen(s)) : -1;
-            lt_event_input_t in = {"bench", "konnektive", tz, "USD", (lt_stream_t)st,
+            lt_event_input_t in = {"bench",
+                                   "konnektive",
+                                   tz,
+                                   "USD",
+                                   (lt_stream_t)st,
                                    lt_json_str(trees[i], "fetched_at"),
-                                   cJSON_GetObjectItemCaseSensitive(trees[i], "record"), &fx[i],
+                                   cJSON_GetObjectItemCaseSensitive(trees[i], "record"),
+                                   &fx[i],
                                    &cb};
             if (st < 0 || lt_event_build(&in, &evs, err, sizeof(err)) != LT_OK)
                 failed++;
@@ -124,8 +129,8 @@ int main(int argc, char **argv)
     }
     double total = best[0] + best[1] + best[2];
     printf("rows %zu (%.1f MB of JSON), events %zu, rejected %zu, best of %d passes, "
-           "parser %s\n", count, (double)bytes / 1e6, events, failed, passes,
-           use_cjson ? "cJSON" : "lt_jtree");
+           "parser %s\n",
+           count, (double)bytes / 1e6, events, failed, passes, use_cjson ? "cJSON" : "lt_jtree");
     printf("parse+free %.0f ns/row (%.0f MB/s), probe %.0f ns/row, build %.0f ns/row\n",
            best[0] / (double)count * 1e9, (double)bytes / best[0] / 1e6,
            best[1] / (double)count * 1e9, best[2] / (double)count * 1e9);

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-void lt_buf_put_slow(lt_buf_t *b, const void *s, size_t n) {
+void lt_buf_put_slow(lt_buf_t *b, const void *s, size_t n)
+{
     if (b->oom)
         return;
     if (b->len + n + 1 > b->cap) {
@@ -25,17 +26,20 @@ void lt_buf_put_slow(lt_buf_t *b, const void *s, size_t n) {
     b->p[b->len] = '\0';
 }
 
-void lt_buf_puts(lt_buf_t *b, const char *s) { lt_buf_put(b, s, strlen(s)); }
+void lt_buf_puts(lt_buf_t *b, const char *s)
+{
+    lt_buf_put(b, s, strlen(s));
+}
 
 /* 1 for the bytes a JSON string must escape: controls, '"' and '\\'. */
-static const unsigned char needs_escape[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1};
+static const unsigned char needs_escape[256] = {1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                                1, 1, 1, 1, 1, 1, 1, 1, 1,         1,         1, 1,
+                                                1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1};
 
 /* Index of the first byte of p[0, len) needing an escape, or len: 16 bytes
  * per step while 16 remain (no read past len), then byte by byte. */
-static size_t plain_prefix(const unsigned char *p, size_t len) {
+static size_t plain_prefix(const unsigned char *p, size_t len)
+{
     size_t i = 0;
 #ifdef LT_JSON_SCAN16
     for (; len - i >= 16; i += 16) {
@@ -49,7 +53,8 @@ static size_t plain_prefix(const unsigned char *p, size_t len) {
     return i;
 }
 
-void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len) {
+void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len)
+{
     const unsigned char *p = s;
     size_t run = 0, i = plain_prefix(p, len);
     char esc[8];
@@ -72,7 +77,8 @@ void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len) {
     lt_buf_put(b, "\"", 1);
 }
 
-void lt_buf_free(lt_buf_t *b) {
+void lt_buf_free(lt_buf_t *b)
+{
     free(b->p);
     memset(b, 0, sizeof(*b));
 }

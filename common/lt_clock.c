@@ -5,17 +5,25 @@
 
 #include "lt_signal.h"
 
-static long long clock_ms(clockid_t id) {
+static long long clock_ms(clockid_t id)
+{
     struct timespec ts;
     clock_gettime(id, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-long long lt_clock_now_ms(void) { return clock_ms(CLOCK_REALTIME); }
+long long lt_clock_now_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
 
-long long lt_clock_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+long long lt_clock_mono_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
 
-int lt_clock_nap_ms(long long ms) {
+int lt_clock_nap_ms(long long ms)
+{
     while (ms > 0 && !lt_signal_stop) {
         long long step = ms < 100 ? ms : 100;
         struct timespec ts = {0, (long)step * 1000000L};

@@ -16,20 +16,18 @@
 
 #include "lt_log.h"
 
-#define SVC_REDIS   (LT_SVC_SCHEDULER | LT_SVC_FETCHER | LT_SVC_NORMALIZER | \
-                     LT_SVC_SINK | LT_SVC_CTL)
-#define SVC_DAEMONS (LT_SVC_SCHEDULER | LT_SVC_FETCHER | LT_SVC_NORMALIZER | \
-                     LT_SVC_SINK)
+#define SVC_REDIS     (LT_SVC_SCHEDULER | LT_SVC_FETCHER | LT_SVC_NORMALIZER | LT_SVC_SINK | LT_SVC_CTL)
+#define SVC_DAEMONS   (LT_SVC_SCHEDULER | LT_SVC_FETCHER | LT_SVC_NORMALIZER | LT_SVC_SINK)
 #define SVC_CONSUMERS SVC_REDIS
-#define SVC_CRM     (LT_SVC_FETCHER | LT_SVC_CTL)
+#define SVC_CRM       (LT_SVC_FETCHER | LT_SVC_CTL)
 
-#define MS_S   1000LL
-#define MS_M   (60 * MS_S)
-#define MS_H   (60 * MS_M)
-#define MS_D   (24 * MS_H)
-#define KIB    1024LL
-#define MIB    (1024 * KIB)
-#define GIB    (1024 * MIB)
+#define MS_S 1000LL
+#define MS_M (60 * MS_S)
+#define MS_H (60 * MS_M)
+#define MS_D (24 * MS_H)
+#define KIB  1024LL
+#define MIB  (1024 * KIB)
+#define GIB  (1024 * MIB)
 
 #define ENV_PREFIX    "LTVSYNC_"
 #define MAX_VALUE_LEN 4096
@@ -43,8 +41,7 @@ const lt_config_def_t lt_config_defs[] = {
      "brokers of the downstream cluster; unset = the main cluster"},
     {"REDIS_URL", LT_CFG_URL, "redis://127.0.0.1:6379/0", 0, 0, SVC_REDIS,
      "Redis: redis://[:password@]host:port[/db]"},
-    {"REDIS_PREFIX", LT_CFG_STRING, "ltvsync:", 0, 0, SVC_REDIS,
-     "prefix of every Redis key"},
+    {"REDIS_PREFIX", LT_CFG_STRING, "ltvsync:", 0, 0, SVC_REDIS, "prefix of every Redis key"},
     {"HTTP_PORT", LT_CFG_INT, "8080", 0, 65535, SVC_DAEMONS,
      "port of /healthz, /readyz, /metrics (0 = any free port)"},
     {"HTTP_BIND", LT_CFG_STRING, "0.0.0.0", 0, 0, SVC_DAEMONS,
@@ -56,8 +53,7 @@ const lt_config_def_t lt_config_defs[] = {
     {"HTTP_TIMEOUT", LT_CFG_DURATION, "5s", 100, 5 * MS_M, SVC_DAEMONS,
      "whole-request deadline of the HTTP port, from connect (or the previous "
      "response) to the response sent; not reset by trickled bytes"},
-    {"LOG_LEVEL", LT_CFG_STRING, "info", 0, 0, LT_SVC_ALL,
-     "debug, info, warn or error"},
+    {"LOG_LEVEL", LT_CFG_STRING, "info", 0, 0, LT_SVC_ALL, "debug, info, warn or error"},
     {"CONFIG_FILE", LT_CFG_STRING, NULL, 0, 0, LT_SVC_ALL,
      "file of NAME=value lines; the environment wins over it"},
     /* topics */
@@ -72,11 +68,10 @@ const lt_config_def_t lt_config_defs[] = {
      LT_SVC_FETCHER | LT_SVC_NORMALIZER | LT_SVC_CTL, "sanitized CRM rows"},
     {"TOPIC_EVENTS", LT_CFG_STRING, "ltvsync.events", 0, 0,
      LT_SVC_NORMALIZER | LT_SVC_SINK | LT_SVC_CTL, "canonical events"},
-    {"TOPIC_DOWNSTREAM", LT_CFG_STRING, "ltv.events.v1", 0, 0,
-     LT_SVC_SINK | LT_SVC_CTL, "downstream events topic (keyed by event_id)"},
+    {"TOPIC_DOWNSTREAM", LT_CFG_STRING, "ltv.events.v1", 0, 0, LT_SVC_SINK | LT_SVC_CTL,
+     "downstream events topic (keyed by event_id)"},
     {"TOPIC_DLQ", LT_CFG_STRING, "ltvsync.dlq", 0, 0,
-     LT_SVC_FETCHER | LT_SVC_NORMALIZER | LT_SVC_SINK | LT_SVC_CTL,
-     "dead-letter topic"},
+     LT_SVC_FETCHER | LT_SVC_NORMALIZER | LT_SVC_SINK | LT_SVC_CTL, "dead-letter topic"},
     {"TOPIC_PARTITIONS", LT_CFG_INT, "12", 1, 1024, LT_SVC_ALL,
      "partitions of topics ltvsync creates"},
     /* consumers and shutdown */
@@ -113,28 +108,28 @@ const lt_config_def_t lt_config_defs[] = {
     {"CRM_CREDENTIALS_DIR", LT_CFG_STRING, "/var/run/secrets/ltvsync/crm", 0, 0, SVC_CRM,
      "directory of the CRM password files: password_ref file:NAME must resolve inside it "
      "(no \"..\", no symlink out of it)"},
-    {"CRM_HOSTS_KONNEKTIVE", LT_CFG_STRING, "api.konnektive.com,api2.konnektive.com", 0, 0,
-     SVC_CRM, "hosts a konnektive integration's base_url may name (comma-separated)"},
+    {"CRM_HOSTS_KONNEKTIVE", LT_CFG_STRING, "api.konnektive.com,api2.konnektive.com", 0, 0, SVC_CRM,
+     "hosts a konnektive integration's base_url may name (comma-separated)"},
     {"CRM_HOSTS_CHECKOUTCHAMP", LT_CFG_STRING, "api.checkoutchamp.com", 0, 0, SVC_CRM,
      "hosts a checkoutchamp integration's base_url may name (comma-separated)"},
     {"CRM_ALLOW_INSECURE", LT_CFG_INT, "0", 0, 1, SVC_CRM,
      "1 = base_url may also be http:// and name a loopback host (crm-sim, tests, the demo; "
      "never in production)"},
     /* scheduler */
-    {"SCHEDULER_TICK", LT_CFG_DURATION, "5s", 100, MS_H, LT_SVC_SCHEDULER,
-     "scheduler loop period"},
+    {"SCHEDULER_TICK", LT_CFG_DURATION, "5s", 100, MS_H, LT_SVC_SCHEDULER, "scheduler loop period"},
     {"LEADER_LEASE", LT_CFG_DURATION, "10s", MS_S, 10 * MS_M, LT_SVC_SCHEDULER,
      "Redis leader lease of the scheduler"},
     {"LIVE_LOOKBACK_DAYS", LT_CFG_INT, "3", 1, 60, LT_SVC_SCHEDULER,
      "days re-fetched by each live sync"},
     {"CHARGEBACK_LOOKBACK_DAYS", LT_CFG_INT, "180", 1, 1000, LT_SVC_SCHEDULER,
      "days re-fetched for late chargebacks"},
-    {"CHARGEBACK_LOOKBACK_INTERVAL", LT_CFG_DURATION, "7d", MS_M, 365 * MS_D,
-     LT_SVC_SCHEDULER, "period of the chargeback lookback"},
-    {"IMPORT_ALL_FROM", LT_CFG_STRING, "2013-01-01", 0, 0,
-     LT_SVC_SCHEDULER | LT_SVC_CTL, "first day of import_from \"all\" (YYYY-MM-DD)"},
+    {"CHARGEBACK_LOOKBACK_INTERVAL", LT_CFG_DURATION, "7d", MS_M, 365 * MS_D, LT_SVC_SCHEDULER,
+     "period of the chargeback lookback"},
+    {"IMPORT_ALL_FROM", LT_CFG_STRING, "2013-01-01", 0, 0, LT_SVC_SCHEDULER | LT_SVC_CTL,
+     "first day of import_from \"all\" (YYYY-MM-DD)"},
     {"MAX_OUTSTANDING_JOBS", LT_CFG_INT, "2000", 1, 1000000, LT_SVC_SCHEDULER,
-     "backfill and lookback jobs queued but not done, per integration (live jobs never wait on it)"},
+     "backfill and lookback jobs queued but not done, per integration (live jobs never wait on "
+     "it)"},
     {"REPLAY_INTEGRATION", LT_CFG_STRING, NULL, 0, 0, LT_SVC_NORMALIZER,
      "replay mode (set by ltvctl replay): normalize only this integration's rows; "
      "\"*\" = all; unset = normal service"},
@@ -145,25 +140,24 @@ const lt_config_def_t lt_config_defs[] = {
 const size_t lt_config_ndefs = sizeof(lt_config_defs) / sizeof(lt_config_defs[0]);
 
 typedef struct {
-    char *name;  /* setting name without LTVSYNC_, e.g. "KAFKA_SASL_PASSWORD" */
+    char *name; /* setting name without LTVSYNC_, e.g. "KAFKA_SASL_PASSWORD" */
     char *value;
 } pass_t;
 
 struct lt_config_s {
-    unsigned   service;
-    char     **val;  /* per def, owned; NULL = unset */
-    long long *num;  /* per def: INT, DURATION (ms), SIZE (bytes) */
-    pass_t    *pass; /* Kafka pass-through settings */
-    size_t     npass;
+    unsigned service;
+    char **val;     /* per def, owned; NULL = unset */
+    long long *num; /* per def: INT, DURATION (ms), SIZE (bytes) */
+    pass_t *pass;   /* Kafka pass-through settings */
+    size_t npass;
 };
 
 static const struct {
-    unsigned    bit;
+    unsigned bit;
     const char *name;
 } svc_names[] = {
-    {LT_SVC_SCHEDULER, "scheduler"}, {LT_SVC_FETCHER, "fetcher"},
-    {LT_SVC_NORMALIZER, "normalizer"}, {LT_SVC_SINK, "sink"},
-    {LT_SVC_CTL, "ctl"}, {LT_SVC_DEVBROKER, "devbroker"},
+    {LT_SVC_SCHEDULER, "scheduler"}, {LT_SVC_FETCHER, "fetcher"}, {LT_SVC_NORMALIZER, "normalizer"},
+    {LT_SVC_SINK, "sink"},           {LT_SVC_CTL, "ctl"},         {LT_SVC_DEVBROKER, "devbroker"},
 };
 
 /* The name of a single-service mask, NULL for a combination. */
@@ -185,8 +179,7 @@ static int find_def(const char *name)
 
 static const char *type_name(lt_cfg_type_t t)
 {
-    static const char *const names[] = {"string", "int", "duration", "size",
-                                        "secret", "url"};
+    static const char *const names[] = {"string", "int", "duration", "size", "secret", "url"};
     return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 
@@ -230,7 +223,10 @@ static int parse_int(const char *s, long long *out)
 
 static long long duration_unit(const char **s)
 {
-    static const struct { const char *u; long long ms; } units[] = {
+    static const struct {
+        const char *u;
+        long long ms;
+    } units[] = {
         {"ms", 1}, {"s", MS_S}, {"m", MS_M}, {"h", MS_H}, {"d", MS_D},
     };
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -269,10 +265,12 @@ int lt_config_parse_duration_ms(const char *s, long long *ms)
 /* "512", "64k", "16M", "1G"; k/M/G are binary, optional "B"/"iB". */
 int lt_config_parse_size(const char *s, long long *bytes)
 {
-    static const struct { const char *u; long long mul; } units[] = {
-        {"", 1}, {"b", 1}, {"k", KIB}, {"kb", KIB}, {"kib", KIB},
-        {"m", MIB}, {"mb", MIB}, {"mib", MIB}, {"g", GIB}, {"gb", GIB},
-        {"gib", GIB},
+    static const struct {
+        const char *u;
+        long long mul;
+    } units[] = {
+        {"", 1},     {"b", 1},     {"k", KIB}, {"kb", KIB}, {"kib", KIB}, {"m", MIB},
+        {"mb", MIB}, {"mib", MIB}, {"g", GIB}, {"gb", GIB}, {"gib", GIB},
     };
     long long n;
 
@@ -326,8 +324,14 @@ static int date_valid(const char *s)
 
 static void format_duration(long long ms, char *buf, size_t len)
 {
-    static const struct { const char *u; long long ms; } units[] = {
-        {"d", MS_D}, {"h", MS_H}, {"m", MS_M}, {"s", MS_S},
+    static const struct {
+        const char *u;
+        long long ms;
+    } units[] = {
+        {"d", MS_D},
+        {"h", MS_H},
+        {"m", MS_M},
+        {"s", MS_S},
     };
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
         if (ms != 0 && ms % units[i].ms == 0) {
@@ -350,8 +354,7 @@ static void format_size(long long b, char *buf, size_t len)
         snprintf(buf, len, "%lld", b);
 }
 
-static void format_bound(const lt_config_def_t *d, long long v, char *buf,
-                         size_t len)
+static void format_bound(const lt_config_def_t *d, long long v, char *buf, size_t len)
 {
     if (d->type == LT_CFG_DURATION)
         format_duration(v, buf, len);
@@ -383,8 +386,8 @@ static void mask_url(const char *url, char *buf, size_t len)
 static int prop_is_secret(const char *name)
 {
     /* oauthbearer.config can carry a client secret in its free text */
-    static const char *const words[] = {"password", "secret", "sasl.jaas",
-                                        "key", "oauthbearer.config"};
+    static const char *const words[] = {"password", "secret", "sasl.jaas", "key",
+                                        "oauthbearer.config"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strcasestr(name, words[i]))
             return 1;
@@ -401,8 +404,7 @@ static int has_control_chars(const char *s)
     return 0;
 }
 
-static lt_err_t check_bounds(const lt_config_def_t *d, long long v,
-                             char *errstr, size_t errlen)
+static lt_err_t check_bounds(const lt_config_def_t *d, long long v, char *errstr, size_t errlen)
 {
     char lo[32], hi[32];
 
@@ -410,8 +412,7 @@ static lt_err_t check_bounds(const lt_config_def_t *d, long long v,
         return LT_OK;
     format_bound(d, d->min, lo, sizeof(lo));
     format_bound(d, d->max, hi, sizeof(hi));
-    snprintf(errstr, errlen, "%s%s: out of range [%s, %s]", ENV_PREFIX,
-             d->name, lo, hi);
+    snprintf(errstr, errlen, "%s%s: out of range [%s, %s]", ENV_PREFIX, d->name, lo, hi);
     return LT_ERR_PERMANENT;
 }
 
@@ -437,8 +438,8 @@ static const char *special_hint(const lt_config_def_t *d)
 
 /* Parses value per the def's type into *num. Errors never quote a SECRET
  * or URL value, which may hold a password. */
-static lt_err_t validate(const lt_config_def_t *d, const char *value,
-                         long long *num, char *errstr, size_t errlen)
+static lt_err_t validate(const lt_config_def_t *d, const char *value, long long *num, char *errstr,
+                         size_t errlen)
 {
     int quote = d->type != LT_CFG_SECRET && d->type != LT_CFG_URL;
     int ok = 1;
@@ -457,9 +458,9 @@ static lt_err_t validate(const lt_config_def_t *d, const char *value,
     if (ok)
         ok = special_valid(d, value);
     if (!ok) {
-        snprintf(errstr, errlen, "%s%s: invalid %s%s%.64s%s%s", ENV_PREFIX,
-                 d->name, type_name(d->type), quote ? " \"" : "",
-                 quote ? value : "", quote ? "\"" : "", special_hint(d));
+        snprintf(errstr, errlen, "%s%s: invalid %s%s%.64s%s%s", ENV_PREFIX, d->name,
+                 type_name(d->type), quote ? " \"" : "", quote ? value : "", quote ? "\"" : "",
+                 special_hint(d));
         return LT_ERR_PERMANENT;
     }
     return is_numeric(d->type) ? check_bounds(d, *num, errstr, errlen) : LT_OK;
@@ -477,8 +478,8 @@ static lt_err_t store(lt_config_t *cfg, int idx, const char *value, long long nu
     return LT_OK;
 }
 
-lt_err_t lt_config_set(lt_config_t *cfg, const char *name, const char *value,
-                       char *errstr, size_t errlen)
+lt_err_t lt_config_set(lt_config_t *cfg, const char *name, const char *value, char *errstr,
+                       size_t errlen)
 {
     int idx = find_def(name);
     long long num = 0;
@@ -488,8 +489,7 @@ lt_err_t lt_config_set(lt_config_t *cfg, const char *name, const char *value,
         snprintf(errstr, errlen, "unknown setting %s%s", ENV_PREFIX, name);
         return LT_ERR_PERMANENT;
     }
-    if (value && (err = validate(&lt_config_defs[idx], value, &num, errstr,
-                                 errlen)) != LT_OK)
+    if (value && (err = validate(&lt_config_defs[idx], value, &num, errstr, errlen)) != LT_OK)
         return err;
     if (store(cfg, idx, value, num) != LT_OK) {
         snprintf(errstr, errlen, "out of memory");
@@ -546,8 +546,8 @@ static lt_err_t pass_set(lt_config_t *cfg, const char *name, const char *value)
 
 /* One NAME=value from the file or the environment; NAME may carry the
  * LTVSYNC_ prefix. */
-static lt_err_t apply_pair(lt_config_t *cfg, const char *name,
-                           const char *value, char *errstr, size_t errlen)
+static lt_err_t apply_pair(lt_config_t *cfg, const char *name, const char *value, char *errstr,
+                           size_t errlen)
 {
     if (!strncmp(name, ENV_PREFIX, strlen(ENV_PREFIX)))
         name += strlen(ENV_PREFIX);
@@ -581,8 +581,7 @@ lt_config_t *lt_config_new(unsigned service)
         goto fail;
     for (size_t i = 0; i < lt_config_ndefs; i++) {
         const lt_config_def_t *d = &lt_config_defs[i];
-        if (d->def && lt_config_set(cfg, d->name, d->def, errstr,
-                                    sizeof(errstr)) != LT_OK)
+        if (d->def && lt_config_set(cfg, d->name, d->def, errstr, sizeof(errstr)) != LT_OK)
             goto fail; /* a bad default: caught by the unit tests */
     }
     snprintf(group, sizeof(group), "ltvsync-%s", svc ? svc : "client");
@@ -629,8 +628,7 @@ static char *trim(char *s)
     return s;
 }
 
-static lt_err_t load_line(lt_config_t *cfg, char *line, char *errstr,
-                          size_t errlen)
+static lt_err_t load_line(lt_config_t *cfg, char *line, char *errstr, size_t errlen)
 {
     char *eq, *name;
 
@@ -647,8 +645,7 @@ static lt_err_t load_line(lt_config_t *cfg, char *line, char *errstr,
     return apply_pair(cfg, name, trim(eq + 1), errstr, errlen);
 }
 
-static lt_err_t load_file(lt_config_t *cfg, const char *path, char *errstr,
-                          size_t errlen)
+static lt_err_t load_file(lt_config_t *cfg, const char *path, char *errstr, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     char line[MAX_VALUE_LEN + 256], why[256];
@@ -684,8 +681,7 @@ static lt_err_t load_env(lt_config_t *cfg, char *errstr, size_t errlen)
         const char *v;
         snprintf(var, sizeof(var), ENV_PREFIX "%s", lt_config_defs[i].name);
         if ((v = getenv(var)) &&
-            (err = lt_config_set(cfg, lt_config_defs[i].name, v, errstr,
-                                 errlen)) != LT_OK)
+            (err = lt_config_set(cfg, lt_config_defs[i].name, v, errstr, errlen)) != LT_OK)
             return err;
     }
     for (char **e = environ; e && *e; e++) {
@@ -702,8 +698,7 @@ static lt_err_t load_env(lt_config_t *cfg, char *errstr, size_t errlen)
     return LT_OK;
 }
 
-lt_err_t lt_config_load(lt_config_t *cfg, const char *file, char *errstr,
-                        size_t errlen)
+lt_err_t lt_config_load(lt_config_t *cfg, const char *file, char *errstr, size_t errlen)
 {
     lt_err_t err;
 
@@ -716,8 +711,7 @@ lt_err_t lt_config_load(lt_config_t *cfg, const char *file, char *errstr,
     if ((err = load_env(cfg, errstr, errlen)) != LT_OK)
         return err;
     /* --config FILE beats LTVSYNC_CONFIG_FILE: record the file used. */
-    return (file && *file) ? lt_config_set(cfg, "CONFIG_FILE", file, errstr, errlen)
-                           : LT_OK;
+    return (file && *file) ? lt_config_set(cfg, "CONFIG_FILE", file, errstr, errlen) : LT_OK;
 }
 
 /* ---- access ---- */
@@ -761,8 +755,8 @@ static void prop_name(const char *name, size_t skip, char *buf, size_t len)
     buf[i] = '\0';
 }
 
-static lt_err_t conf_set(rd_kafka_conf_t *conf, const char *prop,
-                         const char *value, char *errstr, size_t errlen)
+static lt_err_t conf_set(rd_kafka_conf_t *conf, const char *prop, const char *value, char *errstr,
+                         size_t errlen)
 {
     char why[256];
 
@@ -776,8 +770,8 @@ static lt_err_t conf_set(rd_kafka_conf_t *conf, const char *prop,
     return LT_ERR_PERMANENT;
 }
 
-static lt_err_t apply_pass(const lt_config_t *cfg, const char *prefix,
-                           rd_kafka_conf_t *conf, char *errstr, size_t errlen)
+static lt_err_t apply_pass(const lt_config_t *cfg, const char *prefix, rd_kafka_conf_t *conf,
+                           char *errstr, size_t errlen)
 {
     size_t plen = strlen(prefix);
     char prop[256];
@@ -795,9 +789,8 @@ static lt_err_t apply_pass(const lt_config_t *cfg, const char *prefix,
 
 /* Downstream without DOWNSTREAM_BROKERS is the main cluster, so it takes
  * the main cluster's KAFKA_ properties (TLS, SASL) under its own. */
-lt_err_t lt_config_apply_kafka(const lt_config_t *cfg, const char *prefix,
-                               rd_kafka_conf_t *conf, char *errstr,
-                               size_t errlen)
+lt_err_t lt_config_apply_kafka(const lt_config_t *cfg, const char *prefix, rd_kafka_conf_t *conf,
+                               char *errstr, size_t errlen)
 {
     const char *main_brokers = lt_config_str(cfg, "KAFKA_BOOTSTRAP_SERVERS");
     const char *down = lt_config_str(cfg, "DOWNSTREAM_BROKERS");
@@ -809,19 +802,16 @@ lt_err_t lt_config_apply_kafka(const lt_config_t *cfg, const char *prefix,
         snprintf(errstr, errlen, "unknown kafka prefix %s", prefix);
         return LT_ERR_PERMANENT;
     }
-    if (brokers && (err = conf_set(conf, "bootstrap.servers", brokers, errstr,
-                                   errlen)) != LT_OK)
+    if (brokers && (err = conf_set(conf, "bootstrap.servers", brokers, errstr, errlen)) != LT_OK)
         return err;
-    if ((!downstream || !down) &&
-        (err = apply_pass(cfg, "KAFKA_", conf, errstr, errlen)) != LT_OK)
+    if ((!downstream || !down) && (err = apply_pass(cfg, "KAFKA_", conf, errstr, errlen)) != LT_OK)
         return err;
     return downstream ? apply_pass(cfg, prefix, conf, errstr, errlen) : LT_OK;
 }
 
 /* ---- printing ---- */
 
-static void value_for_print(const lt_config_def_t *d, const char *v, char *buf,
-                            size_t len)
+static void value_for_print(const lt_config_def_t *d, const char *v, char *buf, size_t len)
 {
     if (d->type == LT_CFG_SECRET)
         snprintf(buf, len, "%s", MASK);
@@ -866,13 +856,11 @@ static void format_range(const lt_config_def_t *d, char *buf, size_t len)
     snprintf(buf, len, "[%s, %s]", lo, hi);
 }
 
-static void print_help(const char *progname, unsigned service,
-                       const char *extra_usage)
+static void print_help(const char *progname, unsigned service, const char *extra_usage)
 {
     char range[80];
 
-    printf("Usage: %s [--config FILE] [--print-config] [--help] [--version]\n",
-           progname);
+    printf("Usage: %s [--config FILE] [--print-config] [--help] [--version]\n", progname);
     if (extra_usage)
         printf("%s\n", extra_usage);
     printf("\nSettings (environment variables; a config file may add to them):\n");
@@ -881,12 +869,12 @@ static void print_help(const char *progname, unsigned service,
         if (!(d->services & service))
             continue;
         format_range(d, range, sizeof(range));
-        printf("  %s%-28s %s; %s (default %s%s%s)\n", ENV_PREFIX, d->name,
-               d->help, type_name(d->type), d->def ? d->def : "unset",
-               *range ? ", range " : "", range);
+        printf("  %s%-28s %s; %s (default %s%s%s)\n", ENV_PREFIX, d->name, d->help,
+               type_name(d->type), d->def ? d->def : "unset", *range ? ", range " : "", range);
     }
     printf("  %sKAFKA_<PROP>, %sDOWNSTREAM_KAFKA_<PROP>: passed to librdkafka "
-           "as <prop> (lower case, '_' -> '.')\n", ENV_PREFIX, ENV_PREFIX);
+           "as <prop> (lower case, '_' -> '.')\n",
+           ENV_PREFIX, ENV_PREFIX);
 }
 
 static void services_list(unsigned mask, char *buf, size_t len)
@@ -901,8 +889,8 @@ static void services_list(unsigned mask, char *buf, size_t len)
     for (size_t i = 0; i < sizeof(svc_names) / sizeof(svc_names[0]); i++) {
         if (!(mask & svc_names[i].bit) || used >= len)
             continue;
-        used += (size_t)snprintf(buf + used, len - used, "%s%s",
-                                 used ? ", " : "", svc_names[i].name);
+        used +=
+            (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", svc_names[i].name);
     }
 }
 
@@ -947,10 +935,9 @@ static void print_doc(FILE *out)
         const lt_config_def_t *d = &lt_config_defs[i];
         format_range(d, range, sizeof(range));
         services_list(d->services, svcs, sizeof(svcs));
-        fprintf(out, "| `%s%s` | %s | %s%s%s | %s | %s | %s |\n", ENV_PREFIX,
-                d->name, type_name(d->type), d->def ? "`" : "",
-                d->def ? d->def : "unset", d->def ? "`" : "", range, svcs,
-                d->help);
+        fprintf(out, "| `%s%s` | %s | %s%s%s | %s | %s | %s |\n", ENV_PREFIX, d->name,
+                type_name(d->type), d->def ? "`" : "", d->def ? d->def : "unset", d->def ? "`" : "",
+                range, svcs, d->help);
     }
 }
 
@@ -984,9 +971,8 @@ static int parse_args(int argc, char **argv, args_t *a)
     return 0;
 }
 
-int lt_config_from_args(int argc, char **argv, const char *progname,
-                        unsigned service, const char *extra_usage,
-                        lt_config_t **cfgp)
+int lt_config_from_args(int argc, char **argv, const char *progname, unsigned service,
+                        const char *extra_usage, lt_config_t **cfgp)
 {
     lt_config_t *cfg = NULL;
     const char *svc = service_name(service);

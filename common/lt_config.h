@@ -34,12 +34,12 @@ typedef enum {
 } lt_cfg_type_t;
 
 typedef struct {
-    const char   *name;     /* "REDIS_URL" -> env LTVSYNC_REDIS_URL */
+    const char *name; /* "REDIS_URL" -> env LTVSYNC_REDIS_URL */
     lt_cfg_type_t type;
-    const char   *def;      /* default, as a string; NULL = unset */
-    long long     min, max; /* bounds for INT, DURATION (ms), SIZE (bytes) */
-    unsigned      services; /* LT_SVC_* mask */
-    const char   *help;
+    const char *def;    /* default, as a string; NULL = unset */
+    long long min, max; /* bounds for INT, DURATION (ms), SIZE (bytes) */
+    unsigned services;  /* LT_SVC_* mask */
+    const char *help;
 } lt_config_def_t;
 
 extern const lt_config_def_t lt_config_defs[];
@@ -57,20 +57,18 @@ typedef struct lt_config_s lt_config_t;
  * On success it also calls lt_log_init() with the service name ("fetcher")
  * and LOG_LEVEL. Hidden: --print-config-doc prints the markdown table of
  * docs/CONFIGURATION.md. GROUP_ID defaults to "ltvsync-<service>". */
-int lt_config_from_args(int argc, char **argv, const char *progname,
-                        unsigned service, const char *extra_usage,
-                        lt_config_t **cfgp);
+int lt_config_from_args(int argc, char **argv, const char *progname, unsigned service,
+                        const char *extra_usage, lt_config_t **cfgp);
 
 /* Lower level: lt_config_new() gives every default; lt_config_load() adds
  * the file (`file`, else LTVSYNC_CONFIG_FILE; NULL/unset = none), then the
  * environment over it. Load before any lt_config_set(): a load overwrites.
  * Unknown names in the file are errors; in the environment they are ignored. */
 lt_config_t *lt_config_new(unsigned service);
-lt_err_t lt_config_load(lt_config_t *cfg, const char *file, char *errstr,
-                        size_t errlen);
+lt_err_t lt_config_load(lt_config_t *cfg, const char *file, char *errstr, size_t errlen);
 /* Sets one value programmatically (tests, ltvctl flags), validated. */
-lt_err_t lt_config_set(lt_config_t *cfg, const char *name, const char *value,
-                       char *errstr, size_t errlen);
+lt_err_t lt_config_set(lt_config_t *cfg, const char *name, const char *value, char *errstr,
+                       size_t errlen);
 void lt_config_destroy(lt_config_t *cfg);
 
 /* The string value of a setting (NULL if unset). Aborts on a name not in the
@@ -87,9 +85,8 @@ void lt_config_print(const lt_config_t *cfg, FILE *out);
  * the downstream is the main cluster and the KAFKA_ properties (TLS, SASL)
  * apply first, the DOWNSTREAM_KAFKA_ ones over them. Errors never quote the
  * value of a secret-looking property. */
-lt_err_t lt_config_apply_kafka(const lt_config_t *cfg, const char *prefix,
-                               rd_kafka_conf_t *conf, char *errstr,
-                               size_t errlen);
+lt_err_t lt_config_apply_kafka(const lt_config_t *cfg, const char *prefix, rd_kafka_conf_t *conf,
+                               char *errstr, size_t errlen);
 
 /* Parsers shared with other modules; return 0 on success, -1 on error. */
 int lt_config_parse_duration_ms(const char *s, long long *ms);

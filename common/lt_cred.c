@@ -80,10 +80,14 @@ static int host_loopback(const char *host, size_t hlen)
     return parts == 4 && first == 127;
 }
 
-lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand,
-                           const char *url, char *errstr, size_t errlen)
+lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand, const char *url,
+                           char *errstr, size_t errlen)
 {
-#define FAIL(...) do { snprintf(errstr, errlen, __VA_ARGS__); return LT_ERR_PERMANENT; } while (0)
+#define FAIL(...)                              \
+    do {                                       \
+        snprintf(errstr, errlen, __VA_ARGS__); \
+        return LT_ERR_PERMANENT;               \
+    } while (0)
     int https = !strncmp(url, "https://", 8);
     const char *auth = url + (https ? 8 : 7), *host = auth, *path, *list, *env;
     size_t alen, hlen;
@@ -95,7 +99,7 @@ lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand,
     /* No user info, percent-encoding or backslash: the host curl connects to
      * must be the host checked here. */
     if (!alen || strspn(auth, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                               "0123456789.-:[]") != alen)
+                              "0123456789.-:[]") != alen)
         FAIL("base_url: the host part of \"%.200s\" is not a plain host[:port]", url);
     if (strspn(path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                      "0123456789-._~/") != strlen(path))
@@ -111,8 +115,8 @@ lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand,
     if (hlen < alen) { /* a port */
         const char *port = host + hlen;
         size_t plen = alen - hlen - 1;
-        if (*port != ':' || plen < 1 || plen > 5 ||
-            strspn(port + 1, "0123456789") < plen || atoi(port + 1) > 65535)
+        if (*port != ':' || plen < 1 || plen > 5 || strspn(port + 1, "0123456789") < plen ||
+            atoi(port + 1) > 65535)
             FAIL("base_url: bad port in \"%.200s\"", url);
     }
     if (!hlen)
@@ -131,7 +135,8 @@ lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand,
     if (!host_listed(list, host, hlen)) {
         if (host_loopback(host, hlen))
             FAIL("base_url: the loopback host %.*s is allowed only with "
-                 "LTVSYNC_CRM_ALLOW_INSECURE=1 (simulators and tests)", (int)hlen, host);
+                 "LTVSYNC_CRM_ALLOW_INSECURE=1 (simulators and tests)",
+                 (int)hlen, host);
         FAIL("base_url: host %.*s is not an allowed %s API host (allowed: %s; set by %s)",
              (int)(hlen > 200 ? 200 : hlen), host, brand, list && *list ? list : "none", env);
     }
@@ -164,8 +169,10 @@ lt_err_t lt_cred_check_ref(const char *ref, char *errstr, size_t errlen)
             return LT_ERR_PERMANENT;
         }
         if (has_dotdot(ref + 5)) {
-            snprintf(errstr, errlen, "password_ref %.200s: \"..\" is not allowed (the file "
-                     "must be inside LTVSYNC_CRM_CREDENTIALS_DIR)", ref);
+            snprintf(errstr, errlen,
+                     "password_ref %.200s: \"..\" is not allowed (the file "
+                     "must be inside LTVSYNC_CRM_CREDENTIALS_DIR)",
+                     ref);
             return LT_ERR_PERMANENT;
         }
         return LT_OK;
@@ -174,28 +181,33 @@ lt_err_t lt_cred_check_ref(const char *ref, char *errstr, size_t errlen)
         const char *name = ref + 4;
         if (strncmp(name, LT_CRED_ENV_PREFIX, plen) || !name[plen] ||
             strspn(name + plen, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != strlen(name + plen)) {
-            snprintf(errstr, errlen, "password_ref env:%.64s: only variables named "
-                     LT_CRED_ENV_PREFIX "<NAME> (A-Z, 0-9, _) may hold a CRM password; "
-                     "other variables hold the service's own secrets", name);
+            snprintf(errstr, errlen,
+                     "password_ref env:%.64s: only variables named " LT_CRED_ENV_PREFIX
+                     "<NAME> (A-Z, 0-9, _) may hold a CRM password; "
+                     "other variables hold the service's own secrets",
+                     name);
             return LT_ERR_PERMANENT;
         }
         return LT_OK;
     }
-    snprintf(errstr, errlen, "password_ref: must be file:NAME (inside "
+    snprintf(errstr, errlen,
+             "password_ref: must be file:NAME (inside "
              "LTVSYNC_CRM_CREDENTIALS_DIR) or env:" LT_CRED_ENV_PREFIX "<NAME>; the "
              "password itself is never stored");
     return LT_ERR_PERMANENT;
 }
 
-lt_err_t lt_cred_resolve_file(const char *dir, const char *name, char *out,
-                              size_t outlen, char *errstr, size_t errlen)
+lt_err_t lt_cred_resolve_file(const char *dir, const char *name, char *out, size_t outlen,
+                              char *errstr, size_t errlen)
 {
     char rdir[PATH_MAX], joined[PATH_MAX], rp[PATH_MAX];
     size_t dlen;
 
     if (!dir || !*dir) {
-        snprintf(errstr, errlen, "password_ref file:%.200s: LTVSYNC_CRM_CREDENTIALS_DIR "
-                 "is not set", name);
+        snprintf(errstr, errlen,
+                 "password_ref file:%.200s: LTVSYNC_CRM_CREDENTIALS_DIR "
+                 "is not set",
+                 name);
         return LT_ERR_PERMANENT;
     }
     if (!realpath(dir, rdir)) {
@@ -206,17 +218,20 @@ lt_err_t lt_cred_resolve_file(const char *dir, const char *name, char *out,
     if ((size_t)snprintf(joined, sizeof(joined), "%s%s%s", name[0] == '/' ? "" : rdir,
                          name[0] == '/' ? "" : "/", name) >= sizeof(joined) ||
         !realpath(joined, rp)) {
-        snprintf(errstr, errlen, "password_ref file:%.200s: %s (looked in "
-                 "LTVSYNC_CRM_CREDENTIALS_DIR %.200s)", name,
-                 errno ? strerror(errno) : "path too long", dir);
+        snprintf(errstr, errlen,
+                 "password_ref file:%.200s: %s (looked in "
+                 "LTVSYNC_CRM_CREDENTIALS_DIR %.200s)",
+                 name, errno ? strerror(errno) : "path too long", dir);
         return LT_ERR_PERMANENT;
     }
     /* Inside: rdir itself is "/" or rp continues it with a '/'. */
     dlen = strlen(rdir);
     if (!(dlen == 1 || (!strncmp(rp, rdir, dlen) && rp[dlen] == '/'))) {
-        snprintf(errstr, errlen, "password_ref file:%.200s: resolves outside "
+        snprintf(errstr, errlen,
+                 "password_ref file:%.200s: resolves outside "
                  "LTVSYNC_CRM_CREDENTIALS_DIR %.200s (a name or symlink may not lead out "
-                 "of it)", name, dir);
+                 "of it)",
+                 name, dir);
         return LT_ERR_PERMANENT;
     }
     if (strlen(rp) >= outlen) {
@@ -230,8 +245,8 @@ lt_err_t lt_cred_resolve_file(const char *dir, const char *name, char *out,
 /* Reads up to LT_CRM_PASSWORD_MAX bytes (plus a trailing newline) of the
  * already resolved path. O_NOFOLLOW: a symlink swapped in after the check
  * is not followed. */
-static lt_err_t read_file(const char *path, const char *ref, char *tmp, size_t tmplen,
-                          size_t *n, char *errstr, size_t errlen)
+static lt_err_t read_file(const char *path, const char *ref, char *tmp, size_t tmplen, size_t *n,
+                          char *errstr, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
@@ -250,8 +265,8 @@ static lt_err_t read_file(const char *path, const char *ref, char *tmp, size_t t
     return LT_OK;
 }
 
-lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in,
-                          char *buf, size_t buflen, char *errstr, size_t errlen)
+lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in, char *buf,
+                          size_t buflen, char *errstr, size_t errlen)
 {
     /* Room for the longest password, "\r\n", and one byte to see more. */
     char tmp[LT_CRM_PASSWORD_MAX + 3], path[PATH_MAX];
@@ -285,8 +300,8 @@ lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in,
     }
     err = LT_ERR_PERMANENT;
     if (n > LT_CRM_PASSWORD_MAX)
-        snprintf(errstr, errlen, "password_ref %.200s: the password is longer than %d bytes",
-                 ref, LT_CRM_PASSWORD_MAX);
+        snprintf(errstr, errlen, "password_ref %.200s: the password is longer than %d bytes", ref,
+                 LT_CRM_PASSWORD_MAX);
     else if (!n)
         snprintf(errstr, errlen, "password_ref %.200s: the password is empty", ref);
     else if (memchr(tmp, '\0', n))
@@ -294,7 +309,8 @@ lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in,
     else if (memchr(tmp, '&', n))
         snprintf(errstr, errlen,
                  "the API password contains '&', which the CRM cannot accept (vendor: the "
-                 "password \"must not have an & sign\"); set a new password without '&' on the API user");
+                 "password \"must not have an & sign\"); set a new password without '&' on the API "
+                 "user");
     else {
         memcpy(buf, tmp, n);
         buf[n] = '\0';

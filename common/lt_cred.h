@@ -25,13 +25,13 @@
 /* The longest CRM password accepted anywhere (bytes, without the NUL). A
  * password buffer holds LT_CRM_PASSWORD_MAX + 1 bytes. */
 #define LT_CRM_PASSWORD_MAX 256
-#define LT_CRED_ENV_PREFIX "LTVSYNC_CRM_PASSWORD_"
+#define LT_CRED_ENV_PREFIX  "LTVSYNC_CRM_PASSWORD_"
 
 typedef struct {
-    const char *dir;                 /* CRM_CREDENTIALS_DIR */
-    const char *hosts_konnektive;    /* comma-separated host names */
+    const char *dir;              /* CRM_CREDENTIALS_DIR */
+    const char *hosts_konnektive; /* comma-separated host names */
     const char *hosts_checkoutchamp;
-    int allow_insecure;              /* http:// and loopback hosts too */
+    int allow_insecure; /* http:// and loopback hosts too */
 } lt_cred_policy_t;
 
 /* Fills p from the settings; p borrows cfg's strings (cfg must outlive it). */
@@ -39,8 +39,8 @@ void lt_cred_policy_init(lt_cred_policy_t *p, const lt_config_t *cfg);
 
 /* base_url against the policy for brand. Pure (no DNS: a host is judged by
  * its name, as written). LT_OK or LT_ERR_PERMANENT with the reason. */
-lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand,
-                           const char *url, char *errstr, size_t errlen);
+lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand, const char *url,
+                           char *errstr, size_t errlen);
 
 /* password_ref's form: file:NAME without ".." components, or env:NAME with
  * the fixed prefix. Pure. */
@@ -48,15 +48,15 @@ lt_err_t lt_cred_check_ref(const char *ref, char *errstr, size_t errlen);
 
 /* The real path of file NAME (relative to dir, or absolute) into out, only
  * when it lies inside dir after resolving symlinks. */
-lt_err_t lt_cred_resolve_file(const char *dir, const char *name, char *out,
-                              size_t outlen, char *errstr, size_t errlen);
+lt_err_t lt_cred_resolve_file(const char *dir, const char *name, char *out, size_t outlen,
+                              char *errstr, size_t errlen);
 
 /* Checks base_url and password_ref, then reads the password into buf
  * (buflen > LT_CRM_PASSWORD_MAX). Refuses an empty password, one longer
  * than LT_CRM_PASSWORD_MAX, one with a NUL, or with '&' (the CRM cannot take
  * it). On any error buf is wiped. */
-lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in,
-                          char *buf, size_t buflen, char *errstr, size_t errlen);
+lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in, char *buf,
+                          size_t buflen, char *errstr, size_t errlen);
 
 /* Wipes n bytes in a way the compiler cannot drop. */
 void lt_cred_wipe(void *buf, size_t n);

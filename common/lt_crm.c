@@ -31,15 +31,13 @@ static int us_date(const char *day, char out[11])
     return 0;
 }
 
-lt_err_t lt_crm_form_build(lt_crm_form_t *f, const char *login_id,
-                           const char *password, const lt_job_t *job, int page,
-                           int per_page, char *errstr, size_t errlen)
+lt_err_t lt_crm_form_build(lt_crm_form_t *f, const char *login_id, const char *password,
+                           const lt_job_t *job, int page, int per_page, char *errstr, size_t errlen)
 {
     const char *range = job->date_range_type;
     int chargeback = strcmp(range, "chargeback") == 0;
     memset(f, 0, sizeof(*f));
-    if (strcmp(range, "dateCreated") != 0 && strcmp(range, "dateUpdated") != 0 &&
-        !chargeback) {
+    if (strcmp(range, "dateCreated") != 0 && strcmp(range, "dateUpdated") != 0 && !chargeback) {
         snprintf(errstr, errlen, "unknown date_range_type \"%.20s\"", range);
         return LT_ERR_PERMANENT;
     }
@@ -89,10 +87,9 @@ static void lower_copy(const char *s, size_t len, char *out, size_t cap)
  * bad-credentials text is unknown (API sheet), so match broadly: an auth
  * failure must never be retried or read as an empty window. */
 static const char *const auth_words[] = {
-    "login", "password", "credential", "whitelist", "allow-list", "allowlist",
-    "not authorized", "unauthorized", "permission", "access denied",
-    "have access", "no access", "forbidden",
-    "api user", "invalid user", "user not", "ip must", "ip address",
+    "login",          "password",     "credential",   "whitelist",     "allow-list",  "allowlist",
+    "not authorized", "unauthorized", "permission",   "access denied", "have access", "no access",
+    "forbidden",      "api user",     "invalid user", "user not",      "ip must",     "ip address",
 };
 
 lt_err_t lt_crm_classify_message(const char *msg, size_t len)
@@ -102,8 +99,7 @@ lt_err_t lt_crm_classify_message(const char *msg, size_t len)
     for (size_t i = 0; i < sizeof(auth_words) / sizeof(auth_words[0]); i++)
         if (strstr(low, auth_words[i]))
             return LT_ERR_AUTH;
-    if (strncmp(low, "no ", 3) == 0 && strstr(low, " matching") &&
-        strstr(low, "could be found"))
+    if (strncmp(low, "no ", 3) == 0 && strstr(low, " matching") && strstr(low, "could be found"))
         return LT_ERR_EMPTY;
     return LT_ERR_RETRIABLE;
 }
@@ -116,8 +112,7 @@ int lt_crm_page_count(long long total, int per_page)
     return pages > 1000000 ? 1000000 : (int)pages;
 }
 
-static lt_err_t parse_error(lt_crm_page_t *out, const cJSON *msg, char *errstr,
-                            size_t errlen)
+static lt_err_t parse_error(lt_crm_page_t *out, const cJSON *msg, char *errstr, size_t errlen)
 {
     const char *text = cJSON_IsString(msg) ? msg->valuestring : "";
     size_t tlen = strnlen(text, sizeof(out->message) - 1);
@@ -128,8 +123,7 @@ static lt_err_t parse_error(lt_crm_page_t *out, const cJSON *msg, char *errstr,
     return err;
 }
 
-static lt_err_t parse_success(lt_crm_page_t *out, cJSON *msg, char *errstr,
-                              size_t errlen)
+static lt_err_t parse_success(lt_crm_page_t *out, cJSON *msg, char *errstr, size_t errlen)
 {
     long long total;
     if (!cJSON_IsObject(msg)) {
@@ -170,8 +164,8 @@ static size_t json_values_bound(const char *p, size_t len, size_t max)
     return n;
 }
 
-lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len,
-                      lt_crm_page_t *out, char *errstr, size_t errlen)
+lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len, lt_crm_page_t *out,
+                      char *errstr, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     out->total_results = -1;
@@ -181,15 +175,15 @@ lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len,
     }
     char perr[160];
     if (body && json_values_bound(body, len, LT_CRM_MAX_VALUES) > LT_CRM_MAX_VALUES) {
-        snprintf(errstr, errlen, "HTTP %ld, body of %zu bytes holds more than %d JSON "
-                 "values (LT_CRM_MAX_VALUES): refused unparsed", status, len,
-                 LT_CRM_MAX_VALUES);
+        snprintf(errstr, errlen,
+                 "HTTP %ld, body of %zu bytes holds more than %d JSON "
+                 "values (LT_CRM_MAX_VALUES): refused unparsed",
+                 status, len, LT_CRM_MAX_VALUES);
         return LT_ERR_RETRIABLE;
     }
     out->root = lt_json_parse(body, len, max_len, perr, sizeof(perr));
     if (!out->root) {
-        snprintf(errstr, errlen, "HTTP %ld, unreadable body (%zu bytes): %s",
-                 status, len, perr);
+        snprintf(errstr, errlen, "HTTP %ld, unreadable body (%zu bytes): %s", status, len, perr);
         return LT_ERR_RETRIABLE;
     }
     const char *result = lt_json_str(out->root, "result");
@@ -216,8 +210,7 @@ static const char *const id_keys[LT_STREAM_COUNT] = {
     "transactionId", "orderId", "customerId", "purchaseId", "campaignId",
 };
 
-int lt_crm_record_id(lt_stream_t s, const cJSON *row, const char *objkey,
-                     char *buf, size_t buflen)
+int lt_crm_record_id(lt_stream_t s, const cJSON *row, const char *objkey, char *buf, size_t buflen)
 {
     if ((unsigned)s >= LT_STREAM_COUNT || buflen == 0)
         return -1;
@@ -235,13 +228,11 @@ void lt_crm_format_time(long long epoch_ms, char *buf, size_t buflen)
     time_t secs = (time_t)(epoch_ms / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-             tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
+    snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(epoch_ms % 1000));
 }
 
-char *lt_crm_envelope(const lt_job_t *job, int page, const char *fetched_at,
-                      const cJSON *row)
+char *lt_crm_envelope(const lt_job_t *job, int page, const char *fetched_at, const cJSON *row)
 {
     char *out = NULL;
     cJSON *env = cJSON_CreateObject();

@@ -13,7 +13,7 @@
 #include "lt_http.h"
 #include "lt_job.h"
 
-#define LT_CRM_PAGE_SIZE 200 /* the CRM maximum; never send more */
+#define LT_CRM_PAGE_SIZE  200 /* the CRM maximum; never send more */
 #define LT_CRM_MAX_FIELDS 12
 /* Values one CRM reply may hold before it is parsed. A page of 200 rows of
  * about 100 fields (nested purchase transactions included) holds well under
@@ -33,9 +33,9 @@ typedef struct {
  * endDate (MM/DD/YYYY), dateRangeType, resultsPerPage, page, sortDir=1; for
  * date_range_type "chargeback": dateUpdated plus isChargedback=1.
  * LT_ERR_PERMANENT when the job's day or range type is invalid. */
-lt_err_t lt_crm_form_build(lt_crm_form_t *f, const char *login_id,
-                           const char *password, const lt_job_t *job, int page,
-                           int per_page, char *errstr, size_t errlen);
+lt_err_t lt_crm_form_build(lt_crm_form_t *f, const char *login_id, const char *password,
+                           const lt_job_t *job, int page, int per_page, char *errstr,
+                           size_t errlen);
 
 /* base_url (trailing '/' dropped) + the stream's path. 0, or -1 if too long. */
 int lt_crm_url(const char *base_url, lt_stream_t s, char *buf, size_t buflen);
@@ -58,8 +58,8 @@ typedef struct {
  * in out->message and errstr; LT_ERR_RETRIABLE for 429/5xx/other statuses,
  * HTML, invalid or truncated JSON, bodies over max_len and other ERROR texts.
  * Always call lt_crm_page_free afterwards. */
-lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len,
-                      lt_crm_page_t *out, char *errstr, size_t errlen);
+lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len, lt_crm_page_t *out,
+                      char *errstr, size_t errlen);
 void lt_crm_page_free(lt_crm_page_t *p);
 
 /* Pages needed for total rows at per_page (ceil); 0 for total <= 0. */
@@ -68,15 +68,13 @@ int lt_crm_page_count(long long total, int per_page);
 /* The row's record id (transactionId, orderId, customerId, purchaseId,
  * campaignId; for a campaign keyed by id, `objkey` is the fallback).
  * 0, or -1 when absent. */
-int lt_crm_record_id(lt_stream_t s, const cJSON *row, const char *objkey,
-                     char *buf, size_t buflen);
+int lt_crm_record_id(lt_stream_t s, const cJSON *row, const char *objkey, char *buf, size_t buflen);
 
 /* UTC RFC 3339 with milliseconds and "Z" into buf (>= 25 bytes). */
 void lt_crm_format_time(long long epoch_ms, char *buf, size_t buflen);
 
 /* The ltvsync.raw envelope of one (already sanitized) row, compact JSON;
  * caller frees. The row is only borrowed. */
-char *lt_crm_envelope(const lt_job_t *job, int page, const char *fetched_at,
-                      const cJSON *row);
+char *lt_crm_envelope(const lt_job_t *job, int page, const char *fetched_at, const cJSON *row);
 
 #endif

@@ -51,8 +51,8 @@ int lt_date_weekday(int64_t days)
 
 int64_t lt_date_to_seconds(const lt_datetime_t *dt)
 {
-    return lt_date_days_from_civil(dt->year, dt->month, dt->day) * 86400 +
-           dt->hour * 3600 + dt->minute * 60 + dt->second;
+    return lt_date_days_from_civil(dt->year, dt->month, dt->day) * 86400 + dt->hour * 3600 +
+           dt->minute * 60 + dt->second;
 }
 
 void lt_date_from_seconds(int64_t secs, lt_datetime_t *dt)
@@ -94,8 +94,8 @@ int lt_date_parse_day(const char *s, size_t len, lt_datetime_t *dt)
 int lt_date_parse_datetime(const char *s, size_t len, lt_datetime_t *dt)
 {
     lt_datetime_t tmp;
-    if (len != 19 || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
-        s[16] != ':' || lt_date_parse_day(s, 10, &tmp) != 0)
+    if (len != 19 || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' || s[16] != ':' ||
+        lt_date_parse_day(s, 10, &tmp) != 0)
         return -1;
     int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
     if (h < 0 || h > 23 || mi < 0 || mi > 59 || se < 0 || se > 59)
@@ -124,7 +124,10 @@ static size_t fmt_pattern(const lt_datetime_t *dt, const char *pat, char *buf, s
     for (const char *c = pat; *c; c++) {
         int v, w = 2;
         switch (*c) {
-        case 'Y': v = dt->year; w = 4; break;
+        case 'Y':
+            v = dt->year;
+            w = 4;
+            break;
         case 'M': v = dt->month; break;
         case 'D': v = dt->day; break;
         case 'h': v = dt->hour; break;
@@ -182,8 +185,8 @@ int lt_date_add_days(const char *day, size_t len, int n, char out[11])
     lt_datetime_t dt;
     if (lt_date_parse_day(day, len, &dt) != 0)
         return -1;
-    lt_date_civil_from_days(lt_date_days_from_civil(dt.year, dt.month, dt.day) + n,
-                            &dt.year, &dt.month, &dt.day);
+    lt_date_civil_from_days(lt_date_days_from_civil(dt.year, dt.month, dt.day) + n, &dt.year,
+                            &dt.month, &dt.day);
     if (dt.year < 1 || dt.year > 9999)
         return -1;
     return lt_date_fmt_day(&dt, out, 11) == 10 ? 0 : -1;

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 typedef struct {
-    int year, month, day;       /* month 1..12, day 1..31 */
-    int hour, minute, second;   /* 0..23, 0..59, 0..59 */
+    int year, month, day;     /* month 1..12, day 1..31 */
+    int hour, minute, second; /* 0..23, 0..59, 0..59 */
 } lt_datetime_t;
 
 int lt_date_is_leap(int year);
@@ -35,11 +35,12 @@ int lt_date_parse_any(const char *s, size_t len, lt_datetime_t *dt, int *has_tim
 
 /* Formatters write a NUL-terminated string and return its length.
  * buf needs 11, 11, 20 and 21 bytes respectively. */
-size_t lt_date_fmt_day(const lt_datetime_t *dt, char *buf, size_t buflen);      /* YYYY-MM-DD */
-size_t lt_date_fmt_crm(const lt_datetime_t *dt, char *buf, size_t buflen);      /* MM/DD/YYYY */
-size_t lt_date_fmt_datetime(const lt_datetime_t *dt, char *buf, size_t buflen); /* YYYY-MM-DD HH:MM:SS */
-size_t lt_date_fmt_time(const lt_datetime_t *dt, char *buf, size_t buflen);     /* HH:MM:SS */
-size_t lt_date_fmt_rfc3339(int64_t utc_secs, char *buf, size_t buflen);         /* YYYY-MM-DDTHH:MM:SSZ */
+size_t lt_date_fmt_day(const lt_datetime_t *dt, char *buf, size_t buflen); /* YYYY-MM-DD */
+size_t lt_date_fmt_crm(const lt_datetime_t *dt, char *buf, size_t buflen); /* MM/DD/YYYY */
+size_t lt_date_fmt_datetime(const lt_datetime_t *dt, char *buf,
+                            size_t buflen); /* YYYY-MM-DD HH:MM:SS */
+size_t lt_date_fmt_time(const lt_datetime_t *dt, char *buf, size_t buflen); /* HH:MM:SS */
+size_t lt_date_fmt_rfc3339(int64_t utc_secs, char *buf, size_t buflen); /* YYYY-MM-DDTHH:MM:SSZ */
 
 /* "YYYY-MM-DD" plus n days (n may be negative) into out (11 bytes). 0 or -1. */
 int lt_date_add_days(const char *day, size_t len, int n, char out[11]);

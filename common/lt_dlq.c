@@ -13,8 +13,11 @@
 static size_t utf8_seq(const unsigned char *p, size_t left)
 {
     unsigned c = p[0];
-    size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
-                        : (c & 0xf8) == 0xf0 ? 4 : 0;
+    size_t n = c < 0x80             ? 1
+               : (c & 0xe0) == 0xc0 ? 2
+               : (c & 0xf0) == 0xe0 ? 3
+               : (c & 0xf8) == 0xf0 ? 4
+                                    : 0;
     if (n == 0 || n > left || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
         return 0;
     for (size_t i = 1; i < n; i++)
@@ -48,8 +51,7 @@ static size_t utf8_cut(const unsigned char *p, size_t len)
 
 static void base64(lt_buf_t *b, const unsigned char *p, size_t len)
 {
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char q[4];
     lt_buf_put(b, "\"", 1);
     for (size_t i = 0; i < len; i += 3) {
@@ -87,9 +89,8 @@ static void field_bytes(lt_buf_t *b, const char *name, const void *data, size_t 
     }
 }
 
-char *lt_dlq_record(const char *reason, const char *topic, int32_t partition,
-                    int64_t offset, const void *key, size_t keylen,
-                    const void *value, size_t len, size_t *outlen)
+char *lt_dlq_record(const char *reason, const char *topic, int32_t partition, int64_t offset,
+                    const void *key, size_t keylen, const void *value, size_t len, size_t *outlen)
 {
     lt_buf_t b = {0};
     char num[96], why[512];
@@ -104,8 +105,7 @@ char *lt_dlq_record(const char *reason, const char *topic, int32_t partition,
     lt_buf_json_str(&b, why, strlen(why));
     lt_buf_puts(&b, ",\"topic\":");
     lt_buf_json_str(&b, topic, strlen(topic));
-    snprintf(num, sizeof(num), ",\"partition\":%" PRId32 ",\"offset\":%" PRId64,
-             partition, offset);
+    snprintf(num, sizeof(num), ",\"partition\":%" PRId32 ",\"offset\":%" PRId64, partition, offset);
     lt_buf_puts(&b, num);
     field_bytes(&b, "key", key, keylen);
     field_bytes(&b, "value", value, cut);

@@ -17,8 +17,7 @@
 
 /* key or value may be NULL (then JSON null). Returns a malloc'd,
  * NUL-terminated record and its length in *outlen; NULL when out of memory. */
-char *lt_dlq_record(const char *reason, const char *topic, int32_t partition,
-                    int64_t offset, const void *key, size_t keylen,
-                    const void *value, size_t len, size_t *outlen);
+char *lt_dlq_record(const char *reason, const char *topic, int32_t partition, int64_t offset,
+                    const void *key, size_t keylen, const void *value, size_t len, size_t *outlen);
 
 #endif

@@ -4,12 +4,12 @@
 const char *lt_err_name(lt_err_t err)
 {
     switch (err) {
-    case LT_OK:            return "ok";
+    case LT_OK: return "ok";
     case LT_ERR_RETRIABLE: return "retriable";
     case LT_ERR_PERMANENT: return "permanent";
-    case LT_ERR_AUTH:      return "auth";
-    case LT_ERR_EMPTY:     return "empty";
-    case LT_ERR_FATAL:     return "fatal";
+    case LT_ERR_AUTH: return "auth";
+    case LT_ERR_EMPTY: return "empty";
+    case LT_ERR_FATAL: return "fatal";
     }
     return "unknown";
 }

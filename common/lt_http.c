@@ -16,7 +16,7 @@
 
 #define LT_HTTP_DEF_CONNECT_MS 10000L
 #define LT_HTTP_DEF_TIMEOUT_MS 120000L
-#define LT_HTTP_DEF_MAX_BODY ((size_t)64 << 20)
+#define LT_HTTP_DEF_MAX_BODY   ((size_t)64 << 20)
 
 struct lt_http_s {
     CURL *curl;
@@ -65,8 +65,8 @@ lt_http_t *lt_http_new(const lt_http_opts_t *opts)
         h->max_body = opts->max_body;
     if (opts && opts->ca_file && !(h->ca_file = strdup(opts->ca_file)))
         goto fail;
-    h->user_agent = strdup(opts && opts->user_agent ? opts->user_agent
-                                                    : "ltvsync/" LTVSYNC_VERSION);
+    h->user_agent =
+        strdup(opts && opts->user_agent ? opts->user_agent : "ltvsync/" LTVSYNC_VERSION);
     if (!h->user_agent)
         goto fail;
     if (!(h->curl = curl_easy_init()))
@@ -167,8 +167,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *opaque)
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0)
         rx->retry_after_s = -1;
     else if (n > sizeof(name) - 1 && strncasecmp(ptr, name, sizeof(name) - 1) == 0)
-        rx->retry_after_s = parse_retry_after(ptr + sizeof(name) - 1,
-                                              n - (sizeof(name) - 1));
+        rx->retry_after_s = parse_retry_after(ptr + sizeof(name) - 1, n - (sizeof(name) - 1));
     return n;
 }
 
@@ -208,9 +207,8 @@ static int url_shown_len(const char *url)
 }
 
 /* Runs the configured transfer and fills resp. Takes ownership of rx->buf. */
-static lt_err_t perform(lt_http_t *h, const char *method, const char *url,
-                        lt_http_rx_t *rx, lt_http_resp_t *resp, char *errstr,
-                        size_t errlen)
+static lt_err_t perform(lt_http_t *h, const char *method, const char *url, lt_http_rx_t *rx,
+                        lt_http_resp_t *resp, char *errstr, size_t errlen)
 {
     CURLcode rc = curl_easy_perform(h->curl);
     const char *ct = NULL;
@@ -222,11 +220,10 @@ static lt_err_t perform(lt_http_t *h, const char *method, const char *url,
         snprintf(resp->content_type, sizeof(resp->content_type), "%s", ct);
     if (rc != CURLE_OK || rx->too_big) {
         if (rx->too_big || rc == CURLE_FILESIZE_EXCEEDED)
-            snprintf(errstr, errlen, "%s %.*s: response body exceeds %zu bytes",
-                     method, url_shown_len(url), url, rx->max);
+            snprintf(errstr, errlen, "%s %.*s: response body exceeds %zu bytes", method,
+                     url_shown_len(url), url, rx->max);
         else
-            snprintf(errstr, errlen, "%s %.*s: %s (curl %d)", method,
-                     url_shown_len(url), url,
+            snprintf(errstr, errlen, "%s %.*s: %s (curl %d)", method, url_shown_len(url), url,
                      h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc), (int)rc);
         free(rx->buf);
         return LT_ERR_RETRIABLE;
@@ -255,8 +252,7 @@ char *lt_http_form_encode(const lt_form_field_t *fields, size_t nfields)
         enc[1] = curl_easy_escape(NULL, fields[i].value, 0);
         if (!enc[0] || !enc[1])
             goto fail;
-        len += (size_t)snprintf(out + len, cap - len, "%s%s=%s", i ? "&" : "",
-                                enc[0], enc[1]);
+        len += (size_t)snprintf(out + len, cap - len, "%s%s=%s", i ? "&" : "", enc[0], enc[1]);
         for (k = 0; k < 2; k++) { /* a value may be the escaped password */
             explicit_bzero(enc[k], strlen(enc[k]));
             curl_free(enc[k]);
@@ -289,9 +285,8 @@ static int on_prereq(void *opaque, char *primary_ip, char *local_ip, int primary
     return g->fn(g->arg) == 0 ? CURL_PREREQFUNC_OK : CURL_PREREQFUNC_ABORT;
 }
 
-lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url,
-                                 const lt_form_field_t *fields, size_t nfields,
-                                 lt_http_gate_fn gate, void *gate_arg,
+lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url, const lt_form_field_t *fields,
+                                 size_t nfields, lt_http_gate_fn gate, void *gate_arg,
                                  lt_http_resp_t *resp, char *errstr, size_t errlen)
 {
     lt_http_rx_t rx = {.max = h->max_body, .retry_after_s = -1};
@@ -323,16 +318,14 @@ lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url,
     return err;
 }
 
-lt_err_t lt_http_post_form(lt_http_t *h, const char *url,
-                           const lt_form_field_t *fields, size_t nfields,
-                           lt_http_resp_t *resp, char *errstr, size_t errlen)
+lt_err_t lt_http_post_form(lt_http_t *h, const char *url, const lt_form_field_t *fields,
+                           size_t nfields, lt_http_resp_t *resp, char *errstr, size_t errlen)
 {
-    return lt_http_post_form_gated(h, url, fields, nfields, NULL, NULL, resp, errstr,
-                                   errlen);
+    return lt_http_post_form_gated(h, url, fields, nfields, NULL, NULL, resp, errstr, errlen);
 }
 
-lt_err_t lt_http_get(lt_http_t *h, const char *url, lt_http_resp_t *resp,
-                     char *errstr, size_t errlen)
+lt_err_t lt_http_get(lt_http_t *h, const char *url, lt_http_resp_t *resp, char *errstr,
+                     size_t errlen)
 {
     lt_http_rx_t rx = {.max = h->max_body, .retry_after_s = -1};
 

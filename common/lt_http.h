@@ -24,10 +24,10 @@ typedef struct {
 } lt_form_field_t;
 
 typedef struct {
-    long status;          /* HTTP status, 0 when no response */
-    char *body;           /* NUL-terminated copy, caller frees via lt_http_resp_free */
+    long status; /* HTTP status, 0 when no response */
+    char *body;  /* NUL-terminated copy, caller frees via lt_http_resp_free */
     size_t len;
-    long retry_after_s;   /* from Retry-After (seconds form), -1 when absent */
+    long retry_after_s; /* from Retry-After (seconds form), -1 when absent */
     char content_type[64];
 } lt_http_resp_t;
 
@@ -40,9 +40,8 @@ void lt_http_destroy(lt_http_t *h); /* accepts NULL */
  * percent-encoded). Returns LT_OK when a response arrived (any status; the
  * caller classifies), LT_ERR_RETRIABLE for transport failures, timeouts and
  * bodies over max_body, with curl's first error in errstr. */
-lt_err_t lt_http_post_form(lt_http_t *h, const char *url,
-                           const lt_form_field_t *fields, size_t nfields,
-                           lt_http_resp_t *resp, char *errstr, size_t errlen);
+lt_err_t lt_http_post_form(lt_http_t *h, const char *url, const lt_form_field_t *fields,
+                           size_t nfields, lt_http_resp_t *resp, char *errstr, size_t errlen);
 /* A gate runs once the connection is ready (connected or reused, TLS done)
  * and just before the request's first byte is written; curl calls it again
  * if it retries on a fresh connection. Non-zero aborts the transfer (the
@@ -50,13 +49,12 @@ lt_err_t lt_http_post_form(lt_http_t *h, const char *url,
  * fetcher takes its CRM limit grant here, so that connecting and the TLS
  * handshake never sit between a grant and the request it paid for. */
 typedef int (*lt_http_gate_fn)(void *arg);
-lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url,
-                                 const lt_form_field_t *fields, size_t nfields,
-                                 lt_http_gate_fn gate, void *gate_arg,
+lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url, const lt_form_field_t *fields,
+                                 size_t nfields, lt_http_gate_fn gate, void *gate_arg,
                                  lt_http_resp_t *resp, char *errstr, size_t errlen);
 /* Plain GET (for /_sim/ endpoints and tests). */
-lt_err_t lt_http_get(lt_http_t *h, const char *url, lt_http_resp_t *resp,
-                     char *errstr, size_t errlen);
+lt_err_t lt_http_get(lt_http_t *h, const char *url, lt_http_resp_t *resp, char *errstr,
+                     size_t errlen);
 void lt_http_resp_free(lt_http_resp_t *resp);
 
 /* Encodes fields into an x-www-form-urlencoded string; caller frees. */

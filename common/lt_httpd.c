@@ -37,43 +37,43 @@
 #include "lt_log.h"
 #include "lt_metrics.h"
 
-#define TICK_MS       100        /* deadline precision and stop latency */
-#define EVICT_SLACK   32         /* MHD's hard cap above max_conns: evicted
+#define TICK_MS 100 /* deadline precision and stop latency */
+#define EVICT_SLACK \
+    32                            /* MHD's hard cap above max_conns: evicted
                                     sockets not yet freed, accepts of one turn */
 #define REQUEST_MEM   (16 * 1024) /* per connection: a request line and headers */
-#define LOG_WINDOW_MS 10000      /* at most one MHD message per window */
+#define LOG_WINDOW_MS 10000       /* at most one MHD message per window */
 
 /* One open connection; owned by the server thread. */
 typedef struct conn_s {
     struct conn_s *prev, *next;
-    int            fd;
-    int            ended;    /* shut down, out of the list, MHD frees it soon */
-    long long      start_ms; /* accept, or the end of the last response */
+    int fd;
+    int ended;          /* shut down, out of the list, MHD frees it soon */
+    long long start_ms; /* accept, or the end of the last response */
 } conn_t;
 
 struct lt_httpd_s {
     struct MHD_Daemon *d;
-    lt_httpd_ready_fn  ready;
-    void              *opaque;
-    int                port;
-    unsigned           max_conns;
-    long long          timeout_ms;
-    pthread_t          thread;
-    int                running;     /* the thread was started */
-    atomic_int         stop;
-    atomic_uint        nopen;       /* connections MHD holds */
+    lt_httpd_ready_fn ready;
+    void *opaque;
+    int port;
+    unsigned max_conns;
+    long long timeout_ms;
+    pthread_t thread;
+    int running; /* the thread was started */
+    atomic_int stop;
+    atomic_uint nopen; /* connections MHD holds */
     /* Server thread only (the stopping thread once it has joined it): */
-    conn_t            *head, *tail; /* live connections, oldest first */
-    unsigned           nlive;
-    long long          log_ms;      /* when the last MHD message was logged */
-    unsigned           log_dropped; /* messages dropped since */
+    conn_t *head, *tail; /* live connections, oldest first */
+    unsigned nlive;
+    long long log_ms;     /* when the last MHD message was logged */
+    unsigned log_dropped; /* messages dropped since */
 };
 
 static lt_metric_t *m_evicted, *m_deadline;
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
-                             const char *type, void *body, size_t len,
-                             enum MHD_ResponseMemoryMode mode)
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
+                             void *body, size_t len, enum MHD_ResponseMemoryMode mode)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
     enum MHD_Result ret;
@@ -89,12 +89,11 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
     return ret;
 }
 
-static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status,
-                                  const char *text)
+static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned status, const char *text)
 {
     /* PERSISTENT: the static string outlives the response; never written. */
-    return reply(conn, status, "text/plain", (void *)(uintptr_t)text,
-                 strlen(text), MHD_RESPMEM_PERSISTENT);
+    return reply(conn, status, "text/plain", (void *)(uintptr_t)text, strlen(text),
+                 MHD_RESPMEM_PERSISTENT);
 }
 
 static enum MHD_Result reply_metrics(struct MHD_Connection *conn)
@@ -105,8 +104,7 @@ static enum MHD_Result reply_metrics(struct MHD_Connection *conn)
     if (!text)
         return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "metrics unavailable\n");
     /* MUST_FREE: the response owns text now */
-    return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", text, len,
-                 MHD_RESPMEM_MUST_FREE);
+    return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4", text, len, MHD_RESPMEM_MUST_FREE);
 }
 
 /* libmicrohttpd's own messages, routed to our log, at most one per
@@ -173,8 +171,7 @@ static void end_conn(lt_httpd_t *h, conn_t *c, lt_metric_t *why)
     lt_metric_add(why, 1);
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn,
-                          void **socket_context,
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     lt_httpd_t *h = cls;
@@ -238,9 +235,8 @@ static void *serve(void *arg)
 }
 
 /* Runs on the server thread; bodies of requests are ignored. */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload_data,
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     lt_httpd_t *h = cls;
@@ -304,8 +300,8 @@ static unsigned listen_addr(int port, struct sockaddr_storage *sa)
     return IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
 }
 
-lt_httpd_t *lt_httpd_start(const lt_httpd_opts_t *opts, lt_httpd_ready_fn ready,
-                           void *opaque, char *errstr, size_t errlen)
+lt_httpd_t *lt_httpd_start(const lt_httpd_opts_t *opts, lt_httpd_ready_fn ready, void *opaque,
+                           char *errstr, size_t errlen)
 {
     lt_httpd_t *h = NULL;
     const union MHD_DaemonInfo *info;
@@ -335,25 +331,20 @@ lt_httpd_t *lt_httpd_start(const lt_httpd_opts_t *opts, lt_httpd_ready_fn ready,
     /* MHD's idle timeout only backs up the deadline (untracked connections) */
     idle_s = (unsigned)((h->timeout_ms + 999) / 1000) + 1;
     m_evicted = lt_metric_counter("ltvsync_http_connections_ended_total",
-                                  "HTTP connections the endpoint ended",
-                                  "reason=\"evicted\"");
+                                  "HTTP connections the endpoint ended", "reason=\"evicted\"");
     m_deadline = lt_metric_counter("ltvsync_http_connections_ended_total",
-                                   "HTTP connections the endpoint ended",
-                                   "reason=\"deadline\"");
+                                   "HTTP connections the endpoint ended", "reason=\"deadline\"");
     /* the logger first, or MHD prints the options' errors on stderr */
-    h->d = MHD_start_daemon(flags, (uint16_t)opts->port, NULL, NULL, on_request, h,
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                            MHD_OPTION_CONNECTION_LIMIT, h->max_conns + EVICT_SLACK,
-                            MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REQUEST_MEM,
-                            MHD_OPTION_END);
+    h->d = MHD_start_daemon(
+        flags, (uint16_t)opts->port, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER,
+        on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT,
+        h->max_conns + EVICT_SLACK, MHD_OPTION_CONNECTION_TIMEOUT, idle_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)REQUEST_MEM, MHD_OPTION_END);
     if (!h->d) {
         snprintf(errstr, errlen, "cannot listen on HTTP %s%s%s:%d",
-                 sa.ss_family == AF_INET6 ? "[" : "", bind,
-                 sa.ss_family == AF_INET6 ? "]" : "", opts->port);
+                 sa.ss_family == AF_INET6 ? "[" : "", bind, sa.ss_family == AF_INET6 ? "]" : "",
+                 opts->port);
         goto fail;
     }
     info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

@@ -23,11 +23,11 @@ typedef struct lt_httpd_s lt_httpd_t;
 typedef int (*lt_httpd_ready_fn)(void *opaque);
 
 typedef struct {
-    const char *bind;       /* IPv4 or IPv6 literal; NULL or "" = 0.0.0.0.
+    const char *bind;     /* IPv4 or IPv6 literal; NULL or "" = 0.0.0.0.
                                "::" listens on IPv6 and IPv4 (dual stack) */
-    int         port;       /* 0 = any free port */
-    unsigned    max_conns;  /* open connections; 0 = LT_HTTPD_DEFAULT_MAX_CONNS */
-    long long   timeout_ms; /* from accept (or the previous response) to the
+    int port;             /* 0 = any free port */
+    unsigned max_conns;   /* open connections; 0 = LT_HTTPD_DEFAULT_MAX_CONNS */
+    long long timeout_ms; /* from accept (or the previous response) to the
                                response sent; 0 = LT_HTTPD_DEFAULT_TIMEOUT_MS */
 } lt_httpd_opts_t;
 
@@ -39,8 +39,8 @@ lt_httpd_opts_t lt_httpd_opts_from_config(const lt_config_t *cfg);
 int lt_httpd_parse_bind(const char *s, struct sockaddr_storage *sa);
 
 /* Starts the server thread. NULL with errstr on failure. */
-lt_httpd_t *lt_httpd_start(const lt_httpd_opts_t *opts, lt_httpd_ready_fn ready,
-                           void *opaque, char *errstr, size_t errlen);
+lt_httpd_t *lt_httpd_start(const lt_httpd_opts_t *opts, lt_httpd_ready_fn ready, void *opaque,
+                           char *errstr, size_t errlen);
 int lt_httpd_port(const lt_httpd_t *h);
 /* Connections open now (any thread). */
 unsigned lt_httpd_connections(const lt_httpd_t *h);

@@ -26,27 +26,32 @@ static const struct {
     [LT_STREAM_CAMPAIGNS] = {"campaigns", "/campaign/query/"},
 };
 
-const char *lt_stream_name(lt_stream_t s) {
+const char *lt_stream_name(lt_stream_t s)
+{
     return (unsigned)s < LT_STREAM_COUNT ? streams[s].name : "unknown";
 }
 
-const char *lt_stream_path(lt_stream_t s) {
+const char *lt_stream_path(lt_stream_t s)
+{
     return (unsigned)s < LT_STREAM_COUNT ? streams[s].path : NULL;
 }
 
-int lt_stream_parse(const char *name, size_t len) {
+int lt_stream_parse(const char *name, size_t len)
+{
     for (int i = 0; i < LT_STREAM_COUNT; i++)
         if (strlen(streams[i].name) == len && !memcmp(streams[i].name, name, len))
             return i;
     return -1;
 }
 
-static const char *default_base_url(const char *brand) {
+static const char *default_base_url(const char *brand)
+{
     return strcmp(brand, "checkoutchamp") == 0 ? "https://api.checkoutchamp.com"
-                                                : "https://api.konnektive.com";
+                                               : "https://api.konnektive.com";
 }
 
-static int valid_id(const char *id) {
+static int valid_id(const char *id)
+{
     size_t n = strlen(id);
     if (n < 1 || n > 64)
         return 0;
@@ -57,13 +62,15 @@ static int valid_id(const char *id) {
 }
 
 /* Strict YYYY-MM-DD with a real calendar day, 1990..2100. */
-static int valid_day(const char *s) {
+static int valid_day(const char *s)
+{
     lt_datetime_t dt;
     return lt_date_parse_day(s, strlen(s), &dt) == 0 && dt.year >= 1990 && dt.year <= 2100;
 }
 
 /* An IANA name that exists as a TZif file in the system tz database. */
-static int valid_timezone(const char *tz) {
+static int valid_timezone(const char *tz)
+{
     char path[256], magic[4];
     FILE *fp;
     int ok;
@@ -80,9 +87,13 @@ static int valid_timezone(const char *tz) {
     return ok;
 }
 
-lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
-                                 size_t errlen) {
-#define FAIL(...) do { snprintf(errstr, errlen, __VA_ARGS__); return LT_ERR_PERMANENT; } while (0)
+lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr, size_t errlen)
+{
+#define FAIL(...)                              \
+    do {                                       \
+        snprintf(errstr, errlen, __VA_ARGS__); \
+        return LT_ERR_PERMANENT;               \
+    } while (0)
     if (!valid_id(in->id))
         FAIL("id: must match [a-z0-9-]{1,64}");
     if (strcmp(in->brand, "konnektive") && strcmp(in->brand, "checkoutchamp"))
@@ -107,7 +118,8 @@ lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
     if (in->sync_interval_ms < 1000 || in->sync_interval_ms > 7LL * 86400 * 1000)
         FAIL("sync_interval: must be between 1s and 7d");
     if (!in->streams || (in->streams & ~LT_STREAMS_DEFAULT))
-        FAIL("streams: must name at least one of transactions, orders, customers, purchases, campaigns");
+        FAIL("streams: must name at least one of transactions, orders, customers, purchases, "
+             "campaigns");
     if (in->max_requests_per_second < 1 || in->max_requests_per_second > 1000)
         FAIL("max_requests_per_second: must be 1..1000");
     if (in->max_in_flight < 1 || in->max_in_flight > 256)
@@ -118,7 +130,8 @@ lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
 
 /* Copies a string field into dst; absent keeps dst. -1 when too long or
  * not a string. */
-static int copy_str(const cJSON *root, const char *key, char *dst, size_t dstlen) {
+static int copy_str(const cJSON *root, const char *key, char *dst, size_t dstlen)
+{
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!item || cJSON_IsNull(item))
         return 0;
@@ -128,12 +141,14 @@ static int copy_str(const cJSON *root, const char *key, char *dst, size_t dstlen
     return 0;
 }
 
-static int parse_streams(const cJSON *arr, unsigned *out) {
+static int parse_streams(const cJSON *arr, unsigned *out)
+{
     const cJSON *item;
     unsigned mask = 0;
     if (!cJSON_IsArray(arr))
         return -1;
-    cJSON_ArrayForEach(item, arr) {
+    cJSON_ArrayForEach(item, arr)
+    {
         int s;
         if (!cJSON_IsString(item) ||
             (s = lt_stream_parse(item->valuestring, strlen(item->valuestring))) < 0)
@@ -144,7 +159,8 @@ static int parse_streams(const cJSON *arr, unsigned *out) {
     return 0;
 }
 
-static int get_limit(const cJSON *root, const char *key, int *out) {
+static int get_limit(const cJSON *root, const char *key, int *out)
+{
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!item)
         return 0;
@@ -156,25 +172,41 @@ static int get_limit(const cJSON *root, const char *key, int *out) {
     return 0;
 }
 
-static const char *const known_keys[] = {
-    "id", "brand", "base_url", "api_username", "password_ref", "account_name",
-    "account_username", "timezone", "currency", "import_from", "sync_interval",
-    "streams", "max_requests_per_second", "max_in_flight", NULL};
+static const char *const known_keys[] = {"id",
+                                         "brand",
+                                         "base_url",
+                                         "api_username",
+                                         "password_ref",
+                                         "account_name",
+                                         "account_username",
+                                         "timezone",
+                                         "currency",
+                                         "import_from",
+                                         "sync_interval",
+                                         "streams",
+                                         "max_requests_per_second",
+                                         "max_in_flight",
+                                         NULL};
 
-static int known_key(const char *k) {
+static int known_key(const char *k)
+{
     for (int i = 0; known_keys[i]; i++)
         if (!strcmp(known_keys[i], k))
             return 1;
     return 0;
 }
 
-lt_err_t lt_integration_parse(const void *json, size_t len,
-                              lt_integration_t *out, char *errstr,
-                              size_t errlen) {
-    static const struct { const char *key; size_t off, size; } strs[] = {
+lt_err_t lt_integration_parse(const void *json, size_t len, lt_integration_t *out, char *errstr,
+                              size_t errlen)
+{
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } strs[] = {
 #define F(k) {#k, offsetof(lt_integration_t, k), sizeof(((lt_integration_t *)0)->k)}
-        F(id), F(brand), F(base_url), F(api_username), F(password_ref), F(account_name),
-        F(account_username), F(timezone), F(currency), F(import_from),
+        F(id),           F(brand),        F(base_url),         F(api_username),
+        F(password_ref), F(account_name), F(account_username), F(timezone),
+        F(currency),     F(import_from),
 #undef F
     };
     cJSON *root = NULL;
@@ -195,7 +227,8 @@ lt_err_t lt_integration_parse(const void *json, size_t len,
         snprintf(errstr, errlen, "integration must be a JSON object");
         goto end;
     }
-    cJSON_ArrayForEach(item, root) {
+    cJSON_ArrayForEach(item, root)
+    {
         if (known_key(item->string) &&
             cJSON_GetObjectItemCaseSensitive(root, item->string) != item) {
             snprintf(errstr, errlen, "duplicate field \"%s\"", item->string);
@@ -204,21 +237,24 @@ lt_err_t lt_integration_parse(const void *json, size_t len,
         if (!known_key(item->string)) {
             snprintf(errstr, errlen, "unknown field \"%.64s\"%s", item->string,
                      strstr(item->string, "password") && strcmp(item->string, "password_ref")
-                         ? " (give the password by password_ref: file:NAME or env:NAME)" : "");
+                         ? " (give the password by password_ref: file:NAME or env:NAME)"
+                         : "");
             goto end;
         }
     }
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         if (copy_str(root, strs[i].key, (char *)out + strs[i].off, strs[i].size) < 0) {
-            snprintf(errstr, errlen, "%s: must be a string of at most %zu bytes",
-                     strs[i].key, strs[i].size - 1);
+            snprintf(errstr, errlen, "%s: must be a string of at most %zu bytes", strs[i].key,
+                     strs[i].size - 1);
             goto end;
         }
     }
     if (!out->base_url[0])
         snprintf(out->base_url, sizeof(out->base_url), "%s", default_base_url(out->brand));
     if (!out->import_from[0]) {
-        snprintf(errstr, errlen, "import_from: required (YYYY-MM-DD or \"all\"; at least a year back is recommended)");
+        snprintf(
+            errstr, errlen,
+            "import_from: required (YYYY-MM-DD or \"all\"; at least a year back is recommended)");
         goto end;
     }
     if ((item = cJSON_GetObjectItemCaseSensitive(root, "sync_interval"))) {
@@ -230,7 +266,9 @@ lt_err_t lt_integration_parse(const void *json, size_t len,
     }
     if ((item = cJSON_GetObjectItemCaseSensitive(root, "streams")) &&
         parse_streams(item, &out->streams) < 0) {
-        snprintf(errstr, errlen, "streams: must be a list of transactions, orders, customers, purchases, campaigns");
+        snprintf(
+            errstr, errlen,
+            "streams: must be a list of transactions, orders, customers, purchases, campaigns");
         goto end;
     }
     if (get_limit(root, "max_requests_per_second", &out->max_requests_per_second) < 0 ||
@@ -244,7 +282,8 @@ end:
     return err;
 }
 
-static void duration_string(long long ms, char *buf, size_t len) {
+static void duration_string(long long ms, char *buf, size_t len)
+{
     if (ms % 3600000 == 0)
         snprintf(buf, len, "%lldh", ms / 3600000);
     else if (ms % 60000 == 0)
@@ -255,7 +294,8 @@ static void duration_string(long long ms, char *buf, size_t len) {
         snprintf(buf, len, "%lldms", ms);
 }
 
-char *lt_integration_to_json(const lt_integration_t *in) {
+char *lt_integration_to_json(const lt_integration_t *in)
+{
     cJSON *root = cJSON_CreateObject(), *arr;
     char dur[32], *out = NULL;
     if (!root)
@@ -283,8 +323,9 @@ char *lt_integration_to_json(const lt_integration_t *in) {
     return out;
 }
 
-int lt_integration_local_day(const lt_integration_t *in, long long utc_secs,
-                             int offset_days, char out[11]) {
+int lt_integration_local_day(const lt_integration_t *in, long long utc_secs, int offset_days,
+                             char out[11])
+{
     char errstr[128];
     const lt_tz_t *tz = lt_tz_get(in->timezone, errstr, sizeof(errstr));
     lt_tz_local_t local;
@@ -297,7 +338,7 @@ int lt_integration_local_day(const lt_integration_t *in, long long utc_secs,
     return 0;
 }
 
-const char *lt_integration_first_day(const lt_integration_t *in,
-                                     const char *import_all_from) {
+const char *lt_integration_first_day(const lt_integration_t *in, const char *import_all_from)
+{
     return strcmp(in->import_from, "all") ? in->import_from : import_all_from;
 }

@@ -27,18 +27,18 @@ int lt_stream_parse(const char *name, size_t len);
 const char *lt_stream_path(lt_stream_t s);
 
 typedef struct {
-    char id[65];               /* [a-z0-9-]{1,64} */
-    char brand[16];            /* konnektive | checkoutchamp */
-    char base_url[512];        /* default by brand */
+    char id[65];        /* [a-z0-9-]{1,64} */
+    char brand[16];     /* konnektive | checkoutchamp */
+    char base_url[512]; /* default by brand */
     char api_username[256];
-    char password_ref[512];    /* file:NAME | env:NAME (lt_cred.h) */
+    char password_ref[512]; /* file:NAME | env:NAME (lt_cred.h) */
     char account_name[256];
     char account_username[256];
-    char timezone[64];         /* IANA, must exist in the tz database */
-    char currency[4];          /* ISO 4217, default USD */
-    char import_from[11];      /* YYYY-MM-DD, or "all" */
+    char timezone[64];    /* IANA, must exist in the tz database */
+    char currency[4];     /* ISO 4217, default USD */
+    char import_from[11]; /* YYYY-MM-DD, or "all" */
     long long sync_interval_ms;
-    unsigned streams;          /* bit (1u << lt_stream_t) */
+    unsigned streams; /* bit (1u << lt_stream_t) */
     int max_requests_per_second;
     int max_in_flight;
 } lt_integration_t;
@@ -46,21 +46,18 @@ typedef struct {
 /* Parses and validates one integration document (bounded: len bytes).
  * Fills defaults (base_url by brand, currency USD, streams all, limits).
  * LT_ERR_PERMANENT with a reason naming the field on any invalid value. */
-lt_err_t lt_integration_parse(const void *json, size_t len,
-                              lt_integration_t *out, char *errstr,
+lt_err_t lt_integration_parse(const void *json, size_t len, lt_integration_t *out, char *errstr,
                               size_t errlen);
 /* Validates a filled struct (used after ltvctl flag edits). */
-lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr,
-                                 size_t errlen);
+lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr, size_t errlen);
 /* Compact JSON; caller frees. */
 char *lt_integration_to_json(const lt_integration_t *in);
 
 /* The account-local calendar day (YYYY-MM-DD) at utc_secs, plus
  * offset_days (-1 = yesterday). 0, or -1 when the zone cannot be loaded. */
-int lt_integration_local_day(const lt_integration_t *in, long long utc_secs,
-                             int offset_days, char out[11]);
+int lt_integration_local_day(const lt_integration_t *in, long long utc_secs, int offset_days,
+                             char out[11]);
 /* The first day to import: import_from, or IMPORT_ALL_FROM for "all". */
-const char *lt_integration_first_day(const lt_integration_t *in,
-                                     const char *import_all_from);
+const char *lt_integration_first_day(const lt_integration_t *in, const char *import_all_from);
 
 #endif

@@ -14,7 +14,8 @@
 static const char *const range_types[] = {"dateCreated", "dateUpdated", "chargeback", NULL};
 static const char *const reasons[] = {"backfill", "live", "lookback", "resync", NULL};
 
-static int one_of(const char *s, const char *const *set) {
+static int one_of(const char *s, const char *const *set)
+{
     for (int i = 0; set[i]; i++)
         if (!strcmp(s, set[i]))
             return 1;
@@ -23,7 +24,8 @@ static int one_of(const char *s, const char *const *set) {
 
 /* An integration id as lt_integration accepts it: [a-z0-9-]{1,64}. It
  * becomes part of Redis keys and Kafka keys, so nothing else may pass. */
-static int valid_id(const char *id) {
+static int valid_id(const char *id)
+{
     size_t n = strlen(id);
     if (n < 1 || n > 64)
         return 0;
@@ -33,7 +35,8 @@ static int valid_id(const char *id) {
     return 1;
 }
 
-static int copy_field(const cJSON *root, const char *key, char *dst, size_t len) {
+static int copy_field(const cJSON *root, const char *key, char *dst, size_t len)
+{
     const char *v = lt_json_str(root, key);
     if (!v || strlen(v) >= len)
         return -1;
@@ -41,8 +44,8 @@ static int copy_field(const cJSON *root, const char *key, char *dst, size_t len)
     return 0;
 }
 
-lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out,
-                       char *errstr, size_t errlen) {
+lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out, char *errstr, size_t errlen)
+{
     cJSON *root = NULL;
     const char *stream;
     long long pf = 0, pt = 0;
@@ -93,7 +96,8 @@ end:
     return err;
 }
 
-char *lt_job_encode(const lt_job_t *job) {
+char *lt_job_encode(const lt_job_t *job)
+{
     cJSON *root = cJSON_CreateObject();
     char *out;
     if (!root)
@@ -112,22 +116,27 @@ char *lt_job_encode(const lt_job_t *job) {
     return out;
 }
 
-static size_t bounded(int n, size_t buflen) {
+static size_t bounded(int n, size_t buflen)
+{
     if (n < 0)
         return 0;
     return (size_t)n < buflen ? (size_t)n : buflen - 1;
 }
 
-size_t lt_job_kafka_key(const lt_job_t *job, char *buf, size_t buflen) {
+size_t lt_job_kafka_key(const lt_job_t *job, char *buf, size_t buflen)
+{
     return bounded(snprintf(buf, buflen, "%s/%s/%s", job->integration_id,
-                            lt_stream_name(job->stream), job->day), buflen);
+                            lt_stream_name(job->stream), job->day),
+                   buflen);
 }
 
-size_t lt_job_key(const lt_job_t *job, char *buf, size_t buflen) {
+size_t lt_job_key(const lt_job_t *job, char *buf, size_t buflen)
+{
     if (job->page_from)
         return bounded(snprintf(buf, buflen, "%s/%s/%s/%d-%d", lt_stream_name(job->stream),
                                 job->date_range_type, job->day, job->page_from, job->page_to),
                        buflen);
     return bounded(snprintf(buf, buflen, "%s/%s/%s", lt_stream_name(job->stream),
-                            job->date_range_type, job->day), buflen);
+                            job->date_range_type, job->day),
+                   buflen);
 }

@@ -31,15 +31,15 @@ typedef struct {
     char job_id[37];
     char integration_id[65];
     lt_stream_t stream;
-    char date_range_type[16]; /* dateCreated | dateUpdated | chargeback (isChargedback=1 by dateUpdated) */
-    char day[11];             /* account-local YYYY-MM-DD */
-    int page_from, page_to;   /* 1-based inclusive page range; 0,0 = whole day */
-    char reason[16];          /* backfill | live | lookback | resync */
+    char date_range_type
+        [16];     /* dateCreated | dateUpdated | chargeback (isChargedback=1 by dateUpdated) */
+    char day[11]; /* account-local YYYY-MM-DD */
+    int page_from, page_to; /* 1-based inclusive page range; 0,0 = whole day */
+    char reason[16];        /* backfill | live | lookback | resync */
     char run_id[37];
 } lt_job_t;
 
-lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out,
-                       char *errstr, size_t errlen);
+lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out, char *errstr, size_t errlen);
 char *lt_job_encode(const lt_job_t *job); /* caller frees */
 /* Kafka key "integration/stream/day" into buf; returns its length. */
 size_t lt_job_kafka_key(const lt_job_t *job, char *buf, size_t buflen);

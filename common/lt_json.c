@@ -15,8 +15,7 @@ static int is_json_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-cJSON *lt_json_parse(const void *buf, size_t len, size_t max_len, char *errstr,
-                     size_t errlen)
+cJSON *lt_json_parse(const void *buf, size_t len, size_t max_len, char *errstr, size_t errlen)
 {
     const char *p = buf, *end = NULL;
     cJSON *root = NULL;

@@ -15,16 +15,15 @@ static inline int lt_j_type(const cJSON *it)
 #define lt_j_is_string(it) (lt_j_type(it) == cJSON_String)
 #define lt_j_is_number(it) (lt_j_type(it) == cJSON_Number)
 #define lt_j_is_object(it) (lt_j_type(it) == cJSON_Object)
-#define lt_j_is_array(it) (lt_j_type(it) == cJSON_Array)
-#define lt_j_is_null(it) (lt_j_type(it) == cJSON_NULL)
-#define lt_j_is_true(it) (lt_j_type(it) == cJSON_True)
-#define lt_j_is_bool(it) ((lt_j_type(it) & (cJSON_True | cJSON_False)) != 0)
+#define lt_j_is_array(it)  (lt_j_type(it) == cJSON_Array)
+#define lt_j_is_null(it)   (lt_j_type(it) == cJSON_NULL)
+#define lt_j_is_true(it)   (lt_j_type(it) == cJSON_True)
+#define lt_j_is_bool(it)   ((lt_j_type(it) & (cJSON_True | cJSON_False)) != 0)
 
 /* Parses exactly len bytes (no NUL needed). Fails with a reason in errstr
  * when len > max_len, the JSON is invalid (with the byte offset), or bytes
  * trail the value. Caller frees with cJSON_Delete(). */
-cJSON *lt_json_parse(const void *buf, size_t len, size_t max_len, char *errstr,
-                     size_t errlen);
+cJSON *lt_json_parse(const void *buf, size_t len, size_t max_len, char *errstr, size_t errlen);
 
 /* Field of an object as a string, or NULL when absent or not a string. */
 const char *lt_json_str(const cJSON *obj, const char *key);

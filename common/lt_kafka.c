@@ -14,7 +14,7 @@
 #include "lt_log.h"
 
 #define LT_QUEUE_FULL_WAIT_MS 30000 /* lt_producer_send on a full queue */
-#define LT_ADMIN_TIMEOUT_MS 15000
+#define LT_ADMIN_TIMEOUT_MS   15000
 
 struct lt_producer_s {
     rd_kafka_t *rk;
@@ -41,8 +41,7 @@ static long long now_ms(void)
 }
 
 /* syslog levels (0 emerg .. 7 debug) to lt_log levels. */
-static void on_log(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     lt_log_level_t lvl = level <= 3   ? LT_LOG_ERROR
                          : level == 4 ? LT_LOG_WARN
@@ -54,12 +53,11 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac,
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     /* Brokers going up and down are expected; librdkafka reconnects itself. */
-    if (err == RD_KAFKA_RESP_ERR__TRANSPORT ||
-        err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
         lt_warn("kafka %s: %s", rd_kafka_name(rk), reason);
     else
-        lt_error("kafka %s: %s: %s", rd_kafka_name(rk),
-                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        lt_error("kafka %s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err),
+                 reason);
 }
 
 void lt_kafka_conf_set_logging(rd_kafka_conf_t *conf)
@@ -79,17 +77,13 @@ void lt_kafka_route_logs(rd_kafka_t *rk)
 }
 
 /* Sets name=value or fails with errstr. */
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value,
-                    char *errstr, size_t errlen)
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errlen)
 {
-    return rd_kafka_conf_set(conf, name, value, errstr, errlen) ==
-                   RD_KAFKA_CONF_OK
-               ? 0
-               : -1;
+    return rd_kafka_conf_set(conf, name, value, errstr, errlen) == RD_KAFKA_CONF_OK ? 0 : -1;
 }
 
-static int conf_set_all(rd_kafka_conf_t *conf, const char *const *kv,
-                        char *errstr, size_t errlen)
+static int conf_set_all(rd_kafka_conf_t *conf, const char *const *kv, char *errstr, size_t errlen)
 {
     for (; kv[0]; kv += 2)
         if (conf_set(conf, kv[0], kv[1], errstr, errlen) < 0)
@@ -102,9 +96,7 @@ static int has_brokers(rd_kafka_conf_t *conf)
     char buf[16];
     size_t sz = sizeof(buf);
 
-    return rd_kafka_conf_get(conf, "bootstrap.servers", buf, &sz) ==
-               RD_KAFKA_CONF_OK &&
-           sz > 1;
+    return rd_kafka_conf_get(conf, "bootstrap.servers", buf, &sz) == RD_KAFKA_CONF_OK && sz > 1;
 }
 
 /* Appends the caller's NULL-terminated name, value pairs to defaults[16]
@@ -123,8 +115,7 @@ static void add_pairs(const char *defaults[16], size_t used, const char *const *
  * lt_config_apply_kafka picks the brokers (downstream falls back to the main
  * cluster). */
 static rd_kafka_conf_t *conf_for(const lt_config_t *cfg, const char *prefix,
-                                 const char *const *defaults, char *errstr,
-                                 size_t errlen)
+                                 const char *const *defaults, char *errstr, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 
@@ -133,8 +124,7 @@ static rd_kafka_conf_t *conf_for(const lt_config_t *cfg, const char *prefix,
         lt_config_apply_kafka(cfg, prefix, conf, errstr, errlen) != LT_OK)
         goto fail;
     if (!has_brokers(conf)) {
-        snprintf(errstr, errlen,
-                 "no Kafka brokers: set LTVSYNC_KAFKA_BOOTSTRAP_SERVERS");
+        snprintf(errstr, errlen, "no Kafka brokers: set LTVSYNC_KAFKA_BOOTSTRAP_SERVERS");
         goto fail;
     }
     return conf;
@@ -177,8 +167,7 @@ rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a)
  * holds a reference for this message. The failure is recorded before
  * pending drops, so a waiter that sees 0 pending also sees the failure; the
  * message's reference goes last. */
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
-                        void *opaque)
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     lt_acks_t *a = rkm->_private;
     int zero = 0;
@@ -193,20 +182,18 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     lt_acks_release(a);
 }
 
-lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
-                               char *errstr, size_t errlen)
+lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix, char *errstr,
+                               size_t errlen)
 {
     return lt_producer_new_tuned(cfg, prefix, NULL, errstr, errlen);
 }
 
 lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
-                                     const char *const *tuning, char *errstr,
-                                     size_t errlen)
+                                     const char *const *tuning, char *errstr, size_t errlen)
 {
     const char *defaults[16] = {"compression.type", "zstd", "linger.ms", "5"};
     add_pairs(defaults, 4, tuning);
-    static const char *const forced[] = {
-        "enable.idempotence", "true", "acks", "all", NULL, NULL};
+    static const char *const forced[] = {"enable.idempotence", "true", "acks", "all", NULL, NULL};
     rd_kafka_conf_t *conf = conf_for(cfg, prefix, defaults, errstr, errlen);
     lt_producer_t *p = NULL;
 
@@ -232,9 +219,9 @@ fail:
     return NULL;
 }
 
-static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key,
-                        size_t keylen, const void *val, size_t vallen, int msgflags,
-                        lt_acks_t *acks, char *errstr, size_t errlen)
+static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
+                        const void *val, size_t vallen, int msgflags, lt_acks_t *acks, char *errstr,
+                        size_t errlen)
 {
     long long deadline = now_ms() + LT_QUEUE_FULL_WAIT_MS;
     rd_kafka_resp_err_t err;
@@ -245,11 +232,9 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key,
     }
     for (;;) {
         err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic),
-            RD_KAFKA_V_KEY(key, key ? keylen : 0),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
-            RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(acks),
-            RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? keylen : 0),
+            RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen), RD_KAFKA_V_MSGFLAGS(msgflags),
+            RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
             break;
         rd_kafka_poll(p->rk, 100); /* delivery reports free queue space */
@@ -269,28 +254,27 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key,
     return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? LT_ERR_PERMANENT : LT_ERR_RETRIABLE;
 }
 
-lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
-                          size_t keylen, const void *val, size_t vallen,
-                          lt_acks_t *acks, char *errstr, size_t errlen)
+lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
+                          const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
+                          size_t errlen)
 {
-    return produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY, acks,
-                   errstr, errlen);
+    return produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY, acks, errstr, errlen);
 }
 
-lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key,
-                                size_t keylen, void *val, size_t vallen,
-                                lt_acks_t *acks, char *errstr, size_t errlen)
+lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
+                                void *val, size_t vallen, lt_acks_t *acks, char *errstr,
+                                size_t errlen)
 {
-    lt_err_t rc = produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_FREE, acks,
-                          errstr, errlen);
+    lt_err_t rc =
+        produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_FREE, acks, errstr, errlen);
     if (rc != LT_OK)
         free(val); /* librdkafka took it only on success */
     return rc;
 }
 
-lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key,
-                              size_t keylen, const void *val, size_t vallen,
-                              lt_acks_t *acks, char *errstr, size_t errlen)
+lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
+                              const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
+                              size_t errlen)
 {
     return produce(p, topic, key, keylen, val, vallen, 0, acks, errstr, errlen);
 }
@@ -310,7 +294,7 @@ lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)
 lt_err_t lt_producer_flush(lt_producer_t *p, int timeout_ms)
 {
     return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? LT_OK
-                                                                            : LT_ERR_RETRIABLE;
+                                                                           : LT_ERR_RETRIABLE;
 }
 
 void lt_producer_poll(lt_producer_t *p, int timeout_ms)
@@ -341,15 +325,13 @@ rd_kafka_t *lt_producer_handle(lt_producer_t *p)
 
 /* reader: a group-less reader of whole partitions (lt_kafka_read_all) that
  * never commits and reports partition EOF. */
-static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id,
-                                int reader, const char *const *tuning, char *errstr,
-                                size_t errlen)
+static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id, int reader,
+                                const char *const *tuning, char *errstr, size_t errlen)
 {
     /* session.timeout.ms: librdkafka's 45 s default also delays a restarted
      * member's assignment that long on the devbroker's mock coordinator. */
-    const char *defaults[16] = {
-        "enable.auto.commit", "true", "auto.offset.reset", "earliest",
-        "session.timeout.ms", "10000"};
+    const char *defaults[16] = {"enable.auto.commit", "true", "auto.offset.reset", "earliest",
+                                "session.timeout.ms", "10000"};
     add_pairs(defaults, 6, tuning);
     rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", defaults, errstr, errlen);
     rd_kafka_t *rk;
@@ -358,14 +340,11 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id,
         return NULL;
     /* Offsets are stored only once output is acknowledged. */
     if (conf_set(conf, "enable.auto.offset.store", "false", errstr, errlen) ||
-        conf_set(conf, "enable.partition.eof", reader ? "true" : "false",
-                 errstr, errlen) ||
-        (reader &&
-         conf_set(conf, "enable.auto.commit", "false", errstr, errlen)) ||
+        conf_set(conf, "enable.partition.eof", reader ? "true" : "false", errstr, errlen) ||
+        (reader && conf_set(conf, "enable.auto.commit", "false", errstr, errlen)) ||
         /* librdkafka's assign() needs a group.id even for a reader that
          * never joins a group or commits. */
-        conf_set(conf, "group.id", group_id ? group_id : "ltvsync-reader",
-                 errstr, errlen)) {
+        conf_set(conf, "group.id", group_id ? group_id : "ltvsync-reader", errstr, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -379,16 +358,15 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id,
 }
 
 lt_consumer_t *lt_consumer_new(const lt_config_t *cfg, const char *group_id,
-                               const char *const *topics, size_t ntopics,
-                               char *errstr, size_t errlen)
+                               const char *const *topics, size_t ntopics, char *errstr,
+                               size_t errlen)
 {
     return lt_consumer_new_tuned(cfg, group_id, topics, ntopics, NULL, errstr, errlen);
 }
 
 lt_consumer_t *lt_consumer_new_tuned(const lt_config_t *cfg, const char *group_id,
                                      const char *const *topics, size_t ntopics,
-                                     const char *const *tuning, char *errstr,
-                                     size_t errlen)
+                                     const char *const *tuning, char *errstr, size_t errlen)
 {
     lt_consumer_t *c = calloc(1, sizeof(*c));
     rd_kafka_topic_partition_list_t *subs = NULL;
@@ -438,22 +416,21 @@ rd_kafka_message_t *lt_consumer_poll(lt_consumer_t *c, int timeout_ms)
     return NULL;
 }
 
-lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic,
-                                  int32_t partition, int64_t next_offset)
+lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic, int32_t partition,
+                                  int64_t next_offset)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_resp_err_t err;
 
-    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset =
-        next_offset;
+    rd_kafka_topic_partition_list_add(parts, topic, partition)->offset = next_offset;
     err = rd_kafka_offsets_store(c->rk, parts);
     if (!err)
         err = parts->elems[0].err;
     rd_kafka_topic_partition_list_destroy(parts);
     if (err) {
         /* Typically the partition was revoked: its message will be redone. */
-        lt_warn("kafka consumer: store offset %s[%d]@%lld: %s", topic,
-                (int)partition, (long long)next_offset, rd_kafka_err2str(err));
+        lt_warn("kafka consumer: store offset %s[%d]@%lld: %s", topic, (int)partition,
+                (long long)next_offset, rd_kafka_err2str(err));
         return LT_ERR_RETRIABLE;
     }
     return LT_OK;
@@ -461,8 +438,8 @@ lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic,
 
 lt_err_t lt_consumer_store(lt_consumer_t *c, const rd_kafka_message_t *rkm)
 {
-    return lt_consumer_store_offset(c, rd_kafka_topic_name(rkm->rkt),
-                                    rkm->partition, rkm->offset + 1);
+    return lt_consumer_store_offset(c, rd_kafka_topic_name(rkm->rkt), rkm->partition,
+                                    rkm->offset + 1);
 }
 
 void lt_consumer_destroy(lt_consumer_t *c)
@@ -487,8 +464,8 @@ rd_kafka_t *lt_consumer_handle(lt_consumer_t *c)
 }
 
 /* Waits for the CreateTopics result and checks the one topic's error. */
-static lt_err_t create_topic_result(rd_kafka_queue_t *q, const char *topic,
-                                    char *errstr, size_t errlen)
+static lt_err_t create_topic_result(rd_kafka_queue_t *q, const char *topic, char *errstr,
+                                    size_t errlen)
 {
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, LT_ADMIN_TIMEOUT_MS + 1000);
     const rd_kafka_CreateTopics_result_t *res;
@@ -507,13 +484,12 @@ static lt_err_t create_topic_result(rd_kafka_queue_t *q, const char *topic,
     } else {
         res = rd_kafka_event_CreateTopics_result(ev);
         tres = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-        err = n == 1 ? rd_kafka_topic_result_error(tres[0])
-                     : RD_KAFKA_RESP_ERR__BAD_MSG;
+        err = n == 1 ? rd_kafka_topic_result_error(tres[0]) : RD_KAFKA_RESP_ERR__BAD_MSG;
         msg = n == 1 ? rd_kafka_topic_result_error_string(tres[0]) : NULL;
     }
     if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        snprintf(errstr, errlen, "create topic %s: %s: %s", topic,
-                 rd_kafka_err2name(err), msg ? msg : rd_kafka_err2str(err));
+        snprintf(errstr, errlen, "create topic %s: %s: %s", topic, rd_kafka_err2name(err),
+                 msg ? msg : rd_kafka_err2str(err));
         rc = LT_ERR_RETRIABLE;
     }
     rd_kafka_event_destroy(ev);
@@ -532,8 +508,7 @@ static int topic_exists(rd_kafka_t *rk, const char *topic)
 
     if (!rkt)
         return 0;
-    yes = rd_kafka_metadata(rk, 0, rkt, &md, LT_ADMIN_TIMEOUT_MS) == 0 &&
-          md->topic_cnt == 1 &&
+    yes = rd_kafka_metadata(rk, 0, rkt, &md, LT_ADMIN_TIMEOUT_MS) == 0 && md->topic_cnt == 1 &&
           (md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR ||
            md->topics[0].err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE);
     if (md)
@@ -542,13 +517,11 @@ static int topic_exists(rd_kafka_t *rk, const char *topic)
     return yes;
 }
 
-lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic,
-                               int partitions, const char *const *configs,
-                               char *errstr, size_t errlen)
+lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic, int partitions,
+                               const char *const *configs, char *errstr, size_t errlen)
 {
     /* Asking whether the topic exists must not create it. */
-    static const char *const defaults[] = {
-        "allow.auto.create.topics", "false", NULL, NULL};
+    static const char *const defaults[] = {"allow.auto.create.topics", "false", NULL, NULL};
     rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", defaults, errstr, errlen);
     rd_kafka_t *rk = NULL;
     rd_kafka_NewTopic_t *nt = NULL;
@@ -576,8 +549,7 @@ lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic,
     for (; configs && configs[0] && configs[1]; configs += 2)
         rd_kafka_NewTopic_set_config(nt, configs[0], configs[1]);
     opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_request_timeout(opts, LT_ADMIN_TIMEOUT_MS, tmp,
-                                              sizeof(tmp));
+    rd_kafka_AdminOptions_set_request_timeout(opts, LT_ADMIN_TIMEOUT_MS, tmp, sizeof(tmp));
     q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
     rc = create_topic_result(q, topic, errstr, errlen);
@@ -605,8 +577,8 @@ typedef struct {
 
 /* Fetches the partitions of topic and their high watermarks. Returns the
  * count (0 for a missing or empty topic), -1 on error. */
-static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out,
-                     int timeout_ms, char *errstr, size_t errlen)
+static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out, int timeout_ms,
+                     char *errstr, size_t errlen)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
@@ -619,14 +591,12 @@ static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out,
         snprintf(errstr, errlen, "metadata %s: %s", topic, rd_kafka_err2str(err));
         goto done;
     }
-    if (md->topic_cnt != 1 ||
-        md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+    if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         n = 0; /* no such topic: nothing to read */
         goto done;
     }
     if (md->topics[0].err) {
-        snprintf(errstr, errlen, "metadata %s: %s", topic,
-                 rd_kafka_err2str(md->topics[0].err));
+        snprintf(errstr, errlen, "metadata %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
         goto done;
     }
     *out = calloc((size_t)md->topics[0].partition_cnt + 1, sizeof(**out));
@@ -634,8 +604,7 @@ static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out,
         snprintf(errstr, errlen, "out of memory");
     for (i = 0, n = 0; *out && i < md->topics[0].partition_cnt; i++) {
         int32_t part = md->topics[0].partitions[i].id;
-        if ((err = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi,
-                                                    timeout_ms))) {
+        if ((err = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi, timeout_ms))) {
             snprintf(errstr, errlen, "watermarks %s[%d]: %s", topic, (int)part,
                      rd_kafka_err2str(err));
             n = -1;
@@ -654,8 +623,8 @@ done:
 }
 
 /* Hands each message below its partition's end to fn; marks partitions done. */
-static int read_one(rd_kafka_message_t *rkm, lt_read_part_t *parts, int n,
-                    lt_kafka_read_fn fn, void *opaque)
+static int read_one(rd_kafka_message_t *rkm, lt_read_part_t *parts, int n, lt_kafka_read_fn fn,
+                    void *opaque)
 {
     int i;
 
@@ -676,9 +645,8 @@ static int read_one(rd_kafka_message_t *rkm, lt_read_part_t *parts, int n,
     return 0;
 }
 
-static lt_err_t read_loop(rd_kafka_t *rk, const char *topic,
-                          lt_read_part_t *parts, int n, lt_kafka_read_fn fn,
-                          void *opaque, int timeout_ms, char *errstr,
+static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *parts, int n,
+                          lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
                           size_t errlen)
 {
     long long deadline = now_ms() + timeout_ms;
@@ -687,15 +655,16 @@ static lt_err_t read_loop(rd_kafka_t *rk, const char *topic,
 
     while (left > 0) {
         if (now_ms() >= deadline) {
-            snprintf(errstr, errlen, "read %s: timed out with %d partitions "
-                     "unfinished", topic, left);
+            snprintf(errstr, errlen,
+                     "read %s: timed out with %d partitions "
+                     "unfinished",
+                     topic, left);
             return LT_ERR_RETRIABLE;
         }
         if (!(rkm = rd_kafka_consumer_poll(rk, 100)))
             continue;
         if (rkm->err && rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            snprintf(errstr, errlen, "read %s: %s", topic,
-                     rd_kafka_message_errstr(rkm));
+            snprintf(errstr, errlen, "read %s: %s", topic, rd_kafka_message_errstr(rkm));
             rd_kafka_message_destroy(rkm);
             return LT_ERR_RETRIABLE;
         }
@@ -705,9 +674,8 @@ static lt_err_t read_loop(rd_kafka_t *rk, const char *topic,
     return LT_OK;
 }
 
-lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
-                           lt_kafka_read_fn fn, void *opaque, int timeout_ms,
-                           char *errstr, size_t errlen)
+lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_read_fn fn,
+                           void *opaque, int timeout_ms, char *errstr, size_t errlen)
 {
     rd_kafka_t *rk = consumer_new(cfg, NULL, 1, NULL, errstr, errlen);
     rd_kafka_topic_partition_list_t *assign = NULL;
@@ -723,8 +691,8 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
     }
     assign = rd_kafka_topic_partition_list_new(n);
     for (i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(assign, topic, parts[i].partition)
-            ->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(assign, topic, parts[i].partition)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
     if (rd_kafka_assign(rk, assign)) {
         snprintf(errstr, errlen, "read %s: assign failed", topic);
         goto done;
@@ -753,8 +721,7 @@ struct lt_tail_s {
     time_t last_err_at;
 };
 
-lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr,
-                       size_t errlen)
+lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr, size_t errlen)
 {
     lt_tail_t *t = calloc(1, sizeof(*t));
     if (!t || !(t->topic = strdup(topic))) {
@@ -797,10 +764,8 @@ static int tail_plan(lt_tail_t *t, int timeout_ms)
         goto done;
     for (i = 0; i < md->topics[0].partition_cnt; i++) {
         int32_t part = md->topics[0].partitions[i].id;
-        if ((err = rd_kafka_query_watermark_offsets(t->rk, t->topic, part, &lo, &hi,
-                                                    timeout_ms))) {
-            lt_warn("tail %s[%d]: watermarks: %s", t->topic, (int)part,
-                    rd_kafka_err2str(err));
+        if ((err = rd_kafka_query_watermark_offsets(t->rk, t->topic, part, &lo, &hi, timeout_ms))) {
+            lt_warn("tail %s[%d]: watermarks: %s", t->topic, (int)part, rd_kafka_err2str(err));
             goto done;
         }
         t->parts[n++] = (lt_read_part_t){part, hi, hi <= lo};
@@ -860,8 +825,9 @@ int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms
             /* Wait as asked, so a caller's loop does not spin; nothing is
              * assigned, so this serves only errors and logs (the main queue
              * is the consumer's: rd_kafka_poll is not allowed here). */
-            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(
-                t->rk, left > 1000 ? 1000 : left > 0 ? (int)left : 0);
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(t->rk, left > 1000 ? 1000
+                                                                    : left > 0  ? (int)left
+                                                                                : 0);
             if (rkm)
                 rd_kafka_message_destroy(rkm);
             return 0;
@@ -912,9 +878,9 @@ int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int tim
     }
     for (int k = 0; k < t->nparts; k++) {
         int64_t lo, hi;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            t->rk, t->topic, t->parts[k].partition, &lo, &hi,
-            (int)(deadline > now_ms() ? deadline - now_ms() : 1));
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(t->rk, t->topic, t->parts[k].partition, &lo, &hi,
+                                             (int)(deadline > now_ms() ? deadline - now_ms() : 1));
         if (err) {
             snprintf(errstr, errlen, "read %s[%d]: watermarks: %s", t->topic,
                      (int)t->parts[k].partition, rd_kafka_err2str(err));
@@ -931,8 +897,8 @@ int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int tim
             break;
         }
         if (now_ms() >= deadline) {
-            snprintf(errstr, errlen, "read %s: timed out with %d partitions behind",
-                     t->topic, behind);
+            snprintf(errstr, errlen, "read %s: timed out with %d partitions behind", t->topic,
+                     behind);
             break;
         }
         lt_tail_poll(t, fn, opaque, 100);

@@ -40,33 +40,32 @@ typedef struct lt_producer_s lt_producer_t;
 /* prefix: "KAFKA_" (the ltvsync cluster) or "DOWNSTREAM_KAFKA_". Brokers come
  * from <prefix>BOOTSTRAP_SERVERS pass-through (for the downstream prefix,
  * DOWNSTREAM_BROKERS, falling back to the main cluster). */
-lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix,
-                               char *errstr, size_t errlen);
+lt_producer_t *lt_producer_new(const lt_config_t *cfg, const char *prefix, char *errstr,
+                               size_t errlen);
 /* The same with other defaults than compression.type=zstd, linger.ms=5:
  * tuning is up to 6 name/value pairs ending with NULL, applied over those defaults
  * (pass-through settings still override both). */
 lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
-                                     const char *const *tuning, char *errstr,
-                                     size_t errlen);
+                                     const char *const *tuning, char *errstr, size_t errlen);
 /* Copies key and value. acks may be NULL. On a full local queue it polls and
  * retries for up to 30 s. Returns LT_OK, or with errstr: LT_ERR_PERMANENT
  * for a message this producer can never send (over message.max.bytes),
  * LT_ERR_FATAL after an idempotent producer's fatal error (every later send
  * fails too: recreate the producer or exit), else LT_ERR_RETRIABLE. */
-lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key,
-                          size_t keylen, const void *val, size_t vallen,
-                          lt_acks_t *acks, char *errstr, size_t errlen);
+lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
+                          const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
+                          size_t errlen);
 /* As lt_producer_send, but takes val (from malloc) instead of copying it:
  * librdkafka frees it after delivery; freed here when the send fails. */
-lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key,
-                                size_t keylen, void *val, size_t vallen,
-                                lt_acks_t *acks, char *errstr, size_t errlen);
+lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
+                                void *val, size_t vallen, lt_acks_t *acks, char *errstr,
+                                size_t errlen);
 /* As lt_producer_send, but neither copies nor frees val: the caller keeps it
  * unchanged until the message's delivery report (lt_acks_pending has
  * counted it down) or until this producer is destroyed, whichever comes first. */
-lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key,
-                              size_t keylen, const void *val, size_t vallen,
-                              lt_acks_t *acks, char *errstr, size_t errlen);
+lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
+                              const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
+                              size_t errlen);
 /* Serves delivery reports until acks has nothing pending or timeout_ms passes.
  * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms);
@@ -84,14 +83,13 @@ typedef struct lt_consumer_s lt_consumer_t;
 
 /* Subscribes group_id to the topics; auto.offset.reset=earliest. */
 lt_consumer_t *lt_consumer_new(const lt_config_t *cfg, const char *group_id,
-                               const char *const *topics, size_t ntopics,
-                               char *errstr, size_t errlen);
+                               const char *const *topics, size_t ntopics, char *errstr,
+                               size_t errlen);
 /* As lt_consumer_new with property defaults of the caller's (NULL-terminated
  * name, value pairs, at most 4); <prefix>* pass-through settings override. */
 lt_consumer_t *lt_consumer_new_tuned(const lt_config_t *cfg, const char *group_id,
                                      const char *const *topics, size_t ntopics,
-                                     const char *const *tuning, char *errstr,
-                                     size_t errlen);
+                                     const char *const *tuning, char *errstr, size_t errlen);
 /* Returns a message (caller destroys with rd_kafka_message_destroy) or NULL
  * on timeout. Consumer errors are logged (rate-limited) and return NULL;
  * partition EOF is not an error. */
@@ -99,8 +97,8 @@ rd_kafka_message_t *lt_consumer_poll(lt_consumer_t *c, int timeout_ms);
 /* Stores offset+1 of rkm for the next commit. */
 lt_err_t lt_consumer_store(lt_consumer_t *c, const rd_kafka_message_t *rkm);
 /* Stores an explicit next offset for topic/partition. */
-lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic,
-                                  int32_t partition, int64_t next_offset);
+lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic, int32_t partition,
+                                  int64_t next_offset);
 /* Commits stored offsets synchronously, closes and destroys; accepts NULL. */
 void lt_consumer_destroy(lt_consumer_t *c);
 rd_kafka_t *lt_consumer_handle(lt_consumer_t *c);
@@ -108,9 +106,8 @@ rd_kafka_t *lt_consumer_handle(lt_consumer_t *c);
 /* Creates topics that do not exist (admin API), with `partitions` each and
  * optional config pairs ("cleanup.policy", "compact", ...) via NULL-terminated
  * list. Existing topics are fine. */
-lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic,
-                               int partitions, const char *const *configs,
-                               char *errstr, size_t errlen);
+lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic, int partitions,
+                               const char *const *configs, char *errstr, size_t errlen);
 
 /* Reads a whole topic from the beginning to its current end (every
  * partition's high watermark at the call), calling fn for each message; used
@@ -118,9 +115,8 @@ lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic,
  * only. A topic that does not exist reads as empty (LT_OK). Returns LT_OK or
  * an error. */
 typedef void (*lt_kafka_read_fn)(const rd_kafka_message_t *rkm, void *opaque);
-lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
-                           lt_kafka_read_fn fn, void *opaque, int timeout_ms,
-                           char *errstr, size_t errlen);
+lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_read_fn fn,
+                           void *opaque, int timeout_ms, char *errstr, size_t errlen);
 
 /* A group-less reader that keeps a whole topic: every partition from the
  * beginning, then each message appended, for the life of the process (a
@@ -129,8 +125,7 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic,
  * for again every second. Partitions added later are not followed. One
  * thread. */
 typedef struct lt_tail_s lt_tail_t;
-lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr,
-                       size_t errlen);
+lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr, size_t errlen);
 /* Hands the messages that arrive within timeout_ms to fn: waits for the
  * first, then takes what is already there. Returns the count handed (0
  * when none came; consumer errors are logged, at most once per 10 s each). */

@@ -41,15 +41,14 @@ static const char renew_lua[] =
 
 /* KEYS: rate. ARGV: penalty_us. Not before now + penalty: 429s that come
  * together (every request in flight answered at once) do not add up. */
-static const char slowdown_lua[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local pen = tonumber(ARGV[1])\n"
-    "if tat >= now + pen then return 0 end\n"
-    "redis.call('SET', KEYS[1], string.format('%.0f', now + pen),\n"
-    "           'PX', math.ceil(pen / 1000) + 60000)\n"
-    "return 1\n";
+static const char slowdown_lua[] = "local t = redis.call('TIME')\n"
+                                   "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+                                   "local tat = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+                                   "local pen = tonumber(ARGV[1])\n"
+                                   "if tat >= now + pen then return 0 end\n"
+                                   "redis.call('SET', KEYS[1], string.format('%.0f', now + pen),\n"
+                                   "           'PX', math.ceil(pen / 1000) + 60000)\n"
+                                   "return 1\n";
 
 lt_limits_t *lt_limits_new(lt_redis_t *r, const char *prefix)
 {
@@ -69,15 +68,13 @@ void lt_limits_destroy(lt_limits_t *l)
     free(l);
 }
 
-static void key_of(const lt_limits_t *l, const char *id, const char *what,
-                   char *buf, size_t buflen)
+static void key_of(const lt_limits_t *l, const char *id, const char *what, char *buf, size_t buflen)
 {
     snprintf(buf, buflen, "%si:%s:%s", l->prefix, id, what);
 }
 
 /* Reply must be an array of two integers; -1 otherwise (errstr). */
-static int read_pair(redisReply *reply, long long *a, long long *b,
-                     char *errstr, size_t errlen)
+static int read_pair(redisReply *reply, long long *a, long long *b, char *errstr, size_t errlen)
 {
     if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -93,9 +90,9 @@ static int read_pair(redisReply *reply, long long *a, long long *b,
     return -1;
 }
 
-int lt_limits_try_acquire(lt_limits_t *l, const char *id, int rps,
-                          int max_in_flight, long long ttl_ms, lt_lease_t *lease,
-                          long long *wait_ms, char *errstr, size_t errlen)
+int lt_limits_try_acquire(lt_limits_t *l, const char *id, int rps, int max_in_flight,
+                          long long ttl_ms, lt_lease_t *lease, long long *wait_ms, char *errstr,
+                          size_t errlen)
 {
     char rate[256], inflight[256], interval[32], maxs[16], ttl[24];
     long long granted = 0, wait = 0;

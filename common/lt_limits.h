@@ -23,7 +23,7 @@
 typedef struct lt_limits_s lt_limits_t;
 
 typedef struct {
-    char token[40];          /* unique per request */
+    char token[40]; /* unique per request */
     char integration_id[65];
 } lt_lease_t;
 
@@ -34,9 +34,9 @@ void lt_limits_destroy(lt_limits_t *l); /* accepts NULL */
 /* One attempt. Returns 1 granted (*lease filled, the caller must release),
  * 0 not granted (*wait_ms: rate wait, or 0 when all slots are taken: poll
  * again soon), -1 Redis unreachable or failing (errstr; fail closed). */
-int lt_limits_try_acquire(lt_limits_t *l, const char *id, int rps,
-                          int max_in_flight, long long ttl_ms, lt_lease_t *lease,
-                          long long *wait_ms, char *errstr, size_t errlen);
+int lt_limits_try_acquire(lt_limits_t *l, const char *id, int rps, int max_in_flight,
+                          long long ttl_ms, lt_lease_t *lease, long long *wait_ms, char *errstr,
+                          size_t errlen);
 /* Gives the slot back. 0, or -1 when Redis is unreachable (the TTL then
  * frees it). */
 int lt_limits_release(lt_limits_t *l, const lt_lease_t *lease);

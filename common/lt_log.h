@@ -22,14 +22,13 @@ extern volatile lt_log_level_t lt_log_min_level;
 void lt_log_init(const char *service, lt_log_level_t level);
 /* "debug", "info", "warn", "error" -> level; -1 if unknown. */
 int lt_log_level_parse(const char *s);
-void lt_log_write(lt_log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void lt_log_write(lt_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lt_log_vwrite(lt_log_level_t level, const char *fmt, va_list ap);
 
-#define LT_LOG(lvl, ...)                                                       \
-    do {                                                                       \
-        if ((lvl) >= lt_log_min_level)                                         \
-            lt_log_write((lvl), __VA_ARGS__);                                  \
+#define LT_LOG(lvl, ...)                      \
+    do {                                      \
+        if ((lvl) >= lt_log_min_level)        \
+            lt_log_write((lvl), __VA_ARGS__); \
     } while (0)
 #define lt_debug(...) LT_LOG(LT_LOG_DEBUG, __VA_ARGS__)
 #define lt_info(...)  LT_LOG(LT_LOG_INFO, __VA_ARGS__)

@@ -16,17 +16,17 @@
 
 #include "lt_log.h"
 
-#define METRICS_MAX  512
-#define NAME_MAX_LEN 128
-#define HELP_MAX_LEN 256
+#define METRICS_MAX   512
+#define NAME_MAX_LEN  128
+#define HELP_MAX_LEN  256
 #define LABEL_MAX_LEN 256
 
 struct lt_metric_s {
-    char             name[NAME_MAX_LEN];
-    char             help[HELP_MAX_LEN];
-    char             labels[LABEL_MAX_LEN]; /* "" = none */
-    int              gauge;
-    _Atomic int64_t  value;
+    char name[NAME_MAX_LEN];
+    char help[HELP_MAX_LEN];
+    char labels[LABEL_MAX_LEN]; /* "" = none */
+    int gauge;
+    _Atomic int64_t value;
 };
 
 static lt_metric_t registry[METRICS_MAX];
@@ -70,8 +70,7 @@ static int type_conflict(const char *name, int gauge)
     return 0;
 }
 
-static lt_metric_t *add(const char *name, const char *help, const char *labels,
-                        int gauge)
+static lt_metric_t *add(const char *name, const char *help, const char *labels, int gauge)
 {
     lt_metric_t *m;
 
@@ -161,8 +160,7 @@ static void render_family(FILE *out, size_t first)
         if (strcmp(m->name, f->name))
             continue;
         if (m->labels[0])
-            fprintf(out, "%s{%s} %lld\n", m->name, m->labels,
-                    (long long)atomic_load(&m->value));
+            fprintf(out, "%s{%s} %lld\n", m->name, m->labels, (long long)atomic_load(&m->value));
         else
             fprintf(out, "%s %lld\n", m->name, (long long)atomic_load(&m->value));
     }
@@ -183,14 +181,17 @@ static void render_process(FILE *out)
         fclose(f);
     }
     struct mallinfo2 mi = mallinfo2();
-    fprintf(out, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+    fprintf(out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
             "# TYPE process_resident_memory_bytes gauge\n"
             "process_resident_memory_bytes %lld\n",
             (long long)resident * (long long)sysconf(_SC_PAGESIZE));
-    fprintf(out, "# HELP ltvsync_process_heap_inuse_bytes Bytes malloc has handed out "
+    fprintf(out,
+            "# HELP ltvsync_process_heap_inuse_bytes Bytes malloc has handed out "
             "and not got back (mallinfo2 uordblks + hblkhd).\n"
             "# TYPE ltvsync_process_heap_inuse_bytes gauge\n"
-            "ltvsync_process_heap_inuse_bytes %zu\n", mi.uordblks + mi.hblkhd);
+            "ltvsync_process_heap_inuse_bytes %zu\n",
+            mi.uordblks + mi.hblkhd);
 }
 
 char *lt_metrics_render(size_t *len)

@@ -14,17 +14,15 @@ typedef struct {
  * callers per integration). Zero-decimal and three-decimal codes listed
  * explicitly; everything else here is 2. */
 static const currency_t currencies[] = {
-    {"AED", 2}, {"ARS", 2}, {"AUD", 2}, {"BGN", 2}, {"BHD", 3}, {"BIF", 0},
-    {"BRL", 2}, {"CAD", 2}, {"CHF", 2}, {"CLF", 4}, {"CLP", 0}, {"CNY", 2},
-    {"COP", 2}, {"CZK", 2}, {"DJF", 0}, {"DKK", 2}, {"EGP", 2}, {"EUR", 2},
-    {"GBP", 2}, {"GNF", 0}, {"HKD", 2}, {"HUF", 2}, {"IDR", 2}, {"ILS", 2},
-    {"INR", 2}, {"IQD", 3}, {"ISK", 0}, {"JOD", 3}, {"JPY", 0}, {"KMF", 0},
-    {"KRW", 0}, {"KWD", 3}, {"LYD", 3}, {"MAD", 2}, {"MXN", 2}, {"MYR", 2},
-    {"NGN", 2}, {"NOK", 2}, {"NZD", 2}, {"OMR", 3}, {"PEN", 2}, {"PHP", 2},
-    {"PKR", 2}, {"PLN", 2}, {"PYG", 0}, {"QAR", 2}, {"RON", 2}, {"RWF", 0},
-    {"SAR", 2}, {"SEK", 2}, {"SGD", 2}, {"THB", 2}, {"TND", 3}, {"TRY", 2},
-    {"TWD", 2}, {"UAH", 2}, {"UGX", 0}, {"USD", 2}, {"UYI", 0}, {"VND", 0},
-    {"VUV", 0}, {"XAF", 0}, {"XOF", 0}, {"XPF", 0}, {"ZAR", 2},
+    {"AED", 2}, {"ARS", 2}, {"AUD", 2}, {"BGN", 2}, {"BHD", 3}, {"BIF", 0}, {"BRL", 2}, {"CAD", 2},
+    {"CHF", 2}, {"CLF", 4}, {"CLP", 0}, {"CNY", 2}, {"COP", 2}, {"CZK", 2}, {"DJF", 0}, {"DKK", 2},
+    {"EGP", 2}, {"EUR", 2}, {"GBP", 2}, {"GNF", 0}, {"HKD", 2}, {"HUF", 2}, {"IDR", 2}, {"ILS", 2},
+    {"INR", 2}, {"IQD", 3}, {"ISK", 0}, {"JOD", 3}, {"JPY", 0}, {"KMF", 0}, {"KRW", 0}, {"KWD", 3},
+    {"LYD", 3}, {"MAD", 2}, {"MXN", 2}, {"MYR", 2}, {"NGN", 2}, {"NOK", 2}, {"NZD", 2}, {"OMR", 3},
+    {"PEN", 2}, {"PHP", 2}, {"PKR", 2}, {"PLN", 2}, {"PYG", 0}, {"QAR", 2}, {"RON", 2}, {"RWF", 0},
+    {"SAR", 2}, {"SEK", 2}, {"SGD", 2}, {"THB", 2}, {"TND", 3}, {"TRY", 2}, {"TWD", 2}, {"UAH", 2},
+    {"UGX", 0}, {"USD", 2}, {"UYI", 0}, {"VND", 0}, {"VUV", 0}, {"XAF", 0}, {"XOF", 0}, {"XPF", 0},
+    {"ZAR", 2},
 };
 
 int lt_money_exponent(const char *code, size_t len)
@@ -55,8 +53,8 @@ static int push_digit(uint64_t *acc, int d)
     return 0;
 }
 
-lt_err_t lt_money_parse(const char *s, size_t len, int exponent, int64_t *minor,
-                        char *errstr, size_t errlen)
+lt_err_t lt_money_parse(const char *s, size_t len, int exponent, int64_t *minor, char *errstr,
+                        size_t errlen)
 {
     size_t i = 0, nint = 0, nfrac = 0;
     int neg = 0;
@@ -100,8 +98,7 @@ size_t lt_money_format(int64_t minor, int exponent, char *buf, size_t buflen)
     for (int k = 0; k < exponent; k++)
         scale *= 10;
     int n = exponent == 0
-                ? snprintf(buf, buflen, "%s%llu", minor < 0 ? "-" : "",
-                           (unsigned long long)mag)
+                ? snprintf(buf, buflen, "%s%llu", minor < 0 ? "-" : "", (unsigned long long)mag)
                 : snprintf(buf, buflen, "%s%llu.%0*llu", minor < 0 ? "-" : "",
                            (unsigned long long)(mag / scale), exponent,
                            (unsigned long long)(mag % scale));

@@ -18,8 +18,8 @@ int lt_money_exponent(const char *code, size_t len);
 /* Parses len bytes at s into *minor for `exponent` fraction digits.
  * LT_ERR_PERMANENT with a reason on malformed text, non-zero excess
  * precision or an amount outside int64. */
-lt_err_t lt_money_parse(const char *s, size_t len, int exponent, int64_t *minor,
-                        char *errstr, size_t errlen);
+lt_err_t lt_money_parse(const char *s, size_t len, int exponent, int64_t *minor, char *errstr,
+                        size_t errlen);
 
 /* Formats minor units back to a decimal string ("-12.30"); buf >= 24 bytes.
  * Returns the length. */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RING_MIN 16
+#define RING_MIN  16
 #define RING_KEEP 4096 /* an emptied ring bigger than this goes back to malloc */
 
 typedef struct {
@@ -22,9 +22,9 @@ typedef struct {
 typedef struct {
     held_t *ring;
     size_t head, len, cap;
-    int64_t last;   /* last offset added; -1 none */
-    int64_t next;   /* advance waiting for lt_offsets_take; -1 none */
-    int listed;     /* in the ready list */
+    int64_t last; /* last offset added; -1 none */
+    int64_t next; /* advance waiting for lt_offsets_take; -1 none */
+    int listed;   /* in the ready list */
 } part_t;
 
 typedef struct {
@@ -40,10 +40,10 @@ typedef struct {
 struct lt_offsets_s {
     class_t *classes;
     size_t nclasses;
-    ref_t *ready;          /* room for every part made (readycap >= nparts) */
+    ref_t *ready; /* room for every part made (readycap >= nparts) */
     size_t nready, readycap, nparts;
     size_t pending;
-    int broken;            /* an add failed: nothing is released any more */
+    int broken; /* an add failed: nothing is released any more */
 };
 
 lt_offsets_t *lt_offsets_new(void)
@@ -111,8 +111,7 @@ static part_t *part_get(lt_offsets_t *t, int cls, int32_t partition, int create)
         grow_zeroed((void **)&t->classes, &t->nclasses, c + 1, sizeof(class_t)) != 0)
         return NULL;
     class_t *k = &t->classes[c];
-    if (i >= k->nparts &&
-        grow_zeroed((void **)&k->parts, &k->nparts, i + 1, sizeof(part_t *)) != 0)
+    if (i >= k->nparts && grow_zeroed((void **)&k->parts, &k->nparts, i + 1, sizeof(part_t *)) != 0)
         return NULL;
     if (t->nparts == t->readycap &&
         grow_zeroed((void **)&t->ready, &t->readycap, t->nparts + 1, sizeof(ref_t)) != 0)

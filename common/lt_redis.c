@@ -89,8 +89,7 @@ static int parse_userinfo(lt_redis_t *r, const char *s, size_t len)
 }
 
 /* host[:port][/db], host may be [v6]. */
-static int parse_hostpart(lt_redis_t *r, const char *s, char *errstr,
-                          size_t errlen)
+static int parse_hostpart(lt_redis_t *r, const char *s, char *errstr, size_t errlen)
 {
     const char *hend, *p;
     size_t hlen;
@@ -129,13 +128,13 @@ static int parse_hostpart(lt_redis_t *r, const char *s, char *errstr,
     }
     return 0;
 bad:
-    snprintf(errstr, errlen, "malformed Redis URL: expected "
-                             "redis://[:password@]host:port[/db]");
+    snprintf(errstr, errlen,
+             "malformed Redis URL: expected "
+             "redis://[:password@]host:port[/db]");
     return -1;
 }
 
-lt_redis_t *lt_redis_new(const char *url, int timeout_ms, char *errstr,
-                         size_t errlen)
+lt_redis_t *lt_redis_new(const char *url, int timeout_ms, char *errstr, size_t errlen)
 {
     static const char scheme[] = "redis://";
     lt_redis_t *r = NULL;
@@ -191,19 +190,17 @@ void lt_redis_destroy(lt_redis_t *r)
 }
 
 /* Sends a handshake command on a fresh context; 0 when Redis says OK. */
-static int handshake(lt_redis_t *r, const char *what, int argc,
-                     const char **argv)
+static int handshake(lt_redis_t *r, const char *what, int argc, const char **argv)
 {
     redisReply *reply = redisCommandArgv(r->c, argc, argv, NULL);
     int ok = reply && reply->type != REDIS_REPLY_ERROR;
 
     if (!reply)
-        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d %s: %s", r->host,
-                 r->port, what, r->c->errstr);
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d %s: %s", r->host, r->port, what,
+                 r->c->errstr);
     else if (!ok) /* Redis error texts never echo the password back */
-        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d %s failed: %.*s",
-                 r->host, r->port, what,
-                 (int)(reply->len > 200 ? 200 : reply->len), reply->str);
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d %s failed: %.*s", r->host, r->port,
+                 what, (int)(reply->len > 200 ? 200 : reply->len), reply->str);
     if (reply)
         freeReplyObject(reply);
     return ok ? 0 : -1;
@@ -220,13 +217,12 @@ static int connect_now(lt_redis_t *r)
     drop_conn(r);
     r->c = redisConnectWithTimeout(r->host, r->port, tv);
     if (!r->c || r->c->err) {
-        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d connect: %s",
-                 r->host, r->port, r->c ? r->c->errstr : "out of memory");
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d connect: %s", r->host, r->port,
+                 r->c ? r->c->errstr : "out of memory");
         goto fail;
     }
     if (redisSetTimeout(r->c, tv) != REDIS_OK) {
-        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d: cannot set timeout",
-                 r->host, r->port);
+        snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d: cannot set timeout", r->host, r->port);
         goto fail;
     }
     if (r->password) {
@@ -257,8 +253,8 @@ static int resend_safe(const redisContext *c, int saved_errno)
     if (c->err == REDIS_ERR_EOF)
         return 1;
     if (c->err == REDIS_ERR_IO)
-        return saved_errno != EAGAIN && saved_errno != EWOULDBLOCK &&
-               saved_errno != ETIMEDOUT && saved_errno != EINTR;
+        return saved_errno != EAGAIN && saved_errno != EWOULDBLOCK && saved_errno != ETIMEDOUT &&
+               saved_errno != EINTR;
     return 0;
 }
 
@@ -291,14 +287,11 @@ static int conn_ready(lt_redis_t *r, int *fresh)
 static void note_failure(lt_redis_t *r)
 {
     snprintf(r->errstr, sizeof(r->errstr), "Redis %s:%d: %s", r->host, r->port,
-             r->c->err == REDIS_ERR_IO && r->c->errstr[0] == '\0'
-                 ? "I/O error"
-                 : r->c->errstr);
+             r->c->err == REDIS_ERR_IO && r->c->errstr[0] == '\0' ? "I/O error" : r->c->errstr);
     drop_conn(r);
 }
 
-redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv,
-                          const size_t *argvlen)
+redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv, const size_t *argvlen)
 {
     int fresh, saved_errno;
     redisReply *reply;
@@ -367,8 +360,7 @@ static int script_load(lt_redis_t *r, lt_redis_script_t *script)
         pthread_mutex_unlock(&sha_lock);
     } else if (reply) {
         snprintf(r->errstr, sizeof(r->errstr), "Redis SCRIPT LOAD failed: %.*s",
-                 (int)(reply->len > 200 ? 200 : reply->len),
-                 reply->str ? reply->str : "");
+                 (int)(reply->len > 200 ? 200 : reply->len), reply->str ? reply->str : "");
     }
     if (reply)
         freeReplyObject(reply);
@@ -400,8 +392,8 @@ static int eval_words(lt_redis_script_t *script, int nkeys, int argc, const char
 }
 
 /* EVALSHA with argv = nkeys keys then the arguments (argc in total). */
-static redisReply *evalsha(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
-                           int argc, const char **argv, const size_t *argvlen)
+static redisReply *evalsha(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                           const char **argv, const size_t *argvlen)
 {
     const char **av = NULL;
     size_t *al = NULL;
@@ -430,8 +422,8 @@ static int script_ready(lt_redis_t *r, lt_redis_script_t *script)
     return loaded || script_load(r, script) == 0 ? 0 : -1;
 }
 
-redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
-                          int argc, const char **argv, const size_t *argvlen)
+redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                          const char **argv, const size_t *argvlen)
 {
     redisReply *reply;
 
@@ -507,8 +499,8 @@ const char *lt_redis_errstr(const lt_redis_t *r)
 int lt_redis_ping(lt_redis_t *r)
 {
     redisReply *reply = lt_redis_cmd(r, "PING");
-    int ok = reply && reply->type == REDIS_REPLY_STATUS &&
-             reply->len == 4 && memcmp(reply->str, "PONG", 4) == 0;
+    int ok = reply && reply->type == REDIS_REPLY_STATUS && reply->len == 4 &&
+             memcmp(reply->str, "PONG", 4) == 0;
 
     if (reply)
         freeReplyObject(reply);

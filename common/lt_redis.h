@@ -19,15 +19,13 @@ typedef struct lt_redis_s lt_redis_t;
 
 /* url: redis://[:password@]host:port[/db]. Connects lazily; NULL only for a
  * malformed URL (errstr names the problem, never the password). */
-lt_redis_t *lt_redis_new(const char *url, int timeout_ms, char *errstr,
-                         size_t errlen);
+lt_redis_t *lt_redis_new(const char *url, int timeout_ms, char *errstr, size_t errlen);
 void lt_redis_destroy(lt_redis_t *r); /* accepts NULL */
 
 /* Binary-safe command. Returns the reply (caller freeReplyObject()) or NULL
  * when Redis is unreachable. An error reply (REDIS_REPLY_ERROR) is returned
  * as a reply, not NULL. */
-redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv,
-                          const size_t *argvlen);
+redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv, const size_t *argvlen);
 /* hiredis format string; use %b for any outside bytes. */
 redisReply *lt_redis_cmd(lt_redis_t *r, const char *fmt, ...);
 
@@ -39,8 +37,8 @@ typedef struct {
 /* EVALSHA sha nkeys argv[0..argc-1]: argv holds the nkeys keys first, then
  * the script arguments (argc = keys + arguments). Loads the script on
  * NOSCRIPT and retries once. */
-redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys,
-                          int argc, const char **argv, const size_t *argvlen);
+redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                          const char **argv, const size_t *argvlen);
 
 /* lt_redis_eval in two halves, so the caller works while Redis does:
  * _send writes the EVALSHA and returns (0, or -1 when Redis is unreachable);

@@ -15,26 +15,24 @@ typedef struct {
 
 /* Replaces reg's content with a fresh read of the whole topic. On failure
  * reg is left as it was. */
-lt_err_t lt_registry_load(lt_registry_t *reg, const lt_config_t *cfg,
-                          char *errstr, size_t errlen);
+lt_err_t lt_registry_load(lt_registry_t *reg, const lt_config_t *cfg, char *errstr, size_t errlen);
 const lt_integration_t *lt_registry_find(const lt_registry_t *reg, const char *id);
 /* Applies one message (value NULL = tombstone). */
-void lt_registry_apply(lt_registry_t *reg, const void *key, size_t keylen,
-                       const void *value, size_t len);
+void lt_registry_apply(lt_registry_t *reg, const void *key, size_t keylen, const void *value,
+                       size_t len);
 void lt_registry_clear(lt_registry_t *reg);
 
 /* A live registry: one long-lived reader of the topic (lt_tail) applies
  * every change as it arrives, instead of a fresh read per use. */
 typedef struct lt_registry_watch_s lt_registry_watch_t;
-lt_registry_watch_t *lt_registry_watch_new(const lt_config_t *cfg, char *errstr,
-                                           size_t errlen);
+lt_registry_watch_t *lt_registry_watch_new(const lt_config_t *cfg, char *errstr, size_t errlen);
 /* Applies to reg what arrives within timeout_ms (returns at the first
  * change, with what came with it). Returns the number of messages applied. */
 int lt_registry_watch_poll(lt_registry_watch_t *w, lt_registry_t *reg, int timeout_ms);
 /* Applies everything up to the topic's end as of now: afterwards reg is
  * what lt_registry_load would read (an id still missing is not there). */
-lt_err_t lt_registry_watch_read_to_end(lt_registry_watch_t *w, lt_registry_t *reg,
-                                       int timeout_ms, char *errstr, size_t errlen);
+lt_err_t lt_registry_watch_read_to_end(lt_registry_watch_t *w, lt_registry_t *reg, int timeout_ms,
+                                       char *errstr, size_t errlen);
 /* 1 once reg holds the whole topic as it was when the watch began. */
 int lt_registry_watch_synced(const lt_registry_watch_t *w);
 void lt_registry_watch_destroy(lt_registry_watch_t *w); /* accepts NULL */

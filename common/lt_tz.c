@@ -128,9 +128,8 @@ static int parse_rule(const char **sp, tz_rule_t *r)
     if (*s == 'M') {
         s++;
         r->kind = 'M';
-        if (parse_num(&s, 2, &r->m) || *s++ != '.' || parse_num(&s, 1, &r->w) ||
-            *s++ != '.' || parse_num(&s, 1, &r->d) || r->m < 1 || r->m > 12 ||
-            r->w < 1 || r->w > 5 || r->d > 6)
+        if (parse_num(&s, 2, &r->m) || *s++ != '.' || parse_num(&s, 1, &r->w) || *s++ != '.' ||
+            parse_num(&s, 1, &r->d) || r->m < 1 || r->m > 12 || r->w < 1 || r->w > 5 || r->d > 6)
             return -1;
     } else {
         r->kind = *s == 'J' ? 'J' : 'N';
@@ -168,8 +167,8 @@ static int parse_footer(const char *s, tz_footer_t *f)
     if (*s == '\0') { /* POSIX default: US rules */
         f->start = (tz_rule_t){'M', 3, 2, 0, 0, 7200};
         f->end = (tz_rule_t){'M', 11, 1, 0, 0, 7200};
-    } else if (*s++ != ',' || parse_rule(&s, &f->start) || *s++ != ',' ||
-               parse_rule(&s, &f->end) || *s != '\0') {
+    } else if (*s++ != ',' || parse_rule(&s, &f->start) || *s++ != ',' || parse_rule(&s, &f->end) ||
+               *s != '\0') {
         return -1;
     }
     f->has_dst = 1;
@@ -188,8 +187,8 @@ static int64_t rule_local(const tz_rule_t *r, int year)
             md -= 7;
         days = first + md - 1;
     } else if (r->kind == 'J') {
-        days = lt_date_days_from_civil(year, 1, 1) + r->n - 1 +
-               (lt_date_is_leap(year) && r->n >= 60);
+        days =
+            lt_date_days_from_civil(year, 1, 1) + r->n - 1 + (lt_date_is_leap(year) && r->n >= 60);
     } else {
         days = lt_date_days_from_civil(year, 1, 1) + r->n;
     }
@@ -252,9 +251,8 @@ static int read_hdr(const unsigned char *p, size_t len, tzif_hdr_t *h, int *vers
     h->timecnt = be32(p + 32);
     h->typecnt = be32(p + 36);
     h->charcnt = be32(p + 40);
-    if (h->typecnt == 0 || h->typecnt > 256 || h->timecnt > 100000 ||
-        h->charcnt > 4096 || h->leapcnt > 1000 || h->isutcnt > 256 ||
-        h->isstdcnt > 256)
+    if (h->typecnt == 0 || h->typecnt > 256 || h->timecnt > 100000 || h->charcnt > 4096 ||
+        h->leapcnt > 1000 || h->isutcnt > 256 || h->isstdcnt > 256)
         return -1;
     return 0;
 }
@@ -265,8 +263,7 @@ static size_t block_len(const tzif_hdr_t *h, size_t tsize)
            h->leapcnt * (tsize + 4) + h->isstdcnt + h->isutcnt;
 }
 
-static int load_block(lt_tz_t *tz, const unsigned char *p, const tzif_hdr_t *h,
-                      size_t tsize)
+static int load_block(lt_tz_t *tz, const unsigned char *p, const tzif_hdr_t *h, size_t tsize)
 {
     const unsigned char *idx = p + h->timecnt * tsize;
     const unsigned char *tt = idx + h->timecnt;
@@ -286,8 +283,8 @@ static int load_block(lt_tz_t *tz, const unsigned char *p, const tzif_hdr_t *h,
         t->isdst = tt[i * 6 + 4] != 0;
         if (ai >= h->charcnt || t->utcoff <= -89999 || t->utcoff >= 93599)
             return -1;
-        snprintf(t->abbr, sizeof(t->abbr), "%.*s",
-                 (int)strnlen(chars + ai, h->charcnt - ai), chars + ai);
+        snprintf(t->abbr, sizeof(t->abbr), "%.*s", (int)strnlen(chars + ai, h->charcnt - ai),
+                 chars + ai);
     }
     for (size_t i = 0; i < h->timecnt; i++) {
         if (idx[i] >= h->typecnt)
@@ -314,8 +311,7 @@ static void compute_wall0(lt_tz_t *tz)
             tz->before = &tz->types[i];
             break;
         }
-    tz->after_fixed = tz->ntrans ? tz->trans_type[tz->ntrans - 1]
-                                 : &tz->types[tz->ntypes - 1];
+    tz->after_fixed = tz->ntrans ? tz->trans_type[tz->ntrans - 1] : &tz->types[tz->ntypes - 1];
 }
 
 static int load_footer(lt_tz_t *tz, const unsigned char *p, size_t len)
@@ -334,8 +330,7 @@ static int load_footer(lt_tz_t *tz, const unsigned char *p, size_t len)
     return parse_footer(buf, &tz->footer);
 }
 
-lt_tz_t *lt_tz_parse(const void *buf, size_t len, const char *name,
-                     char *errstr, size_t errlen)
+lt_tz_t *lt_tz_parse(const void *buf, size_t len, const char *name, char *errstr, size_t errlen)
 {
     const unsigned char *p = buf;
     tzif_hdr_t h;
@@ -420,8 +415,8 @@ static const tz_type_t *utc_type(const lt_tz_t *tz, int64_t ts, int *fold)
 {
     size_t n = tz->ntrans, idx;
     const tz_type_t *prev, *cur;
-    const tz_type_t *after = tz->footer.present && !tz->footer.has_dst
-                                 ? &tz->footer.std : tz->after_fixed;
+    const tz_type_t *after =
+        tz->footer.present && !tz->footer.has_dst ? &tz->footer.std : tz->after_fixed;
     *fold = 0;
     if (n && ts < tz->trans_utc[0])
         return tz->before;
@@ -472,9 +467,8 @@ static int valid_name(const char *name)
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-              (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '+' ||
-              c == '/' || c == '.'))
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '+' || c == '/' || c == '.'))
             return 0;
     }
     return 1;

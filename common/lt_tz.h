@@ -26,8 +26,7 @@ const lt_tz_t *lt_tz_get(const char *name, char *errstr, size_t errlen);
 
 /* Parses TZif bytes (tests, embedded data). Caller owns the result and frees
  * it with lt_tz_destroy(). */
-lt_tz_t *lt_tz_parse(const void *buf, size_t len, const char *name,
-                     char *errstr, size_t errlen);
+lt_tz_t *lt_tz_parse(const void *buf, size_t len, const char *name, char *errstr, size_t errlen);
 void lt_tz_destroy(lt_tz_t *tz); /* accepts NULL; never on lt_tz_get zones */
 const char *lt_tz_name(const lt_tz_t *tz);
 
@@ -41,7 +40,7 @@ typedef struct {
     int64_t local_secs; /* utc + utcoff */
     int32_t utcoff;     /* seconds east of UTC */
     int isdst;
-    int fold;           /* 1 when this wall time also occurred earlier */
+    int fold; /* 1 when this wall time also occurred earlier */
     char abbr[16];
 } lt_tz_local_t;
 

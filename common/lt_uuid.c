@@ -7,15 +7,14 @@
 
 /* uuid5(NAMESPACE_DNS, "ltvsync.events") = e6a6917c-fd67-5b27-a159-859a2f39f7ac */
 const uint8_t LT_UUID_NS_LTVSYNC[16] = {
-    0xe6, 0xa6, 0x91, 0x7c, 0xfd, 0x67, 0x5b, 0x27,
-    0xa1, 0x59, 0x85, 0x9a, 0x2f, 0x39, 0xf7, 0xac,
+    0xe6, 0xa6, 0x91, 0x7c, 0xfd, 0x67, 0x5b, 0x27, 0xa1, 0x59, 0x85, 0x9a, 0x2f, 0x39, 0xf7, 0xac,
 };
 
 typedef struct {
     uint32_t h[5];
-    uint64_t total;     /* bytes hashed so far */
-    uint8_t  block[64];
-    size_t   used;      /* bytes waiting in block */
+    uint64_t total; /* bytes hashed so far */
+    uint8_t block[64];
+    size_t used; /* bytes waiting in block */
 } sha1_t;
 
 static uint32_t rol(uint32_t x, unsigned n)
@@ -32,26 +31,25 @@ static uint32_t load_be32(const uint8_t *p)
  * working variables rotate roles from step to step instead of moving, the
  * schedule is a 16-word ring (W[t] overwrites W[t-16]), and every index is a
  * constant. Ch and Maj in their fewer-operation forms. */
-#define SHA1_CH(b, c, d) ((d) ^ ((b) & ((c) ^ (d))))
+#define SHA1_CH(b, c, d)  ((d) ^ ((b) & ((c) ^ (d))))
 #define SHA1_PAR(b, c, d) ((b) ^ (c) ^ (d))
 #define SHA1_MAJ(b, c, d) (((b) & (c)) | ((d) & ((b) | (c))))
-#define SHA1_W(t)                                                                        \
-    ((t) < 16 ? w[(t) & 15]                                                              \
-              : (w[(t) & 15] = rol(w[((t) - 3) & 15] ^ w[((t) - 8) & 15] ^               \
-                                       w[((t) - 14) & 15] ^ w[(t) & 15],                 \
-                                   1)))
-#define SHA1_STEP(v, x, y, z, u, F, K, t)                                                \
-    do {                                                                                 \
-        u += rol(v, 5) + F(x, y, z) + (K) + SHA1_W(t);                                   \
-        x = rol(x, 30);                                                                  \
+#define SHA1_W(t)    \
+    ((t) < 16        \
+         ? w[(t)&15] \
+         : (w[(t)&15] = rol(w[((t)-3) & 15] ^ w[((t)-8) & 15] ^ w[((t)-14) & 15] ^ w[(t)&15], 1)))
+#define SHA1_STEP(v, x, y, z, u, F, K, t)              \
+    do {                                               \
+        u += rol(v, 5) + F(x, y, z) + (K) + SHA1_W(t); \
+        x = rol(x, 30);                                \
     } while (0)
-#define SHA1_5(F, K, t)                                                                  \
-    do {                                                                                 \
-        SHA1_STEP(a, b, c, d, e, F, K, (t));                                             \
-        SHA1_STEP(e, a, b, c, d, F, K, (t) + 1);                                         \
-        SHA1_STEP(d, e, a, b, c, F, K, (t) + 2);                                         \
-        SHA1_STEP(c, d, e, a, b, F, K, (t) + 3);                                         \
-        SHA1_STEP(b, c, d, e, a, F, K, (t) + 4);                                         \
+#define SHA1_5(F, K, t)                          \
+    do {                                         \
+        SHA1_STEP(a, b, c, d, e, F, K, (t));     \
+        SHA1_STEP(e, a, b, c, d, F, K, (t) + 1); \
+        SHA1_STEP(d, e, a, b, c, F, K, (t) + 2); \
+        SHA1_STEP(c, d, e, a, b, F, K, (t) + 3); \
+        SHA1_STEP(b, c, d, e, a, F, K, (t) + 4); \
     } while (0)
 
 static void sha1_block(sha1_t *s, const uint8_t *p)
@@ -91,8 +89,7 @@ static void sha1_block(sha1_t *s, const uint8_t *p)
 
 static void sha1_init(sha1_t *s)
 {
-    static const uint32_t h0[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu,
-                                   0x10325476u, 0xc3d2e1f0u};
+    static const uint32_t h0[5] = {0x67452301u, 0xefcdab89u, 0x98badcfeu, 0x10325476u, 0xc3d2e1f0u};
     memset(s, 0, sizeof(*s));
     memcpy(s->h, h0, sizeof(h0));
 }

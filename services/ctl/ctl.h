@@ -6,15 +6,15 @@
 #include "lt_config.h"
 #include "lt_integration.h"
 
-#define CTL_OK 0
-#define CTL_FAIL 1
+#define CTL_OK    0
+#define CTL_FAIL  1
 #define CTL_USAGE 2
 
 typedef struct {
     lt_config_t *cfg;
-    int json;     /* --json */
-    int yes;      /* --yes */
-    int argc;     /* the command's own arguments (after the command words) */
+    int json; /* --json */
+    int yes;  /* --yes */
+    int argc; /* the command's own arguments (after the command words) */
     char **argv;
 } ctl_t;
 

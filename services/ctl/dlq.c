@@ -22,12 +22,13 @@ typedef struct {
     const ctl_t *ctl;
     lt_producer_t *producer; /* NULL for list */
     lt_redis_t *redis;
-    lt_acks_t *acks;         /* of the retry in progress */
+    lt_acks_t *acks; /* of the retry in progress */
     long listed, retried, skipped, failed;
-    cJSON *json;             /* --json list output */
+    cJSON *json; /* --json list output */
 } dlq_ctx_t;
 
-static size_t b64_decode(const char *in, unsigned char *out, size_t cap) {
+static size_t b64_decode(const char *in, unsigned char *out, size_t cap)
+{
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     unsigned acc = 0;
     int bits = 0;
@@ -49,7 +50,8 @@ static size_t b64_decode(const char *in, unsigned char *out, size_t cap) {
 
 /* 1 when these bytes were retried already (or marks them now when mark). */
 static int retried_before(dlq_ctx_t *d, const char *topic, const char *key, const void *val,
-                          size_t len, int mark) {
+                          size_t len, int mark)
+{
     char member[37];
     lt_buf_t name = {0};
     redisReply *reply;
@@ -74,7 +76,8 @@ static int retried_before(dlq_ctx_t *d, const char *topic, const char *key, cons
     return rc;
 }
 
-static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *rec) {
+static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *rec)
+{
     const char *topic = lt_json_str(rec, "topic"), *key = lt_json_str(rec, "key");
     const char *val = lt_json_str(rec, "value"), *b64 = lt_json_str(rec, "value_base64");
     unsigned char *buf = NULL;
@@ -82,14 +85,16 @@ static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *
     char errstr[256];
     int seen;
 
-    if (!topic || (!val && !b64) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "value_truncated"))) {
+    if (!topic || (!val && !b64) ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "value_truncated"))) {
         printf("  skip %d:%lld: not retriable (no source topic or value, or truncated)\n",
                (int)rkm->partition, (long long)rkm->offset);
         d->skipped++;
         return;
     }
     if (!val) {
-        if (!(buf = malloc(strlen(b64))) || (len = b64_decode(b64, buf, strlen(b64))) == (size_t)-1) {
+        if (!(buf = malloc(strlen(b64))) ||
+            (len = b64_decode(b64, buf, strlen(b64))) == (size_t)-1) {
             free(buf);
             d->failed++;
             return;
@@ -104,11 +109,12 @@ static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *
     }
     lt_acks_release(d->acks);
     if (!(d->acks = lt_acks_new()) ||
-        lt_producer_send(d->producer, topic, key, key ? strlen(key) : 0, val, len, d->acks,
-                         errstr, sizeof(errstr)) != LT_OK ||
+        lt_producer_send(d->producer, topic, key, key ? strlen(key) : 0, val, len, d->acks, errstr,
+                         sizeof(errstr)) != LT_OK ||
         lt_producer_wait(d->producer, d->acks, 30000) != LT_OK ||
         retried_before(d, topic, key, val, len, 1) < 0) {
-        fprintf(stderr, "ltvctl: retry of %d:%lld failed\n", (int)rkm->partition, (long long)rkm->offset);
+        fprintf(stderr, "ltvctl: retry of %d:%lld failed\n", (int)rkm->partition,
+                (long long)rkm->offset);
         d->failed++;
     } else {
         d->retried++;
@@ -116,7 +122,8 @@ static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *
     free(buf);
 }
 
-static void on_letter(const rd_kafka_message_t *rkm, void *opaque) {
+static void on_letter(const rd_kafka_message_t *rkm, void *opaque)
+{
     dlq_ctx_t *d = opaque;
     char errstr[128];
     cJSON *rec = lt_json_parse(rkm->payload, rkm->len, 4u << 20, errstr, sizeof(errstr));
@@ -137,14 +144,15 @@ static void on_letter(const rd_kafka_message_t *rkm, void *opaque) {
         cJSON_AddItemToArray(d->json, cJSON_Duplicate(rec, 1));
     } else {
         const char *v = lt_json_str(rec, "value");
-        printf("%d:%-8lld %s[%lld]@%lld  %s\n    %.100s\n", (int)rkm->partition, (long long)rkm->offset,
-               topic ? topic : "?", part, off, reason ? reason : "(no reason)",
-               v ? v : "(binary: value_base64)");
+        printf("%d:%-8lld %s[%lld]@%lld  %s\n    %.100s\n", (int)rkm->partition,
+               (long long)rkm->offset, topic ? topic : "?", part, off,
+               reason ? reason : "(no reason)", v ? v : "(binary: value_base64)");
     }
     cJSON_Delete(rec);
 }
 
-int ctl_dlq(ctl_t *ctl, const char *verb) {
+int ctl_dlq(ctl_t *ctl, const char *verb)
+{
     dlq_ctx_t d = {.ctl = ctl};
     char errstr[512];
     int rc = CTL_FAIL, retry = !strcmp(verb, "retry");
@@ -153,7 +161,7 @@ int ctl_dlq(ctl_t *ctl, const char *verb) {
         return CTL_USAGE;
     }
     if (retry && (!(d.redis = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr,
-                                            sizeof(errstr))) ||
+                                           sizeof(errstr))) ||
                   !(d.producer = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr))))) {
         fprintf(stderr, "ltvctl: %s\n", errstr);
         goto end;
@@ -170,7 +178,8 @@ int ctl_dlq(ctl_t *ctl, const char *verb) {
         printf("%s\n", s ? s : "[]");
         free(s);
     } else if (retry) {
-        printf("%ld dead letters: %ld retried, %ld skipped (retried before or not retriable), %ld failed\n",
+        printf("%ld dead letters: %ld retried, %ld skipped (retried before or not retriable), %ld "
+               "failed\n",
                d.listed, d.retried, d.skipped, d.failed);
     } else {
         printf("%ld dead letters\n", d.listed);

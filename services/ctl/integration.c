@@ -18,7 +18,8 @@
 
 #define CTL_MAX_FILE (64 * 1024)
 
-int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out) {
+int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out)
+{
     lt_registry_t reg = {0};
     const lt_integration_t *in;
     char errstr[512];
@@ -38,11 +39,14 @@ int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out
 
 /* Tells running normalizers to re-read the integrations before their next
  * batch (they poll P integrations:version). */
-static int bump_version(const ctl_t *ctl) {
+static int bump_version(const ctl_t *ctl)
+{
     char errstr[256];
-    lt_redis_t *r = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
-    redisReply *reply = r ? lt_redis_cmd(r, "INCR %sintegrations:version",
-                                         lt_config_str(ctl->cfg, "REDIS_PREFIX")) : NULL;
+    lt_redis_t *r =
+        lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
+    redisReply *reply =
+        r ? lt_redis_cmd(r, "INCR %sintegrations:version", lt_config_str(ctl->cfg, "REDIS_PREFIX"))
+          : NULL;
     int rc = reply && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
     if (reply)
         freeReplyObject(reply);
@@ -50,7 +54,8 @@ static int bump_version(const ctl_t *ctl) {
     return rc;
 }
 
-int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json) {
+int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json)
+{
     lt_producer_t *p;
     lt_acks_t *acks = lt_acks_new();
     char errstr[512];
@@ -75,7 +80,8 @@ int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json) {
     return rc;
 }
 
-static char *read_file(const char *path, size_t *len) {
+static char *read_file(const char *path, size_t *len)
+{
     FILE *fp = fopen(path, "rb");
     char *buf = NULL;
     if (!fp) {
@@ -94,14 +100,27 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
-static const char *const field_flags[] = {
-    "--id", "--brand", "--base-url", "--api-username", "--password-ref", "--account-name",
-    "--account-username", "--timezone", "--currency", "--import-from", "--sync-interval",
-    "--streams", "--max-rps", "--max-in-flight", "--file", NULL};
+static const char *const field_flags[] = {"--id",
+                                          "--brand",
+                                          "--base-url",
+                                          "--api-username",
+                                          "--password-ref",
+                                          "--account-name",
+                                          "--account-username",
+                                          "--timezone",
+                                          "--currency",
+                                          "--import-from",
+                                          "--sync-interval",
+                                          "--streams",
+                                          "--max-rps",
+                                          "--max-in-flight",
+                                          "--file",
+                                          NULL};
 
 /* CTL_USAGE (with a message) when an option is not one of the field flags
  * or lacks its value: a mistyped flag must not be silently ignored. */
-static int check_flags(const ctl_t *ctl) {
+static int check_flags(const ctl_t *ctl)
+{
     for (int i = 0; i < ctl->argc; i++) {
         const char *a = ctl->argv[i];
         int known = 0;
@@ -122,20 +141,31 @@ static int check_flags(const ctl_t *ctl) {
 }
 
 /* A whole decimal number; -1 otherwise (the validation then names it). */
-static int flag_int(const char *v) {
+static int flag_int(const char *v)
+{
     char *end;
     long n = strtol(v, &end, 10);
     return *v && !*end && n >= -1000000 && n <= 1000000 ? (int)n : -1;
 }
 
 /* Applies the field flags onto in. CTL_USAGE on a malformed flag value. */
-static int apply_flags(const ctl_t *ctl, lt_integration_t *in) {
-    static const struct { const char *flag; size_t off, size; } strs[] = {
+static int apply_flags(const ctl_t *ctl, lt_integration_t *in)
+{
+    static const struct {
+        const char *flag;
+        size_t off, size;
+    } strs[] = {
 #define F(flag, k) {flag, offsetof(lt_integration_t, k), sizeof(((lt_integration_t *)0)->k)}
-        F("--id", id), F("--brand", brand), F("--base-url", base_url),
-        F("--api-username", api_username), F("--password-ref", password_ref),
-        F("--account-name", account_name), F("--account-username", account_username),
-        F("--timezone", timezone), F("--currency", currency), F("--import-from", import_from),
+        F("--id", id),
+        F("--brand", brand),
+        F("--base-url", base_url),
+        F("--api-username", api_username),
+        F("--password-ref", password_ref),
+        F("--account-name", account_name),
+        F("--account-username", account_username),
+        F("--timezone", timezone),
+        F("--currency", currency),
+        F("--import-from", import_from),
 #undef F
     };
     const char *v;
@@ -181,7 +211,8 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in) {
 /* Builds the integration from --file and/or flags, validated, its base_url
  * and password_ref within the credential policy (lt_cred.h), the password
  * readable. */
-static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integration_t *base) {
+static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integration_t *base)
+{
     char errstr[512], password[LT_CRM_PASSWORD_MAX + 1], *json;
     lt_cred_policy_t pol;
     const char *file = ctl_opt(ctl, "--file");
@@ -228,9 +259,11 @@ static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integ
     return CTL_OK;
 }
 
-static int clear_parking(const ctl_t *ctl, const char *id) {
+static int clear_parking(const ctl_t *ctl, const char *id)
+{
     char errstr[256];
-    lt_redis_t *r = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
+    lt_redis_t *r =
+        lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
     redisReply *reply;
     if (!r)
         return -1;
@@ -255,7 +288,8 @@ static int clear_parking(const ctl_t *ctl, const char *id) {
     return reply ? 0 : -1;
 }
 
-static int cmd_add(ctl_t *ctl) {
+static int cmd_add(ctl_t *ctl)
+{
     lt_integration_t in, existing;
     lt_registry_t reg = {0};
     char errstr[512], *json;
@@ -269,7 +303,8 @@ static int cmd_add(ctl_t *ctl) {
     if (lt_registry_find(&reg, in.id)) {
         existing = *lt_registry_find(&reg, in.id);
         lt_registry_clear(&reg);
-        fprintf(stderr, "ltvctl: integration \"%s\" exists (account %s); use `integration update`\n",
+        fprintf(stderr,
+                "ltvctl: integration \"%s\" exists (account %s); use `integration update`\n",
                 existing.id, existing.account_name);
         return CTL_FAIL;
     }
@@ -279,13 +314,13 @@ static int cmd_add(ctl_t *ctl) {
     rc = ctl_write_integration(ctl, in.id, json);
     free(json);
     if (rc == CTL_OK)
-        printf("integration %s added: importing from %s, syncing every %llds, timezone %s\n",
-               in.id, in.import_from, in.sync_interval_ms / 1000, in.timezone);
+        printf("integration %s added: importing from %s, syncing every %llds, timezone %s\n", in.id,
+               in.import_from, in.sync_interval_ms / 1000, in.timezone);
     return rc;
 }
 
-
-static int cmd_update(ctl_t *ctl) {
+static int cmd_update(ctl_t *ctl)
+{
     lt_integration_t old, in;
     const char *id = ctl_arg(ctl, 0);
     char *json;
@@ -328,7 +363,8 @@ static int cmd_update(ctl_t *ctl) {
     return CTL_OK;
 }
 
-static int cmd_remove(ctl_t *ctl) {
+static int cmd_remove(ctl_t *ctl)
+{
     lt_integration_t in;
     const char *id = ctl_arg(ctl, 0);
     int rc;
@@ -341,7 +377,8 @@ static int cmd_remove(ctl_t *ctl) {
     return rc;
 }
 
-static int cmd_list(ctl_t *ctl) {
+static int cmd_list(ctl_t *ctl)
+{
     lt_registry_t reg = {0};
     char errstr[512];
     if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
@@ -371,7 +408,8 @@ static int cmd_list(ctl_t *ctl) {
     return CTL_OK;
 }
 
-static int cmd_show(ctl_t *ctl) {
+static int cmd_show(ctl_t *ctl)
+{
     lt_integration_t in;
     const char *id = ctl_arg(ctl, 0);
     char *json;
@@ -388,7 +426,8 @@ static int cmd_show(ctl_t *ctl) {
 }
 
 /* Explains a CRM refusal in the words an operator needs. */
-static void explain(const char *msg) {
+static void explain(const char *msg)
+{
     const char *ip = strstr(msg, "whitelisted");
     if (ip) {
         const char *dash = strrchr(msg, '-');
@@ -403,12 +442,14 @@ static void explain(const char *msg) {
         printf("FAILED: the API user lacks a permission.\n"
                "  CRM said: %s\n"
                "  Tick the query permissions (Query Transactions, Query Orders, Query\n"
-               "  Customers, Query Purchases, Query Campaigns) on the API user.\n", msg);
+               "  Customers, Query Purchases, Query Campaigns) on the API user.\n",
+               msg);
     } else {
         printf("FAILED: the CRM rejected the API credentials.\n"
                "  CRM said: %s\n"
                "  Check api_username (the API user's login id, not the account owner's)\n"
-               "  and the password behind password_ref (it must not contain '&').\n", msg);
+               "  and the password behind password_ref (it must not contain '&').\n",
+               msg);
     }
 }
 
@@ -424,7 +465,7 @@ typedef struct {
     int leased;
 } test_limits_t;
 
-#define TEST_LEASE_TTL_MS 130000 /* the request timeout, and then some */
+#define TEST_LEASE_TTL_MS  130000 /* the request timeout, and then some */
 #define TEST_LEASE_WAIT_MS 60000
 
 static int test_acquire(test_limits_t *tl, const lt_integration_t *in)
@@ -438,9 +479,9 @@ static int test_acquire(test_limits_t *tl, const lt_integration_t *in)
         return 0;
     }
     while (waited < TEST_LEASE_WAIT_MS) {
-        int rc = lt_limits_try_acquire(tl->lim, in->id, in->max_requests_per_second,
-                                       in->max_in_flight, TEST_LEASE_TTL_MS, &tl->lease, &wait,
-                                       errstr, sizeof(errstr));
+        int rc =
+            lt_limits_try_acquire(tl->lim, in->id, in->max_requests_per_second, in->max_in_flight,
+                                  TEST_LEASE_TTL_MS, &tl->lease, &wait, errstr, sizeof(errstr));
         if (rc == 1) {
             tl->leased = 1;
             return 0;
@@ -454,7 +495,8 @@ static int test_acquire(test_limits_t *tl, const lt_integration_t *in)
         waited += wait;
     }
     printf("FAILED: no request slot of %s's limits came free in %d s (is a sync using "
-           "them all?)\n", in->id, TEST_LEASE_WAIT_MS / 1000);
+           "them all?)\n",
+           in->id, TEST_LEASE_WAIT_MS / 1000);
     return -1;
 }
 
@@ -480,8 +522,7 @@ static int test_stream(lt_http_t *http, const lt_http_opts_t *opts, const lt_int
 
     lt_date_from_seconds((long long)time(NULL) - 86400, &dt);
     lt_date_fmt_day(&dt, job.day, sizeof(job.day));
-    if (lt_crm_form_build(&form, in->api_username, password, &job, 1, 1, errstr,
-                          sizeof(errstr)) ||
+    if (lt_crm_form_build(&form, in->api_username, password, &job, 1, 1, errstr, sizeof(errstr)) ||
         lt_crm_url(in->base_url, stream, url, sizeof(url)) < 0) {
         printf("FAILED: %s\n", errstr);
         goto end;
@@ -515,10 +556,11 @@ end:
 
 /* Queries every stream the sync reads (one request each, in order), so a
  * permission missing on any of them is found before the sync parks. */
-static int cmd_test(ctl_t *ctl) {
+static int cmd_test(ctl_t *ctl)
+{
     lt_integration_t in;
-    lt_http_opts_t opts = {.connect_timeout_ms = 10000, .timeout_ms = 120000,
-                           .max_body = 64u << 20};
+    lt_http_opts_t opts = {
+        .connect_timeout_ms = 10000, .timeout_ms = 120000, .max_body = 64u << 20};
     lt_http_t *http = NULL;
     char errstr[512], password[LT_CRM_PASSWORD_MAX + 1];
     const char *id = ctl_arg(ctl, 0);
@@ -541,8 +583,8 @@ static int cmd_test(ctl_t *ctl) {
         return CTL_FAIL;
     }
     test_limits_t tl = {0};
-    if ((tl.redis = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr,
-                                 sizeof(errstr))))
+    if ((tl.redis =
+             lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr))))
         tl.lim = lt_limits_new(tl.redis, lt_config_str(ctl->cfg, "REDIS_PREFIX"));
     if (!tl.lim)
         printf("note: Redis unreachable (%s): the test's requests are spaced by %s's "
@@ -552,7 +594,8 @@ static int cmd_test(ctl_t *ctl) {
         rc = test_stream(http, &opts, &in, password, (lt_stream_t)s, &tl);
     if (rc == CTL_OK)
         printf("OK: connected to %s as API user %s (%s, account %s); every query "
-               "endpoint answered\n", in.base_url, in.api_username, in.brand, in.account_name);
+               "endpoint answered\n",
+               in.base_url, in.api_username, in.brand, in.account_name);
     lt_cred_wipe(password, sizeof(password));
     lt_limits_destroy(tl.lim);
     lt_redis_destroy(tl.redis);
@@ -560,7 +603,8 @@ static int cmd_test(ctl_t *ctl) {
     return rc;
 }
 
-int ctl_integration(ctl_t *ctl, const char *verb) {
+int ctl_integration(ctl_t *ctl, const char *verb)
+{
     if (!strcmp(verb, "add"))
         return cmd_add(ctl);
     if (!strcmp(verb, "update"))

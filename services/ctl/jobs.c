@@ -10,7 +10,8 @@
 #include "lt_kafka.h"
 #include "lt_uuid.h"
 
-static int parse_streams(const char *v, unsigned *mask) {
+static int parse_streams(const char *v, unsigned *mask)
+{
     *mask = 0;
     for (const char *p = v; *p;) {
         size_t n = strcspn(p, ",");
@@ -26,7 +27,8 @@ static int parse_streams(const char *v, unsigned *mask) {
 }
 
 /* CTL_OK when every option is --from, --to or --streams with a value. */
-static int check_sync_opts(const ctl_t *ctl) {
+static int check_sync_opts(const ctl_t *ctl)
+{
     for (int i = 0; i < ctl->argc; i++) {
         const char *a = ctl->argv[i];
         if (strncmp(a, "--", 2))
@@ -43,14 +45,16 @@ static int check_sync_opts(const ctl_t *ctl) {
     return CTL_OK;
 }
 
-static int valid_day(const char *s) {
+static int valid_day(const char *s)
+{
     lt_datetime_t dt;
     return s && lt_date_parse_day(s, strlen(s), &dt) == 0;
 }
 
 /* Resync jobs go to the backfill topic with reason "resync": they never
  * touch the live cursor or the backfill progress. */
-int ctl_sync(ctl_t *ctl) {
+int ctl_sync(ctl_t *ctl)
+{
     lt_integration_t in;
     lt_producer_t *p = NULL;
     lt_acks_t *acks = NULL;
@@ -80,8 +84,10 @@ int ctl_sync(ctl_t *ctl) {
     }
     /* A finished resync marks its day done: today is still changing. */
     if (strcmp(to, yesterday) > 0) {
-        fprintf(stderr, "ltvctl: --to %s is after yesterday (%s in %s): a day can be resynced "
-                "once it is over; the live sync covers today\n", to, yesterday, in.timezone);
+        fprintf(stderr,
+                "ltvctl: --to %s is after yesterday (%s in %s): a day can be resynced "
+                "once it is over; the live sync covers today\n",
+                to, yesterday, in.timezone);
         return CTL_USAGE;
     }
     if (!(acks = lt_acks_new()) ||
@@ -95,8 +101,8 @@ int ctl_sync(ctl_t *ctl) {
     for (memcpy(day, from, 11); strcmp(day, to) <= 0 && rc == CTL_OK;
          lt_date_add_days(day, 10, 1, day)) {
         for (int s = 0; s < LT_STREAM_COUNT && rc == CTL_OK; s++) {
-            lt_job_t job = {.stream = (lt_stream_t)s, .date_range_type = "dateCreated",
-                            .reason = "resync"};
+            lt_job_t job = {
+                .stream = (lt_stream_t)s, .date_range_type = "dateCreated", .reason = "resync"};
             char key[160], *json;
             if (!(streams & (1u << s)))
                 continue;
@@ -109,8 +115,8 @@ int ctl_sync(ctl_t *ctl) {
                 break;
             }
             if (lt_producer_send(p, lt_config_str(ctl->cfg, "TOPIC_JOBS_BACKFILL"), key,
-                                 lt_job_kafka_key(&job, key, sizeof(key)), json, strlen(json),
-                                 acks, errstr, sizeof(errstr)) != LT_OK) {
+                                 lt_job_kafka_key(&job, key, sizeof(key)), json, strlen(json), acks,
+                                 errstr, sizeof(errstr)) != LT_OK) {
                 fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
                 rc = CTL_FAIL;
             }
@@ -129,10 +135,11 @@ int ctl_sync(ctl_t *ctl) {
     return rc;
 }
 
-int ctl_topics(ctl_t *ctl, const char *verb) {
-    static const char *const names[] = {"TOPIC_INTEGRATIONS", "TOPIC_JOBS_LIVE",
-                                        "TOPIC_JOBS_BACKFILL", "TOPIC_RAW", "TOPIC_EVENTS",
-                                        "TOPIC_DOWNSTREAM", "TOPIC_DLQ"};
+int ctl_topics(ctl_t *ctl, const char *verb)
+{
+    static const char *const names[] = {
+        "TOPIC_INTEGRATIONS", "TOPIC_JOBS_LIVE", "TOPIC_JOBS_BACKFILL", "TOPIC_RAW", "TOPIC_EVENTS",
+        "TOPIC_DOWNSTREAM",   "TOPIC_DLQ"};
     static const char *const compacted[] = {"cleanup.policy", "compact", NULL};
     char errstr[512];
     int partitions = (int)lt_config_int(ctl->cfg, "TOPIC_PARTITIONS");

@@ -15,7 +15,8 @@ static const char usage[] =
     "                  --account-name N --account-username U --timezone ZONE\n"
     "                  --import-from DAY|all [--brand B] [--base-url URL] [--currency C]\n"
     "                  [--sync-interval 15m] [--streams a,b] [--max-rps N] [--max-in-flight N])\n"
-    "  integration update ID [same flags]   (a timezone change needs --yes: it re-dates all events)\n"
+    "  integration update ID [same flags]   (a timezone change needs --yes: it re-dates all "
+    "events)\n"
     "  integration remove ID | list | show ID\n"
     "  integration test (ID | --file FILE | flags)   one CRM call, explains failures\n"
     "  sync ID [--from DAY --to DAY] [--streams a,b]  resync a range (live cursor untouched)\n"
@@ -29,14 +30,16 @@ static const char usage[] =
     "LTVSYNC_KAFKA_BOOTSTRAP_SERVERS and --redis LTVSYNC_REDIS_URL.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage.\n";
 
-const char *ctl_opt(const ctl_t *ctl, const char *name) {
+const char *ctl_opt(const ctl_t *ctl, const char *name)
+{
     for (int i = 0; i + 1 < ctl->argc; i++)
         if (!strcmp(ctl->argv[i], name))
             return ctl->argv[i + 1];
     return NULL;
 }
 
-int ctl_flag(const ctl_t *ctl, const char *name) {
+int ctl_flag(const ctl_t *ctl, const char *name)
+{
     for (int i = 0; i < ctl->argc; i++)
         if (!strcmp(ctl->argv[i], name))
             return 1;
@@ -44,12 +47,14 @@ int ctl_flag(const ctl_t *ctl, const char *name) {
 }
 
 /* Options that take no value; every other "--x" takes one. */
-static int is_bool_opt(const char *s) {
+static int is_bool_opt(const char *s)
+{
     return !strcmp(s, "--json") || !strcmp(s, "--yes") || !strcmp(s, "--watch") ||
            !strcmp(s, "--all");
 }
 
-const char *ctl_arg(const ctl_t *ctl, int n) {
+const char *ctl_arg(const ctl_t *ctl, int n)
+{
     for (int i = 0; i < ctl->argc; i++) {
         if (!strncmp(ctl->argv[i], "--", 2)) {
             if (!is_bool_opt(ctl->argv[i]))
@@ -63,7 +68,8 @@ const char *ctl_arg(const ctl_t *ctl, int n) {
 }
 
 /* Pulls the global options out of argv wherever they stand. */
-static int global_opts(ctl_t *ctl, int *argc, char **argv) {
+static int global_opts(ctl_t *ctl, int *argc, char **argv)
+{
     char errstr[256];
     int out = 0;
     for (int i = 0; i < *argc; i++) {
@@ -95,7 +101,8 @@ static int global_opts(ctl_t *ctl, int *argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     ctl_t ctl = {0};
     char errstr[512];
     const char *cmd;
@@ -114,8 +121,8 @@ int main(int argc, char **argv) {
     /* Library and module logs go to stderr-free stdout lines only at warn+. */
     lt_log_init("ltvctl", LT_LOG_WARN);
     ctl.cfg = lt_config_new(LT_SVC_CTL);
-    if (!ctl.cfg || lt_config_load(ctl.cfg, getenv("LTVSYNC_CONFIG_FILE"), errstr,
-                                   sizeof(errstr)) != LT_OK) {
+    if (!ctl.cfg ||
+        lt_config_load(ctl.cfg, getenv("LTVSYNC_CONFIG_FILE"), errstr, sizeof(errstr)) != LT_OK) {
         fprintf(stderr, "ltvctl: %s\n", ctl.cfg ? errstr : "out of memory");
         rc = CTL_FAIL;
         goto end;

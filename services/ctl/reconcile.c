@@ -47,9 +47,9 @@ typedef struct {
 
 typedef struct {
     char day[11];
-    long long crm_n[K_NKINDS], crm_sum[K_NKINDS];   /* the CRM's summary */
-    long long our_n[K_NKINDS], our_sum[K_NKINDS];   /* CRM-style from events */
-    long long cb_happened_n, cb_happened_sum;        /* platform: chargebacks that day */
+    long long crm_n[K_NKINDS], crm_sum[K_NKINDS]; /* the CRM's summary */
+    long long our_n[K_NKINDS], our_sum[K_NKINDS]; /* CRM-style from events */
+    long long cb_happened_n, cb_happened_sum;     /* platform: chargebacks that day */
     long long reversal_n, reversal_sum;
     int crm_seen;
 } rec_day_t;
@@ -60,7 +60,8 @@ typedef struct {
     size_t n, cap;
 } rec_read_t;
 
-static void on_event(const rd_kafka_message_t *rkm, void *opaque) {
+static void on_event(const rd_kafka_message_t *rkm, void *opaque)
+{
     rec_read_t *rd = opaque;
     char errstr[128];
     cJSON *root = lt_json_parse(rkm->payload, rkm->len, 1 << 20, errstr, sizeof(errstr));
@@ -83,7 +84,8 @@ static void on_event(const rd_kafka_message_t *rkm, void *opaque) {
     lt_json_int(root, "amount_minor", &amt);
     e->amount = amt;
     e->seq = rd->n;
-#define COPY(field, key) snprintf(e->field, sizeof(e->field), "%s", (v = lt_json_str(root, key)) ? v : "")
+#define COPY(field, key) \
+    snprintf(e->field, sizeof(e->field), "%s", (v = lt_json_str(root, key)) ? v : "")
     COPY(event_id, "event_id");
     COPY(type, "type");
     COPY(subtype, "subtype");
@@ -97,7 +99,9 @@ static void on_event(const rd_kafka_message_t *rkm, void *opaque) {
         int n = cJSON_GetArraySize(ids);
         const cJSON *one = n == 1 ? cJSON_GetArrayItem(ids, 0) : NULL;
         snprintf(e->product, sizeof(e->product), "%s",
-                 n > 1 ? "(several)" : cJSON_IsString(one) ? one->valuestring : "(none)");
+                 n > 1                 ? "(several)"
+                 : cJSON_IsString(one) ? one->valuestring
+                                       : "(none)");
     }
     if (e->event_id[0] && strlen(e->local_date) == 10)
         rd->n++;
@@ -105,7 +109,8 @@ end:
     cJSON_Delete(root);
 }
 
-static int cmp_event_id(const void *a, const void *b) {
+static int cmp_event_id(const void *a, const void *b)
+{
     const rec_ev_t *x = a, *y = b;
     int c = strcmp(x->event_id, y->event_id);
     return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
@@ -113,7 +118,8 @@ static int cmp_event_id(const void *a, const void *b) {
 
 /* Keeps the latest version of each event_id (read order = offset order per
  * partition, and an event_id always lands in one partition). */
-static size_t latest_only(rec_ev_t *evs, size_t n) {
+static size_t latest_only(rec_ev_t *evs, size_t n)
+{
     size_t out = 0;
     qsort(evs, n, sizeof(*evs), cmp_event_id);
     for (size_t i = 0; i < n; i++) {
@@ -125,21 +131,25 @@ static size_t latest_only(rec_ev_t *evs, size_t n) {
     return out;
 }
 
-static rec_day_t *day_at(rec_day_t *days, size_t ndays, const char *first, const char *day) {
+static rec_day_t *day_at(rec_day_t *days, size_t ndays, const char *first, const char *day)
+{
     lt_datetime_t a, b;
     long long i;
     if (lt_date_parse_day(first, 10, &a) || lt_date_parse_day(day, strlen(day), &b))
         return NULL;
-    i = lt_date_days_from_civil(b.year, b.month, b.day) - lt_date_days_from_civil(a.year, a.month, a.day);
+    i = lt_date_days_from_civil(b.year, b.month, b.day) -
+        lt_date_days_from_civil(a.year, a.month, a.day);
     return i >= 0 && (size_t)i < ndays ? &days[i] : NULL;
 }
 
-static int cmp_txn(const void *a, const void *b) {
+static int cmp_txn(const void *a, const void *b)
+{
     return strcmp((*(const rec_ev_t *const *)a)->txn, (*(const rec_ev_t *const *)b)->txn);
 }
 
 /* The local day of the payment with transaction id txn, or NULL. */
-static const char *sale_day(rec_ev_t **pay, size_t npay, const char *txn) {
+static const char *sale_day(rec_ev_t **pay, size_t npay, const char *txn)
+{
     rec_ev_t key, *kp = &key;
     rec_ev_t **hit;
     snprintf(key.txn, sizeof(key.txn), "%s", txn);
@@ -150,7 +160,8 @@ static const char *sale_day(rec_ev_t **pay, size_t npay, const char *txn) {
 /* Tallies events into days, CRM-style and platform-style; appends the
  * chargebacks whose two days differ to `moved` (one line each). */
 static void tally(rec_ev_t *evs, size_t n, rec_day_t *days, size_t ndays, const char *first,
-                  cJSON *moved, long long *unmatched) {
+                  cJSON *moved, long long *unmatched)
+{
     rec_ev_t **pay = calloc(n ? n : 1, sizeof(*pay));
     size_t npay = 0;
     for (size_t i = 0; i < n && pay; i++)
@@ -192,8 +203,9 @@ static void tally(rec_ev_t *evs, size_t n, rec_day_t *days, size_t ndays, const 
                 sd->our_n[K_CHARGEBACKS]++, sd->our_sum[K_CHARGEBACKS] += a;
             if (strcmp(sday, e->local_date)) {
                 char line[200];
-                snprintf(line, sizeof(line), "chargeback of transaction %s: sale %s, charged back %s%s",
-                         e->txn, sday, e->local_date, reverted ? " (later reverted)" : "");
+                snprintf(line, sizeof(line),
+                         "chargeback of transaction %s: sale %s, charged back %s%s", e->txn, sday,
+                         e->local_date, reverted ? " (later reverted)" : "");
                 cJSON_AddItemToArray(moved, cJSON_CreateString(line));
             }
         }
@@ -202,10 +214,11 @@ static void tally(rec_ev_t *evs, size_t n, rec_day_t *days, size_t ndays, const 
 }
 
 /* Fetches the CRM's daily summary into days. CTL_OK or CTL_FAIL. */
-static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in,
-                         const char *from, const char *to, rec_day_t *days, size_t ndays,
-                         int exponent) {
-    lt_http_opts_t opts = {.connect_timeout_ms = 10000, .timeout_ms = 120000, .max_body = 64u << 20};
+static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in, const char *from,
+                         const char *to, rec_day_t *days, size_t ndays, int exponent)
+{
+    lt_http_opts_t opts = {
+        .connect_timeout_ms = 10000, .timeout_ms = 120000, .max_body = 64u << 20};
     char password[LT_CRM_PASSWORD_MAX + 1], url[600], start[11], end[11], errstr[512];
     lt_form_field_t f[6];
     lt_http_resp_t resp = {0};
@@ -252,7 +265,8 @@ static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in
             fprintf(stderr, "ltvctl: CRM summary: %.200s\n", text);
         goto end;
     }
-    cJSON_ArrayForEach(row, msg) {
+    cJSON_ArrayForEach(row, msg)
+    {
         const char *date = lt_json_str(row, "date");
         rec_day_t *d = date ? day_at(days, ndays, from, date) : NULL;
         if (!d)
@@ -262,7 +276,8 @@ static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in
             const char *t = lt_json_str(row, crm_total[k]);
             int64_t minor = 0;
             lt_json_int(row, crm_count[k], &d->crm_n[k]);
-            if (t && lt_money_parse(t, strlen(t), exponent, &minor, errstr, sizeof(errstr)) == LT_OK)
+            if (t &&
+                lt_money_parse(t, strlen(t), exponent, &minor, errstr, sizeof(errstr)) == LT_OK)
                 d->crm_sum[k] = minor < 0 ? -minor : minor;
         }
     }
@@ -276,7 +291,8 @@ end:
     return rc;
 }
 
-static void money(long long minor, int exponent, char *buf, size_t len) {
+static void money(long long minor, int exponent, char *buf, size_t len)
+{
     lt_money_format(minor, exponent, buf, len);
 }
 
@@ -287,21 +303,25 @@ typedef struct {
     long long net, payments;
 } rev_row_t;
 
-static int cmp_order(const void *a, const void *b) {
+static int cmp_order(const void *a, const void *b)
+{
     return strcmp((*(const rec_ev_t *const *)a)->order, (*(const rec_ev_t *const *)b)->order);
 }
 
-static int cmp_rev_key(const void *a, const void *b) {
+static int cmp_rev_key(const void *a, const void *b)
+{
     return strcmp(((const rev_row_t *)a)->key, ((const rev_row_t *)b)->key);
 }
 
-static int is_money_type(const char *t) {
+static int is_money_type(const char *t)
+{
     return !strcmp(t, "payment") || !strcmp(t, "refund") || !strcmp(t, "void") ||
            !strcmp(t, "chargeback") || !strcmp(t, "chargeback_reversal");
 }
 
 /* The coupon of e's order: its order event's, "(none)", or "(order not synced)". */
-static const char *coupon_of(rec_ev_t **orders, size_t norders, const rec_ev_t *e) {
+static const char *coupon_of(rec_ev_t **orders, size_t norders, const rec_ev_t *e)
+{
     rec_ev_t key, *kp = &key, **hit;
     snprintf(key.order, sizeof(key.order), "%s", e->order);
     hit = e->order[0] && orders ? bsearch(&kp, orders, norders, sizeof(*orders), cmp_order) : NULL;
@@ -313,7 +333,8 @@ static const char *coupon_of(rec_ev_t **orders, size_t norders, const rec_ev_t *
 /* Sums the money events of [from, to] by key (by_coupon: the order's coupon,
  * else the product); rows sorted by key, *nrows set. NULL when out of memory. */
 static rev_row_t *revenue_by(rec_ev_t *evs, size_t n, const char *from, const char *to,
-                             int by_coupon, size_t *nrows) {
+                             int by_coupon, size_t *nrows)
+{
     rec_ev_t **orders = calloc(n ? n : 1, sizeof(*orders));
     rev_row_t *rows = calloc(n ? n : 1, sizeof(*rows));
     size_t norders = 0, m = 0, out = 0;
@@ -352,7 +373,8 @@ static rev_row_t *revenue_by(rec_ev_t *evs, size_t n, const char *from, const ch
 /* Adds the revenue lines of one dimension to out as `name`: [{key, payments,
  * net}] sorted by key. */
 static int revenue_json(cJSON *out, const char *name, const char *key, rec_ev_t *evs, size_t n,
-                        const char *from, const char *to, int by_coupon, int exponent) {
+                        const char *from, const char *to, int by_coupon, int exponent)
+{
     size_t nrows = 0;
     rev_row_t *rows = revenue_by(evs, n, from, to, by_coupon, &nrows);
     cJSON *arr = cJSON_AddArrayToObject(out, name);
@@ -373,19 +395,20 @@ static int revenue_json(cJSON *out, const char *name, const char *key, rec_ev_t 
     return CTL_OK;
 }
 
-static void revenue_print(const cJSON *out, const char *name, const char *key,
-                          const char *label, const char *from, const char *to) {
+static void revenue_print(const cJSON *out, const char *name, const char *key, const char *label,
+                          const char *from, const char *to)
+{
     const cJSON *o;
     printf("\nNet revenue by %s, %s..%s (payments - refunds - voids - chargebacks"
            " + reversals, on the days they happened):\n  %-20s %9s %13s\n",
            label, from, to, label, "PAYMENTS", "NET");
     cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(out, name))
         printf("  %-20s %9.0f %13s\n", lt_json_str(o, key),
-               cJSON_GetObjectItemCaseSensitive(o, "payments")->valuedouble,
-               lt_json_str(o, "net"));
+               cJSON_GetObjectItemCaseSensitive(o, "payments")->valuedouble, lt_json_str(o, "net"));
 }
 
-int ctl_reconcile(ctl_t *ctl) {
+int ctl_reconcile(ctl_t *ctl)
+{
     lt_integration_t in;
     rec_read_t rd = {0};
     rec_day_t *days = NULL;
@@ -406,7 +429,8 @@ int ctl_reconcile(ctl_t *ctl) {
         goto end;
     rc = CTL_FAIL;
     exponent = lt_money_exponent(in.currency, strlen(in.currency));
-    nd = lt_date_days_from_civil(b.year, b.month, b.day) - lt_date_days_from_civil(a.year, a.month, a.day) + 1;
+    nd = lt_date_days_from_civil(b.year, b.month, b.day) -
+         lt_date_days_from_civil(a.year, a.month, a.day) + 1;
     if (exponent < 0 || nd > 3660) {
         fprintf(stderr, "ltvctl: reconcile takes at most 3660 days of a known currency (%s)\n",
                 in.currency);
@@ -465,7 +489,9 @@ int ctl_reconcile(ctl_t *ctl) {
             continue;
         printf("%-10s %-11s %9s %9s %9s %9s %9s  %13s %13s  %s\n", d->day, "CRM", cbuf[0], cbuf[1],
                cbuf[2], cbuf[3], cbuf[4], v1, v2,
-               !ok ? "UNEXPLAINED" : crm_view != ltv_view ? "chargeback dating" : "ok");
+               !ok                    ? "UNEXPLAINED"
+               : crm_view != ltv_view ? "chargeback dating"
+                                      : "ok");
         if (!ok)
             printf("%-10s %-11s %9s %9s %9s %9s %9s\n", "", "ltvsync", obuf[0], obuf[1], obuf[2],
                    obuf[3], obuf[4]);
@@ -485,10 +511,11 @@ int ctl_reconcile(ctl_t *ctl) {
         const cJSON *line;
         printf("\nREF+CB (CRM): refunds on their day + chargebacks on the original sale's day.\n"
                "REF+CB (LTV): refunds + chargebacks on the day they happened.\n"
-               "Differences between the two, explained (%d):\n", cJSON_GetArraySize(moved));
-        cJSON_ArrayForEach(line, moved)
-            printf("  %s\n", line->valuestring);
-        printf("%lld day(s) with unexplained differences; %lld chargeback(s) whose sale is outside the events read\n",
+               "Differences between the two, explained (%d):\n",
+               cJSON_GetArraySize(moved));
+        cJSON_ArrayForEach(line, moved) printf("  %s\n", line->valuestring);
+        printf("%lld day(s) with unexplained differences; %lld chargeback(s) whose sale is outside "
+               "the events read\n",
                unexplained, unmatched);
         revenue_print(out, "by_product", "product_id", "product", from, to);
         revenue_print(out, "by_coupon", "coupon_code", "coupon", from, to);

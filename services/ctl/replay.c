@@ -32,14 +32,15 @@
 #define REPLAY_MAX_PARTITIONS 1024
 
 typedef struct {
-    rd_kafka_t *rk;   /* a consumer in the replay's group, never subscribed */
+    rd_kafka_t *rk; /* a consumer in the replay's group, never subscribed */
     rd_kafka_topic_partition_list_t *parts;
     int64_t target[REPLAY_MAX_PARTITIONS];
     int64_t total;
 } replay_t;
 
 /* The normalizer binary: LTVSYNC_NORMALIZER_BIN, else next to ltvctl. */
-static int normalizer_path(char *buf, size_t len) {
+static int normalizer_path(char *buf, size_t len)
+{
     const char *env = getenv("LTVSYNC_NORMALIZER_BIN");
     ssize_t n;
     char *slash;
@@ -57,7 +58,8 @@ static int normalizer_path(char *buf, size_t len) {
 }
 
 /* A consumer handle in `group` and the raw topic's current end offsets. */
-static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *errstr, size_t len) {
+static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *errstr, size_t len)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *topic = lt_config_str(ctl->cfg, "TOPIC_RAW");
     const rd_kafka_metadata_t *md = NULL;
@@ -103,10 +105,11 @@ end:
  * live batch that still used the old settings is then done, so none of its
  * events can land after the replay's. Returns 0, or -1 on timeout. A group
  * with no committed offsets (no live normalizer yet) needs no wait. */
-#define LIVE_GROUP "ltvsync-normalizer"
+#define LIVE_GROUP   "ltvsync-normalizer"
 #define LIVE_WAIT_MS 120000
 
-static int wait_live(const ctl_t *ctl, const replay_t *rp) {
+static int wait_live(const ctl_t *ctl, const replay_t *rp)
+{
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_copy(rp->parts);
     rd_kafka_t *rk = NULL;
@@ -141,7 +144,8 @@ end:
 }
 
 /* Rows the replay group has committed, or -1 when unknown. */
-static int64_t replay_done(replay_t *rp) {
+static int64_t replay_done(replay_t *rp)
+{
     int64_t done = 0;
     if (rd_kafka_committed(rp->rk, rp->parts, 5000))
         return -1;
@@ -153,7 +157,8 @@ static int64_t replay_done(replay_t *rp) {
     return done;
 }
 
-static pid_t spawn(const char *bin, const char *group, const char *filter, const char *logpath) {
+static pid_t spawn(const char *bin, const char *group, const char *filter, const char *logpath)
+{
     pid_t pid = fork();
     if (pid != 0)
         return pid;
@@ -172,16 +177,18 @@ static pid_t spawn(const char *bin, const char *group, const char *filter, const
 }
 
 static void record(lt_redis_t *r, const ctl_t *ctl, const char *id, const char *run,
-                   const char *state, int64_t done, int64_t total) {
-    redisReply *reply = lt_redis_cmd(r, "HSET %sreplay:%s run %s state %s done %lld total %lld updated_ms %lld",
-                                     lt_config_str(ctl->cfg, "REDIS_PREFIX"), id, run, state,
-                                     (long long)done, (long long)total,
-                                     (long long)time(NULL) * 1000);
+                   const char *state, int64_t done, int64_t total)
+{
+    redisReply *reply =
+        lt_redis_cmd(r, "HSET %sreplay:%s run %s state %s done %lld total %lld updated_ms %lld",
+                     lt_config_str(ctl->cfg, "REDIS_PREFIX"), id, run, state, (long long)done,
+                     (long long)total, (long long)time(NULL) * 1000);
     if (reply)
         freeReplyObject(reply);
 }
 
-int ctl_replay_start(ctl_t *ctl, const char *id) {
+int ctl_replay_start(ctl_t *ctl, const char *id)
+{
     replay_t rp = {0};
     lt_redis_t *r = NULL;
     char bin[PATH_MAX], run[37], group[64], logpath[PATH_MAX], errstr[512];
@@ -191,7 +198,9 @@ int ctl_replay_start(ctl_t *ctl, const char *id) {
     int rc = CTL_FAIL, status, tty = isatty(1);
 
     if (normalizer_path(bin, sizeof(bin)) < 0) {
-        fprintf(stderr, "ltvctl: cannot find ltvsync-normalizer next to ltvctl; set LTVSYNC_NORMALIZER_BIN\n");
+        fprintf(
+            stderr,
+            "ltvctl: cannot find ltvsync-normalizer next to ltvctl; set LTVSYNC_NORMALIZER_BIN\n");
         return CTL_FAIL;
     }
     lt_uuid_v4(run);
@@ -205,9 +214,11 @@ int ctl_replay_start(ctl_t *ctl, const char *id) {
     }
     lt_signal_install();
     if (wait_live(ctl, &rp) < 0)
-        fprintf(stderr, "ltvctl: warning: the live normalizer (group %s) is behind; rows it "
-                        "normalizes with the old settings after this replay stay so until "
-                        "the next replay\n", LIVE_GROUP);
+        fprintf(stderr,
+                "ltvctl: warning: the live normalizer (group %s) is behind; rows it "
+                "normalizes with the old settings after this replay stay so until "
+                "the next replay\n",
+                LIVE_GROUP);
     if ((pid = spawn(bin, group, filter, logpath)) < 0) {
         fprintf(stderr, "ltvctl: replay: fork: %s\n", strerror(errno));
         goto end;
@@ -245,13 +256,15 @@ int ctl_replay_start(ctl_t *ctl, const char *id) {
         goto end;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-        fprintf(stderr, "\nltvctl: replay: the normalizer did not drain cleanly (see %s)\n", logpath);
+        fprintf(stderr, "\nltvctl: replay: the normalizer did not drain cleanly (see %s)\n",
+                logpath);
         record(r, ctl, key, run, "failed", done, rp.total);
         goto end;
     }
     record(r, ctl, key, run, "done", done, rp.total);
     unlink(logpath); /* kept only when the replay failed */
-    printf("%sreplay %.8s done: %lld rows re-read; the sink writes downstream only the events that changed\n",
+    printf("%sreplay %.8s done: %lld rows re-read; the sink writes downstream only the events that "
+           "changed\n",
            tty ? "\n" : "", run, (long long)done);
     rc = CTL_OK;
 end:
@@ -267,7 +280,8 @@ end:
     return rc;
 }
 
-int ctl_replay(ctl_t *ctl) {
+int ctl_replay(ctl_t *ctl)
+{
     const char *id = ctl_arg(ctl, 0);
     lt_integration_t in;
     int rc;

@@ -32,27 +32,31 @@ typedef struct {
     char complete_through[11];
 } integ_status_t;
 
-static long long hash_ll(const redisReply *reply, const char *field) {
+static long long hash_ll(const redisReply *reply, const char *field)
+{
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2)
         if (!strcmp(reply->element[i]->str, field))
             return strtoll(reply->element[i + 1]->str, NULL, 10);
     return 0;
 }
 
-static void hash_str(const redisReply *reply, const char *field, char *buf, size_t len) {
+static void hash_str(const redisReply *reply, const char *field, char *buf, size_t len)
+{
     buf[0] = '\0';
     for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2)
         if (!strcmp(reply->element[i]->str, field))
             snprintf(buf, len, "%.*s", (int)reply->element[i + 1]->len, reply->element[i + 1]->str);
 }
 
-static int cmp_day(const void *a, const void *b) {
+static int cmp_day(const void *a, const void *b)
+{
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Days done within [first, last] and the end of the contiguous done prefix. */
 static void done_days(const redisReply *reply, const char *first, const char *last,
-                      stream_status_t *st) {
+                      stream_status_t *st)
+{
     const char **days;
     size_t n = 0;
     char expect[11];
@@ -78,7 +82,8 @@ static void done_days(const redisReply *reply, const char *first, const char *la
 }
 
 static int collect(lt_redis_t *r, const char *prefix, const lt_config_t *cfg,
-                   const lt_integration_t *in, integ_status_t *out) {
+                   const lt_integration_t *in, integ_status_t *out)
+{
     const char *first = lt_integration_first_day(in, lt_config_str(cfg, "IMPORT_ALL_FROM"));
     char yesterday[11];
     lt_datetime_t a, b;
@@ -146,7 +151,8 @@ static int collect(lt_redis_t *r, const char *prefix, const lt_config_t *cfg,
     return 0;
 }
 
-static cJSON *to_json(const lt_integration_t *in, const integ_status_t *st) {
+static cJSON *to_json(const lt_integration_t *in, const integ_status_t *st)
+{
     cJSON *root = cJSON_CreateObject(), *streams = cJSON_AddObjectToObject(root, "streams");
     cJSON_AddStringToObject(root, "id", in->id);
     cJSON_AddStringToObject(root, "state", st->state);
@@ -179,14 +185,16 @@ static cJSON *to_json(const lt_integration_t *in, const integ_status_t *st) {
     return root;
 }
 
-static void bar(char *buf, size_t width, double frac) {
+static void bar(char *buf, size_t width, double frac)
+{
     size_t fill = (size_t)(frac * (double)width + 0.5);
     for (size_t i = 0; i < width; i++)
         buf[i] = i < fill ? '#' : '.';
     buf[width] = '\0';
 }
 
-static void print_human(const lt_integration_t *in, const integ_status_t *st, int tty) {
+static void print_human(const lt_integration_t *in, const integ_status_t *st, int tty)
+{
     long long done = 0, total = 0;
     char b[41];
     printf("%s  state: %s", in->id, st->state);
@@ -223,7 +231,8 @@ static void print_human(const lt_integration_t *in, const integ_status_t *st, in
     }
 }
 
-int ctl_status(ctl_t *ctl) {
+int ctl_status(ctl_t *ctl)
+{
     lt_registry_t reg = {0};
     lt_redis_t *r = NULL;
     const char *id = ctl_arg(ctl, 0), *prefix = lt_config_str(ctl->cfg, "REDIS_PREFIX");

@@ -28,12 +28,12 @@
 #include "lt_offsets.h"
 #include "lt_signal.h"
 
-#define RETRY_BASE_MS 1000LL
-#define RETRY_MAX_MS 60000LL
-#define STUCK_MS (5 * 60000LL)  /* ~10 runs at the delays above */
-#define LOOP_STALL_MS 30000LL
+#define RETRY_BASE_MS   1000LL
+#define RETRY_MAX_MS    60000LL
+#define STUCK_MS        (5 * 60000LL) /* ~10 runs at the delays above */
+#define LOOP_STALL_MS   30000LL
 #define ASSIGN_CHECK_MS 1000LL
-#define DEFERRED_MAX 1024 /* jobs held in a queue at most, deferred ones included */
+#define DEFERRED_MAX    1024 /* jobs held in a queue at most, deferred ones included */
 
 /* One job message from poll to stored offset; owned by the main thread,
  * lent to one worker while it runs. */
@@ -122,7 +122,8 @@ static void test_hook_init(void)
         test_abandon_every = (unsigned long)every;
         test_abandon_times = times > 0 ? (int)times : 1;
         lt_warn("TEST HOOK: jobs taken whose number is a multiple of %lu are abandoned "
-                "on their first %d runs", test_abandon_every, test_abandon_times);
+                "on their first %d runs",
+                test_abandon_every, test_abandon_times);
     }
     if (stuck > 0) {
         atomic_store(&stuck_ms, stuck);
@@ -165,8 +166,7 @@ static void q_push_front(jobq_t *q, job_t *job)
 }
 
 /* Unlinks the first job for which keep() is 0 (with arg), or NULL. */
-static job_t *q_unlink_first(jobq_t *q, int (*keep)(const job_t *, const void *),
-                             const void *arg)
+static job_t *q_unlink_first(jobq_t *q, int (*keep)(const job_t *, const void *), const void *arg)
 {
     job_t *prev = NULL;
     for (job_t *job = q->head; job; prev = job, job = job->next) {
@@ -210,10 +210,9 @@ static void *worker_main(void *arg)
         const job_t *job = s->job;
         pthread_mutex_unlock(&d->mu);
         lt_metric_add(d->f->m.jobs_active, 1);
-        job_outcome_t o = test_abandon(job)
-                              ? JOB_ABANDON
-                              : fetcher_job_run(&s->w, d->topics[job->cls],
-                                                job->rkm->payload, job->rkm->len);
+        job_outcome_t o = test_abandon(job) ? JOB_ABANDON
+                                            : fetcher_job_run(&s->w, d->topics[job->cls],
+                                                              job->rkm->payload, job->rkm->len);
         lt_metric_add(d->f->m.jobs_active, -1);
         pthread_mutex_lock(&d->mu);
         s->outcome = o;
@@ -264,8 +263,8 @@ static void retry(disp_t *d, job_t *job, long long now)
     lt_metric_add(d->f->m.job_retried, 1);
     lt_warn("job %s[%d]@%lld abandoned (run %d, failing for %.1f s): running it again "
             "in %lld ms; its partition commits nothing past it meanwhile",
-            d->topics[job->cls], (int)rkm->partition, (long long)rkm->offset,
-            job->attempts, (double)(now - job->failing_since_ms) / 1000, delay);
+            d->topics[job->cls], (int)rkm->partition, (long long)rkm->offset, job->attempts,
+            (double)(now - job->failing_since_ms) / 1000, delay);
 }
 
 /* A job whose integration asked for a wait (Retry-After, its limits busy)
@@ -349,7 +348,8 @@ static void update_health(disp_t *d, long long now)
     int unhealthy = oldest && now - oldest >= atomic_load(&stuck_ms);
     if (unhealthy && !d->unhealthy)
         lt_error("not ready: a job has failed for %.1f s; its partition commits "
-                 "nothing until it succeeds", (double)(now - oldest) / 1000);
+                 "nothing until it succeeds",
+                 (double)(now - oldest) / 1000);
     else if (!unhealthy && d->unhealthy)
         lt_info("ready again: no job has failed for long");
     d->unhealthy = unhealthy;
@@ -446,8 +446,7 @@ static void check_assignment(disp_t *d, int cls)
 static int fill(disp_t *d, int cls, int timeout_ms)
 {
     size_t waiting = d->q[cls].len - d->deferred[cls];
-    set_paused(d, cls, waiting >= (size_t)d->f->concurrency ||
-                           d->q[cls].len >= DEFERRED_MAX);
+    set_paused(d, cls, waiting >= (size_t)d->f->concurrency || d->q[cls].len >= DEFERRED_MAX);
     rd_kafka_message_t *rkm = lt_consumer_poll(d->cons[cls], timeout_ms);
     job_t *job;
     if (!rkm)
@@ -606,8 +605,7 @@ int fetcher_dispatch_run(fetcher_t *f)
     test_hook_init();
     d.pausedset[0] = rd_kafka_topic_partition_list_new(4);
     d.pausedset[1] = rd_kafka_topic_partition_list_new(4);
-    if (!(d.offsets = lt_offsets_new()) || open_consumers(&d) != 0 ||
-        start_workers(&d) != 0) {
+    if (!(d.offsets = lt_offsets_new()) || open_consumers(&d) != 0 || start_workers(&d) != 0) {
         lt_signal_stop = 1;
         drain(&d, lt_clock_now_ms() + 5000);
         goto end;

@@ -21,7 +21,7 @@
 
 /* In-flight leases live this long unless renewed by the keeper thread, so a
  * killed fetcher's slots come back within LEASE_TTL_MS. */
-#define LEASE_TTL_MS 10000LL
+#define LEASE_TTL_MS   10000LL
 #define LEASE_RENEW_MS 2500LL
 /* How long a lookup of an unknown integration may read the topic to its
  * end before the job is left for a later attempt. */
@@ -32,14 +32,14 @@ typedef struct {
     lt_metric_t *rows, *pages, *limiter_waits, *grants_retaken, *redis_down, *parked;
     lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
     lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead, *job_deferred;
-    lt_metric_t *job_retried, *jobs_held; /* dispatch.c: retries, offsets held */
+    lt_metric_t *job_retried, *jobs_held;         /* dispatch.c: retries, offsets held */
     lt_metric_t *fields_dropped[LT_STREAM_COUNT]; /* not allow-listed, by stream */
 } fetcher_metrics_t;
 
 /* Distinct names of dropped fields logged per process: the CRM names them,
  * so the log is bounded in count and length (job.c). */
 #define DROPPED_NAMES_MAX 32
-#define DROPPED_NAME_LEN 64
+#define DROPPED_NAME_LEN  64
 
 /* Process-wide state; fields are read-only after start-up except where a
  * mutex is named. */
@@ -52,12 +52,12 @@ typedef struct {
     atomic_int fatal; /* the producer failed for good: exit 1 */
     size_t max_body;
     lt_http_opts_t http_opts;
-    lt_cred_policy_t cred; /* where passwords come from and may go */
+    lt_cred_policy_t cred;  /* where passwords come from and may go */
     pthread_mutex_t reg_mu; /* guards reg and regwatch */
     lt_registry_t reg;
     lt_registry_watch_t *regwatch; /* the live view that keeps reg current */
-    pthread_mutex_t lease_mu; /* guards leases and lease_active */
-    lt_lease_t *leases;      /* one slot per worker, renewed by the keeper */
+    pthread_mutex_t lease_mu;      /* guards leases and lease_active */
+    lt_lease_t *leases;            /* one slot per worker, renewed by the keeper */
     int *lease_active;
     pthread_mutex_t drop_mu; /* guards dropped and writes of ndropped */
     char dropped[DROPPED_NAMES_MAX][DROPPED_NAME_LEN + 1];
@@ -100,17 +100,15 @@ typedef enum {
 int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out);
 
 /* Runs one job message to its end. */
-job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
-                              const void *payload, size_t len);
+job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic, const void *payload, size_t len);
 
 /* One page with the shared limits and retries. LT_OK / LT_ERR_EMPTY /
  * LT_ERR_AUTH (out->message says why) / LT_ERR_PERMANENT / LT_ERR_RETRIABLE
  * after FETCH_MAX_ATTEMPTS, or with w->defer_ms > 0 when the next attempt
  * is more than DEFER_AFTER_MS away (the job is deferred, not failed) /
  * LT_ERR_FATAL on shutdown. */
-lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
-                      const char *password, const lt_job_t *job, int page,
-                      int per_page, lt_crm_page_t *out, char *errstr,
+lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in, const char *password,
+                      const lt_job_t *job, int page, int per_page, lt_crm_page_t *out, char *errstr,
                       size_t errlen);
 /* A Redis command retried until it succeeds (Redis down: pause, fail
  * closed). NULL only on shutdown. The caller frees the reply. */

@@ -40,11 +40,10 @@ typedef struct {
     long long next_page, rows, pages, total, split;
 } run_t;
 
-static void rkey(const run_t *r, const char *what, const char *sub, char *buf,
-                 size_t len)
+static void rkey(const run_t *r, const char *what, const char *sub, char *buf, size_t len)
 {
-    snprintf(buf, len, "%si:%s:%s%s%s", r->w->f->prefix, r->job.integration_id,
-             what, sub ? ":" : "", sub ? sub : "");
+    snprintf(buf, len, "%si:%s:%s%s%s", r->w->f->prefix, r->job.integration_id, what,
+             sub ? ":" : "", sub ? sub : "");
 }
 
 /* Runs a command; -1 on shutdown. */
@@ -100,8 +99,8 @@ static int save_ckpt(run_t *r)
     snprintf(pages, sizeof(pages), "%lld", r->pages);
     snprintf(total, sizeof(total), "%lld", r->total);
     snprintf(split, sizeof(split), "%lld", r->split);
-    const char *argv[] = {"HSET", key, "next_page", np, "rows", rows, "pages", pages,
-                          "total", total, "split", split};
+    const char *argv[] = {"HSET",  key,   "next_page", np,    "rows",  rows,
+                          "pages", pages, "total",     total, "split", split};
     const char *exp[] = {"PEXPIRE", key, "1209600000"}; /* 14 days */
     return rdo(r, 12, argv) == 0 && rdo(r, 3, exp) == 0 ? 0 : -1;
 }
@@ -114,8 +113,7 @@ static void park(run_t *r, const char *reason)
     snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
     const char *get[] = {"HGET", key, "state"};
     redisReply *reply = fetcher_redis(r->w, 3, get);
-    int already = reply && reply->type == REDIS_REPLY_STRING &&
-                  strcmp(reply->str, "parked") == 0;
+    int already = reply && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "parked") == 0;
     if (reply)
         freeReplyObject(reply);
     const char *set[] = {"HSET", key, "state", "parked", "reason", reason, "since", ms};
@@ -123,7 +121,8 @@ static void park(run_t *r, const char *reason)
         return;
     lt_metric_add(r->w->f->m.parked, 1);
     lt_error("integration %s parked: %s (fix it, check with `ltvctl integration test`, "
-             "then un-park with `ltvctl integration update`)", r->job.integration_id, reason);
+             "then un-park with `ltvctl integration update`)",
+             r->job.integration_id, reason);
 }
 
 static int is_parked(run_t *r)
@@ -132,8 +131,7 @@ static int is_parked(run_t *r)
     rkey(r, "state", NULL, key, sizeof(key));
     const char *argv[] = {"HGET", key, "state"};
     redisReply *reply = fetcher_redis(r->w, 3, argv);
-    int parked = reply && reply->type == REDIS_REPLY_STRING &&
-                 strcmp(reply->str, "parked") == 0;
+    int parked = reply && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "parked") == 0;
     if (reply)
         freeReplyObject(reply);
     return parked;
@@ -151,22 +149,21 @@ static void forget_outstanding(run_t *r, const char *jobkey)
  * its coordinates and the reason (the record keeps the first
  * LT_DLQ_VALUE_MAX bytes of the sanitized envelope); the rest of the page
  * still lands. Returns what sending the dead letter returned. */
-static lt_err_t dead_letter(run_t *r, int page, lt_acks_t *acks, const char *key,
-                            size_t klen, const char *env, size_t envlen,
-                            const char *why)
+static lt_err_t dead_letter(run_t *r, int page, lt_acks_t *acks, const char *key, size_t klen,
+                            const char *env, size_t envlen, const char *why)
 {
     fetcher_t *f = r->w->f;
     char reason[512], err[256];
     size_t len;
     snprintf(reason, sizeof(reason),
-             "raw row not sent: %s (%zu bytes; job %s, %s %s day %s, page %d)", why,
-             envlen, r->job.job_id, lt_stream_name(r->job.stream),
-             r->job.date_range_type, r->job.day, page);
+             "raw row not sent: %s (%zu bytes; job %s, %s %s day %s, page %d)", why, envlen,
+             r->job.job_id, lt_stream_name(r->job.stream), r->job.date_range_type, r->job.day,
+             page);
     char *rec = lt_dlq_record(reason, f->topic_raw, -1, -1, key, klen, env, envlen, &len);
     if (!rec)
         return LT_ERR_RETRIABLE;
-    lt_err_t e = lt_producer_send_owned(f->prod, f->topic_dlq, key, klen, rec, len, acks,
-                                        err, sizeof(err));
+    lt_err_t e =
+        lt_producer_send_owned(f->prod, f->topic_dlq, key, klen, rec, len, acks, err, sizeof(err));
     if (e == LT_OK) {
         lt_warn("%s/%s: %s", r->job.integration_id, key, reason);
         lt_metric_add(f->m.rows_dead, 1);
@@ -223,7 +220,8 @@ static void producer_dead(fetcher_t *f, const char *why)
 {
     if (atomic_exchange(&f->fatal, 1) == 0)
         lt_error("kafka producer failed fatally (%s): stopping so the service restarts "
-                 "with a new producer; unfinished jobs are redelivered", why);
+                 "with a new producer; unfinished jobs are redelivered",
+                 why);
     lt_signal_stop = 1;
 }
 
@@ -249,15 +247,14 @@ static lt_err_t emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
         int dropped = lt_sanitize_row(r->job.stream, row, note_dropped, r);
         if (dropped > 0)
             lt_metric_add(f->m.fields_dropped[r->job.stream], dropped);
-        if (lt_crm_record_id(r->job.stream, row, objkeys ? row->string : NULL, id,
-                             sizeof(id)) != 0)
+        if (lt_crm_record_id(r->job.stream, row, objkeys ? row->string : NULL, id, sizeof(id)) != 0)
             snprintf(id, sizeof(id), "unknown");
         int klen = snprintf(key, sizeof(key), "%s/%s/%s", r->job.integration_id,
                             lt_stream_name(r->job.stream), id);
         char *env = lt_crm_envelope(&r->job, page, ts, row);
         size_t envlen = env ? strlen(env) : 0;
-        e = env ? lt_producer_send(f->prod, f->topic_raw, key, (size_t)klen, env, envlen,
-                                   acks, err, sizeof(err))
+        e = env ? lt_producer_send(f->prod, f->topic_raw, key, (size_t)klen, env, envlen, acks, err,
+                                   sizeof(err))
                 : LT_ERR_RETRIABLE;
         if (e == LT_ERR_PERMANENT)
             e = dead_letter(r, page, acks, key, (size_t)klen, env, envlen, err);
@@ -270,8 +267,8 @@ static lt_err_t emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
     if (e == LT_OK && lt_producer_wait(f->prod, acks, EMIT_WAIT_MS) != LT_OK) {
         rd_kafka_resp_err_t first = lt_acks_first_err(acks);
         e = first == RD_KAFKA_RESP_ERR__FATAL ? LT_ERR_FATAL : LT_ERR_RETRIABLE;
-        snprintf(err, sizeof(err), "%s", lt_acks_pending(acks) ? "acknowledgements timed out"
-                                                                : rd_kafka_err2str(first));
+        snprintf(err, sizeof(err), "%s",
+                 lt_acks_pending(acks) ? "acknowledgements timed out" : rd_kafka_err2str(first));
         lt_warn("job %s page %d: %s; sending the page again", r->job.job_id, page, err);
     }
     lt_acks_release(acks);
@@ -324,17 +321,16 @@ static int emit_split(run_t *r, int last)
 
 /* Marks this range done in the day's parts; returns 1 with the day's sums
  * when every range is done. */
-static const char parts_lua[] =
-    "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
-    "local rows, pages = 0, 0\n"
-    "local all = redis.call('HVALS', KEYS[1])\n"
-    "for _, v in ipairs(all) do\n"
-    "  if v == 'pending' then return {0, 0, 0} end\n"
-    "  local a, b = string.match(v, '(%d+) (%d+)')\n"
-    "  rows = rows + tonumber(a); pages = pages + tonumber(b)\n"
-    "end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return {1, rows, pages}\n";
+static const char parts_lua[] = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n"
+                                "local rows, pages = 0, 0\n"
+                                "local all = redis.call('HVALS', KEYS[1])\n"
+                                "for _, v in ipairs(all) do\n"
+                                "  if v == 'pending' then return {0, 0, 0} end\n"
+                                "  local a, b = string.match(v, '(%d+) (%d+)')\n"
+                                "  rows = rows + tonumber(a); pages = pages + tonumber(b)\n"
+                                "end\n"
+                                "redis.call('DEL', KEYS[1])\n"
+                                "return {1, rows, pages}\n";
 
 static int part_done(run_t *r, long long *rows, long long *pages)
 {
@@ -348,8 +344,7 @@ static int part_done(run_t *r, long long *rows, long long *pages)
     size_t lens[] = {strlen(parts), strlen(range), strlen(val)};
     for (;;) {
         r->w->parts_script.source = parts_lua;
-        redisReply *reply = lt_redis_eval(r->w->redis, &r->w->parts_script, 1, 3,
-                                          argv, lens);
+        redisReply *reply = lt_redis_eval(r->w->redis, &r->w->parts_script, 1, 3, argv, lens);
         if (reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 3) {
             int all = (int)reply->element[0]->integer;
             *rows = reply->element[1]->integer;
@@ -424,8 +419,8 @@ static int requeue(run_t *r, const void *payload, size_t len)
     size_t klen = lt_job_kafka_key(&r->job, kkey, sizeof(kkey));
     while (!lt_signal_stop) {
         lt_acks_t *acks = lt_acks_new();
-        lt_err_t e = acks ? lt_producer_send(f->prod, r->topic, kkey, klen, payload, len,
-                                             acks, err, sizeof(err))
+        lt_err_t e = acks ? lt_producer_send(f->prod, r->topic, kkey, klen, payload, len, acks, err,
+                                             sizeof(err))
                           : LT_ERR_RETRIABLE;
         if (e == LT_OK)
             e = lt_producer_wait(f->prod, acks, EMIT_WAIT_MS);
@@ -439,20 +434,17 @@ static int requeue(run_t *r, const void *payload, size_t len)
     return -1;
 }
 
-
 /* Fetches one page and emits its rows; *total is the CRM's count. */
 static lt_err_t do_page(run_t *r, int page, long long *n, long long *total)
 {
     lt_crm_page_t pg;
-    lt_err_t e = fetcher_page(r->w, &r->in, r->password, &r->job, page,
-                              r->w->f->page_size, &pg, r->err, sizeof(r->err));
+    lt_err_t e = fetcher_page(r->w, &r->in, r->password, &r->job, page, r->w->f->page_size, &pg,
+                              r->err, sizeof(r->err));
     if (e == LT_OK) {
         *total = pg.total_results;
-        for (int attempt = 1; (e = emit_rows(r, page, &pg, n)) == LT_ERR_RETRIABLE;
-             attempt++) {
+        for (int attempt = 1; (e = emit_rows(r, page, &pg, n)) == LT_ERR_RETRIABLE; attempt++) {
             if (attempt >= EMIT_ATTEMPTS) {
-                snprintf(r->err, sizeof(r->err), "page %d could not be written to Kafka",
-                         page);
+                snprintf(r->err, sizeof(r->err), "page %d could not be written to Kafka", page);
                 break; /* requeued; the checkpoint stays before this page */
             }
             if (lt_clock_nap_ms(1000LL << (attempt < 5 ? attempt : 5)) != 0) {
@@ -476,8 +468,8 @@ static long long plausible_total(run_t *r, long long total)
     if (total <= (long long)f->max_pages * f->page_size)
         return total;
     lt_warn("job %s %s: the CRM counts %lld rows, more than %d pages of %d; "
-            "walking until a short page instead", r->job.job_id, r->jobkey, total,
-            f->max_pages, f->page_size);
+            "walking until a short page instead",
+            r->job.job_id, r->jobkey, total, f->max_pages, f->page_size);
     return -1;
 }
 
@@ -523,7 +515,8 @@ static lt_err_t walk(run_t *r)
             return LT_OK; /* no count from the CRM: a short page is the last */
     }
     if (whole && r->total < 0 && !r->split && page > f->max_pages) {
-        snprintf(r->err, sizeof(r->err), "day %s has more than %d full pages "
+        snprintf(r->err, sizeof(r->err),
+                 "day %s has more than %d full pages "
                  "(FETCH_MAX_PAGES) without a count from the CRM; stopped there",
                  r->job.day, f->max_pages);
         return LT_ERR_PERMANENT;
@@ -536,8 +529,8 @@ static lt_err_t walk(run_t *r)
 static lt_err_t recount(run_t *r, int *changed)
 {
     lt_crm_page_t pg;
-    lt_err_t e = fetcher_page(r->w, &r->in, r->password, &r->job, 1, 1, &pg,
-                              r->err, sizeof(r->err));
+    lt_err_t e =
+        fetcher_page(r->w, &r->in, r->password, &r->job, 1, 1, &pg, r->err, sizeof(r->err));
     long long now = e == LT_OK ? pg.total_results : 0;
     if (e == LT_ERR_AUTH)
         park(r, pg.message[0] ? pg.message : r->err);
@@ -580,8 +573,8 @@ static int prepare(run_t *r, const void *payload, size_t len)
     lt_job_key(&whole, r->daykey, sizeof(r->daykey));
     int found = fetcher_integration(r->w->f, r->job.integration_id, &r->in);
     if (found == -2) {
-        lt_warn("job %s: integration %s cannot be read now; retried later",
-                r->job.job_id, r->job.integration_id);
+        lt_warn("job %s: integration %s cannot be read now; retried later", r->job.job_id,
+                r->job.integration_id);
         return -2;
     }
     if (found != 0) {
@@ -606,8 +599,7 @@ static int prepare(run_t *r, const void *payload, size_t len)
     return 0;
 }
 
-static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
-                              const void *payload, size_t len)
+static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0, const void *payload, size_t len)
 {
     const char *id = r->job.integration_id, *s = lt_stream_name(r->job.stream);
     fetcher_metrics_t *m = &r->w->f->m;
@@ -615,9 +607,8 @@ static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
     case LT_OK:
         finish(r);
         lt_metric_add(m->job_done, 1);
-        lt_info("job %s done: %s %s %s %s rows=%lld pages=%lld %lldms", r->job.job_id,
-                id, s, r->job.date_range_type, r->jobkey, r->rows, r->pages,
-                lt_clock_now_ms() - t0);
+        lt_info("job %s done: %s %s %s %s rows=%lld pages=%lld %lldms", r->job.job_id, id, s,
+                r->job.date_range_type, r->jobkey, r->rows, r->pages, lt_clock_now_ms() - t0);
         return JOB_COMMIT;
     case LT_ERR_FATAL:
         lt_metric_add(m->job_abandoned, 1);
@@ -628,12 +619,12 @@ static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
     case LT_ERR_RETRIABLE:
         if (r->w->defer_ms > 0) {
             lt_metric_add(m->job_deferred, 1);
-            lt_debug("job %s %s %s deferred %lld ms at page %lld: %s", r->job.job_id, id,
-                     r->jobkey, r->w->defer_ms, r->next_page, r->err);
+            lt_debug("job %s %s %s deferred %lld ms at page %lld: %s", r->job.job_id, id, r->jobkey,
+                     r->w->defer_ms, r->next_page, r->err);
             return JOB_DEFER;
         }
-        lt_warn("job %s %s %s: giving up after %d attempts (%s); requeued",
-                r->job.job_id, id, r->jobkey, r->w->f->max_attempts, r->err);
+        lt_warn("job %s %s %s: giving up after %d attempts (%s); requeued", r->job.job_id, id,
+                r->jobkey, r->w->f->max_attempts, r->err);
         if (requeue(r, payload, len) != 0)
             return JOB_ABANDON;
         lt_metric_add(m->job_requeued, 1);
@@ -649,8 +640,7 @@ static job_outcome_t conclude(run_t *r, lt_err_t e, long long t0,
     }
 }
 
-job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
-                              const void *payload, size_t len)
+job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic, const void *payload, size_t len)
 {
     job_outcome_t out = JOB_COMMIT;
     run_t *r = calloc(1, sizeof(*r));
@@ -664,9 +654,8 @@ job_outcome_t fetcher_job_run(worker_ctx_t *w, const char *topic,
         long long t0 = lt_clock_now_ms();
         load_ckpt(r);
         lt_info("job %s start: %s %s %s %s (%s) from page %lld", r->job.job_id,
-                r->job.integration_id, lt_stream_name(r->job.stream),
-                r->job.date_range_type, r->jobkey, r->job.reason,
-                r->next_page > 0 ? r->next_page : 1);
+                r->job.integration_id, lt_stream_name(r->job.stream), r->job.date_range_type,
+                r->jobkey, r->job.reason, r->next_page > 0 ? r->next_page : 1);
         out = conclude(r, walk_window(r), t0, payload, len);
     } else if (ready == -2 || lt_signal_stop) {
         out = JOB_ABANDON;

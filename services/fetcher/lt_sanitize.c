@@ -13,14 +13,20 @@ typedef struct field {
     const struct field *entries;
 } field_t;
 
-#define S(name) {name, NULL}
-#define END {NULL, NULL}
+#define S(name)    \
+    {              \
+        name, NULL \
+    }
+#define END        \
+    {              \
+        NULL, NULL \
+    }
 
 /* lt_event's product_ids read productId; purchaseId ties an item to its
  * subscription (an id, nothing personal); an order event's items carry qty
  * and price; productType marks an upsell item. */
-static const field_t item_fields[] = {S("productId"), S("purchaseId"), S("qty"),
-                                      S("price"), S("productType"), END};
+static const field_t item_fields[] = {S("productId"), S("purchaseId"),  S("qty"),
+                                      S("price"),     S("productType"), END};
 /* The campaign stream is reference data: the labels of the campaign_id and
  * product_ids dimensions (the merchant's catalogue, not personal data). */
 static const field_t product_fields[] = {S("productId"), S("productName"), END};
@@ -28,37 +34,41 @@ static const field_t product_fields[] = {S("productId"), S("productName"), END};
 /* What lt_event's row_init reads from a row of any stream, and dateCreated
  * (the fetcher's paging dimension, the date of transactions and the
  * fallback date of customer and subscription events). */
-#define BASE_FIELDS                                                               \
-    S("customerId"), S("orderId"), S("campaignId"), S("affId"), S("currencyCode"), \
+#define BASE_FIELDS                                                                  \
+    S("customerId"), S("orderId"), S("campaignId"), S("affId"), S("currencyCode"),   \
         S("billingCycleNumber"), S("productId"), S("dateCreated"), S("dateUpdated"), \
-        {"items", item_fields}
+    {                                                                                \
+        "items", item_fields                                                         \
+    }
 
 /* Traffic-source values (source_values of payment and order events): the
  * merchant's campaign tags, e.g. a network and a click id. */
 #define SOURCE_FIELDS \
-    S("sourceValue1"), S("sourceValue2"), S("sourceValue3"), S("sourceValue4"), \
-        S("sourceValue5")
+    S("sourceValue1"), S("sourceValue2"), S("sourceValue3"), S("sourceValue4"), S("sourceValue5")
 
 static const field_t transaction_fields[] = {
-    BASE_FIELDS, S("transactionId"), S("parentTxnId"), S("purchaseId"), S("txnType"),
-    S("responseType"), S("totalAmount"), S("orderType"), S("isChargedback"),
-    S("chargebackAmount"), S("chargebackDate"), S("chargebackReasonCode"),
-    S("recycleNumber"), S("refundReason"), SOURCE_FIELDS, END};
+    BASE_FIELDS,        S("transactionId"),    S("parentTxnId"),    S("purchaseId"),
+    S("txnType"),       S("responseType"),     S("totalAmount"),    S("orderType"),
+    S("isChargedback"), S("chargebackAmount"), S("chargebackDate"), S("chargebackReasonCode"),
+    S("recycleNumber"), S("refundReason"),     SOURCE_FIELDS,       END};
 /* The order event: its type, status, coupon and totals. */
 static const field_t order_fields[] = {
-    BASE_FIELDS, S("orderStatus"), S("orderType"), S("couponCode"), S("totalAmount"),
-    S("price"), S("baseShipping"), S("salesTax"), S("totalDiscount"), SOURCE_FIELDS, END};
+    BASE_FIELDS, S("orderStatus"),  S("orderType"), S("couponCode"),    S("totalAmount"),
+    S("price"),  S("baseShipping"), S("salesTax"),  S("totalDiscount"), SOURCE_FIELDS,
+    END};
 static const field_t customer_fields[] = {BASE_FIELDS, END};
 static const field_t purchase_fields[] = {BASE_FIELDS, S("purchaseId"), S("status"),
                                           S("nextBillDate"), END};
-static const field_t campaign_fields[] = {BASE_FIELDS, S("campaignName"),
-                                          {"products", product_fields}, END};
+static const field_t campaign_fields[] = {
+    BASE_FIELDS, S("campaignName"), {"products", product_fields}, END};
 
 static const field_t *const stream_fields[LT_STREAM_COUNT] = {
     transaction_fields, order_fields, customer_fields, purchase_fields, campaign_fields};
 
 static const char *const secret_keys[] = {
-    "eCommercePassword", "achAccountNumber", "achRoutingNumber",
+    "eCommercePassword",
+    "achAccountNumber",
+    "achRoutingNumber",
 };
 
 /* Case-insensitive substring search; needle is lower case. */
@@ -67,8 +77,7 @@ static int contains_ci(const char *hay, const char *needle)
     size_t n = strlen(needle);
     for (; *hay; hay++) {
         size_t i = 0;
-        while (i < n && hay[i] &&
-               tolower((unsigned char)hay[i]) == (unsigned char)needle[i])
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == (unsigned char)needle[i])
             i++;
         if (i == n)
             return 1;

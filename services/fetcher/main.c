@@ -124,8 +124,8 @@ static void register_metrics(fetcher_metrics_t *m)
     m->jobs_active = lt_metric_gauge("ltvsync_fetcher_jobs_active", "jobs in hand", NULL);
     m->rows_dead = lt_metric_counter("ltvsync_fetcher_rows_dead_lettered_total",
                                      "rows Kafka can never take, sent to the DLQ", NULL);
-    m->split_jobs = lt_metric_counter("ltvsync_fetcher_split_jobs_total",
-                                      "page-range sub-jobs emitted", NULL);
+    m->split_jobs =
+        lt_metric_counter("ltvsync_fetcher_split_jobs_total", "page-range sub-jobs emitted", NULL);
     m->recount_rewalks = lt_metric_counter("ltvsync_fetcher_recount_rewalks_total",
                                            "dateUpdated days walked again", NULL);
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
@@ -191,8 +191,8 @@ int main(int argc, char **argv)
         lt_error("integrations reader: %s", err);
         goto end;
     }
-    if (lt_registry_watch_read_to_end(f.regwatch, &f.reg, REGISTRY_READ_MS, err,
-                                      sizeof(err)) != LT_OK)
+    if (lt_registry_watch_read_to_end(f.regwatch, &f.reg, REGISTRY_READ_MS, err, sizeof(err)) !=
+        LT_OK)
         lt_warn("reading integrations: %s (retrying per job)", err);
     hopts = lt_httpd_opts_from_config(cfg);
     httpd = lt_httpd_start(&hopts, ready, NULL, err, sizeof(err));

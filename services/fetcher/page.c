@@ -46,7 +46,7 @@ static void redis_state(worker_ctx_t *w, int down, const char *why)
  * GRANT_RETAKES in a row the next grant is used as it is: a node too slow
  * for any grant to be fresh still makes progress. */
 #define GRANT_MAX_AGE_MS 25
-#define GRANT_RETAKES 2
+#define GRANT_RETAKES    2
 
 /* Blocks until granted; -1 on shutdown; -2 (with *defer_ms) when the
  * integration's limits keep this worker waiting longer than DEFER_AFTER_MS:
@@ -54,19 +54,18 @@ static void redis_state(worker_ctx_t *w, int down, const char *why)
  * by other workers; -3 when Redis is down and wait_redis is 0 (otherwise a
  * Redis outage is waited out here: fail closed). *asked_ms: when the
  * granting call started (monotonic). */
-static int acquire(worker_ctx_t *w, const lt_integration_t *in, int wait_redis,
-                   lt_lease_t *lease, long long *asked_ms, long long *defer_ms)
+static int acquire(worker_ctx_t *w, const lt_integration_t *in, int wait_redis, lt_lease_t *lease,
+                   long long *asked_ms, long long *defer_ms)
 {
     char err[256];
     long long wait = 0, since = lt_clock_mono_ms();
     int retakes = 0;
     while (!lt_signal_stop) {
         long long asked = lt_clock_mono_ms();
-        int rc = lt_limits_try_acquire(w->lim, in->id, in->max_requests_per_second,
-                                       in->max_in_flight, LEASE_TTL_MS, lease,
-                                       &wait, err, sizeof(err));
-        if (rc == 1 && lt_clock_mono_ms() - asked > GRANT_MAX_AGE_MS &&
-            retakes++ < GRANT_RETAKES) {
+        int rc =
+            lt_limits_try_acquire(w->lim, in->id, in->max_requests_per_second, in->max_in_flight,
+                                  LEASE_TTL_MS, lease, &wait, err, sizeof(err));
+        if (rc == 1 && lt_clock_mono_ms() - asked > GRANT_MAX_AGE_MS && retakes++ < GRANT_RETAKES) {
             lt_metric_add(w->f->m.grants_retaken, 1);
             lt_limits_release(w->lim, lease); /* nothing was sent on it */
             continue;
@@ -116,10 +115,10 @@ typedef struct {
     worker_ctx_t *w;
     const lt_integration_t *in;
     lt_lease_t lease;
-    int held;            /* a lease to give back */
-    long long asked_ms;  /* when the held lease was asked for */
-    int rc;              /* the gate's acquire(): 0, -1, -2 or -3 */
-    long long defer_ms;  /* with -2 */
+    int held;           /* a lease to give back */
+    long long asked_ms; /* when the held lease was asked for */
+    int rc;             /* the gate's acquire(): 0, -1, -2 or -3 */
+    long long defer_ms; /* with -2 */
 } grant_t;
 
 /* Runs just before the request is written (lt_http_post_form_gated): keeps
@@ -168,24 +167,26 @@ static long long backoff_ms(worker_ctx_t *w, int attempt, long long retry_after)
 static void count_outcome(worker_ctx_t *w, lt_err_t err)
 {
     fetcher_metrics_t *m = &w->f->m;
-    lt_metric_add(err == LT_OK ? m->req_ok : err == LT_ERR_EMPTY ? m->req_empty
-                  : err == LT_ERR_AUTH ? m->req_auth : m->req_retry, 1);
+    lt_metric_add(err == LT_OK          ? m->req_ok
+                  : err == LT_ERR_EMPTY ? m->req_empty
+                  : err == LT_ERR_AUTH  ? m->req_auth
+                                        : m->req_retry,
+                  1);
 }
 
 /* One HTTP exchange under grant g; fills *status and *retry_after. */
-static lt_err_t exchange(worker_ctx_t *w, const char *url, const lt_crm_form_t *form,
-                         grant_t *g, lt_crm_page_t *out, long *status,
-                         long *retry_after, char *errstr, size_t errlen)
+static lt_err_t exchange(worker_ctx_t *w, const char *url, const lt_crm_form_t *form, grant_t *g,
+                         lt_crm_page_t *out, long *status, long *retry_after, char *errstr,
+                         size_t errlen)
 {
     lt_http_resp_t resp;
     memset(&resp, 0, sizeof(resp));
-    lt_err_t err = lt_http_post_form_gated(w->http, url, form->fields, form->n,
-                                           grant_gate, g, &resp, errstr, errlen);
+    lt_err_t err = lt_http_post_form_gated(w->http, url, form->fields, form->n, grant_gate, g,
+                                           &resp, errstr, errlen);
     *status = resp.status;
     *retry_after = resp.retry_after_s;
     if (err == LT_OK)
-        err = lt_crm_parse(resp.status, resp.body, resp.len, w->f->max_body, out,
-                           errstr, errlen);
+        err = lt_crm_parse(resp.status, resp.body, resp.len, w->f->max_body, out, errstr, errlen);
     lt_http_resp_free(&resp);
     return err;
 }
@@ -200,15 +201,14 @@ static lt_err_t defer(worker_ctx_t *w, int attempts, long long ms)
     return LT_ERR_RETRIABLE;
 }
 
-lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
-                      const char *password, const lt_job_t *job, int page,
-                      int per_page, lt_crm_page_t *out, char *errstr,
+lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in, const char *password,
+                      const lt_job_t *job, int page, int per_page, lt_crm_page_t *out, char *errstr,
                       size_t errlen)
 {
     lt_crm_form_t form;
     char url[600];
-    lt_err_t err = lt_crm_form_build(&form, in->api_username, password, job, page,
-                                     per_page, errstr, errlen);
+    lt_err_t err =
+        lt_crm_form_build(&form, in->api_username, password, job, page, per_page, errstr, errlen);
     memset(out, 0, sizeof(*out));
     if (err != LT_OK)
         return err;
@@ -233,8 +233,7 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
             release(w, &g.lease);
         if (g.rc == -2) {
             lt_crm_page_free(out);
-            snprintf(errstr, errlen, "waiting %lld ms for the integration's limits",
-                     g.defer_ms);
+            snprintf(errstr, errlen, "waiting %lld ms for the integration's limits", g.defer_ms);
             return defer(w, attempt - 1, g.defer_ms);
         }
         if (g.rc == -3) { /* Redis went down at the gate: wait, no attempt spent */
@@ -260,8 +259,8 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in,
         fetcher_stats_error(w, job, errstr);
         if (attempt >= w->f->max_attempts)
             return LT_ERR_RETRIABLE;
-        lt_debug("%s %s %s p%d attempt %d: %s", job->integration_id,
-                 lt_stream_name(job->stream), job->day, page, attempt, errstr);
+        lt_debug("%s %s %s p%d attempt %d: %s", job->integration_id, lt_stream_name(job->stream),
+                 job->day, page, attempt, errstr);
         long long pause = backoff_ms(w, attempt, after);
         if (pause > DEFER_AFTER_MS)
             return defer(w, attempt, pause);

@@ -39,8 +39,7 @@ static void parse_msg(norm_t *n, lt_jarena_t *arena, norm_msg_t *m)
         set_reason(m, "empty value", NULL);
         return;
     }
-    m->env = lt_jtree_parse(arena, m->rkm->payload, m->rkm->len, n->max_message, err,
-                            sizeof(err));
+    m->env = lt_jtree_parse(arena, m->rkm->payload, m->rkm->len, n->max_message, err, sizeof(err));
     if (!m->env) {
         set_reason(m, "invalid JSON", err);
         return;
@@ -69,8 +68,9 @@ static lt_err_t send_events(norm_t *n, norm_batch_t *b, norm_msg_t *m, lt_event_
 {
     char err[256];
     lt_cb_state_t st;
-    lt_event_input_t in = {m->integ.id, m->integ.brand, m->integ.tz, m->integ.currency,
-                           m->stream, m->fetched_at, m->record, &m->fields, NULL};
+    lt_event_input_t in = {m->integ.id,       m->integ.brand, m->integ.tz,
+                           m->integ.currency, m->stream,      m->fetched_at,
+                           m->record,         &m->fields,     NULL};
     if (m->probe.applies) {
         if (lt_cb_state_at(m->history ? m->history : "", m->history_len, m->rkm->partition,
                            m->rkm->offset, &st) != 0) {

@@ -33,57 +33,56 @@
 #include "normalizer.h"
 
 static lt_redis_script_t cb_script = {
-    .source =
-        "local function legacy(t)\n"
-        "  local h = {}\n"
-        "  for e in string.gmatch(t, '[^;]+') do\n"
-        "    local k, p, o, rest = string.match(e, '^([CR]),(%d+),(%d+)(.*)$')\n"
-        "    if k == 'C' and rest == '' then h[#h + 1] = {k, p, o}\n"
-        "    elseif k == 'R' and string.sub(rest, 1, 1) == ',' then\n"
-        "      h[#h + 1] = {k, p, o, string.sub(rest, 2)}\n"
-        "    else return nil end\n"
-        "  end\n"
-        "  return h\n"
-        "end\n"
-        "local function enc(h)\n"
-        "  if #h == 0 then return '[]' end\n"
-        "  return cjson.encode(h)\n"
-        "end\n"
-        "local out = {}\n"
-        "for i = 1, #KEYS do\n"
-        "  local k, a = KEYS[i], (i - 1) * 4\n"
-        "  local p, o, flag, du = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
-        "  local v = redis.call('HMGET', k, 'p', 'o', 'du', 'j', 'h')\n"
-        "  local h\n"
-        "  if v[4] then\n"
-        "    local ok, d = pcall(cjson.decode, v[4])\n"
-        "    if ok and type(d) == 'table' then h = d end\n"
-        "  else\n"
-        "    h = legacy(v[5] or '')\n"
-        "  end\n"
-        "  if not h then\n"
-        "    out[i] = '!'\n"
-        "  elseif not v[1] and flag == '0' then\n"
-        "    out[i] = ''\n"
-        "  elseif v[1] == p and tonumber(v[2]) >= tonumber(o) then\n"
-        "    out[i] = enc(h)\n"
-        "  else\n"
-        "    local last = type(h[#h]) == 'table' and h[#h][1]\n"
-        "    local cur = v[3] or ''\n"
-        "    if du >= cur then\n"
-        "      if flag == '1' and last ~= 'C' then\n"
-        "        h[#h + 1] = {'C', p, o}\n"
-        "      elseif flag == '0' and last == 'C' then\n"
-        "        h[#h + 1] = {'R', p, o, du}\n"
-        "      end\n"
-        "      cur = du\n"
-        "    end\n"
-        "    out[i] = enc(h)\n"
-        "    redis.call('HSET', k, 'p', p, 'o', o, 'du', cur, 'j', out[i])\n"
-        "    if v[5] then redis.call('HDEL', k, 'h') end\n"
-        "  end\n"
-        "end\n"
-        "return out\n",
+    .source = "local function legacy(t)\n"
+              "  local h = {}\n"
+              "  for e in string.gmatch(t, '[^;]+') do\n"
+              "    local k, p, o, rest = string.match(e, '^([CR]),(%d+),(%d+)(.*)$')\n"
+              "    if k == 'C' and rest == '' then h[#h + 1] = {k, p, o}\n"
+              "    elseif k == 'R' and string.sub(rest, 1, 1) == ',' then\n"
+              "      h[#h + 1] = {k, p, o, string.sub(rest, 2)}\n"
+              "    else return nil end\n"
+              "  end\n"
+              "  return h\n"
+              "end\n"
+              "local function enc(h)\n"
+              "  if #h == 0 then return '[]' end\n"
+              "  return cjson.encode(h)\n"
+              "end\n"
+              "local out = {}\n"
+              "for i = 1, #KEYS do\n"
+              "  local k, a = KEYS[i], (i - 1) * 4\n"
+              "  local p, o, flag, du = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]\n"
+              "  local v = redis.call('HMGET', k, 'p', 'o', 'du', 'j', 'h')\n"
+              "  local h\n"
+              "  if v[4] then\n"
+              "    local ok, d = pcall(cjson.decode, v[4])\n"
+              "    if ok and type(d) == 'table' then h = d end\n"
+              "  else\n"
+              "    h = legacy(v[5] or '')\n"
+              "  end\n"
+              "  if not h then\n"
+              "    out[i] = '!'\n"
+              "  elseif not v[1] and flag == '0' then\n"
+              "    out[i] = ''\n"
+              "  elseif v[1] == p and tonumber(v[2]) >= tonumber(o) then\n"
+              "    out[i] = enc(h)\n"
+              "  else\n"
+              "    local last = type(h[#h]) == 'table' and h[#h][1]\n"
+              "    local cur = v[3] or ''\n"
+              "    if du >= cur then\n"
+              "      if flag == '1' and last ~= 'C' then\n"
+              "        h[#h + 1] = {'C', p, o}\n"
+              "      elseif flag == '0' and last == 'C' then\n"
+              "        h[#h + 1] = {'R', p, o, du}\n"
+              "      end\n"
+              "      cur = du\n"
+              "    end\n"
+              "    out[i] = enc(h)\n"
+              "    redis.call('HSET', k, 'p', p, 'o', o, 'du', cur, 'j', out[i])\n"
+              "    if v[5] then redis.call('HDEL', k, 'h') end\n"
+              "  end\n"
+              "end\n"
+              "return out\n",
 };
 
 static void args_free(norm_cb_call_t *a)
@@ -116,8 +115,8 @@ static size_t args_build(norm_t *n, norm_msg_t *msgs, size_t count, norm_cb_call
         norm_msg_t *m = &msgs[i];
         if (!m->probe.applies || m->reason[0])
             continue;
-        if (asprintf(&a->keys[k], "%si:%s:cb:%s", n->prefix, m->integ.id,
-                     m->probe.transaction_id) < 0) {
+        if (asprintf(&a->keys[k], "%si:%s:cb:%s", n->prefix, m->integ.id, m->probe.transaction_id) <
+            0) {
             a->keys[k] = NULL;
             return (size_t)-1;
         }
@@ -157,8 +156,9 @@ static int take_reply(norm_msg_t *msgs, const norm_cb_call_t *a, size_t nk, redi
 
 static void warn_reply(norm_t *n, const redisReply *reply)
 {
-    lt_warn("chargeback state: %s", !reply ? lt_redis_errstr(n->redis)
-            : reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
+    lt_warn("chargeback state: %s", !reply                             ? lt_redis_errstr(n->redis)
+                                    : reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                                       : "unexpected reply");
 }
 
 int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count)
@@ -172,8 +172,7 @@ int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count)
         rc = 0;
         goto end;
     }
-    redisReply *reply = lt_redis_eval(n->redis, &cb_script, (int)nk, (int)(nk * 5),
-                                      a.argv, a.lens);
+    redisReply *reply = lt_redis_eval(n->redis, &cb_script, (int)nk, (int)(nk * 5), a.argv, a.lens);
     rc = take_reply(msgs, &a, nk, reply);
     if (rc != 0)
         warn_reply(n, reply);
@@ -188,9 +187,9 @@ int norm_cb_send(norm_t *n, norm_msg_t *msgs, size_t count, norm_cb_call_t *call
 {
     size_t nk = args_build(n, msgs, count, call);
     call->msgs = msgs;
-    if (nk == (size_t)-1 || (nk > 0 && lt_redis_eval_send(n->redis, &cb_script, (int)nk,
-                                                           (int)(nk * 5), call->argv,
-                                                           call->lens) != 0)) {
+    if (nk == (size_t)-1 ||
+        (nk > 0 && lt_redis_eval_send(n->redis, &cb_script, (int)nk, (int)(nk * 5), call->argv,
+                                      call->lens) != 0)) {
         args_free(call);
         return -1;
     }

@@ -13,15 +13,14 @@ lt_err_t norm_dlq_send(norm_t *n, const norm_msg_t *msg, char *errstr, size_t er
     const rd_kafka_message_t *rkm = msg->rkm;
     size_t len = 0;
     char *rec = lt_dlq_record(msg->reason, rd_kafka_topic_name(rkm->rkt), rkm->partition,
-                              rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len,
-                              &len);
+                              rkm->offset, rkm->key, rkm->key_len, rkm->payload, rkm->len, &len);
     lt_err_t err;
     if (!rec) {
         snprintf(errstr, errlen, "out of memory");
         return LT_ERR_FATAL;
     }
-    err = lt_producer_send_owned(n->prod, n->topic_dlq, rkm->key, rkm->key_len, rec, len,
-                                 n->out, errstr, errlen);
+    err = lt_producer_send_owned(n->prod, n->topic_dlq, rkm->key, rkm->key_len, rec, len, n->out,
+                                 errstr, errlen);
     if (err == LT_OK)
         lt_metric_add(n->m.dlq, 1);
     return err;

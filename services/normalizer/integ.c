@@ -11,7 +11,7 @@
 #include "normalizer.h"
 
 #define RELOAD_MIN_MS 1000
-#define READ_MS 10000
+#define READ_MS       10000
 
 void norm_integ_clear(norm_t *n)
 {
@@ -55,8 +55,7 @@ int norm_integ_load(norm_t *n)
         lt_warn("integrations reader: %s", err);
         return -1;
     }
-    if (lt_registry_watch_read_to_end(n->regwatch, &n->reg, READ_MS, err, sizeof(err)) !=
-        LT_OK) {
+    if (lt_registry_watch_read_to_end(n->regwatch, &n->reg, READ_MS, err, sizeof(err)) != LT_OK) {
         lt_warn("reading integrations: %s", err);
         rebuild(n); /* what did arrive still counts */
         return -1;

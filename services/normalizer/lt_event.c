@@ -30,9 +30,8 @@ static void jb_str(lt_buf_t *b, const char *s)
 }
 
 /* ,"key": then a string or null; KSTR for a literal key. */
-#define KSTR(b, key, val) jb_val((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (val))
-#define KINT(b, key, has, v) \
-    jb_int((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (has), (v))
+#define KSTR(b, key, val)    jb_val((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (val))
+#define KINT(b, key, has, v) jb_int((b), ",\"" key "\":", sizeof(",\"" key "\":") - 1, (has), (v))
 
 /* ,"key":"val" for values that never need escaping: ids checked by get_id,
  * dates we formatted, our own names (null when empty). */
@@ -64,7 +63,7 @@ static size_t utf8_cut(const char *s, size_t max);
 
 /* A CRM text in an event (a reason, a traffic-source value, a coupon): at
  * most TEXT_MAX bytes, cut on a character boundary. */
-#define TEXT_MAX 255
+#define TEXT_MAX  255
 #define LABEL_MAX 64 /* order type, status, coupon code */
 
 static void jb_text(lt_buf_t *b, const char *val, size_t max)
@@ -109,29 +108,88 @@ static void jb_int(lt_buf_t *b, const char *prefix, size_t plen, int has, int64_
 /* ---- the record's fields, found in one pass ---- */
 
 enum {
-    F_TRANSACTION_ID, F_ORDER_ID, F_CUSTOMER_ID, F_PURCHASE_ID, F_CAMPAIGN_ID,
-    F_CURRENCY, F_AFF_ID, F_CYCLE, F_DATE_UPDATED, F_PRODUCT_ID, F_ITEMS, F_ORDER_TYPE,
-    F_CB_FLAG, F_CB_DATE, F_CB_AMOUNT, F_CB_REASON, F_TOTAL, F_TXN_TYPE, F_RESPONSE,
-    F_DATE_CREATED, F_PARENT, F_STATUS, F_NEXT_BILL, F_ORDER_STATUS, F_COUPON,
-    F_RECYCLE, F_REFUND_REASON, F_SV1, F_SV2, F_SV3, F_SV4, F_SV5, F_PRICE, F_SHIPPING,
-    F_TAX, F_DISCOUNT, F_COUNT
+    F_TRANSACTION_ID,
+    F_ORDER_ID,
+    F_CUSTOMER_ID,
+    F_PURCHASE_ID,
+    F_CAMPAIGN_ID,
+    F_CURRENCY,
+    F_AFF_ID,
+    F_CYCLE,
+    F_DATE_UPDATED,
+    F_PRODUCT_ID,
+    F_ITEMS,
+    F_ORDER_TYPE,
+    F_CB_FLAG,
+    F_CB_DATE,
+    F_CB_AMOUNT,
+    F_CB_REASON,
+    F_TOTAL,
+    F_TXN_TYPE,
+    F_RESPONSE,
+    F_DATE_CREATED,
+    F_PARENT,
+    F_STATUS,
+    F_NEXT_BILL,
+    F_ORDER_STATUS,
+    F_COUPON,
+    F_RECYCLE,
+    F_REFUND_REASON,
+    F_SV1,
+    F_SV2,
+    F_SV3,
+    F_SV4,
+    F_SV5,
+    F_PRICE,
+    F_SHIPPING,
+    F_TAX,
+    F_DISCOUNT,
+    F_COUNT
 };
 
-#define NAME(s) {s, sizeof(s) - 1}
+#define NAME(s)          \
+    {                    \
+        s, sizeof(s) - 1 \
+    }
 static const struct {
     const char *s;
     size_t len;
-} field_names[F_COUNT] = {
-    NAME("transactionId"), NAME("orderId"), NAME("customerId"), NAME("purchaseId"),
-    NAME("campaignId"), NAME("currencyCode"), NAME("affId"), NAME("billingCycleNumber"),
-    NAME("dateUpdated"), NAME("productId"), NAME("items"), NAME("orderType"),
-    NAME("isChargedback"), NAME("chargebackDate"), NAME("chargebackAmount"),
-    NAME("chargebackReasonCode"), NAME("totalAmount"), NAME("txnType"),
-    NAME("responseType"), NAME("dateCreated"), NAME("parentTxnId"), NAME("status"),
-    NAME("nextBillDate"), NAME("orderStatus"), NAME("couponCode"), NAME("recycleNumber"),
-    NAME("refundReason"), NAME("sourceValue1"), NAME("sourceValue2"), NAME("sourceValue3"),
-    NAME("sourceValue4"), NAME("sourceValue5"), NAME("price"), NAME("baseShipping"),
-    NAME("salesTax"), NAME("totalDiscount")};
+} field_names[F_COUNT] = {NAME("transactionId"),
+                          NAME("orderId"),
+                          NAME("customerId"),
+                          NAME("purchaseId"),
+                          NAME("campaignId"),
+                          NAME("currencyCode"),
+                          NAME("affId"),
+                          NAME("billingCycleNumber"),
+                          NAME("dateUpdated"),
+                          NAME("productId"),
+                          NAME("items"),
+                          NAME("orderType"),
+                          NAME("isChargedback"),
+                          NAME("chargebackDate"),
+                          NAME("chargebackAmount"),
+                          NAME("chargebackReasonCode"),
+                          NAME("totalAmount"),
+                          NAME("txnType"),
+                          NAME("responseType"),
+                          NAME("dateCreated"),
+                          NAME("parentTxnId"),
+                          NAME("status"),
+                          NAME("nextBillDate"),
+                          NAME("orderStatus"),
+                          NAME("couponCode"),
+                          NAME("recycleNumber"),
+                          NAME("refundReason"),
+                          NAME("sourceValue1"),
+                          NAME("sourceValue2"),
+                          NAME("sourceValue3"),
+                          NAME("sourceValue4"),
+                          NAME("sourceValue5"),
+                          NAME("price"),
+                          NAME("baseShipping"),
+                          NAME("salesTax"),
+                          NAME("totalDiscount")};
 #undef NAME
 
 /* The first item of each known name (as cJSON_GetObjectItemCaseSensitive). */
@@ -154,8 +212,7 @@ static int field_of(const char *key)
         L('o') = {F_ORDER_ID + 1, F_ORDER_TYPE + 1, F_ORDER_STATUS + 1},
         L('p') = {F_PURCHASE_ID + 1, F_PRODUCT_ID + 1, F_PARENT + 1, F_PRICE + 1},
         L('r') = {F_RESPONSE + 1, F_RECYCLE + 1, F_REFUND_REASON + 1},
-        L('s') = {F_STATUS + 1, F_SV1 + 1, F_SV2 + 1, F_SV3 + 1, F_SV4 + 1, F_SV5 + 1,
-                  F_TAX + 1},
+        L('s') = {F_STATUS + 1, F_SV1 + 1, F_SV2 + 1, F_SV3 + 1, F_SV4 + 1, F_SV5 + 1, F_TAX + 1},
         L('t') = {F_TRANSACTION_ID + 1, F_TOTAL + 1, F_TXN_TYPE + 1, F_DISCOUNT + 1},
     };
 #undef L
@@ -176,7 +233,8 @@ void lt_event_index(const cJSON *rec, fields_t *fx)
     memset(fx, 0, sizeof(*fx));
     if (!lt_j_is_object(rec))
         return;
-    cJSON_ArrayForEach(it, rec) {
+    cJSON_ArrayForEach(it, rec)
+    {
         int k = it->string ? field_of(it->string) : -1;
         if (k >= 0 && !fx->f[k])
             fx->f[k] = it;
@@ -203,9 +261,8 @@ static int get_id(const cJSON *it, char out[ID_MAX])
     if (lt_json_item_id(it, out, ID_MAX) != 0 || out[0] == '\0')
         return -1;
     for (const char *s = out; *s; s++)
-        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-              (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == ':' ||
-              *s == '-'))
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.' || *s == ':' || *s == '-'))
             return -1;
     return 0;
 }
@@ -222,15 +279,14 @@ static int opt_id(const cJSON *it, char out[ID_MAX])
 /* A non-empty string value, else NULL. */
 static const char *opt_str(const cJSON *it)
 {
-    return lt_j_is_string(it) && it->valuestring && it->valuestring[0] ? it->valuestring
-                                                                        : NULL;
+    return lt_j_is_string(it) && it->valuestring && it->valuestring[0] ? it->valuestring : NULL;
 }
 
 /* A decimal amount: a string, or a JSON number rebuilt exactly from its
  * shortest (<= 15 significant digits) decimal form; a number needing more
  * digits than that is refused rather than rounded. */
-static lt_err_t get_amount(const cJSON *it, const char *key, int exponent,
-                           int64_t *minor, char *errstr, size_t errlen)
+static lt_err_t get_amount(const cJSON *it, const char *key, int exponent, int64_t *minor,
+                           char *errstr, size_t errlen)
 {
     char num[40], why[96];
     const char *s = num;
@@ -304,8 +360,8 @@ typedef struct {
     int day_precision, has_amount, has_attempted, occurrence, with_money;
     int64_t amount, attempted;
     const char *extra_keys[4], *extra_vals[4]; /* optional type-specific fields */
-    int from_txn;          /* a transactions row: recycle_number, source_values */
-    const order_t *order;  /* an order event's fields, else NULL */
+    int from_txn;         /* a transactions row: recycle_number, source_values */
+    const order_t *order; /* an order event's fields, else NULL */
 } ev_t;
 
 /* Wall time in the account zone -> UTC (fold=0). */
@@ -417,8 +473,8 @@ static void write_event(lt_buf_t *b, const row_t *r, const ev_t *e, const char *
 static lt_err_t emit(const row_t *r, const ev_t *e, lt_event_list_t *out)
 {
     char name[320], num[24], *occ = fmt_i64(num + sizeof(num), e->occurrence), id[37];
-    const char *parts[5] = {r->in->integration_id, r->stream, r->record_id,
-                            lt_evtype_name(e->type), occ};
+    const char *parts[5] = {r->in->integration_id, r->stream, r->record_id, lt_evtype_name(e->type),
+                            occ};
     size_t lens[5] = {strlen(parts[0]), strlen(parts[1]), strlen(parts[2]), strlen(parts[3]),
                       (size_t)(num + sizeof(num) - occ)};
     size_t start = out->buf.len, n = 0;
@@ -469,9 +525,9 @@ static void collect_products(row_t *r)
         fits = product_add(r->products, &len, sizeof(r->products), id) == 0;
         n++;
     }
-    cJSON_ArrayForEach(it, list) {
-        if (n >= 8 || opt_id(cJSON_GetObjectItemCaseSensitive(it, "productId"), id) != 0 ||
-            !id[0])
+    cJSON_ArrayForEach(it, list)
+    {
+        if (n >= 8 || opt_id(cJSON_GetObjectItemCaseSensitive(it, "productId"), id) != 0 || !id[0])
             continue;
         fits = fits && product_add(r->products, &len, sizeof(r->products), id) == 0;
         n++;
@@ -482,10 +538,10 @@ static void collect_products(row_t *r)
     r->products[len] = '\0';
 }
 
-static const char *const record_id_key[LT_STREAM_COUNT] = {
-    "transactionId", "orderId", "customerId", "purchaseId", "campaignId"};
-static const int record_id_field[LT_STREAM_COUNT] = {
-    F_TRANSACTION_ID, F_ORDER_ID, F_CUSTOMER_ID, F_PURCHASE_ID, F_CAMPAIGN_ID};
+static const char *const record_id_key[LT_STREAM_COUNT] = {"transactionId", "orderId", "customerId",
+                                                           "purchaseId", "campaignId"};
+static const int record_id_field[LT_STREAM_COUNT] = {F_TRANSACTION_ID, F_ORDER_ID, F_CUSTOMER_ID,
+                                                     F_PURCHASE_ID, F_CAMPAIGN_ID};
 
 /* The length of s cut to at most max bytes on a UTF-8 character boundary
  * (never inside a multi-byte character: a cut one is invalid JSON text for
@@ -571,10 +627,9 @@ static int has_upsell(const row_t *r)
         return 1;
     if (!lt_j_is_object(items) && !lt_j_is_array(items))
         return 0;
-    cJSON_ArrayForEach(it, items)
-        if (lt_j_is_object(it) &&
-            upsell_text(str_of(cJSON_GetObjectItemCaseSensitive(it, "productType"))))
-            return 1;
+    cJSON_ArrayForEach(it, items) if (lt_j_is_object(it) &&
+                                      upsell_text(str_of(cJSON_GetObjectItemCaseSensitive(
+                                          it, "productType")))) return 1;
     return 0;
 }
 
@@ -586,8 +641,8 @@ static const char *payment_subtype(const row_t *r)
 }
 
 /* An optional amount: *has 0 when absent, null or ""; else it must parse. */
-static lt_err_t opt_amount(const cJSON *it, const char *key, int exponent, int *has,
-                           int64_t *minor, char *errstr, size_t errlen)
+static lt_err_t opt_amount(const cJSON *it, const char *key, int exponent, int *has, int64_t *minor,
+                           char *errstr, size_t errlen)
 {
     *has = 0;
     *minor = 0;
@@ -600,8 +655,7 @@ static lt_err_t opt_amount(const cJSON *it, const char *key, int exponent, int *
 }
 
 /* The chargeback or its reversal carried by a SUCCESS SALE/CAPTURE row. */
-static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr,
-                                 size_t errlen)
+static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr, size_t errlen)
 {
     const lt_cb_state_t *st = r->in->cb;
     int flag = get_flag(FX(r, F_CB_FLAG)), day_only = 0;
@@ -628,8 +682,8 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
             return fail(errstr, errlen, "reversal dateUpdated invalid");
         e->day_precision = day_only;
     }
-    if (get_amount(FX(r, by_cb ? F_CB_AMOUNT : F_TOTAL), amount_key, r->exponent,
-                   &e->amount, errstr, errlen) != LT_OK)
+    if (get_amount(FX(r, by_cb ? F_CB_AMOUNT : F_TOTAL), amount_key, r->exponent, &e->amount,
+                   errstr, errlen) != LT_OK)
         return LT_ERR_PERMANENT;
     e->amount = flag ? -e->amount : e->amount;
     e->has_amount = e->with_money = 1;
@@ -640,8 +694,7 @@ static lt_err_t chargeback_event(const row_t *r, ev_t *e, int *has, char *errstr
 static const char *const txn_types[] = {"SALE", "AUTHORIZE", "CAPTURE", "REFUND", "VOID"};
 static const char *const resp_types[] = {"SUCCESS", "SOFT_DECLINE", "HARD_DECLINE"};
 
-static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *errstr,
-                                  size_t errlen)
+static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *errstr, size_t errlen)
 {
     int type = name_is(str_of(FX(r, F_TXN_TYPE)), txn_types, 5);
     int resp = name_is(str_of(FX(r, F_RESPONSE)), resp_types, 3);
@@ -663,8 +716,7 @@ static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *er
         out->note = LT_EVENT_NOTE_AUTHORIZE;
         return LT_OK;
     }
-    if (get_amount(FX(r, F_TOTAL), "totalAmount", r->exponent, &e.amount, errstr,
-                   errlen) != LT_OK)
+    if (get_amount(FX(r, F_TOTAL), "totalAmount", r->exponent, &e.amount, errstr, errlen) != LT_OK)
         return LT_ERR_PERMANENT;
     e.has_amount = e.with_money = 1;
     if (resp != 0) {
@@ -703,11 +755,9 @@ static lt_err_t dated_update(const row_t *r, ev_t *e, char *errstr, size_t errle
 }
 
 static const char *const purchase_status[] = {
-    "ACTIVE", "TRIAL", "PAUSED", "CANCELLED", "COMPLETE", "RECYCLE_BILLING",
-    "RECYCLE_FAILED"};
+    "ACTIVE", "TRIAL", "PAUSED", "CANCELLED", "COMPLETE", "RECYCLE_BILLING", "RECYCLE_FAILED"};
 
-static lt_err_t build_purchase(const row_t *r, lt_event_list_t *out, char *errstr,
-                               size_t errlen)
+static lt_err_t build_purchase(const row_t *r, lt_event_list_t *out, char *errstr, size_t errlen)
 {
     const char *status = str_of(FX(r, F_STATUS));
     const char *next = opt_str(FX(r, F_NEXT_BILL));
@@ -730,8 +780,7 @@ static lt_err_t build_purchase(const row_t *r, lt_event_list_t *out, char *errst
     return emit(r, &e, out);
 }
 
-static lt_err_t build_customer(const row_t *r, lt_event_list_t *out, char *errstr,
-                               size_t errlen)
+static lt_err_t build_customer(const row_t *r, lt_event_list_t *out, char *errstr, size_t errlen)
 {
     ev_t e = {.type = LT_EV_CUSTOMER};
     if (dated_update(r, &e, errstr, errlen) != LT_OK)
@@ -746,7 +795,8 @@ static lt_err_t order_items(const row_t *r, order_t *o, char *errstr, size_t err
     const cJSON *items = FX(r, F_ITEMS), *it;
     if (!lt_j_is_object(items) && !lt_j_is_array(items))
         return LT_OK;
-    cJSON_ArrayForEach(it, items) {
+    cJSON_ArrayForEach(it, items)
+    {
         item_t *x = &o->items[o->n];
         if (o->n >= ORDER_ITEMS_MAX)
             return fail(errstr, errlen, "items: more than %d", ORDER_ITEMS_MAX);
@@ -754,8 +804,8 @@ static lt_err_t order_items(const row_t *r, order_t *o, char *errstr, size_t err
             get_id(cJSON_GetObjectItemCaseSensitive(it, "productId"), x->product_id) != 0)
             return fail(errstr, errlen, "items: productId missing or invalid");
         x->has_qty = lt_json_item_int(cJSON_GetObjectItemCaseSensitive(it, "qty"), &x->qty) == 0;
-        if (opt_amount(cJSON_GetObjectItemCaseSensitive(it, "price"), "items: price",
-                       r->exponent, &x->has_price, &x->price, errstr, errlen) != LT_OK)
+        if (opt_amount(cJSON_GetObjectItemCaseSensitive(it, "price"), "items: price", r->exponent,
+                       &x->has_price, &x->price, errstr, errlen) != LT_OK)
             return LT_ERR_PERMANENT;
         o->n++;
     }
@@ -765,8 +815,7 @@ static lt_err_t order_items(const row_t *r, order_t *o, char *errstr, size_t err
 /* An order update (no amount: its money moves in its transactions), with
  * the dimensions a cohort is cut by. PARTIAL orders are abandoned
  * checkouts: no event. */
-static lt_err_t build_order(const row_t *r, lt_event_list_t *out, char *errstr,
-                            size_t errlen)
+static lt_err_t build_order(const row_t *r, lt_event_list_t *out, char *errstr, size_t errlen)
 {
     static const int tot_field[TOT_COUNT] = {F_TOTAL, F_PRICE, F_SHIPPING, F_TAX, F_DISCOUNT};
     static const char *const tot_name[TOT_COUNT] = {"totalAmount", "price", "baseShipping",
@@ -819,8 +868,8 @@ static void list_finish(lt_event_list_t *out)
     }
 }
 
-lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
-                        char *errstr, size_t errlen)
+lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out, char *errstr,
+                        size_t errlen)
 {
     row_t r;
     lt_err_t err;
@@ -831,10 +880,10 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
         return err;
     switch (in->stream) {
     case LT_STREAM_TRANSACTIONS: err = build_transaction(&r, out, errstr, errlen); break;
-    case LT_STREAM_CUSTOMERS:    err = build_customer(&r, out, errstr, errlen); break;
-    case LT_STREAM_PURCHASES:    err = build_purchase(&r, out, errstr, errlen); break;
-    case LT_STREAM_ORDERS:       err = build_order(&r, out, errstr, errlen); break;
-    default:                     out->note = LT_EVENT_NOTE_REFERENCE; break;
+    case LT_STREAM_CUSTOMERS: err = build_customer(&r, out, errstr, errlen); break;
+    case LT_STREAM_PURCHASES: err = build_purchase(&r, out, errstr, errlen); break;
+    case LT_STREAM_ORDERS: err = build_order(&r, out, errstr, errlen); break;
+    default: out->note = LT_EVENT_NOTE_REFERENCE; break;
     }
     if (err == LT_OK && out->n > 0) {
         size_t a = strlen(in->integration_id), c = strlen(r.customer_id);
@@ -861,8 +910,8 @@ void lt_event_list_clear(lt_event_list_t *out)
     memset(out, 0, sizeof(*out));
 }
 
-int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
-                      const lt_event_fields_t *fields, lt_cb_probe_t *out)
+int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, const lt_event_fields_t *fields,
+                      lt_cb_probe_t *out)
 {
     fields_t fx;
     const char *du;
@@ -884,8 +933,7 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
     /* Stored in the Redis history (a JSON array built by cjson, so no text
      * can add an entry) and compared as text with the newest applied: only
      * a date's characters are passed on. */
-    if (du && strlen(du) < sizeof(out->date_updated) &&
-        strspn(du, "0123456789-: T") == strlen(du))
+    if (du && strlen(du) < sizeof(out->date_updated) && strspn(du, "0123456789-: T") == strlen(du))
         memcpy(out->date_updated, du, strlen(du) + 1);
     return 0;
 }
@@ -910,8 +958,9 @@ static int cb_entry(const cJSON *e, lt_cb_state_t *st, int32_t partition, int64_
         k->valuestring[1] != '\0' || cb_num(cJSON_GetArrayItem(e, 1), &p) != 0 ||
         cb_num(cJSON_GetArrayItem(e, 2), &o) != 0)
         return -1;
-    if (k->valuestring[0] == 'C' ? n != 3 : k->valuestring[0] != 'R' || n != 4 ||
-        !cJSON_IsString(d) || strlen(d->valuestring) >= sizeof(st->reversal_date_updated))
+    if (k->valuestring[0] == 'C' ? n != 3
+                                 : k->valuestring[0] != 'R' || n != 4 || !cJSON_IsString(d) ||
+                                       strlen(d->valuestring) >= sizeof(st->reversal_date_updated))
         return -1;
     if (p == partition && o > offset)
         return 0; /* observed after the row asked about */
@@ -925,8 +974,8 @@ static int cb_entry(const cJSON *e, lt_cb_state_t *st, int32_t partition, int64_
     return 0;
 }
 
-int lt_cb_state_at(const char *hist, size_t len, int32_t partition,
-                   int64_t offset, lt_cb_state_t *out)
+int lt_cb_state_at(const char *hist, size_t len, int32_t partition, int64_t offset,
+                   lt_cb_state_t *out)
 {
     memset(out, 0, sizeof(*out));
     if (len == 0)
@@ -935,9 +984,7 @@ int lt_cb_state_at(const char *hist, size_t len, int32_t partition,
     cJSON *h = cJSON_ParseWithLengthOpts(hist, len, &end, 0);
     const cJSON *e;
     int rc = cJSON_IsArray(h) && end == hist + len ? 0 : -1; /* nothing after it */
-    cJSON_ArrayForEach(e, h)
-        if (rc == 0 && cb_entry(e, out, partition, offset) != 0)
-            rc = -1;
+    cJSON_ArrayForEach(e, h) if (rc == 0 && cb_entry(e, out, partition, offset) != 0) rc = -1;
     cJSON_Delete(h);
     return rc;
 }

@@ -34,22 +34,22 @@
 #include "lt_integration.h"
 #include "lt_tz.h"
 
-#define LT_EVENT_MAX 3 /* per row: payment + chargeback or reversal */
+#define LT_EVENT_MAX    3 /* per row: payment + chargeback or reversal */
 #define LT_EVENT_SCHEMA "ltv.event.v1"
 
 /* Chargeback state of one transaction as of one raw row. */
 typedef struct {
-    int occurrence; /* chargebacks seen so far (1-based count); 0 = never */
-    int reverted;   /* 1 when the latest change reverted chargeback `occurrence` */
+    int occurrence;                 /* chargebacks seen so far (1-based count); 0 = never */
+    int reverted;                   /* 1 when the latest change reverted chargeback `occurrence` */
     char reversal_date_updated[20]; /* dateUpdated of the row that showed it */
 } lt_cb_state_t;
 
 /* What a transaction row says about its chargeback flag. */
 typedef struct {
-    int applies;             /* 1 for SUCCESS SALE/CAPTURE rows with an id */
-    int flag;                /* isChargedback */
+    int applies; /* 1 for SUCCESS SALE/CAPTURE rows with an id */
+    int flag;    /* isChargedback */
     char transaction_id[65];
-    char date_updated[20];   /* "" when absent */
+    char date_updated[20]; /* "" when absent */
 } lt_cb_probe_t;
 
 /* The record fields lt_event reads (the first item of each name), found in
@@ -62,10 +62,10 @@ typedef struct {
 typedef struct {
     const char *integration_id;
     const char *brand;
-    const lt_tz_t *tz;       /* the integration's zone (lt_tz_get) */
-    const char *currency;    /* integration default, e.g. "USD" */
+    const lt_tz_t *tz;    /* the integration's zone (lt_tz_get) */
+    const char *currency; /* integration default, e.g. "USD" */
     lt_stream_t stream;
-    const char *fetched_at;  /* from the raw envelope, NUL-terminated, <= 64 bytes */
+    const char *fetched_at; /* from the raw envelope, NUL-terminated, <= 64 bytes */
     const cJSON *record;
     const lt_event_fields_t *fields; /* lt_event_index(record), or NULL */
     /* State as of this row, or NULL: then isChargedback=1 yields occurrence
@@ -82,17 +82,17 @@ typedef enum {
 
 typedef struct {
     lt_evtype_t type;
-    char *json;        /* compact JSON, NUL-terminated, inside the list's buf */
+    char *json; /* compact JSON, NUL-terminated, inside the list's buf */
     size_t len;
 } lt_event_t;
 
 typedef struct {
     size_t n;
     lt_event_t ev[LT_EVENT_MAX];
-    char key[160];     /* Kafka key "integration/customer_id" */
+    char key[160]; /* Kafka key "integration/customer_id" */
     size_t keylen;
     lt_event_note_t note;
-    lt_buf_t buf;      /* the events' bytes; kept from one build to the next */
+    lt_buf_t buf; /* the events' bytes; kept from one build to the next */
 } lt_event_list_t;
 
 /* Builds the events of one row into out (zero it before the first call;
@@ -101,8 +101,8 @@ typedef struct {
  * LT_ERR_PERMANENT with a reason for a malformed row (missing ids, unknown
  * enums, impossible dates, bad amounts, unknown currency): the row belongs in
  * the DLQ. LT_ERR_FATAL only on allocation failure. out is emptied first. */
-lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out,
-                        char *errstr, size_t errlen);
+lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out, char *errstr,
+                        size_t errlen);
 void lt_event_list_clear(lt_event_list_t *out); /* frees the buffer; reusable */
 
 /* Fills out with the fields of record (an object; else all NULL). */
@@ -111,8 +111,8 @@ void lt_event_index(const cJSON *record, lt_event_fields_t *out);
 /* Inspects a transactions row for the chargeback state machine. Returns 0,
  * or -1 when the row is not a transaction the state applies to. fields may
  * be NULL (the record is indexed here), else lt_event_index(record). */
-int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
-                      const lt_event_fields_t *fields, lt_cb_probe_t *out);
+int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, const lt_event_fields_t *fields,
+                      lt_cb_probe_t *out);
 
 /* Chargeback history, as the normalizer stores it (one JSON array per
  * transaction, services/normalizer/cbstore.c): entries ["C","<partition>",
@@ -121,7 +121,7 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record,
  * history. The state as of the raw row at (partition, offset) counts entries
  * of that partition at or below offset, and every entry of another
  * partition (an older topic layout). Returns 0, -1 if malformed. */
-int lt_cb_state_at(const char *hist, size_t len, int32_t partition,
-                   int64_t offset, lt_cb_state_t *out);
+int lt_cb_state_at(const char *hist, size_t len, int32_t partition, int64_t offset,
+                   lt_cb_state_t *out);
 
 #endif

@@ -28,18 +28,18 @@
  * poisoned redzone, so a read past the sentinel fails loudly in tests. */
 #ifdef LT_JTREE_ASAN
 #include <sanitizer/asan_interface.h>
-#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))
 #define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#define REDZONE 16
+#define REDZONE        16
 #else
-#define POISON(p, n) ((void)(p), (void)(n))
+#define POISON(p, n)   ((void)(p), (void)(n))
 #define UNPOISON(p, n) ((void)(p), (void)(n))
-#define REDZONE 0
+#define REDZONE        0
 #endif
 
 /* Chunk size (malloc size, header included); bigger requests get their own. */
 #define CHUNK_BYTES ((size_t)1 << 20)
-#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+#define ALIGN16(n)  (((n) + 15) & ~(size_t)15)
 
 struct chunk {
     struct chunk *next;
@@ -159,16 +159,70 @@ void *lt_jarena_alloc(lt_jarena_t *a, size_t n)
 
 /* Byte classes of the copy. */
 #define C_STR 1 /* ends a plain string run: control byte, '"', '\\' */
-#define C_WS 2  /* JSON whitespace */
+#define C_WS  2 /* JSON whitespace */
 #define C_DIG 4 /* '0'..'9' */
-#define S_ C_STR
-#define SW_ (C_STR | C_WS)
-#define D_ C_DIG
+#define S_    C_STR
+#define SW_   (C_STR | C_WS)
+#define D_    C_DIG
 static const unsigned char CLS[256] = {
-    S_, S_, S_, S_, S_, S_, S_, S_, S_, SW_, SW_, S_, S_, SW_, S_, S_,
-    S_, S_, S_, S_, S_, S_, S_, S_, S_, S_,  S_,  S_, S_, S_,  S_, S_,
-    C_WS, 0, C_STR, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    D_, D_, D_, D_, D_, D_, D_, D_, D_, D_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    SW_,
+    SW_,
+    S_,
+    S_,
+    SW_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    S_,
+    C_WS,
+    0,
+    C_STR,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    D_,
+    D_,
+    D_,
+    D_,
+    D_,
+    D_,
+    D_,
+    D_,
+    D_,
+    D_,
     ['\\'] = C_STR,
 };
 #undef S_
@@ -177,10 +231,9 @@ static const unsigned char CLS[256] = {
 
 /* Hex digit value + 1; 0 = not a hex digit (the NUL sentinel included). */
 static const unsigned char HEX[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
-    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
-    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
-    ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
 };
 
 #define IS_DIGIT(c) (CLS[(c)] & C_DIG)
@@ -284,7 +337,9 @@ static unsigned char *unescape(jparse_t *jp, unsigned char *p, unsigned char **w
     unsigned char c;
 
     switch (p[1]) {
-    case '"': case '\\': case '/': c = p[1]; break;
+    case '"':
+    case '\\':
+    case '/': c = p[1]; break;
     case 'b': c = '\b'; break;
     case 'f': c = '\f'; break;
     case 'n': c = '\n'; break;
@@ -298,8 +353,7 @@ static unsigned char *unescape(jparse_t *jp, unsigned char *p, unsigned char **w
 }
 
 /* The rest of a string from p, the first escape or bad byte; s its start. */
-static char *parse_string_slow(jparse_t *jp, unsigned char *s, unsigned char *p,
-                               unsigned char **pp)
+static char *parse_string_slow(jparse_t *jp, unsigned char *s, unsigned char *p, unsigned char **pp)
 {
     unsigned char *w = p;
 
@@ -445,9 +499,7 @@ static int parse_scalar(jparse_t *jp, unsigned char **pp, cJSON *node)
     size_t left = (size_t)(jp->end - p);
 
     switch (*p) {
-    case '"':
-        node->type = cJSON_String;
-        return (node->valuestring = parse_string(jp, pp)) ? 0 : -1;
+    case '"': node->type = cJSON_String; return (node->valuestring = parse_string(jp, pp)) ? 0 : -1;
     case 't':
         if (left < 4 || memcmp(p, "true", 4) != 0)
             break;
@@ -540,8 +592,8 @@ after:
         depth--;
         goto after;
     }
-    return fail_at(jp, p, parent->type == cJSON_Object ? "expected ',' or '}'"
-                                                         : "expected ',' or ']'");
+    return fail_at(jp, p,
+                   parent->type == cJSON_Object ? "expected ',' or '}'" : "expected ',' or ']'");
 key:
     p = skip_ws(p);
     if (*p != '"')

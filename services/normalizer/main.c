@@ -31,8 +31,8 @@ static void register_metrics(norm_metrics_t *m)
     m->rows = lt_metric_counter("ltvsync_normalizer_rows_total", "raw rows processed", NULL);
     for (int i = 0; i < LT_EV_COUNT; i++) {
         snprintf(label, sizeof(label), "type=\"%s\"", lt_evtype_name((lt_evtype_t)i));
-        m->events[i] = lt_metric_counter("ltvsync_normalizer_events_total",
-                                         "events produced by type", label);
+        m->events[i] =
+            lt_metric_counter("ltvsync_normalizer_events_total", "events produced by type", label);
     }
     m->dlq = lt_metric_counter("ltvsync_normalizer_dlq_total", "rows sent to the DLQ", NULL);
     m->partial = lt_metric_counter("ltvsync_normalizer_partial_orders_total",
@@ -62,9 +62,9 @@ static size_t collect(norm_t *n, norm_msg_t *msgs, int wait_ms)
             rd_kafka_message_destroy(rkm);
             continue;
         }
-        msgs[count].skip = n->replay_prefix[0] &&
-                           (rkm->key_len < strlen(n->replay_prefix) ||
-                            memcmp(rkm->key, n->replay_prefix, strlen(n->replay_prefix)));
+        msgs[count].skip =
+            n->replay_prefix[0] && (rkm->key_len < strlen(n->replay_prefix) ||
+                                    memcmp(rkm->key, n->replay_prefix, strlen(n->replay_prefix)));
         bytes += rkm->len;
         msgs[count++].rkm = rkm;
     }
@@ -88,8 +88,7 @@ static void store_offsets(norm_t *n, const norm_msg_t *msgs, size_t count)
             lt_offsets_done(t, 0, rkm->partition, rkm->offset);
     }
     while (ok && lt_offsets_take(t, &cls, &partition, &next))
-        lt_consumer_store_offset(n->cons, rd_kafka_topic_name(msgs[0].rkm->rkt),
-                                 partition, next);
+        lt_consumer_store_offset(n->cons, rd_kafka_topic_name(msgs[0].rkm->rkt), partition, next);
     if (!ok)
         lt_warn("out of memory: offsets of a batch of %zu rows not stored", count);
     lt_offsets_destroy(t);
@@ -178,8 +177,8 @@ static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
      * per refill (bench/normalizer.sh). With 128 MiB the count binds first
      * for rows under 1.3 KB: 100,000 rows, 1 s of work. */
     static const char *const cons_tuning[] = {"queued.max.messages.kbytes", "131072", NULL};
-    n->cons = lt_consumer_new_tuned(cfg, group && *group ? group : "ltvsync-normalizer",
-                                    topics, 1, cons_tuning, err, errlen);
+    n->cons = lt_consumer_new_tuned(cfg, group && *group ? group : "ltvsync-normalizer", topics, 1,
+                                    cons_tuning, err, errlen);
     n->ready = n->cons != NULL && lt_redis_ping(n->redis);
     return n->cons ? 0 : -1;
 }

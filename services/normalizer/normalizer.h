@@ -19,9 +19,9 @@
 #include "lt_redis.h"
 #include "lt_registry.h"
 
-#define NORM_BATCH_MAX 10000           /* rows per batch: the ack wait is per batch */
-#define NORM_BATCH_BYTES (32u << 20)    /* and at most this much raw JSON */
-#define NORM_SLOTS 2 /* batches alive: one awaiting its acks while the next is made */
+#define NORM_BATCH_MAX   10000       /* rows per batch: the ack wait is per batch */
+#define NORM_BATCH_BYTES (32u << 20) /* and at most this much raw JSON */
+#define NORM_SLOTS       2 /* batches alive: one awaiting its acks while the next is made */
 /* Rows of a batch looked up in Redis together: chunk k's lookup runs while
  * chunk k+1 is parsed, k+1's while k is produced. */
 #define NORM_CHUNK 2000
@@ -44,14 +44,14 @@ typedef struct {
     lt_producer_t *prod;
     lt_consumer_t *cons;
     lt_redis_t *redis;
-    lt_acks_t *out;   /* acks of the batch being produced (its slot's) */
-    norm_integ_t *integs;    /* built from reg (zones resolved) */
+    lt_acks_t *out;       /* acks of the batch being produced (its slot's) */
+    norm_integ_t *integs; /* built from reg (zones resolved) */
     size_t ninteg;
-    lt_registry_t reg;       /* kept current by regwatch */
+    lt_registry_t reg; /* kept current by regwatch */
     lt_registry_watch_t *regwatch;
     long long integ_loaded_ms; /* the last read to the topic's end */
-    long long integ_version; /* P integrations:version at the last load, -1 unknown */
-    char replay_prefix[80];  /* "id/" in a one-integration replay, else "" */
+    long long integ_version;   /* P integrations:version at the last load, -1 unknown */
+    char replay_prefix[80];    /* "id/" in a one-integration replay, else "" */
     norm_metrics_t m;
     volatile int ready;
 } norm_t;
@@ -59,17 +59,17 @@ typedef struct {
 /* One raw message in a batch, parsed once. */
 typedef struct {
     rd_kafka_message_t *rkm;
-    const cJSON *env;        /* parsed envelope (a chunk arena), only while its chunk is made */
-    const cJSON *record;     /* inside env */
+    const cJSON *env;         /* parsed envelope (a chunk arena), only while its chunk is made */
+    const cJSON *record;      /* inside env */
     lt_event_fields_t fields; /* of record */
-    norm_integ_t integ;      /* a copy: the map may reload mid-batch */
+    norm_integ_t integ;       /* a copy: the map may reload mid-batch */
     int has_integ;
     lt_stream_t stream;
     const char *fetched_at;
-    char reason[320];        /* non-empty: goes to the DLQ */
+    char reason[320]; /* non-empty: goes to the DLQ */
     lt_cb_probe_t probe;
-    int skip;                /* replay of another integration: only the offset is stored */
-    char *history;           /* chargeback history from Redis, owned */
+    int skip;      /* replay of another integration: only the offset is stored */
+    char *history; /* chargeback history from Redis, owned */
     size_t history_len;
 } norm_msg_t;
 
@@ -86,8 +86,8 @@ typedef struct {
     lt_jarena_t *arena[2]; /* parse trees (lt_jtree) of chunks 2k and 2k+1 */
     lt_jarena_t *out;      /* events sent by reference: kept until acknowledged */
     lt_acks_t *acks;
-    lt_err_t produced;  /* LT_OK when every output was handed to the producer */
-    norm_counts_t c;    /* of the last produce, applied once acknowledged */
+    lt_err_t produced; /* LT_OK when every output was handed to the producer */
+    norm_counts_t c;   /* of the last produce, applied once acknowledged */
 } norm_batch_t;
 
 /* integ.c */
@@ -114,10 +114,10 @@ typedef struct {
     size_t *lens;
     char (*nums)[2][24];
     char **keys;
-    size_t *idx;     /* message index of each script entry */
-    size_t n;        /* entries */
+    size_t *idx; /* message index of each script entry */
+    size_t n;    /* entries */
     norm_msg_t *msgs;
-    int sent;        /* a reply is awaited */
+    int sent; /* a reply is awaited */
 } norm_cb_call_t;
 int norm_cb_send(norm_t *n, norm_msg_t *msgs, size_t count, norm_cb_call_t *call);
 int norm_cb_recv(norm_t *n, norm_cb_call_t *call);

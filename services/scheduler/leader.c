@@ -9,29 +9,28 @@
 #include "scheduler.h"
 
 static lt_redis_script_t lease_script = {
-    .source =
-        "local cur = redis.call('GET', KEYS[1])\n"
-        "if cur then\n"
-        "  local holder, token = string.match(cur, '^(%S+) (%d+)$')\n"
-        "  if holder == ARGV[1] then\n"
-        "    redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-        "    return tonumber(token)\n"
-        "  end\n"
-        "  return 0\n"
-        "end\n"
-        "local token = redis.call('INCR', KEYS[2])\n"
-        "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', ARGV[2])\n"
-        "return token\n",
+    .source = "local cur = redis.call('GET', KEYS[1])\n"
+              "if cur then\n"
+              "  local holder, token = string.match(cur, '^(%S+) (%d+)$')\n"
+              "  if holder == ARGV[1] then\n"
+              "    redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+              "    return tonumber(token)\n"
+              "  end\n"
+              "  return 0\n"
+              "end\n"
+              "local token = redis.call('INCR', KEYS[2])\n"
+              "redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. token, 'PX', ARGV[2])\n"
+              "return token\n",
 };
 
 static lt_redis_script_t release_script = {
-    .source =
-        "local cur = redis.call('GET', KEYS[1])\n"
-        "if cur == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
-        "return 0\n",
+    .source = "local cur = redis.call('GET', KEYS[1])\n"
+              "if cur == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+              "return 0\n",
 };
 
-int sched_lease_tick(lt_redis_t *r, const char *prefix, sched_lease_t *lease) {
+int sched_lease_tick(lt_redis_t *r, const char *prefix, sched_lease_t *lease)
+{
     char kleader[256], kfence[256], ttl[32];
     const char *argv[4];
     size_t lens[4];
@@ -62,7 +61,8 @@ int sched_lease_tick(lt_redis_t *r, const char *prefix, sched_lease_t *lease) {
     return token ? 1 : 0;
 }
 
-void sched_lease_release(lt_redis_t *r, const char *prefix, sched_lease_t *lease) {
+void sched_lease_release(lt_redis_t *r, const char *prefix, sched_lease_t *lease)
+{
     char kleader[256], value[128];
     const char *argv[2];
     size_t lens[2];

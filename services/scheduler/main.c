@@ -22,13 +22,16 @@
 
 static volatile int ready;
 
-static int is_ready(void *opaque) { return ready; }
+static int is_ready(void *opaque)
+{
+    return ready;
+}
 
 /* One planning pass over the live registry. The lease is renewed before
  * each integration, so a slow pass (many integrations, a slow broker) never
  * outlives it. */
-static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg,
-                 lt_metric_t *m_jobs) {
+static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg, lt_metric_t *m_jobs)
+{
     for (size_t i = 0; i < reg->count && !lt_signal_stop; i++) {
         int n;
         if (sched_lease_tick(ctx->redis, ctx->prefix, lease) != 1)
@@ -42,7 +45,8 @@ static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg,
 
 /* Waits up to ms (in slices, so SIGTERM is seen) while applying changes of
  * ltvsync.integrations to reg; returns early, with 1, once one arrived. */
-static int watch(lt_registry_watch_t *w, lt_registry_t *reg, long long ms) {
+static int watch(lt_registry_watch_t *w, lt_registry_t *reg, long long ms)
+{
     long long until = lt_clock_mono_ms() + ms, left = ms;
     do { /* at least once: what already arrived is applied, even with ms 0 */
         if (lt_registry_watch_poll(w, reg, (int)(left > 200 ? 200 : left > 0 ? left : 0)) > 0)
@@ -52,7 +56,8 @@ static int watch(lt_registry_watch_t *w, lt_registry_t *reg, long long ms) {
     return 0;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     lt_config_t *cfg = NULL;
     lt_redis_t *redis = NULL;
     lt_producer_t *producer = NULL;
@@ -65,8 +70,7 @@ int main(int argc, char **argv) {
     lt_metric_t *m_leader, *m_jobs;
     char errstr[512], host[64] = "host", rnd[37];
     long long period, wait, last_tick = 0;
-    int rc = lt_config_from_args(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER,
-                                 NULL, &cfg);
+    int rc = lt_config_from_args(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER, NULL, &cfg);
     if (rc >= 0)
         return rc;
     lt_log_init("scheduler", lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")));
@@ -75,7 +79,8 @@ int main(int argc, char **argv) {
         lt_warn("core dumps could not be turned off: %s", strerror(errno));
     rc = 1;
 
-    m_leader = lt_metric_gauge("ltvsync_scheduler_leader", "1 while this replica holds the lease", NULL);
+    m_leader =
+        lt_metric_gauge("ltvsync_scheduler_leader", "1 while this replica holds the lease", NULL);
     m_jobs = lt_metric_counter("ltvsync_scheduler_jobs_emitted_total", "Jobs emitted", NULL);
     hopts = lt_httpd_opts_from_config(cfg);
     if (!(httpd = lt_httpd_start(&hopts, is_ready, NULL, errstr, sizeof(errstr)))) {

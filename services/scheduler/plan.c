@@ -29,8 +29,8 @@
 #include "lt_uuid.h"
 #include "scheduler.h"
 
-#define STALE_CLAIM_MS (30LL * 60 * 1000)
-#define SETTLE_WAIT_MS 30000
+#define STALE_CLAIM_MS   (30LL * 60 * 1000)
+#define SETTLE_WAIT_MS   30000
 #define PENDING_CLAIM_MS (SETTLE_WAIT_MS + 15000) /* settle gave up long ago */
 
 /* The claims of one plan call, released when their jobs were not
@@ -39,7 +39,9 @@
  * report after settle gave up lands there, never in a later plan's. */
 typedef struct {
     lt_acks_t *acks;
-    struct plan_claim { char key[128], value[96]; } *claims;
+    struct plan_claim {
+        char key[128], value[96];
+    } * claims;
     size_t n, cap;
 } plan_t;
 
@@ -66,26 +68,25 @@ static lt_redis_script_t claim_script = {
 /* KEYS outstanding; ARGV (jobkey, pending value, queued value) triples:
  * each claim still pending as ours becomes queued. */
 static lt_redis_script_t queued_script = {
-    .source =
-        "for i = 1, #ARGV, 3 do\n"
-        "  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then\n"
-        "    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])\n"
-        "  end\n"
-        "end\n"
-        "return 1\n",
+    .source = "for i = 1, #ARGV, 3 do\n"
+              "  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then\n"
+              "    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])\n"
+              "  end\n"
+              "end\n"
+              "return 1\n",
 };
 
 /* KEYS outstanding; ARGV jobkey, value: deletes the claim if still ours. */
 static lt_redis_script_t release_script = {
-    .source =
-        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
-        "  return redis.call('HDEL', KEYS[1], ARGV[1])\n"
-        "end\n"
-        "return 0\n",
+    .source = "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then\n"
+              "  return redis.call('HDEL', KEYS[1], ARGV[1])\n"
+              "end\n"
+              "return 0\n",
 };
 
-static void key_of(const sched_ctx_t *ctx, const lt_integration_t *in, const char *what,
-                   char *buf, size_t len) {
+static void key_of(const sched_ctx_t *ctx, const lt_integration_t *in, const char *what, char *buf,
+                   size_t len)
+{
     snprintf(buf, len, "%si:%s:%s", ctx->prefix, in->id, what);
 }
 
@@ -93,8 +94,9 @@ static void key_of(const sched_ctx_t *ctx, const lt_integration_t *in, const cha
  * 2 claimed by a plan not yet acknowledged (its scheduler may have died: the
  * claim is re-made after PENDING_CLAIM_MS), -1 not leader, -2 outstanding
  * cap reached, -3 Redis unreachable. */
-static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job,
-                 int capped, const char *jobkey, const char *value) {
+static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job, int capped,
+                 const char *jobkey, const char *value)
+{
     char kleader[256], kout[256], kdone[256], done[64], lease[128], now[24], stale[24], cap[24];
     char pstale[24];
     int backfill = !strcmp(job->reason, "backfill");
@@ -111,7 +113,8 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
     snprintf(now, sizeof(now), "%lld", ctx->now_ms);
     snprintf(stale, sizeof(stale), "%lld", STALE_CLAIM_MS);
     snprintf(pstale, sizeof(pstale), "%d", PENDING_CLAIM_MS);
-    snprintf(cap, sizeof(cap), "%lld", capped ? lt_config_int(ctx->cfg, "MAX_OUTSTANDING_JOBS") : 0);
+    snprintf(cap, sizeof(cap), "%lld",
+             capped ? lt_config_int(ctx->cfg, "MAX_OUTSTANDING_JOBS") : 0);
     argv[0] = kleader, argv[1] = kout, argv[2] = kdone, argv[3] = lease, argv[4] = jobkey;
     argv[5] = value, argv[6] = now, argv[7] = stale, argv[8] = cap;
     argv[9] = backfill ? job->day : "";
@@ -128,7 +131,8 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
 }
 
 static void release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jobkey,
-                    const char *value) {
+                    const char *value)
+{
     char kout[256];
     const char *argv[3];
     size_t lens[3];
@@ -142,7 +146,8 @@ static void release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jo
 }
 
 /* Remembers a claim; without memory it just cannot be released early. */
-static void remember(plan_t *plan, const char *jobkey, const char *value) {
+static void remember(plan_t *plan, const char *jobkey, const char *value)
+{
     if (plan->n == plan->cap) {
         size_t cap = plan->cap ? plan->cap * 2 : 64;
         struct plan_claim *c = realloc(plan->claims, cap * sizeof(*c));
@@ -156,8 +161,9 @@ static void remember(plan_t *plan, const char *jobkey, const char *value) {
 }
 
 /* Claims and produces one job. Returns the claim result (see claim()). */
-static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job,
-                const char *topic, plan_t *plan, int capped) {
+static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job, const char *topic,
+                plan_t *plan, int capped)
+{
     char key[160], jobkey[128], value[96], errstr[256], *json;
     size_t klen;
     int rc;
@@ -173,8 +179,8 @@ static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job,
         return rc;
     klen = lt_job_kafka_key(job, key, sizeof(key));
     json = lt_job_encode(job);
-    if (!json || lt_producer_send(ctx->producer, topic, key, klen, json, strlen(json),
-                                  plan->acks, errstr, sizeof(errstr)) != LT_OK) {
+    if (!json || lt_producer_send(ctx->producer, topic, key, klen, json, strlen(json), plan->acks,
+                                  errstr, sizeof(errstr)) != LT_OK) {
         lt_warn("job %s: produce failed: %s", job->job_id, json ? errstr : "out of memory");
         release(ctx, in, jobkey, value);
         free(json);
@@ -185,7 +191,8 @@ static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job,
     return rc;
 }
 
-static int hash_get_int(sched_ctx_t *ctx, const char *key, const char *field, long long *out) {
+static int hash_get_int(sched_ctx_t *ctx, const char *key, const char *field, long long *out)
+{
     redisReply *reply = lt_redis_cmd(ctx->redis, "HGET %s %s", key, field);
     if (!reply)
         return -1;
@@ -194,7 +201,8 @@ static int hash_get_int(sched_ctx_t *ctx, const char *key, const char *field, lo
     return 0;
 }
 
-static int hash_set(sched_ctx_t *ctx, const char *key, const char *field, const char *value) {
+static int hash_set(sched_ctx_t *ctx, const char *key, const char *field, const char *value)
+{
     redisReply *reply = lt_redis_cmd(ctx->redis, "HSET %s %s %s", key, field, value);
     if (!reply)
         return -1;
@@ -202,14 +210,16 @@ static int hash_set(sched_ctx_t *ctx, const char *key, const char *field, const 
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) {
+static int cmp_str(const void *a, const void *b)
+{
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* The done days of a stream, sorted (pointers into *reply, which the caller
  * frees). NULL with *reply NULL when Redis is unreachable. */
 static const char **done_days(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream_t s,
-                              redisReply **reply, size_t *n) {
+                              redisReply **reply, size_t *n)
+{
     const char **days;
     *n = 0;
     if (!(*reply = lt_redis_cmd(ctx->redis, "HKEYS %si:%s:done:%s", ctx->prefix, in->id,
@@ -225,7 +235,8 @@ static const char **done_days(sched_ctx_t *ctx, const lt_integration_t *in, lt_s
     return days;
 }
 
-static int is_done(const char **days, size_t n, const char *day) {
+static int is_done(const char **days, size_t n, const char *day)
+{
     return days && bsearch(&day, days, n, sizeof(*days), cmp_str) != NULL;
 }
 
@@ -237,7 +248,8 @@ static int is_done(const char **days, size_t n, const char *day) {
  * permanent error) or whose job was lost. The claim skips done days
  * atomically; through never moves back. */
 static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream_t s,
-                         const char *yesterday, plan_t *plan, int rescan, char through[11]) {
+                         const char *yesterday, plan_t *plan, int rescan, char through[11])
+{
     char key[256], day[11];
     const char *first = lt_integration_first_day(in, lt_config_str(ctx->cfg, "IMPORT_ALL_FROM"));
     const char **done = NULL;
@@ -251,8 +263,8 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
     through[0] = '\0';
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
         reply->element[0]->type == REDIS_REPLY_STRING &&
-        reply->element[1]->type == REDIS_REPLY_STRING &&
-        !strcmp(reply->element[0]->str, first) && reply->element[1]->len == 10)
+        reply->element[1]->type == REDIS_REPLY_STRING && !strcmp(reply->element[0]->str, first) &&
+        reply->element[1]->len == 10)
         memcpy(through, reply->element[1]->str, 11);
     freeReplyObject(reply);
     if (through[0] && !rescan) {
@@ -260,9 +272,9 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
             return -1;
     } else {
         memcpy(day, first, 11);
-        if (!through[0] && (hash_set(ctx, key, "from", first) < 0 ||
-                            !(reply = lt_redis_cmd(ctx->redis, "HSETNX %s started_ms %lld",
-                                                   key, ctx->now_ms))))
+        if (!through[0] &&
+            (hash_set(ctx, key, "from", first) < 0 ||
+             !(reply = lt_redis_cmd(ctx->redis, "HSETNX %s started_ms %lld", key, ctx->now_ms))))
             return -1;
         if (!through[0])
             freeReplyObject(reply);
@@ -300,7 +312,8 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
  * is planned again next tick (the claim is re-made once stale). */
 static int plan_window(sched_ctx_t *ctx, const lt_integration_t *in, unsigned streams,
                        const char *range_type, const char *reason, const char *topic,
-                       const char *today, int ndays, plan_t *plan, int *full) {
+                       const char *today, int ndays, plan_t *plan, int *full)
+{
     int n = 0, rc, capped = strcmp(reason, "live") != 0;
     *full = 0;
     for (int back = ndays - 1; back >= 0; back--) {
@@ -328,7 +341,8 @@ static int plan_window(sched_ctx_t *ctx, const lt_integration_t *in, unsigned st
     return n;
 }
 
-static int is_parked(sched_ctx_t *ctx, const lt_integration_t *in) {
+static int is_parked(sched_ctx_t *ctx, const lt_integration_t *in)
+{
     redisReply *reply = lt_redis_cmd(ctx->redis, "HGET %si:%s:state state", ctx->prefix, in->id);
     int parked;
     if (!reply)
@@ -338,7 +352,8 @@ static int is_parked(sched_ctx_t *ctx, const lt_integration_t *in) {
     return parked;
 }
 
-static int set_ms(sched_ctx_t *ctx, const char *key, const char *field) {
+static int set_ms(sched_ctx_t *ctx, const char *key, const char *field)
+{
     char ms[24];
     snprintf(ms, sizeof(ms), "%lld", ctx->now_ms);
     return hash_set(ctx, key, field, ms);
@@ -346,11 +361,12 @@ static int set_ms(sched_ctx_t *ctx, const char *key, const char *field) {
 
 /* Turns the plan's pending claims into queued ones (one script call).
  * Failing leaves them pending: they are re-made after PENDING_CLAIM_MS. */
-static void mark_queued(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan) {
+static void mark_queued(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan)
+{
     char kout[256];
     size_t argc = 1 + 3 * plan->n;
     const char **argv = calloc(argc, sizeof(*argv));
-    char (*queued)[96] = calloc(plan->n, sizeof(*queued));
+    char(*queued)[96] = calloc(plan->n, sizeof(*queued));
     redisReply *reply;
     key_of(ctx, in, "outstanding", kout, sizeof(kout));
     if (argv && queued) {
@@ -372,7 +388,8 @@ static void mark_queued(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *pl
 
 /* Waits for every job of the plan; on any failure releases its claims so
  * the next tick emits them again. 0 when all were acknowledged. */
-static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan) {
+static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan)
+{
     int rc = 0;
     if (plan->n && lt_producer_wait(ctx->producer, plan->acks, SETTLE_WAIT_MS) != LT_OK) {
         lt_warn("integration %s: jobs not acknowledged; retrying next tick", in->id);
@@ -391,9 +408,9 @@ static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan) {
 
 /* Emits the live window, the lookback and the backfill; records progress
  * in through[], *live_full and *lookback_full. */
-static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due,
-                    int lookback_due, plan_t *plan, char through[][11], int *live_full,
-                    int *lookback_full) {
+static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due, int lookback_due,
+                    plan_t *plan, char through[][11], int *live_full, int *lookback_full)
+{
     char today[11], yesterday[11];
     int n = 0, rc;
 
@@ -423,15 +440,16 @@ static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due,
         if (!(in->streams & (1u << s)))
             continue;
         /* the rescan runs at the live cadence */
-        if ((rc = plan_backfill(ctx, in, (lt_stream_t)s, yesterday, plan, live_due,
-                                through[s])) < 0)
+        if ((rc = plan_backfill(ctx, in, (lt_stream_t)s, yesterday, plan, live_due, through[s])) <
+            0)
             return -1;
         n += rc;
     }
     return n;
 }
 
-int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in) {
+int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in)
+{
     char klive[256], key[256], through[LT_STREAM_COUNT][11];
     long long last_live = 0, last_lookback = 0;
     long long lookback_every = lt_config_int(ctx->cfg, "CHARGEBACK_LOOKBACK_INTERVAL");

@@ -11,8 +11,8 @@
 /* Leader lease: "holder token" under P leader with a PX TTL, and a fencing
  * token from INCR P fence at each new term. */
 typedef struct {
-    char holder[64];   /* this process: host:pid:random */
-    long long token;   /* fencing token of the current term, 0 when not leader */
+    char holder[64]; /* this process: host:pid:random */
+    long long token; /* fencing token of the current term, 0 when not leader */
     long long ttl_ms;
 } sched_lease_t;
 

@@ -23,7 +23,7 @@
 #include "sink.h"
 
 #define WAIT_SLICE_MS 5000
-#define TABLE_SIZE 4096 /* > 2 * SINK_BATCH_MAX, a power of two */
+#define TABLE_SIZE    4096 /* > 2 * SINK_BATCH_MAX, a power of two */
 
 typedef enum { MSG_DLQ, MSG_WRITE, MSG_SKIP } msg_state_t;
 
@@ -32,9 +32,9 @@ typedef struct {
     msg_state_t state;
     sink_event_info_t info;
     uint64_t hash;
-    int slot;        /* its event's entry in the batch table */
-    int sent, done;  /* produced / acknowledged (or nothing to produce) */
-    lt_acks_t *ack;  /* of the last send; a late report lands here, never elsewhere */
+    int slot;       /* its event's entry in the batch table */
+    int sent, done; /* produced / acknowledged (or nothing to produce) */
+    lt_acks_t *ack; /* of the last send; a late report lands here, never elsewhere */
     char reason[256];
 } msg_t;
 
@@ -42,11 +42,11 @@ typedef struct {
 typedef struct {
     int used;
     uint8_t id[16];
-    uint64_t hash;    /* the content downstream has after the batch so far */
-    int have;         /* hash is known (stored, or written earlier in the batch) */
-    int from_prev;    /* known only from the previous generation */
-    int need_record;  /* written, or seen again and to be refreshed */
-    int undone;       /* writes of this id not acknowledged */
+    uint64_t hash;   /* the content downstream has after the batch so far */
+    int have;        /* hash is known (stored, or written earlier in the batch) */
+    int from_prev;   /* known only from the previous generation */
+    int need_record; /* written, or seen again and to be refreshed */
+    int undone;      /* writes of this id not acknowledged */
 } entry_t;
 
 struct sink_batch_s {
@@ -194,15 +194,14 @@ static lt_err_t produce(sink_t *s, sink_batch_t *b)
         if (!(m->ack = lt_acks_new())) {
             rc = LT_ERR_RETRIABLE;
         } else if (m->state == MSG_WRITE) {
-            rc = lt_producer_send(s->down, s->topic_down, m->info.event_id, 36,
-                                  m->rkm->payload, m->rkm->len, m->ack, err, sizeof(err));
+            rc = lt_producer_send(s->down, s->topic_down, m->info.event_id, 36, m->rkm->payload,
+                                  m->rkm->len, m->ack, err, sizeof(err));
         } else {
             size_t len;
             char *rec = sink_dlq_record(m->rkm, m->reason, &len);
             rc = !rec ? LT_ERR_RETRIABLE
-                      : lt_producer_send(s->local, s->topic_dlq, m->rkm->key,
-                                         m->rkm->key_len, rec, len, m->ack, err,
-                                         sizeof(err));
+                      : lt_producer_send(s->local, s->topic_dlq, m->rkm->key, m->rkm->key_len, rec,
+                                         len, m->ack, err, sizeof(err));
             free(rec);
         }
         if (rc == LT_ERR_FATAL) {
@@ -300,13 +299,12 @@ static void store_offsets(sink_t *s, sink_batch_t *b)
     int64_t next;
     for (size_t i = 0; ok && i < b->n; i++) {
         const rd_kafka_message_t *rkm = b->msgs[i].rkm;
-        if ((ok = lt_offsets_add(t, 0, rkm->partition, rkm->offset) == 0) &&
-            b->msgs[i].done)
+        if ((ok = lt_offsets_add(t, 0, rkm->partition, rkm->offset) == 0) && b->msgs[i].done)
             lt_offsets_done(t, 0, rkm->partition, rkm->offset);
     }
     while (ok && lt_offsets_take(t, &cls, &partition, &next))
-        lt_consumer_store_offset(s->cons, rd_kafka_topic_name(b->msgs[0].rkm->rkt),
-                                 partition, next);
+        lt_consumer_store_offset(s->cons, rd_kafka_topic_name(b->msgs[0].rkm->rkt), partition,
+                                 next);
     if (!ok)
         lt_warn("out of memory: offsets of a batch of %zu events not stored", b->n);
     lt_offsets_destroy(t);
@@ -324,7 +322,8 @@ static void count(sink_t *s, const sink_batch_t *b)
             lt_metric_add(s->m.dlq, 1);
         } else {
             lt_metric_add(m->state == MSG_WRITE ? s->m.written[m->info.type]
-                                                : s->m.unchanged[m->info.type], 1);
+                                                : s->m.unchanged[m->info.type],
+                          1);
         }
     }
     lt_metric_add(s->m.batches, 1);
@@ -355,8 +354,8 @@ lt_err_t sink_batch_process(sink_t *s, sink_batch_t *b)
     store_offsets(s, b);
     count(s, b);
     t[4] = lt_clock_mono_ms();
-    lt_debug("batch of %zu: check %lld ms, lookup %lld ms, deliver %lld ms, record %lld ms",
-             b->n, t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3]);
+    lt_debug("batch of %zu: check %lld ms, lookup %lld ms, deliver %lld ms, record %lld ms", b->n,
+             t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3]);
 end:
     batch_clear(b);
     return rc;

@@ -32,8 +32,7 @@ static uint64_t load64(const unsigned char *p)
 
 static uint32_t load32(const unsigned char *p)
 {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
 static uint64_t xxh_round(uint64_t acc, uint64_t input)
@@ -50,12 +49,10 @@ static uint64_t xxh_merge(uint64_t acc, uint64_t val)
 }
 
 /* The 32-byte stripes of inputs of 32 bytes or more. */
-static uint64_t xxh_stripes(const unsigned char **pp, const unsigned char *end,
-                            uint64_t seed)
+static uint64_t xxh_stripes(const unsigned char **pp, const unsigned char *end, uint64_t seed)
 {
     const unsigned char *p = *pp;
-    uint64_t v1 = seed + P64_1 + P64_2, v2 = seed + P64_2, v3 = seed,
-             v4 = seed - P64_1, h;
+    uint64_t v1 = seed + P64_1 + P64_2, v2 = seed + P64_2, v3 = seed, v4 = seed - P64_1, h;
     do {
         v1 = xxh_round(v1, load64(p));
         v2 = xxh_round(v2, load64(p + 8));
@@ -128,7 +125,8 @@ static int canon_object(lt_buf_t *b, const cJSON *obj, int depth, int in_source)
 {
     const cJSON *kids[256], *c;
     size_t n = 0, i, out = 0;
-    cJSON_ArrayForEach(c, obj) {
+    cJSON_ArrayForEach(c, obj)
+    {
         if (n == sizeof(kids) / sizeof(kids[0]) || !c->string)
             return -1;
         kids[n++] = c;
@@ -144,8 +142,7 @@ static int canon_object(lt_buf_t *b, const cJSON *obj, int depth, int in_source)
             lt_buf_put(b, ",", 1);
         lt_buf_json_str(b, kids[i]->string, strlen(kids[i]->string));
         lt_buf_put(b, ":", 1);
-        if (canon(b, kids[i], depth + 1,
-                  depth == 0 && strcmp(kids[i]->string, "source") == 0) < 0)
+        if (canon(b, kids[i], depth + 1, depth == 0 && strcmp(kids[i]->string, "source") == 0) < 0)
             return -1;
     }
     lt_buf_put(b, "}", 1);
@@ -162,7 +159,8 @@ static int canon(lt_buf_t *b, const cJSON *it, int depth, int in_source)
         return canon_object(b, it, depth, in_source);
     if (cJSON_IsArray(it)) {
         lt_buf_put(b, "[", 1);
-        cJSON_ArrayForEach(c, it) {
+        cJSON_ArrayForEach(c, it)
+        {
             if (!first)
                 lt_buf_put(b, ",", 1);
             first = 0;
@@ -187,13 +185,13 @@ static int canon(lt_buf_t *b, const cJSON *it, int depth, int in_source)
     return 0;
 }
 
-char *lt_dedupe_canonical(const cJSON *event, size_t *len, char *errstr,
-                          size_t errlen)
+char *lt_dedupe_canonical(const cJSON *event, size_t *len, char *errstr, size_t errlen)
 {
     lt_buf_t b = {0};
     if (canon(&b, event, 0, 0) < 0 || b.oom || !b.p) {
-        snprintf(errstr, errlen, "%s", b.oom ? "out of memory"
-                 : "cannot canonicalise (duplicate key, non-finite number or too deep)");
+        snprintf(errstr, errlen, "%s",
+                 b.oom ? "out of memory"
+                       : "cannot canonicalise (duplicate key, non-finite number or too deep)");
         lt_buf_free(&b);
         return NULL;
     }
@@ -201,8 +199,7 @@ char *lt_dedupe_canonical(const cJSON *event, size_t *len, char *errstr,
     return b.p;
 }
 
-int lt_dedupe_content_hash(const cJSON *event, uint64_t *out, char *errstr,
-                           size_t errlen)
+int lt_dedupe_content_hash(const cJSON *event, uint64_t *out, char *errstr, size_t errlen)
 {
     size_t len;
     char *s = lt_dedupe_canonical(event, &len, errstr, errlen);

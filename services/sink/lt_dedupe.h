@@ -23,7 +23,7 @@
 #include <cjson/cJSON.h>
 
 #define LT_DEDUPE_BUCKET_BITS 14
-#define LT_DEDUPE_BUCKETS (1u << LT_DEDUPE_BUCKET_BITS)
+#define LT_DEDUPE_BUCKETS     (1u << LT_DEDUPE_BUCKET_BITS)
 
 /* XXH64 of len bytes with seed. */
 uint64_t lt_dedupe_xxh64(const void *data, size_t len, uint64_t seed);
@@ -31,11 +31,9 @@ uint64_t lt_dedupe_xxh64(const void *data, size_t len, uint64_t seed);
 /* Canonical JSON of an event without its volatile fields (see above), NUL
  * terminated; caller frees. NULL with errstr when the value cannot be
  * canonicalised (duplicate object key, non-finite number, out of memory). */
-char *lt_dedupe_canonical(const cJSON *event, size_t *len, char *errstr,
-                          size_t errlen);
+char *lt_dedupe_canonical(const cJSON *event, size_t *len, char *errstr, size_t errlen);
 /* The content hash: XXH64 of lt_dedupe_canonical(). 0 or -1 with errstr. */
-int lt_dedupe_content_hash(const cJSON *event, uint64_t *out, char *errstr,
-                           size_t errlen);
+int lt_dedupe_content_hash(const cJSON *event, uint64_t *out, char *errstr, size_t errlen);
 
 /* A canonical lower-case UUID (8-4-4-4-12, exactly 36 bytes) into its 16
  * bytes. 0, or -1 for anything else (upper case included). */

@@ -16,13 +16,13 @@
 #include "lt_signal.h"
 #include "sink.h"
 
-#define STATS_EVERY_MS 10000
+#define STATS_EVERY_MS  10000
 #define GRACE_MARGIN_MS 3000 /* kept for flush, commit and close */
 
 int sink_give_up(sink_t *s)
 {
-    long long budget = s->grace_ms > 2 * GRACE_MARGIN_MS ? s->grace_ms - GRACE_MARGIN_MS
-                                                        : s->grace_ms / 2;
+    long long budget =
+        s->grace_ms > 2 * GRACE_MARGIN_MS ? s->grace_ms - GRACE_MARGIN_MS : s->grace_ms / 2;
     if (!lt_signal_stop)
         return 0;
     if (!s->stop_at_ms)
@@ -56,8 +56,8 @@ static void register_metrics(sink_metrics_t *m)
                                "events refused and sent to the DLQ", NULL);
     m->redis_pauses = lt_metric_counter("ltvsync_sink_redis_pauses_total",
                                         "pauses because Redis was unreachable", NULL);
-    m->retries = lt_metric_counter("ltvsync_sink_write_retries_total",
-                                   "failed writes sent again", NULL);
+    m->retries =
+        lt_metric_counter("ltvsync_sink_write_retries_total", "failed writes sent again", NULL);
     m->batches = lt_metric_counter("ltvsync_sink_batches_total", "batches done", NULL);
     for (int i = 0; i < LT_EV_COUNT; i++) {
         snprintf(label, sizeof(label), "type=\"%s\"", lt_evtype_name((lt_evtype_t)i));
@@ -75,8 +75,7 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     s->max_bytes = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
     s->ttl_ms = lt_config_int(cfg, "DEDUPE_TTL");
     s->grace_ms = lt_config_int(cfg, "SHUTDOWN_GRACE");
-    snprintf(s->key_prefix, sizeof(s->key_prefix), "%sdd:",
-             lt_config_str(cfg, "REDIS_PREFIX"));
+    snprintf(s->key_prefix, sizeof(s->key_prefix), "%sdd:", lt_config_str(cfg, "REDIS_PREFIX"));
     topics[0] = lt_config_str(cfg, "TOPIC_EVENTS");
     register_metrics(&s->m);
     if (!(s->redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)))
@@ -85,8 +84,7 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     if (!(s->down = lt_producer_new(cfg, "DOWNSTREAM_KAFKA_", err, errlen)) ||
         !(s->local = lt_producer_new(cfg, "KAFKA_", err, errlen)))
         return -1;
-    if (!(s->cons = lt_consumer_new(cfg, lt_config_str(cfg, "GROUP_ID"), topics, 1,
-                                    err, errlen)))
+    if (!(s->cons = lt_consumer_new(cfg, lt_config_str(cfg, "GROUP_ID"), topics, 1, err, errlen)))
         return -1;
     return 0;
 }
@@ -105,8 +103,8 @@ static void log_stats(sink_t *s, long long *last_ms, int64_t *last_in)
         w += lt_metric_get(s->m.written[i]);
         u += lt_metric_get(s->m.unchanged[i]);
     }
-    lt_info("events in %lld, written %lld, unchanged %lld, dlq %lld", (long long)in,
-            (long long)w, (long long)u, (long long)lt_metric_get(s->m.dlq));
+    lt_info("events in %lld, written %lld, unchanged %lld, dlq %lld", (long long)in, (long long)w,
+            (long long)u, (long long)lt_metric_get(s->m.dlq));
 }
 
 static int run(sink_t *s)

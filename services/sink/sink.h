@@ -18,15 +18,14 @@
 #include "lt_metrics.h"
 #include "lt_redis.h"
 
-#define SINK_BATCH_MAX 2000    /* messages per batch */
-#define SINK_BATCH_WAIT_MS 50  /* collect for at most this long once one came */
+#define SINK_BATCH_MAX     2000 /* messages per batch */
+#define SINK_BATCH_WAIT_MS 50   /* collect for at most this long once one came */
 
 /* ---- validate.c ---- */
 
-
 typedef struct {
     lt_evtype_t type;
-    uint8_t id[16];   /* event_id */
+    uint8_t id[16]; /* event_id */
     char event_id[37];
 } sink_event_info_t;
 
@@ -34,8 +33,7 @@ typedef struct {
  * schemas/event.schema.json, plus calendar validity and local_date within a
  * day of occurred_at). 0 and *info filled, or -1 with the first violation
  * in why ("amount_minor: must be <= 0 for refund"). */
-int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why,
-                  size_t whylen);
+int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why, size_t whylen);
 
 /* ---- dlq.c ---- */
 
@@ -46,8 +44,7 @@ int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why,
  * ("value_truncated":true, "value_len": the original length). Caller frees;
  * NULL on allocation failure. */
 #define SINK_DLQ_VALUE_MAX (256 * 1024)
-char *sink_dlq_record(const rd_kafka_message_t *rkm, const char *reason,
-                      size_t *len);
+char *sink_dlq_record(const rd_kafka_message_t *rkm, const char *reason, size_t *len);
 
 /* ---- the service ---- */
 
@@ -59,14 +56,14 @@ typedef struct {
 typedef struct {
     const lt_config_t *cfg;
     lt_consumer_t *cons;
-    lt_producer_t *down;   /* downstream cluster: TOPIC_DOWNSTREAM */
-    lt_producer_t *local;  /* ltvsync cluster: TOPIC_DLQ */
+    lt_producer_t *down;  /* downstream cluster: TOPIC_DOWNSTREAM */
+    lt_producer_t *local; /* ltvsync cluster: TOPIC_DLQ */
     lt_redis_t *redis;
     const char *topic_down, *topic_dlq;
-    char key_prefix[256];  /* "<REDIS_PREFIX>dd:" */
+    char key_prefix[256]; /* "<REDIS_PREFIX>dd:" */
     size_t max_bytes;
     long long ttl_ms, grace_ms;
-    long long stop_at_ms;  /* when the stop flag was first seen; 0 = running */
+    long long stop_at_ms; /* when the stop flag was first seen; 0 = running */
     atomic_int redis_ok;
     sink_metrics_t m;
 } sink_t;
@@ -81,8 +78,8 @@ void sink_sleep_ms(sink_t *s, long long ms);
 
 typedef struct {
     uint8_t id[16];
-    uint64_t hash;  /* lookup: the stored hash; record: the one to store */
-    int where;      /* lookup result: 0 unknown, 1 current, 2 previous generation */
+    uint64_t hash; /* lookup: the stored hash; record: the one to store */
+    int where;     /* lookup result: 0 unknown, 1 current, 2 previous generation */
 } sink_key_t;
 
 /* Fills where/hash of keys[0..n). Pauses while Redis is unreachable (fail

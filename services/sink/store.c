@@ -21,36 +21,38 @@
 
 /* ARGV: prefix, generation ms, then (bucket, field) pairs.
  * Returns per pair "c"..hash (current), "p"..hash (previous) or "". */
-static lt_redis_script_t lookup_script = {.source =
-    "local t = redis.call('TIME')\n"
-    "local ms = tonumber(ARGV[2])\n"
-    "local g = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / ms)\n"
-    "local cur = ARGV[1] .. string.format('%d', g) .. ':'\n"
-    "local prev = ARGV[1] .. string.format('%d', g - 1) .. ':'\n"
-    "local out = {}\n"
-    "for i = 3, #ARGV, 2 do\n"
-    "  local v = redis.call('HGET', cur .. ARGV[i], ARGV[i + 1])\n"
-    "  if v then out[#out + 1] = 'c' .. v else\n"
-    "    v = redis.call('HGET', prev .. ARGV[i], ARGV[i + 1])\n"
-    "    out[#out + 1] = v and ('p' .. v) or ''\n"
-    "  end\n"
-    "end\n"
-    "return out\n"};
+static lt_redis_script_t lookup_script = {
+    .source =
+        "local t = redis.call('TIME')\n"
+        "local ms = tonumber(ARGV[2])\n"
+        "local g = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / ms)\n"
+        "local cur = ARGV[1] .. string.format('%d', g) .. ':'\n"
+        "local prev = ARGV[1] .. string.format('%d', g - 1) .. ':'\n"
+        "local out = {}\n"
+        "for i = 3, #ARGV, 2 do\n"
+        "  local v = redis.call('HGET', cur .. ARGV[i], ARGV[i + 1])\n"
+        "  if v then out[#out + 1] = 'c' .. v else\n"
+        "    v = redis.call('HGET', prev .. ARGV[i], ARGV[i + 1])\n"
+        "    out[#out + 1] = v and ('p' .. v) or ''\n"
+        "  end\n"
+        "end\n"
+        "return out\n"};
 
 /* ARGV: prefix, generation ms, then (bucket, field, hash) triples. */
-static lt_redis_script_t record_script = {.source =
-    "local t = redis.call('TIME')\n"
-    "local ms = tonumber(ARGV[2])\n"
-    "local g = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / ms)\n"
-    "local cur = ARGV[1] .. string.format('%d', g) .. ':'\n"
-    "local at = string.format('%.0f', (g + 2) * ms)\n"
-    "local seen = {}\n"
-    "for i = 3, #ARGV, 3 do\n"
-    "  local k = cur .. ARGV[i]\n"
-    "  redis.call('HSET', k, ARGV[i + 1], ARGV[i + 2])\n"
-    "  if not seen[k] then seen[k] = true; redis.call('PEXPIREAT', k, at) end\n"
-    "end\n"
-    "return #ARGV\n"};
+static lt_redis_script_t record_script = {
+    .source =
+        "local t = redis.call('TIME')\n"
+        "local ms = tonumber(ARGV[2])\n"
+        "local g = math.floor((tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) / ms)\n"
+        "local cur = ARGV[1] .. string.format('%d', g) .. ':'\n"
+        "local at = string.format('%.0f', (g + 2) * ms)\n"
+        "local seen = {}\n"
+        "for i = 3, #ARGV, 3 do\n"
+        "  local k = cur .. ARGV[i]\n"
+        "  redis.call('HSET', k, ARGV[i + 1], ARGV[i + 2])\n"
+        "  if not seen[k] then seen[k] = true; redis.call('PEXPIREAT', k, at) end\n"
+        "end\n"
+        "return #ARGV\n"};
 
 /* Arguments of one call: pointers into the keys plus per-key buckets. */
 typedef struct {
@@ -61,8 +63,8 @@ typedef struct {
     int argc;
 } args_t;
 
-static int args_init(args_t *a, sink_t *s, const sink_key_t *keys, size_t n,
-                     int per, uint8_t (*hashes)[8])
+static int args_init(args_t *a, sink_t *s, const sink_key_t *keys, size_t n, int per,
+                     uint8_t (*hashes)[8])
 {
     size_t total = 2 + n * (size_t)per;
     a->argv = calloc(total, sizeof(*a->argv));
@@ -77,8 +79,7 @@ static int args_init(args_t *a, sink_t *s, const sink_key_t *keys, size_t n,
     a->lens[1] = strlen(a->ttl);
     a->argc = 2;
     for (size_t i = 0; i < n; i++) {
-        snprintf(a->buckets[i], sizeof(a->buckets[i]), "%04x",
-                 lt_dedupe_bucket(keys[i].id));
+        snprintf(a->buckets[i], sizeof(a->buckets[i]), "%04x", lt_dedupe_bucket(keys[i].id));
         a->argv[a->argc] = a->buckets[i];
         a->lens[a->argc++] = 4;
         a->argv[a->argc] = (const char *)keys[i].id;
@@ -105,8 +106,7 @@ static redisReply *eval_retry(sink_t *s, lt_redis_script_t *script, args_t *a)
 {
     int paused = 0;
     for (;;) {
-        redisReply *reply = lt_redis_eval(s->redis, script, 0, a->argc, a->argv,
-                                          a->lens);
+        redisReply *reply = lt_redis_eval(s->redis, script, 0, a->argc, a->argv, a->lens);
         if (reply && reply->type != REDIS_REPLY_ERROR) {
             if (paused)
                 lt_info("redis is back; resuming");
@@ -114,8 +114,7 @@ static redisReply *eval_retry(sink_t *s, lt_redis_script_t *script, args_t *a)
             return reply;
         }
         if (!paused) {
-            lt_warn("redis %s: %.200s; pausing (fail closed)",
-                    reply ? "error" : "unreachable",
+            lt_warn("redis %s: %.200s; pausing (fail closed)", reply ? "error" : "unreachable",
                     reply && reply->str ? reply->str : lt_redis_errstr(s->redis));
             lt_metric_add(s->m.redis_pauses, 1);
         }
@@ -162,7 +161,7 @@ lt_err_t sink_store_record(sink_t *s, const sink_key_t *keys, size_t n)
 {
     args_t a = {0};
     redisReply *reply = NULL;
-    uint8_t (*hashes)[8] = calloc(n ? n : 1, sizeof(*hashes));
+    uint8_t(*hashes)[8] = calloc(n ? n : 1, sizeof(*hashes));
     lt_err_t rc = LT_ERR_RETRIABLE;
     if (n == 0) {
         free(hashes);

@@ -10,13 +10,35 @@
 #include "lt_dedupe.h"
 #include "sink.h"
 
-
-
 typedef enum {
-    K_SCHEMA, K_UUID, K_TYPE, K_SUBTYPE, K_INTEGRATION, K_BRAND, K_NID, K_ID,
-    K_UTC, K_DAY, K_NDAY, K_TIME, K_NONEMPTY, K_PRECISION, K_NINT, K_INT0,
-    K_INT1, K_CURRENCY, K_IDS, K_NSTR, K_NTEXT, K_NLABEL, K_STATUS, K_SOURCE, K_SVALUES, K_BOOL,
-    K_ITEMS, K_TOTALS,
+    K_SCHEMA,
+    K_UUID,
+    K_TYPE,
+    K_SUBTYPE,
+    K_INTEGRATION,
+    K_BRAND,
+    K_NID,
+    K_ID,
+    K_UTC,
+    K_DAY,
+    K_NDAY,
+    K_TIME,
+    K_NONEMPTY,
+    K_PRECISION,
+    K_NINT,
+    K_INT0,
+    K_INT1,
+    K_CURRENCY,
+    K_IDS,
+    K_NSTR,
+    K_NTEXT,
+    K_NLABEL,
+    K_STATUS,
+    K_SOURCE,
+    K_SVALUES,
+    K_BOOL,
+    K_ITEMS,
+    K_TOTALS,
 } kind_t;
 
 typedef struct {
@@ -26,32 +48,53 @@ typedef struct {
 } field_t;
 
 static const field_t fields[] = {
-    {"schema", K_SCHEMA, 1}, {"event_id", K_UUID, 1}, {"type", K_TYPE, 1},
-    {"subtype", K_SUBTYPE, 1}, {"integration_id", K_INTEGRATION, 1},
-    {"brand", K_BRAND, 1}, {"customer_id", K_NID, 1}, {"order_id", K_NID, 1},
-    {"transaction_id", K_NID, 1}, {"occurred_at", K_UTC, 1},
-    {"local_date", K_DAY, 1}, {"local_time", K_TIME, 1},
-    {"timezone", K_NONEMPTY, 1}, {"date_precision", K_PRECISION, 1},
-    {"amount_minor", K_NINT, 1}, {"attempted_minor", K_INT0, 0},
-    {"currency", K_CURRENCY, 1}, {"billing_cycle", K_NINT, 1},
-    {"campaign_id", K_NID, 1}, {"product_ids", K_IDS, 1},
-    {"affiliate_id", K_NSTR, 1}, {"recycle_number", K_NINT, 0},
-    {"order_type", K_NLABEL, 0}, {"order_status", K_NLABEL, 0},
-    {"coupon_code", K_NLABEL, 0}, {"has_upsell", K_BOOL, 0}, {"items", K_ITEMS, 0},
-    {"totals", K_TOTALS, 0}, {"source_values", K_SVALUES, 0}, {"occurrence", K_INT1, 0},
-    {"chargeback_reason_code", K_NTEXT, 0}, {"parent_transaction_id", K_NID, 0},
-    {"refund_reason", K_NTEXT, 0}, {"subscription_id", K_ID, 0}, {"status", K_STATUS, 0},
-    {"next_bill_date", K_NDAY, 0}, {"source", K_SOURCE, 1},
+    {"schema", K_SCHEMA, 1},
+    {"event_id", K_UUID, 1},
+    {"type", K_TYPE, 1},
+    {"subtype", K_SUBTYPE, 1},
+    {"integration_id", K_INTEGRATION, 1},
+    {"brand", K_BRAND, 1},
+    {"customer_id", K_NID, 1},
+    {"order_id", K_NID, 1},
+    {"transaction_id", K_NID, 1},
+    {"occurred_at", K_UTC, 1},
+    {"local_date", K_DAY, 1},
+    {"local_time", K_TIME, 1},
+    {"timezone", K_NONEMPTY, 1},
+    {"date_precision", K_PRECISION, 1},
+    {"amount_minor", K_NINT, 1},
+    {"attempted_minor", K_INT0, 0},
+    {"currency", K_CURRENCY, 1},
+    {"billing_cycle", K_NINT, 1},
+    {"campaign_id", K_NID, 1},
+    {"product_ids", K_IDS, 1},
+    {"affiliate_id", K_NSTR, 1},
+    {"recycle_number", K_NINT, 0},
+    {"order_type", K_NLABEL, 0},
+    {"order_status", K_NLABEL, 0},
+    {"coupon_code", K_NLABEL, 0},
+    {"has_upsell", K_BOOL, 0},
+    {"items", K_ITEMS, 0},
+    {"totals", K_TOTALS, 0},
+    {"source_values", K_SVALUES, 0},
+    {"occurrence", K_INT1, 0},
+    {"chargeback_reason_code", K_NTEXT, 0},
+    {"parent_transaction_id", K_NID, 0},
+    {"refund_reason", K_NTEXT, 0},
+    {"subscription_id", K_ID, 0},
+    {"status", K_STATUS, 0},
+    {"next_bill_date", K_NDAY, 0},
+    {"source", K_SOURCE, 1},
 };
 /* Fields only an order event has (the schema's if/else on type). */
 static const char *const order_only[] = {"order_type", "order_status", "coupon_code",
-                                         "has_upsell", "items", "totals"};
+                                         "has_upsell", "items",        "totals"};
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
 static const char *const subtypes[] = {"initial", "rebill", "upsell", "soft", "hard"};
 static const char *const brands[] = {"konnektive", "checkoutchamp"};
 static const char *const precisions[] = {"second", "day"};
-static const char *const statuses[] = {"ACTIVE", "TRIAL", "PAUSED", "CANCELLED",
+static const char *const statuses[] = {"ACTIVE",   "TRIAL",           "PAUSED",        "CANCELLED",
                                        "COMPLETE", "RECYCLE_BILLING", "RECYCLE_FAILED"};
 static const char *const streams[] = {"transactions", "orders", "customers", "purchases"};
 
@@ -83,8 +126,7 @@ static int is_id(const char *s)
 static int is_integration(const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    return n >= 1 && n <= 64 &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
 /* An integer in the I-JSON safe range (what every consumer reads exactly). */
@@ -147,7 +189,8 @@ static int check_ids(const cJSON *it)
     const cJSON *c;
     if (!cJSON_IsArray(it))
         return 0;
-    cJSON_ArrayForEach(c, it) {
+    cJSON_ArrayForEach(c, it)
+    {
         if (!is_id(str_of(c)))
             return 0;
     }
@@ -173,9 +216,7 @@ static int check_svalues(const cJSON *it)
     const cJSON *c;
     if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 5)
         return 0;
-    cJSON_ArrayForEach(c, it)
-        if (!is_text(c, 255))
-            return 0;
+    cJSON_ArrayForEach(c, it) if (!is_text(c, 255)) return 0;
     return 1;
 }
 
@@ -193,7 +234,8 @@ static int check_items(const cJSON *it)
     long long v;
     if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) > 64)
         return 0;
-    cJSON_ArrayForEach(c, it) {
+    cJSON_ArrayForEach(c, it)
+    {
         const cJSON *q = cJSON_GetObjectItemCaseSensitive(c, "quantity");
         if (!cJSON_IsObject(c) || cJSON_GetArraySize(c) != 3 ||
             !is_id(str_of(cJSON_GetObjectItemCaseSensitive(c, "product_id"))) || !q ||
@@ -201,9 +243,8 @@ static int check_items(const cJSON *it)
             !is_nminor(cJSON_GetObjectItemCaseSensitive(c, "price_minor")))
             return 0;
         cJSON_ArrayForEach(k, c) /* three distinct known keys */
-            if (!k->string || (strcmp(k->string, "product_id") &&
-                               strcmp(k->string, "quantity") && strcmp(k->string, "price_minor")))
-                return 0;
+            if (!k->string || (strcmp(k->string, "product_id") && strcmp(k->string, "quantity") &&
+                               strcmp(k->string, "price_minor"))) return 0;
     }
     return 1;
 }
@@ -211,32 +252,31 @@ static int check_items(const cJSON *it)
 /* totals: the five amounts, nothing else. */
 static int check_totals(const cJSON *it)
 {
-    static const char *const keys[] = {"total_minor", "price_minor", "shipping_minor",
-                                       "tax_minor", "discount_minor"};
+    static const char *const keys[] = {"total_minor", "price_minor", "shipping_minor", "tax_minor",
+                                       "discount_minor"};
     const cJSON *c;
     if (!cJSON_IsObject(it) || cJSON_GetArraySize(it) != 5)
         return 0;
     for (size_t i = 0; i < 5; i++)
         if (!is_nminor(cJSON_GetObjectItemCaseSensitive(it, keys[i])))
             return 0;
-    cJSON_ArrayForEach(c, it)
-        if (!c->string || !IN(c->string, keys))
-            return 0;
+    cJSON_ArrayForEach(c, it) if (!c->string || !IN(c->string, keys)) return 0;
     return 1;
 }
 
 static int check_source(const cJSON *src, char *why, size_t whylen)
 {
-    static const char *const keys[] = {"stream", "record_id", "fetched_at",
-                                       "date_updated"};
+    static const char *const keys[] = {"stream", "record_id", "fetched_at", "date_updated"};
     const cJSON *c;
     const char *du;
     if (!cJSON_IsObject(src))
         return snprintf(why, whylen, "source: not an object"), 0;
-    cJSON_ArrayForEach(c, src) {
+    cJSON_ArrayForEach(c, src)
+    {
         if (!c->string || !IN(c->string, keys))
             return snprintf(why, whylen, "source.%.64s: unknown field",
-                            c->string ? c->string : "?"), 0;
+                            c->string ? c->string : "?"),
+                   0;
     }
     for (size_t i = 0; i < 4; i++)
         if (!cJSON_GetObjectItemCaseSensitive(src, keys[i]))
@@ -262,34 +302,37 @@ static int check_kind(const cJSON *it, kind_t kind)
     long long v;
     int null = cJSON_IsNull(it);
     switch (kind) {
-    case K_SCHEMA:      return s && strcmp(s, "ltv.event.v1") == 0;
-    case K_UUID:        return 1; /* checked with the version bits below */
-    case K_TYPE:        return lt_evtype_parse(s) >= 0;
-    case K_SUBTYPE:     return null || IN(s, subtypes);
+    case K_SCHEMA: return s && strcmp(s, "ltv.event.v1") == 0;
+    case K_UUID: return 1; /* checked with the version bits below */
+    case K_TYPE: return lt_evtype_parse(s) >= 0;
+    case K_SUBTYPE: return null || IN(s, subtypes);
     case K_INTEGRATION: return is_integration(s);
-    case K_BRAND:       return IN(s, brands);
-    case K_NID:         return null || is_id(s);
-    case K_ID:          return is_id(s);
-    case K_UTC:         { int64_t t; return utc_secs(s, &t); }
-    case K_DAY:         return is_day(s);
-    case K_NDAY:        return null || is_day(s);
-    case K_TIME:        return is_time(s);
-    case K_NONEMPTY:    return s && *s;
-    case K_PRECISION:   return IN(s, precisions);
-    case K_NINT:        return null || is_int(it, &v);
-    case K_INT0:        return is_int(it, &v) && v >= 0;
-    case K_INT1:        return is_int(it, &v) && v >= 1;
-    case K_CURRENCY:    return null || is_currency(s);
-    case K_IDS:         return check_ids(it);
-    case K_NSTR:        return null || s;
-    case K_NTEXT:       return is_text(it, 255);
-    case K_NLABEL:      return is_text(it, 64);
-    case K_SVALUES:     return check_svalues(it);
-    case K_BOOL:        return cJSON_IsBool(it);
-    case K_ITEMS:       return check_items(it);
-    case K_TOTALS:      return check_totals(it);
-    case K_STATUS:      return IN(s, statuses);
-    case K_SOURCE:      return 1; /* check_source */
+    case K_BRAND: return IN(s, brands);
+    case K_NID: return null || is_id(s);
+    case K_ID: return is_id(s);
+    case K_UTC: {
+        int64_t t;
+        return utc_secs(s, &t);
+    }
+    case K_DAY: return is_day(s);
+    case K_NDAY: return null || is_day(s);
+    case K_TIME: return is_time(s);
+    case K_NONEMPTY: return s && *s;
+    case K_PRECISION: return IN(s, precisions);
+    case K_NINT: return null || is_int(it, &v);
+    case K_INT0: return is_int(it, &v) && v >= 0;
+    case K_INT1: return is_int(it, &v) && v >= 1;
+    case K_CURRENCY: return null || is_currency(s);
+    case K_IDS: return check_ids(it);
+    case K_NSTR: return null || s;
+    case K_NTEXT: return is_text(it, 255);
+    case K_NLABEL: return is_text(it, 64);
+    case K_SVALUES: return check_svalues(it);
+    case K_BOOL: return cJSON_IsBool(it);
+    case K_ITEMS: return check_items(it);
+    case K_TOTALS: return check_totals(it);
+    case K_STATUS: return IN(s, statuses);
+    case K_SOURCE: return 1; /* check_source */
     }
     return 0;
 }
@@ -305,11 +348,11 @@ static const field_t *field_named(const char *name)
 static int check_fields(const cJSON *ev, char *why, size_t whylen)
 {
     const cJSON *c;
-    cJSON_ArrayForEach(c, ev) {
+    cJSON_ArrayForEach(c, ev)
+    {
         const field_t *f = field_named(c->string);
         if (!f)
-            return snprintf(why, whylen, "%.64s: unknown field",
-                            c->string ? c->string : "?"), 0;
+            return snprintf(why, whylen, "%.64s: unknown field", c->string ? c->string : "?"), 0;
         if (!check_kind(c, f->kind))
             return snprintf(why, whylen, "%s: invalid value", f->name), 0;
     }
@@ -323,8 +366,8 @@ static int check_fields(const cJSON *ev, char *why, size_t whylen)
 static int check_event_id(const cJSON *ev, sink_event_info_t *info)
 {
     const char *s = str_of(cJSON_GetObjectItemCaseSensitive(ev, "event_id"));
-    if (!s || lt_dedupe_uuid_parse(s, strlen(s), info->id) != 0 ||
-        (info->id[6] >> 4) != 5 || (info->id[8] & 0xc0) != 0x80)
+    if (!s || lt_dedupe_uuid_parse(s, strlen(s), info->id) != 0 || (info->id[6] >> 4) != 5 ||
+        (info->id[8] & 0xc0) != 0x80)
         return 0;
     memcpy(info->event_id, s, 37);
     return 1;
@@ -332,10 +375,15 @@ static int check_event_id(const cJSON *ev, sink_event_info_t *info)
 
 /* Sign of amount_minor: +1 >= 0, -1 <= 0, 0 == 0, 2 null, 3 null with a
  * currency (an order: its totals are in that currency). */
-static const int type_sign[LT_EV_COUNT] = {
-    [LT_EV_PAYMENT] = 1, [LT_EV_REFUND] = -1, [LT_EV_VOID] = -1, [LT_EV_CHARGEBACK] = -1,
-    [LT_EV_CHARGEBACK_REVERSAL] = 1, [LT_EV_DECLINE] = 0, [LT_EV_CUSTOMER] = 2,
-    [LT_EV_SUBSCRIPTION] = 2, [LT_EV_ORDER] = 3};
+static const int type_sign[LT_EV_COUNT] = {[LT_EV_PAYMENT] = 1,
+                                           [LT_EV_REFUND] = -1,
+                                           [LT_EV_VOID] = -1,
+                                           [LT_EV_CHARGEBACK] = -1,
+                                           [LT_EV_CHARGEBACK_REVERSAL] = 1,
+                                           [LT_EV_DECLINE] = 0,
+                                           [LT_EV_CUSTOMER] = 2,
+                                           [LT_EV_SUBSCRIPTION] = 2,
+                                           [LT_EV_ORDER] = 3};
 
 static int check_money(const cJSON *ev, lt_evtype_t type, char *why, size_t whylen)
 {
@@ -360,7 +408,11 @@ static int check_money(const cJSON *ev, lt_evtype_t type, char *why, size_t whyl
         return snprintf(why, whylen, "amount_minor: must be an integer for %s", t), 0;
     if ((sign == 1 && v < 0) || (sign == -1 && v > 0) || (sign == 0 && v != 0))
         return snprintf(why, whylen, "amount_minor: must be %s for %s",
-                        sign == 1 ? ">= 0" : sign == -1 ? "<= 0" : "0", t), 0;
+                        sign == 1    ? ">= 0"
+                        : sign == -1 ? "<= 0"
+                                     : "0",
+                        t),
+               0;
     if (!is_currency(str_of(cur)))
         return snprintf(why, whylen, "currency: required for %s", t), 0;
     return 1;
@@ -377,41 +429,48 @@ static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t
     const char *sub = str_of(cJSON_GetObjectItemCaseSensitive(ev, "subtype"));
     const char *t = lt_evtype_name(type);
     int money = lt_evtype_is_transaction(type);
-    int ok_sub = type == LT_EV_PAYMENT   ? sub && in_list(sub, subtypes, 3) >= 0
-                 : type == LT_EV_DECLINE ? sub && in_list(sub, subtypes + 3, 2) >= 0
-                 : type == LT_EV_CHARGEBACK_REVERSAL  ? 1
-                                     : sub == NULL;
+    int ok_sub = type == LT_EV_PAYMENT               ? sub && in_list(sub, subtypes, 3) >= 0
+                 : type == LT_EV_DECLINE             ? sub && in_list(sub, subtypes + 3, 2) >= 0
+                 : type == LT_EV_CHARGEBACK_REVERSAL ? 1
+                                                     : sub == NULL;
     if (!ok_sub)
         return snprintf(why, whylen, "subtype: not valid for %s", t), 0;
     if ((type == LT_EV_CHARGEBACK || type == LT_EV_CHARGEBACK_REVERSAL) && !has(ev, "occurrence"))
         return snprintf(why, whylen, "occurrence: missing for %s", t), 0;
     if (type == LT_EV_DECLINE && !has(ev, "attempted_minor"))
         return snprintf(why, whylen, "attempted_minor: missing for decline"), 0;
-    if (type == LT_EV_SUBSCRIPTION && (!has(ev, "subscription_id") || !has(ev, "status") ||
-                                   !has(ev, "next_bill_date")))
-        return snprintf(why, whylen, "subscription_id, status, next_bill_date: "
-                        "required for subscription"), 0;
+    if (type == LT_EV_SUBSCRIPTION &&
+        (!has(ev, "subscription_id") || !has(ev, "status") || !has(ev, "next_bill_date")))
+        return snprintf(why, whylen,
+                        "subscription_id, status, next_bill_date: "
+                        "required for subscription"),
+               0;
     if (money && (!is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id"))) ||
                   !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
         return snprintf(why, whylen, "transaction_id, customer_id: required for %s", t), 0;
     if (money != has(ev, "recycle_number"))
         return snprintf(why, whylen, "recycle_number: %s for %s",
-                        money ? "required" : "not allowed", t), 0;
+                        money ? "required" : "not allowed", t),
+               0;
     if ((type == LT_EV_REFUND) != has(ev, "refund_reason"))
         return snprintf(why, whylen, "refund_reason: %s for %s",
-                        type == LT_EV_REFUND ? "required" : "not allowed", t), 0;
+                        type == LT_EV_REFUND ? "required" : "not allowed", t),
+               0;
     if ((type == LT_EV_CUSTOMER || type == LT_EV_SUBSCRIPTION) && has(ev, "source_values"))
         return snprintf(why, whylen, "source_values: not allowed for %s", t), 0;
     for (size_t i = 0; i < sizeof(order_only) / sizeof(order_only[0]); i++)
         if ((type == LT_EV_ORDER) != has(ev, order_only[i]))
             return snprintf(why, whylen, "%s: %s for %s", order_only[i],
-                            type == LT_EV_ORDER ? "required" : "not allowed", t), 0;
+                            type == LT_EV_ORDER ? "required" : "not allowed", t),
+                   0;
     if (type == LT_EV_ORDER &&
         (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id")) ||
          !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "order_id"))) ||
          !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
-        return snprintf(why, whylen, "order_id, customer_id: required, transaction_id: "
-                        "null for order"), 0;
+        return snprintf(why, whylen,
+                        "order_id, customer_id: required, transaction_id: "
+                        "null for order"),
+               0;
     return check_money(ev, type, why, whylen);
 }
 
@@ -431,8 +490,7 @@ static int check_dates(const cJSON *ev, char *why, size_t whylen)
     return 1;
 }
 
-int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why,
-                  size_t whylen)
+int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why, size_t whylen)
 {
     if (!cJSON_IsObject(ev))
         return snprintf(why, whylen, "not a JSON object"), -1;

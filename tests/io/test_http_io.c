@@ -20,17 +20,15 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void report(lt_err_t rc, const lt_http_resp_t *resp, const char *errstr,
-                   long long ms)
+static void report(lt_err_t rc, const lt_http_resp_t *resp, const char *errstr, long long ms)
 {
-    printf("%s status=%ld len=%zu retry_after=%ld ctype=%s ms=%lld\n",
-           lt_err_name(rc), resp->status, resp->len, resp->retry_after_s,
+    printf("%s status=%ld len=%zu retry_after=%ld ctype=%s ms=%lld\n", lt_err_name(rc),
+           resp->status, resp->len, resp->retry_after_s,
            resp->content_type[0] ? resp->content_type : "-", ms);
     if (rc != LT_OK)
         printf("err: %s\n", errstr);
     else
-        printf("body: %.*s\n", (int)(resp->len > 200 ? 200 : resp->len),
-               resp->body);
+        printf("body: %.*s\n", (int)(resp->len > 200 ? 200 : resp->len), resp->body);
 }
 
 /* argv pairs to fields; caller frees. */
@@ -78,8 +76,8 @@ int main(int argc, char **argv)
     if (!strcmp(argv[i], "post")) {
         f = fields_of(argc - i - 2, argv + i + 2);
         t0 = now_ms();
-        rc = lt_http_post_form(h, argv[i + 1], f, (size_t)(argc - i - 2) / 2,
-                               &resp, errstr, sizeof(errstr));
+        rc = lt_http_post_form(h, argv[i + 1], f, (size_t)(argc - i - 2) / 2, &resp, errstr,
+                               sizeof(errstr));
         report(rc, &resp, errstr, now_ms() - t0);
         lt_http_resp_free(&resp);
     } else {

@@ -26,11 +26,10 @@
 #include "lt_kafka.h"
 #include "lt_log.h"
 
-static int produce(const lt_config_t *cfg, const char *topic, int n,
-                   const char *tag, int by_ref)
+static int produce(const lt_config_t *cfg, const char *topic, int n, const char *tag, int by_ref)
 {
     char errstr[512] = "", key[32], val[128];
-    char (*vals)[128] = by_ref ? calloc((size_t)(n > 0 ? n : 1), sizeof(*vals)) : NULL;
+    char(*vals)[128] = by_ref ? calloc((size_t)(n > 0 ? n : 1), sizeof(*vals)) : NULL;
     lt_acks_t *acks = lt_acks_new();
     lt_producer_t *p = lt_producer_new(cfg, "KAFKA_", errstr, sizeof(errstr));
     lt_err_t rc = LT_OK;
@@ -48,11 +47,11 @@ static int produce(const lt_config_t *cfg, const char *topic, int n,
         snprintf(val, sizeof(val), "%s-%d", tag, i);
         if (vals) {
             memcpy(vals[i], val, sizeof(val));
-            rc = lt_producer_send_ref(p, topic, key, strlen(key), vals[i], strlen(vals[i]),
-                                      acks, errstr, sizeof(errstr));
+            rc = lt_producer_send_ref(p, topic, key, strlen(key), vals[i], strlen(vals[i]), acks,
+                                      errstr, sizeof(errstr));
         } else {
-            rc = lt_producer_send(p, topic, key, strlen(key), val, strlen(val),
-                                  acks, errstr, sizeof(errstr));
+            rc = lt_producer_send(p, topic, key, strlen(key), val, strlen(val), acks, errstr,
+                                  sizeof(errstr));
         }
     }
     if (rc == LT_OK)
@@ -60,9 +59,8 @@ static int produce(const lt_config_t *cfg, const char *topic, int n,
     if (vals && lt_acks_pending(acks) == 0) /* acked: no longer read */
         memset(vals, 'X', (size_t)n * sizeof(*vals));
     printf("delivered=%ld failed=%ld pending=%ld rc=%s first_err=%s\n",
-           (long)i - lt_acks_failed(acks) - lt_acks_pending(acks),
-           (long)lt_acks_failed(acks), (long)lt_acks_pending(acks),
-           lt_err_name(rc),
+           (long)i - lt_acks_failed(acks) - lt_acks_pending(acks), (long)lt_acks_failed(acks),
+           (long)lt_acks_pending(acks), lt_err_name(rc),
            rd_kafka_err2name(lt_acks_first_err(acks)));
     lt_producer_destroy(p, 1000);
     lt_acks_release(acks);
@@ -74,19 +72,16 @@ static void print_msg(const rd_kafka_message_t *rkm, void *opaque)
 {
     int *count = opaque;
 
-    printf("msg %d %lld %.*s %.*s\n", (int)rkm->partition,
-           (long long)rkm->offset, (int)rkm->key_len, (const char *)rkm->key,
-           (int)rkm->len, (const char *)rkm->payload);
+    printf("msg %d %lld %.*s %.*s\n", (int)rkm->partition, (long long)rkm->offset,
+           (int)rkm->key_len, (const char *)rkm->key, (int)rkm->len, (const char *)rkm->payload);
     (*count)++;
 }
 
-static int consume(const lt_config_t *cfg, const char *topic, const char *group,
-                   int n)
+static int consume(const lt_config_t *cfg, const char *topic, const char *group, int n)
 {
     char errstr[512];
     const char *topics[1] = {topic};
-    lt_consumer_t *c = lt_consumer_new(cfg, group, topics, 1, errstr,
-                                       sizeof(errstr));
+    lt_consumer_t *c = lt_consumer_new(cfg, group, topics, 1, errstr, sizeof(errstr));
     rd_kafka_message_t *rkm;
     int got = 0, idle = 0;
 
@@ -150,8 +145,8 @@ static int late_reports(const lt_config_t *cfg, const char *topic, int n)
     rc = lt_producer_wait(p, second, 30000);
     in_queue = rd_kafka_outq_len(lt_producer_handle(p));
 done:
-    printf("first_pending=%ld second: rc=%s pending=%ld failed=%ld in_queue=%d\n",
-           first_pending, lt_err_name(rc), second ? lt_acks_pending(second) : -1L,
+    printf("first_pending=%ld second: rc=%s pending=%ld failed=%ld in_queue=%d\n", first_pending,
+           lt_err_name(rc), second ? lt_acks_pending(second) : -1L,
            second ? lt_acks_failed(second) : -1L, in_queue);
     lt_producer_destroy(p, 5000);
     lt_acks_release(first);
@@ -165,15 +160,15 @@ static int tuned_conf(const lt_config_t *cfg, const char *topic)
     const char *topics[1] = {topic};
     char errstr[512], val[64];
     size_t n = sizeof(val);
-    lt_consumer_t *c = lt_consumer_new_tuned(cfg, "tuned-conf", topics, 1, tuning, errstr,
-                                             sizeof(errstr));
+    lt_consumer_t *c =
+        lt_consumer_new_tuned(cfg, "tuned-conf", topics, 1, tuning, errstr, sizeof(errstr));
 
     if (!c) {
         printf("consumer: %s\n", errstr);
         return 1;
     }
-    if (rd_kafka_conf_get(rd_kafka_conf(lt_consumer_handle(c)), "queued.max.messages.kbytes",
-                          val, &n) != RD_KAFKA_CONF_OK)
+    if (rd_kafka_conf_get(rd_kafka_conf(lt_consumer_handle(c)), "queued.max.messages.kbytes", val,
+                          &n) != RD_KAFKA_CONF_OK)
         snprintf(val, sizeof(val), "?");
     printf("queued.max.messages.kbytes=%s\n", val);
     lt_consumer_destroy(c);
@@ -200,8 +195,7 @@ int main(int argc, char **argv)
     } else if (argc == 5 && !strcmp(argv[1], "consume")) {
         rc = consume(cfg, argv[2], argv[3], atoi(argv[4]));
     } else if (argc == 4 && !strcmp(argv[1], "create")) {
-        err = lt_kafka_create_topic(cfg, argv[2], atoi(argv[3]), NULL, errstr,
-                                    sizeof(errstr));
+        err = lt_kafka_create_topic(cfg, argv[2], atoi(argv[3]), NULL, errstr, sizeof(errstr));
         printf("rc=%s err=%s\n", lt_err_name(err), err ? errstr : "");
         rc = err != LT_OK;
     } else if (argc == 4 && !strcmp(argv[1], "late")) {
@@ -209,10 +203,8 @@ int main(int argc, char **argv)
     } else if (argc == 3 && !strcmp(argv[1], "tunedconf")) {
         rc = tuned_conf(cfg, argv[2]);
     } else if (argc == 3 && !strcmp(argv[1], "readall")) {
-        err = lt_kafka_read_all(cfg, argv[2], print_msg, &count, 20000, errstr,
-                                sizeof(errstr));
-        printf("read=%d rc=%s err=%s\n", count, lt_err_name(err),
-               err ? errstr : "");
+        err = lt_kafka_read_all(cfg, argv[2], print_msg, &count, 20000, errstr, sizeof(errstr));
+        printf("read=%d rc=%s err=%s\n", count, lt_err_name(err), err ? errstr : "");
         rc = err != LT_OK;
     } else {
         fprintf(stderr, "usage: see the comment at the top of test_kafka_io.c\n");

@@ -15,8 +15,7 @@
 #include <string.h>
 #include "lt_redis.h"
 
-static lt_redis_script_t script = {
-    .source = "return KEYS[1] .. '|' .. ARGV[1] .. '|' .. #ARGV"};
+static lt_redis_script_t script = {.source = "return KEYS[1] .. '|' .. ARGV[1] .. '|' .. #ARGV"};
 
 static size_t unhex(const char *s, char *out, size_t cap)
 {
@@ -57,8 +56,7 @@ static void answer(lt_redis_t *r, redisReply *reply)
 
 static void command(lt_redis_t *r, char *line)
 {
-    char *cmd = strtok(line, " \n"), *a1 = strtok(NULL, " \n"),
-         *a2 = strtok(NULL, " \n");
+    char *cmd = strtok(line, " \n"), *a1 = strtok(NULL, " \n"), *a2 = strtok(NULL, " \n");
     char bin[4096];
     size_t n;
 

@@ -164,14 +164,18 @@ LT_TEST(bounds_and_types)
     CHECK_INT(lt_config_set(cfg, "FETCH_PAGE_SIZE", "201", err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK_INT(lt_config_set(cfg, "LOG_LEVEL", "loud", err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK_INT(lt_config_set(cfg, "LOG_LEVEL", "debug", err, sizeof(err)), LT_OK);
-    CHECK_INT(lt_config_set(cfg, "IMPORT_ALL_FROM", "2013-13-01", err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK_INT(lt_config_set(cfg, "IMPORT_ALL_FROM", "2013-13-01", err, sizeof(err)),
+              LT_ERR_PERMANENT);
     CHECK_INT(lt_config_set(cfg, "TOPIC_RAW", "a\nb", err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK_INT(lt_config_set(cfg, "NO_SUCH", "1", err, sizeof(err)), LT_ERR_PERMANENT);
-    CHECK_INT(lt_config_set(cfg, "REDIS_URL", "localhost:6379", err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK_INT(lt_config_set(cfg, "REDIS_URL", "localhost:6379", err, sizeof(err)),
+              LT_ERR_PERMANENT);
     /* an invalid URL's error must not quote it: it may carry a password */
-    CHECK_INT(lt_config_set(cfg, "REDIS_URL", "redis://:hunter2@", err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK_INT(lt_config_set(cfg, "REDIS_URL", "redis://:hunter2@", err, sizeof(err)),
+              LT_ERR_PERMANENT);
     CHECK(strstr(err, "hunter2") == NULL);
-    CHECK_INT(lt_config_set(cfg, "REDIS_URL", "redis://:hunter2@10.0.0.1:6380/2", err, sizeof(err)), LT_OK);
+    CHECK_INT(lt_config_set(cfg, "REDIS_URL", "redis://:hunter2@10.0.0.1:6380/2", err, sizeof(err)),
+              LT_OK);
     CHECK_STR(lt_config_str(cfg, "REDIS_URL"), "redis://:hunter2@10.0.0.1:6380/2");
     lt_config_destroy(cfg);
 }
@@ -238,8 +242,7 @@ LT_TEST(file_errors)
     CHECK_INT(lt_config_load(cfg, file, err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK(strstr(err, ":1:") != NULL);
     unlink(file);
-    CHECK_INT(lt_config_load(cfg, "/nonexistent/ltvsync.conf", err, sizeof(err)),
-              LT_ERR_PERMANENT);
+    CHECK_INT(lt_config_load(cfg, "/nonexistent/ltvsync.conf", err, sizeof(err)), LT_ERR_PERMANENT);
     setenv("LTVSYNC_HTTP_PORT", "http", 1);
     CHECK_INT(lt_config_load(cfg, NULL, err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK(strstr(err, "LTVSYNC_HTTP_PORT") != NULL);
@@ -247,8 +250,7 @@ LT_TEST(file_errors)
     clear_env();
 }
 
-static const char *conf_get(rd_kafka_conf_t *conf, const char *prop, char *buf,
-                            size_t len)
+static const char *conf_get(rd_kafka_conf_t *conf, const char *prop, char *buf, size_t len)
 {
     return rd_kafka_conf_get(conf, prop, buf, &len) == RD_KAFKA_CONF_OK ? buf : NULL;
 }
@@ -300,8 +302,7 @@ LT_TEST(kafka_rejected_secret_not_echoed)
     clear_env();
     setenv("LTVSYNC_KAFKA_SSL_KEY_PASSWORD_TYPO", "s3cr3t-value", 1);
     CHECK_INT(lt_config_load(cfg, NULL, err, sizeof(err)), LT_OK);
-    CHECK_INT(lt_config_apply_kafka(cfg, "KAFKA_", conf, err, sizeof(err)),
-              LT_ERR_PERMANENT);
+    CHECK_INT(lt_config_apply_kafka(cfg, "KAFKA_", conf, err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK(strstr(err, "ssl.key.password.typo") != NULL);
     CHECK(strstr(err, "s3cr3t-value") == NULL);
     rd_kafka_conf_destroy(conf);
@@ -328,8 +329,8 @@ LT_TEST(print_config_masks_secrets)
     CHECK(strstr(out, "LTVSYNC_KAFKA_SASL_PASSWORD=********\n") != NULL);
     CHECK(strstr(out, "LTVSYNC_KAFKA_SSL_KEY_PEM=********\n") != NULL);
     CHECK(strstr(out, "LTVSYNC_KAFKA_SECURITY_PROTOCOL=sasl_ssl\n") != NULL);
-    CHECK(strstr(out, "LTVSYNC_DEDUPE_TTL=400d\n") != NULL);   /* a sink setting */
-    CHECK(strstr(out, "LTVSYNC_FETCH_PAGE_SIZE") == NULL);    /* not a sink setting */
+    CHECK(strstr(out, "LTVSYNC_DEDUPE_TTL=400d\n") != NULL); /* a sink setting */
+    CHECK(strstr(out, "LTVSYNC_FETCH_PAGE_SIZE") == NULL);   /* not a sink setting */
     clear_env();
 }
 

@@ -11,20 +11,28 @@
 #include "lt_cred.h"
 #include "lt_test.h"
 
-static const lt_cred_policy_t strict = {
-    .dir = "/nonexistent", .hosts_konnektive = "api.konnektive.com,api2.konnektive.com",
-    .hosts_checkoutchamp = "api.checkoutchamp.com", .allow_insecure = 0};
+static const lt_cred_policy_t strict = {.dir = "/nonexistent",
+                                        .hosts_konnektive =
+                                            "api.konnektive.com,api2.konnektive.com",
+                                        .hosts_checkoutchamp = "api.checkoutchamp.com",
+                                        .allow_insecure = 0};
 
-static lt_err_t url_ok(const lt_cred_policy_t *p, const char *brand, const char *url,
-                       char *err, size_t errlen) {
+static lt_err_t url_ok(const lt_cred_policy_t *p, const char *brand, const char *url, char *err,
+                       size_t errlen)
+{
     return lt_cred_check_url(p, brand, url, err, errlen);
 }
 
-LT_TEST(url_allow_list) {
+LT_TEST(url_allow_list)
+{
     lt_cred_policy_t insecure = strict;
     char err[512];
     insecure.allow_insecure = 1;
-    static const struct { const char *brand, *url; int strict_ok, insecure_ok; const char *why; } cases[] = {
+    static const struct {
+        const char *brand, *url;
+        int strict_ok, insecure_ok;
+        const char *why;
+    } cases[] = {
         {"konnektive", "https://api.konnektive.com", 1, 1, NULL},
         {"konnektive", "https://API.Konnektive.com/", 1, 1, NULL},
         {"konnektive", "https://api2.konnektive.com:443/base", 1, 1, NULL},
@@ -90,9 +98,14 @@ LT_TEST(url_allow_list) {
     CHECK(strstr(err, "LTVSYNC_CRM_HOSTS_KONNEKTIVE") != NULL);
 }
 
-LT_TEST(ref_forms) {
+LT_TEST(ref_forms)
+{
     char err[512];
-    static const struct { const char *ref; int ok; const char *why; } cases[] = {
+    static const struct {
+        const char *ref;
+        int ok;
+        const char *why;
+    } cases[] = {
         {"file:acme", 1, NULL},
         {"file:tenants/acme", 1, NULL},
         {"file:/var/run/secrets/ltvsync/crm/acme", 1, NULL},
@@ -124,7 +137,8 @@ LT_TEST(ref_forms) {
 static char root[] = "/tmp/lt-cred-XXXXXX";
 static char dir[PATH_MAX], other[PATH_MAX];
 
-static void put(const char *path, const void *data, size_t n) {
+static void put(const char *path, const void *data, size_t n)
+{
     FILE *fp = fopen(path, "wb");
     if (fp) {
         fwrite(data, 1, n, fp);
@@ -133,13 +147,15 @@ static void put(const char *path, const void *data, size_t n) {
 }
 
 /* base/name, in a static buffer. */
-static const char *at(const char *base, const char *name) {
+static const char *at(const char *base, const char *name)
+{
     static char p[PATH_MAX + 64];
     snprintf(p, sizeof(p), "%s/%s", base, name);
     return p;
 }
 
-static void make_tree(void) {
+static void make_tree(void)
+{
     if (!mkdtemp(root))
         abort();
     snprintf(dir, sizeof(dir), "%s/dir", root);
@@ -157,14 +173,16 @@ static void make_tree(void) {
     CHECK_INT(symlink(other, at(dir, "outdir")), 0);
 }
 
-static void remove_tree(void) {
+static void remove_tree(void)
+{
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", root);
 }
 
-LT_TEST(resolve_inside_dir) {
+LT_TEST(resolve_inside_dir)
+{
     char out[PATH_MAX], err[512], abs[PATH_MAX + 16];
     CHECK_INT(lt_cred_resolve_file(dir, "acme", out, sizeof(out), err, sizeof(err)), LT_OK);
     CHECK(strstr(out, "/dir/acme") != NULL);
@@ -181,8 +199,7 @@ LT_TEST(resolve_inside_dir) {
               LT_ERR_PERMANENT);
     CHECK(strstr(err, "resolves outside") != NULL);
     snprintf(abs, sizeof(abs), "%s/secret", other);
-    CHECK_INT(lt_cred_resolve_file(dir, abs, out, sizeof(out), err, sizeof(err)),
-              LT_ERR_PERMANENT);
+    CHECK_INT(lt_cred_resolve_file(dir, abs, out, sizeof(out), err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK(strstr(err, "resolves outside") != NULL);
     CHECK_INT(lt_cred_resolve_file(dir, "/etc/passwd", out, sizeof(out), err, sizeof(err)),
               LT_ERR_PERMANENT);
@@ -191,14 +208,15 @@ LT_TEST(resolve_inside_dir) {
     CHECK_INT(lt_cred_resolve_file(dir, "missing", out, sizeof(out), err, sizeof(err)),
               LT_ERR_PERMANENT);
     CHECK(strstr(err, "missing") && strstr(err, "No such file"));
-    CHECK_INT(lt_cred_resolve_file("/nonexistent-dir", "acme", out, sizeof(out), err,
-                                   sizeof(err)), LT_ERR_PERMANENT);
+    CHECK_INT(lt_cred_resolve_file("/nonexistent-dir", "acme", out, sizeof(out), err, sizeof(err)),
+              LT_ERR_PERMANENT);
     CHECK(strstr(err, "LTVSYNC_CRM_CREDENTIALS_DIR") != NULL);
     CHECK_INT(lt_cred_resolve_file(NULL, "acme", out, sizeof(out), err, sizeof(err)),
               LT_ERR_PERMANENT);
 }
 
-static lt_integration_t integ(const char *ref, const char *url) {
+static lt_integration_t integ(const char *ref, const char *url)
+{
     lt_integration_t in;
     memset(&in, 0, sizeof(in));
     strcpy(in.brand, "konnektive");
@@ -207,14 +225,16 @@ static lt_integration_t integ(const char *ref, const char *url) {
     return in;
 }
 
-static lt_err_t pw(const char *ref, char *buf, char *err, size_t errlen) {
+static lt_err_t pw(const char *ref, char *buf, char *err, size_t errlen)
+{
     lt_cred_policy_t p = strict;
     lt_integration_t in = integ(ref, "https://api.konnektive.com");
     p.dir = dir;
     return lt_cred_password(&p, &in, buf, LT_CRM_PASSWORD_MAX + 1, err, errlen);
 }
 
-LT_TEST(read_password) {
+LT_TEST(read_password)
+{
     char buf[LT_CRM_PASSWORD_MAX + 1], err[512], path[PATH_MAX + 16], big[LT_CRM_PASSWORD_MAX + 2];
     CHECK_INT(pw("file:acme", buf, err, sizeof(err)), LT_OK);
     CHECK_STR(buf, "acme-pw"); /* the trailing newline is not part of it */
@@ -273,7 +293,8 @@ LT_TEST(read_password) {
     CHECK_INT(lt_cred_password(&p, &in, buf, 16, err, sizeof(err)), LT_ERR_FATAL);
 }
 
-int main(void) {
+int main(void)
+{
     make_tree();
     LT_RUN(url_allow_list);
     LT_RUN(ref_forms);

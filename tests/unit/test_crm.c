@@ -66,12 +66,18 @@ LT_TEST(url)
     char buf[64];
     CHECK_INT(lt_crm_url("http://127.0.0.1:8080/", LT_STREAM_ORDERS, buf, sizeof(buf)), 0);
     CHECK_STR(buf, "http://127.0.0.1:8080/order/query/");
-    CHECK_INT(lt_crm_url("https://api.konnektive.com", LT_STREAM_TRANSACTIONS, buf, sizeof(buf)), 0);
+    CHECK_INT(lt_crm_url("https://api.konnektive.com", LT_STREAM_TRANSACTIONS, buf, sizeof(buf)),
+              0);
     CHECK_STR(buf, "https://api.konnektive.com/transactions/query/");
-    CHECK_INT(lt_crm_url("https://a-very-long-host-name.example.com/x/y/z", LT_STREAM_PURCHASES, buf, 20), -1);
+    CHECK_INT(
+        lt_crm_url("https://a-very-long-host-name.example.com/x/y/z", LT_STREAM_PURCHASES, buf, 20),
+        -1);
 }
 
-static lt_err_t msg_class(const char *m) { return lt_crm_classify_message(m, strlen(m)); }
+static lt_err_t msg_class(const char *m)
+{
+    return lt_crm_classify_message(m, strlen(m));
+}
 
 LT_TEST(classify_texts)
 {
@@ -96,14 +102,20 @@ static lt_err_t parse(long status, const char *body, lt_crm_page_t *p)
 LT_TEST(parse_success_counts)
 {
     lt_crm_page_t p;
-    CHECK_INT(parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":401,"
-                         "\"page\":1,\"data\":[{\"orderId\":\"7B83FF8095\"}]}}", &p), LT_OK);
+    CHECK_INT(parse(200,
+                    "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":401,"
+                    "\"page\":1,\"data\":[{\"orderId\":\"7B83FF8095\"}]}}",
+                    &p),
+              LT_OK);
     CHECK_INT(p.total_results, 401);
     CHECK_INT(cJSON_GetArraySize(p.data), 1);
     CHECK_INT(lt_crm_page_count(p.total_results, 200), 3);
     lt_crm_page_free(&p);
-    CHECK_INT(parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":\"200\","
-                         "\"data\":[{\"a\":1}]}}", &p), LT_OK);
+    CHECK_INT(parse(200,
+                    "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":\"200\","
+                    "\"data\":[{\"a\":1}]}}",
+                    &p),
+              LT_OK);
     CHECK_INT(p.total_results, 200);
     CHECK_INT(lt_crm_page_count(p.total_results, 200), 1);
     lt_crm_page_free(&p);
@@ -114,11 +126,15 @@ LT_TEST(parse_success_counts)
 LT_TEST(parse_failures)
 {
     lt_crm_page_t p;
-    CHECK_INT(parse(200, "{\"result\":\"ERROR\",\"message\":\"Invalid login credentials\"}", &p), LT_ERR_AUTH);
+    CHECK_INT(parse(200, "{\"result\":\"ERROR\",\"message\":\"Invalid login credentials\"}", &p),
+              LT_ERR_AUTH);
     CHECK_STR(p.message, "Invalid login credentials");
     lt_crm_page_free(&p);
-    CHECK_INT(parse(200, "{\"result\":\"ERROR\",\"message\":\"No purchases matching those "
-                         "parameters could be found\"}", &p), LT_ERR_EMPTY);
+    CHECK_INT(parse(200,
+                    "{\"result\":\"ERROR\",\"message\":\"No purchases matching those "
+                    "parameters could be found\"}",
+                    &p),
+              LT_ERR_EMPTY);
     lt_crm_page_free(&p);
     CHECK_INT(parse(200, "{\"result\":\"ERROR\",\"message\":\"Database busy, try again\"}", &p),
               LT_ERR_RETRIABLE);
@@ -132,8 +148,9 @@ LT_TEST(parse_failures)
     CHECK_INT(parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":3,\"da", &p),
               LT_ERR_RETRIABLE);
     lt_crm_page_free(&p);
-    CHECK_INT(parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":0,\"data\":[]}}", &p),
-              LT_ERR_EMPTY);
+    CHECK_INT(
+        parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":0,\"data\":[]}}", &p),
+        LT_ERR_EMPTY);
     lt_crm_page_free(&p);
     char err[64];
     const char *big = "{\"result\":\"SUCCESS\"}";
@@ -145,8 +162,10 @@ LT_TEST(campaign_object_and_ids)
 {
     lt_crm_page_t p;
     char id[64];
-    CHECK_INT(parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":2,\"data\":"
-                         "{\"12\":{\"campaignId\":12,\"products\":[]},\"13\":{\"name\":\"x\"}}}}", &p),
+    CHECK_INT(parse(200,
+                    "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":2,\"data\":"
+                    "{\"12\":{\"campaignId\":12,\"products\":[]},\"13\":{\"name\":\"x\"}}}}",
+                    &p),
               LT_OK);
     cJSON *c = p.data->child;
     CHECK_INT(lt_crm_record_id(LT_STREAM_CAMPAIGNS, c, c->string, id, sizeof(id)), 0);

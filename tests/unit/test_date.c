@@ -14,7 +14,7 @@ LT_TEST(days_round_trip)
         lt_date_civil_from_days(d, &y, &m, &dd);
         CHECK_INT(lt_date_days_from_civil(y, m, dd), d);
     }
-    CHECK_INT(lt_date_weekday(0), 4);                                   /* Thursday */
+    CHECK_INT(lt_date_weekday(0), 4); /* Thursday */
     CHECK_INT(lt_date_weekday(lt_date_days_from_civil(2024, 2, 29)), 4);
 }
 
@@ -80,15 +80,15 @@ LT_TEST(format_matches_printf)
     for (int64_t t = 915148800 - 86400; t < 1009843200 + 86400; t += 7) {
         lt_date_from_seconds(t, &dt);
         lt_date_fmt_rfc3339(t, got, sizeof(got));
-        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", dt.year, dt.month,
-                 dt.day, dt.hour, dt.minute, dt.second);
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", dt.year, dt.month, dt.day,
+                 dt.hour, dt.minute, dt.second);
         bad += strcmp(got, want) != 0;
     }
     for (int y = 0; y <= 9999; y += 37) {
         dt = (lt_datetime_t){y, 1 + y % 12, 1 + y % 28, y % 24, y % 60, (y / 7) % 60};
         lt_date_fmt_datetime(&dt, got, sizeof(got));
-        snprintf(want, sizeof(want), "%04d-%02d-%02d %02d:%02d:%02d", dt.year, dt.month,
-                 dt.day, dt.hour, dt.minute, dt.second);
+        snprintf(want, sizeof(want), "%04d-%02d-%02d %02d:%02d:%02d", dt.year, dt.month, dt.day,
+                 dt.hour, dt.minute, dt.second);
         bad += strcmp(got, want) != 0;
         lt_date_fmt_crm(&dt, got, sizeof(got));
         snprintf(want, sizeof(want), "%02d/%02d/%04d", dt.month, dt.day, dt.year);

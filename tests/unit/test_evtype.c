@@ -34,10 +34,11 @@ LT_TEST(equals_the_schema)
     CHECK(n > 0 && n < sizeof(text) - 1);
     text[n] = '\0';
     schema = cJSON_Parse(text);
-    types = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(schema, "properties"),
-                                                    "type"), "enum");
+    types = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(schema, "properties"), "type"), "enum");
     CHECK_INT(cJSON_GetArraySize(types), LT_EV_COUNT);
-    cJSON_ArrayForEach(t, types) {
+    cJSON_ArrayForEach(t, types)
+    {
         CHECK(cJSON_IsString(t));
         if (cJSON_IsString(t))
             CHECK_STR(lt_evtype_name((lt_evtype_t)i), t->valuestring);

@@ -9,16 +9,20 @@
 #include "lt_test.h"
 
 /* Payment data, personal data and secrets a CRM could add any day: 8 keys. */
-#define PII "'cardNumber':'4111111111111111','cvv':'737','ssn':'078-05-1120'," \
-            "'apiKey':'ak_live_51Hx','email':'zoe@example.com','firstName':'Zo\\u00eb'," \
-            "'phoneNumber':'+1-555-0100','address1':'1 Main St'"
+#define PII                                                                      \
+    "'cardNumber':'4111111111111111','cvv':'737','ssn':'078-05-1120',"           \
+    "'apiKey':'ak_live_51Hx','email':'zoe@example.com','firstName':'Zo\\u00eb'," \
+    "'phoneNumber':'+1-555-0100','address1':'1 Main St'"
 #define NPII 8
 
 static const char *const never[] = {
-    "cardNumber", "4111111111111111", "cvv", "737", "ssn", "078-05-1120", "apiKey",
-    "ak_live_51Hx", "email", "zoe@example.com", "firstName", "Zo", "phoneNumber",
-    "555-0100", "address1", "Main St", "SECRET-PW", "Password", "cardBin", "424242",
-    "cardLast4", "lastName", "postalCode", "94016", "country", "paySources", "notes",
+    "cardNumber",  "4111111111111111", "cvv",        "737",
+    "ssn",         "078-05-1120",      "apiKey",     "ak_live_51Hx",
+    "email",       "zoe@example.com",  "firstName",  "Zo",
+    "phoneNumber", "555-0100",         "address1",   "Main St",
+    "SECRET-PW",   "Password",         "cardBin",    "424242",
+    "cardLast4",   "lastName",         "postalCode", "94016",
+    "country",     "paySources",       "notes",
 };
 
 /* JSON with ' for " (no ' in the values). */
@@ -98,8 +102,8 @@ LT_TEST(orders)
               "'refundRemaining':'59.98','currencyCode':'USD','currencySymbol':'$',"
               "'campaignId':12,'campaignName':'Main','customerId':77,"
               "'shipAddress1':'1 Main St','shipCity':'Town','shipState':'NY',"
-              "'shipPostalCode':'94016','shipCountry':'US','couponCode':null,'affId':'AFF9',"
-              PII ",'items':{'9':{'productId':9,'name':'Pill','qty':1,'price':'49.99',"
+              "'shipPostalCode':'94016','shipCountry':'US','couponCode':null,'affId':'AFF9'," PII
+              ",'items':{'9':{'productId':9,'name':'Pill','qty':1,'price':'49.99',"
               "'shipping':'9.99','purchaseId':501,'purchaseStatus':'ACTIVE',"
               "'nextBillDate':'2026-02-01','orderItemId':11," PII "},"
               "'zoe@example.com':{'productId':10},'10':'4111111111111111'},"
@@ -168,8 +172,7 @@ LT_TEST(shapes)
               "{'transactionId':5,'customerId':{'email':'zoe@example.com'},"
               "'affId':['zoe@example.com',{'ssn':'078-05-1120'}],'items':'078-05-1120',"
               "'orderId':null}",
-              "{'transactionId':5,'customerId':{},'affId':[],'orderId':null}",
-              1 + 2 + 1);
+              "{'transactionId':5,'customerId':{},'affId':[],'orderId':null}", 1 + 2 + 1);
     check_row(LT_STREAM_ORDERS, "{'orderId':'A','items':null,'products':[]}",
               "{'orderId':'A','items':null}", 1);
     CHECK_INT(lt_sanitize_row(LT_STREAM_COUNT, NULL, NULL, NULL), -1);
@@ -193,9 +196,9 @@ LT_TEST(secret_names)
 LT_TEST(secret_guard)
 {
     static const field_t careless_entries[] = {S("productId"), S("itemPassword"), END};
-    static const field_t careless[] = {S("customerId"), S("eCommercePassword"),
-                                       S("achAccountNumber"), S("Password"),
-                                       {"items", careless_entries}, END};
+    static const field_t careless[] = {
+        S("customerId"), S("eCommercePassword"),      S("achAccountNumber"),
+        S("Password"),   {"items", careless_entries}, END};
     drop_t d = {NULL, NULL};
     cJSON *row = parse_q("{'customerId':1,'eCommercePassword':'SECRET-PW-1',"
                          "'achAccountNumber':'1','Password':'p',"

@@ -15,7 +15,7 @@
 #include "lt_test.h"
 
 typedef struct {
-    char   buf[65536];
+    char buf[65536];
     size_t len;
 } body_t;
 
@@ -57,8 +57,8 @@ static long get(int port, const char *path, body_t *b)
     return get_at("127.0.0.1", port, path, b);
 }
 
-static lt_httpd_t *start(const char *bind, int port, unsigned max_conns,
-                         long long timeout_ms, char *err, size_t errlen)
+static lt_httpd_t *start(const char *bind, int port, unsigned max_conns, long long timeout_ms,
+                         char *err, size_t errlen)
 {
     lt_httpd_opts_t o = {bind, port, max_conns, timeout_ms};
 
@@ -150,10 +150,10 @@ LT_TEST(port_in_use_fails)
 
 LT_TEST(bind_parse)
 {
-    static const char *const good[] = {"0.0.0.0", "127.0.0.1", "10.1.2.3", "::", "::1",
-                                        "fd00::2", "::ffff:127.0.0.1"};
-    static const char *const bad[] = {"localhost", "1.2.3", "127.0.0.1:80", "[::1]",
-                                      "::1%lo", " 127.0.0.1", "256.0.0.1", "0x7f.0.0.1"};
+    static const char *const good[] = {
+        "0.0.0.0", "127.0.0.1", "10.1.2.3", "::", "::1", "fd00::2", "::ffff:127.0.0.1"};
+    static const char *const bad[] = {"localhost", "1.2.3",      "127.0.0.1:80", "[::1]",
+                                      "::1%lo",    " 127.0.0.1", "256.0.0.1",    "0x7f.0.0.1"};
     struct sockaddr_storage sa;
     char err[256] = "";
     size_t i;
@@ -266,7 +266,7 @@ LT_TEST(deadline_not_idle)
     fd = slow_client("127.0.0.1", port, NULL);
     t0 = lt_clock_mono_ms();
     for (i = 0; i < 40 && !closed; i++) {
-        if (send(fd, "GET /healthz HTTP/1.1\r\nX-A: b"+ (i % 28), 1, MSG_NOSIGNAL) < 0)
+        if (send(fd, "GET /healthz HTTP/1.1\r\nX-A: b" + (i % 28), 1, MSG_NOSIGNAL) < 0)
             break;
         closed = closed_within(fd, 50);
     }

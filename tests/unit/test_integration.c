@@ -10,22 +10,26 @@
 #include "lt_job.h"
 #include "lt_test.h"
 
-#define BASE                                                                   \
+#define BASE                                                                          \
     "\"id\":\"acme-1\",\"api_username\":\"api\",\"password_ref\":\"env:LT_TEST_PW\"," \
-    "\"account_name\":\"Acme\",\"account_username\":\"acme\","                \
+    "\"account_name\":\"Acme\",\"account_username\":\"acme\","                        \
     "\"timezone\":\"America/New_York\""
 
-static lt_err_t parse(const char *json, lt_integration_t *in, char *err, size_t errlen) {
+static lt_err_t parse(const char *json, lt_integration_t *in, char *err, size_t errlen)
+{
     return lt_integration_parse(json, strlen(json), in, err, errlen);
 }
 
 /* Parses a valid document with the fields of extra (a JSON member list)
  * added or replacing the base's; returns the error text ("" when valid). */
-static const char *try_doc(const char *extra, char *err, size_t errlen) {
-    static const char *const base[][2] = {
-        {"id", "\"acme-1\""}, {"api_username", "\"api\""},
-        {"password_ref", "\"env:LT_TEST_PW\""}, {"account_name", "\"Acme\""},
-        {"account_username", "\"acme\""}, {"timezone", "\"America/New_York\""}};
+static const char *try_doc(const char *extra, char *err, size_t errlen)
+{
+    static const char *const base[][2] = {{"id", "\"acme-1\""},
+                                          {"api_username", "\"api\""},
+                                          {"password_ref", "\"env:LT_TEST_PW\""},
+                                          {"account_name", "\"Acme\""},
+                                          {"account_username", "\"acme\""},
+                                          {"timezone", "\"America/New_York\""}};
     char doc[2048], probe[80];
     size_t n = (size_t)snprintf(doc, sizeof(doc), "{%s", extra);
     lt_integration_t in;
@@ -43,7 +47,8 @@ static const char *try_doc(const char *extra, char *err, size_t errlen) {
     return err;
 }
 
-LT_TEST(parse_defaults) {
+LT_TEST(parse_defaults)
+{
     lt_integration_t in;
     char err[256];
     CHECK_INT(parse("{" BASE ",\"import_from\":\"2024-01-01\"}", &in, err, sizeof(err)), LT_OK);
@@ -57,20 +62,24 @@ LT_TEST(parse_defaults) {
     CHECK(in.max_in_flight >= 1);
     CHECK_INT(parse("{" BASE ",\"import_from\":\"all\",\"brand\":\"checkoutchamp\","
                     "\"streams\":[\"orders\",\"campaigns\"],\"sync_interval\":\"30s\"}",
-                    &in, err, sizeof(err)), LT_OK);
+                    &in, err, sizeof(err)),
+              LT_OK);
     CHECK_STR(in.base_url, "https://api.checkoutchamp.com");
     CHECK_INT(in.streams, (1u << LT_STREAM_ORDERS) | (1u << LT_STREAM_CAMPAIGNS));
     CHECK_INT(in.sync_interval_ms, 30000);
     CHECK_STR(lt_integration_first_day(&in, "2013-01-01"), "2013-01-01");
 }
 
-LT_TEST(json_round_trip) {
+LT_TEST(json_round_trip)
+{
     lt_integration_t a, b;
     char err[256], *json, *again;
     CHECK_INT(parse("{" BASE ",\"import_from\":\"2023-02-28\",\"currency\":\"EUR\","
                     "\"base_url\":\"http://127.0.0.1:9\",\"sync_interval\":\"90s\","
                     "\"streams\":[\"transactions\"],\"max_requests_per_second\":7,"
-                    "\"max_in_flight\":3}", &a, err, sizeof(err)), LT_OK);
+                    "\"max_in_flight\":3}",
+                    &a, err, sizeof(err)),
+              LT_OK);
     json = lt_integration_to_json(&a);
     CHECK(json != NULL);
     if (!json)
@@ -84,13 +93,17 @@ LT_TEST(json_round_trip) {
     free(again);
 }
 
-LT_TEST(validation_errors_name_the_field) {
+LT_TEST(validation_errors_name_the_field)
+{
     char err[512];
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"id\":\"Bad_Id\"", err, sizeof(err)), "id"));
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"timezone\":\"Mars/Olympus\"", err,
-                         sizeof(err)), "timezone"));
+    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"id\":\"Bad_Id\"", err, sizeof(err)),
+                 "id"));
+    CHECK(strstr(
+        try_doc("\"import_from\":\"2024-01-01\",\"timezone\":\"Mars/Olympus\"", err, sizeof(err)),
+        "timezone"));
     CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"timezone\":\"../../etc/passwd\"", err,
-                         sizeof(err)), "timezone"));
+                         sizeof(err)),
+                 "timezone"));
     CHECK(strstr(try_doc("\"import_from\":\"2024-02-30\"", err, sizeof(err)), "import_from"));
     CHECK(strstr(try_doc("\"import_from\":\"2024-1-01\"", err, sizeof(err)), "import_from"));
     CHECK(strstr(try_doc("\"import_from\":\"2024- 1-01\"", err, sizeof(err)), "import_from"));
@@ -99,46 +112,52 @@ LT_TEST(validation_errors_name_the_field) {
                  "unknown field"));
     CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"password\":\"x\"", err, sizeof(err)),
                  "password_ref"));
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"password_ref\":\"hunter2\"", err,
-                         sizeof(err)), "password_ref"));
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"max_in_flight\":0", err,
-                         sizeof(err)), "max_in_flight"));
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"max_requests_per_second\":-3", err,
-                         sizeof(err)), "max_requests_per_second"));
+    CHECK(strstr(
+        try_doc("\"import_from\":\"2024-01-01\",\"password_ref\":\"hunter2\"", err, sizeof(err)),
+        "password_ref"));
+    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"max_in_flight\":0", err, sizeof(err)),
+                 "max_in_flight"));
+    CHECK(strstr(
+        try_doc("\"import_from\":\"2024-01-01\",\"max_requests_per_second\":-3", err, sizeof(err)),
+        "max_requests_per_second"));
     CHECK(try_doc("\"import_from\":\"2024-01-01\",\"max_in_flight\":1e300", err, sizeof(err))[0]);
     CHECK(try_doc("\"import_from\":\"2024-01-01\",\"max_in_flight\":2.5", err, sizeof(err))[0]);
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"streams\":[\"refunds\"]", err,
-                         sizeof(err)), "streams"));
+    CHECK(strstr(
+        try_doc("\"import_from\":\"2024-01-01\",\"streams\":[\"refunds\"]", err, sizeof(err)),
+        "streams"));
     CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"streams\":[]", err, sizeof(err)),
                  "streams"));
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"sync_interval\":\"soon\"", err,
-                         sizeof(err)), "sync_interval"));
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"currency\":\"usd\"", err,
-                         sizeof(err)), "currency"));
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"brand\":\"shopify\"", err,
-                         sizeof(err)), "brand"));
+    CHECK(strstr(
+        try_doc("\"import_from\":\"2024-01-01\",\"sync_interval\":\"soon\"", err, sizeof(err)),
+        "sync_interval"));
+    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"currency\":\"usd\"", err, sizeof(err)),
+                 "currency"));
+    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"brand\":\"shopify\"", err, sizeof(err)),
+                 "brand"));
     CHECK(strstr(try_doc("\"brand\":\"konnektive\"", err, sizeof(err)), "import_from"));
     CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"id\":7", err, sizeof(err)), "id"));
     CHECK_STR(try_doc("\"import_from\":\"2024-02-29\"", err, sizeof(err)), "");
     CHECK_STR(try_doc("\"import_from\":\"all\",\"timezone\":\"UTC\"", err, sizeof(err)), "");
     /* a repeated field is ambiguous (which one would the services read?) */
-    CHECK(strstr(try_doc("\"import_from\":\"2024-01-01\",\"import_from\":\"2023-01-01\"", err,
-                         sizeof(err)), "duplicate"));
+    CHECK(strstr(
+        try_doc("\"import_from\":\"2024-01-01\",\"import_from\":\"2023-01-01\"", err, sizeof(err)),
+        "duplicate"));
 }
 
-LT_TEST(rejects_bad_documents) {
+LT_TEST(rejects_bad_documents)
+{
     lt_integration_t in;
     char err[256];
     const char *doc = "{" BASE ",\"import_from\":\"2024-01-01\"}";
     CHECK_INT(parse("[1,2]", &in, err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK_INT(parse("{\"id\":", &in, err, sizeof(err)), LT_ERR_PERMANENT);
     /* bounded: a prefix of a valid document is not read past its length */
-    CHECK_INT(lt_integration_parse(doc, strlen(doc) - 1, &in, err, sizeof(err)),
-              LT_ERR_PERMANENT);
+    CHECK_INT(lt_integration_parse(doc, strlen(doc) - 1, &in, err, sizeof(err)), LT_ERR_PERMANENT);
     CHECK_INT(lt_integration_parse(doc, strlen(doc), &in, err, sizeof(err)), LT_OK);
 }
 
-LT_TEST(validate_struct) {
+LT_TEST(validate_struct)
+{
     lt_integration_t in;
     char err[256];
     CHECK_INT(parse("{" BASE ",\"import_from\":\"2024-01-01\"}", &in, err, sizeof(err)), LT_OK);
@@ -152,12 +171,14 @@ LT_TEST(validate_struct) {
     CHECK(strstr(err, "sync_interval") != NULL);
 }
 
-static void with_ref(lt_integration_t *in, const char *ref) {
+static void with_ref(lt_integration_t *in, const char *ref)
+{
     parse("{" BASE ",\"import_from\":\"2024-01-01\"}", in, (char[64]){0}, 64);
     snprintf(in->password_ref, sizeof(in->password_ref), "%s", ref);
 }
 
-LT_TEST(streams_and_local_day) {
+LT_TEST(streams_and_local_day)
+{
     lt_integration_t in;
     char day[11];
     CHECK_INT(lt_stream_parse("orders", 6), LT_STREAM_ORDERS);
@@ -176,7 +197,8 @@ LT_TEST(streams_and_local_day) {
     CHECK_STR(day, "2024-03-10");
 }
 
-static lt_job_t sample_job(void) {
+static lt_job_t sample_job(void)
+{
     lt_job_t j;
     memset(&j, 0, sizeof(j));
     strcpy(j.job_id, "0b6f3c1e-8a4d-4c7e-9f5a-2d1e3c4b5a69");
@@ -191,7 +213,8 @@ static lt_job_t sample_job(void) {
     return j;
 }
 
-LT_TEST(job_round_trip_and_keys) {
+LT_TEST(job_round_trip_and_keys)
+{
     lt_job_t a = sample_job(), b;
     char err[256], key[160], *json = lt_job_encode(&a);
     CHECK(json != NULL);
@@ -214,14 +237,19 @@ LT_TEST(job_round_trip_and_keys) {
 
 /* Decodes sample_job() with field "key" replaced by raw JSON value (NULL
  * removes it). */
-static lt_err_t decode_with(const char *key, const char *value) {
+static lt_err_t decode_with(const char *key, const char *value)
+{
     char doc[1024], err[256];
     lt_job_t out;
-    const char *fields[][2] = {
-        {"job_id", "\"0b6f3c1e-8a4d-4c7e-9f5a-2d1e3c4b5a69\""}, {"integration_id", "\"acme\""},
-        {"stream", "\"orders\""}, {"date_range_type", "\"dateCreated\""},
-        {"day", "\"2024-01-31\""}, {"page_from", "0"}, {"page_to", "0"},
-        {"reason", "\"backfill\""}, {"run_id", "\"r\""}};
+    const char *fields[][2] = {{"job_id", "\"0b6f3c1e-8a4d-4c7e-9f5a-2d1e3c4b5a69\""},
+                               {"integration_id", "\"acme\""},
+                               {"stream", "\"orders\""},
+                               {"date_range_type", "\"dateCreated\""},
+                               {"day", "\"2024-01-31\""},
+                               {"page_from", "0"},
+                               {"page_to", "0"},
+                               {"reason", "\"backfill\""},
+                               {"run_id", "\"r\""}};
     size_t n = 0;
     n += (size_t)snprintf(doc + n, sizeof(doc) - n, "{");
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -234,7 +262,8 @@ static lt_err_t decode_with(const char *key, const char *value) {
     return lt_job_decode(doc, strlen(doc), &out, err, sizeof(err));
 }
 
-LT_TEST(job_rejects) {
+LT_TEST(job_rejects)
+{
     char err[256];
     lt_job_t out;
     const char *ok = "{\"job_id\":\"x\"}";
@@ -252,19 +281,22 @@ LT_TEST(job_rejects) {
     CHECK_INT(decode_with("integration_id", "\"\""), LT_ERR_PERMANENT);
     CHECK_INT(decode_with("integration_id", "\"acme:x\""), LT_ERR_PERMANENT);
     CHECK_INT(decode_with("integration_id", "\"../acme\""), LT_ERR_PERMANENT);
-    CHECK_INT(decode_with("integration_id",
-                          "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""),
-              LT_ERR_PERMANENT);
-    CHECK_INT(decode_with("page_to", "5"), LT_ERR_PERMANENT);   /* 0-5 */
+    CHECK_INT(
+        decode_with("integration_id",
+                    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""),
+        LT_ERR_PERMANENT);
+    CHECK_INT(decode_with("page_to", "5"), LT_ERR_PERMANENT); /* 0-5 */
     CHECK_INT(decode_with("page_from", "-1"), LT_ERR_PERMANENT);
     {
         char doc[512];
-        snprintf(doc, sizeof(doc), "{\"job_id\":\"j\",\"integration_id\":\"acme\","
+        snprintf(doc, sizeof(doc),
+                 "{\"job_id\":\"j\",\"integration_id\":\"acme\","
                  "\"stream\":\"orders\",\"date_range_type\":\"dateCreated\","
                  "\"day\":\"2024-01-31\",\"page_from\":21,\"page_to\":30,\"reason\":\"resync\"}");
         CHECK_INT(lt_job_decode(doc, strlen(doc), &out, err, sizeof(err)), LT_OK);
         CHECK_INT(out.page_from, 21);
-        snprintf(doc, sizeof(doc), "{\"job_id\":\"j\",\"integration_id\":\"acme\","
+        snprintf(doc, sizeof(doc),
+                 "{\"job_id\":\"j\",\"integration_id\":\"acme\","
                  "\"stream\":\"orders\",\"date_range_type\":\"dateCreated\","
                  "\"day\":\"2024-01-31\",\"page_from\":30,\"page_to\":21,\"reason\":\"resync\"}");
         CHECK_INT(lt_job_decode(doc, strlen(doc), &out, err, sizeof(err)), LT_ERR_PERMANENT);
@@ -274,7 +306,8 @@ LT_TEST(job_rejects) {
     CHECK_INT(lt_job_decode("", 0, &out, err, sizeof(err)), LT_ERR_PERMANENT);
 }
 
-int main(void) {
+int main(void)
+{
     LT_RUN(parse_defaults);
     LT_RUN(json_round_trip);
     LT_RUN(validation_errors_name_the_field);

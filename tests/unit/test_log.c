@@ -50,9 +50,11 @@ LT_TEST(format_and_levels)
     CHECK(strstr(out, " INFO fetcher: rows=200\n") != NULL);
     CHECK(strstr(out, " WARN fetcher: two lines\n") != NULL);
     CHECK(strstr(out, " ERROR fetcher: abc\n") != NULL);
-    CHECK_INT(regcomp(&re, "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
-                           "\\.[0-9]{3}Z (DEBUG|INFO|WARN|ERROR) fetcher: ",
-                      REG_EXTENDED | REG_NOSUB), 0);
+    CHECK_INT(regcomp(&re,
+                      "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+                      "\\.[0-9]{3}Z (DEBUG|INFO|WARN|ERROR) fetcher: ",
+                      REG_EXTENDED | REG_NOSUB),
+              0);
     for (line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         CHECK(regexec(&re, line, 0, NULL, 0) == 0);
         lines++;

@@ -10,8 +10,7 @@ static int64_t parse(const char *s, const char *cur, lt_err_t *err)
 {
     char errstr[128];
     int64_t v = INT64_MIN + 7; /* sentinel: untouched on error */
-    *err = lt_money_parse(s, strlen(s), lt_money_exponent(cur, 3), &v, errstr,
-                          sizeof(errstr));
+    *err = lt_money_parse(s, strlen(s), lt_money_exponent(cur, 3), &v, errstr, sizeof(errstr));
     return v;
 }
 
@@ -49,9 +48,22 @@ LT_TEST(valid)
 
 LT_TEST(malformed)
 {
-    const char *bad[] = {"", "1.2.3", "abc", "1.005", "1500.5x", ".5", "5.",
-                         "1,00", " 1.00", "1.00 ", "1e2", "--1", "-", "0x10",
-                         "92233720368547758.08", "-92233720368547758.09",
+    const char *bad[] = {"",
+                         "1.2.3",
+                         "abc",
+                         "1.005",
+                         "1500.5x",
+                         ".5",
+                         "5.",
+                         "1,00",
+                         " 1.00",
+                         "1.00 ",
+                         "1e2",
+                         "--1",
+                         "-",
+                         "0x10",
+                         "92233720368547758.08",
+                         "-92233720368547758.09",
                          "99999999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         lt_err_t err;

@@ -17,10 +17,14 @@ static char err[256];
 static lt_err_t build(lt_stream_t stream, const char *json, const lt_cb_state_t *cb)
 {
     cJSON *rec = cJSON_Parse(json);
-    lt_event_input_t in = {
-        .integration_id = "acme", .brand = "konnektive",
-        .tz = lt_tz_get("America/New_York", err, sizeof(err)), .currency = "USD",
-        .stream = stream, .fetched_at = "2024-12-01T00:00:00Z", .record = rec, .cb = cb};
+    lt_event_input_t in = {.integration_id = "acme",
+                           .brand = "konnektive",
+                           .tz = lt_tz_get("America/New_York", err, sizeof(err)),
+                           .currency = "USD",
+                           .stream = stream,
+                           .fetched_at = "2024-12-01T00:00:00Z",
+                           .record = rec,
+                           .cb = cb};
     lt_event_fields_t fx;
     lt_event_list_t first = {0};
     char first_err[sizeof(err)];
@@ -71,12 +75,13 @@ static const char *expected_id(const char *name)
     return id;
 }
 
-#define TXN(extra)                                                               \
-    "{\"transactionId\":1001,\"parentTxnId\":null,\"dateCreated\":\"2024-03-10 02:30:00\"," \
+#define TXN(extra)                                                                               \
+    "{\"transactionId\":1001,\"parentTxnId\":null,\"dateCreated\":\"2024-03-10 02:30:00\","      \
     "\"dateUpdated\":\"2024-04-02 09:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\"," \
-    "\"totalAmount\":\"29.99\",\"currencyCode\":\"USD\",\"orderId\":\"7B83FF8095\"," \
-    "\"orderType\":\"NEW_SALE\",\"billingCycleNumber\":1,\"campaignId\":\"12\",\"customerId\":501," \
-    "\"affId\":\"AFF3\",\"achAccountNumber\":\"SECRET123\",\"emailAddress\":\"a@b.c\"," \
+    "\"totalAmount\":\"29.99\",\"currencyCode\":\"USD\",\"orderId\":\"7B83FF8095\","             \
+    "\"orderType\":\"NEW_SALE\",\"billingCycleNumber\":1,\"campaignId\":\"12\",\"customerId\":"  \
+    "501,"                                                                                       \
+    "\"affId\":\"AFF3\",\"achAccountNumber\":\"SECRET123\",\"emailAddress\":\"a@b.c\","          \
     "\"isChargedback\":0" extra "}"
 
 LT_TEST(payment_initial_in_gap)
@@ -113,12 +118,16 @@ LT_TEST(affiliate_id_cut_on_a_character)
     char rec[1024], aff[80], want[64];
     memset(want, 'A', 63);
     want[63] = '\0';
-    snprintf(aff, sizeof(aff), "%s\xc3\xa9" "B", want);
+    snprintf(aff, sizeof(aff),
+             "%s\xc3\xa9"
+             "B",
+             want);
     snprintf(rec, sizeof(rec),
              "{\"transactionId\":1001,\"dateCreated\":\"2024-03-12 10:00:00\","
              "\"dateUpdated\":\"2024-03-12 10:00:00\",\"txnType\":\"SALE\","
              "\"responseType\":\"SUCCESS\",\"totalAmount\":\"1.00\",\"currencyCode\":\"USD\","
-             "\"orderId\":\"O1\",\"customerId\":501,\"affId\":\"%s\",\"isChargedback\":0}", aff);
+             "\"orderId\":\"O1\",\"customerId\":501,\"affId\":\"%s\",\"isChargedback\":0}",
+             aff);
     CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, NULL), LT_OK);
     CHECK_INT(evs.n, 1);
     CHECK_STR(field(0, "affiliate_id"), want);
@@ -130,7 +139,8 @@ LT_TEST(subtypes_and_fold)
                     "{\"transactionId\":7,\"dateCreated\":\"2024-11-03 01:30:00\","
                     "\"txnType\":\"CAPTURE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
                     "\"customerId\":\"9\",\"billingCycleNumber\":\"3\",\"orderType\":\"UPSALE\"}",
-                    NULL), LT_OK);
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "subtype"), "rebill");
     /* 01:30 happens twice: the earlier (EDT) instant */
     CHECK_STR(field(0, "occurred_at"), "2024-11-03T05:30:00Z");
@@ -139,7 +149,8 @@ LT_TEST(subtypes_and_fold)
                     "{\"transactionId\":8,\"dateCreated\":\"2024-06-01 23:59:59\","
                     "\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":9.5,"
                     "\"customerId\":\"9\",\"billingCycleNumber\":1,\"orderType\":\"upsell\"}",
-                    NULL), LT_OK);
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "subtype"), "upsell");
     CHECK_STR(field(0, "amount_minor"), "950"); /* a JSON number, rebuilt exactly */
     CHECK_STR(field(0, "local_date"), "2024-06-01");
@@ -148,7 +159,8 @@ LT_TEST(subtypes_and_fold)
 
 LT_TEST(refund_void_decline_authorize)
 {
-    const char *refund = "{\"transactionId\":1002,\"parentTxnId\":1001,"
+    const char *refund =
+        "{\"transactionId\":1002,\"parentTxnId\":1001,"
         "\"dateCreated\":\"2024-03-12 00:00:00\",\"txnType\":\"REFUND\","
         "\"responseType\":\"SUCCESS\",\"totalAmount\":\"10.00\",\"customerId\":501}";
     CHECK_INT(build(LT_STREAM_TRANSACTIONS, refund, NULL), LT_OK);
@@ -160,29 +172,38 @@ LT_TEST(refund_void_decline_authorize)
     CHECK_INT(build(LT_STREAM_TRANSACTIONS,
                     "{\"transactionId\":3,\"dateCreated\":\"2024-03-12 10:00:00\","
                     "\"txnType\":\"VOID\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"-4.00\","
-                    "\"customerId\":501}", NULL), LT_OK);
+                    "\"customerId\":501}",
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "type"), "void");
     CHECK_STR(field(0, "amount_minor"), "-400");
-    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
-                    "{\"transactionId\":4,\"dateCreated\":\"2024-03-12 10:00:00\","
-                    "\"txnType\":\"SALE\",\"responseType\":\"HARD_DECLINE\",\"totalAmount\":\"4.00\","
-                    "\"customerId\":501,\"isChargedback\":1}", NULL), LT_OK);
+    CHECK_INT(
+        build(LT_STREAM_TRANSACTIONS,
+              "{\"transactionId\":4,\"dateCreated\":\"2024-03-12 10:00:00\","
+              "\"txnType\":\"SALE\",\"responseType\":\"HARD_DECLINE\",\"totalAmount\":\"4.00\","
+              "\"customerId\":501,\"isChargedback\":1}",
+              NULL),
+        LT_OK);
     CHECK_INT(evs.n, 1);
     CHECK_STR(field(0, "type"), "decline");
     CHECK_STR(field(0, "subtype"), "hard");
     CHECK_STR(field(0, "amount_minor"), "0");
     CHECK_STR(field(0, "attempted_minor"), "400");
-    CHECK_INT(build(LT_STREAM_TRANSACTIONS,
-                    "{\"transactionId\":5,\"dateCreated\":\"2024-03-12 10:00:00\","
-                    "\"txnType\":\"AUTHORIZE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"4.00\","
-                    "\"customerId\":501}", NULL), LT_OK);
+    CHECK_INT(
+        build(LT_STREAM_TRANSACTIONS,
+              "{\"transactionId\":5,\"dateCreated\":\"2024-03-12 10:00:00\","
+              "\"txnType\":\"AUTHORIZE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"4.00\","
+              "\"customerId\":501}",
+              NULL),
+        LT_OK);
     CHECK_INT(evs.n, 0);
     CHECK_INT(evs.note, LT_EVENT_NOTE_AUTHORIZE);
 }
 
 LT_TEST(chargeback_day_precision_and_occurrences)
 {
-    const char *rec = "{\"transactionId\":1001,\"dateCreated\":\"2024-03-01 12:00:00\","
+    const char *rec =
+        "{\"transactionId\":1001,\"dateCreated\":\"2024-03-01 12:00:00\","
         "\"dateUpdated\":\"2024-04-02 09:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\","
         "\"totalAmount\":\"29.99\",\"customerId\":501,\"isChargedback\":1,"
         "\"chargebackAmount\":\"20.00\",\"chargebackDate\":\"2024-04-01\","
@@ -207,12 +228,13 @@ LT_TEST(chargeback_day_precision_and_occurrences)
 
 LT_TEST(chargeback_reversal)
 {
-    const char *rec = "{\"transactionId\":1001,\"dateCreated\":\"2024-03-01 12:00:00\","
+    const char *rec =
+        "{\"transactionId\":1001,\"dateCreated\":\"2024-03-01 12:00:00\","
         "\"dateUpdated\":\"2024-05-09 08:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\","
         "\"totalAmount\":\"29.99\",\"customerId\":501,\"isChargedback\":0,"
         "\"chargebackAmount\":\"20.00\",\"chargebackDate\":\"2024-04-01 10:00:00\"}";
-    lt_cb_state_t st = {.occurrence = 1, .reverted = 1,
-                        .reversal_date_updated = "2024-05-02 10:15:00"};
+    lt_cb_state_t st = {
+        .occurrence = 1, .reverted = 1, .reversal_date_updated = "2024-05-02 10:15:00"};
     CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, &st), LT_OK);
     CHECK_INT(evs.n, 2);
     CHECK_STR(field(1, "type"), "chargeback_reversal");
@@ -228,7 +250,9 @@ LT_TEST(customer_subscription_reference)
     CHECK_INT(build(LT_STREAM_CUSTOMERS,
                     "{\"customerId\":501,\"dateCreated\":\"2024-01-01 00:00:00\","
                     "\"dateUpdated\":\"2024-02-01 00:00:00\",\"firstName\":\"Zoë\","
-                    "\"eCommercePassword\":\"hunter2\"}", NULL), LT_OK);
+                    "\"eCommercePassword\":\"hunter2\"}",
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "type"), "customer");
     CHECK_STR(field(0, "amount_minor"), "null");
     CHECK_STR(field(0, "currency"), "null");
@@ -239,7 +263,8 @@ LT_TEST(customer_subscription_reference)
                     "{\"purchaseId\":77,\"orderId\":\"AB12\",\"customerId\":501,\"campaignId\":3,"
                     "\"productId\":42,\"status\":\"ACTIVE\",\"billingCycleNumber\":2,"
                     "\"nextBillDate\":\"2024-03-01\",\"dateUpdated\":\"2024-02-01 10:00:00\"}",
-                    NULL), LT_OK);
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "type"), "subscription");
     CHECK_STR(field(0, "status"), "ACTIVE");
     CHECK_STR(field(0, "subscription_id"), "77");
@@ -259,7 +284,8 @@ LT_TEST(payment_dimensions)
                     TXN(",\"recycleNumber\":2,\"sourceValue1\":\"facebook\",\"sourceValue2\":\"\","
                         "\"sourceValue3\":\"cmp \\\"7\\\"\",\"sourceValue5\":null,"
                         "\"items\":[{\"productId\":44,\"productType\":\"OFFER\"}]"),
-                    NULL), LT_OK);
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "subtype"), "initial");
     CHECK_STR(field(0, "recycle_number"), "2");
     CHECK_STR(field(0, "source_values"), "[\"facebook\",null,\"cmp \\\"7\\\"\",null,null]");
@@ -280,14 +306,18 @@ LT_TEST(payment_dimensions)
                     "{\"transactionId\":9,\"dateCreated\":\"2024-06-01 10:00:00\","
                     "\"txnType\":\"SALE\",\"responseType\":\"SOFT_DECLINE\",\"totalAmount\":\"5\","
                     "\"customerId\":\"9\",\"billingCycleNumber\":2,\"recycleNumber\":\"3\","
-                    "\"items\":[{\"productId\":1,\"productType\":\"UPSELL\"}]}", NULL), LT_OK);
+                    "\"items\":[{\"productId\":1,\"productType\":\"UPSELL\"}]}",
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "type"), "decline");
     CHECK_STR(field(0, "recycle_number"), "3");
     CHECK_INT(build(LT_STREAM_TRANSACTIONS,
                     "{\"transactionId\":10,\"dateCreated\":\"2024-06-01 10:00:00\","
                     "\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
                     "\"customerId\":\"9\",\"billingCycleNumber\":2,"
-                    "\"items\":[{\"productId\":1,\"productType\":\"UPSELL\"}]}", NULL), LT_OK);
+                    "\"items\":[{\"productId\":1,\"productType\":\"UPSELL\"}]}",
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "subtype"), "rebill");
     /* refund reason on refunds only, cut to 255 bytes on a character */
     char reason[400], rec[800], want[260];
@@ -295,33 +325,39 @@ LT_TEST(payment_dimensions)
     memcpy(reason + 254, "\xc3\xa9tail", 7); /* "é" straddles byte 255 */
     memcpy(want, reason, 254);
     want[254] = '\0';
-    snprintf(rec, sizeof(rec), "{\"transactionId\":11,\"dateCreated\":\"2024-06-01 10:00:00\","
+    snprintf(rec, sizeof(rec),
+             "{\"transactionId\":11,\"dateCreated\":\"2024-06-01 10:00:00\","
              "\"txnType\":\"REFUND\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
-             "\"customerId\":\"9\",\"refundReason\":\"%s\"}", reason);
+             "\"customerId\":\"9\",\"refundReason\":\"%s\"}",
+             reason);
     CHECK_INT(build(LT_STREAM_TRANSACTIONS, rec, NULL), LT_OK);
     CHECK_STR(field(0, "refund_reason"), want);
     CHECK_INT(build(LT_STREAM_TRANSACTIONS,
                     "{\"transactionId\":12,\"dateCreated\":\"2024-06-01 10:00:00\","
                     "\"txnType\":\"VOID\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"5\","
-                    "\"customerId\":\"9\",\"refundReason\":\"x\"}", NULL), LT_OK);
+                    "\"customerId\":\"9\",\"refundReason\":\"x\"}",
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "refund_reason"), "(absent)");
 }
 
 #define ORDER(extra)                                                              \
     "{\"orderId\":\"7B83FF8095\",\"dateCreated\":\"2024-03-01 12:00:00\","        \
-    "\"dateUpdated\":\"2024-03-02 08:00:00\",\"orderType\":\"NEW_SALE\","          \
-    "\"orderStatus\":\"COMPLETE\",\"totalAmount\":\"59.98\",\"price\":\"49.99\","   \
-    "\"baseShipping\":\"9.99\",\"salesTax\":\"0.00\",\"totalDiscount\":null,"      \
-    "\"currencyCode\":\"USD\",\"campaignId\":12,\"customerId\":501,"               \
+    "\"dateUpdated\":\"2024-03-02 08:00:00\",\"orderType\":\"NEW_SALE\","         \
+    "\"orderStatus\":\"COMPLETE\",\"totalAmount\":\"59.98\",\"price\":\"49.99\"," \
+    "\"baseShipping\":\"9.99\",\"salesTax\":\"0.00\",\"totalDiscount\":null,"     \
+    "\"currencyCode\":\"USD\",\"campaignId\":12,\"customerId\":501,"              \
     "\"couponCode\":\"SAVE10\",\"affId\":\"AFF9\"" extra "}"
 
 LT_TEST(order_event)
 {
-    CHECK_INT(build(LT_STREAM_ORDERS,
-                    ORDER(",\"sourceValue1\":\"google\",\"items\":{\"9\":{\"productId\":9,\"qty\":1,"
-                          "\"price\":\"49.99\",\"productType\":\"OFFER\"},\"10\":{\"productId\":\"10\","
-                          "\"qty\":\"2\",\"price\":null,\"productType\":\"UPSALE\"}}"),
-                    NULL), LT_OK);
+    CHECK_INT(
+        build(LT_STREAM_ORDERS,
+              ORDER(",\"sourceValue1\":\"google\",\"items\":{\"9\":{\"productId\":9,\"qty\":1,"
+                    "\"price\":\"49.99\",\"productType\":\"OFFER\"},\"10\":{\"productId\":\"10\","
+                    "\"qty\":\"2\",\"price\":null,\"productType\":\"UPSALE\"}}"),
+              NULL),
+        LT_OK);
     CHECK_INT(evs.n, 1);
     CHECK_STR(evs.key, "acme/501");
     CHECK_STR(field(0, "type"), "order");
@@ -339,24 +375,29 @@ LT_TEST(order_event)
     CHECK_STR(field(0, "product_ids"), "[\"9\",\"10\"]");
     CHECK_STR(field(0, "items"), "[{\"product_id\":\"9\",\"quantity\":1,\"price_minor\":4999},"
                                  "{\"product_id\":\"10\",\"quantity\":2,\"price_minor\":null}]");
-    CHECK_STR(field(0, "totals"), "{\"total_minor\":5998,\"price_minor\":4999,"
-                                  "\"shipping_minor\":999,\"tax_minor\":0,\"discount_minor\":null}");
+    CHECK_STR(field(0, "totals"),
+              "{\"total_minor\":5998,\"price_minor\":4999,"
+              "\"shipping_minor\":999,\"tax_minor\":0,\"discount_minor\":null}");
     CHECK_STR(field(0, "source_values"), "[\"google\",null,null,null,null]");
     /* items as the CRM sends an empty list; an upsell order type */
     CHECK_INT(build(LT_STREAM_ORDERS,
                     "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\","
                     "\"orderType\":\"UPSELL\",\"orderStatus\":\"REFUNDED\",\"customerId\":5,"
-                    "\"couponCode\":\"\",\"items\":[]}", NULL), LT_OK);
+                    "\"couponCode\":\"\",\"items\":[]}",
+                    NULL),
+              LT_OK);
     CHECK_STR(field(0, "items"), "[]");
     CHECK_STR(field(0, "has_upsell"), "true");
     CHECK_STR(field(0, "coupon_code"), "null");
     CHECK_STR(field(0, "order_status"), "REFUNDED");
     CHECK_STR(field(0, "recycle_number"), "(absent)");
     CHECK_STR(field(0, "source_values"), "(absent)");
-    CHECK_STR(field(0, "totals"), "{\"total_minor\":null,\"price_minor\":null,"
-                                  "\"shipping_minor\":null,\"tax_minor\":null,\"discount_minor\":null}");
+    CHECK_STR(field(0, "totals"),
+              "{\"total_minor\":null,\"price_minor\":null,"
+              "\"shipping_minor\":null,\"tax_minor\":null,\"discount_minor\":null}");
     /* PARTIAL: no event */
-    CHECK_INT(build(LT_STREAM_ORDERS, "{\"orderId\":\"X1\",\"orderStatus\":\"PARTIAL\"}", NULL), LT_OK);
+    CHECK_INT(build(LT_STREAM_ORDERS, "{\"orderId\":\"X1\",\"orderStatus\":\"PARTIAL\"}", NULL),
+              LT_OK);
     CHECK_INT(evs.n, 0);
     CHECK_INT(evs.note, LT_EVENT_NOTE_PARTIAL_ORDER);
     /* malformed: the row goes to the DLQ with the reason */
@@ -366,8 +407,10 @@ LT_TEST(order_event)
         ORDER(",\"items\":[{\"productId\":\"a/b\"}]"),
         ORDER(",\"items\":[{\"productId\":1,\"price\":\"1.001\"}]"),
         "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\",\"orderStatus\":\"COMPLETE\"}",
-        "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\",\"customerId\":1,\"totalDiscount\":\"x\"}",
-        "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 12:00:00\",\"customerId\":1,\"currencyCode\":\"XYZ\"}",
+        "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"customerId\":1,\"totalDiscount\":\"x\"}",
+        "{\"orderId\":\"A\",\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"customerId\":1,\"currencyCode\":\"XYZ\"}",
         "{\"orderId\":\"A\",\"customerId\":1}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -393,15 +436,32 @@ LT_TEST(order_event)
 LT_TEST(malformed_rows)
 {
     const char *bad[] = {
-        "{\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
-        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"GIFT\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
-        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"MAYBE\",\"totalAmount\":\"1\",\"customerId\":1}",
-        "{\"transactionId\":1,\"dateCreated\":\"2024-02-30 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
-        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1.005\",\"customerId\":1}",
-        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1,\"currencyCode\":\"XYZ\"}",
-        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\"}",
-        "{\"transactionId\":\"a/b\",\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1}",
-        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\",\"customerId\":1,\"isChargedback\":1,\"chargebackDate\":\"2024-13-01\"}",
+        "{\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\","
+        "\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"GIFT\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\","
+        "\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"MAYBE\",\"totalAmount\":\"1\","
+        "\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-02-30 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\","
+        "\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1.005\","
+        "\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\","
+        "\"customerId\":1,\"currencyCode\":\"XYZ\"}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\"}",
+        "{\"transactionId\":\"a/b\",\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\","
+        "\"customerId\":1}",
+        "{\"transactionId\":1,\"dateCreated\":\"2024-03-01 "
+        "12:00:00\",\"txnType\":\"SALE\",\"responseType\":\"SUCCESS\",\"totalAmount\":\"1\","
+        "\"customerId\":1,\"isChargedback\":1,\"chargebackDate\":\"2024-13-01\"}",
         "[1,2]",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -409,8 +469,11 @@ LT_TEST(malformed_rows)
         CHECK_INT(evs.n, 0);
         CHECK(err[0] != '\0');
     }
-    CHECK_INT(build(LT_STREAM_PURCHASES, "{\"purchaseId\":1,\"customerId\":2,\"status\":\"ZOMBIE\","
-                    "\"dateUpdated\":\"2024-02-01 10:00:00\"}", NULL), LT_ERR_PERMANENT);
+    CHECK_INT(build(LT_STREAM_PURCHASES,
+                    "{\"purchaseId\":1,\"customerId\":2,\"status\":\"ZOMBIE\","
+                    "\"dateUpdated\":\"2024-02-01 10:00:00\"}",
+                    NULL),
+              LT_ERR_PERMANENT);
 }
 
 LT_TEST(deterministic)
@@ -449,15 +512,21 @@ LT_TEST(cb_history)
     CHECK_INT(st.occurrence * 10 + st.reverted, 11);
     CHECK_STR(st.reversal_date_updated, "x\"],[\"C");
     static const char *bad[] = {
-        "C,1,2",                              /* the old text format */
-        "!",                                  /* the script's unreadable legacy */
-        "{}", "[1]", "[[]]", "[[\"X\",\"1\",\"2\"]]",
-        "[[\"C\",1,2]]",                      /* numbers must be strings */
-        "[[\"C\",\"1\",\"2\",\"d\"]]",          /* C has no date */
-        "[[\"R\",\"1\",\"2\"]]",                /* R has one */
+        "C,1,2", /* the old text format */
+        "!",     /* the script's unreadable legacy */
+        "{}",
+        "[1]",
+        "[[]]",
+        "[[\"X\",\"1\",\"2\"]]",
+        "[[\"C\",1,2]]",               /* numbers must be strings */
+        "[[\"C\",\"1\",\"2\",\"d\"]]", /* C has no date */
+        "[[\"R\",\"1\",\"2\"]]",       /* R has one */
         "[[\"R\",\"1\",\"2\",\"2024-05-02 10:15:00 and more\"]]",
-        "[[\"C\",\"-1\",\"2\"]]", "[[\"C\",\"1\",\"9999999999999999999\"]]",
-        "[[\"CC\",\"1\",\"2\"]]", "[[\"C\",\"1\",\"2\"]", "[[\"C\",\"1\",\"2\"]]x",
+        "[[\"C\",\"-1\",\"2\"]]",
+        "[[\"C\",\"1\",\"9999999999999999999\"]]",
+        "[[\"CC\",\"1\",\"2\"]]",
+        "[[\"C\",\"1\",\"2\"]",
+        "[[\"C\",\"1\",\"2\"]]x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         CHECK_INT(lt_cb_state_at(bad[i], strlen(bad[i]), 1, 5, &st), -1);

@@ -97,9 +97,9 @@ static int tree_eq(const cJSON *x, const cJSON *y)
         (x->valuestring && strcmp(x->valuestring, y->valuestring) != 0) ||
         memcmp(&x->valuedouble, &y->valuedouble, sizeof(double)) != 0 ||
         x->valueint != y->valueint || !links_ok(x) || !links_ok(y)) {
-        fprintf(stderr, "node differs: type %d/%d key %s/%s int %d/%d dbl %.17g/%.17g\n",
-                x->type, y->type, x->string ? x->string : "-", y->string ? y->string : "-",
-                x->valueint, y->valueint, x->valuedouble, y->valuedouble);
+        fprintf(stderr, "node differs: type %d/%d key %s/%s int %d/%d dbl %.17g/%.17g\n", x->type,
+                y->type, x->string ? x->string : "-", y->string ? y->string : "-", x->valueint,
+                y->valueint, x->valuedouble, y->valuedouble);
         return 0;
     }
     for (cx = x->child, cy = y->child; cx && cy; cx = cx->next, cy = cy->next)
@@ -133,8 +133,8 @@ static int same_as_cjson(const char *s, size_t n)
     int ok = x && y && tree_eq(x, y) && print_eq(x, y);
 
     if (!ok)
-        fprintf(stderr, "text: %.*s\n  jtree: %s\n  cjson: %s\n", (int)n, s,
-                x ? "ok" : err, y ? "ok" : cerr);
+        fprintf(stderr, "text: %.*s\n  jtree: %s\n  cjson: %s\n", (int)n, s, x ? "ok" : err,
+                y ? "ok" : cerr);
     cJSON_Delete(y);
     return ok;
 }
@@ -161,12 +161,12 @@ LT_TEST(test_types)
     CHECK_STR(cJSON_GetArrayItem(a, 1)->valuestring, "two");
     CHECK(cJSON_GetArrayItem(a, 1)->string == NULL);
     CHECK_INT(cJSON_GetArrayItem(cJSON_GetArrayItem(a, 2), 0)->valueint, 3);
-    CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(r, "o"), "k")));
+    CHECK(cJSON_IsObject(
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "o"), "k")));
     CHECK_INT(count_children(r), 7);
     CHECK(links_ok(r) && links_ok(a));
     CHECK(SAME("{\"s\":\"x\",\"n\":1.5,\"t\":true,\"f\":false,\"z\":null,"
-                        "\"a\":[1,\"two\",[3]],\"o\":{\"k\":{}}}"));
+               "\"a\":[1,\"two\",[3]],\"o\":{\"k\":{}}}"));
     {
         cJSON *dup = cJSON_Duplicate(r, 1);
         CHECK(dup && cJSON_Compare(dup, r, 1));
@@ -189,7 +189,8 @@ LT_TEST(test_escapes)
     CHECK_STR(cJSON_GetArrayItem(r, 0)->valuestring, "\"\\/\b\f\n\r\t");
     CHECK_STR(cJSON_GetArrayItem(r, 1)->valuestring, "\xC3\xA9");
     CHECK_STR(cJSON_GetArrayItem(r, 2)->valuestring, "\xE2\x82\xAC");
-    CHECK_STR(cJSON_GetArrayItem(r, 3)->valuestring, "a\xF0\x9F\x98\x80" "b");
+    CHECK_STR(cJSON_GetArrayItem(r, 3)->valuestring, "a\xF0\x9F\x98\x80"
+                                                     "b");
     CHECK_INT(strlen(cJSON_GetArrayItem(r, 3)->valuestring), 6);
     CHECK_STR(cJSON_GetArrayItem(r, 4)->valuestring, "caf\xC3\xA9 ok");
     CHECK(SAME("{\"k\\n\\u00e9\":\"\\ud83d\\ude00\\t\"}"));
@@ -243,10 +244,29 @@ static int vint(const char *s)
 LT_TEST(test_numbers)
 {
     static const char *const nums[] = {
-        "0", "-0", "1e3", "1.5E-7", "123456789012345", "1234567890123456789",
-        "-9007199254740993", "1e400", "-1e400", "1e-400", "0.1", "-0.0", "2147483647",
-        "2147483648", "-2147483648", "-2147483649", "999999999999999", "1000000000000000",
-        "4.9e-324", "1.7976931348623157e308", "0e0", "-0E+0", "12.5e+2",
+        "0",
+        "-0",
+        "1e3",
+        "1.5E-7",
+        "123456789012345",
+        "1234567890123456789",
+        "-9007199254740993",
+        "1e400",
+        "-1e400",
+        "1e-400",
+        "0.1",
+        "-0.0",
+        "2147483647",
+        "2147483648",
+        "-2147483648",
+        "-2147483649",
+        "999999999999999",
+        "1000000000000000",
+        "4.9e-324",
+        "1.7976931348623157e308",
+        "0e0",
+        "-0E+0",
+        "12.5e+2",
     };
     size_t i;
 
@@ -335,7 +355,9 @@ struct strict_case {
 LT_TEST(test_strict)
 {
     static const struct strict_case cases[] = {
-        {"[\"a\x01" "b\"]", "control character in string", 1},
+        {"[\"a\x01"
+         "b\"]",
+         "control character in string", 1},
         {"[\"a\tb\"]", "control character in string", 1},
         {"[\"a\nb\"]", "control character in string", 1},
         {"[01]", "leading zero in number", 1},
@@ -345,8 +367,8 @@ LT_TEST(test_strict)
         {"[\"\\u00zz\"]", "bad \\u escape", 1},
         {"[\"\\u12\"]", "bad \\u escape", 0},
         {"[\"a\\u0000b\"]", "\\u0000 in string", 1},
-        {"[1111111111111111111111111111111111111111111111111111111111111111]",
-         "number too long", 1},
+        {"[1111111111111111111111111111111111111111111111111111111111111111]", "number too long",
+         1},
         {"[\x01 1]", "unexpected character", 1},
         {"[1,\x0b 2]", "unexpected character", 1},
         {"[.5]", "unexpected character", 0},
@@ -419,7 +441,7 @@ LT_TEST(test_reset_reuse)
     CHECK(jt("[1,2,3,{\"a\":[\"bcd\",x]}]") == NULL);
     r2 = jt("[7]");
     CHECK(r2 && r2 == r1 && r2->child->valueint == 7);
-    {   /* two trees in a row sit the same distance apart with a failure between */
+    { /* two trees in a row sit the same distance apart with a failure between */
         const char *t1 = (const char *)r2, *t2 = (const char *)jt("[7]"), *t3, *t4;
 
         lt_jarena_reset(arena);
@@ -611,9 +633,16 @@ static void gen_digits(gbuf_t *g, unsigned n)
 
 static void gen_number(gbuf_t *g)
 {
-    static const char *const special[] = {"1e400", "-1e400", "1e-400", "-0", "0",
-                                          "9007199254740993", "2147483648", "-2147483649",
-                                          "123456789012345", "1234567890123456"};
+    static const char *const special[] = {"1e400",
+                                          "-1e400",
+                                          "1e-400",
+                                          "-0",
+                                          "0",
+                                          "9007199254740993",
+                                          "2147483648",
+                                          "-2147483649",
+                                          "123456789012345",
+                                          "1234567890123456"};
 
     if (rn(8) == 0) {
         const char *s = special[rn(10)];
@@ -754,8 +783,7 @@ static void mutate(gbuf_t *g)
         if (g->n)
             g->b[at] = c;
         break;
-    default: /* truncate */
-        g->n = at;
+    default: /* truncate */ g->n = at;
     }
 }
 

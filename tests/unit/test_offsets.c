@@ -19,8 +19,7 @@ static int take_all(lt_offsets_t *t, int64_t *next, int nclasses, int nparts)
     for (int i = 0; i < nclasses * nparts; i++)
         next[i] = -1;
     while (lt_offsets_take(t, &cls, &p, &off)) {
-        if (cls < 0 || cls >= nclasses || p < 0 || p >= nparts ||
-            next[cls * nparts + p] != -1)
+        if (cls < 0 || cls >= nclasses || p < 0 || p >= nparts || next[cls * nparts + p] != -1)
             return -1;
         next[cls * nparts + p] = off;
         n++;
@@ -219,10 +218,10 @@ LT_TEST(forget_and_go_back)
     lt_offsets_add(t, 0, 2, 0);
     CHECK_INT(lt_offsets_done(t, 0, 1, 5), 1);
     lt_offsets_forget_partition(t, 0, 1);
-    lt_offsets_forget_partition(t, 0, 9);  /* never seen: no-op */
+    lt_offsets_forget_partition(t, 0, 9); /* never seen: no-op */
     lt_offsets_forget_partition(t, 3, 1);
     CHECK_INT(lt_offsets_pending(t), 1);
-    CHECK_INT(take_one(t, 0, 1), -1);      /* its advance is gone too */
+    CHECK_INT(take_one(t, 0, 1), -1); /* its advance is gone too */
     CHECK_INT(lt_offsets_done(t, 0, 1, 6), -1);
     CHECK_INT(lt_offsets_add(t, 0, 1, 6), 0);
     CHECK_INT(lt_offsets_add(t, 0, 1, 7), 0);
@@ -328,13 +327,12 @@ static int model_run(uint64_t seed, int ops)
         uint64_t what = rnd(100), adds = 30 + seed % 30; /* some seeds hold many */
         what = what < adds ? 0 : 40 + (what - adds) * 60 / (100 - adds);
         if (what < 40 && m->n < MMAX) { /* take a message, sometimes past a gap */
-            int64_t off = (m->last < 0 ? (int64_t)rnd(5) : m->last + 1) +
-                          (rnd(4) == 0 ? (int64_t)rnd(3) : 0);
+            int64_t off =
+                (m->last < 0 ? (int64_t)rnd(5) : m->last + 1) + (rnd(4) == 0 ? (int64_t)rnd(3) : 0);
             model_add(m, off);
             bad += lt_offsets_add(t, c, p, off) != 0;
         } else if (what < 85) { /* finish one, mostly held, sometimes not */
-            int64_t off = m->n && rnd(10) ? m->off[rnd((uint64_t)m->n)]
-                                          : (int64_t)rnd(60);
+            int64_t off = m->n && rnd(10) ? m->off[rnd((uint64_t)m->n)] : (int64_t)rnd(60);
             bad += lt_offsets_done(t, c, p, off) != model_done(m, off);
         } else if (what < 95) { /* store what advanced */
             int n = take_all(t, next, MC, MP);

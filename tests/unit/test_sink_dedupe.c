@@ -7,11 +7,12 @@
 #include "lt_json.h"
 #include "lt_test.h"
 
-#define EV "{\"schema\":\"ltv.event.v1\",\"event_id\":\"0f8c4a52-9b1e-5c3d-8e7f-123456789abc\"," \
-           "\"type\":\"payment\",\"amount_minor\":1999,\"local_date\":\"2024-01-01\"," \
-           "\"product_ids\":[\"7\",\"8\"],\"affiliate_id\":null," \
-           "\"source\":{\"stream\":\"transactions\",\"record_id\":\"t1\"," \
-           "\"fetched_at\":\"2024-01-02T00:00:00Z\",\"date_updated\":\"2024-01-01 00:00:00\"}}"
+#define EV                                                                                \
+    "{\"schema\":\"ltv.event.v1\",\"event_id\":\"0f8c4a52-9b1e-5c3d-8e7f-123456789abc\"," \
+    "\"type\":\"payment\",\"amount_minor\":1999,\"local_date\":\"2024-01-01\","           \
+    "\"product_ids\":[\"7\",\"8\"],\"affiliate_id\":null,"                                \
+    "\"source\":{\"stream\":\"transactions\",\"record_id\":\"t1\","                       \
+    "\"fetched_at\":\"2024-01-02T00:00:00Z\",\"date_updated\":\"2024-01-01 00:00:00\"}}"
 
 static uint64_t hash_of(const char *json)
 {
@@ -51,7 +52,8 @@ LT_TEST(canonical_sorts_and_drops_fetched_at)
                      "\"record_id\":\"r\"},\"n\":[1.5,true,null]}";
     cJSON *root = lt_json_parse(in, strlen(in), 4096, err, sizeof(err));
     char *c = lt_dedupe_canonical(root, &len, err, sizeof(err));
-    CHECK_STR(c, "{\"a\":\"xA\\\"\",\"b\":1,\"n\":[1.5,true,null],\"source\":{\"record_id\":\"r\"}}");
+    CHECK_STR(c,
+              "{\"a\":\"xA\\\"\",\"b\":1,\"n\":[1.5,true,null],\"source\":{\"record_id\":\"r\"}}");
     CHECK_INT(len, c ? strlen(c) : 0);
     free(c);
     cJSON_Delete(root);
@@ -74,17 +76,17 @@ LT_TEST(hash_ignores_order_escaping_and_fetched_at)
     CHECK(hash_with("2024-01-02T00:00:00Z", "2025-06-30T12:34:56Z") == h);
     CHECK(hash_with("\"schema\":\"ltv.event.v1\",", "\"schema\":\"ltv.event\\u002ev1\",") == h);
     CHECK(hash_with("\"amount_minor\":1999", "\"amount_minor\":1999.0") == h);
-    CHECK(hash_with("{\"schema\":\"ltv.event.v1\",\"event_id\"",
-                    "{\"event_id\"") != h); /* schema gone: differs */
+    CHECK(hash_with("{\"schema\":\"ltv.event.v1\",\"event_id\"", "{\"event_id\"") !=
+          h); /* schema gone: differs */
 }
 
 LT_TEST(hash_sees_every_content_change)
 {
     uint64_t h = hash_of(EV);
-    CHECK(hash_with("2024-01-01\"", "2023-12-31\"") != h);       /* local_date */
-    CHECK(hash_with("1999", "-1999") != h);                      /* amount */
+    CHECK(hash_with("2024-01-01\"", "2023-12-31\"") != h);               /* local_date */
+    CHECK(hash_with("1999", "-1999") != h);                              /* amount */
     CHECK(hash_with("2024-01-01 00:00:00", "2024-01-03 00:00:00") != h); /* date_updated */
-    CHECK(hash_with("[\"7\",\"8\"]", "[\"8\",\"7\"]") != h);     /* array order */
+    CHECK(hash_with("[\"7\",\"8\"]", "[\"8\",\"7\"]") != h);             /* array order */
     CHECK(hash_with("\"affiliate_id\":null", "\"affiliate_id\":\"\"") != h);
 }
 

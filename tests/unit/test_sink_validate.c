@@ -85,8 +85,6 @@ static cJSON *typed(const char *type)
     return ev;
 }
 
-
-
 /* Validates ev (then frees it); returns the reason, "" when valid. */
 static const char *verdict(cJSON *ev)
 {
@@ -305,12 +303,14 @@ LT_TEST(dimensions)
     set(ev, "items", json("[{\"product_id\":\"7\",\"quantity\":1,\"name\":\"x\"}]"));
     REFUSED(ev, "items: invalid");
     ev = typed("order");
-    set(ev, "totals", json("{\"total_minor\":1,\"price_minor\":1,\"shipping_minor\":0,"
-                           "\"tax_minor\":0,\"fee_minor\":0}"));
+    set(ev, "totals",
+        json("{\"total_minor\":1,\"price_minor\":1,\"shipping_minor\":0,"
+             "\"tax_minor\":0,\"fee_minor\":0}"));
     REFUSED(ev, "totals: invalid");
     ev = typed("order");
-    set(ev, "order_type", cJSON_CreateString("NEW_SALE_WITH_A_NAME_LONGER_THAN_SIXTY_FOUR_"
-                                             "CHARACTERS_IN_ALL_OF_IT"));
+    set(ev, "order_type",
+        cJSON_CreateString("NEW_SALE_WITH_A_NAME_LONGER_THAN_SIXTY_FOUR_"
+                           "CHARACTERS_IN_ALL_OF_IT"));
     REFUSED(ev, "order_type: invalid");
 }
 

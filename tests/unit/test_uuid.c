@@ -23,8 +23,7 @@ static void sha1_hex(const void *data, size_t len, char out[41])
 
 LT_TEST(sha1_fips_vectors)
 {
-    static const char two_block[] =
-        "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+    static const char two_block[] = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
     char hex[41];
     char *million = malloc(1000000);
 
@@ -46,7 +45,10 @@ LT_TEST(sha1_fips_vectors)
 /* Lengths around the padding boundaries (55/56/64 bytes), from hashlib. */
 LT_TEST(sha1_padding_boundaries)
 {
-    static const struct { size_t n; const char *hex; } v[] = {
+    static const struct {
+        size_t n;
+        const char *hex;
+    } v[] = {
         {55, "8ae2d46729cfe68ff927af5eec9c7d1b66d65ac2"},
         {56, "636e2ec698dac903498e648bd2f3af641d3c88cb"},
         {57, "7cb1330f35244b57437539253304ea78a6b7c443"},
@@ -117,8 +119,7 @@ LT_TEST(uuid4_shape_and_randomness)
     CHECK(a[14] == '4');
     CHECK(strchr("89ab", a[19]) != NULL);
     for (int i = 0; i < 36; i++)
-        CHECK(a[i] == '-' || isdigit((unsigned char)a[i]) ||
-              (a[i] >= 'a' && a[i] <= 'f'));
+        CHECK(a[i] == '-' || isdigit((unsigned char)a[i]) || (a[i] >= 'a' && a[i] <= 'f'));
 }
 
 int main(void)

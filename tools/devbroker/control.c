@@ -18,7 +18,7 @@
 #include "lt_log.h"
 
 #define DB_BODY_MAX 4096
-#define DB_TOO_BIG "body over 4096 bytes"
+#define DB_TOO_BIG  "body over 4096 bytes"
 
 struct db_control_s {
     struct MHD_Daemon *d;
@@ -34,8 +34,7 @@ typedef struct {
     char buf[DB_BODY_MAX];
 } db_body_t;
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
-                             void *body, size_t len,
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, void *body, size_t len,
                              enum MHD_ResponseMemoryMode mode)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, mode);
@@ -46,8 +45,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status,
             free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            "application/json");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     ret = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -58,14 +56,12 @@ static enum MHD_Result reply_ok(struct MHD_Connection *conn)
     static const char ok[] = "{\"ok\":true}\n";
 
     /* PERSISTENT: the static string outlives the response; never written. */
-    return reply(conn, MHD_HTTP_OK, (void *)(uintptr_t)ok, sizeof(ok) - 1,
-                 MHD_RESPMEM_PERSISTENT);
+    return reply(conn, MHD_HTTP_OK, (void *)(uintptr_t)ok, sizeof(ok) - 1, MHD_RESPMEM_PERSISTENT);
 }
 
 /* {"error":reason}; reason is printable text (fault.c never echoes raw
  * input), escaped by cJSON all the same. */
-static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status,
-                                   const char *reason)
+static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, const char *reason)
 {
     cJSON *root = cJSON_CreateObject();
     char *txt = NULL;
@@ -82,8 +78,8 @@ static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status,
 /* 1 when the client announced a body larger than the cap. */
 static int declared_too_big(struct MHD_Connection *conn)
 {
-    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     char *end;
     unsigned long long n;
 
@@ -106,9 +102,8 @@ static void append(db_body_t *b, const char *data, size_t len)
 
 /* Runs on the server's one thread: first call (headers) checks the route,
  * later calls collect the body, the last one applies the fault. */
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-                                  const char *url, const char *method,
-                                  const char *version, const char *upload_data,
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
     db_control_t *c = cls;
@@ -123,8 +118,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
             return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
                                "method not allowed: POST /fault");
         if (declared_too_big(conn))
-            return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                               DB_TOO_BIG);
+            return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, DB_TOO_BIG);
         if (!(b = calloc(1, sizeof(*b))))
             return MHD_NO;
         *con_cls = b; /* freed by on_completed */
@@ -136,15 +130,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         return MHD_YES;
     }
     if (b->too_big)
-        return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                           DB_TOO_BIG);
+        return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, DB_TOO_BIG);
     status = db_fault_apply(&c->t, b->buf, b->len, errstr, sizeof(errstr));
-    return status == 200 ? reply_ok(conn) : reply_error(conn, (unsigned)status,
-                                                        errstr);
+    return status == 200 ? reply_ok(conn) : reply_error(conn, (unsigned)status, errstr);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-                         void **con_cls, enum MHD_RequestTerminationCode toe)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
 {
     free(*con_cls);
     *con_cls = NULL;
@@ -163,8 +155,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     lt_warn("control: %s", msg);
 }
 
-db_control_t *db_control_start(const db_fault_target_t *t, char *errstr,
-                               size_t errlen)
+db_control_t *db_control_start(const db_fault_target_t *t, char *errstr, size_t errlen)
 {
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
     const union MHD_DaemonInfo *info;
@@ -177,12 +168,10 @@ db_control_t *db_control_start(const db_fault_target_t *t, char *errstr,
     c->t = *t;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     c->d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-        on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)32, MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, c,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)10, MHD_OPTION_CONNECTION_LIMIT, (unsigned)32, MHD_OPTION_END);
     if (!c->d) {
         snprintf(errstr, errlen, "cannot listen on 127.0.0.1");
         goto fail;

@@ -15,8 +15,8 @@ typedef struct db_watch_s db_watch_t;
 
 /* A watcher connected to the cluster at `bootstrap`; status_file may be NULL.
  * NULL with errstr on failure. */
-db_watch_t *db_watch_new(const char *bootstrap, const char *status_file,
-                         char *errstr, size_t errlen);
+db_watch_t *db_watch_new(const char *bootstrap, const char *status_file, char *errstr,
+                         size_t errlen);
 /* One pass over every partition of every topic: logs each newly evicted
  * partition once (ERROR) and rewrites the status file. */
 void db_watch_check(db_watch_t *w);
@@ -42,8 +42,8 @@ typedef struct {
  * one line per applied or rejected fault. Thread-safe: librdkafka 2.0.2's
  * mock setters post an op to the mock cluster's thread and wait for its
  * reply, or take the cluster's mutex. */
-int db_fault_apply(const db_fault_target_t *t, const char *body, size_t len,
-                   char *errstr, size_t errlen);
+int db_fault_apply(const db_fault_target_t *t, const char *body, size_t len, char *errstr,
+                   size_t errlen);
 
 typedef struct db_control_s db_control_t;
 
@@ -51,8 +51,7 @@ typedef struct db_control_s db_control_t;
  * thread (so faults apply one at a time, in arrival order). *t is copied;
  * t->mc and t->client must outlive the server. The port accepts connections
  * when this returns. NULL with errstr on failure. */
-db_control_t *db_control_start(const db_fault_target_t *t, char *errstr,
-                               size_t errlen);
+db_control_t *db_control_start(const db_fault_target_t *t, char *errstr, size_t errlen);
 int db_control_port(const db_control_t *c);
 /* Stops serving and waits for a request in hand; accepts NULL. */
 void db_control_stop(db_control_t *c);

@@ -12,12 +12,12 @@
 #include <cjson/cJSON.h>
 #include "lt_log.h"
 
-#define DB_MAX_ERRORS 256   /* errors pushed by one request */
-#define DB_MAX_RTT_MS 60000
+#define DB_MAX_ERRORS    256 /* errors pushed by one request */
+#define DB_MAX_RTT_MS    60000
 #define DB_MAX_PARTITION 100000
-#define DB_NAME_MAX 249     /* Kafka's topic name limit; also group keys */
-#define DB_SHOWN_MAX 64     /* longest input echoed in a reason */
-#define DB_METADATA_MS 2000
+#define DB_NAME_MAX      249 /* Kafka's topic name limit; also group keys */
+#define DB_SHOWN_MAX     64  /* longest input echoed in a reason */
+#define DB_METADATA_MS   2000
 
 typedef struct {
     const db_fault_target_t *t;
@@ -38,14 +38,12 @@ static const struct {
     const char *name;
     int16_t key;
 } apis[] = {
-    {"Produce", 0},       {"Fetch", 1},           {"ListOffsets", 2},
-    {"Metadata", 3},      {"OffsetCommit", 8},    {"OffsetFetch", 9},
-    {"FindCoordinator", 10}, {"JoinGroup", 11},   {"Heartbeat", 12},
-    {"LeaveGroup", 13},   {"SyncGroup", 14},      {"InitProducerId", 22},
+    {"Produce", 0},      {"Fetch", 1},       {"ListOffsets", 2},      {"Metadata", 3},
+    {"OffsetCommit", 8}, {"OffsetFetch", 9}, {"FindCoordinator", 10}, {"JoinGroup", 11},
+    {"Heartbeat", 12},   {"LeaveGroup", 13}, {"SyncGroup", 14},       {"InitProducerId", 22},
 };
 
-static int fail(db_req_t *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int fail(db_req_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Writes the reason for a 400 into r->errstr; returns 400. */
 static int fail(db_req_t *r, const char *fmt, ...)
@@ -65,8 +63,7 @@ static const char *shown(const char *s)
     size_t i;
 
     for (i = 0; s[i]; i++)
-        if (i >= DB_SHOWN_MAX || s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' ||
-            s[i] == '\\')
+        if (i >= DB_SHOWN_MAX || s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
             return "(not shown)";
     return s;
 }
@@ -83,10 +80,9 @@ static int get_int(db_req_t *r, const char *name, int min, int max, int *out)
 
     if (!v)
         return fail(r, "%s: missing \"%s\"", r->op, name);
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
-        v->valuedouble < min || v->valuedouble > max)
-        return fail(r, "%s: \"%s\" must be an integer in %d..%d", r->op, name,
-                    min, max);
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < min ||
+        v->valuedouble > max)
+        return fail(r, "%s: \"%s\" must be an integer in %d..%d", r->op, name, min, max);
     *out = (int)v->valuedouble;
     return 0;
 }
@@ -105,8 +101,7 @@ static const char *get_str(db_req_t *r, const char *name, size_t maxlen)
         if (i >= maxlen || v->valuestring[i] < 0x21 || v->valuestring[i] > 0x7e)
             break;
     if (i == 0 || v->valuestring[i]) {
-        fail(r, "%s: \"%s\" must be 1..%zu printable characters", r->op, name,
-             maxlen);
+        fail(r, "%s: \"%s\" must be 1..%zu printable characters", r->op, name, maxlen);
         return NULL;
     }
     return v->valuestring;
@@ -119,12 +114,11 @@ static int get_broker(db_req_t *r, int allow_minus1, int *out)
     int rc = get_int(r, "broker", -(1 << 20), 1 << 20, out);
 
     if (rc == 400 && field(r, "broker"))
-        return fail(r, "%s: \"broker\" must be a broker id (1..%d%s)", r->op,
-                    r->t->brokers, alt);
-    if (rc == 0 && (*out < -1 || *out == 0 || (*out == -1 && !allow_minus1) ||
-                    *out > r->t->brokers))
-        return fail(r, "%s: unknown broker %d (brokers are 1..%d%s)", r->op,
-                    *out, r->t->brokers, alt);
+        return fail(r, "%s: \"broker\" must be a broker id (1..%d%s)", r->op, r->t->brokers, alt);
+    if (rc == 0 &&
+        (*out < -1 || *out == 0 || (*out == -1 && !allow_minus1) || *out > r->t->brokers))
+        return fail(r, "%s: unknown broker %d (brokers are 1..%d%s)", r->op, *out, r->t->brokers,
+                    alt);
     return rc;
 }
 
@@ -154,8 +148,7 @@ static int op_rtt(db_req_t *r)
     int broker = 0, ms = 0, rc;
     rd_kafka_resp_err_t err;
 
-    if ((rc = get_broker(r, 1, &broker)) ||
-        (rc = get_int(r, "ms", 0, DB_MAX_RTT_MS, &ms)))
+    if ((rc = get_broker(r, 1, &broker)) || (rc = get_int(r, "ms", 0, DB_MAX_RTT_MS, &ms)))
         return rc;
     if ((err = rd_kafka_mock_broker_set_rtt(r->t->mc, broker, ms)))
         return mock_err(r, err);
@@ -191,19 +184,14 @@ static int get_errors(db_req_t *r, rd_kafka_resp_err_t *errs, int *n)
     if (arr && !one && !field(r, "count")) {
         *n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
         if (*n < 1 || *n > DB_MAX_ERRORS)
-            return fail(r, "%s: \"errors\" must be an array of 1..%d names",
-                        r->op, DB_MAX_ERRORS);
+            return fail(r, "%s: \"errors\" must be an array of 1..%d names", r->op, DB_MAX_ERRORS);
         i = 0;
-        cJSON_ArrayForEach(v, arr)
-            if ((rc = err_code(r, v, &errs[i++])))
-                return rc;
+        cJSON_ArrayForEach(v, arr) if ((rc = err_code(r, v, &errs[i++]))) return rc;
         return 0;
     }
     if (arr || !one)
-        return fail(r, "%s: give \"errors\":[...] or \"count\" and \"error\"",
-                    r->op);
-    if ((rc = get_int(r, "count", 1, DB_MAX_ERRORS, n)) ||
-        (rc = err_code(r, one, &errs[0])))
+        return fail(r, "%s: give \"errors\":[...] or \"count\" and \"error\"", r->op);
+    if ((rc = get_int(r, "count", 1, DB_MAX_ERRORS, n)) || (rc = err_code(r, one, &errs[0])))
         return rc;
     for (i = 1; i < *n; i++)
         errs[i] = errs[0];
@@ -226,10 +214,8 @@ static int op_push(db_req_t *r)
         return fail(r, "%s: unknown api \"%s\"", r->op, shown(api));
     if ((rc = get_errors(r, errs, &n)))
         return rc;
-    rd_kafka_mock_push_request_errors_array(r->t->mc, apis[i].key, (size_t)n,
-                                            errs);
-    lt_info("fault: %d %s errors pushed, first %s", n, api,
-            rd_kafka_err2name(errs[0]));
+    rd_kafka_mock_push_request_errors_array(r->t->mc, apis[i].key, (size_t)n, errs);
+    lt_info("fault: %d %s errors pushed, first %s", n, api, rd_kafka_err2name(errs[0]));
     /* The mock checks sequence numbers only for transactional producers: an
      * idempotent one with a later request of the partition in flight takes
      * its success as an ack of the failed one (rd_kafka_dr_implicit_ack),
@@ -247,7 +233,8 @@ static int topic_name_ok(const char *s)
 {
     for (; *s; s++)
         if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                    "0123456789._-", *s))
+                    "0123456789._-",
+                    *s))
             return 0;
     return 1;
 }
@@ -261,8 +248,7 @@ static int topic_partitions(db_req_t *r, const char *topic, int *cnt)
     int i, rc = 400;
 
     if ((err = rd_kafka_metadata(r->t->client, 1, NULL, &md, DB_METADATA_MS))) {
-        snprintf(r->errstr, r->errlen, "%s: cannot list topics: %s", r->op,
-                 rd_kafka_err2str(err));
+        snprintf(r->errstr, r->errlen, "%s: cannot list topics: %s", r->op, rd_kafka_err2str(err));
         return 503;
     }
     for (i = 0; i < md->topic_cnt; i++)
@@ -286,18 +272,15 @@ static int op_leader(db_req_t *r)
     if (!(topic = get_str(r, "topic", DB_NAME_MAX)))
         return 400;
     if (!topic_name_ok(topic))
-        return fail(r, "%s: \"%s\" is not a legal topic name", r->op,
-                    shown(topic));
+        return fail(r, "%s: \"%s\" is not a legal topic name", r->op, shown(topic));
     if ((rc = get_int(r, "partition", 0, DB_MAX_PARTITION, &partition)) ||
         (rc = get_broker(r, 1, &broker)))
         return rc;
     if ((rc = topic_partitions(r, topic, &cnt)) != 200)
         return rc;
     if (partition >= cnt)
-        return fail(r, "%s: topic %s has partitions 0..%d", r->op, topic,
-                    cnt - 1);
-    if ((err = rd_kafka_mock_partition_set_leader(r->t->mc, topic, partition,
-                                                  broker)))
+        return fail(r, "%s: topic %s has partitions 0..%d", r->op, topic, cnt - 1);
+    if ((err = rd_kafka_mock_partition_set_leader(r->t->mc, topic, partition, broker)))
         return mock_err(r, err);
     lt_info("fault: topic %s partition %d leader %d", topic, partition, broker);
     return 200;
@@ -312,16 +295,14 @@ static int op_coordinator(db_req_t *r)
     if (!(type = get_str(r, "type", DB_NAME_MAX)))
         return 400;
     if (strcmp(type, "group") && strcmp(type, "transaction"))
-        return fail(r, "%s: \"type\" must be \"group\" or \"transaction\"",
-                    r->op);
+        return fail(r, "%s: \"type\" must be \"group\" or \"transaction\"", r->op);
     if (!(key = get_str(r, "key", DB_NAME_MAX)))
         return 400;
     if ((rc = get_broker(r, 0, &broker)))
         return rc;
     if ((err = rd_kafka_mock_coordinator_set(r->t->mc, type, key, broker)))
         return mock_err(r, err);
-    lt_info("fault: %s coordinator of %s is broker %d", type, shown(key),
-            broker);
+    lt_info("fault: %s coordinator of %s is broker %d", type, shown(key), broker);
     return 200;
 }
 
@@ -358,7 +339,8 @@ static int check_fields(db_req_t *r, const db_op_t *o)
     const cJSON *v;
     size_t i;
 
-    cJSON_ArrayForEach(v, r->req) {
+    cJSON_ArrayForEach(v, r->req)
+    {
         if (!strcmp(v->string, "op"))
             continue;
         for (i = 0; o->fields[i] && strcmp(o->fields[i], v->string); i++)
@@ -389,8 +371,8 @@ static int dispatch(db_req_t *r)
     return ops[i].apply(r);
 }
 
-int db_fault_apply(const db_fault_target_t *t, const char *body, size_t len,
-                   char *errstr, size_t errlen)
+int db_fault_apply(const db_fault_target_t *t, const char *body, size_t len, char *errstr,
+                   size_t errlen)
 {
     db_req_t r = {t, NULL, "request", errstr, errlen};
     const char *rest = NULL;

@@ -16,7 +16,7 @@
 #include "lt_signal.h"
 
 #define DB_CHECK_EVERY_MS 1000
-#define DB_TICK_MS 100
+#define DB_TICK_MS        100
 
 typedef struct {
     int brokers;
@@ -80,15 +80,14 @@ static int parse_int(const char *s, int min, int max, int *out)
 /* Returns -1 to continue, else an exit code. */
 static int parse_args(int argc, char **argv, db_args_t *a)
 {
-    static const struct option opts[] = {
-        {"brokers", required_argument, NULL, 'b'},
-        {"partitions", required_argument, NULL, 'p'},
-        {"bootstrap-file", required_argument, NULL, 'f'},
-        {"status-file", required_argument, NULL, 's'},
-        {"control-port-file", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"brokers", required_argument, NULL, 'b'},
+                                         {"partitions", required_argument, NULL, 'p'},
+                                         {"bootstrap-file", required_argument, NULL, 'f'},
+                                         {"status-file", required_argument, NULL, 's'},
+                                         {"control-port-file", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     int ch;
 
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -117,12 +116,12 @@ bad:
 }
 
 /* Creates every ltvsync topic on the mock cluster. */
-static int create_topics(rd_kafka_mock_cluster_t *mc, const lt_config_t *cfg,
-                         int partitions, int brokers)
+static int create_topics(rd_kafka_mock_cluster_t *mc, const lt_config_t *cfg, int partitions,
+                         int brokers)
 {
     static const char *const names[] = {
-        "TOPIC_INTEGRATIONS", "TOPIC_JOBS_LIVE", "TOPIC_JOBS_BACKFILL",
-        "TOPIC_RAW", "TOPIC_EVENTS", "TOPIC_DOWNSTREAM", "TOPIC_DLQ"};
+        "TOPIC_INTEGRATIONS", "TOPIC_JOBS_LIVE", "TOPIC_JOBS_BACKFILL", "TOPIC_RAW", "TOPIC_EVENTS",
+        "TOPIC_DOWNSTREAM",   "TOPIC_DLQ"};
     int repl = brokers < 3 ? brokers : 3;
     rd_kafka_resp_err_t err;
     size_t i;
@@ -157,8 +156,7 @@ static rd_kafka_t *host_new(void)
 
 /* Starts the control port and writes its port file; NULL on failure. The
  * watcher's client checks topics for the "leader" fault. */
-static db_control_t *control_start(const db_args_t *a,
-                                   rd_kafka_mock_cluster_t *mc, db_watch_t *w)
+static db_control_t *control_start(const db_args_t *a, rd_kafka_mock_cluster_t *mc, db_watch_t *w)
 {
     db_fault_target_t t = {mc, db_watch_client(w), a->brokers};
     db_control_t *c;
@@ -228,8 +226,7 @@ static int run(const db_args_t *a, const lt_config_t *cfg)
     lt_info("ready: bootstrap %s (%d brokers)", boot, a->brokers);
     serve(rk, w);
     rc = db_watch_evictions(w) ? 3 : 0;
-    lt_info("stopping: %zu evicted partitions, exit %d", db_watch_evictions(w),
-            rc);
+    lt_info("stopping: %zu evicted partitions, exit %d", db_watch_evictions(w), rc);
 done:
     db_control_stop(ctl); /* first: its requests use w's client and mc */
     db_watch_destroy(w);

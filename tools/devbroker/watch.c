@@ -26,8 +26,8 @@ struct db_watch_s {
     size_t nev, capev;
 };
 
-db_watch_t *db_watch_new(const char *bootstrap, const char *status_file,
-                         char *errstr, size_t errlen)
+db_watch_t *db_watch_new(const char *bootstrap, const char *status_file, char *errstr,
+                         size_t errlen)
 {
     db_watch_t *w = calloc(1, sizeof(*w));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -91,15 +91,14 @@ static int known(const db_watch_t *w, const char *topic, int32_t partition)
 }
 
 /* Records (once) and logs an evicted partition. */
-static void note(db_watch_t *w, const char *topic, int32_t partition,
-                 int64_t low)
+static void note(db_watch_t *w, const char *topic, int32_t partition, int64_t low)
 {
     db_eviction_t *nev;
 
     if (known(w, topic, partition))
         return;
-    lt_error("evicted records: topic %s partition %d low watermark %lld", topic,
-             (int)partition, (long long)low);
+    lt_error("evicted records: topic %s partition %d low watermark %lld", topic, (int)partition,
+             (long long)low);
     if (w->nev == w->capev) {
         size_t cap = w->capev ? w->capev * 2 : 8;
         if (!(nev = realloc(w->ev, cap * sizeof(*nev))))
@@ -120,8 +119,7 @@ static void check_topic(db_watch_t *w, const rd_kafka_metadata_topic_t *t)
     if (t->err)
         return;
     for (i = 0; i < t->partition_cnt; i++) {
-        if (rd_kafka_query_watermark_offsets(w->rk, t->topic,
-                                             t->partitions[i].id, &lo, &hi,
+        if (rd_kafka_query_watermark_offsets(w->rk, t->topic, t->partitions[i].id, &lo, &hi,
                                              DB_QUERY_TIMEOUT_MS))
             continue; /* a transient failure: the next pass retries */
         if (lo > 0)
@@ -178,8 +176,7 @@ int db_write_atomic(const char *path, const char *data, size_t len)
     char tmp[4096];
     int fd, rc = -1;
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >=
-        (int)sizeof(tmp))
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof(tmp))
         return -1;
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
         return -1;
