@@ -50,7 +50,7 @@ static const char *default_base_url(const char *brand)
                                                : "https://api.konnektive.com";
 }
 
-static int valid_id(const char *id)
+int lt_integration_id_valid(const char *id)
 {
     size_t n = strlen(id);
     if (n < 1 || n > 64)
@@ -94,7 +94,7 @@ lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr, size_
         snprintf(errstr, errlen, __VA_ARGS__); \
         return LT_ERR_PERMANENT;               \
     } while (0)
-    if (!valid_id(in->id))
+    if (!lt_integration_id_valid(in->id))
         FAIL("id: must match [a-z0-9-]{1,64}");
     if (strcmp(in->brand, "konnektive") && strcmp(in->brand, "checkoutchamp"))
         FAIL("brand: must be \"konnektive\" or \"checkoutchamp\"");

@@ -60,4 +60,8 @@ int lt_integration_local_day(const lt_integration_t *in, long long utc_secs, int
 /* The first day to import: import_from, or IMPORT_ALL_FROM for "all". */
 const char *lt_integration_first_day(const lt_integration_t *in, const char *import_all_from);
 
+/* An integration id: [a-z0-9-]{1,64}. It becomes part of Redis keys, Kafka
+ * keys and event names, so nothing else may pass. 1 when valid. */
+int lt_integration_id_valid(const char *id);
+
 #endif

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "lt_date.h"
+#include "lt_integration.h"
 #include "lt_json.h"
 
 #define LT_JOB_MAX_JSON 4096
@@ -20,19 +21,6 @@ static int one_of(const char *s, const char *const *set)
         if (!strcmp(s, set[i]))
             return 1;
     return 0;
-}
-
-/* An integration id as lt_integration accepts it: [a-z0-9-]{1,64}. It
- * becomes part of Redis keys and Kafka keys, so nothing else may pass. */
-static int valid_id(const char *id)
-{
-    size_t n = strlen(id);
-    if (n < 1 || n > 64)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-'))
-            return 0;
-    return 1;
 }
 
 static int copy_field(const cJSON *root, const char *key, char *dst, size_t len)
@@ -64,7 +52,7 @@ lt_err_t lt_job_decode(const void *json, size_t len, lt_job_t *out, char *errstr
         snprintf(errstr, errlen, "job: missing or oversized field");
         goto end;
     }
-    if (!out->job_id[0] || !valid_id(out->integration_id)) {
+    if (!out->job_id[0] || !lt_integration_id_valid(out->integration_id)) {
         snprintf(errstr, errlen, "job: empty job_id or invalid integration_id");
         goto end;
     }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "lt_clock.h"
 #include "lt_log.h"
 
 #define LT_QUEUE_FULL_WAIT_MS 30000 /* lt_producer_send on a full queue */
@@ -32,13 +33,6 @@ struct lt_consumer_s {
     rd_kafka_resp_err_t last_err; /* rate-limits repeated error logs */
     time_t last_err_at;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* syslog levels (0 emerg .. 7 debug) to lt_log levels. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -223,7 +217,7 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key, si
                         const void *val, size_t vallen, int msgflags, lt_acks_t *acks, char *errstr,
                         size_t errlen)
 {
-    long long deadline = now_ms() + LT_QUEUE_FULL_WAIT_MS;
+    long long deadline = lt_clock_mono_ms() + LT_QUEUE_FULL_WAIT_MS;
     rd_kafka_resp_err_t err;
 
     if (acks) { /* the message's reference, given back by on_delivery */
@@ -235,7 +229,7 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key, si
             p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? keylen : 0),
             RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen), RD_KAFKA_V_MSGFLAGS(msgflags),
             RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || lt_clock_mono_ms() >= deadline)
             break;
         rd_kafka_poll(p->rk, 100); /* delivery reports free queue space */
     }
@@ -281,10 +275,10 @@ lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *k
 
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = lt_clock_mono_ms() + timeout_ms;
     long long left;
 
-    while (atomic_load(&acks->pending) > 0 && (left = deadline - now_ms()) > 0)
+    while (atomic_load(&acks->pending) > 0 && (left = deadline - lt_clock_mono_ms()) > 0)
         rd_kafka_poll(p->rk, left < 100 ? (int)left : 100);
     if (atomic_load(&acks->pending) > 0 || atomic_load(&acks->failed) > 0)
         return LT_ERR_RETRIABLE;
@@ -649,12 +643,12 @@ static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *par
                           lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
                           size_t errlen)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = lt_clock_mono_ms() + timeout_ms;
     rd_kafka_message_t *rkm;
     int left = n;
 
     while (left > 0) {
-        if (now_ms() >= deadline) {
+        if (lt_clock_mono_ms() >= deadline) {
             snprintf(errstr, errlen,
                      "read %s: timed out with %d partitions "
                      "unfinished",
@@ -815,13 +809,13 @@ static void tail_track(lt_tail_t *t, const rd_kafka_message_t *rkm)
 
 int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = lt_clock_mono_ms() + timeout_ms;
     int handed = 0;
 
     if (!t->planned) {
-        if (now_ms() < t->next_plan_ms || !(t->planned = tail_plan(t, 5000))) {
-            t->next_plan_ms = now_ms() + 1000;
-            long long left = deadline - now_ms();
+        if (lt_clock_mono_ms() < t->next_plan_ms || !(t->planned = tail_plan(t, 5000))) {
+            t->next_plan_ms = lt_clock_mono_ms() + 1000;
+            long long left = deadline - lt_clock_mono_ms();
             /* Wait as asked, so a caller's loop does not spin; nothing is
              * assigned, so this serves only errors and logs (the main queue
              * is the consumer's: rd_kafka_poll is not allowed here). */
@@ -836,7 +830,7 @@ int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms
     /* Wait up to timeout_ms for the first message, then take what is
      * already there without waiting (at most 10,000 a call). */
     for (int i = 0; i < 10000; i++) {
-        long long left = handed ? 0 : deadline - now_ms();
+        long long left = handed ? 0 : deadline - lt_clock_mono_ms();
         rd_kafka_message_t *rkm = rd_kafka_consumer_poll(t->rk, left > 0 ? (int)left : 0);
         if (!rkm)
             break;
@@ -862,12 +856,12 @@ int lt_tail_poll(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms
 int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int timeout_ms,
                         char *errstr, size_t errlen)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = lt_clock_mono_ms() + timeout_ms;
     int64_t *end = NULL;
     int rc = -1;
 
-    while (!t->planned && now_ms() < deadline)
-        lt_tail_poll(t, fn, opaque, (int)(deadline - now_ms()));
+    while (!t->planned && lt_clock_mono_ms() < deadline)
+        lt_tail_poll(t, fn, opaque, (int)(deadline - lt_clock_mono_ms()));
     if (!t->planned) {
         snprintf(errstr, errlen, "read %s: its partitions cannot be listed", t->topic);
         return -1;
@@ -878,9 +872,9 @@ int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int tim
     }
     for (int k = 0; k < t->nparts; k++) {
         int64_t lo, hi;
-        rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(t->rk, t->topic, t->parts[k].partition, &lo, &hi,
-                                             (int)(deadline > now_ms() ? deadline - now_ms() : 1));
+        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+            t->rk, t->topic, t->parts[k].partition, &lo, &hi,
+            (int)(deadline > lt_clock_mono_ms() ? deadline - lt_clock_mono_ms() : 1));
         if (err) {
             snprintf(errstr, errlen, "read %s[%d]: watermarks: %s", t->topic,
                      (int)t->parts[k].partition, rd_kafka_err2str(err));
@@ -896,7 +890,7 @@ int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int tim
             rc = 0;
             break;
         }
-        if (now_ms() >= deadline) {
+        if (lt_clock_mono_ms() >= deadline) {
             snprintf(errstr, errlen, "read %s: timed out with %d partitions behind", t->topic,
                      behind);
             break;

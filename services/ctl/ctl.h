@@ -40,4 +40,8 @@ int ctl_replay(ctl_t *ctl);
 int ctl_dlq(ctl_t *ctl, const char *verb);
 int ctl_replay_start(ctl_t *ctl, const char *id);
 
+/* "a,b,c" stream names to a mask of 1 << lt_stream_t; -1 (and a message on
+ * stderr) on an unknown name. jobs.c. */
+int ctl_parse_streams(const char *v, unsigned *mask);
+
 #endif

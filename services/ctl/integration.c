@@ -189,16 +189,8 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in)
     }
     if ((v = ctl_opt(ctl, "--streams"))) {
         unsigned mask = 0;
-        for (const char *p = v; *p;) {
-            size_t n = strcspn(p, ",");
-            int s = lt_stream_parse(p, n);
-            if (s < 0) {
-                fprintf(stderr, "ltvctl: --streams: unknown stream \"%.*s\"\n", (int)n, p);
-                return CTL_USAGE;
-            }
-            mask |= 1u << s;
-            p += n + (p[n] == ',');
-        }
+        if (ctl_parse_streams(v, &mask) < 0)
+            return CTL_USAGE;
         in->streams = mask;
     }
     if ((v = ctl_opt(ctl, "--max-rps")))

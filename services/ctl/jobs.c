@@ -10,7 +10,7 @@
 #include "lt_kafka.h"
 #include "lt_uuid.h"
 
-static int parse_streams(const char *v, unsigned *mask)
+int ctl_parse_streams(const char *v, unsigned *mask)
 {
     *mask = 0;
     for (const char *p = v; *p;) {
@@ -68,7 +68,7 @@ int ctl_sync(ctl_t *ctl)
     if ((rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
         return rc;
     streams = in.streams;
-    if (ctl_opt(ctl, "--streams") && parse_streams(ctl_opt(ctl, "--streams"), &streams) < 0)
+    if (ctl_opt(ctl, "--streams") && ctl_parse_streams(ctl_opt(ctl, "--streams"), &streams) < 0)
         return CTL_USAGE;
     if (lt_integration_local_day(&in, (long long)time(NULL), -1, yesterday) < 0) {
         fprintf(stderr, "ltvctl: cannot load timezone %s\n", in.timezone);

@@ -4,6 +4,7 @@
  * its rows are acknowledged. The flow: main() sets up, dispatch.c runs the
  * consumers and workers, job.c walks one job, page.c does one request. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@
 #include "lt_log.h"
 #include "lt_signal.h"
 
-static volatile int ready_redis;
+static atomic_int ready_redis; /* written by the main loop, read by the HTTP thread */
 
 redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv)
 {
@@ -79,7 +80,7 @@ static void *keeper_main(void *arg)
             if (active)
                 lt_limits_renew(lim, &lease, LEASE_TTL_MS);
         }
-        ready_redis = lt_redis_ping(r);
+        atomic_store(&ready_redis, lt_redis_ping(r));
         lt_clock_nap_ms(LEASE_RENEW_MS);
     }
     lt_limits_destroy(lim);
@@ -90,7 +91,7 @@ static void *keeper_main(void *arg)
 static int ready(void *opaque)
 {
     (void)opaque;
-    return ready_redis && fetcher_dispatch_healthy();
+    return atomic_load(&ready_redis) && fetcher_dispatch_healthy();
 }
 
 static void register_metrics(fetcher_metrics_t *m)

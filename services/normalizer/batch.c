@@ -160,12 +160,12 @@ static int settle(norm_t *n, norm_batch_t *b)
 static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
 {
     while (norm_cb_fetch(n, msgs, count) != 0) {
-        n->ready = 0;
+        atomic_store(&n->ready, 0);
         lt_metric_add(n->m.redis_pauses, 1);
         if (lt_clock_nap_ms(500) != 0)
             return -1;
     }
-    n->ready = 1;
+    atomic_store(&n->ready, 1);
     return 0;
 }
 

@@ -22,7 +22,7 @@
 static int ready(void *opaque)
 {
     const norm_t *n = opaque;
-    return n->ready;
+    return atomic_load(&n->ready);
 }
 
 static void register_metrics(norm_metrics_t *m)
@@ -116,7 +116,7 @@ static int run(norm_t *n)
         /* Readiness follows this Redis read too: a batch of rows without
          * chargeback state never asks Redis, so without it /readyz stayed
          * 200 through a 15 s Redis freeze. */
-        n->ready = norm_integ_refresh(n);
+        atomic_store(&n->ready, norm_integ_refresh(n));
         if (cur->count && norm_batch_start(n, cur) != 0) {
             lt_info("shutdown before a batch of %zu rows was produced; it will be redelivered",
                     cur->count);
@@ -179,7 +179,7 @@ static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
     static const char *const cons_tuning[] = {"queued.max.messages.kbytes", "131072", NULL};
     n->cons = lt_consumer_new_tuned(cfg, group && *group ? group : "ltvsync-normalizer", topics, 1,
                                     cons_tuning, err, errlen);
-    n->ready = n->cons != NULL && lt_redis_ping(n->redis);
+    atomic_store(&n->ready, n->cons != NULL && lt_redis_ping(n->redis));
     return n->cons ? 0 : -1;
 }
 

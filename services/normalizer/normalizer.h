@@ -6,6 +6,7 @@
 #ifndef NORMALIZER_H
 #define NORMALIZER_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cjson/cJSON.h>
@@ -53,7 +54,7 @@ typedef struct {
     long long integ_version;   /* P integrations:version at the last load, -1 unknown */
     char replay_prefix[80];    /* "id/" in a one-integration replay, else "" */
     norm_metrics_t m;
-    volatile int ready;
+    atomic_int ready; /* main loop writes, the HTTP thread reads */
 } norm_t;
 
 /* One raw message in a batch, parsed once. */

@@ -4,6 +4,7 @@
  * emit what is due for each (plan.c). Two replicas are safe: only the lease
  * holder emits, and every claim re-checks the lease. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,11 @@
 #include "lt_uuid.h"
 #include "scheduler.h"
 
-static volatile int ready;
+static atomic_int ready; /* written by the main loop, read by the HTTP thread */
 
 static int is_ready(void *opaque)
 {
-    return ready;
+    return atomic_load(&ready);
 }
 
 /* One planning pass over the live registry. The lease is renewed before
@@ -118,7 +119,7 @@ int main(int argc, char **argv)
     while (!lt_signal_stop) {
         long long started = lt_clock_now_ms();
         int leader = sched_lease_tick(redis, ctx.prefix, &lease);
-        ready = leader >= 0;
+        atomic_store(&ready, leader >= 0);
         lt_metric_set(m_leader, leader == 1);
         if (leader == 1 && lt_registry_watch_synced(regwatch) &&
             (changed || started - last_tick >= period)) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "lt_date.h"
 #include "lt_dedupe.h"
+#include "lt_integration.h"
 #include "sink.h"
 
 typedef enum {
@@ -121,12 +122,6 @@ static int is_id(const char *s)
         return 0;
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
                      "0123456789_.:-") == n;
-}
-
-static int is_integration(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    return n >= 1 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
 }
 
 /* An integer in the I-JSON safe range (what every consumer reads exactly). */
@@ -306,7 +301,7 @@ static int check_kind(const cJSON *it, kind_t kind)
     case K_UUID: return 1; /* checked with the version bits below */
     case K_TYPE: return lt_evtype_parse(s) >= 0;
     case K_SUBTYPE: return null || IN(s, subtypes);
-    case K_INTEGRATION: return is_integration(s);
+    case K_INTEGRATION: return s && lt_integration_id_valid(s);
     case K_BRAND: return IN(s, brands);
     case K_NID: return null || is_id(s);
     case K_ID: return is_id(s);
