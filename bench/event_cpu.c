@@ -136,7 +136,7 @@ int main(int argc, char **argv)
            best[1] / (double)count * 1e9, best[2] / (double)count * 1e9);
     printf("total %.0f ns/row: %.0f rows/s on one thread\n", total / (double)count * 1e9,
            (double)count / total);
-    lt_event_list_clear(&evs);
+    lt_event_list_release(&evs);
     for (size_t i = 0; i < count; i++)
         free(lines[i].p);
     free(lines);

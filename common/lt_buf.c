@@ -77,7 +77,7 @@ void lt_buf_json_str(lt_buf_t *b, const void *s, size_t len)
     lt_buf_put(b, "\"", 1);
 }
 
-void lt_buf_free(lt_buf_t *b)
+void lt_buf_release(lt_buf_t *b)
 {
     free(b->p);
     memset(b, 0, sizeof(*b));

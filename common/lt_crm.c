@@ -197,7 +197,7 @@ lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len,
     return parse_success(out, msg, errstr, errlen);
 }
 
-void lt_crm_page_free(lt_crm_page_t *p)
+void lt_crm_page_release(lt_crm_page_t *p)
 {
     if (p) {
         cJSON_Delete(p->root);

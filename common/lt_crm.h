@@ -47,7 +47,7 @@ lt_err_t lt_crm_classify_message(const char *msg, size_t len);
 
 /* One parsed response page. */
 typedef struct {
-    cJSON *root;             /* owned; freed by lt_crm_page_free */
+    cJSON *root;             /* owned; freed by lt_crm_page_release */
     cJSON *data;             /* array, or object keyed by id (campaigns) */
     long long total_results; /* -1 when absent or unreadable */
     char message[256];       /* the CRM's ERROR text (bounded), else "" */
@@ -57,10 +57,10 @@ typedef struct {
  * LT_OK with rows in out->data; LT_ERR_EMPTY; LT_ERR_AUTH with the CRM text
  * in out->message and errstr; LT_ERR_RETRIABLE for 429/5xx/other statuses,
  * HTML, invalid or truncated JSON, bodies over max_len and other ERROR texts.
- * Always call lt_crm_page_free afterwards. */
+ * Always call lt_crm_page_release afterwards. */
 lt_err_t lt_crm_parse(long status, const char *body, size_t len, size_t max_len, lt_crm_page_t *out,
                       char *errstr, size_t errlen);
-void lt_crm_page_free(lt_crm_page_t *p);
+void lt_crm_page_release(lt_crm_page_t *p);
 
 /* Pages needed for total rows at per_page (ceil); 0 for total <= 0. */
 int lt_crm_page_count(long long total, int per_page);

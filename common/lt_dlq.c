@@ -115,7 +115,7 @@ char *lt_dlq_record(const char *reason, const char *topic, int32_t partition, in
     }
     lt_buf_puts(&b, "}");
     if (b.oom) {
-        lt_buf_free(&b);
+        lt_buf_release(&b);
         return NULL;
     }
     *outlen = b.len;

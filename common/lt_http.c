@@ -88,7 +88,7 @@ void lt_http_destroy(lt_http_t *h)
     free(h);
 }
 
-void lt_http_resp_free(lt_http_resp_t *resp)
+void lt_http_resp_release(lt_http_resp_t *resp)
 {
     if (!resp)
         return;

@@ -25,7 +25,7 @@ typedef struct {
 
 typedef struct {
     long status; /* HTTP status, 0 when no response */
-    char *body;  /* NUL-terminated copy, caller frees via lt_http_resp_free */
+    char *body;  /* NUL-terminated copy, caller frees via lt_http_resp_release */
     size_t len;
     long retry_after_s; /* from Retry-After (seconds form), -1 when absent */
     char content_type[64];
@@ -55,7 +55,7 @@ lt_err_t lt_http_post_form_gated(lt_http_t *h, const char *url, const lt_form_fi
 /* Plain GET (for /_sim/ endpoints and tests). */
 lt_err_t lt_http_get(lt_http_t *h, const char *url, lt_http_resp_t *resp, char *errstr,
                      size_t errlen);
-void lt_http_resp_free(lt_http_resp_t *resp);
+void lt_http_resp_release(lt_http_resp_t *resp);
 
 /* Encodes fields into an x-www-form-urlencoded string; caller frees. */
 char *lt_http_form_encode(const lt_form_field_t *fields, size_t nfields);

@@ -51,7 +51,7 @@ lt_offsets_t *lt_offsets_new(void)
     return calloc(1, sizeof(lt_offsets_t));
 }
 
-static void ring_free(part_t *p)
+static void ring_release(part_t *p)
 {
     free(p->ring);
     p->ring = NULL;
@@ -65,7 +65,7 @@ void lt_offsets_destroy(lt_offsets_t *t)
     for (size_t c = 0; c < t->nclasses; c++) {
         for (size_t i = 0; i < t->classes[c].nparts; i++) {
             if (t->classes[c].parts[i])
-                ring_free(t->classes[c].parts[i]);
+                ring_release(t->classes[c].parts[i]);
             free(t->classes[c].parts[i]);
         }
         free(t->classes[c].parts);
@@ -144,7 +144,7 @@ static void forget(lt_offsets_t *t, part_t *p)
     t->pending -= p->len;
     p->head = p->len = 0;
     if (p->cap > RING_KEEP)
-        ring_free(p);
+        ring_release(p);
     p->last = p->next = -1; /* a listed part stays listed; take skips it */
 }
 
@@ -204,7 +204,7 @@ int lt_offsets_done(lt_offsets_t *t, int cls, int32_t partition, int64_t offset)
     if (!p->len) {
         p->head = 0;
         if (p->cap > RING_KEEP)
-            ring_free(p);
+            ring_release(p);
     }
     if (!p->listed) {
         t->ready[t->nready++] = (ref_t){cls, partition};

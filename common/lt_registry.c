@@ -62,10 +62,10 @@ lt_err_t lt_registry_load(lt_registry_t *reg, const lt_config_t *cfg, char *errs
     lt_err_t err = lt_kafka_read_all(cfg, lt_config_str(cfg, "TOPIC_INTEGRATIONS"), on_message,
                                      &fresh, 10000, errstr, errlen);
     if (err != LT_OK) {
-        lt_registry_clear(&fresh);
+        lt_registry_release(&fresh);
         return err;
     }
-    lt_registry_clear(reg);
+    lt_registry_release(reg);
     *reg = fresh;
     return LT_OK;
 }
@@ -122,7 +122,7 @@ void lt_registry_watch_destroy(lt_registry_watch_t *w)
     }
 }
 
-void lt_registry_clear(lt_registry_t *reg)
+void lt_registry_release(lt_registry_t *reg)
 {
     free(reg->items);
     memset(reg, 0, sizeof(*reg));

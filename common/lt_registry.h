@@ -20,7 +20,7 @@ const lt_integration_t *lt_registry_find(const lt_registry_t *reg, const char *i
 /* Applies one message (value NULL = tombstone). */
 void lt_registry_apply(lt_registry_t *reg, const void *key, size_t keylen, const void *value,
                        size_t len);
-void lt_registry_clear(lt_registry_t *reg);
+void lt_registry_release(lt_registry_t *reg);
 
 /* A live registry: one long-lived reader of the topic (lt_tail) applies
  * every change as it arrives, instead of a fresh read per use. */

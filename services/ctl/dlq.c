@@ -62,11 +62,11 @@ static int retried_before(dlq_ctx_t *d, const char *topic, const char *key, cons
     lt_buf_put(&name, "", 1);
     lt_buf_put(&name, val, len);
     if (name.oom) {
-        lt_buf_free(&name);
+        lt_buf_release(&name);
         return -1;
     }
     lt_uuid_v5(LT_UUID_NS_LTVSYNC, name.p, name.len, member);
-    lt_buf_free(&name);
+    lt_buf_release(&name);
     reply = lt_redis_cmd(d->redis, mark ? "SADD %sdlq:retried %s" : "SISMEMBER %sdlq:retried %s",
                          lt_config_str(d->ctl->cfg, "REDIS_PREFIX"), member);
     if (!reply)

@@ -29,11 +29,11 @@ int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out
     }
     if (!(in = lt_registry_find(&reg, id))) {
         fprintf(stderr, "ltvctl: no integration \"%s\"\n", id);
-        lt_registry_clear(&reg);
+        lt_registry_release(&reg);
         return CTL_FAIL;
     }
     *out = *in;
-    lt_registry_clear(&reg);
+    lt_registry_release(&reg);
     return CTL_OK;
 }
 
@@ -294,13 +294,13 @@ static int cmd_add(ctl_t *ctl)
     }
     if (lt_registry_find(&reg, in.id)) {
         existing = *lt_registry_find(&reg, in.id);
-        lt_registry_clear(&reg);
+        lt_registry_release(&reg);
         fprintf(stderr,
                 "ltvctl: integration \"%s\" exists (account %s); use `integration update`\n",
                 existing.id, existing.account_name);
         return CTL_FAIL;
     }
-    lt_registry_clear(&reg);
+    lt_registry_release(&reg);
     if (!(json = lt_integration_to_json(&in)))
         return CTL_FAIL;
     rc = ctl_write_integration(ctl, in.id, json);
@@ -396,7 +396,7 @@ static int cmd_list(ctl_t *ctl)
                    in->import_from, every, in->account_name);
         }
     }
-    lt_registry_clear(&reg);
+    lt_registry_release(&reg);
     return CTL_OK;
 }
 
@@ -541,8 +541,8 @@ static int test_stream(lt_http_t *http, const lt_http_opts_t *opts, const lt_int
     }
 end:
     memset(&form, 0, sizeof(form));
-    lt_crm_page_free(&page);
-    lt_http_resp_free(&resp);
+    lt_crm_page_release(&page);
+    lt_http_resp_release(&resp);
     return rc;
 }
 

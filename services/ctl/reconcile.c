@@ -286,7 +286,7 @@ end:
     lt_cred_wipe(password, sizeof(password));
     memset(f, 0, sizeof(f));
     cJSON_Delete(root);
-    lt_http_resp_free(&resp);
+    lt_http_resp_release(&resp);
     lt_http_destroy(http);
     return rc;
 }

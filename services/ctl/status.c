@@ -285,7 +285,7 @@ int ctl_status(ctl_t *ctl)
     } while (watch && !lt_signal_stop);
     rc = CTL_OK;
 end:
-    lt_registry_clear(&reg);
+    lt_registry_release(&reg);
     lt_redis_destroy(r);
     return rc;
 }

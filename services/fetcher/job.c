@@ -455,7 +455,7 @@ static lt_err_t do_page(run_t *r, int page, long long *n, long long *total)
     } else if (e == LT_ERR_AUTH) {
         park(r, pg.message[0] ? pg.message : r->err);
     }
-    lt_crm_page_free(&pg);
+    lt_crm_page_release(&pg);
     return e;
 }
 
@@ -534,7 +534,7 @@ static lt_err_t recount(run_t *r, int *changed)
     long long now = e == LT_OK ? pg.total_results : 0;
     if (e == LT_ERR_AUTH)
         park(r, pg.message[0] ? pg.message : r->err);
-    lt_crm_page_free(&pg);
+    lt_crm_page_release(&pg);
     *changed = 0;
     if (e != LT_OK && e != LT_ERR_EMPTY)
         return e;

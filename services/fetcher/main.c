@@ -212,7 +212,7 @@ end:
     lt_httpd_stop(httpd);
     lt_producer_destroy(f.prod, 10000);
     lt_registry_watch_destroy(f.regwatch);
-    lt_registry_clear(&f.reg);
+    lt_registry_release(&f.reg);
     free(f.leases);
     free(f.lease_active);
     lt_config_destroy(cfg);

@@ -187,7 +187,7 @@ static lt_err_t exchange(worker_ctx_t *w, const char *url, const lt_crm_form_t *
     *retry_after = resp.retry_after_s;
     if (err == LT_OK)
         err = lt_crm_parse(resp.status, resp.body, resp.len, w->f->max_body, out, errstr, errlen);
-    lt_http_resp_free(&resp);
+    lt_http_resp_release(&resp);
     return err;
 }
 
@@ -232,25 +232,25 @@ lt_err_t fetcher_page(worker_ctx_t *w, const lt_integration_t *in, const char *p
         if (g.held)
             release(w, &g.lease);
         if (g.rc == -2) {
-            lt_crm_page_free(out);
+            lt_crm_page_release(out);
             snprintf(errstr, errlen, "waiting %lld ms for the integration's limits", g.defer_ms);
             return defer(w, attempt - 1, g.defer_ms);
         }
         if (g.rc == -3) { /* Redis went down at the gate: wait, no attempt spent */
-            lt_crm_page_free(out);
+            lt_crm_page_release(out);
             attempt--;
             if (lt_clock_nap_ms(500) != 0)
                 return LT_ERR_FATAL;
             continue;
         }
         if (g.rc != 0) {
-            lt_crm_page_free(out);
+            lt_crm_page_release(out);
             return LT_ERR_FATAL;
         }
         count_outcome(w, err);
         if (err != LT_ERR_RETRIABLE)
             return err;
-        lt_crm_page_free(out);
+        lt_crm_page_release(out);
         long long after = retry_after_ms(w, retry_after);
         /* The CRM asked the integration, not this request, to wait: a 429,
          * or a 503 naming a Retry-After, holds its every worker that long. */

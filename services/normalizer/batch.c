@@ -131,7 +131,7 @@ static lt_err_t produce_range(norm_t *n, norm_batch_t *b, size_t from, size_t to
             }
         }
     }
-    lt_event_list_clear(&evs);
+    lt_event_list_release(&evs);
     return rc;
 }
 
@@ -273,7 +273,7 @@ int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
     return next ? 1 : 0;
 }
 
-void norm_batch_free(norm_batch_t *b)
+void norm_batch_release(norm_batch_t *b)
 {
     for (size_t i = 0; i < b->count; i++) {
         norm_msg_t *m = &b->msgs[i];

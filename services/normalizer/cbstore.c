@@ -85,7 +85,7 @@ static lt_redis_script_t cb_script = {
               "return out\n",
 };
 
-static void args_free(norm_cb_call_t *a)
+static void args_release(norm_cb_call_t *a)
 {
     for (size_t i = 0; a->keys && i < a->n; i++)
         free(a->keys[i]);
@@ -179,7 +179,7 @@ int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count)
     if (reply)
         freeReplyObject(reply);
 end:
-    args_free(&a);
+    args_release(&a);
     return rc;
 }
 
@@ -190,7 +190,7 @@ int norm_cb_send(norm_t *n, norm_msg_t *msgs, size_t count, norm_cb_call_t *call
     if (nk == (size_t)-1 ||
         (nk > 0 && lt_redis_eval_send(n->redis, &cb_script, (int)nk, (int)(nk * 5), call->argv,
                                       call->lens) != 0)) {
-        args_free(call);
+        args_release(call);
         return -1;
     }
     call->sent = nk > 0;
@@ -209,6 +209,6 @@ int norm_cb_recv(norm_t *n, norm_cb_call_t *call)
         if (reply)
             freeReplyObject(reply);
     }
-    args_free(call);
+    args_release(call);
     return rc;
 }

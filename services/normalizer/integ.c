@@ -13,14 +13,14 @@
 #define RELOAD_MIN_MS 1000
 #define READ_MS       10000
 
-void norm_integ_clear(norm_t *n)
+void norm_integ_release(norm_t *n)
 {
     free(n->integs);
     n->integs = NULL;
     n->ninteg = 0;
     lt_registry_watch_destroy(n->regwatch);
     n->regwatch = NULL;
-    lt_registry_clear(&n->reg);
+    lt_registry_release(&n->reg);
 }
 
 /* Rebuilds the map from n->reg. */

@@ -852,7 +852,7 @@ static void list_reset(lt_event_list_t *out)
 {
     lt_buf_t keep = out->buf;
     if (keep.oom)
-        lt_buf_free(&keep);
+        lt_buf_release(&keep);
     keep.len = 0;
     memset(out, 0, sizeof(*out));
     out->buf = keep;
@@ -904,9 +904,9 @@ lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out, char *
     return err;
 }
 
-void lt_event_list_clear(lt_event_list_t *out)
+void lt_event_list_release(lt_event_list_t *out)
 {
-    lt_buf_free(&out->buf);
+    lt_buf_release(&out->buf);
     memset(out, 0, sizeof(*out));
 }
 

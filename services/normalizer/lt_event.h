@@ -103,7 +103,7 @@ typedef struct {
  * the DLQ. LT_ERR_FATAL only on allocation failure. out is emptied first. */
 lt_err_t lt_event_build(const lt_event_input_t *in, lt_event_list_t *out, char *errstr,
                         size_t errlen);
-void lt_event_list_clear(lt_event_list_t *out); /* frees the buffer; reusable */
+void lt_event_list_release(lt_event_list_t *out); /* frees the buffer; reusable */
 
 /* Fills out with the fields of record (an object; else all NULL). */
 void lt_event_index(const cJSON *record, lt_event_fields_t *out);

@@ -97,7 +97,7 @@ static void store_offsets(norm_t *n, const norm_msg_t *msgs, size_t count)
 static void store_and_free(norm_t *n, norm_batch_t *b)
 {
     store_offsets(n, b->msgs, b->count);
-    norm_batch_free(b);
+    norm_batch_release(b);
 }
 
 /* Two slots in turn: batch N+1 is made and produced while N's acks are on
@@ -120,7 +120,7 @@ static int run(norm_t *n)
         if (cur->count && norm_batch_start(n, cur) != 0) {
             lt_info("shutdown before a batch of %zu rows was produced; it will be redelivered",
                     cur->count);
-            norm_batch_free(cur);
+            norm_batch_release(cur);
         }
         norm_batch_t *next = cur->count ? cur : NULL;
         if (!prev) {
@@ -130,9 +130,9 @@ static int run(norm_t *n)
         int rc = norm_batch_settle(n, prev, next);
         if (rc < 0) {
             lt_info("shutdown with batches unacknowledged; they will be redelivered");
-            norm_batch_free(prev);
+            norm_batch_release(prev);
             if (next)
-                norm_batch_free(next);
+                norm_batch_release(next);
             break;
         }
         store_and_free(n, prev);
@@ -223,7 +223,7 @@ end:
         lt_acks_release(slots[k].acks);
     }
     lt_redis_destroy(n.redis);
-    norm_integ_clear(&n);
+    norm_integ_release(&n);
     lt_config_destroy(cfg);
     lt_info("stopped");
     return rc;

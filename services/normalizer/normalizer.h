@@ -99,7 +99,7 @@ int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out);
 /* Between batches: re-reads the integrations when ltvctl bumped their
  * version (or periodically). 1 when Redis answered. */
 int norm_integ_refresh(norm_t *n);
-void norm_integ_clear(norm_t *n);
+void norm_integ_release(norm_t *n);
 
 /* cbstore.c: fills msgs[i].history for every message whose probe applies;
  * 0 on success, -1 when Redis failed (nothing may be stored then). */
@@ -135,6 +135,6 @@ int norm_batch_start(norm_t *n, norm_batch_t *b);
  * next again (per-key order) until both are acknowledged: 1. -1 on shutdown
  * before that (store nothing). */
 int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next);
-void norm_batch_free(norm_batch_t *b);
+void norm_batch_release(norm_batch_t *b);
 
 #endif

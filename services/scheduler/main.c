@@ -146,7 +146,7 @@ end:
     lt_redis_destroy(redis);
     lt_httpd_stop(httpd);
     lt_registry_watch_destroy(regwatch);
-    lt_registry_clear(&reg);
+    lt_registry_release(&reg);
     lt_config_destroy(cfg);
     return rc;
 }

@@ -63,7 +63,7 @@ sink_batch_t *sink_batch_new(void)
     return calloc(1, sizeof(sink_batch_t));
 }
 
-static void batch_clear(sink_batch_t *b)
+static void batch_release(sink_batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_destroy(b->msgs[i].rkm);
@@ -79,7 +79,7 @@ void sink_batch_destroy(sink_batch_t *b)
 {
     if (!b)
         return;
-    batch_clear(b);
+    batch_release(b);
     free(b);
 }
 
@@ -357,6 +357,6 @@ lt_err_t sink_batch_process(sink_t *s, sink_batch_t *b)
     lt_debug("batch of %zu: check %lld ms, lookup %lld ms, deliver %lld ms, record %lld ms", b->n,
              t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3]);
 end:
-    batch_clear(b);
+    batch_release(b);
     return rc;
 }

@@ -192,7 +192,7 @@ char *lt_dedupe_canonical(const cJSON *event, size_t *len, char *errstr, size_t 
         snprintf(errstr, errlen, "%s",
                  b.oom ? "out of memory"
                        : "cannot canonicalise (duplicate key, non-finite number or too deep)");
-        lt_buf_free(&b);
+        lt_buf_release(&b);
         return NULL;
     }
     *len = b.len;

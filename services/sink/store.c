@@ -93,7 +93,7 @@ static int args_init(args_t *a, sink_t *s, const sink_key_t *keys, size_t n, int
     return 0;
 }
 
-static void args_free(args_t *a)
+static void args_release(args_t *a)
 {
     free(a->argv);
     free(a->lens);
@@ -153,7 +153,7 @@ lt_err_t sink_store_lookup(sink_t *s, sink_key_t *keys, size_t n)
 end:
     if (reply)
         freeReplyObject(reply);
-    args_free(&a);
+    args_release(&a);
     return rc;
 }
 
@@ -172,7 +172,7 @@ lt_err_t sink_store_record(sink_t *s, const sink_key_t *keys, size_t n)
         rc = LT_OK;
     if (reply)
         freeReplyObject(reply);
-    args_free(&a);
+    args_release(&a);
     free(hashes);
     return rc;
 }

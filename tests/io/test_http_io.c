@@ -79,13 +79,13 @@ int main(int argc, char **argv)
         rc = lt_http_post_form(h, argv[i + 1], f, (size_t)(argc - i - 2) / 2, &resp, errstr,
                                sizeof(errstr));
         report(rc, &resp, errstr, now_ms() - t0);
-        lt_http_resp_free(&resp);
+        lt_http_resp_release(&resp);
     } else {
         for (i++; i < argc; i++) {
             t0 = now_ms();
             rc = lt_http_get(h, argv[i], &resp, errstr, sizeof(errstr));
             report(rc, &resp, errstr, now_ms() - t0);
-            lt_http_resp_free(&resp);
+            lt_http_resp_release(&resp);
         }
     }
     free(f);

@@ -26,9 +26,9 @@ LT_TEST(put_grows_and_terminates)
     CHECK(b.cap > b.len);
     lt_buf_put(&b, "", 0);
     CHECK_INT((long long)b.len, 5000);
-    lt_buf_free(&b);
+    lt_buf_release(&b);
     CHECK(b.p == NULL && b.len == 0 && b.cap == 0);
-    lt_buf_free(&b); /* twice, and never written */
+    lt_buf_release(&b); /* twice, and never written */
 }
 
 LT_TEST(put_exactly_fills)
@@ -44,7 +44,7 @@ LT_TEST(put_exactly_fills)
     lt_buf_put(&b, fill, 1); /* grows */
     CHECK(b.cap > b.len && b.p[b.len] == '\0' && b.p[b.len - 1] == 'y');
     free(fill);
-    lt_buf_free(&b);
+    lt_buf_release(&b);
 }
 
 /* lt_buf_json_str of s[0, n) parses (cJSON) back to exactly s. */
@@ -65,7 +65,7 @@ static int round_trips(const unsigned char *s, size_t n)
             ok = 0;
     }
     cJSON_Delete(j);
-    lt_buf_free(&b);
+    lt_buf_release(&b);
     return ok;
 }
 
@@ -84,7 +84,7 @@ LT_TEST(json_str_escapes)
     b.len = 0;
     lt_buf_json_str(&b, "\x7f\xc3\xa9", 3); /* DEL and UTF-8 stay raw */
     CHECK_STR(b.p, "\"\x7f\xc3\xa9\"");
-    lt_buf_free(&b);
+    lt_buf_release(&b);
 }
 
 /* Each escapable byte at every position of strings up to 70 bytes (the

@@ -110,7 +110,7 @@ LT_TEST(parse_success_counts)
     CHECK_INT(p.total_results, 401);
     CHECK_INT(cJSON_GetArraySize(p.data), 1);
     CHECK_INT(lt_crm_page_count(p.total_results, 200), 3);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(parse(200,
                     "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":\"200\","
                     "\"data\":[{\"a\":1}]}}",
@@ -118,7 +118,7 @@ LT_TEST(parse_success_counts)
               LT_OK);
     CHECK_INT(p.total_results, 200);
     CHECK_INT(lt_crm_page_count(p.total_results, 200), 1);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(lt_crm_page_count(0, 200), 0);
     CHECK_INT(lt_crm_page_count(201, 200), 2);
 }
@@ -129,33 +129,33 @@ LT_TEST(parse_failures)
     CHECK_INT(parse(200, "{\"result\":\"ERROR\",\"message\":\"Invalid login credentials\"}", &p),
               LT_ERR_AUTH);
     CHECK_STR(p.message, "Invalid login credentials");
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(parse(200,
                     "{\"result\":\"ERROR\",\"message\":\"No purchases matching those "
                     "parameters could be found\"}",
                     &p),
               LT_ERR_EMPTY);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(parse(200, "{\"result\":\"ERROR\",\"message\":\"Database busy, try again\"}", &p),
               LT_ERR_RETRIABLE);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(parse(503, "<html><body>Service Unavailable</body></html>", &p), LT_ERR_RETRIABLE);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(parse(429, "", &p), LT_ERR_RETRIABLE);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(parse(200, "<html>gateway</html>", &p), LT_ERR_RETRIABLE);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":3,\"da", &p),
               LT_ERR_RETRIABLE);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     CHECK_INT(
         parse(200, "{\"result\":\"SUCCESS\",\"message\":{\"totalResults\":0,\"data\":[]}}", &p),
         LT_ERR_EMPTY);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     char err[64];
     const char *big = "{\"result\":\"SUCCESS\"}";
     CHECK_INT(lt_crm_parse(200, big, strlen(big), 4, &p, err, sizeof(err)), LT_ERR_RETRIABLE);
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
 }
 
 LT_TEST(campaign_object_and_ids)
@@ -173,7 +173,7 @@ LT_TEST(campaign_object_and_ids)
     c = c->next;
     CHECK_INT(lt_crm_record_id(LT_STREAM_CAMPAIGNS, c, c->string, id, sizeof(id)), 0);
     CHECK_STR(id, "13");
-    lt_crm_page_free(&p);
+    lt_crm_page_release(&p);
     cJSON *row = cJSON_Parse("{\"transactionId\":98765,\"orderId\":\"AB\"}");
     CHECK_INT(lt_crm_record_id(LT_STREAM_TRANSACTIONS, row, NULL, id, sizeof(id)), 0);
     CHECK_STR(id, "98765");

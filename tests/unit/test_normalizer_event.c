@@ -40,7 +40,7 @@ static lt_err_t build(lt_stream_t stream, const char *json, const lt_cb_state_t 
         CHECK_STR(first_err, err);
     for (size_t i = 0; i < first.n && i < evs.n; i++)
         CHECK_STR(first.ev[i].json, evs.ev[i].json);
-    lt_event_list_clear(&first);
+    lt_event_list_release(&first);
     cJSON_Delete(rec);
     return rc;
 }
@@ -571,6 +571,6 @@ int main(void)
     LT_RUN(malformed_rows);
     LT_RUN(deterministic);
     LT_RUN(cb_history);
-    lt_event_list_clear(&evs);
+    lt_event_list_release(&evs);
     return LT_DONE();
 }
