@@ -5,6 +5,10 @@
         rows = sim.query_all("/transactions/query/", {...})
         sim.fault(drip={"interval_ms": 50}, path="/order/query/")  # hostile modes
         sim.clear_faults()
+
+    with CrmSim(accounts=3, max_rps=5) as sim:   # acct-1..acct-3, one process
+        rows, _ = sim.query_all("/order/query/", {}, account="acct-2")
+        sim.stats("acct-2")["violations"], sim.dump("acct-2")["orders"]
 """
 import json
 import os
@@ -39,21 +43,50 @@ class CrmSim:
     """One crm-sim process on 127.0.0.1, a random port, its own temp dir.
 
     Keyword options map to the CLI (underscores become dashes); True adds a
-    bare flag; a list repeats the option (deny_endpoint=[...])."""
+    bare flag; a list repeats the option (deny_endpoint=[...]).
 
-    def __init__(self, dump=True, **opts):
+    accounts=N > 1 serves acct-1..acct-N (tools/crm-sim/README.md, "Many
+    accounts"): login_id is not passed, the dump is a directory of
+    acct-i.json (every account generated at start-up; dump=False leaves them
+    to be generated on first use, and dump(account) then asks /_sim/dump),
+    and the calls below take account="acct-i" (default acct-1 for the API,
+    none for stats: the process's counters)."""
+
+    def __init__(self, dump=True, accounts=1, **opts):
         self.opts = dict(DEFAULTS)
         self.opts.update(opts)
+        self.accounts = accounts
+        if accounts > 1:
+            self.opts["accounts"] = accounts
+            self.opts.pop("login_id", None)
         self.tmp = tempfile.mkdtemp(prefix="crmsim-")
         self.port_file = os.path.join(self.tmp, "port")
-        self.dump_path = os.path.join(self.tmp, "dump.json") if dump else None
+        self.dump_path = None
+        if dump:
+            self.dump_path = os.path.join(self.tmp, "dump.json" if accounts == 1 else "dump")
         self.log_path = os.path.join(self.tmp, "crm-sim.log")
         self.proc = None
         self.port = None
 
     @property
     def login(self):
+        if getattr(self, "accounts", 1) > 1:
+            return self.login_for("acct-1")
         return {"loginId": self.opts["login_id"], "password": self.opts["password"]}
+
+    def login_for(self, account):
+        """The credentials of one account (accounts > 1: "acct-i")."""
+        return {"loginId": account, "password": self.opts["password"]}
+
+    def account_ids(self):
+        return ["acct-%d" % i for i in range(1, getattr(self, "accounts", 1) + 1)]
+
+    def sim_url(self, path, account=None):
+        """A /_sim/ endpoint's URL, with ?account= when one is named."""
+        url = self.url + path
+        if account is not None:
+            url += "?" + urllib.parse.urlencode({"account": account})
+        return url
 
     @property
     def url(self):
@@ -130,10 +163,14 @@ class CrmSim:
             raise AssertionError("crm-sim exited %r: %s" % (rc, log))
 
     # ---- HTTP ----
-    def request(self, path, params=None, method="POST", auth=True, query=None, timeout=30):
+    def request(self, path, params=None, method="POST", auth=True, query=None, timeout=30,
+                account=None):
         """Returns (status, headers, body bytes); form POST by default.
-        status None means the connection failed (reset)."""
-        fields = dict(self.login) if auth else {}
+        status None means the connection failed (reset). account: log in as
+        that account (default: self.login)."""
+        fields = {}
+        if auth:
+            fields = dict(self.login_for(account) if account else self.login)
         fields.update(params or {})
         url = self.url + path
         data = None
@@ -164,13 +201,13 @@ class CrmSim:
             raise AssertionError("HTTP %r: %r" % (status, body[:200]))
         return json.loads(body)
 
-    def query_all(self, path, params, per_page=200):
+    def query_all(self, path, params, per_page=200, account=None):
         """Every row across pages until the no-rows error; returns (rows, totals seen)."""
         rows, totals, page = [], [], 1
         while True:
             p = dict(params)
             p.update({"page": page, "resultsPerPage": per_page})
-            env = self.query(path, p)
+            env = self.query(path, p, account=account)
             if env["result"] != "SUCCESS":
                 if "matching those parameters could be found" not in env["message"]:
                     raise AssertionError(env)
@@ -179,13 +216,15 @@ class CrmSim:
             rows.extend(env["message"]["data"])
             page += 1
 
-    def stats(self):
-        with urllib.request.urlopen(self.url + "/_sim/stats", timeout=10) as resp:
+    def stats(self, account=None):
+        """/_sim/stats: the process's counters, or one account's."""
+        with urllib.request.urlopen(self.sim_url("/_sim/stats", account), timeout=10) as resp:
             return json.loads(resp.read())
 
-    def mutate(self, action, transaction_id, date):
+    def mutate(self, action, transaction_id, date, account=None):
         body = json.dumps({"action": action, "transactionId": str(transaction_id), "date": date})
-        req = urllib.request.Request(self.url + "/_sim/mutate", data=body.encode(), method="POST")
+        req = urllib.request.Request(self.sim_url("/_sim/mutate", account), data=body.encode(),
+                                     method="POST")
         req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -194,11 +233,12 @@ class CrmSim:
             return e.code, json.loads(e.read())
 
     # ---- hostile modes (POST /_sim/fault, see tools/crm-sim/README.md) ----
-    def fault_request(self, body):
+    def fault_request(self, body, account=None):
         """POST /_sim/fault with body (a dict, or bytes sent as they are);
         returns (status, parsed answer), or the raw bytes when not JSON (413)."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + "/_sim/fault", data=data, method="POST")
+        req = urllib.request.Request(self.sim_url("/_sim/fault", account), data=data,
+                                     method="POST")
         req.add_header("Content-Type", "application/json")
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -210,23 +250,34 @@ class CrmSim:
             except ValueError:
                 return e.code, raw
 
-    def fault(self, **modes):
+    def fault(self, account=None, **modes):
         """Sets (or, with None, clears) hostile modes and returns the settings
         now in force: fault(oversized_row={"index": 4}, path="/order/query/",
-        count=2). Raises AssertionError when the simulator refuses the body."""
-        status, res = self.fault_request(modes)
+        count=2); account="acct-i" with accounts > 1 (each has its own).
+        Raises AssertionError when the simulator refuses the body."""
+        status, res = self.fault_request(modes, account=account)
         if status != 200:
             raise AssertionError("/_sim/fault %r: %r" % (status, res))
         return res["faults"]
 
-    def clear_faults(self):
-        return self.fault(clear=True)
+    def clear_faults(self, account=None):
+        return self.fault(account=account, clear=True)
 
-    def faults(self):
+    def faults(self, account=None):
         """The hostile modes in force ({} when none); the password shows as "(hidden)"."""
-        with urllib.request.urlopen(self.url + "/_sim/fault", timeout=10) as resp:
+        with urllib.request.urlopen(self.sim_url("/_sim/fault", account), timeout=10) as resp:
             return json.loads(resp.read())["faults"]
 
-    def dump(self):
-        with open(self.dump_path, encoding="utf-8") as f:
-            return json.load(f)
+    def dump(self, account=None):
+        """The account's dump: the --dump file (accounts > 1: DIR/acct-i.json,
+        default acct-1), or GET /_sim/dump when the simulator has no dump."""
+        if getattr(self, "accounts", 1) > 1:
+            account = account or "acct-1"
+        path = getattr(self, "dump_path", None)
+        if path and getattr(self, "accounts", 1) > 1:
+            path = os.path.join(path, account + ".json")
+        if path:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        with urllib.request.urlopen(self.sim_url("/_sim/dump", account), timeout=60) as resp:
+            return json.loads(resp.read())
