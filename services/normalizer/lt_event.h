@@ -2,8 +2,9 @@
  *
  * Pure: no I/O, no clock, no globals besides the read-only tz cache, so the
  * same input always yields byte-identical output (replay, tests). The rules
- * are those of DESIGN.md "Canonical event"; schemas/event.schema.json is the
- * contract of the output. Decisions where DESIGN leaves room:
+ * are those of README.md "Canonical events" (docs/ARCHITECTURE.md section 7);
+ * schemas/event.schema.json is the contract of the output. Decisions where
+ * the README leaves room:
  *  - transactions are the money ledger; an order gives an `order` event (an
  *    update with its dimensions: type, status, coupon, items, totals, no
  *    amount); campaigns give none (PARTIAL orders and AUTHORIZE-only

@@ -2,7 +2,7 @@
 of ltvsync's C code (Python's zoneinfo for time zones, decimal for money).
 
 It reads crm-sim's --dump (or any sequence of raw envelopes) and applies the
-rules of DESIGN.md "Canonical event" as documented in common/lt_event.h and
+rules of README.md "Canonical events" as stated in services/normalizer/lt_event.h and
 schemas/event.schema.json, with the LTV dimensions of issue 17:
   - every transaction-stream event carries recycle_number and, when any of
     sourceValue1..5 is set, source_values (5 entries, each cut to 255 bytes);

@@ -1,4 +1,4 @@
-/* Unit tests for lt_event: the DESIGN table, dates, signs, ids, DLQ reasons,
+/* Unit tests for lt_event: README.md "Canonical events", dates, signs, ids, DLQ reasons,
  * chargeback state. The end-to-end comparison with the Python oracle is
  * tests/integration/test_normalizer_e2e.py. */
 #include <stdio.h>
