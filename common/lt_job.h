@@ -5,20 +5,8 @@
  *   "page_from","page_to" (0,0 = the whole day),"reason","run_id"}
  * Kafka key: "integration/stream/day".
  *
- * Redis keys, all under LTVSYNC_REDIS_PREFIX (P, default "ltvsync:"):
- *   P leader                       scheduler lease: "holder token" with PX TTL
- *   P fence                        INCR fencing token for each new leader term
- *   P i:{id}:state                 HASH state(ok|parked) reason since
- *   P i:{id}:rate                  GCRA theoretical arrival time (ms, server time)
- *   P i:{id}:inflight              ZSET lease-token -> expiry (ms)
- *   P i:{id}:outstanding           HASH jobkey -> job_id, for jobs emitted and
- *                                  not yet finished (no duplicate outstanding job)
- *   P i:{id}:ckpt:{jobkey}         HASH next_page rows pages total (page checkpoint)
- *   P i:{id}:done:{stream}         HASH day -> "rows pages finished_at_ms" for
- *                                  dateCreated (backfill) days fully synced
- *   P i:{id}:backfill:{stream}     HASH emitted_through (last day emitted)
- *   P i:{id}:live                  HASH last_run_ms, last_lookback_ms
- *   P i:{id}:stats:{stream}        HASH rows pages errors last_error last_ok_ms
+ * The Redis keys (all under LTVSYNC_REDIS_PREFIX), their types, writers,
+ * readers and what losing one does: docs/ARCHITECTURE.md "Redis keys".
  * jobkey = "{stream}/{date_range_type}/{day}[/{page_from}-{page_to}]" */
 #ifndef LT_JOB_H
 #define LT_JOB_H

@@ -75,8 +75,8 @@ int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json)
     lt_producer_destroy(p, 5000);
     lt_acks_release(acks);
     if (rc == CTL_OK && bump_version(ctl) < 0)
-        fprintf(stderr, "ltvctl: warning: Redis unreachable: running normalizers see the "
-                        "change within 30 s\n");
+        fprintf(stderr, "ltvctl: warning: Redis unreachable: running services apply the "
+                        "change when their view of the integrations topic delivers it\n");
     return rc;
 }
 
