@@ -565,6 +565,7 @@ static int prepare(run_t *r, const void *payload, size_t len)
     char err[512];
     if (lt_job_decode(payload, len, &r->job, err, sizeof(err)) != LT_OK) {
         lt_warn("dropping invalid job message (%zu bytes): %s", len, err);
+        lt_metric_add(r->w->f->m.job_dropped, 1);
         return -1;
     }
     lt_job_t whole = r->job;
@@ -580,6 +581,7 @@ static int prepare(run_t *r, const void *payload, size_t len)
     if (found != 0) {
         lt_warn("dropping job %s: integration %s unknown (removed?)", r->job.job_id,
                 r->job.integration_id);
+        lt_metric_add(r->w->f->m.job_dropped, 1);
         forget_outstanding(r, r->jobkey);
         return -1;
     }
