@@ -177,6 +177,17 @@ static void *grow(void *arr, size_t *cap, size_t need, size_t elem)
   return p;
 }
 
+/* Gives back the capacity grow() left unused (a small account would keep
+ * 256 of each); a later cs_txn_add grows again. */
+static void *shrink(void *arr, size_t *cap, size_t n, size_t elem)
+{
+  void *p = n ? realloc(arr, n * elem) : NULL;
+  if (!p)
+    return arr;
+  *cap = n;
+  return p;
+}
+
 int cs_txn_add(cs_account_t *a, const cs_txn_t *t)
 {
   cs_txn_t *txns = grow(a->txns, &a->captxns, a->ntxns + 1, sizeof(*txns));
@@ -591,6 +602,9 @@ cs_account_t *cs_account_new_at(const cs_opts_t *opts, cs_ls_t gap, cs_ls_t fold
     if (gen_customer(&g, i) != 0)
       goto fail;
   settle_customers(a);
+  a->txns = shrink(a->txns, &a->captxns, a->ntxns, sizeof(*a->txns));
+  a->orders = shrink(a->orders, &a->caporders, a->norders, sizeof(*a->orders));
+  a->purchases = shrink(a->purchases, &a->cappurchases, a->npurchases, sizeof(*a->purchases));
   if (number_txns(a) != 0 || cs_account_index(a) != 0)
     goto fail;
   return a;
