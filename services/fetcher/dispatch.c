@@ -54,10 +54,19 @@ typedef struct {
     size_t len;
 } jobq_t;
 
+/* A worker slot's life: the dispatcher hands a job to an idle slot, the
+ * worker runs it and marks it finished, the dispatcher collects the outcome
+ * (offsets, commit) and makes the slot idle again. */
+typedef enum {
+    SLOT_IDLE,     /* no job */
+    SLOT_ASSIGNED, /* a job handed over, the worker runs it */
+    SLOT_FINISHED, /* outcome set, waiting for the dispatcher */
+} slot_state_t;
+
 typedef struct slot_s {
     pthread_t th;
     worker_ctx_t w;
-    int state; /* 0 idle, 1 assigned, 2 finished; guarded by disp_t.mu */
+    slot_state_t state; /* guarded by disp_t.mu */
     job_t *job;
     job_outcome_t outcome;
     struct disp_s *d;
@@ -203,9 +212,9 @@ static void *worker_main(void *arg)
     disp_t *d = s->d;
     pthread_mutex_lock(&d->mu);
     for (;;) {
-        while (s->state != 1 && !d->quit)
+        while (s->state != SLOT_ASSIGNED && !d->quit)
             pthread_cond_wait(&d->work, &d->mu);
-        if (s->state != 1)
+        if (s->state != SLOT_ASSIGNED)
             break;
         const job_t *job = s->job;
         pthread_mutex_unlock(&d->mu);
@@ -216,7 +225,7 @@ static void *worker_main(void *arg)
         lt_metric_add(d->f->m.jobs_active, -1);
         pthread_mutex_lock(&d->mu);
         s->outcome = o;
-        s->state = 2;
+        s->state = SLOT_FINISHED;
         pthread_cond_broadcast(&d->idle);
     }
     pthread_mutex_unlock(&d->mu);
@@ -287,10 +296,10 @@ static void collect(disp_t *d, long long now)
     for (int i = 0; i < d->f->concurrency; i++) {
         slot_t *s = &d->slots[i];
         job_t *job = s->job;
-        if (s->state != 2)
+        if (s->state != SLOT_FINISHED)
             continue;
         s->job = NULL;
-        s->state = 0;
+        s->state = SLOT_IDLE;
         if (s->outcome == JOB_COMMIT)
             finish(d, job);
         else if (s->outcome == JOB_DEFER && !lt_signal_stop)
@@ -309,7 +318,7 @@ static int dispatch_one(disp_t *d, long long now)
     for (int i = 0; i < d->f->concurrency; i++) {
         slot_t *s = &d->slots[i];
         job_t *job;
-        if (s->state != 0)
+        if (s->state != SLOT_IDLE)
             continue;
         if (!(job = q_unlink_first(&d->q[0], not_due, &now)) &&
             !(job = q_unlink_first(&d->q[1], not_due, &now)))
@@ -319,7 +328,7 @@ static int dispatch_one(disp_t *d, long long now)
         s->w.attempts_carried = job->page_attempts;
         job->page_attempts = 0;
         s->job = job;
-        s->state = 1;
+        s->state = SLOT_ASSIGNED;
         pthread_cond_broadcast(&d->work);
         return 1;
     }
@@ -484,7 +493,7 @@ static int idle_slots(const disp_t *d)
 {
     int n = 0;
     for (int i = 0; i < d->f->concurrency; i++)
-        n += d->slots[i].state == 0;
+        n += d->slots[i].state == SLOT_IDLE;
     return n;
 }
 

@@ -92,12 +92,12 @@ static lt_err_t send_events(norm_t *n, norm_batch_t *b, norm_msg_t *m, lt_event_
         /* Copied into the batch's output arena and sent by reference: it
          * outlives the acks (reset only once they are all in), and no
          * malloc/free per event. */
-        char *val = lt_jarena_alloc(b->out, evs->ev[i].len);
+        char *val = lt_jarena_alloc(b->event_arena, evs->ev[i].len);
         if (!val)
             return LT_ERR_RETRIABLE;
         memcpy(val, evs->ev[i].json, evs->ev[i].len);
         rc = lt_producer_send_ref(n->prod, n->topic_events, evs->key, evs->keylen, val,
-                                  evs->ev[i].len, n->out, err, sizeof(err));
+                                  evs->ev[i].len, n->cur_acks, err, sizeof(err));
         if (rc != LT_OK) {
             lt_warn("produce event: %s", err);
             return LT_ERR_RETRIABLE;
@@ -196,18 +196,18 @@ static int produce(norm_t *n, norm_batch_t *b)
         lt_error("out of memory for acknowledgements");
         return -1;
     }
-    n->out = b->acks;
+    n->cur_acks = b->acks;
     b->produced = LT_OK;
     for (int k = 0; k < 2; k++)
         if (!b->arena[k] && !(b->arena[k] = lt_jarena_new())) {
             lt_error("out of memory for parse trees");
             return -1;
         }
-    if (!b->out && !(b->out = lt_jarena_new())) {
+    if (!b->event_arena && !(b->event_arena = lt_jarena_new())) {
         lt_error("out of memory for events");
         return -1;
     }
-    lt_jarena_reset(b->out); /* every ack of the last attempt is in (settle) */
+    lt_jarena_reset(b->event_arena); /* every ack of the last attempt is in (settle) */
     size_t from = 0, to = b->count < NORM_CHUNK ? b->count : NORM_CHUNK, k = 0;
     parse_chunk(n, b, b->arena[0], 0, to);
     sent = norm_cb_send(n, b->msgs, to, &call) == 0;

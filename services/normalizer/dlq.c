@@ -19,8 +19,8 @@ lt_err_t norm_dlq_send(norm_t *n, const norm_msg_t *msg, char *errstr, size_t er
         snprintf(errstr, errlen, "out of memory");
         return LT_ERR_FATAL;
     }
-    err = lt_producer_send_owned(n->prod, n->topic_dlq, rkm->key, rkm->key_len, rec, len, n->out,
-                                 errstr, errlen);
+    err = lt_producer_send_owned(n->prod, n->topic_dlq, rkm->key, rkm->key_len, rec, len,
+                                 n->cur_acks, errstr, errlen);
     if (err == LT_OK)
         lt_metric_add(n->m.dlq, 1);
     return err;

@@ -219,7 +219,7 @@ end:
     for (int k = 0; k < NORM_SLOTS; k++) {
         lt_jarena_destroy(slots[k].arena[0]);
         lt_jarena_destroy(slots[k].arena[1]);
-        lt_jarena_destroy(slots[k].out);
+        lt_jarena_destroy(slots[k].event_arena);
         lt_acks_release(slots[k].acks);
     }
     lt_redis_destroy(n.redis);

@@ -45,7 +45,7 @@ typedef struct {
     lt_producer_t *prod;
     lt_consumer_t *cons;
     lt_redis_t *redis;
-    lt_acks_t *out;       /* acks of the batch being produced (its slot's) */
+    lt_acks_t *cur_acks;  /* acks of the batch being produced (its slot's) */
     norm_integ_t *integs; /* built from reg (zones resolved) */
     size_t ninteg;
     lt_registry_t reg; /* kept current by regwatch */
@@ -84,8 +84,8 @@ typedef struct {
 typedef struct {
     norm_msg_t msgs[NORM_BATCH_MAX];
     size_t count;
-    lt_jarena_t *arena[2]; /* parse trees (lt_jtree) of chunks 2k and 2k+1 */
-    lt_jarena_t *out;      /* events sent by reference: kept until acknowledged */
+    lt_jarena_t *arena[2];    /* parse trees (lt_jtree) of chunks 2k and 2k+1 */
+    lt_jarena_t *event_arena; /* events sent by reference: kept until acknowledged */
     lt_acks_t *acks;
     lt_err_t produced; /* LT_OK when every output was handed to the producer */
     norm_counts_t c;   /* of the last produce, applied once acknowledged */
