@@ -1,10 +1,12 @@
 /* lt_registry: integrations from the compacted topic. */
 #include "lt_registry.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lt_clock.h"
 #include "lt_kafka.h"
 #include "lt_log.h"
 
@@ -126,4 +128,122 @@ void lt_registry_release(lt_registry_t *reg)
 {
     free(reg->items);
     memset(reg, 0, sizeof(*reg));
+}
+
+/* ---- the services' cache ---- */
+
+#define CACHE_READ_MS 10000 /* a read to the topic's end on an unknown id */
+
+struct lt_registry_cache_s {
+    pthread_mutex_t mu;
+    lt_registry_watch_t *watch;
+    lt_registry_t reg;
+    int min_reread_ms;
+    long long last_read_ms; /* monotonic; 0: never read to the end */
+    unsigned long generation, reads;
+};
+
+lt_registry_cache_t *lt_registry_cache_new(const lt_config_t *cfg, int min_reread_ms, char *errstr,
+                                           size_t errlen)
+{
+    lt_registry_cache_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    if (!(c->watch = lt_registry_watch_new(cfg, errstr, errlen))) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
+    c->min_reread_ms = min_reread_ms;
+    return c;
+}
+
+/* Reads to the end; the caller holds mu. */
+static lt_err_t cache_read(lt_registry_cache_t *c, int timeout_ms, char *errstr, size_t errlen)
+{
+    lt_err_t err = lt_registry_watch_read_to_end(c->watch, &c->reg, timeout_ms, errstr, errlen);
+    c->last_read_ms = lt_clock_mono_ms();
+    c->generation++; /* what did arrive counts, even on a timeout */
+    c->reads++;
+    return err;
+}
+
+int lt_registry_cache_find(lt_registry_cache_t *c, const char *id, lt_integration_t *out)
+{
+    char err[256];
+    const lt_integration_t *in;
+    int rc = -1;
+    pthread_mutex_lock(&c->mu);
+    if (lt_registry_watch_poll(c->watch, &c->reg, 0) > 0)
+        c->generation++;
+    in = lt_registry_find(&c->reg, id);
+    if (!in && (c->min_reread_ms == 0 || c->last_read_ms == 0 ||
+                lt_clock_mono_ms() - c->last_read_ms >= c->min_reread_ms)) {
+        if (cache_read(c, CACHE_READ_MS, err, sizeof(err)) != LT_OK) {
+            lt_warn("reading integrations: %s", err);
+            rc = -2;
+        }
+        in = lt_registry_find(&c->reg, id);
+    }
+    if (in) {
+        *out = *in;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int lt_registry_cache_poll(lt_registry_cache_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = lt_registry_watch_poll(c->watch, &c->reg, 0);
+    if (n > 0)
+        c->generation++;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+lt_err_t lt_registry_cache_sync(lt_registry_cache_t *c, int timeout_ms, char *errstr, size_t errlen)
+{
+    pthread_mutex_lock(&c->mu);
+    lt_err_t err = cache_read(c, timeout_ms, errstr, errlen);
+    pthread_mutex_unlock(&c->mu);
+    return err;
+}
+
+unsigned long lt_registry_cache_generation(lt_registry_cache_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned long g = c->generation;
+    pthread_mutex_unlock(&c->mu);
+    return g;
+}
+
+unsigned long lt_registry_cache_reads(lt_registry_cache_t *c)
+{
+    pthread_mutex_lock(&c->mu);
+    unsigned long n = c->reads;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+void lt_registry_cache_each(lt_registry_cache_t *c,
+                            void (*fn)(const lt_integration_t *in, void *opaque), void *opaque)
+{
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->reg.count; i++)
+        fn(&c->reg.items[i], opaque);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void lt_registry_cache_destroy(lt_registry_cache_t *c)
+{
+    if (!c)
+        return;
+    lt_registry_watch_destroy(c->watch);
+    lt_registry_release(&c->reg);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
 }

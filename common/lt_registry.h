@@ -37,4 +37,30 @@ lt_err_t lt_registry_watch_read_to_end(lt_registry_watch_t *w, lt_registry_t *re
 int lt_registry_watch_synced(const lt_registry_watch_t *w);
 void lt_registry_watch_destroy(lt_registry_watch_t *w); /* accepts NULL */
 
+/* The services' lookup of an integration: a live view and the registry it
+ * keeps current, under one lock (any thread may call). A lookup first
+ * applies what the view has received; an id still unknown makes it read the
+ * topic to its end (written a moment ago, or really absent), at most once
+ * per min_reread_ms (0: every time). A caller that knows a change was
+ * written (ltvctl bumps P integrations:version) calls _sync. */
+typedef struct lt_registry_cache_s lt_registry_cache_t;
+lt_registry_cache_t *lt_registry_cache_new(const lt_config_t *cfg, int min_reread_ms, char *errstr,
+                                           size_t errlen);
+/* 0 and a copy in *out; -1 unknown; -2 the topic could not be read now. */
+int lt_registry_cache_find(lt_registry_cache_t *c, const char *id, lt_integration_t *out);
+/* Applies what the view has received; returns the number of changes. */
+int lt_registry_cache_poll(lt_registry_cache_t *c);
+/* Reads the topic to its end within timeout_ms. */
+lt_err_t lt_registry_cache_sync(lt_registry_cache_t *c, int timeout_ms, char *errstr,
+                                size_t errlen);
+/* Changes whenever the set may have changed: data derived from it (the
+ * normalizer's resolved zones) is rebuilt when it moves. */
+unsigned long lt_registry_cache_generation(lt_registry_cache_t *c);
+/* The number of reads to the topic's end so far (a metric). */
+unsigned long lt_registry_cache_reads(lt_registry_cache_t *c);
+/* Calls fn on every integration, under the lock (fn must not call back). */
+void lt_registry_cache_each(lt_registry_cache_t *c,
+                            void (*fn)(const lt_integration_t *in, void *opaque), void *opaque);
+void lt_registry_cache_destroy(lt_registry_cache_t *c); /* accepts NULL */
+
 #endif

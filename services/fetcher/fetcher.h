@@ -23,8 +23,7 @@
  * killed fetcher's slots come back within LEASE_TTL_MS. */
 #define LEASE_TTL_MS   10000LL
 #define LEASE_RENEW_MS 2500LL
-/* How long a lookup of an unknown integration may read the topic to its
- * end before the job is left for a later attempt. */
+/* How long start-up may read the integrations topic to its end. */
 #define REGISTRY_READ_MS 10000
 
 typedef struct {
@@ -52,12 +51,10 @@ typedef struct {
     atomic_int fatal; /* the producer failed for good: exit 1 */
     size_t max_body;
     lt_http_opts_t http_opts;
-    lt_cred_policy_t cred;  /* where passwords come from and may go */
-    pthread_mutex_t reg_mu; /* guards reg and regwatch */
-    lt_registry_t reg;
-    lt_registry_watch_t *regwatch; /* the live view that keeps reg current */
-    pthread_mutex_t lease_mu;      /* guards leases and lease_active */
-    lt_lease_t *leases;            /* one slot per worker, renewed by the keeper */
+    lt_cred_policy_t cred;       /* where passwords come from and may go */
+    lt_registry_cache_t *integs; /* the integrations (thread-safe) */
+    pthread_mutex_t lease_mu;    /* guards leases and lease_active */
+    lt_lease_t *leases;          /* one slot per worker, renewed by the keeper */
     int *lease_active;
     pthread_mutex_t drop_mu; /* guards dropped and writes of ndropped */
     char dropped[DROPPED_NAMES_MAX][DROPPED_NAME_LEN + 1];

@@ -39,28 +39,8 @@ redisReply *fetcher_redis(worker_ctx_t *w, int argc, const char **argv)
 
 int fetcher_integration(fetcher_t *f, const char *id, lt_integration_t *out)
 {
-    char err[256];
-    int rc = 0;
-    pthread_mutex_lock(&f->reg_mu);
-    lt_registry_watch_poll(f->regwatch, &f->reg, 0); /* changes since the last lookup */
-    const lt_integration_t *in = lt_registry_find(&f->reg, id);
-    if (!in) {
-        /* written a moment ago (its job came first), or really absent */
-        if (lt_registry_watch_read_to_end(f->regwatch, &f->reg, REGISTRY_READ_MS, err,
-                                          sizeof(err)) != LT_OK) {
-            lt_warn("reading integrations: %s", err);
-            rc = -2;
-        }
-        in = lt_registry_find(&f->reg, id);
-    }
-    if (in) {
-        *out = *in;
-        rc = 0;
-    } else if (rc == 0) {
-        rc = -1;
-    }
-    pthread_mutex_unlock(&f->reg_mu);
-    return rc;
+    /* an unknown id is read for every time: its job may have come first */
+    return lt_registry_cache_find(f->integs, id, out);
 }
 
 /* Keeps the leases of requests in progress alive; refreshes readiness. */
@@ -158,7 +138,6 @@ static void setup(fetcher_t *f, const lt_config_t *cfg)
     f->http_opts.max_body = f->max_body;
     f->http_opts.ca_file = lt_config_str(cfg, "HTTP_CA_FILE");
     lt_cred_policy_init(&f->cred, cfg);
-    pthread_mutex_init(&f->reg_mu, NULL);
     pthread_mutex_init(&f->lease_mu, NULL);
     pthread_mutex_init(&f->drop_mu, NULL);
     f->leases = calloc((size_t)f->concurrency, sizeof(*f->leases));
@@ -188,12 +167,11 @@ int main(int argc, char **argv)
         lt_error("producer: %s", err);
         goto end;
     }
-    if (!(f.regwatch = lt_registry_watch_new(cfg, err, sizeof(err)))) {
+    if (!(f.integs = lt_registry_cache_new(cfg, 0, err, sizeof(err)))) {
         lt_error("integrations reader: %s", err);
         goto end;
     }
-    if (lt_registry_watch_read_to_end(f.regwatch, &f.reg, REGISTRY_READ_MS, err, sizeof(err)) !=
-        LT_OK)
+    if (lt_registry_cache_sync(f.integs, REGISTRY_READ_MS, err, sizeof(err)) != LT_OK)
         lt_warn("reading integrations: %s (retrying per job)", err);
     hopts = lt_httpd_opts_from_config(cfg);
     httpd = lt_httpd_start(&hopts, ready, NULL, err, sizeof(err));
@@ -211,8 +189,7 @@ int main(int argc, char **argv)
 end:
     lt_httpd_stop(httpd);
     lt_producer_destroy(f.prod, 10000);
-    lt_registry_watch_destroy(f.regwatch);
-    lt_registry_release(&f.reg);
+    lt_registry_cache_destroy(f.integs);
     free(f.leases);
     free(f.lease_active);
     lt_config_destroy(cfg);

@@ -1,9 +1,9 @@
-/* Integrations by id, with their time zone resolved once per change. A live
- * view of the compacted topic (lt_registry_watch) applies every change
- * between batches; rows naming an unknown integration make it read the
- * topic to its end (at most once a second), and so does a new version in
- * Redis (ltvctl bumps it after every write: its change is then certain to
- * be applied before the next batch, not just soon). */
+/* Integrations by id, with their time zone resolved once per change. The
+ * shared cache (lt_registry_cache: a live view of the compacted topic)
+ * applies every change between batches; rows naming an unknown integration
+ * make it read the topic to its end (at most once a second), and so does a
+ * new version in Redis (ltvctl bumps it after every write: its change is
+ * then certain to be applied before the next batch, not just soon). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,49 +18,75 @@ void norm_integ_release(norm_t *n)
     free(n->integs);
     n->integs = NULL;
     n->ninteg = 0;
-    lt_registry_watch_destroy(n->regwatch);
-    n->regwatch = NULL;
-    lt_registry_release(&n->reg);
+    lt_registry_cache_destroy(n->integ_cache);
+    n->integ_cache = NULL;
 }
 
-/* Rebuilds the map from n->reg. */
+typedef struct {
+    norm_integ_t *items;
+    size_t count, cap;
+    int oom;
+} build_t;
+
+static void add_integ(const lt_integration_t *in, void *opaque)
+{
+    build_t *b = opaque;
+    char err[256];
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        norm_integ_t *items = realloc(b->items, cap * sizeof(*items));
+        if (!items) {
+            b->oom = 1;
+            return;
+        }
+        b->items = items, b->cap = cap;
+    }
+    norm_integ_t *x = &b->items[b->count++];
+    memcpy(x->id, in->id, sizeof(x->id));
+    memcpy(x->brand, in->brand, sizeof(x->brand));
+    memcpy(x->currency, in->currency, sizeof(x->currency));
+    x->tz = lt_tz_get(in->timezone, err, sizeof(err));
+    if (!x->tz)
+        lt_warn("integration %s: %s", in->id, err);
+}
+
+/* Rebuilds the map (zones resolved) from the cache when it changed, and
+ * counts the cache's reads of the topic in the reload metric. */
 static int rebuild(norm_t *n)
 {
-    char err[256];
-    lt_registry_t *reg = &n->reg;
-    norm_integ_t *fresh = calloc(reg->count ? reg->count : 1, sizeof(*fresh));
-    if (!fresh)
+    unsigned long gen = lt_registry_cache_generation(n->integ_cache);
+    unsigned long reads = lt_registry_cache_reads(n->integ_cache);
+    build_t b = {0};
+    lt_metric_add(n->m.integration_reloads, (long long)(reads - n->integ_reads));
+    n->integ_reads = reads;
+    if (gen == n->integ_gen && n->integs)
+        return 0;
+    lt_registry_cache_each(n->integ_cache, add_integ, &b);
+    if (b.oom) {
+        free(b.items);
         return -1;
-    for (size_t i = 0; i < reg->count; i++) {
-        const lt_integration_t *in = &reg->items[i];
-        memcpy(fresh[i].id, in->id, sizeof(fresh[i].id));
-        memcpy(fresh[i].brand, in->brand, sizeof(fresh[i].brand));
-        memcpy(fresh[i].currency, in->currency, sizeof(fresh[i].currency));
-        fresh[i].tz = lt_tz_get(in->timezone, err, sizeof(err));
-        if (!fresh[i].tz)
-            lt_warn("integration %s: %s", reg->items[i].id, err);
     }
     free(n->integs);
-    n->integs = fresh; /* owned by n now */
-    n->ninteg = reg->count;
+    n->integs = b.items; /* owned by n now */
+    n->ninteg = b.count;
+    n->integ_gen = gen;
     return 0;
 }
 
 int norm_integ_load(norm_t *n)
 {
     char err[256];
-    n->integ_loaded_ms = lt_clock_mono_ms();
-    lt_metric_add(n->m.integration_reloads, 1);
-    if (!n->regwatch && !(n->regwatch = lt_registry_watch_new(n->cfg, err, sizeof(err)))) {
+    lt_err_t rc;
+    if (!n->integ_cache &&
+        !(n->integ_cache = lt_registry_cache_new(n->cfg, RELOAD_MIN_MS, err, sizeof(err)))) {
         lt_warn("integrations reader: %s", err);
         return -1;
     }
-    if (lt_registry_watch_read_to_end(n->regwatch, &n->reg, READ_MS, err, sizeof(err)) != LT_OK) {
+    if ((rc = lt_registry_cache_sync(n->integ_cache, READ_MS, err, sizeof(err))) != LT_OK)
         lt_warn("reading integrations: %s", err);
-        rebuild(n); /* what did arrive still counts */
+    if (rebuild(n) != 0) /* what did arrive still counts */
         return -1;
-    }
-    return rebuild(n);
+    return rc == LT_OK ? 0 : -1;
 }
 
 static const norm_integ_t *lookup(const norm_t *n, const char *id)
@@ -74,8 +100,10 @@ static const norm_integ_t *lookup(const norm_t *n, const char *id)
 int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out)
 {
     const norm_integ_t *it = lookup(n, id);
-    if (!it && lt_clock_mono_ms() - n->integ_loaded_ms >= RELOAD_MIN_MS) {
-        norm_integ_load(n);
+    if (!it && n->integ_cache) {
+        lt_integration_t in; /* the cache reads the topic at most once a second */
+        lt_registry_cache_find(n->integ_cache, id, &in);
+        rebuild(n);
         it = lookup(n, id);
     }
     if (!it || !it->tz)
@@ -107,7 +135,7 @@ int norm_integ_refresh(norm_t *n)
     if (v >= 0 && v != n->integ_version) {
         if (norm_integ_load(n) == 0)
             n->integ_version = v;
-    } else if (n->regwatch && lt_registry_watch_poll(n->regwatch, &n->reg, 0) > 0) {
+    } else if (n->integ_cache && lt_registry_cache_poll(n->integ_cache) > 0) {
         rebuild(n);
     }
     return v >= 0;

@@ -48,11 +48,10 @@ typedef struct {
     lt_acks_t *cur_acks;  /* acks of the batch being produced (its slot's) */
     norm_integ_t *integs; /* built from reg (zones resolved) */
     size_t ninteg;
-    lt_registry_t reg; /* kept current by regwatch */
-    lt_registry_watch_t *regwatch;
-    long long integ_loaded_ms; /* the last read to the topic's end */
-    long long integ_version;   /* P integrations:version at the last load, -1 unknown */
-    char replay_prefix[80];    /* "id/" in a one-integration replay, else "" */
+    lt_registry_cache_t *integ_cache;     /* the integrations topic's live view */
+    unsigned long integ_gen, integ_reads; /* the cache's, when integs was built */
+    long long integ_version;              /* P integrations:version at the last load, -1 unknown */
+    char replay_prefix[80];               /* "id/" in a one-integration replay, else "" */
     norm_metrics_t m;
     atomic_int ready; /* main loop writes, the HTTP thread reads */
 } norm_t;
