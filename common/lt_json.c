@@ -49,9 +49,20 @@ cJSON *lt_json_parse(const void *buf, size_t len, size_t max_len, char *errstr, 
 
 const char *lt_json_str(const cJSON *obj, const char *key)
 {
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return lt_json_item_str(cJSON_GetObjectItemCaseSensitive(obj, key));
+}
 
+const char *lt_json_item_str(const cJSON *it)
+{
     return lt_j_is_string(it) ? it->valuestring : NULL;
+}
+
+int lt_str_index(const char *s, const char *const *names, size_t n)
+{
+    for (size_t i = 0; s && i < n; i++)
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    return -1;
 }
 
 /* Strict decimal: optional '-', 1..18 digits, nothing else. */

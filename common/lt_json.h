@@ -34,9 +34,13 @@ int lt_json_int(const cJSON *obj, const char *key, long long *out);
  * into buf (NUL-terminated); returns 0, or -1 when absent/other type/too long. */
 int lt_json_id(const cJSON *obj, const char *key, char *buf, size_t buflen);
 
-/* The same two on an item already found (NULL reads as absent). */
+/* The same three on an item already found (NULL reads as absent). */
+const char *lt_json_item_str(const cJSON *it);
 int lt_json_item_int(const cJSON *it, long long *out);
 int lt_json_item_id(const cJSON *it, char *buf, size_t buflen);
+
+/* The index of s in names[0..n), or -1 (also for s NULL). */
+int lt_str_index(const char *s, const char *const *names, size_t n);
 
 /* Compact one-line JSON; caller frees with free(). NULL on allocation failure. */
 char *lt_json_print(const cJSON *item);

@@ -599,20 +599,6 @@ static lt_err_t row_init(row_t *r, const lt_event_input_t *in, char *errstr, siz
     return LT_OK;
 }
 
-static int name_is(const char *s, const char *const *names, size_t n)
-{
-    for (size_t i = 0; s && i < n; i++)
-        if (strcmp(s, names[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
-/* The string value of it, or NULL (lt_json_str on an item). */
-static const char *str_of(const cJSON *it)
-{
-    return lt_j_is_string(it) ? it->valuestring : NULL;
-}
-
 static int upsell_text(const char *s)
 {
     return s && (strcasestr(s, "UPSALE") || strcasestr(s, "UPSELL"));
@@ -623,12 +609,12 @@ static int upsell_text(const char *s)
 static int has_upsell(const row_t *r)
 {
     const cJSON *items = FX(r, F_ITEMS), *it;
-    if (upsell_text(str_of(FX(r, F_ORDER_TYPE))))
+    if (upsell_text(lt_json_item_str(FX(r, F_ORDER_TYPE))))
         return 1;
     if (!lt_j_is_object(items) && !lt_j_is_array(items))
         return 0;
     cJSON_ArrayForEach(it, items) if (lt_j_is_object(it) &&
-                                      upsell_text(str_of(cJSON_GetObjectItemCaseSensitive(
+                                      upsell_text(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(
                                           it, "productType")))) return 1;
     return 0;
 }
@@ -696,8 +682,8 @@ static const char *const resp_types[] = {"SUCCESS", "SOFT_DECLINE", "HARD_DECLIN
 
 static lt_err_t build_transaction(const row_t *r, lt_event_list_t *out, char *errstr, size_t errlen)
 {
-    int type = name_is(str_of(FX(r, F_TXN_TYPE)), txn_types, 5);
-    int resp = name_is(str_of(FX(r, F_RESPONSE)), resp_types, 3);
+    int type = lt_str_index(lt_json_item_str(FX(r, F_TXN_TYPE)), txn_types, 5);
+    int resp = lt_str_index(lt_json_item_str(FX(r, F_RESPONSE)), resp_types, 3);
     int day_only, has_cb = 0;
     char parent[ID_MAX];
     ev_t e = {.from_txn = 1}, cb = {.from_txn = 1};
@@ -759,13 +745,13 @@ static const char *const purchase_status[] = {
 
 static lt_err_t build_purchase(const row_t *r, lt_event_list_t *out, char *errstr, size_t errlen)
 {
-    const char *status = str_of(FX(r, F_STATUS));
+    const char *status = lt_json_item_str(FX(r, F_STATUS));
     const char *next = opt_str(FX(r, F_NEXT_BILL));
     lt_datetime_t dt;
     ev_t e = {.type = LT_EV_SUBSCRIPTION};
     if (!r->customer_id[0])
         return fail(errstr, errlen, "customerId: missing");
-    if (name_is(status, purchase_status, 7) < 0)
+    if (lt_str_index(status, purchase_status, 7) < 0)
         return fail(errstr, errlen, "status: unknown or missing");
     if (next && lt_date_parse_day(next, strlen(next), &dt) != 0)
         return fail(errstr, errlen, "nextBillDate: invalid");
@@ -820,7 +806,7 @@ static lt_err_t build_order(const row_t *r, lt_event_list_t *out, char *errstr, 
     static const int tot_field[TOT_COUNT] = {F_TOTAL, F_PRICE, F_SHIPPING, F_TAX, F_DISCOUNT};
     static const char *const tot_name[TOT_COUNT] = {"totalAmount", "price", "baseShipping",
                                                     "salesTax", "totalDiscount"};
-    const char *status = str_of(FX(r, F_ORDER_STATUS));
+    const char *status = lt_json_item_str(FX(r, F_ORDER_STATUS));
     order_t o;
     ev_t e = {.type = LT_EV_ORDER, .with_money = 1, .order = &o};
     if (status && strcmp(status, "PARTIAL") == 0) {
@@ -923,9 +909,10 @@ int lt_event_cb_probe(lt_stream_t stream, const cJSON *record, const lt_event_fi
         fx = *fields;
     else
         lt_event_index(record, &fx);
-    type = name_is(str_of(fx.f[F_TXN_TYPE]), txn_types, 5);
+    type = lt_str_index(lt_json_item_str(fx.f[F_TXN_TYPE]), txn_types, 5);
     du = opt_str(fx.f[F_DATE_UPDATED]);
-    if ((type != 0 && type != 2) || name_is(str_of(fx.f[F_RESPONSE]), resp_types, 3) != 0 ||
+    if ((type != 0 && type != 2) ||
+        lt_str_index(lt_json_item_str(fx.f[F_RESPONSE]), resp_types, 3) != 0 ||
         get_id(fx.f[F_TRANSACTION_ID], out->transaction_id) != 0)
         return -1;
     out->applies = 1;

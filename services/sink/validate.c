@@ -9,6 +9,7 @@
 #include "lt_date.h"
 #include "lt_dedupe.h"
 #include "lt_integration.h"
+#include "lt_json.h"
 #include "sink.h"
 
 typedef enum {
@@ -99,20 +100,7 @@ static const char *const statuses[] = {"ACTIVE",   "TRIAL",           "PAUSED", 
                                        "COMPLETE", "RECYCLE_BILLING", "RECYCLE_FAILED"};
 static const char *const streams[] = {"transactions", "orders", "customers", "purchases"};
 
-#define IN(s, list) (in_list((s), (list), sizeof(list) / sizeof((list)[0])) >= 0)
-
-static int in_list(const char *s, const char *const *list, size_t n)
-{
-    for (size_t i = 0; s && i < n; i++)
-        if (strcmp(s, list[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
-static const char *str_of(const cJSON *it)
-{
-    return cJSON_IsString(it) && it->valuestring ? it->valuestring : NULL;
-}
+#define IN(s, list) (lt_str_index((s), (list), sizeof(list) / sizeof((list)[0])) >= 0)
 
 /* ^[A-Za-z0-9_.:-]{1,64}$ */
 static int is_id(const char *s)
@@ -186,7 +174,7 @@ static int check_ids(const cJSON *it)
         return 0;
     cJSON_ArrayForEach(c, it)
     {
-        if (!is_id(str_of(c)))
+        if (!is_id(lt_json_item_str(c)))
             return 0;
     }
     return 1;
@@ -196,7 +184,7 @@ static int check_ids(const cJSON *it)
  * points, not bytes), or null. */
 static int is_text(const cJSON *it, size_t max)
 {
-    const char *s = str_of(it);
+    const char *s = lt_json_item_str(it);
     size_t chars = 0;
     if (cJSON_IsNull(it))
         return 1;
@@ -233,7 +221,7 @@ static int check_items(const cJSON *it)
     {
         const cJSON *q = cJSON_GetObjectItemCaseSensitive(c, "quantity");
         if (!cJSON_IsObject(c) || cJSON_GetArraySize(c) != 3 ||
-            !is_id(str_of(cJSON_GetObjectItemCaseSensitive(c, "product_id"))) || !q ||
+            !is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(c, "product_id"))) || !q ||
             !(cJSON_IsNull(q) || is_int(q, &v)) ||
             !is_nminor(cJSON_GetObjectItemCaseSensitive(c, "price_minor")))
             return 0;
@@ -276,15 +264,15 @@ static int check_source(const cJSON *src, char *why, size_t whylen)
     for (size_t i = 0; i < 4; i++)
         if (!cJSON_GetObjectItemCaseSensitive(src, keys[i]))
             return snprintf(why, whylen, "source.%s: missing", keys[i]), 0;
-    if (!IN(str_of(cJSON_GetObjectItemCaseSensitive(src, "stream")), streams))
+    if (!IN(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(src, "stream")), streams))
         return snprintf(why, whylen, "source.stream: not a known stream"), 0;
-    if (!is_id(str_of(cJSON_GetObjectItemCaseSensitive(src, "record_id"))))
+    if (!is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(src, "record_id"))))
         return snprintf(why, whylen, "source.record_id: not an id"), 0;
     c = cJSON_GetObjectItemCaseSensitive(src, "fetched_at");
     if (!cJSON_IsNull(c) && !cJSON_IsString(c))
         return snprintf(why, whylen, "source.fetched_at: not a string or null"), 0;
     c = cJSON_GetObjectItemCaseSensitive(src, "date_updated");
-    du = str_of(c);
+    du = lt_json_item_str(c);
     if (!cJSON_IsNull(c) && !is_wall(du))
         return snprintf(why, whylen, "source.date_updated: not a wall time"), 0;
     return 1;
@@ -293,7 +281,7 @@ static int check_source(const cJSON *src, char *why, size_t whylen)
 /* One field against its kind; 1 = fine. */
 static int check_kind(const cJSON *it, kind_t kind)
 {
-    const char *s = str_of(it);
+    const char *s = lt_json_item_str(it);
     long long v;
     int null = cJSON_IsNull(it);
     switch (kind) {
@@ -360,7 +348,7 @@ static int check_fields(const cJSON *ev, char *why, size_t whylen)
 /* UUIDv5 in canonical lower case: version 5, RFC 4122 variant. */
 static int check_event_id(const cJSON *ev, sink_event_info_t *info)
 {
-    const char *s = str_of(cJSON_GetObjectItemCaseSensitive(ev, "event_id"));
+    const char *s = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "event_id"));
     if (!s || lt_dedupe_uuid_parse(s, strlen(s), info->id) != 0 || (info->id[6] >> 4) != 5 ||
         (info->id[8] & 0xc0) != 0x80)
         return 0;
@@ -395,7 +383,7 @@ static int check_money(const cJSON *ev, lt_evtype_t type, char *why, size_t whyl
     if (sign == 3) {
         if (!cJSON_IsNull(amt))
             return snprintf(why, whylen, "amount_minor: must be null for %s", t), 0;
-        if (!is_currency(str_of(cur)))
+        if (!is_currency(lt_json_item_str(cur)))
             return snprintf(why, whylen, "currency: required for %s", t), 0;
         return 1;
     }
@@ -408,7 +396,7 @@ static int check_money(const cJSON *ev, lt_evtype_t type, char *why, size_t whyl
                                      : "0",
                         t),
                0;
-    if (!is_currency(str_of(cur)))
+    if (!is_currency(lt_json_item_str(cur)))
         return snprintf(why, whylen, "currency: required for %s", t), 0;
     return 1;
 }
@@ -421,11 +409,11 @@ static int has(const cJSON *ev, const char *key)
 /* The schema's allOf: per-type subtype, ids and required extras. */
 static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t whylen)
 {
-    const char *sub = str_of(cJSON_GetObjectItemCaseSensitive(ev, "subtype"));
+    const char *sub = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "subtype"));
     const char *t = lt_evtype_name(type);
     int money = lt_evtype_is_transaction(type);
-    int ok_sub = type == LT_EV_PAYMENT               ? sub && in_list(sub, subtypes, 3) >= 0
-                 : type == LT_EV_DECLINE             ? sub && in_list(sub, subtypes + 3, 2) >= 0
+    int ok_sub = type == LT_EV_PAYMENT   ? sub && lt_str_index(sub, subtypes, 3) >= 0
+                 : type == LT_EV_DECLINE ? sub && lt_str_index(sub, subtypes + 3, 2) >= 0
                  : type == LT_EV_CHARGEBACK_REVERSAL ? 1
                                                      : sub == NULL;
     if (!ok_sub)
@@ -440,8 +428,9 @@ static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t
                         "subscription_id, status, next_bill_date: "
                         "required for subscription"),
                0;
-    if (money && (!is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id"))) ||
-                  !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
+    if (money &&
+        (!is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id"))) ||
+         !is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
         return snprintf(why, whylen, "transaction_id, customer_id: required for %s", t), 0;
     if (money != has(ev, "recycle_number"))
         return snprintf(why, whylen, "recycle_number: %s for %s",
@@ -460,8 +449,8 @@ static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t
                    0;
     if (type == LT_EV_ORDER &&
         (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id")) ||
-         !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "order_id"))) ||
-         !is_id(str_of(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
+         !is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "order_id"))) ||
+         !is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
         return snprintf(why, whylen,
                         "order_id, customer_id: required, transaction_id: "
                         "null for order"),
@@ -472,8 +461,8 @@ static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t
 /* local_date is occurred_at in the account zone: within a day of UTC. */
 static int check_dates(const cJSON *ev, char *why, size_t whylen)
 {
-    const char *at = str_of(cJSON_GetObjectItemCaseSensitive(ev, "occurred_at"));
-    const char *day = str_of(cJSON_GetObjectItemCaseSensitive(ev, "local_date"));
+    const char *at = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "occurred_at"));
+    const char *day = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "local_date"));
     lt_datetime_t dt;
     int64_t secs, d_utc, d_loc;
     if (!utc_secs(at, &secs) || lt_date_parse_day(day, 10, &dt) != 0)
@@ -493,7 +482,8 @@ int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why, size_t wh
         return -1;
     if (!check_event_id(ev, info))
         return snprintf(why, whylen, "event_id: not a lower-case UUIDv5"), -1;
-    info->type = (lt_evtype_t)lt_evtype_parse(str_of(cJSON_GetObjectItemCaseSensitive(ev, "type")));
+    info->type = (lt_evtype_t)lt_evtype_parse(
+        lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "type")));
     if (!check_type_rules(ev, info->type, why, whylen) || !check_dates(ev, why, whylen))
         return -1;
     return 0;
