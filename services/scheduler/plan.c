@@ -246,9 +246,11 @@ static int is_done(const char **days, size_t n, const char *day)
  * rescan (every sync_interval) walks from the first day again, re-emitting
  * days neither done nor outstanding: those a fetcher dropped (parked, a
  * permanent error) or whose job was lost. The claim skips done days
- * atomically; through never moves back. */
+ * atomically; through never moves back. stored[] gets the value read, so
+ * the caller writes through only when it moved. */
 static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream_t s,
-                         const char *yesterday, plan_t *plan, int rescan, char through[11])
+                         const char *yesterday, plan_t *plan, int rescan, char through[11],
+                         char stored[11])
 {
     char key[256], day[11];
     const char *first = lt_integration_first_day(in, lt_config_str(ctx->cfg, "IMPORT_ALL_FROM"));
@@ -267,6 +269,7 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
         reply->element[1]->len == 10)
         memcpy(through, reply->element[1]->str, 11);
     freeReplyObject(reply);
+    memcpy(stored, through, 11);
     if (through[0] && !rescan) {
         if (lt_date_add_days(through, 10, 1, day) < 0)
             return -1;
@@ -407,9 +410,11 @@ static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan)
 }
 
 /* Emits the live window, the lookback and the backfill; records progress
- * in through[], *live_full and *lookback_full. */
+ * in through[] (beside the stored[] values read), *live_full and
+ * *lookback_full. */
 static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due, int lookback_due,
-                    plan_t *plan, char through[][11], int *live_full, int *lookback_full)
+                    plan_t *plan, char through[][11], char stored[][11], int *live_full,
+                    int *lookback_full)
 {
     char today[11], yesterday[11];
     int n = 0, rc;
@@ -436,12 +441,12 @@ static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due, 
         n += rc;
     }
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
-        through[s][0] = '\0';
+        through[s][0] = stored[s][0] = '\0';
         if (!(in->streams & (1u << s)))
             continue;
         /* the rescan runs at the live cadence */
-        if ((rc = plan_backfill(ctx, in, (lt_stream_t)s, yesterday, plan, live_due, through[s])) <
-            0)
+        if ((rc = plan_backfill(ctx, in, (lt_stream_t)s, yesterday, plan, live_due, through[s],
+                                stored[s])) < 0)
             return -1;
         n += rc;
     }
@@ -450,7 +455,7 @@ static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due, 
 
 int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in)
 {
-    char klive[256], key[256], through[LT_STREAM_COUNT][11];
+    char klive[256], key[256], through[LT_STREAM_COUNT][11], stored[LT_STREAM_COUNT][11];
     long long last_live = 0, last_lookback = 0;
     long long lookback_every = lt_config_int(ctx->cfg, "CHARGEBACK_LOOKBACK_INTERVAL");
     int n, rc, live_due, lookback_due, live_full = 0, lookback_full = 0;
@@ -472,13 +477,14 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in)
     lookback_due = (in->streams & (1u << LT_STREAM_TRANSACTIONS)) &&
                    ctx->now_ms - last_lookback >= lookback_every;
 
-    n = plan_all(ctx, in, live_due, lookback_due, &plan, through, &live_full, &lookback_full);
+    n = plan_all(ctx, in, live_due, lookback_due, &plan, through, stored, &live_full,
+                 &lookback_full);
     /* Progress is recorded only once Kafka acknowledged every job. */
     if (settle(ctx, in, &plan) < 0 || n < 0)
         return -1;
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
-        if (!through[s][0])
-            continue;
+        if (!through[s][0] || !strcmp(through[s], stored[s]))
+            continue; /* unchanged: no write (a tick of a caught-up integration writes nothing) */
         snprintf(key, sizeof(key), "%si:%s:backfill:%s", ctx->prefix, in->id,
                  lt_stream_name((lt_stream_t)s));
         if (hash_set(ctx, key, "through", through[s]) < 0)
