@@ -17,6 +17,7 @@ import sys
 import time
 
 from ltharness import Stack, HarnessError, wait_until
+from revenue import lines_of, revenue_by
 
 STREAM_IDS = {"transactions": "transactionId", "orders": "orderId",
               "customers": "customerId", "purchases": "purchaseId"}
@@ -78,31 +79,6 @@ def raw_ids(msgs):
         integ, stream, rid = key.split("/", 2)
         out[stream].add(rid)
     return out
-
-
-MONEY_TYPES = ("payment", "refund", "void", "chargeback", "chargeback_reversal")
-
-
-def revenue_by(events, frm, to):
-    """{"by_product": {product: (payments, net minor)}, "by_coupon": {...}}
-    over the money events of [frm, to], by reconcile's rules: a product is
-    the event's one product id ("(several)", "(none)"); a coupon is the one
-    of the event's order event ("(none)", "(order not synced)")."""
-    events = list(events)
-    coupons = {e["order_id"]: e.get("coupon_code") for e in events if e["type"] == "order"}
-    out = {"by_product": collections.Counter(), "by_coupon": collections.Counter()}
-    pays = {"by_product": collections.Counter(), "by_coupon": collections.Counter()}
-    for e in events:
-        if e["type"] not in MONEY_TYPES or not frm <= e["local_date"] <= to:
-            continue
-        ids = e["product_ids"]
-        keys = {"by_product": ids[0] if len(ids) == 1 else "(several)" if ids else "(none)",
-                "by_coupon": (coupons[e["order_id"]] or "(none)") if e["order_id"] in coupons
-                else "(order not synced)"}
-        for dim, k in keys.items():
-            out[dim][k] += e["amount_minor"]
-            pays[dim][k] += e["type"] == "payment"
-    return {dim: {k: (pays[dim][k], out[dim][k]) for k in out[dim]} for dim in out}
 
 
 def main():
@@ -233,8 +209,7 @@ def main():
                 say("\nnet revenue by %s (payments - refunds - voids - chargebacks + reversals):" % label)
                 for row in sorted(rec[dim], key=lambda r: -float(r["net"]))[:6]:
                     say("  %-20s %5d payments %12s USD" % (row[key], row["payments"], row["net"]))
-                got = {r[key]: (r["payments"], round(float(r["net"]) * 100)) for r in rec[dim]}
-                if got != mine[dim]:
+                if lines_of(rec[dim], key) != mine[dim]:
                     lost.append("reconcile's revenue %s differs from the downstream events" % dim)
         else:
             lost.append("reconcile failed: %s" % r.stderr.strip())

@@ -343,7 +343,7 @@ static rev_row_t *revenue_by(rec_ev_t *evs, size_t n, const char *from, const ch
         free(rows);
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; by_coupon && i < n; i++) /* the order index serves coupons only */
         if (!strcmp(evs[i].type, "order"))
             orders[norders++] = &evs[i];
     qsort(orders, norders, sizeof(*orders), cmp_order);

@@ -33,6 +33,7 @@ from decimal import Decimal
 
 from ltharness import Stack
 from pipeline import INTEG_ID, Pipeline
+from revenue import lines_of, revenue_by
 
 KINDS = {"sales": "sales", "rebills": "rebill", "refunds": "refund", "voids": "void",
          "chargebacks": "chargeback"}
@@ -87,30 +88,6 @@ def check_summary(rec, dump):
     return bad
 
 
-MONEY_TYPES = ("payment", "refund", "void", "chargeback", "chargeback_reversal")
-
-
-def revenue_by(events, frm, to):
-    """({product: (payments, net)}, {coupon: (payments, net)}) over the
-    money events of [frm, to], as reconcile documents them."""
-    coupons = {e["order_id"]: e.get("coupon_code") for e in events if e["type"] == "order"}
-    prod, coup = collections.defaultdict(lambda: [0, 0]), collections.defaultdict(lambda: [0, 0])
-    for e in events:
-        if e["type"] not in MONEY_TYPES or not frm <= e["local_date"] <= to:
-            continue
-        ids = e["product_ids"]
-        p = ids[0] if len(ids) == 1 else "(several)" if ids else "(none)"
-        c = coupons[e["order_id"]] or "(none)" if e["order_id"] in coupons else "(order not synced)"
-        for table, key in ((prod, p), (coup, c)):
-            table[key][0] += e["type"] == "payment"
-            table[key][1] += e["amount_minor"]
-    return ({k: tuple(v) for k, v in prod.items()}, {k: tuple(v) for k, v in coup.items()})
-
-
-def lines_of(rows, key):
-    return {r[key]: (r["payments"], int(Decimal(r["net"]) * 100)) for r in rows}
-
-
 def main():
     t0 = time.monotonic()
     bad = 0
@@ -142,7 +119,8 @@ def main():
             bad += 1
         assert sum(d["sales"]["crm_count"] for d in rec["days"]) > 0
 
-        want_prod, want_coup = revenue_by(list(want.values()), frm, to)
+        want_by = revenue_by(want.values(), frm, to)
+        want_prod, want_coup = want_by["by_product"], want_by["by_coupon"]
         got_prod, got_coup = lines_of(rec["by_product"], "product_id"), lines_of(rec["by_coupon"], "coupon_code")
         print("net revenue by product: %s" % sorted(got_prod.items()))
         print("net revenue by coupon: %s" % sorted(got_coup.items()))
