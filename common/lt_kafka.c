@@ -6,6 +6,7 @@
  * never in librdkafka's internal threads. */
 #include "lt_kafka.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,16 @@
 #define LT_QUEUE_FULL_WAIT_MS 30000 /* lt_producer_send on a full queue */
 #define LT_ADMIN_TIMEOUT_MS   15000
 
+/* Waiters of lt_producer_wait take turns: one polls librdkafka at a time
+ * (polling), the others sleep on served until a poll returns. A delivery
+ * report goes to whichever thread polls, so a waiter that polled itself
+ * could sleep out its whole poll timeout while another thread served its
+ * report; with one poller every report wakes its waiter at once. */
 struct lt_producer_s {
     rd_kafka_t *rk;
+    pthread_mutex_t mu;
+    pthread_cond_t served; /* broadcast after every poll (CLOCK_MONOTONIC) */
+    int polling;           /* a waiter is in rd_kafka_poll (under mu) */
 };
 
 struct lt_acks_s {
@@ -157,6 +166,14 @@ rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a)
     return (rd_kafka_resp_err_t)atomic_load(&a->first_err);
 }
 
+/* Wakes the waiters after reports were served outside lt_producer_wait. */
+static void served(lt_producer_t *p)
+{
+    pthread_mutex_lock(&p->mu);
+    pthread_cond_broadcast(&p->served);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Delivery report: msg_opaque is the caller's lt_acks_t (or NULL), which
  * holds a reference for this message. The failure is recorded before
  * pending drops, so a waiter that sees 0 pending also sees the failure; the
@@ -201,6 +218,12 @@ lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
         snprintf(errstr, errlen, "out of memory");
         goto fail;
     }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->served, &ca);
+    pthread_condattr_destroy(&ca);
     if (!(p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errlen)))
         goto fail;
     conf = NULL; /* now owned by rk */
@@ -209,6 +232,10 @@ lt_producer_t *lt_producer_new_tuned(const lt_config_t *cfg, const char *prefix,
 fail:
     if (conf)
         rd_kafka_conf_destroy(conf);
+    if (p) {
+        pthread_cond_destroy(&p->served);
+        pthread_mutex_destroy(&p->mu);
+    }
     free(p);
     return NULL;
 }
@@ -231,7 +258,8 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key, si
             RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || lt_clock_mono_ms() >= deadline)
             break;
-        rd_kafka_poll(p->rk, 100); /* delivery reports free queue space */
+        if (rd_kafka_poll(p->rk, 100) > 0) /* delivery reports free queue space */
+            served(p);
     }
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         return LT_OK;
@@ -278,8 +306,30 @@ lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)
     long long deadline = lt_clock_mono_ms() + timeout_ms;
     long long left;
 
-    while (atomic_load(&acks->pending) > 0 && (left = deadline - lt_clock_mono_ms()) > 0)
-        rd_kafka_poll(p->rk, left < 100 ? (int)left : 100);
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&acks->pending) > 0 && (left = deadline - lt_clock_mono_ms()) > 0) {
+        if (left > 100)
+            left = 100;
+        if (!p->polling) {
+            p->polling = 1;
+            pthread_mutex_unlock(&p->mu);
+            rd_kafka_poll(p->rk, (int)left);
+            pthread_mutex_lock(&p->mu);
+            p->polling = 0;
+            pthread_cond_broadcast(&p->served);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += left / 1000;
+            ts.tv_nsec += (left % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&p->served, &p->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
     if (atomic_load(&acks->pending) > 0 || atomic_load(&acks->failed) > 0)
         return LT_ERR_RETRIABLE;
     return LT_OK;
@@ -287,13 +337,33 @@ lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)
 
 lt_err_t lt_producer_flush(lt_producer_t *p, int timeout_ms)
 {
-    return rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR ? LT_OK
-                                                                           : LT_ERR_RETRIABLE;
+    rd_kafka_resp_err_t err = rd_kafka_flush(p->rk, timeout_ms);
+    served(p);
+    return err == RD_KAFKA_RESP_ERR_NO_ERROR ? LT_OK : LT_ERR_RETRIABLE;
+}
+
+void lt_producer_warm(lt_producer_t *p, const char *const *topics, size_t n, int timeout_ms)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
+        rd_kafka_resp_err_t err;
+        if (!topics[i] || !*topics[i] || !(rkt = rd_kafka_topic_new(p->rk, topics[i], NULL)))
+            continue;
+        err = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+        if (err)
+            lt_warn("kafka: metadata of %s: %s (its first send may wait for it)", topics[i],
+                    rd_kafka_err2str(err));
+        else
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
 }
 
 void lt_producer_poll(lt_producer_t *p, int timeout_ms)
 {
-    rd_kafka_poll(p->rk, timeout_ms);
+    if (rd_kafka_poll(p->rk, timeout_ms) > 0)
+        served(p);
 }
 
 void lt_producer_destroy(lt_producer_t *p, int timeout_ms)
@@ -309,6 +379,8 @@ void lt_producer_destroy(lt_producer_t *p, int timeout_ms)
                     rd_kafka_outq_len(p->rk), rd_kafka_err2str(err));
         rd_kafka_destroy(p->rk);
     }
+    pthread_cond_destroy(&p->served);
+    pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
@@ -323,10 +395,16 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id, in
                                 const char *const *tuning, char *errstr, size_t errlen)
 {
     /* session.timeout.ms: librdkafka's 45 s default also delays a restarted
-     * member's assignment that long on the devbroker's mock coordinator. */
-    const char *defaults[16] = {"enable.auto.commit", "true", "auto.offset.reset", "earliest",
-                                "session.timeout.ms", "10000"};
-    add_pairs(defaults, 6, tuning);
+     * member's assignment that long on the devbroker's mock coordinator.
+     * fetch.wait.max.ms: the mock answers a Fetch only when this wait ends,
+     * even when data came meanwhile (a job waited 360 ms at the 500 ms
+     * default, 65 ms at 100), and every hop of the pipeline (integrations,
+     * jobs, raw, events) pays it; a real broker answers as data comes either
+     * way, so the cost there is at most 10 empty fetches a second per idle
+     * partition leader. */
+    const char *defaults[16] = {"enable.auto.commit", "true",  "auto.offset.reset", "earliest",
+                                "session.timeout.ms", "10000", "fetch.wait.max.ms", "100"};
+    add_pairs(defaults, 8, tuning);
     rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", defaults, errstr, errlen);
     rd_kafka_t *rk;
 

@@ -69,6 +69,12 @@ lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *k
 /* Serves delivery reports until acks has nothing pending or timeout_ms passes.
  * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms);
+/* Asks the brokers for these topics' metadata now (up to timeout_ms each;
+ * a failure is only logged). Without it the first send to a topic waits for
+ * librdkafka's once-a-second topic scan to learn its leaders (measured: 615
+ * jobs acknowledged in 1,006 ms cold, 12 ms warm): services call it at
+ * start-up, ltvctl before its first send. */
+void lt_producer_warm(lt_producer_t *p, const char *const *topics, size_t n, int timeout_ms);
 /* Serves delivery reports and logs once. */
 void lt_producer_poll(lt_producer_t *p, int timeout_ms);
 /* Sends what linger.ms holds back now and waits (up to timeout_ms) until

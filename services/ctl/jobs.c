@@ -96,6 +96,9 @@ int ctl_sync(ctl_t *ctl)
         fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
         return CTL_FAIL;
     }
+    const char *job_topics[] = {lt_config_str(ctl->cfg, "TOPIC_JOBS_LIVE"),
+                                lt_config_str(ctl->cfg, "TOPIC_JOBS_BACKFILL")};
+    lt_producer_warm(p, job_topics, 2, 5000);
     lt_uuid_v4(run_id);
     rc = CTL_OK;
     for (memcpy(day, from, 11); strcmp(day, to) <= 0 && rc == CTL_OK;

@@ -168,6 +168,8 @@ static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
     static const char *const tuning[] = {"compression.type", "lz4", "linger.ms", "50", NULL};
     if (!(n->prod = lt_producer_new_tuned(cfg, "KAFKA_", tuning, err, errlen)))
         return -1;
+    const char *out_topics[] = {n->topic_events, n->topic_dlq};
+    lt_producer_warm(n->prod, out_topics, 2, 1000);
     if (norm_integ_load(n) != 0)
         lt_warn("integrations not readable yet; retrying when rows arrive");
     /* librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages

@@ -96,6 +96,9 @@ int main(int argc, char **argv)
         lt_error("kafka producer: %s", errstr);
         goto end;
     }
+    const char *job_topics[] = {lt_config_str(cfg, "TOPIC_JOBS_LIVE"),
+                                lt_config_str(cfg, "TOPIC_JOBS_BACKFILL")};
+    lt_producer_warm(producer, job_topics, 2, 1000);
     if (!(regwatch = lt_registry_watch_new(cfg, errstr, sizeof(errstr)))) {
         lt_error("integrations reader: %s", errstr);
         goto end;

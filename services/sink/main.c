@@ -84,6 +84,8 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     if (!(s->down = lt_producer_new(cfg, "DOWNSTREAM_KAFKA_", err, errlen)) ||
         !(s->local = lt_producer_new(cfg, "KAFKA_", err, errlen)))
         return -1;
+    lt_producer_warm(s->down, &s->topic_down, 1, 1000);
+    lt_producer_warm(s->local, &s->topic_dlq, 1, 1000);
     if (!(s->cons = lt_consumer_new(cfg, lt_config_str(cfg, "GROUP_ID"), topics, 1, err, errlen)))
         return -1;
     return 0;

@@ -2,10 +2,15 @@
  * with every ltvsync topic pre-created, a watch for evicted records and an
  * optional control port where tests inject faults at run time.
  * Exit codes: 0 clean, 1 start-up failure, 2 usage, 3 records were evicted. */
+#include <dirent.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -177,6 +182,35 @@ static db_control_t *control_start(const db_args_t *a, rd_kafka_mock_cluster_t *
 }
 
 /* Serves until a stop signal, checking watermarks every second. */
+/* The mock's sockets leave Nagle on: when a client pipelines requests on
+ * one connection (librdkafka sends up to 5), the mock's second response
+ * waits for the client's delayed ACK of the first, about 40 ms (measured
+ * with confluent-kafka: 5 messages acknowledged in 48 ms, 5.5 ms with
+ * max.in.flight 1). Sets TCP_NODELAY on every TCP socket of the process:
+ * the listeners, whose accepted connections inherit it (Linux), and the
+ * connections open now. A real broker sets it itself. */
+static void nodelay_all(void)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *de;
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        struct stat st;
+        int domain = 0, one = 1;
+        socklen_t len = sizeof(domain);
+        if (*end || fd < 0 || fd == dirfd(dir) || fstat((int)fd, &st) != 0 ||
+            !S_ISSOCK(st.st_mode) ||
+            getsockopt((int)fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+            (domain != AF_INET && domain != AF_INET6))
+            continue;
+        setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    closedir(dir);
+}
+
 static void serve(rd_kafka_t *rk, db_watch_t *w)
 {
     int since = DB_CHECK_EVERY_MS;
@@ -184,6 +218,7 @@ static void serve(rd_kafka_t *rk, db_watch_t *w)
     while (!lt_signal_stop) {
         if (since >= DB_CHECK_EVERY_MS) {
             db_watch_check(w);
+            nodelay_all(); /* a broker brought up again listens anew */
             since = 0;
         }
         rd_kafka_poll(rk, DB_TICK_MS);
@@ -209,6 +244,7 @@ static int run(const db_args_t *a, const lt_config_t *cfg)
         goto done;
     }
     boot = rd_kafka_mock_cluster_bootstraps(mc);
+    nodelay_all();
     if (create_topics(mc, cfg, a->partitions, a->brokers) < 0)
         goto done;
     if (!(w = db_watch_new(boot, a->status_file, errstr, sizeof(errstr)))) {
