@@ -82,8 +82,9 @@ const lt_config_def_t lt_config_defs[] = {
     {"MAX_MESSAGE_BYTES", LT_CFG_SIZE, "1M", KIB, 64 * MIB, SVC_CONSUMERS,
      "cap on any consumed message"},
     /* fetcher */
-    {"FETCH_CONCURRENCY", LT_CFG_INT, "4", 1, 64, LT_SVC_FETCHER,
-     "jobs fetched in parallel per fetcher"},
+    {"FETCH_CONCURRENCY", LT_CFG_INT, "16", 1, 256, LT_SVC_FETCHER,
+     "worker threads per fetcher: a cap on its requests in flight (each integration "
+     "also keeps to its max_in_flight)"},
     {"FETCH_PAGE_SIZE", LT_CFG_INT, "200", 1, 200, LT_SVC_FETCHER,
      "rows per CRM page (the CRM maximum is 200)"},
     {"FETCH_TIMEOUT", LT_CFG_DURATION, "120s", MS_S, MS_H, SVC_CRM,

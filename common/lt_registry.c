@@ -195,6 +195,22 @@ int lt_registry_cache_find(lt_registry_cache_t *c, const char *id, lt_integratio
     return rc;
 }
 
+int lt_registry_cache_peek(lt_registry_cache_t *c, const char *id, lt_integration_t *out)
+{
+    const lt_integration_t *in;
+    int rc = -1;
+    if (pthread_mutex_trylock(&c->mu) != 0)
+        return -1;
+    if (lt_registry_watch_poll(c->watch, &c->reg, 0) > 0)
+        c->generation++;
+    if ((in = lt_registry_find(&c->reg, id))) {
+        *out = *in;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 int lt_registry_cache_poll(lt_registry_cache_t *c)
 {
     pthread_mutex_lock(&c->mu);

@@ -48,6 +48,10 @@ lt_registry_cache_t *lt_registry_cache_new(const lt_config_t *cfg, int min_rerea
                                            size_t errlen);
 /* 0 and a copy in *out; -1 unknown; -2 the topic could not be read now. */
 int lt_registry_cache_find(lt_registry_cache_t *c, const char *id, lt_integration_t *out);
+/* Like _find without reading the topic and without waiting for the lock:
+ * for a caller that must not block (the fetcher's dispatcher). 0 found, -1
+ * not known now (unknown, or the lock is busy: ask again later). */
+int lt_registry_cache_peek(lt_registry_cache_t *c, const char *id, lt_integration_t *out);
 /* Applies what the view has received; returns the number of changes. */
 int lt_registry_cache_poll(lt_registry_cache_t *c);
 /* Reads the topic to its end within timeout_ms. */

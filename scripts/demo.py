@@ -124,7 +124,7 @@ def main():
         r = st.run("ltvctl", ["integration", "test", "demo"])
         say("  " + r.stdout.strip().replace("\n", "\n  "))
 
-        env = {"LTVSYNC_SCHEDULER_TICK": "1s", "LTVSYNC_FETCH_CONCURRENCY": "4"}
+        env = {"LTVSYNC_SCHEDULER_TICK": "1s"}
         procs = [st.start_service("ltvsync-scheduler", env)]
         procs += [st.start_service("ltvsync-fetcher", env) for _ in range(2)]
         procs += [st.start_service("ltvsync-normalizer", env), st.start_service("ltvsync-sink", env)]

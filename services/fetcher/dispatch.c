@@ -12,8 +12,19 @@
  * nothing is dropped while the process lives. At shutdown an abandoned job
  * is left unstored for redelivery. The one back-pressure is the consumers'
  * pause: a class whose queue (waiting retries included) holds `concurrency`
- * jobs is paused, so polling (and group membership) goes on while long jobs
- * run and while retries wait.
+ * jobs that could run now is paused, so polling (and group membership) goes
+ * on while long jobs run and while retries wait.
+ *
+ * Each integration runs at most fetcher_jobs_cap(max_in_flight) jobs at a
+ * time in this process (a job has one request in flight at a time; the
+ * extra quarter covers jobs waiting for their rows' acknowledgements, and
+ * page.c's local gate keeps the requests themselves to max_in_flight): its
+ * further jobs wait in the queue, where they count against DEFERRED_MAX but
+ * not against the pause, and the workers take the next integration's jobs
+ * meanwhile. So the workers are a cap (FETCH_CONCURRENCY), not the
+ * throttle: one integration's import fills its own limit, not every worker,
+ * and the others do not wait behind it. Across fetchers the Redis limiter
+ * (lt_limits) decides.
  *
  * fetcher_dispatch_healthy() (part of /readyz) turns false when the loop
  * has not turned for LOOP_STALL_MS or a job has kept failing for STUCK_MS:
@@ -47,6 +58,10 @@ typedef struct job_s {
     long long due_ms;           /* monotonic: not run before */
     long long failing_since_ms; /* first abandoned run; 0 never */
     unsigned long seq;          /* order taken (test hook) */
+    char integration_id[65];    /* from the payload; "" when it cannot be read */
+    int max_in_flight;          /* the integration's; 0 not known (yet) */
+    long long looked_ms;        /* monotonic: when max_in_flight was last looked up */
+    int blocked;                /* its integration was at max_in_flight (last look) */
 } job_t;
 
 typedef struct {
@@ -79,6 +94,7 @@ typedef struct disp_s {
     /* main thread only: */
     jobq_t q[2];
     size_t deferred[2]; /* jobs of q[] waiting out a deferral */
+    size_t blocked[2];  /* jobs of q[] whose integration is at max_in_flight */
     int paused[2];
     /* The partitions this process has paused and not yet resumed: exactly
      * those carrying librdkafka's application pause. */
@@ -194,11 +210,6 @@ static job_t *q_unlink_first(jobq_t *q, int (*keep)(const job_t *, const void *)
     return NULL;
 }
 
-static int not_due(const job_t *job, const void *now)
-{
-    return job->due_ms > *(const long long *)now;
-}
-
 static void job_free(job_t *job)
 {
     if (job)
@@ -311,17 +322,66 @@ static void collect(disp_t *d, long long now)
     }
 }
 
-/* Gives the first due job (live before backfill) to an idle worker; 1 when
- * one was given. Caller holds d->mu. */
+/* The jobs of job's integration that workers run now. */
+static int running(const disp_t *d, const job_t *job)
+{
+    int n = 0;
+    for (int i = 0; i < d->f->concurrency; i++) {
+        const job_t *other = d->slots[i].job;
+        n += other && !strcmp(other->integration_id, job->integration_id);
+    }
+    return n;
+}
+
+/* 1 when the job's integration already runs its share of jobs here. */
+static int saturated(const disp_t *d, const job_t *job)
+{
+    return job->max_in_flight > 0 && running(d, job) >= fetcher_jobs_cap(job->max_in_flight);
+}
+
+typedef struct {
+    const disp_t *d;
+    long long now;
+} pick_t;
+
+static int not_runnable(const job_t *job, const void *arg)
+{
+    const pick_t *p = arg;
+    return job->due_ms > p->now || saturated(p->d, job);
+}
+
+static void look_up_limit(const disp_t *d, job_t *job, long long now);
+
+/* Counts each class's queued jobs that wait for their integration's slots
+ * (not for a deferral or a retry delay); looks again, once a second, for the
+ * limit of an integration that was not known when its job came. Caller
+ * holds d->mu. */
+static void count_blocked(disp_t *d, long long now)
+{
+    for (int c = 0; c < 2; c++) {
+        d->blocked[c] = 0;
+        for (job_t *job = d->q[c].head; job; job = job->next) {
+            if (!job->max_in_flight && now - job->looked_ms >= 1000)
+                look_up_limit(d, job, now);
+            job->blocked = !job->deferred && job->due_ms <= now && saturated(d, job);
+            d->blocked[c] += (size_t)job->blocked;
+        }
+    }
+}
+
+/* Gives the first runnable job (due, its integration below max_in_flight
+ * here; live before backfill) to an idle worker; 1 when one was given.
+ * Caller holds d->mu. */
 static int dispatch_one(disp_t *d, long long now)
 {
+    pick_t pick = {d, now};
     for (int i = 0; i < d->f->concurrency; i++) {
         slot_t *s = &d->slots[i];
         job_t *job;
         if (s->state != SLOT_IDLE)
             continue;
-        if (!(job = q_unlink_first(&d->q[0], not_due, &now)) &&
-            !(job = q_unlink_first(&d->q[1], not_due, &now)))
+        if (!(job = q_unlink_first(&d->q[0], not_runnable, &pick)) &&
+            !(job = q_unlink_first(&d->q[1], not_runnable, &pick)))
             return 0;
         d->deferred[job->cls] -= job->deferred;
         job->deferred = 0;
@@ -451,10 +511,33 @@ static void check_assignment(disp_t *d, int cls)
     d->assigned[cls] = now;
 }
 
+/* Reads the job's integration and its max_in_flight, without blocking: a
+ * job whose payload or integration is not readable now runs ungated (its
+ * worker reports or retries it; the Redis limiter still holds). */
+static void look_up_limit(const disp_t *d, job_t *job, long long now)
+{
+    lt_integration_t in;
+    job->looked_ms = now;
+    if (job->integration_id[0] &&
+        lt_registry_cache_peek(d->f->integs, job->integration_id, &in) == 0)
+        job->max_in_flight = in.max_in_flight;
+}
+
+static void note_integration(disp_t *d, job_t *job)
+{
+    lt_job_t parsed;
+    char err[128];
+    if (lt_job_decode(job->rkm->payload, job->rkm->len, &parsed, err, sizeof(err)) != LT_OK)
+        return;
+    memcpy(job->integration_id, parsed.integration_id, sizeof(job->integration_id));
+    look_up_limit(d, job, lt_clock_mono_ms());
+}
+
 /* Polls one consumer into its queue; 1 when a job arrived. */
 static int fill(disp_t *d, int cls, int timeout_ms)
 {
-    size_t waiting = d->q[cls].len - d->deferred[cls];
+    size_t held = d->deferred[cls] + d->blocked[cls];
+    size_t waiting = d->q[cls].len > held ? d->q[cls].len - held : 0;
     set_paused(d, cls, waiting >= (size_t)d->f->concurrency || d->q[cls].len >= DEFERRED_MAX);
     rd_kafka_message_t *rkm = lt_consumer_poll(d->cons[cls], timeout_ms);
     job_t *job;
@@ -485,6 +568,7 @@ static int fill(disp_t *d, int cls, int timeout_ms)
     job->rkm = rkm;
     job->cls = cls;
     job->seq = ++d->taken;
+    note_integration(d, job);
     q_push_back(&d->q[cls], job);
     return 1;
 }
@@ -497,7 +581,10 @@ static int idle_slots(const disp_t *d)
     return n;
 }
 
-static void wait_idle(disp_t *d, long ms)
+/* Sleeps until a worker finishes a job or ms pass; returns at once when
+ * one finished since the last collect (its broadcast may have come before
+ * this wait). */
+static void wait_finished(disp_t *d, long ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -507,7 +594,11 @@ static void wait_idle(disp_t *d, long ms)
         ts.tv_nsec -= 1000000000L;
     }
     pthread_mutex_lock(&d->mu);
-    pthread_cond_timedwait(&d->idle, &d->mu, &ts);
+    int finished = 0;
+    for (int i = 0; i < d->f->concurrency; i++)
+        finished |= d->slots[i].state == SLOT_FINISHED;
+    if (!finished)
+        pthread_cond_timedwait(&d->idle, &d->mu, &ts);
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -524,15 +615,22 @@ static void loop(disp_t *d)
         collect(d, now);
         while (dispatch_one(d, now))
             ;
-        int idle = idle_slots(d); /* > 0: no job is due */
+        count_blocked(d, now);
+        int idle = idle_slots(d); /* > 0: no job can run now */
+        /* queued jobs that wait for a slot of their integration, a deferral
+         * or a retry: a finishing job may free what they wait for */
+        int held = d->q[0].len + d->q[1].len > 0;
         update_health(d, now);
         pthread_mutex_unlock(&d->mu);
         /* live first: drain it before waiting on backfill */
         if (fill(d, 0, 0))
             continue;
-        fill(d, 1, idle ? 50 : 0);
-        if (!idle)
-            wait_idle(d, 20);
+        /* idle workers and nothing queued: wait on Kafka for new jobs;
+         * otherwise wait for a worker to finish (a slot for the next job) */
+        if (fill(d, 1, idle && !held ? 50 : 0))
+            continue;
+        if (!idle || held)
+            wait_finished(d, 10);
     }
     atomic_store(&beat_ms, 0); /* not ready while shutting down */
 }

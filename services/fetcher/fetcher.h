@@ -56,6 +56,16 @@ typedef struct {
     pthread_mutex_t lease_mu;    /* guards leases and lease_active */
     lt_lease_t *leases;          /* one slot per worker, renewed by the keeper */
     int *lease_active;
+    /* The local in-flight gate (page.c): per integration, the workers of
+     * this process that hold or are asking for one of its slots, at most
+     * its max_in_flight; the others sleep on gate_cv, not on Redis. One
+     * entry per worker at most (an entry with n 0 is free). */
+    pthread_mutex_t gate_mu;
+    pthread_cond_t gate_cv;
+    struct fetcher_gate_s {
+        char id[65];
+        int n;
+    } *gate;
     pthread_mutex_t drop_mu; /* guards dropped and writes of ndropped */
     char dropped[DROPPED_NAMES_MAX][DROPPED_NAME_LEN + 1];
     atomic_int ndropped; /* read without the lock: full means nothing to log */
@@ -77,12 +87,22 @@ typedef struct {
      * defers: the attempts so far and how long to wait (ms). */
     int attempts_carried;
     long long defer_ms;
+    struct fetcher_gate_s *gated; /* its entry while inside the local gate */
 } worker_ctx_t;
 
 /* A wait longer than this (a Retry-After, a backoff, an integration at its
  * limits) is not spent in a worker: the job is deferred and the worker
  * takes other work meanwhile. */
 #define DEFER_AFTER_MS 2000LL
+
+/* Jobs of one integration a fetcher runs at once: its max_in_flight and a
+ * quarter more, so that a job waiting for its rows' acknowledgements (its
+ * request done, its slot given back) does not hold a slot's next request
+ * back; the local gate keeps requests to max_in_flight. */
+static inline int fetcher_jobs_cap(int max_in_flight)
+{
+    return max_in_flight + max_in_flight / 4 + 1;
+}
 
 typedef enum {
     JOB_COMMIT,  /* finished, dropped, parked or requeued: store the offset */

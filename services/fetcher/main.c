@@ -140,6 +140,9 @@ static void setup(fetcher_t *f, const lt_config_t *cfg)
     lt_cred_policy_init(&f->cred, cfg);
     pthread_mutex_init(&f->lease_mu, NULL);
     pthread_mutex_init(&f->drop_mu, NULL);
+    pthread_mutex_init(&f->gate_mu, NULL);
+    pthread_cond_init(&f->gate_cv, NULL);
+    f->gate = calloc((size_t)f->concurrency, sizeof(*f->gate));
     f->leases = calloc((size_t)f->concurrency, sizeof(*f->leases));
     f->lease_active = calloc((size_t)f->concurrency, sizeof(*f->lease_active));
     register_metrics(&f->m);
@@ -161,12 +164,15 @@ int main(int argc, char **argv)
     if (lt_cred_no_core_dumps() != 0)
         lt_warn("core dumps could not be turned off: %s", strerror(errno));
     setup(&f, cfg);
-    if (!f.leases || !f.lease_active)
+    if (!f.leases || !f.lease_active || !f.gate)
         goto end;
     if (!(f.prod = lt_producer_new(cfg, "KAFKA_", err, sizeof(err)))) {
         lt_error("producer: %s", err);
         goto end;
     }
+    const char *out_topics[] = {f.topic_raw, f.topic_dlq,
+                                lt_config_str(cfg, "TOPIC_JOBS_BACKFILL")};
+    lt_producer_warm(f.prod, out_topics, 3, 1000);
     if (!(f.integs = lt_registry_cache_new(cfg, 0, err, sizeof(err)))) {
         lt_error("integrations reader: %s", err);
         goto end;
@@ -191,6 +197,7 @@ end:
     lt_producer_destroy(f.prod, 10000);
     lt_registry_cache_destroy(f.integs);
     free(f.leases);
+    free(f.gate);
     free(f.lease_active);
     lt_config_destroy(cfg);
     lt_info("stopped");

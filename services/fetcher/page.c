@@ -35,6 +35,69 @@ static void redis_state(worker_ctx_t *w, int down, const char *why)
     w->redis_was_down = down;
 }
 
+/* The local in-flight gate: before asking Redis for one of an
+ * integration's slots a worker takes one of its max_in_flight local places,
+ * sleeping on gate_cv while they are all taken, so that waiting workers of
+ * this process do not poll Redis; a place is left when the lease is given
+ * back or the asking ends without one. 0 in, -2 still full at deadline_ms
+ * (monotonic), -1 on shutdown. */
+static int gate_enter(worker_ctx_t *w, const lt_integration_t *in, long long deadline_ms)
+{
+    fetcher_t *f = w->f;
+    int rc = -2;
+    if (w->gated)
+        return 0;
+    pthread_mutex_lock(&f->gate_mu);
+    while (!lt_signal_stop) {
+        struct fetcher_gate_s *mine = NULL, *free_entry = NULL;
+        for (int i = 0; i < f->concurrency && !mine; i++) {
+            if (f->gate[i].n > 0 && !strcmp(f->gate[i].id, in->id))
+                mine = &f->gate[i];
+            else if (f->gate[i].n == 0 && !free_entry)
+                free_entry = &f->gate[i];
+        }
+        if (!mine && free_entry) { /* one entry a worker at most: never short */
+            mine = free_entry;
+            snprintf(mine->id, sizeof(mine->id), "%s", in->id);
+        }
+        if (mine && mine->n < (in->max_in_flight > 0 ? in->max_in_flight : 1)) {
+            mine->n++;
+            w->gated = mine;
+            rc = 0;
+            break;
+        }
+        long long left = deadline_ms - lt_clock_mono_ms();
+        if (left <= 0)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        left = left < 100 ? left : 100; /* wakes for lt_signal_stop */
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&f->gate_cv, &f->gate_mu, &ts);
+    }
+    if (lt_signal_stop && rc != 0)
+        rc = -1;
+    pthread_mutex_unlock(&f->gate_mu);
+    return rc;
+}
+
+static void gate_leave(worker_ctx_t *w)
+{
+    fetcher_t *f = w->f;
+    if (!w->gated)
+        return;
+    pthread_mutex_lock(&f->gate_mu);
+    w->gated->n--;
+    w->gated = NULL;
+    pthread_cond_broadcast(&f->gate_cv);
+    pthread_mutex_unlock(&f->gate_mu);
+}
+
 /* A grant spaces requests by when Redis granted it, the CRM counts them by
  * when they arrive: a request that leaves late bunches up with the next one.
  * LT_LIMITS_RATE_MARGIN absorbs about 100 ms of such lag a second; a thread
@@ -54,11 +117,11 @@ static void redis_state(worker_ctx_t *w, int down, const char *why)
  * by other workers; -3 when Redis is down and wait_redis is 0 (otherwise a
  * Redis outage is waited out here: fail closed). *asked_ms: when the
  * granting call started (monotonic). */
-static int acquire(worker_ctx_t *w, const lt_integration_t *in, int wait_redis, lt_lease_t *lease,
-                   long long *asked_ms, long long *defer_ms)
+static int acquire_gated(worker_ctx_t *w, const lt_integration_t *in, int wait_redis,
+                         lt_lease_t *lease, long long *asked_ms, long long *defer_ms, long long since)
 {
     char err[256];
-    long long wait = 0, since = lt_clock_mono_ms();
+    long long wait = 0;
     int retakes = 0;
     while (!lt_signal_stop) {
         long long asked = lt_clock_mono_ms();
@@ -96,6 +159,20 @@ static int acquire(worker_ctx_t *w, const lt_integration_t *in, int wait_redis, 
     return -1;
 }
 
+static int acquire(worker_ctx_t *w, const lt_integration_t *in, int wait_redis, lt_lease_t *lease,
+                   long long *asked_ms, long long *defer_ms)
+{
+    long long since = lt_clock_mono_ms();
+    int rc = gate_enter(w, in, since + DEFER_AFTER_MS);
+    if (rc == -2) { /* this process's own requests hold every slot */
+        lt_metric_add(w->f->m.limiter_waits, 1);
+        *defer_ms = 1000;
+    }
+    if (rc == 0 && (rc = acquire_gated(w, in, wait_redis, lease, asked_ms, defer_ms, since)) != 0)
+        gate_leave(w);
+    return rc;
+}
+
 /* The CRM may count a request as in flight until just after its last byte
  * reached us; hold the slot a moment (1 ms) longer so the next request of any
  * fetcher cannot overlap it there. */
@@ -108,6 +185,7 @@ static void release(worker_ctx_t *w, const lt_lease_t *lease)
     lease_register(w, lease, 0);
     if (lt_limits_release(w->lim, lease) != 0)
         lt_debug("worker %d: lease release failed; its TTL frees it", w->idx);
+    gate_leave(w);
 }
 
 /* The grant of one attempt, checked by curl's pre-request gate. */
@@ -134,6 +212,7 @@ static int grant_gate(void *arg)
         lt_metric_add(g->w->f->m.grants_retaken, 1);
         lease_register(g->w, &g->lease, 0);
         lt_limits_release(g->w->lim, &g->lease);
+        gate_leave(g->w);
         g->held = 0;
     }
     g->rc = acquire(g->w, g->in, 0, &g->lease, &g->asked_ms, &g->defer_ms);
