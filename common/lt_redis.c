@@ -291,7 +291,13 @@ static void note_failure(lt_redis_t *r)
     drop_conn(r);
 }
 
-redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv, const size_t *argvlen)
+/* One way of sending a command (argv or format), run once or twice. */
+typedef redisReply *(*send_fn)(redisContext *c, void *arg);
+
+/* Sends a command; on a connection that broke since its last use (a Redis
+ * restart, an idle timeout) sends it once more on a new one, when
+ * resend_safe says the first could not have run. */
+static redisReply *send_once_more(lt_redis_t *r, send_fn send, void *arg)
 {
     int fresh, saved_errno;
     redisReply *reply;
@@ -299,7 +305,7 @@ redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv, const size
     if (conn_ready(r, &fresh) < 0)
         return NULL;
     errno = 0;
-    reply = redisCommandArgv(r->c, argc, argv, argvlen);
+    reply = send(r->c, arg);
     saved_errno = errno;
     if (reply)
         return reply;
@@ -310,39 +316,52 @@ redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv, const size
     drop_conn(r);
     if (connect_now(r) < 0)
         return NULL;
-    reply = redisCommandArgv(r->c, argc, argv, argvlen);
+    reply = send(r->c, arg);
     if (!reply)
         note_failure(r);
     return reply;
 }
 
+typedef struct {
+    int argc;
+    const char **argv;
+    const size_t *argvlen;
+} argv_cmd_t;
+
+static redisReply *send_argv(redisContext *c, void *arg)
+{
+    const argv_cmd_t *a = arg;
+    return redisCommandArgv(c, a->argc, a->argv, a->argvlen);
+}
+
+redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv, const size_t *argvlen)
+{
+    argv_cmd_t a = {argc, argv, argvlen};
+    return send_once_more(r, send_argv, &a);
+}
+
+typedef struct {
+    const char *fmt;
+    va_list *ap;
+} fmt_cmd_t;
+
+static redisReply *send_fmt(redisContext *c, void *arg)
+{
+    const fmt_cmd_t *a = arg;
+    va_list ap;
+    va_copy(ap, *a->ap);
+    redisReply *reply = redisvCommand(c, a->fmt, ap);
+    va_end(ap);
+    return reply;
+}
+
 redisReply *lt_redis_cmd(lt_redis_t *r, const char *fmt, ...)
 {
-    int fresh, saved_errno;
-    redisReply *reply;
     va_list ap;
-
-    if (conn_ready(r, &fresh) < 0)
-        return NULL;
-    errno = 0;
     va_start(ap, fmt);
-    reply = redisvCommand(r->c, fmt, ap);
+    fmt_cmd_t a = {fmt, &ap};
+    redisReply *reply = send_once_more(r, send_fmt, &a);
     va_end(ap);
-    saved_errno = errno;
-    if (reply)
-        return reply;
-    if (fresh || !resend_safe(r->c, saved_errno)) {
-        note_failure(r);
-        return NULL;
-    }
-    drop_conn(r);
-    if (connect_now(r) < 0)
-        return NULL;
-    va_start(ap, fmt);
-    reply = redisvCommand(r->c, fmt, ap);
-    va_end(ap);
-    if (!reply)
-        note_failure(r);
     return reply;
 }
 

@@ -11,6 +11,7 @@
 #include <time.h>
 #include "fetcher.h"
 #include "lt_cred.h"
+#include "lt_daemon.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
 #include "lt_signal.h"
@@ -156,13 +157,10 @@ int main(int argc, char **argv)
     lt_httpd_opts_t hopts;
     pthread_t keeper;
     char err[512];
-    int rc = lt_config_from_args(argc, argv, "ltvsync-fetcher", LT_SVC_FETCHER, NULL, &cfg);
+    int rc = lt_daemon_start(argc, argv, "ltvsync-fetcher", LT_SVC_FETCHER, NULL, &cfg);
     if (rc >= 0)
         return rc;
     rc = 1;
-    lt_signal_install();
-    if (lt_cred_no_core_dumps() != 0)
-        lt_warn("core dumps could not be turned off: %s", strerror(errno));
     setup(&f, cfg);
     if (!f.leases || !f.lease_active || !f.gate)
         goto end;

@@ -13,6 +13,7 @@
 #include "lt_clock.h"
 #include "lt_cred.h"
 #include "lt_config.h"
+#include "lt_daemon.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
 #include "lt_metrics.h"
@@ -71,13 +72,9 @@ int main(int argc, char **argv)
     lt_metric_t *m_leader, *m_jobs;
     char errstr[512], host[64] = "host", rnd[37];
     long long period, wait, last_tick = 0;
-    int rc = lt_config_from_args(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER, NULL, &cfg);
+    int rc = lt_daemon_start(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER, NULL, &cfg);
     if (rc >= 0)
         return rc;
-    lt_log_init("scheduler", lt_log_level_parse(lt_config_str(cfg, "LOG_LEVEL")));
-    lt_signal_install();
-    if (lt_cred_no_core_dumps() != 0)
-        lt_warn("core dumps could not be turned off: %s", strerror(errno));
     rc = 1;
 
     m_leader =

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 #include "lt_cred.h"
+#include "lt_daemon.h"
 #include "lt_httpd.h"
 #include "lt_log.h"
 #include "lt_signal.h"
@@ -138,13 +139,10 @@ int main(int argc, char **argv)
     lt_httpd_t *httpd = NULL;
     lt_httpd_opts_t hopts;
     char err[512];
-    int rc = lt_config_from_args(argc, argv, "ltvsync-sink", LT_SVC_SINK, NULL, &cfg);
+    int rc = lt_daemon_start(argc, argv, "ltvsync-sink", LT_SVC_SINK, NULL, &cfg);
     if (rc >= 0)
         return rc;
     rc = 1;
-    lt_signal_install();
-    if (lt_cred_no_core_dumps() != 0)
-        lt_warn("core dumps could not be turned off: %s", strerror(errno));
     if (setup(&s, cfg, err, sizeof(err)) < 0) {
         lt_error("start-up: %s", err);
         goto end;
