@@ -67,8 +67,8 @@ int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json)
     }
     const char *topic = lt_config_str(ctl->cfg, "TOPIC_INTEGRATIONS");
     lt_producer_warm(p, &topic, 1, 5000);
-    if (lt_producer_send(p, topic, id, strlen(id), json,
-                         json ? strlen(json) : 0, acks, errstr, sizeof(errstr)) != LT_OK)
+    if (lt_producer_send(p, topic, id, strlen(id), json, json ? strlen(json) : 0, acks, errstr,
+                         sizeof(errstr)) != LT_OK)
         fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
     else if (lt_producer_wait(p, acks, 30000) != LT_OK)
         fprintf(stderr, "ltvctl: kafka did not acknowledge the write\n");

@@ -65,7 +65,7 @@ typedef struct {
     struct fetcher_gate_s {
         char id[65];
         int n;
-    } *gate;
+    } * gate;
     pthread_mutex_t drop_mu; /* guards dropped and writes of ndropped */
     char dropped[DROPPED_NAMES_MAX][DROPPED_NAME_LEN + 1];
     atomic_int ndropped; /* read without the lock: full means nothing to log */

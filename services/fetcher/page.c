@@ -118,7 +118,8 @@ static void gate_leave(worker_ctx_t *w)
  * Redis outage is waited out here: fail closed). *asked_ms: when the
  * granting call started (monotonic). */
 static int acquire_gated(worker_ctx_t *w, const lt_integration_t *in, int wait_redis,
-                         lt_lease_t *lease, long long *asked_ms, long long *defer_ms, long long since)
+                         lt_lease_t *lease, long long *asked_ms, long long *defer_ms,
+                         long long since)
 {
     char err[256];
     long long wait = 0;

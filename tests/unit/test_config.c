@@ -431,7 +431,7 @@ LT_TEST(command_line)
     }
     CHECK(doc_matches(out));
     CHECK_INT(run_args(1, plain, LT_SVC_FETCHER, out, sizeof(out)), -1);
-    setenv("LTVSYNC_FETCH_CONCURRENCY", "65", 1);
+    setenv("LTVSYNC_FETCH_CONCURRENCY", "257", 1);
     CHECK_INT(run_args(1, plain, LT_SVC_FETCHER, out, sizeof(out)), 1);
     clear_env();
 }
