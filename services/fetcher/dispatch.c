@@ -30,6 +30,7 @@
  * has not turned for LOOP_STALL_MS or a job has kept failing for STUCK_MS:
  * its partition commits nothing meanwhile. */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -44,7 +45,7 @@
 #define STUCK_MS        (5 * 60000LL) /* ~10 runs at the delays above */
 #define LOOP_STALL_MS   30000LL
 #define ASSIGN_CHECK_MS 1000LL
-#define DEFERRED_MAX    1024 /* jobs held in a queue at most, deferred ones included */
+#define DEFERRED_MAX    8192 /* jobs held in a queue at most (about 6 MB), deferred ones included */
 
 /* One job message from poll to stored offset; owned by the main thread,
  * lent to one worker while it runs. */
@@ -59,6 +60,7 @@ typedef struct job_s {
     long long failing_since_ms; /* first abandoned run; 0 never */
     unsigned long seq;          /* order taken (test hook) */
     char integration_id[65];    /* from the payload; "" when it cannot be read */
+    uint64_t integration_hash;  /* of integration_id: the queue is scanned every turn */
     int max_in_flight;          /* the integration's; 0 not known (yet) */
     long long looked_ms;        /* monotonic: when max_in_flight was last looked up */
     int blocked;                /* its integration was at max_in_flight (last look) */
@@ -328,7 +330,8 @@ static int running(const disp_t *d, const job_t *job)
     int n = 0;
     for (int i = 0; i < d->f->concurrency; i++) {
         const job_t *other = d->slots[i].job;
-        n += other && !strcmp(other->integration_id, job->integration_id);
+        n += other && other->integration_hash == job->integration_hash &&
+             !strcmp(other->integration_id, job->integration_id);
     }
     return n;
 }
@@ -530,6 +533,9 @@ static void note_integration(disp_t *d, job_t *job)
     if (lt_job_decode(job->rkm->payload, job->rkm->len, &parsed, err, sizeof(err)) != LT_OK)
         return;
     memcpy(job->integration_id, parsed.integration_id, sizeof(job->integration_id));
+    job->integration_hash = 14695981039346656037ULL; /* FNV-1a */
+    for (const char *c = job->integration_id; *c; c++)
+        job->integration_hash = (job->integration_hash ^ (unsigned char)*c) * 1099511628211ULL;
     look_up_limit(d, job, lt_clock_mono_ms());
 }
 
