@@ -102,7 +102,7 @@ def main():
         rate, hwm, secs = run_sink(st, env, events, N, "ltvsync_sink_events_written_total")
         mem1 = used_memory(st)
         r = st.redis.client()
-        keys = r.keys(st.prefix + "dd:*")
+        keys = r.keys(st.prefix + "dd2:*")
         enc = r.object("encoding", keys[0]).decode() if keys else "-"
         print("sink, dedupe on:      %8.0f events/s (%d in %.2f s, one core)" % (rate, N, secs))
         print("dedupe state:         %8.1f bytes/event in Redis (%d bytes, %d keys, %s)"

@@ -1,17 +1,28 @@
 /* batch.c: one batch of ltvsync.events from poll to stored offsets.
  *
  *   check    size cap, JSON, the ltv.event.v1 rules, content hash
- *   lookup   one Redis script call for every distinct event_id
- *   decide   unchanged (same hash as stored, or as earlier in this batch)
- *            -> skip; otherwise write
+ *   lookup   one Redis script call per chunk of CHUNK messages for its new
+ *            event_ids, on the wire while the next chunk is checked
+ *   decide   unchanged (same hash as stored, as written by the batch before
+ *            whose acknowledgements are still on their way, or as earlier in
+ *            this batch) -> skip; otherwise write
  *   produce  writes downstream keyed by event_id, refusals to the DLQ
- *   wait     for every acknowledgement (a failed one is sent again)
- *   record   the hashes of what was written or seen again (one script call)
- *   store    per partition, the offset after the last message done
+ *   --- sink_batch_start returns here; main.c starts the next batch ---
+ *   wait     for every acknowledgement (a failed one is sent again, with
+ *            every later write of its id, here and in the next batch)
+ *            (sink_batch_settle)
+ *   record   the hashes of what was written or seen again (one script call,
+ *            on the wire while the next batch is made: sink_batch_record)
+ *   store    per partition, the offset after the last message done, once
+ *            the record is answered (sink_batch_finish)
  *
  * Hashes are recorded only after downstream acknowledged, offsets stored only
- * after the hashes are recorded: a crash in between redoes the batch and can
- * only write unchanged content again, never lose an event. */
+ * after the hashes are recorded, and a batch's offsets only after those of
+ * the batch before it: a crash in between redoes the batches and can only
+ * write unchanged content again, never lose an event. Per id, writes reach
+ * the producer in consumption order (the producer keeps the order of one
+ * key, which it sends to one partition); a write sent again goes with every
+ * later write of its id, in order, once none of them is in flight. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +35,7 @@
 
 #define WAIT_SLICE_MS 5000
 #define TABLE_SIZE    4096 /* > 2 * SINK_BATCH_MAX, a power of two */
+#define CHUNK         250  /* messages checked per Redis lookup */
 
 typedef enum { MSG_DLQ, MSG_WRITE, MSG_SKIP } msg_state_t;
 
@@ -34,6 +46,7 @@ typedef struct {
     uint64_t hash;
     int slot;       /* its event's entry in the batch table */
     int sent, done; /* produced / acknowledged (or nothing to produce) */
+    int failed;     /* its last send failed: to be sent again */
     lt_acks_t *ack; /* of the last send; a late report lands here, never elsewhere */
     char reason[256];
 } msg_t;
@@ -47,6 +60,7 @@ typedef struct {
     int from_prev;   /* known only from the previous generation */
     int need_record; /* written, or seen again and to be refreshed */
     int undone;      /* writes of this id not acknowledged */
+    int resend;      /* a write failed: later writes of the id go again after it */
 } entry_t;
 
 struct sink_batch_s {
@@ -56,14 +70,21 @@ struct sink_batch_s {
     sink_key_t keys[SINK_BATCH_MAX];
     int key_slot[SINK_BATCH_MAX];
     size_t nkeys;
+    sink_call_t *call; /* this batch's lookups */
+    lt_buf_t scratch;  /* canonical JSON of the event being hashed */
 };
 
 sink_batch_t *sink_batch_new(void)
 {
-    return calloc(1, sizeof(sink_batch_t));
+    sink_batch_t *b = calloc(1, sizeof(sink_batch_t));
+    if (b && !(b->call = sink_call_new())) {
+        free(b);
+        return NULL;
+    }
+    return b;
 }
 
-static void batch_release(sink_batch_t *b)
+void sink_batch_release(sink_batch_t *b)
 {
     for (size_t i = 0; i < b->n; i++) {
         rd_kafka_message_destroy(b->msgs[i].rkm);
@@ -79,17 +100,19 @@ void sink_batch_destroy(sink_batch_t *b)
 {
     if (!b)
         return;
-    batch_release(b);
+    sink_batch_release(b);
+    sink_call_destroy(b->call);
+    lt_buf_release(&b->scratch);
     free(b);
 }
 
-size_t sink_batch_collect(sink_t *s, sink_batch_t *b)
+size_t sink_batch_collect(sink_t *s, sink_batch_t *b, int first_wait_ms)
 {
     long long deadline = 0;
     while (b->n < SINK_BATCH_MAX && !lt_signal_stop) {
-        long long left = b->n ? deadline - lt_clock_mono_ms() : 100;
+        long long left = b->n ? deadline - lt_clock_mono_ms() : first_wait_ms;
         rd_kafka_message_t *rkm;
-        if (left <= 0)
+        if (b->n && left <= 0)
             break;
         if (!(rkm = lt_consumer_poll(s->cons, (int)left))) {
             if (!b->n)
@@ -111,10 +134,15 @@ static void to_dlq(msg_t *m, const char *reason)
     snprintf(m->reason, sizeof(m->reason), "%s", reason);
 }
 
+static unsigned table_hash(const uint8_t id[16])
+{
+    return ((unsigned)id[2] << 8 | id[3]) & (TABLE_SIZE - 1);
+}
+
 /* The batch table slot of an id (open addressing on its first bytes). */
 static int table_slot(sink_batch_t *b, const uint8_t id[16])
 {
-    unsigned h = ((unsigned)id[2] << 8 | id[3]) & (TABLE_SIZE - 1);
+    unsigned h = table_hash(id);
     while (b->table[h].used && memcmp(b->table[h].id, id, 16) != 0)
         h = (h + 1) & (TABLE_SIZE - 1);
     if (!b->table[h].used) {
@@ -124,6 +152,16 @@ static int table_slot(sink_batch_t *b, const uint8_t id[16])
         memcpy(b->keys[b->nkeys++].id, id, 16);
     }
     return (int)h;
+}
+
+/* The entry of an id, or NULL. */
+static entry_t *table_find(sink_batch_t *b, const uint8_t id[16])
+{
+    unsigned h = table_hash(id);
+    for (; b->table[h].used; h = (h + 1) & (TABLE_SIZE - 1))
+        if (memcmp(b->table[h].id, id, 16) == 0)
+            return &b->table[h];
+    return NULL;
 }
 
 static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
@@ -144,8 +182,7 @@ static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
         to_dlq(m, err);
         return;
     }
-    if (sink_validate(root, &m->info, err, sizeof(err)) != 0 ||
-        lt_dedupe_content_hash(root, &m->hash, err, sizeof(err)) != 0) {
+    if (sink_validate_hash(root, &m->info, &b->scratch, &m->hash, err, sizeof(err)) != 0) {
         to_dlq(m, err);
     } else {
         m->state = MSG_WRITE;
@@ -154,11 +191,43 @@ static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
     cJSON_Delete(root);
 }
 
-/* Verdicts in batch order, so A, A, B, A of one id writes A, B, A. */
-static void decide(sink_batch_t *b)
+/* Check in chunks, each chunk's lookup on the wire while the next is
+ * checked. LT_ERR_RETRIABLE: shutdown during a Redis outage. */
+static lt_err_t check_and_lookup(sink_t *s, sink_batch_t *b)
+{
+    size_t from = 0, kfrom = 0;
+    int in_flight = 0;
+    lt_err_t rc = LT_OK;
+    while (from < b->n) {
+        size_t to = from + CHUNK < b->n ? from + CHUNK : b->n;
+        for (size_t i = from; i < to; i++)
+            check_one(s, b, &b->msgs[i]);
+        if (in_flight && (rc = sink_store_lookup_recv(s, b->call)) != LT_OK)
+            return rc;
+        sink_store_lookup_send(s, b->call, b->keys + kfrom, b->nkeys - kfrom);
+        in_flight = 1;
+        kfrom = b->nkeys;
+        from = to;
+    }
+    return in_flight ? sink_store_lookup_recv(s, b->call) : LT_OK;
+}
+
+/* Verdicts in batch order, so A, A, B, A of one id writes A, B, A. An id
+ * one of the two batches before wrote or saw again starts from what the
+ * later of them leaves downstream (their hashes may not be recorded yet). */
+static void decide(sink_batch_t *b, sink_batch_t *prev, sink_batch_t *prev2)
 {
     for (size_t i = 0; i < b->nkeys; i++) {
         entry_t *e = &b->table[b->key_slot[i]];
+        const entry_t *p = prev ? table_find(prev, e->id) : NULL;
+        if (!(p && p->need_record) && prev2)
+            p = table_find(prev2, e->id);
+        if (p && p->need_record) {
+            e->have = 1;
+            e->from_prev = 0;
+            e->hash = p->hash;
+            continue;
+        }
         e->have = b->keys[i].where != 0;
         e->from_prev = b->keys[i].where == 2;
         e->hash = b->keys[i].hash;
@@ -181,7 +250,8 @@ static void decide(sink_batch_t *b)
     }
 }
 
-/* Sends what is not in flight. LT_ERR_FATAL when a producer is dead. */
+/* Sends what is neither in flight nor done, in batch order. LT_ERR_FATAL
+ * when a producer is dead. */
 static lt_err_t produce(sink_t *s, sink_batch_t *b)
 {
     char err[256];
@@ -194,8 +264,10 @@ static lt_err_t produce(sink_t *s, sink_batch_t *b)
         if (!(m->ack = lt_acks_new())) {
             rc = LT_ERR_RETRIABLE;
         } else if (m->state == MSG_WRITE) {
-            rc = lt_producer_send(s->down, s->topic_down, m->info.event_id, 36, m->rkm->payload,
-                                  m->rkm->len, m->ack, err, sizeof(err));
+            /* By reference: the message outlives its delivery (released
+             * after the acks, or after the producer on shutdown). */
+            rc = lt_producer_send_ref(s->down, s->topic_down, m->info.event_id, 36, m->rkm->payload,
+                                      m->rkm->len, m->ack, err, sizeof(err));
         } else {
             size_t len;
             char *rec = sink_dlq_record(m->rkm, m->reason, &len);
@@ -213,6 +285,7 @@ static lt_err_t produce(sink_t *s, sink_batch_t *b)
             to_dlq(m, "downstream refused the event (too large)");
         }
         m->sent = rc == LT_OK;
+        m->failed = 0;
     }
     return LT_OK;
 }
@@ -224,57 +297,98 @@ static int permanent(int kafka_err)
            kafka_err == RD_KAFKA_RESP_ERR_INVALID_RECORD;
 }
 
-/* Collects acknowledgements; returns how many messages are not done. */
+/* Collects acknowledgements until none of b is in flight (or the shutdown
+ * budget is used up); returns how many messages failed or were never sent. */
 static size_t wait_acks(sink_t *s, sink_batch_t *b)
 {
-    size_t undone = 0;
-    long long deadline = lt_clock_mono_ms() + WAIT_SLICE_MS;
+    size_t bad = 0;
     for (size_t i = 0; i < b->n; i++) {
         msg_t *m = &b->msgs[i];
-        long long left = deadline - lt_clock_mono_ms();
-        if (m->done || !m->sent)
+        if (m->done)
             continue;
-        lt_producer_wait(m->state == MSG_WRITE ? s->down : s->local, m->ack,
-                         left > 0 ? (int)left : 0);
-        if (lt_acks_pending(m->ack) > 0)
+        if (!m->sent) {
+            bad++;
             continue;
+        }
+        while (lt_acks_pending(m->ack) > 0 && !sink_give_up(s))
+            lt_producer_wait(m->state == MSG_WRITE ? s->down : s->local, m->ack, WAIT_SLICE_MS);
+        if (lt_acks_pending(m->ack) > 0) {
+            bad++;
+            continue;
+        }
         if (lt_acks_failed(m->ack) == 0) {
             m->done = 1;
             if (m->state == MSG_WRITE)
                 b->table[m->slot].undone--;
             continue;
         }
+        bad++;
         m->sent = 0; /* failed: send again */
+        m->failed = 1;
         lt_warn("%s write failed: %s", m->state == MSG_WRITE ? "downstream" : "dlq",
                 rd_kafka_err2str(lt_acks_first_err(m->ack)));
         lt_metric_add(s->m.retries, 1);
         if (m->state == MSG_WRITE && permanent(lt_acks_first_err(m->ack))) {
             b->table[m->slot].undone--;
             to_dlq(m, "downstream refused the event (too large or invalid)");
+        } else if (m->state == MSG_WRITE) {
+            b->table[m->slot].resend = 1;
         }
     }
-    for (size_t i = 0; i < b->n; i++)
-        undone += !b->msgs[i].done;
-    return undone;
+    return bad;
 }
 
-/* Produce and wait until everything is acknowledged, retrying failures;
+/* After a failed write of an id, its later writes of b (from the failed one
+ * on, in batch order) and of next go again, so the last one sent is the
+ * last one consumed. Called when nothing of b or next is in flight. */
+static void mark_resends(sink_batch_t *b, sink_batch_t *next)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        msg_t *m = &b->msgs[i];
+        entry_t *e = &b->table[m->slot];
+        if (m->state != MSG_WRITE)
+            continue;
+        if (m->failed) {
+            e->resend = 2; /* from here on */
+            continue;
+        }
+        if (e->resend == 2 && m->done) {
+            m->done = m->sent = 0;
+            e->undone++;
+        }
+    }
+    for (size_t i = 0; next && i < next->n; i++) {
+        msg_t *m = &next->msgs[i];
+        const entry_t *p;
+        if (m->state != MSG_WRITE || !m->done || !(p = table_find(b, m->info.id)) || !p->resend)
+            continue;
+        m->done = m->sent = 0;
+        next->table[m->slot].undone++;
+    }
+    for (size_t i = 0; i < b->nkeys; i++)
+        b->table[b->key_slot[i]].resend = 0;
+}
+
+/* Produce and wait until everything of b is acknowledged, retrying failures;
  * gives up only at the end of the shutdown grace. */
-static lt_err_t deliver(sink_t *s, sink_batch_t *b)
+static lt_err_t deliver(sink_t *s, sink_batch_t *b, sink_batch_t *next)
 {
     for (;;) {
-        if (produce(s, b) == LT_ERR_FATAL)
-            return LT_ERR_FATAL;
         if (wait_acks(s, b) == 0)
             return LT_OK;
         if (sink_give_up(s))
             return LT_ERR_RETRIABLE;
+        if (next && wait_acks(s, next) > 0 && sink_give_up(s))
+            return LT_ERR_RETRIABLE;
+        mark_resends(b, next);
         sink_sleep_ms(s, 200);
+        if (produce(s, b) == LT_ERR_FATAL || (next && produce(s, next) == LT_ERR_FATAL))
+            return LT_ERR_FATAL;
     }
 }
 
 /* Hashes of ids whose writes are all acknowledged (or seen again). */
-static lt_err_t record(sink_t *s, sink_batch_t *b)
+void sink_batch_record(sink_t *s, sink_batch_t *b)
 {
     size_t n = 0;
     for (size_t i = 0; i < b->nkeys; i++) {
@@ -284,7 +398,7 @@ static lt_err_t record(sink_t *s, sink_batch_t *b)
         memcpy(b->keys[n].id, e->id, 16);
         b->keys[n++].hash = e->hash;
     }
-    return sink_store_record(s, b->keys, n);
+    sink_store_record_send(s, s->record_call, b->keys, n);
 }
 
 /* Per partition, the offset after the longest done prefix of the batch: a
@@ -329,34 +443,41 @@ static void count(sink_t *s, const sink_batch_t *b)
     lt_metric_add(s->m.batches, 1);
 }
 
-lt_err_t sink_batch_process(sink_t *s, sink_batch_t *b)
+lt_err_t sink_batch_start(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink_batch_t *prev2)
 {
-    lt_err_t rc = LT_OK;
-    long long t[5];
-    t[0] = lt_clock_mono_ms();
-    for (size_t i = 0; i < b->n; i++)
-        check_one(s, b, &b->msgs[i]);
-    t[1] = lt_clock_mono_ms();
-    if (sink_store_lookup(s, b->keys, b->nkeys) != LT_OK) {
+    long long t0 = lt_clock_mono_ms(), t1;
+    if (check_and_lookup(s, b) != LT_OK) {
         lt_warn("shutdown during a Redis outage: %zu messages left for redelivery", b->n);
-        goto end;
+        return LT_ERR_RETRIABLE;
     }
-    decide(b);
-    t[2] = lt_clock_mono_ms();
-    if ((rc = deliver(s, b)) == LT_ERR_FATAL)
-        goto end;
-    rc = LT_OK;
-    t[3] = lt_clock_mono_ms();
-    if (record(s, b) != LT_OK) {
+    decide(b, prev, prev2);
+    t1 = lt_clock_mono_ms();
+    if (produce(s, b) == LT_ERR_FATAL)
+        return LT_ERR_FATAL;
+    lt_debug("batch of %zu: check and lookup %lld ms, produce %lld ms", b->n, t1 - t0,
+             lt_clock_mono_ms() - t1);
+    return LT_OK;
+}
+
+lt_err_t sink_batch_settle(sink_t *s, sink_batch_t *b, sink_batch_t *next)
+{
+    long long t0 = lt_clock_mono_ms();
+    lt_err_t rc = deliver(s, b, next);
+    lt_debug("batch of %zu: acknowledged in %lld ms", b->n, lt_clock_mono_ms() - t0);
+    if (rc == LT_ERR_RETRIABLE)
+        lt_warn("shutdown before a batch of %zu was acknowledged: the rest is left for "
+                "redelivery",
+                b->n);
+    return rc;
+}
+
+lt_err_t sink_batch_finish(sink_t *s, sink_batch_t *b)
+{
+    if (sink_store_record_recv(s, s->record_call) != LT_OK) {
         lt_warn("shutdown before dedupe state was recorded: batch left for redelivery");
-        goto end;
+        return LT_ERR_RETRIABLE;
     }
     store_offsets(s, b);
     count(s, b);
-    t[4] = lt_clock_mono_ms();
-    lt_debug("batch of %zu: check %lld ms, lookup %lld ms, deliver %lld ms, record %lld ms", b->n,
-             t[1] - t[0], t[2] - t[1], t[3] - t[2], t[4] - t[3]);
-end:
-    batch_release(b);
-    return rc;
+    return LT_OK;
 }

@@ -98,16 +98,32 @@ uint64_t lt_dedupe_xxh64(const void *data, size_t len, uint64_t seed)
 
 /* ---- canonical JSON ---- */
 
+/* "%lld" of v without printf (the common case: amounts, counts). */
+static void put_ll(lt_buf_t *b, long long v)
+{
+    char num[24];
+    size_t i = sizeof(num);
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    do {
+        num[--i] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        num[--i] = '-';
+    lt_buf_put(b, num + i, sizeof(num) - i);
+}
+
 static int cb_number(lt_buf_t *b, double v)
 {
     char num[40];
     if (!isfinite(v))
         return -1;
     /* Integers of the I-JSON safe range print exactly in decimal. */
-    if (v == floor(v) && fabs(v) <= 9007199254740992.0)
-        snprintf(num, sizeof(num), "%lld", (long long)v);
-    else
-        snprintf(num, sizeof(num), "%.17g", v);
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0) {
+        put_ll(b, (long long)v);
+        return 0;
+    }
+    snprintf(num, sizeof(num), "%.17g", v);
     lt_buf_put(b, num, strlen(num));
     return 0;
 }
@@ -120,18 +136,11 @@ static int key_cmp(const void *a, const void *b)
 
 static int canon(lt_buf_t *b, const cJSON *it, int depth, int in_source);
 
-/* Members sorted by key; a duplicate key makes the content ambiguous. */
-static int canon_object(lt_buf_t *b, const cJSON *obj, int depth, int in_source)
+/* The members kids[0..n), sorted by key, as one object; a duplicate key
+ * makes the content ambiguous. */
+static int canon_members(lt_buf_t *b, const cJSON *const *kids, size_t n, int depth, int in_source)
 {
-    const cJSON *kids[256], *c;
-    size_t n = 0, i, out = 0;
-    cJSON_ArrayForEach(c, obj)
-    {
-        if (n == sizeof(kids) / sizeof(kids[0]) || !c->string)
-            return -1;
-        kids[n++] = c;
-    }
-    qsort(kids, n, sizeof(kids[0]), key_cmp);
+    size_t i, out = 0;
     lt_buf_put(b, "{", 1);
     for (i = 0; i < n; i++) {
         if (i > 0 && strcmp(kids[i - 1]->string, kids[i]->string) == 0)
@@ -147,6 +156,20 @@ static int canon_object(lt_buf_t *b, const cJSON *obj, int depth, int in_source)
     }
     lt_buf_put(b, "}", 1);
     return 0;
+}
+
+static int canon_object(lt_buf_t *b, const cJSON *obj, int depth, int in_source)
+{
+    const cJSON *kids[256], *c;
+    size_t n = 0;
+    cJSON_ArrayForEach(c, obj)
+    {
+        if (n == sizeof(kids) / sizeof(kids[0]) || !c->string)
+            return -1;
+        kids[n++] = c;
+    }
+    qsort(kids, n, sizeof(kids[0]), key_cmp);
+    return canon_members(b, kids, n, depth, in_source);
 }
 
 static int canon(lt_buf_t *b, const cJSON *it, int depth, int in_source)
@@ -210,6 +233,19 @@ int lt_dedupe_content_hash(const cJSON *event, uint64_t *out, char *errstr, size
     return 0;
 }
 
+int lt_dedupe_members_hash(const cJSON *const *members, size_t n, lt_buf_t *scratch, uint64_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!members[i]->string ||
+            (i > 0 && strcmp(members[i - 1]->string, members[i]->string) >= 0))
+            return -1; /* not strictly in key order: the caller takes the general path */
+    scratch->len = 0;
+    if (canon_members(scratch, members, n, 0, 0) < 0 || scratch->oom || !scratch->p)
+        return -1;
+    *out = lt_dedupe_xxh64(scratch->p, scratch->len, 0);
+    return 0;
+}
+
 /* ---- ids and stored forms ---- */
 
 static int hexval(char c)
@@ -245,6 +281,19 @@ unsigned lt_dedupe_bucket(const uint8_t id[16])
 {
     unsigned top = (unsigned)id[0] << 8 | id[1];
     return top >> (16 - LT_DEDUPE_BUCKET_BITS);
+}
+
+void lt_dedupe_bucket_hex(const uint8_t id[16], char out[4])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned b = lt_dedupe_bucket(id);
+    for (int i = 3; i >= 0; i--, b >>= 4)
+        out[i] = hex[b & 15];
+}
+
+void lt_dedupe_field(const uint8_t id[16], uint8_t out[LT_DEDUPE_FIELD_BYTES])
+{
+    memcpy(out, id + 2, LT_DEDUPE_FIELD_BYTES);
 }
 
 void lt_dedupe_hash_bytes(uint64_t h, uint8_t out[8])

@@ -6,6 +6,7 @@
  * batch is in batch.c. SIGTERM: stop polling, finish the batch in hand
  * within SHUTDOWN_GRACE, flush, commit, exit 0. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,9 @@ void sink_sleep_ms(sink_t *s, long long ms)
         ms -= step;
     }
 }
+
+#define SINK_SLOTS 3
+static sink_batch_t *slots[SINK_SLOTS]; /* see run() */
 
 static int ready(void *opaque)
 {
@@ -76,12 +80,27 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     s->max_bytes = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
     s->ttl_ms = lt_config_int(cfg, "DEDUPE_TTL");
     s->grace_ms = lt_config_int(cfg, "SHUTDOWN_GRACE");
-    snprintf(s->key_prefix, sizeof(s->key_prefix), "%sdd:", lt_config_str(cfg, "REDIS_PREFIX"));
+    snprintf(s->key_prefix, sizeof(s->key_prefix), "%sdd2:", lt_config_str(cfg, "REDIS_PREFIX"));
     topics[0] = lt_config_str(cfg, "TOPIC_EVENTS");
+    snprintf(s->legacy_prefix, sizeof(s->legacy_prefix),
+             "%sdd:", lt_config_str(cfg, "REDIS_PREFIX"));
     register_metrics(&s->m);
-    if (!(s->redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)))
+    if (!(s->record_call = sink_call_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (int k = 0; k < SINK_SLOTS; k++)
+        if (!(slots[k] = sink_batch_new())) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+    if (!(s->redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)) ||
+        !(s->redis_rec = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)))
         return -1;
     atomic_store(&s->redis_ok, lt_redis_ping(s->redis));
+    /* Unknown (Redis not reachable yet): read the earlier layout too. */
+    if (sink_store_legacy_check(s) != 0)
+        s->legacy = 1;
     if (!(s->down = lt_producer_new(cfg, "DOWNSTREAM_KAFKA_", err, errlen)) ||
         !(s->local = lt_producer_new(cfg, "KAFKA_", err, errlen)))
         return -1;
@@ -110,24 +129,60 @@ static void log_stats(sink_t *s, long long *last_ms, int64_t *last_in)
             (long long)u, (long long)lt_metric_get(s->m.dlq));
 }
 
+/* Two slots in turn: batch N+1 is checked, looked up and produced while
+ * N's acknowledgements are on their way; N is settled (waited for,
+ * recorded, stored) after that, N+1 only after N. Returns 0, or 1 when a
+ * producer died. On shutdown with a batch given up, the slots keep their
+ * messages (a producer may still hold them by reference): main destroys
+ * the slots after the producers. */
+
+/* Three slots in turn. While batch N+2 is collected, checked, looked up
+ * and produced, N+1's acknowledgements are on their way and N's record is
+ * on the wire; then N is finished (its offsets stored), N+1 settled and its
+ * record sent. Offsets are stored batch after batch, each only once its
+ * hashes are recorded. Returns 0, or 1 when a producer died. On shutdown
+ * with a batch given up, the slots keep their messages (a producer may
+ * still hold them by reference): main destroys the slots after the
+ * producers. */
 static int run(sink_t *s)
 {
-    sink_batch_t *b = sink_batch_new();
+    sink_batch_t *prev = NULL, *rec = NULL; /* produced; settled, record on the wire */
     long long last_ms = lt_clock_mono_ms();
     int64_t last_in = 0;
     int rc = 0;
-    if (!b)
-        return 1;
-    while (!lt_signal_stop) {
-        if (sink_batch_collect(s, b) > 0 && sink_batch_process(s, b) == LT_ERR_FATAL) {
+    for (int k = 0; !lt_signal_stop || prev || rec; k = (k + 1) % SINK_SLOTS) {
+        sink_batch_t *cur = slots[k];
+        size_t n = lt_signal_stop ? 0 : sink_batch_collect(s, cur, prev || rec ? 0 : 100);
+        lt_err_t st = n ? sink_batch_start(s, cur, prev, rec) : LT_OK, sr = LT_OK;
+        if (st == LT_ERR_RETRIABLE) /* shutdown in a Redis outage: nothing of cur was produced */
+            sink_batch_release(cur);
+        sink_batch_t *next = n && st == LT_OK ? cur : NULL;
+        if (prev && st != LT_ERR_FATAL)
+            sr = sink_batch_settle(s, prev, next);
+        if (rec) { /* before prev's record: one in flight, offsets in batch order */
+            if (sink_batch_finish(s, rec) != LT_OK)
+                break;
+            sink_batch_release(rec);
+            rec = NULL;
+        }
+        if (st == LT_ERR_FATAL || sr == LT_ERR_FATAL) {
             rc = 1;
+            break;
+        }
+        if (prev) {
+            sink_batch_record(s, prev);
+            rec = prev;
+        }
+        prev = next;
+        if (sr != LT_OK) { /* shutdown gave up on part of rec: store what is done */
+            if (sink_batch_finish(s, rec) == LT_OK)
+                rec = NULL;
             break;
         }
         lt_producer_poll(s->down, 0);
         lt_producer_poll(s->local, 0);
         log_stats(s, &last_ms, &last_in);
     }
-    sink_batch_destroy(b);
     log_stats(s, &last_ms, &last_in);
     return rc;
 }
@@ -139,7 +194,14 @@ int main(int argc, char **argv)
     lt_httpd_t *httpd = NULL;
     lt_httpd_opts_t hopts;
     char err[512];
-    int rc = lt_daemon_start(argc, argv, "ltvsync-sink", LT_SVC_SINK, NULL, &cfg);
+    int rc;
+    /* librdkafka compresses and decompresses each message set with a fresh
+     * zstd context and buffer (MiBs): above glibc's mmap threshold each was
+     * a new mapping, every page of it a fault (a quarter of the sink's CPU
+     * in bench/sink.sh). Keep such blocks in the heap, and the heap. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    rc = lt_daemon_start(argc, argv, "ltvsync-sink", LT_SVC_SINK, NULL, &cfg);
     if (rc >= 0)
         return rc;
     rc = 1;
@@ -156,10 +218,17 @@ int main(int argc, char **argv)
             s.topic_down, s.topic_dlq, s.ttl_ms);
     rc = run(&s);
 end:
-    lt_consumer_destroy(s.cons); /* commits the stored offsets */
+    /* Producers first: they may hold messages of the slots by reference.
+     * Then the slots, whose consumed messages go back before the consumer
+     * closes and commits the stored offsets. */
     lt_producer_destroy(s.down, 5000);
     lt_producer_destroy(s.local, 5000);
+    for (int k = 0; k < SINK_SLOTS; k++)
+        sink_batch_destroy(slots[k]);
+    sink_call_destroy(s.record_call);
+    lt_consumer_destroy(s.cons); /* commits the stored offsets */
     lt_redis_destroy(s.redis);
+    lt_redis_destroy(s.redis_rec);
     lt_httpd_stop(httpd);
     lt_config_destroy(cfg);
     lt_info("stopped");

@@ -1,7 +1,9 @@
-/* ltvsync-sink internals. main.c sets up and runs the loop; batch.c takes a
- * batch of ltvsync.events through check -> dedupe lookup -> produce -> wait
- * for acks -> record hashes -> store offsets; validate.c holds the
- * ltv.event.v1 rules; store.c the Redis dedupe state; dlq.c the DLQ record. */
+/* ltvsync-sink internals. main.c sets up and runs the loop: two batch slots,
+ * so one batch's acknowledgements are on their way while the next is made;
+ * batch.c takes a batch through check -> dedupe lookup -> produce
+ * (sink_batch_start), then wait for acks -> record hashes -> store offsets
+ * (sink_batch_settle); validate.c holds the ltv.event.v1 rules; store.c the
+ * Redis dedupe state; dlq.c the DLQ record. */
 #ifndef SINK_H
 #define SINK_H
 
@@ -10,6 +12,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 #include <librdkafka/rdkafka.h>
+#include "lt_buf.h"
 #include "lt_clock.h"
 #include "lt_config.h"
 #include "lt_err.h"
@@ -34,6 +37,11 @@ typedef struct {
  * day of occurred_at). 0 and *info filled, or -1 with the first violation
  * in why ("amount_minor: must be <= 0 for refund"). */
 int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why, size_t whylen);
+/* sink_validate, then the event's content hash (lt_dedupe_content_hash's
+ * value; the members' order is known from the check, so no sort), built in
+ * scratch. 0, or -1 with why (a check, or the hash's reason). */
+int sink_validate_hash(const cJSON *ev, sink_event_info_t *info, lt_buf_t *scratch, uint64_t *hash,
+                       char *why, size_t whylen);
 
 /* ---- dlq.c ---- */
 
@@ -56,15 +64,19 @@ typedef struct {
 typedef struct {
     const lt_config_t *cfg;
     lt_consumer_t *cons;
-    lt_producer_t *down;  /* downstream cluster: TOPIC_DOWNSTREAM */
-    lt_producer_t *local; /* ltvsync cluster: TOPIC_DLQ */
-    lt_redis_t *redis;
+    lt_producer_t *down;   /* downstream cluster: TOPIC_DOWNSTREAM */
+    lt_producer_t *local;  /* ltvsync cluster: TOPIC_DLQ */
+    lt_redis_t *redis;     /* lookups */
+    lt_redis_t *redis_rec; /* records: one can be on the wire beside a lookup */
     const char *topic_down, *topic_dlq;
-    char key_prefix[256]; /* "<REDIS_PREFIX>dd:" */
+    char key_prefix[256];    /* "<REDIS_PREFIX>dd2:" */
+    char legacy_prefix[256]; /* "<REDIS_PREFIX>dd:": the earlier layout */
+    int legacy;              /* its keys exist: lookups ask it on a miss */
     size_t max_bytes;
     long long ttl_ms, grace_ms;
     long long stop_at_ms; /* when the stop flag was first seen; 0 = running */
     atomic_int redis_ok;
+    struct sink_call_s *record_call; /* the record script's arguments */
     sink_metrics_t m;
 } sink_t;
 
@@ -82,24 +94,78 @@ typedef struct {
     int where;     /* lookup result: 0 unknown, 1 current, 2 previous generation */
 } sink_key_t;
 
-/* Fills where/hash of keys[0..n). Pauses while Redis is unreachable (fail
- * closed). LT_OK, or LT_ERR_RETRIABLE once sink_give_up(). */
-lt_err_t sink_store_lookup(sink_t *s, sink_key_t *keys, size_t n);
-/* Stores the hashes of keys[0..n) in the current generation. Same errors. */
-lt_err_t sink_store_record(sink_t *s, const sink_key_t *keys, size_t n);
+/* One script call's arguments (and, for a lookup on the wire, its keys). */
+typedef struct sink_call_s {
+    const char *argv[3 + 3 * SINK_BATCH_MAX];
+    size_t lens[3 + 3 * SINK_BATCH_MAX];
+    char buckets[SINK_BATCH_MAX][4];
+    uint8_t fields[SINK_BATCH_MAX][4];
+    uint8_t hashes[SINK_BATCH_MAX][8];
+    char ttl[24];
+    int argc;
+    sink_key_t *keys;
+    size_t n;
+    int sent;
+} sink_call_t;
+
+sink_call_t *sink_call_new(void); /* NULL on OOM */
+void sink_call_destroy(sink_call_t *c);
+
+/* Fills where/hash of keys[0..n) (n <= SINK_BATCH_MAX). Pauses while Redis
+ * is unreachable (fail closed). LT_OK, or LT_ERR_RETRIABLE once
+ * sink_give_up(). */
+lt_err_t sink_store_lookup(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n);
+/* The same in two halves: _send puts the lookup on the wire and returns;
+ * _recv takes its answer (or, when the send or the answer failed, runs
+ * sink_store_lookup). One call in flight on s->redis, nothing in between. */
+void sink_store_lookup_send(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n);
+lt_err_t sink_store_lookup_recv(sink_t *s, sink_call_t *c);
+/* Stores the hashes of keys[0..n) in the current generation, in two
+ * halves on s->redis_rec (one record in flight): _send puts it on the wire
+ * (keys are copied into c), _recv takes the answer, or runs it again until
+ * Redis answers. LT_OK, or LT_ERR_RETRIABLE once sink_give_up(). */
+void sink_store_record_send(sink_t *s, sink_call_t *c, const sink_key_t *keys, size_t n);
+lt_err_t sink_store_record_recv(sink_t *s, sink_call_t *c);
+/* Sets s->legacy: do keys of the earlier layout exist (current or previous
+ * generation)? 0, or -1 when Redis did not answer (s->legacy unchanged). */
+int sink_store_legacy_check(sink_t *s);
 
 /* ---- batch.c ---- */
 
 typedef struct sink_batch_s sink_batch_t;
 
 sink_batch_t *sink_batch_new(void);
-void sink_batch_destroy(sink_batch_t *b); /* accepts NULL */
-/* Polls up to SINK_BATCH_MAX messages (SINK_BATCH_WAIT_MS after the first).
- * Returns the count; 0 after an idle poll or when stopping. */
-size_t sink_batch_collect(sink_t *s, sink_batch_t *b);
-/* Takes the collected batch all the way to stored offsets, then empties it.
- * LT_OK (also when shutdown abandoned part of it: those offsets stay
- * unstored), or LT_ERR_FATAL (a producer cannot continue). */
-lt_err_t sink_batch_process(sink_t *s, sink_batch_t *b);
+/* Accepts NULL. Only once nothing of b can be in a producer any more
+ * (its messages are sent by reference). */
+void sink_batch_destroy(sink_batch_t *b);
+/* Polls up to SINK_BATCH_MAX messages: waits up to first_wait_ms for the
+ * first, then SINK_BATCH_WAIT_MS at most for the rest. Returns the count; 0
+ * after an idle poll or when stopping. */
+size_t sink_batch_collect(sink_t *s, sink_batch_t *b, int first_wait_ms);
+/* Checks the collected batch, looks its hashes up and produces it. prev
+ * and prev2 are the two batches before it (either may be NULL) whose hashes
+ * may not be recorded yet: what they write counts as what downstream has,
+ * prev's before prev2's. LT_OK; LT_ERR_RETRIABLE when shutdown came during
+ * a Redis outage (nothing was produced: release it with
+ * sink_batch_release); LT_ERR_FATAL (a producer cannot continue). */
+lt_err_t sink_batch_start(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink_batch_t *prev2);
+/* Waits for every acknowledgement of b, sending failures again (next, the
+ * batch started after b, gets its writes of those ids sent again after
+ * them). LT_OK; LT_ERR_RETRIABLE when shutdown gave up on part of b (record
+ * and finish it all the same: what was done is stored, the rest holds its
+ * partition back; next must not be stored, whose offsets would pass b's);
+ * LT_ERR_FATAL. After an error, b and next may still be in a producer:
+ * release them only after the producers are destroyed. */
+lt_err_t sink_batch_settle(sink_t *s, sink_batch_t *b, sink_batch_t *next);
+/* Puts the record of b's hashes on the wire (s->record_call: the record of
+ * the batch before must be finished). */
+void sink_batch_record(sink_t *s, sink_batch_t *b);
+/* Takes the record's answer, then stores b's offsets and counts it; the
+ * caller then releases b. LT_OK, or LT_ERR_RETRIABLE when shutdown came
+ * during a Redis outage (nothing stored). */
+lt_err_t sink_batch_finish(sink_t *s, sink_batch_t *b);
+/* Forgets the batch's messages without storing anything (redelivered).
+ * Only when none of them is in a producer (see sink_batch_destroy). */
+void sink_batch_release(sink_batch_t *b);
 
 #endif

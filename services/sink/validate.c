@@ -4,7 +4,9 @@
  * are refused (the schema's additionalProperties: false), so the downstream
  * contract cannot grow silently. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "lt_date.h"
 #include "lt_dedupe.h"
@@ -49,6 +51,48 @@ typedef struct {
     int required;
 } field_t;
 
+/* Positions in fields[] below, for the checks that name a field. */
+enum {
+    F_SCHEMA,
+    F_EVENT_ID,
+    F_TYPE,
+    F_SUBTYPE,
+    F_INTEGRATION_ID,
+    F_BRAND,
+    F_CUSTOMER_ID,
+    F_ORDER_ID,
+    F_TRANSACTION_ID,
+    F_OCCURRED_AT,
+    F_LOCAL_DATE,
+    F_LOCAL_TIME,
+    F_TIMEZONE,
+    F_DATE_PRECISION,
+    F_AMOUNT_MINOR,
+    F_ATTEMPTED_MINOR,
+    F_CURRENCY,
+    F_BILLING_CYCLE,
+    F_CAMPAIGN_ID,
+    F_PRODUCT_IDS,
+    F_AFFILIATE_ID,
+    F_RECYCLE_NUMBER,
+    F_ORDER_TYPE,
+    F_ORDER_STATUS,
+    F_COUPON_CODE,
+    F_HAS_UPSELL,
+    F_ITEMS,
+    F_TOTALS,
+    F_SOURCE_VALUES,
+    F_OCCURRENCE,
+    F_CHARGEBACK_REASON_CODE,
+    F_PARENT_TRANSACTION_ID,
+    F_REFUND_REASON,
+    F_SUBSCRIPTION_ID,
+    F_STATUS,
+    F_NEXT_BILL_DATE,
+    F_SOURCE,
+    F_COUNT
+};
+
 static const field_t fields[] = {
     {"schema", K_SCHEMA, 1},
     {"event_id", K_UUID, 1},
@@ -89,9 +133,51 @@ static const field_t fields[] = {
     {"source", K_SOURCE, 1},
 };
 /* Fields only an order event has (the schema's if/else on type). */
-static const char *const order_only[] = {"order_type", "order_status", "coupon_code",
-                                         "has_upsell", "items",        "totals"};
+static const int order_only[] = {F_ORDER_TYPE, F_ORDER_STATUS, F_COUPON_CODE,
+                                 F_HAS_UPSELL, F_ITEMS,        F_TOTALS};
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+_Static_assert(NFIELDS == F_COUNT, "fields[] and the F_ positions differ");
+
+/* An event's top-level members by field: f[i] is the first member named
+ * fields[i].name (as cJSON_GetObjectItemCaseSensitive finds), NULL when
+ * absent. Built in one pass over the members. */
+typedef struct {
+    const cJSON *f[F_COUNT];
+    int dup; /* some name came twice */
+} ev_index_t;
+
+/* Name -> position: open addressing on FNV-1a, built once; and the
+ * positions in bytewise name order (the canonical JSON's member order). */
+#define NAME_SLOTS 128
+static signed char name_slot[NAME_SLOTS];
+static int by_name[F_COUNT];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+static unsigned name_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(fields[*(const int *)a].name, fields[*(const int *)b].name);
+}
+
+static void tables_init(void)
+{
+    memset(name_slot, -1, sizeof(name_slot));
+    for (int i = 0; i < F_COUNT; i++) {
+        unsigned h = name_hash(fields[i].name) & (NAME_SLOTS - 1);
+        while (name_slot[h] >= 0)
+            h = (h + 1) & (NAME_SLOTS - 1);
+        name_slot[h] = (signed char)i;
+        by_name[i] = i;
+    }
+    qsort(by_name, F_COUNT, sizeof(by_name[0]), name_cmp);
+}
 
 static const char *const subtypes[] = {"initial", "rebill", "upsell", "soft", "hard"};
 static const char *const brands[] = {"konnektive", "checkoutchamp"};
@@ -320,35 +406,45 @@ static int check_kind(const cJSON *it, kind_t kind)
     return 0;
 }
 
-static const field_t *field_named(const char *name)
+/* The position of a member name, or -1. */
+static int field_index(const char *name)
 {
-    for (size_t i = 0; name && i < NFIELDS; i++)
-        if (strcmp(name, fields[i].name) == 0)
-            return &fields[i];
-    return NULL;
+    unsigned h;
+    if (!name)
+        return -1;
+    for (h = name_hash(name) & (NAME_SLOTS - 1); name_slot[h] >= 0; h = (h + 1) & (NAME_SLOTS - 1))
+        if (strcmp(name, fields[name_slot[h]].name) == 0)
+            return name_slot[h];
+    return -1;
 }
 
-static int check_fields(const cJSON *ev, char *why, size_t whylen)
+/* Indexes the members and checks each against its kind, in member order,
+ * then the required ones and source. */
+static int check_fields(const cJSON *ev, ev_index_t *ix, char *why, size_t whylen)
 {
     const cJSON *c;
     cJSON_ArrayForEach(c, ev)
     {
-        const field_t *f = field_named(c->string);
-        if (!f)
+        int i = field_index(c->string);
+        if (i < 0)
             return snprintf(why, whylen, "%.64s: unknown field", c->string ? c->string : "?"), 0;
-        if (!check_kind(c, f->kind))
-            return snprintf(why, whylen, "%s: invalid value", f->name), 0;
+        if (!check_kind(c, fields[i].kind))
+            return snprintf(why, whylen, "%s: invalid value", fields[i].name), 0;
+        if (ix->f[i])
+            ix->dup = 1;
+        else
+            ix->f[i] = c;
     }
     for (size_t i = 0; i < NFIELDS; i++)
-        if (fields[i].required && !cJSON_GetObjectItemCaseSensitive(ev, fields[i].name))
+        if (fields[i].required && !ix->f[i])
             return snprintf(why, whylen, "%s: missing", fields[i].name), 0;
-    return check_source(cJSON_GetObjectItemCaseSensitive(ev, "source"), why, whylen);
+    return check_source(ix->f[F_SOURCE], why, whylen);
 }
 
 /* UUIDv5 in canonical lower case: version 5, RFC 4122 variant. */
-static int check_event_id(const cJSON *ev, sink_event_info_t *info)
+static int check_event_id(const ev_index_t *ix, sink_event_info_t *info)
 {
-    const char *s = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "event_id"));
+    const char *s = lt_json_item_str(ix->f[F_EVENT_ID]);
     if (!s || lt_dedupe_uuid_parse(s, strlen(s), info->id) != 0 || (info->id[6] >> 4) != 5 ||
         (info->id[8] & 0xc0) != 0x80)
         return 0;
@@ -368,10 +464,10 @@ static const int type_sign[LT_EV_COUNT] = {[LT_EV_PAYMENT] = 1,
                                            [LT_EV_SUBSCRIPTION] = 2,
                                            [LT_EV_ORDER] = 3};
 
-static int check_money(const cJSON *ev, lt_evtype_t type, char *why, size_t whylen)
+static int check_money(const ev_index_t *ix, lt_evtype_t type, char *why, size_t whylen)
 {
-    const cJSON *amt = cJSON_GetObjectItemCaseSensitive(ev, "amount_minor");
-    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(ev, "currency");
+    const cJSON *amt = ix->f[F_AMOUNT_MINOR];
+    const cJSON *cur = ix->f[F_CURRENCY];
     const char *t = lt_evtype_name(type);
     int sign = type_sign[type];
     long long v = 0;
@@ -401,15 +497,12 @@ static int check_money(const cJSON *ev, lt_evtype_t type, char *why, size_t whyl
     return 1;
 }
 
-static int has(const cJSON *ev, const char *key)
-{
-    return cJSON_GetObjectItemCaseSensitive(ev, key) != NULL;
-}
+#define has(ix, pos) ((ix)->f[pos] != NULL)
 
 /* The schema's allOf: per-type subtype, ids and required extras. */
-static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t whylen)
+static int check_type_rules(const ev_index_t *ix, lt_evtype_t type, char *why, size_t whylen)
 {
-    const char *sub = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "subtype"));
+    const char *sub = lt_json_item_str(ix->f[F_SUBTYPE]);
     const char *t = lt_evtype_name(type);
     int money = lt_evtype_is_transaction(type);
     int ok_sub = type == LT_EV_PAYMENT   ? sub && lt_str_index(sub, subtypes, 3) >= 0
@@ -418,51 +511,49 @@ static int check_type_rules(const cJSON *ev, lt_evtype_t type, char *why, size_t
                                                      : sub == NULL;
     if (!ok_sub)
         return snprintf(why, whylen, "subtype: not valid for %s", t), 0;
-    if ((type == LT_EV_CHARGEBACK || type == LT_EV_CHARGEBACK_REVERSAL) && !has(ev, "occurrence"))
+    if ((type == LT_EV_CHARGEBACK || type == LT_EV_CHARGEBACK_REVERSAL) && !has(ix, F_OCCURRENCE))
         return snprintf(why, whylen, "occurrence: missing for %s", t), 0;
-    if (type == LT_EV_DECLINE && !has(ev, "attempted_minor"))
+    if (type == LT_EV_DECLINE && !has(ix, F_ATTEMPTED_MINOR))
         return snprintf(why, whylen, "attempted_minor: missing for decline"), 0;
     if (type == LT_EV_SUBSCRIPTION &&
-        (!has(ev, "subscription_id") || !has(ev, "status") || !has(ev, "next_bill_date")))
+        (!has(ix, F_SUBSCRIPTION_ID) || !has(ix, F_STATUS) || !has(ix, F_NEXT_BILL_DATE)))
         return snprintf(why, whylen,
                         "subscription_id, status, next_bill_date: "
                         "required for subscription"),
                0;
-    if (money &&
-        (!is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id"))) ||
-         !is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
+    if (money && (!is_id(lt_json_item_str(ix->f[F_TRANSACTION_ID])) ||
+                  !is_id(lt_json_item_str(ix->f[F_CUSTOMER_ID]))))
         return snprintf(why, whylen, "transaction_id, customer_id: required for %s", t), 0;
-    if (money != has(ev, "recycle_number"))
+    if (money != has(ix, F_RECYCLE_NUMBER))
         return snprintf(why, whylen, "recycle_number: %s for %s",
                         money ? "required" : "not allowed", t),
                0;
-    if ((type == LT_EV_REFUND) != has(ev, "refund_reason"))
+    if ((type == LT_EV_REFUND) != has(ix, F_REFUND_REASON))
         return snprintf(why, whylen, "refund_reason: %s for %s",
                         type == LT_EV_REFUND ? "required" : "not allowed", t),
                0;
-    if ((type == LT_EV_CUSTOMER || type == LT_EV_SUBSCRIPTION) && has(ev, "source_values"))
+    if ((type == LT_EV_CUSTOMER || type == LT_EV_SUBSCRIPTION) && has(ix, F_SOURCE_VALUES))
         return snprintf(why, whylen, "source_values: not allowed for %s", t), 0;
     for (size_t i = 0; i < sizeof(order_only) / sizeof(order_only[0]); i++)
-        if ((type == LT_EV_ORDER) != has(ev, order_only[i]))
-            return snprintf(why, whylen, "%s: %s for %s", order_only[i],
+        if ((type == LT_EV_ORDER) != has(ix, order_only[i]))
+            return snprintf(why, whylen, "%s: %s for %s", fields[order_only[i]].name,
                             type == LT_EV_ORDER ? "required" : "not allowed", t),
                    0;
     if (type == LT_EV_ORDER &&
-        (!cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(ev, "transaction_id")) ||
-         !is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "order_id"))) ||
-         !is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "customer_id")))))
+        (!cJSON_IsNull(ix->f[F_TRANSACTION_ID]) || !is_id(lt_json_item_str(ix->f[F_ORDER_ID])) ||
+         !is_id(lt_json_item_str(ix->f[F_CUSTOMER_ID]))))
         return snprintf(why, whylen,
                         "order_id, customer_id: required, transaction_id: "
                         "null for order"),
                0;
-    return check_money(ev, type, why, whylen);
+    return check_money(ix, type, why, whylen);
 }
 
 /* local_date is occurred_at in the account zone: within a day of UTC. */
-static int check_dates(const cJSON *ev, char *why, size_t whylen)
+static int check_dates(const ev_index_t *ix, char *why, size_t whylen)
 {
-    const char *at = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "occurred_at"));
-    const char *day = lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "local_date"));
+    const char *at = lt_json_item_str(ix->f[F_OCCURRED_AT]);
+    const char *day = lt_json_item_str(ix->f[F_LOCAL_DATE]);
     lt_datetime_t dt;
     int64_t secs, d_utc, d_loc;
     if (!utc_secs(at, &secs) || lt_date_parse_day(day, 10, &dt) != 0)
@@ -474,17 +565,44 @@ static int check_dates(const cJSON *ev, char *why, size_t whylen)
     return 1;
 }
 
-int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why, size_t whylen)
+static int validate(const cJSON *ev, ev_index_t *ix, sink_event_info_t *info, char *why,
+                    size_t whylen)
 {
+    pthread_once(&tables_once, tables_init);
+    memset(ix, 0, sizeof(*ix));
     if (!cJSON_IsObject(ev))
         return snprintf(why, whylen, "not a JSON object"), -1;
-    if (!check_fields(ev, why, whylen))
+    if (!check_fields(ev, ix, why, whylen))
         return -1;
-    if (!check_event_id(ev, info))
+    if (!check_event_id(ix, info))
         return snprintf(why, whylen, "event_id: not a lower-case UUIDv5"), -1;
-    info->type = (lt_evtype_t)lt_evtype_parse(
-        lt_json_item_str(cJSON_GetObjectItemCaseSensitive(ev, "type")));
-    if (!check_type_rules(ev, info->type, why, whylen) || !check_dates(ev, why, whylen))
+    info->type = (lt_evtype_t)lt_evtype_parse(lt_json_item_str(ix->f[F_TYPE]));
+    if (!check_type_rules(ix, info->type, why, whylen) || !check_dates(ix, why, whylen))
         return -1;
     return 0;
+}
+
+int sink_validate(const cJSON *ev, sink_event_info_t *info, char *why, size_t whylen)
+{
+    ev_index_t ix;
+    return validate(ev, &ix, info, why, whylen);
+}
+
+int sink_validate_hash(const cJSON *ev, sink_event_info_t *info, lt_buf_t *scratch, uint64_t *hash,
+                       char *why, size_t whylen)
+{
+    ev_index_t ix;
+    const cJSON *sorted[F_COUNT];
+    size_t n = 0;
+    if (validate(ev, &ix, info, why, whylen) != 0)
+        return -1;
+    /* Every member is a known field, so the index in name order is the
+     * canonical member order: no sort. A repeated name takes the general
+     * path, which refuses it with its reason. */
+    for (int i = 0; i < F_COUNT && !ix.dup; i++)
+        if (ix.f[by_name[i]])
+            sorted[n++] = ix.f[by_name[i]];
+    if (!ix.dup && lt_dedupe_members_hash(sorted, n, scratch, hash) == 0)
+        return 0;
+    return lt_dedupe_content_hash(ev, hash, why, whylen) == 0 ? 0 : -1;
 }
