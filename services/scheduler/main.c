@@ -29,20 +29,65 @@ static int is_ready(void *opaque)
     return atomic_load(&ready);
 }
 
-/* One planning pass over the live registry. The lease is renewed before
- * each integration, so a slow pass (many integrations, a slow broker) never
- * outlives it. */
-static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg, lt_metric_t *m_jobs)
+/* 1 when Redis still holds the state this process planned against: P
+ * sched:epoch is set once (a random value) and read every pass; a Redis
+ * restarted empty, or flushed, lost it. -1 when Redis cannot be read. */
+static int state_kept(sched_ctx_t *ctx, char epoch[37])
 {
+    char key[256], mine[37];
+    redisReply *reply;
+    snprintf(key, sizeof(key), "%ssched:epoch", ctx->prefix);
+    if (!(reply = lt_redis_cmd(ctx->redis, "GET %s", key)))
+        return -1;
+    int kept = reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, epoch);
+    if (reply->type == REDIS_REPLY_STRING)
+        snprintf(epoch, 37, "%s", reply->str);
+    freeReplyObject(reply);
+    if (epoch[0] && kept)
+        return 1;
+    if (!epoch[0] || !kept) { /* missing: set one; another replica may race (NX) */
+        lt_uuid_v4(mine);
+        if (!(reply = lt_redis_cmd(ctx->redis, "SET %s %s NX", key, mine)))
+            return -1;
+        if (reply->type == REDIS_REPLY_STATUS)
+            memcpy(epoch, mine, 37);
+        freeReplyObject(reply);
+    }
+    return 0;
+}
+
+/* One planning pass over the live registry. An integration found quiet by
+ * an earlier pass of this term (sched_due_skip) costs no Redis command; the
+ * lease is renewed before each one planned, so a slow pass (many
+ * integrations, a slow broker) never outlives it. */
+typedef struct {
+    lt_metric_t *jobs, *planned, *skipped;
+} sched_metrics_t;
+
+static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg, sched_due_t *due,
+                 sched_metrics_t *m)
+{
+    size_t planned = 0;
+    sched_due_next_pass(due);
     for (size_t i = 0; i < reg->count && !lt_signal_stop; i++) {
-        int n;
+        const lt_integration_t *in = &reg->items[i];
+        long long quiet;
+        char day[11] = "";
+        uint64_t doc = sched_due_doc_hash(in);
+        ctx->now_ms = lt_clock_now_ms();
+        lt_integration_local_day(in, ctx->now_ms / 1000, 0, day);
+        if (sched_due_skip(due, in, doc, ctx->now_ms, day))
+            continue;
         if (sched_lease_tick(ctx->redis, ctx->prefix, lease) != 1)
             return;
-        ctx->now_ms = lt_clock_now_ms();
-        n = sched_plan_integration(ctx, &reg->items[i]);
+        int n = sched_plan_integration(ctx, in, &quiet);
+        sched_due_set(due, in, doc, n < 0 ? 0 : quiet, day);
+        planned++;
         if (n > 0)
-            lt_metric_add(m_jobs, n);
+            lt_metric_add(m->jobs, n);
     }
+    lt_metric_add(m->planned, (int64_t)planned);
+    lt_metric_add(m->skipped, (int64_t)(reg->count - planned));
 }
 
 /* Waits up to ms (in slices, so SIGTERM is seen) while applying changes of
@@ -69,8 +114,11 @@ int main(int argc, char **argv)
     lt_registry_watch_t *regwatch = NULL;
     sched_lease_t lease = {0};
     sched_ctx_t ctx = {0};
-    lt_metric_t *m_leader, *m_jobs;
-    char errstr[512], host[64] = "host", rnd[37];
+    lt_metric_t *m_leader;
+    sched_metrics_t m;
+    sched_due_t *due = sched_due_new();
+    long long term = 0;
+    char errstr[512], host[64] = "host", rnd[37], epoch[37] = "";
     long long period, wait, last_tick = 0;
     int rc = lt_daemon_start(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER, NULL, &cfg);
     if (rc >= 0)
@@ -79,7 +127,18 @@ int main(int argc, char **argv)
 
     m_leader =
         lt_metric_gauge("ltvsync_scheduler_leader", "1 while this replica holds the lease", NULL);
-    m_jobs = lt_metric_counter("ltvsync_scheduler_jobs_emitted_total", "Jobs emitted", NULL);
+    m.jobs = lt_metric_counter("ltvsync_scheduler_jobs_emitted_total", "Jobs emitted", NULL);
+    m.planned =
+        lt_metric_counter("ltvsync_scheduler_integrations_planned_total",
+                          "Integrations planned by a pass (Redis read, jobs due emitted)", NULL);
+    m.skipped = lt_metric_counter("ltvsync_scheduler_integrations_skipped_total",
+                                  "Integrations a pass skipped: nothing due before their next "
+                                  "live run or lookback",
+                                  NULL);
+    if (!due) {
+        lt_error("out of memory");
+        goto end;
+    }
     hopts = lt_httpd_opts_from_config(cfg);
     if (!(httpd = lt_httpd_start(&hopts, is_ready, NULL, errstr, sizeof(errstr)))) {
         lt_error("http endpoint: %s", errstr);
@@ -125,7 +184,14 @@ int main(int argc, char **argv)
             (changed || started - last_tick >= period)) {
             last_tick = started;
             changed = 0;
-            tick(&ctx, &lease, &reg, m_jobs);
+            /* what an earlier term (another leader may have come between)
+             * or a Redis that lost its state found no longer holds */
+            int kept = state_kept(&ctx, epoch);
+            if (lease.token != term || kept != 1) {
+                sched_due_clear(due);
+                term = lease.token;
+            }
+            tick(&ctx, &lease, &reg, due, &m);
         }
         lt_producer_poll(producer, 0);
         /* The lease is renewed (and a follower retries) at a third of its
@@ -147,6 +213,7 @@ end:
     lt_httpd_stop(httpd);
     lt_registry_watch_destroy(regwatch);
     lt_registry_release(&reg);
+    sched_due_destroy(due);
     lt_config_destroy(cfg);
     return rc;
 }

@@ -453,7 +453,31 @@ static int plan_all(sched_ctx_t *ctx, const lt_integration_t *in, int live_due, 
     return n;
 }
 
-int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in)
+/* When the plan just made leaves nothing to do before the next live run or
+ * lookback: every stream's backfill emitted through yesterday, no window
+ * held. 0 otherwise. */
+static long long quiet_until(const sched_ctx_t *ctx, const lt_integration_t *in, char through[][11],
+                             int live_due, long long last_live, int lookback_due,
+                             long long last_lookback, long long lookback_every, int live_full,
+                             int lookback_full)
+{
+    char yesterday[11];
+    if (live_full || lookback_full ||
+        lt_integration_local_day(in, ctx->now_ms / 1000, -1, yesterday) < 0)
+        return 0;
+    for (int s = 0; s < LT_STREAM_COUNT; s++)
+        if ((in->streams & (1u << s)) && strcmp(through[s], yesterday) != 0)
+            return 0;
+    long long until = (live_due ? ctx->now_ms : last_live) + in->sync_interval_ms;
+    if (in->streams & (1u << LT_STREAM_TRANSACTIONS)) {
+        long long lookback = (lookback_due ? ctx->now_ms : last_lookback) + lookback_every;
+        if (lookback < until)
+            until = lookback;
+    }
+    return until > ctx->now_ms ? until : 0;
+}
+
+int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in, long long *quiet_until_ms)
 {
     char klive[256], key[256], through[LT_STREAM_COUNT][11], stored[LT_STREAM_COUNT][11];
     long long last_live = 0, last_lookback = 0;
@@ -461,6 +485,7 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in)
     int n, rc, live_due, lookback_due, live_full = 0, lookback_full = 0;
     plan_t plan = {0};
 
+    *quiet_until_ms = 0;
     if ((rc = is_parked(ctx, in)) != 0)
         return rc < 0 ? -1 : 0;
     key_of(ctx, in, "live", klive, sizeof(klive));
@@ -496,5 +521,7 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in)
     if (n)
         lt_info("integration %s: emitted %d jobs (live %s, lookback %s)", in->id, n,
                 live_due ? "yes" : "no", lookback_due ? "yes" : "no");
+    *quiet_until_ms = quiet_until(ctx, in, through, live_due, last_live, lookback_due,
+                                  last_lookback, lookback_every, live_full, lookback_full);
     return n;
 }

@@ -3,6 +3,8 @@
 #ifndef LTVSYNC_SCHEDULER_H
 #define LTVSYNC_SCHEDULER_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include "lt_config.h"
 #include "lt_integration.h"
 #include "lt_kafka.h"
@@ -33,7 +35,33 @@ typedef struct {
 
 /* Emits what is due for one integration: backfill days, the live window and
  * the chargeback lookback. Returns the number of jobs emitted, -1 on a Redis
- * or Kafka failure (retried next tick). */
-int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in);
+ * or Kafka failure (retried next tick). *quiet_until_ms: 0 when it must be
+ * planned again next pass (a backfill under way, a window held by the cap or
+ * an unconfirmed claim, parked, a failure); otherwise the time before which
+ * nothing of it can come due while its document and its local day stay the
+ * same (the next live run or lookback). */
+int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in, long long *quiet_until_ms);
+
+/* The integrations a pass may skip (due.c), so that a pass costs Redis
+ * commands only for what is due: caught-up integrations between their live
+ * runs cost a table lookup. An entry holds while the integration's
+ * document (hash), its local day and the time hold; the caller clears the
+ * table at every new leader term and whenever Redis lost its state. */
+typedef struct sched_due_s sched_due_t;
+sched_due_t *sched_due_new(void);
+void sched_due_destroy(sched_due_t *d); /* accepts NULL */
+void sched_due_clear(sched_due_t *d);
+size_t sched_due_count(const sched_due_t *d);
+uint64_t sched_due_doc_hash(const lt_integration_t *in);
+/* Starts a pass: every integration of the registry is then looked up once
+ * (sched_due_skip), so one absent from a pass is planned when it is back. */
+void sched_due_next_pass(sched_due_t *d);
+/* 1 when the integration was found quiet until after now_ms, with this
+ * document and on this local day, by the previous pass or earlier ones. */
+int sched_due_skip(sched_due_t *d, const lt_integration_t *in, uint64_t doc, long long now_ms,
+                   const char *day);
+/* Records a plan's outcome; until_ms 0: plan it every pass. */
+void sched_due_set(sched_due_t *d, const lt_integration_t *in, uint64_t doc, long long until_ms,
+                   const char *day);
 
 #endif

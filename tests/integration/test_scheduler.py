@@ -4,7 +4,9 @@ import_from to yesterday; live emits dateUpdated jobs for LIVE_LOOKBACK_DAYS
 days; no duplicate outstanding job across ticks; a restart re-emits neither
 finished nor already-emitted work; a dropped (not done, no longer
 outstanding) day is emitted again; MAX_OUTSTANDING_JOBS bounds emission
-(live jobs still flow); parked integrations get nothing; two replicas: one
+(live jobs still flow); parked integrations get nothing; a caught-up one
+is skipped by later passes until its document or Redis' state changes;
+two replicas: one
 leader, kill -9 hands over within the lease, SIGTERM exits 0 and releases
 the lease."""
 import datetime
@@ -342,7 +344,46 @@ def live_view():
         assert st.stop(s) == 0
 
 
+def quiet_skipped():
+    """A caught-up integration between its live runs costs a pass nothing:
+    after its first plan every pass skips it (integrations_skipped_total
+    grows, integrations_planned_total does not), until its document changes
+    (planned again at once) or Redis loses its state (planned again, the
+    backfill emitted anew), never silently."""
+    with h.Stack("sched-quiet") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        r = st.redis.client()
+        first = local_today("UTC") - datetime.timedelta(days=3)
+        add(st, "q", "UTC", first.isoformat(), ["orders"])
+        s = scheduler(st)
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "q")) == 3, 20,
+                     "q's backfill")
+        h.wait_until(lambda: (gauge(s, "ltvsync_scheduler_integrations_skipped_total") or 0) >= 4,
+                     20, "passes that skip q")
+        planned = gauge(s, "ltvsync_scheduler_integrations_planned_total")
+        time.sleep(2.0)  # 4 ticks of 500 ms
+        assert gauge(s, "ltvsync_scheduler_integrations_planned_total") == planned
+        assert gauge(s, "ltvsync_scheduler_integrations_skipped_total") >= 4
+        assert len(jobs(st, T_BACKFILL, "q")) == 3
+
+        # a changed document is planned at the next pass: its new stream
+        add(st, "q", "UTC", first.isoformat(), ["orders", "customers"])
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "q")) == 6, 20,
+                     "the new stream's jobs after the change")
+        assert gauge(s, "ltvsync_scheduler_integrations_planned_total") > planned
+
+        # Redis loses its state: the next pass sees it and plans q again
+        for k in r.keys(st.prefix + "*"):
+            if not k.decode().endswith("leader"):
+                r.delete(k)
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "q")) == 12, 20,
+                     "q's backfill emitted again once its state was gone")
+        assert st.stop(s) == 0
+
+
 if __name__ == "__main__":
+    quiet_skipped()
     live_view()
     backfill_live_restart()
     outstanding_cap()
