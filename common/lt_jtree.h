@@ -1,6 +1,6 @@
 /* lt_jtree: a fast, strict JSON parser that builds READ-ONLY cJSON trees in a
- * bump arena (the normalizer's hot path: no malloc per node or string, no
- * cJSON_Delete).
+ * bump arena (the hot paths of the normalizer, raw envelopes, and of the
+ * sink, events: no malloc per node or string, no cJSON_Delete).
  *
  * The tree is made of ordinary cJSON structs with cJSON's conventions, so
  * read-only cJSON calls work on it (GetObjectItemCaseSensitive,
