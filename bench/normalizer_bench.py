@@ -11,10 +11,11 @@ BENCH_CORE (default 1; redis-server and the devbroker are pinned to the other
 cores, so neither side of the comparison shares its core with them), BENCH_REPEAT (default 3: copy and normalizer run in
 turn that many times, medians reported), BENCH_COPY_CODEC (the copy's output
 codec, default lz4 as the normalizer), BENCH_NORM_ENV / BENCH_NORM_ENV_ALT (NAME=VALUE for the
-normalizer; ALT on every second run, an A/B in one stack), BENCH_NORM_BIN_ALT (another
+normalizer, several separated by spaces; ALT on every second run, an A/B in one stack), BENCH_NORM_BIN_ALT (another
 build's ltvsync-normalizer for every second run: two builds A/B in one stack), BENCH_DUMP (a path: the
 events, key TAB value, sorted, to compare two builds byte for byte), BENCH_PERF (a path: `perf record -g` of the
-normalizer while timed, written there).
+normalizer while timed, written there), BENCH_RSS_TRACE (print the normalizer's RSS and rows done
+while timed).
 With --rows-only PATH it only writes the raw values, one per line, to PATH
 (the input of bench/event_cpu.sh) and exits."""
 import json
@@ -116,8 +117,8 @@ def run_normalizer(st, run, infra):
     # NAME=VALUE for experiments; BENCH_NORM_ENV_ALT instead on odd runs (A/B in one stack)
     spec = os.environ.get("BENCH_NORM_ENV_ALT") if run % 2 else None
     spec = spec or os.environ.get("BENCH_NORM_ENV")
-    if spec:
-        k, v = spec.split("=", 1)
+    for item in (spec or "").split():  # NAME=VALUE, several separated by spaces
+        k, v = item.split("=", 1)
         env[k] = v
     alt = os.environ.get("BENCH_NORM_BIN_ALT") if run % 2 else None
     p = st.start_service(os.path.abspath(alt) if alt else "ltvsync-normalizer", env=env)
@@ -136,8 +137,18 @@ def run_normalizer(st, run, infra):
     cpu0 = cpu_seconds(p.pid)
     infra0 = sum(cpu_seconds(q.pid) for q in infra)
     first = metric(p, "ltvsync_normalizer_rows_total")
-    wait_until(lambda: p.check_alive() or metric(p, "ltvsync_normalizer_rows_total") >= ROWS,
-               240, "all rows", interval=0.01)
+    trace = []  # BENCH_RSS_TRACE: (s, VmRSS MiB, rows) every 20 ms or so
+
+    def done():
+        rows = metric(p, "ltvsync_normalizer_rows_total")
+        if os.environ.get("BENCH_RSS_TRACE"):
+            with open("/proc/%d/status" % p.pid) as f:
+                rss = int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+            trace.append((time.monotonic() - t0, rss / 1024, rows))
+        return p.check_alive() or rows >= ROWS
+    wait_until(done, 240, "all rows", interval=0.01)
+    if trace:
+        print("rss trace (s MiB rows): " + " ".join("%.2f:%.0f:%d" % x for x in trace[::5]))
     dt = time.monotonic() - t0
     cpu = cpu_seconds(p.pid) - cpu0
     infra_cpu = sum(cpu_seconds(q.pid) for q in infra) - infra0

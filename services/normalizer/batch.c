@@ -183,8 +183,8 @@ static void parse_chunk(norm_t *n, norm_batch_t *b, lt_jarena_t *arena, size_t f
  * k's chargeback lookup is on the wire while chunk k+1 is parsed, and k+1's
  * while k is produced. A failed lookup falls back to fetch_state (the script
  * is idempotent for rows it has seen, so a retry may run it again). Chunk k's
- * trees are in arena k % 2, alive until k is produced: two chunks of trees
- * at a time, small enough to stay in cache. -1 on shutdown while Redis was
+ * trees are in n->parse_arena[k % 2], alive until k is produced: two chunks
+ * of trees at a time, small enough to stay in cache. -1 on shutdown while Redis was
  * unavailable (nothing may be stored). */
 static int produce(norm_t *n, norm_batch_t *b)
 {
@@ -199,7 +199,7 @@ static int produce(norm_t *n, norm_batch_t *b)
     n->cur_acks = b->acks;
     b->produced = LT_OK;
     for (int k = 0; k < 2; k++)
-        if (!b->arena[k] && !(b->arena[k] = lt_jarena_new())) {
+        if (!n->parse_arena[k] && !(n->parse_arena[k] = lt_jarena_new())) {
             lt_error("out of memory for parse trees");
             return -1;
         }
@@ -209,11 +209,11 @@ static int produce(norm_t *n, norm_batch_t *b)
     }
     lt_jarena_reset(b->event_arena); /* every ack of the last attempt is in (settle) */
     size_t from = 0, to = b->count < NORM_CHUNK ? b->count : NORM_CHUNK, k = 0;
-    parse_chunk(n, b, b->arena[0], 0, to);
+    parse_chunk(n, b, n->parse_arena[0], 0, to);
     sent = norm_cb_send(n, b->msgs, to, &call) == 0;
     while (from < b->count) {
         size_t next = to + NORM_CHUNK < b->count ? to + NORM_CHUNK : b->count;
-        parse_chunk(n, b, b->arena[(k + 1) % 2], to, next);
+        parse_chunk(n, b, n->parse_arena[(k + 1) % 2], to, next);
         if (!(sent && norm_cb_recv(n, &call) == 0) &&
             fetch_state(n, b->msgs + from, to - from) != 0) {
             rc = -1;
@@ -232,8 +232,8 @@ static int produce(norm_t *n, norm_batch_t *b)
         b->msgs[i].env = b->msgs[i].record = NULL;
         b->msgs[i].fetched_at = NULL;
     }
-    lt_jarena_reset(b->arena[0]);
-    lt_jarena_reset(b->arena[1]);
+    lt_jarena_reset(n->parse_arena[0]);
+    lt_jarena_reset(n->parse_arena[1]);
     return rc;
 }
 

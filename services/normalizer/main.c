@@ -216,9 +216,9 @@ end:
     lt_consumer_destroy(n.cons); /* commits the stored offsets */
     lt_producer_destroy(n.prod, 10000);
     /* Only now: unacknowledged events still point into the slots' arenas. */
+    lt_jarena_destroy(n.parse_arena[0]);
+    lt_jarena_destroy(n.parse_arena[1]);
     for (int k = 0; k < NORM_SLOTS; k++) {
-        lt_jarena_destroy(slots[k].arena[0]);
-        lt_jarena_destroy(slots[k].arena[1]);
         lt_jarena_destroy(slots[k].event_arena);
         lt_acks_release(slots[k].acks);
     }
