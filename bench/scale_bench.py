@@ -38,10 +38,12 @@ Printed per N:
   figures below;
 - steady state over BENCH_WINDOW_S (60) once a whole tick ran after the first
   pass (nothing is due: no live window before 15m, no new backfill day):
-  ticks (Redis HMGET calls / (5 streams x N): each tick reads the backfill
-  cursor of every stream of every integration), scheduler CPU per tick
+  ticks (integrations planned or skipped by passes, from the scheduler's
+  metrics, / N), how many a tick planned (read Redis) rather than skipped,
+  scheduler CPU per tick
   (/proc/PID/stat utime+stime), a tick's wall time (the share of the window
-  with HMGET calls going on, sampled at 10 Hz, over the ticks), Redis
+  with HMGET calls going on, sampled at 10 Hz, over the ticks: 0 when every
+  integration is skipped), Redis
   commands per tick, total and per command (INFO commandstats; Redis counts
   commands run inside Lua scripts too, e.g. the lease script's GET and
   PEXPIRE), Redis CPU per tick (INFO cpu);
@@ -326,17 +328,23 @@ def run(n, days, window, partitions, pass_timeout):
 
         # One whole tick after the first pass before the window: the pass
         # that emitted the last jobs still writes its cursors.
-        hm0 = cmdstats(r).get("hmget", (0, 0))[0]
-        h.wait_until(lambda: cmdstats(r).get("hmget", (0, 0))[0] >= hm0 + len(STREAMS) * n,
-                     600, "a steady tick", interval=0.2)
+        def looked_at():  # integrations planned or skipped by passes so far
+            return sum(metric(sch, "ltvsync_scheduler_integrations_%s_total" % k) or 0
+                       for k in ("planned", "skipped"))
+        seen0 = looked_at()
+        h.wait_until(lambda: looked_at() >= seen0 + n, 600, "a steady tick", interval=0.2)
         res["mem_after"], res["keys_after"] = r.info("memory")["used_memory"], r.dbsize()
         res["broker_rss_delta"] = (status_kb(bpid, "VmRSS") - brss0) * 1024
         res["mem_per"] = (res["mem_after"] - mem0) / n
         res["keys_per"] = (res["keys_after"] - keys0) / n
 
         log("N=%d: first pass done in %.1f s; steady window %d s" % (n, t_done - t_w1, window))
+        seen1 = looked_at()
+        planned1 = metric(sch, "ltvsync_scheduler_integrations_planned_total") or 0
         o = observe(r, pid, window)
-        ticks = o["cmds"].get("hmget", 0) / (len(STREAMS) * n)
+        ticks = (looked_at() - seen1) / n
+        res["planned_per_tick"] = (((metric(sch, "ltvsync_scheduler_integrations_planned_total")
+                                     or 0) - planned1) / ticks if ticks else 0)
         busy = sum(b - a for a, b in busy_segments(o["samples"]))
         res.update(window_s=o["el"], ticks=ticks, cpu=o["cpu"], rcpu=o["rcpu"], cmds=o["cmds"],
                    busy_frac=busy / o["el"],
@@ -388,8 +396,10 @@ def report(res, days, partitions):
                                                      key=lambda kv: -kv[1])))
     t = res["ticks"]
     print("steady state, %.0f s window: %.2f ticks (SCHEDULER_TICK 5s), scheduler busy %.0f%% "
-          "of the window; jobs emitted in the window: %d"
-          % (res["window_s"], t, 100 * res["busy_frac"], res["emitted_after"] - res["expected"]))
+          "of the window; jobs emitted in the window: %d; integrations planned a tick: %.1f "
+          "of %d (the rest skipped: nothing due)"
+          % (res["window_s"], t, 100 * res["busy_frac"], res["emitted_after"] - res["expected"],
+             res["planned_per_tick"], n))
     base = res["base"]
     b_cpu, b_rcpu = base["cpu"] / base["el"], base["rcpu"] / base["el"]
     print("idle baseline (leader, no integration, %.0f s): scheduler CPU %.1f ms/s, Redis CPU "
