@@ -1,6 +1,9 @@
 /* batch.c: one batch of ltvsync.events from poll to stored offsets.
  *
- *   check    size cap, JSON, the ltv.event.v1 rules, content hash
+ *   check    size cap, JSON (lt_jtree: a read-only tree in an arena reset
+ *            for each message, so no malloc or free per node and the
+ *            same few KiB of memory for every event), the ltv.event.v1
+ *            rules, content hash
  *   lookup   one Redis script call per chunk of CHUNK messages for its new
  *            event_ids, on the wire while the next chunk is checked
  *   decide   unchanged (same hash as stored, as written by the batch before
@@ -27,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "lt_dedupe.h"
-#include "lt_json.h"
+#include "lt_jtree.h"
 #include "lt_log.h"
 #include "lt_offsets.h"
 #include "lt_signal.h"
@@ -70,14 +73,16 @@ struct sink_batch_s {
     sink_key_t keys[SINK_BATCH_MAX];
     int key_slot[SINK_BATCH_MAX];
     size_t nkeys;
-    sink_call_t *call; /* this batch's lookups */
-    lt_buf_t scratch;  /* canonical JSON of the event being hashed */
+    sink_call_t *call;  /* this batch's lookups */
+    lt_buf_t scratch;   /* canonical JSON of the event being hashed */
+    lt_jarena_t *arena; /* the tree of the event being checked */
 };
 
 sink_batch_t *sink_batch_new(void)
 {
     sink_batch_t *b = calloc(1, sizeof(sink_batch_t));
-    if (b && !(b->call = sink_call_new())) {
+    if (b && (!(b->call = sink_call_new()) || !(b->arena = lt_jarena_new()))) {
+        sink_call_destroy(b->call);
         free(b);
         return NULL;
     }
@@ -103,6 +108,7 @@ void sink_batch_destroy(sink_batch_t *b)
     sink_batch_release(b);
     sink_call_destroy(b->call);
     lt_buf_release(&b->scratch);
+    lt_jarena_destroy(b->arena);
     free(b);
 }
 
@@ -110,11 +116,17 @@ size_t sink_batch_collect(sink_t *s, sink_batch_t *b, int first_wait_ms)
 {
     long long deadline = 0;
     while (b->n < SINK_BATCH_MAX && !lt_signal_stop) {
-        long long left = b->n ? deadline - lt_clock_mono_ms() : first_wait_ms;
-        rd_kafka_message_t *rkm;
-        if (b->n && left <= 0)
-            break;
-        if (!(rkm = lt_consumer_poll(s->cons, (int)left))) {
+        /* What is queued already is taken without a wait and without
+         * reading the clock (a poll with a timeout reads it too); the clock
+         * and the deadline only when the queue is empty. */
+        rd_kafka_message_t *rkm = b->n ? lt_consumer_poll(s->cons, 0) : NULL;
+        if (!rkm) {
+            long long left = b->n ? deadline - lt_clock_mono_ms() : first_wait_ms;
+            if (b->n && left <= 0)
+                break;
+            rkm = lt_consumer_poll(s->cons, (int)left);
+        }
+        if (!rkm) {
             if (!b->n)
                 break; /* idle: let the loop serve the producers */
             continue;
@@ -168,7 +180,7 @@ static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
 {
     const rd_kafka_message_t *rkm = m->rkm;
     char err[256];
-    cJSON *root;
+    const cJSON *root;
     if (!rkm->payload) {
         to_dlq(m, "empty value (tombstone)");
         return;
@@ -178,7 +190,11 @@ static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
         to_dlq(m, err);
         return;
     }
-    if (!(root = lt_json_parse(rkm->payload, rkm->len, s->max_bytes, err, sizeof(err)))) {
+    /* The tree of the message before is done with: its arena memory is
+     * this one's (still in cache). */
+    lt_jarena_reset(b->arena);
+    if (!(root =
+              lt_jtree_parse(b->arena, rkm->payload, rkm->len, s->max_bytes, err, sizeof(err)))) {
         to_dlq(m, err);
         return;
     }
@@ -188,7 +204,6 @@ static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
         m->state = MSG_WRITE;
         m->slot = table_slot(b, m->info.id);
     }
-    cJSON_Delete(root);
 }
 
 /* Check in chunks, each chunk's lookup on the wire while the next is
