@@ -246,15 +246,36 @@ int lt_dedupe_members_hash(const cJSON *const *members, size_t n, lt_buf_t *scra
     return 0;
 }
 
+int lt_dedupe_keyed_hash(const char *const *keys, const size_t *klens, const cJSON *const *vals,
+                         size_t n, size_t source, lt_buf_t *scratch, uint64_t *out)
+{
+    scratch->len = 0;
+    lt_buf_put(scratch, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            lt_buf_put(scratch, ",", 1);
+        lt_buf_put(scratch, keys[i], klens[i]);
+        if (canon(scratch, vals[i], 1, i == source) < 0)
+            return -1;
+    }
+    lt_buf_put(scratch, "}", 1);
+    if (scratch->oom || !scratch->p)
+        return -1;
+    *out = lt_dedupe_xxh64(scratch->p, scratch->len, 0);
+    return 0;
+}
+
 /* ---- ids and stored forms ---- */
+
+/* Value + 1 of a lower-case hex digit; 0 for any other byte. */
+static const unsigned char HEXV[256] = {
+    ['0'] = 1, ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+    ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+};
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
+    return (int)HEXV[(unsigned char)c] - 1;
 }
 
 int lt_dedupe_uuid_parse(const char *s, size_t len, uint8_t out[16])

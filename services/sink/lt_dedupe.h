@@ -56,6 +56,16 @@ int lt_dedupe_content_hash(const cJSON *event, uint64_t *out, char *errstr, size
  * members are not in that order or anything else fails: the caller then
  * takes lt_dedupe_content_hash, which says why. */
 int lt_dedupe_members_hash(const cJSON *const *members, size_t n, lt_buf_t *scratch, uint64_t *out);
+/* The same hash again, of an event given as the values of its members with
+ * their keys already in canonical form: keys[i] is `"<key>":` as the
+ * canonical JSON writes it (a plain ASCII key between quotes), klens[i] its
+ * length, in strictly increasing bytewise key order, which the caller
+ * guarantees (the sink's validator: its field table, built once); source is
+ * the position of the "source" member (its fetched_at is left out), or n.
+ * No comparison of key strings at all. 0, or -1 when a value cannot be
+ * canonicalised (lt_dedupe_content_hash then says why). */
+int lt_dedupe_keyed_hash(const char *const *keys, const size_t *klens, const cJSON *const *vals,
+                         size_t n, size_t source, lt_buf_t *scratch, uint64_t *out);
 
 /* A canonical lower-case UUID (8-4-4-4-12, exactly 36 bytes) into its 16
  * bytes. 0, or -1 for anything else (upper case included). */

@@ -151,6 +151,11 @@ typedef struct {
 #define NAME_SLOTS 128
 static signed char name_slot[NAME_SLOTS];
 static int by_name[F_COUNT];
+/* `"name":` of each field, as the canonical JSON writes it, and its length. */
+static char key_text[F_COUNT][32];
+static size_t key_len[F_COUNT];
+/* 1 for the bytes of an id: [A-Za-z0-9_.:-]. */
+static unsigned char id_byte[256];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static unsigned name_hash(const char *s)
@@ -168,6 +173,10 @@ static int name_cmp(const void *a, const void *b)
 
 static void tables_init(void)
 {
+    static const char id_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                   "0123456789_.:-";
+    for (const char *c = id_chars; *c; c++)
+        id_byte[(unsigned char)*c] = 1;
     memset(name_slot, -1, sizeof(name_slot));
     for (int i = 0; i < F_COUNT; i++) {
         unsigned h = name_hash(fields[i].name) & (NAME_SLOTS - 1);
@@ -175,6 +184,7 @@ static void tables_init(void)
             h = (h + 1) & (NAME_SLOTS - 1);
         name_slot[h] = (signed char)i;
         by_name[i] = i;
+        key_len[i] = (size_t)snprintf(key_text[i], sizeof(key_text[i]), "\"%s\":", fields[i].name);
     }
     qsort(by_name, F_COUNT, sizeof(by_name[0]), name_cmp);
 }
@@ -188,14 +198,15 @@ static const char *const streams[] = {"transactions", "orders", "customers", "pu
 
 #define IN(s, list) (lt_str_index((s), (list), sizeof(list) / sizeof((list)[0])) >= 0)
 
-/* ^[A-Za-z0-9_.:-]{1,64}$ */
+/* ^[A-Za-z0-9_.:-]{1,64}$ (one pass, no strlen) */
 static int is_id(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-    if (n < 1 || n > 64)
+    size_t n = 0;
+    if (!s)
         return 0;
-    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                     "0123456789_.:-") == n;
+    while (id_byte[(unsigned char)s[n]] && n <= 64)
+        n++;
+    return s[n] == '\0' && n >= 1 && n <= 64;
 }
 
 /* An integer in the I-JSON safe range (what every consumer reads exactly). */
@@ -228,15 +239,25 @@ static int is_day(const char *s)
     return s && strlen(s) == 10 && lt_date_parse_day(s, 10, &dt) == 0;
 }
 
-/* HH:MM:SS, 00:00:00 .. 23:59:59 */
+/* Two decimal digits at s, or -1. */
+static int two_digits(const char *s)
+{
+    if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+        return -1;
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* HH:MM:SS, 00:00:00 .. 23:59:59 (lt_date_parse_datetime's time rules;
+ * no copy into a whole date-time first) */
 static int is_time(const char *s)
 {
-    char buf[20];
-    lt_datetime_t dt;
-    if (!s || strlen(s) != 8)
+    int h, m, sec;
+    if (!s || strlen(s) != 8 || s[2] != ':' || s[5] != ':')
         return 0;
-    snprintf(buf, sizeof(buf), "2000-01-01 %s", s);
-    return lt_date_parse_datetime(buf, 19, &dt) == 0;
+    h = two_digits(s);
+    m = two_digits(s + 3);
+    sec = two_digits(s + 6);
+    return h >= 0 && h <= 23 && m >= 0 && m <= 59 && sec >= 0 && sec <= 59;
 }
 
 static int is_currency(const char *s)
@@ -336,30 +357,31 @@ static int check_totals(const cJSON *it)
 static int check_source(const cJSON *src, char *why, size_t whylen)
 {
     static const char *const keys[] = {"stream", "record_id", "fetched_at", "date_updated"};
-    const cJSON *c;
+    const cJSON *c, *v[4] = {NULL, NULL, NULL, NULL}; /* the first member of each key */
     const char *du;
     if (!cJSON_IsObject(src))
         return snprintf(why, whylen, "source: not an object"), 0;
-    cJSON_ArrayForEach(c, src)
+    cJSON_ArrayForEach(c, src) /* one pass: which key, and its first member */
     {
-        if (!c->string || !IN(c->string, keys))
+        int k = c->string ? lt_str_index(c->string, keys, 4) : -1;
+        if (k < 0)
             return snprintf(why, whylen, "source.%.64s: unknown field",
                             c->string ? c->string : "?"),
                    0;
+        if (!v[k])
+            v[k] = c;
     }
     for (size_t i = 0; i < 4; i++)
-        if (!cJSON_GetObjectItemCaseSensitive(src, keys[i]))
+        if (!v[i])
             return snprintf(why, whylen, "source.%s: missing", keys[i]), 0;
-    if (!IN(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(src, "stream")), streams))
+    if (!IN(lt_json_item_str(v[0]), streams))
         return snprintf(why, whylen, "source.stream: not a known stream"), 0;
-    if (!is_id(lt_json_item_str(cJSON_GetObjectItemCaseSensitive(src, "record_id"))))
+    if (!is_id(lt_json_item_str(v[1])))
         return snprintf(why, whylen, "source.record_id: not an id"), 0;
-    c = cJSON_GetObjectItemCaseSensitive(src, "fetched_at");
-    if (!cJSON_IsNull(c) && !cJSON_IsString(c))
+    if (!cJSON_IsNull(v[2]) && !cJSON_IsString(v[2]))
         return snprintf(why, whylen, "source.fetched_at: not a string or null"), 0;
-    c = cJSON_GetObjectItemCaseSensitive(src, "date_updated");
-    du = lt_json_item_str(c);
-    if (!cJSON_IsNull(c) && !is_wall(du))
+    du = lt_json_item_str(v[3]);
+    if (!cJSON_IsNull(v[3]) && !is_wall(du))
         return snprintf(why, whylen, "source.date_updated: not a wall time"), 0;
     return 1;
 }
@@ -593,16 +615,25 @@ int sink_validate_hash(const cJSON *ev, sink_event_info_t *info, lt_buf_t *scrat
 {
     ev_index_t ix;
     const cJSON *sorted[F_COUNT];
-    size_t n = 0;
+    const char *keys[F_COUNT];
+    size_t klens[F_COUNT], n = 0, source = F_COUNT;
     if (validate(ev, &ix, info, why, whylen) != 0)
         return -1;
     /* Every member is a known field, so the index in name order is the
-     * canonical member order: no sort. A repeated name takes the general
-     * path, which refuses it with its reason. */
-    for (int i = 0; i < F_COUNT && !ix.dup; i++)
-        if (ix.f[by_name[i]])
-            sorted[n++] = ix.f[by_name[i]];
-    if (!ix.dup && lt_dedupe_members_hash(sorted, n, scratch, hash) == 0)
+     * canonical member order (no sort), and each key's canonical text is
+     * the field's (no key compared or escaped). A repeated name takes the
+     * general path, which refuses it with its reason. */
+    for (int i = 0; i < F_COUNT && !ix.dup; i++) {
+        int f = by_name[i];
+        if (!ix.f[f])
+            continue;
+        if (f == F_SOURCE)
+            source = n;
+        keys[n] = key_text[f];
+        klens[n] = key_len[f];
+        sorted[n++] = ix.f[f];
+    }
+    if (!ix.dup && lt_dedupe_keyed_hash(keys, klens, sorted, n, source, scratch, hash) == 0)
         return 0;
     return lt_dedupe_content_hash(ev, hash, why, whylen) == 0 ? 0 : -1;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "lt_dedupe.h"
 #include "lt_json.h"
+#include "lt_jtree.h"
 #include "lt_test.h"
 #include "sink.h"
 
@@ -128,6 +129,70 @@ LT_TEST(members_hash_needs_strict_order)
     lt_buf_release(&scratch);
 }
 
+/* Keys given in canonical form hash as the general path does; "source"
+ * leaves its fetched_at out only at the position given. */
+LT_TEST(keyed_hash_equals_general_hash)
+{
+    lt_buf_t scratch = {0};
+    cJSON *ev = parse("{\"a\":1,\"source\":{\"stream\":\"s\",\"fetched_at\":\"x\"},"
+                      "\"z\":[-12,0,3.5,\"\\n\"]}");
+    const cJSON *v[3] = {ev->child, ev->child->next, ev->child->next->next};
+    const char *keys[3] = {"\"a\":", "\"source\":", "\"z\":"};
+    size_t klens[3] = {4, 9, 4};
+    uint64_t fast = 0, general = 1;
+    char why[128];
+    CHECK(lt_dedupe_content_hash(ev, &general, why, sizeof(why)) == 0);
+    CHECK_INT(lt_dedupe_keyed_hash(keys, klens, v, 3, 1, &scratch, &fast), 0);
+    CHECK(fast == general);
+    CHECK_INT(lt_dedupe_keyed_hash(keys, klens, v, 3, 3, &scratch, &fast), 0);
+    CHECK(fast != general); /* fetched_at counted */
+    cJSON_Delete(ev);
+    lt_buf_release(&scratch);
+}
+
+/* The sink reads events with lt_jtree: its trees hash as cJSON's do. */
+LT_TEST(jtree_trees_hash_as_cjson_trees)
+{
+    lt_buf_t scratch = {0};
+    lt_jarena_t *arena = lt_jarena_new();
+    CHECK(arena != NULL);
+    for (size_t i = 0; i < sizeof(events) / sizeof(events[0]); i++) {
+        char why[256] = "";
+        sink_event_info_t info;
+        uint64_t fast = 0, general = 1;
+        cJSON *ev = parse(events[i]);
+        const cJSON *t;
+        lt_jarena_reset(arena);
+        t = lt_jtree_parse(arena, events[i], strlen(events[i]), 1 << 16, why, sizeof(why));
+        CHECK(t != NULL);
+        CHECK_INT(sink_validate_hash(t, &info, &scratch, &fast, why, sizeof(why)), 0);
+        CHECK(lt_dedupe_content_hash(ev, &general, why, sizeof(why)) == 0);
+        CHECK(fast == general);
+        cJSON_Delete(ev);
+    }
+    lt_jarena_destroy(arena);
+    lt_buf_release(&scratch);
+}
+
+/* A key repeated inside source: the general path's reason too. */
+LT_TEST(repeated_source_member_takes_the_general_reason)
+{
+    lt_buf_t scratch = {0};
+    char json[2048], why[256] = "";
+    const char *at = strstr(events[0], "\"source\":{");
+    sink_event_info_t info;
+    uint64_t h;
+    cJSON *ev;
+    CHECK(at != NULL);
+    snprintf(json, sizeof(json), "%.*s\"source\":{\"stream\":\"orders\",%s", (int)(at - events[0]),
+             events[0], at + strlen("\"source\":{"));
+    ev = parse(json);
+    CHECK_INT(sink_validate_hash(ev, &info, &scratch, &h, why, sizeof(why)), -1);
+    CHECK(strstr(why, "duplicate") != NULL);
+    cJSON_Delete(ev);
+    lt_buf_release(&scratch);
+}
+
 /* Integers print as "%lld" did, at the edges of the exact range too. */
 LT_TEST(integers_print_as_before)
 {
@@ -167,6 +232,9 @@ int main(void)
     LT_RUN(member_order_does_not_matter);
     LT_RUN(repeated_member_takes_the_general_reason);
     LT_RUN(members_hash_needs_strict_order);
+    LT_RUN(keyed_hash_equals_general_hash);
+    LT_RUN(jtree_trees_hash_as_cjson_trees);
+    LT_RUN(repeated_source_member_takes_the_general_reason);
     LT_RUN(integers_print_as_before);
     LT_RUN(bucket_names_and_fields);
     return LT_DONE();

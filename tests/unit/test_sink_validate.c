@@ -174,6 +174,45 @@ LT_TEST(bad_dates)
     ev = typed("payment");
     set(ev, "local_time", cJSON_CreateString("3:30:00"));
     REFUSED(ev, "local_time");
+    /* is_time reads HH:MM:SS itself: the edges of each part */
+    static const char *const bad_times[] = {"24:00:00", "23:60:00", "23:59:60", "23-59-59",
+                                            "2a:00:00", "23:59:5",  "23:59:590"};
+    for (size_t i = 0; i < sizeof(bad_times) / sizeof(bad_times[0]); i++) {
+        ev = typed("payment");
+        set(ev, "local_time", cJSON_CreateString(bad_times[i]));
+        REFUSED(ev, "local_time");
+    }
+    ev = typed("payment");
+    set(ev, "local_time", cJSON_CreateString("23:59:59"));
+    CHECK_STR(verdict(ev), "");
+    ev = typed("payment");
+    set(ev, "local_time", cJSON_CreateString("00:00:00"));
+    CHECK_STR(verdict(ev), "");
+}
+
+/* is_id reads its bytes by table: the class and the 1..64 length edges. */
+LT_TEST(id_edges)
+{
+    static const char *const good[] = {"a", "Z9_.:-",
+                                       "0123456789012345678901234567890123456789"
+                                       "012345678901234567890123"};
+    static const char *const bad[] = {"",
+                                      "a b",
+                                      "a/b",
+                                      "\xc3\xa9",
+                                      "a\x01",
+                                      "0123456789012345678901234567890123456789"
+                                      "0123456789012345678901234"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cJSON *ev = typed("payment");
+        set(ev, "campaign_id", cJSON_CreateString(good[i]));
+        CHECK_STR(verdict(ev), "");
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cJSON *ev = typed("payment");
+        set(ev, "campaign_id", cJSON_CreateString(bad[i]));
+        REFUSED(ev, "campaign_id");
+    }
 }
 
 LT_TEST(bad_fields)
@@ -322,5 +361,6 @@ int main(void)
     LT_RUN(dimensions);
     LT_RUN(bad_dates);
     LT_RUN(bad_fields);
+    LT_RUN(id_edges);
     return LT_DONE();
 }
