@@ -29,31 +29,44 @@ static int is_ready(void *opaque)
     return atomic_load(&ready);
 }
 
-/* 1 when Redis still holds the state this process planned against: P
- * sched:epoch is set once (a random value) and read every pass; a Redis
- * restarted empty, or flushed, lost it. -1 when Redis cannot be read. */
-static int state_kept(sched_ctx_t *ctx, char epoch[37])
+/* 1 when nothing changed in Redis behind the planner's back since the last
+ * pass: P sched:epoch is set once (a random value) and a Redis restarted
+ * empty, or flushed, lost it; P integrations:version is bumped by ltvctl
+ * after every write, including those that also reset state (un-parking
+ * forgets last_run_ms and the backfill cursors). 0 otherwise (the caller
+ * forgets what it may skip), -1 when Redis cannot be read. */
+static int state_kept(sched_ctx_t *ctx, char epoch[37], char version[24])
 {
-    char key[256], mine[37];
+    char kepoch[256], kversion[256], mine[37], ver[24] = "";
     redisReply *reply;
-    snprintf(key, sizeof(key), "%ssched:epoch", ctx->prefix);
-    if (!(reply = lt_redis_cmd(ctx->redis, "GET %s", key)))
+    snprintf(kepoch, sizeof(kepoch), "%ssched:epoch", ctx->prefix);
+    snprintf(kversion, sizeof(kversion), "%sintegrations:version", ctx->prefix);
+    if (!(reply = lt_redis_cmd(ctx->redis, "MGET %s %s", kepoch, kversion)))
         return -1;
-    int kept = reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, epoch);
-    if (reply->type == REDIS_REPLY_STRING)
-        snprintf(epoch, 37, "%s", reply->str);
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        freeReplyObject(reply);
+        return -1;
+    }
+    const redisReply *e = reply->element[0], *v = reply->element[1];
+    int kept = e->type == REDIS_REPLY_STRING && !strcmp(e->str, epoch);
+    if (e->type == REDIS_REPLY_STRING)
+        snprintf(epoch, 37, "%s", e->str);
+    else
+        epoch[0] = '\0';
+    if (v->type == REDIS_REPLY_STRING)
+        snprintf(ver, sizeof(ver), "%s", v->str);
+    kept &= !strcmp(ver, version);
+    memcpy(version, ver, sizeof(ver));
     freeReplyObject(reply);
-    if (epoch[0] && kept)
-        return 1;
-    if (!epoch[0] || !kept) { /* missing: set one; another replica may race (NX) */
+    if (!epoch[0]) { /* missing: set one; another replica may race (NX) */
         lt_uuid_v4(mine);
-        if (!(reply = lt_redis_cmd(ctx->redis, "SET %s %s NX", key, mine)))
+        if (!(reply = lt_redis_cmd(ctx->redis, "SET %s %s NX", kepoch, mine)))
             return -1;
         if (reply->type == REDIS_REPLY_STATUS)
             memcpy(epoch, mine, 37);
         freeReplyObject(reply);
     }
-    return 0;
+    return kept;
 }
 
 /* One planning pass over the live registry. An integration found quiet by
@@ -118,7 +131,7 @@ int main(int argc, char **argv)
     sched_metrics_t m;
     sched_due_t *due = sched_due_new();
     long long term = 0;
-    char errstr[512], host[64] = "host", rnd[37], epoch[37] = "";
+    char errstr[512], host[64] = "host", rnd[37], epoch[37] = "", version[24] = "";
     long long period, wait, last_tick = 0;
     int rc = lt_daemon_start(argc, argv, "ltvsync-scheduler", LT_SVC_SCHEDULER, NULL, &cfg);
     if (rc >= 0)
@@ -184,9 +197,10 @@ int main(int argc, char **argv)
             (changed || started - last_tick >= period)) {
             last_tick = started;
             changed = 0;
-            /* what an earlier term (another leader may have come between)
-             * or a Redis that lost its state found no longer holds */
-            int kept = state_kept(&ctx, epoch);
+            /* what an earlier term (another leader may have come between),
+             * a Redis that lost its state or an ltvctl write (P
+             * integrations:version) may have changed */
+            int kept = state_kept(&ctx, epoch, version);
             if (lease.token != term || kept != 1) {
                 sched_due_clear(due);
                 term = lease.token;
