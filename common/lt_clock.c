@@ -32,3 +32,14 @@ int lt_clock_nap_ms(long long ms)
     }
     return lt_signal_stop ? -1 : 0;
 }
+
+void lt_clock_deadline(clockid_t clk, long long ms, struct timespec *ts)
+{
+    clock_gettime(clk, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}

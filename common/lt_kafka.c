@@ -319,13 +319,7 @@ lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)
             pthread_cond_broadcast(&p->served);
         } else {
             struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += left / 1000;
-            ts.tv_nsec += (left % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            lt_clock_deadline(CLOCK_MONOTONIC, left, &ts);
             pthread_cond_timedwait(&p->served, &p->mu, &ts);
         }
     }

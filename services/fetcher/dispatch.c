@@ -593,12 +593,7 @@ static int idle_slots(const disp_t *d)
 static void wait_finished(disp_t *d, long ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += ms * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    lt_clock_deadline(CLOCK_REALTIME, ms, &ts);
     pthread_mutex_lock(&d->mu);
     int finished = 0;
     for (int i = 0; i < d->f->concurrency; i++)

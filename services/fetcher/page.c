@@ -70,14 +70,7 @@ static int gate_enter(worker_ctx_t *w, const lt_integration_t *in, long long dea
         if (left <= 0)
             break;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        left = left < 100 ? left : 100; /* wakes for lt_signal_stop */
-        ts.tv_sec += left / 1000;
-        ts.tv_nsec += (left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        lt_clock_deadline(CLOCK_REALTIME, left < 100 ? left : 100, &ts); /* sees a stop */
         pthread_cond_timedwait(&f->gate_cv, &f->gate_mu, &ts);
     }
     if (lt_signal_stop && rc != 0)
