@@ -170,14 +170,23 @@ static lt_err_t cache_read(lt_registry_cache_t *c, int timeout_ms, char *errstr,
     return err;
 }
 
+/* Applies what the view has received; returns the number of changes.
+ * Caller holds c->mu. */
+static int apply_arrived(lt_registry_cache_t *c)
+{
+    int n = lt_registry_watch_poll(c->watch, &c->reg, 0);
+    if (n > 0)
+        c->generation++;
+    return n;
+}
+
 int lt_registry_cache_find(lt_registry_cache_t *c, const char *id, lt_integration_t *out)
 {
     char err[256];
     const lt_integration_t *in;
     int rc = -1;
     pthread_mutex_lock(&c->mu);
-    if (lt_registry_watch_poll(c->watch, &c->reg, 0) > 0)
-        c->generation++;
+    apply_arrived(c);
     in = lt_registry_find(&c->reg, id);
     if (!in && (c->min_reread_ms == 0 || c->last_read_ms == 0 ||
                 lt_clock_mono_ms() - c->last_read_ms >= c->min_reread_ms)) {
@@ -201,8 +210,7 @@ int lt_registry_cache_peek(lt_registry_cache_t *c, const char *id, lt_integratio
     int rc = -1;
     if (pthread_mutex_trylock(&c->mu) != 0)
         return -1;
-    if (lt_registry_watch_poll(c->watch, &c->reg, 0) > 0)
-        c->generation++;
+    apply_arrived(c);
     if ((in = lt_registry_find(&c->reg, id))) {
         *out = *in;
         rc = 0;
@@ -214,9 +222,7 @@ int lt_registry_cache_peek(lt_registry_cache_t *c, const char *id, lt_integratio
 int lt_registry_cache_poll(lt_registry_cache_t *c)
 {
     pthread_mutex_lock(&c->mu);
-    int n = lt_registry_watch_poll(c->watch, &c->reg, 0);
-    if (n > 0)
-        c->generation++;
+    int n = apply_arrived(c);
     pthread_mutex_unlock(&c->mu);
     return n;
 }

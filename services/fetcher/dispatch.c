@@ -63,7 +63,6 @@ typedef struct job_s {
     uint64_t integration_hash;  /* of integration_id: the queue is scanned every turn */
     int max_in_flight;          /* the integration's; 0 not known (yet) */
     long long looked_ms;        /* monotonic: when max_in_flight was last looked up */
-    int blocked;                /* its integration was at max_in_flight (last look) */
 } job_t;
 
 typedef struct {
@@ -366,8 +365,7 @@ static void count_blocked(disp_t *d, long long now)
         for (job_t *job = d->q[c].head; job; job = job->next) {
             if (!job->max_in_flight && now - job->looked_ms >= 1000)
                 look_up_limit(d, job, now);
-            job->blocked = !job->deferred && job->due_ms <= now && saturated(d, job);
-            d->blocked[c] += (size_t)job->blocked;
+            d->blocked[c] += !job->deferred && job->due_ms <= now && saturated(d, job);
         }
     }
 }
