@@ -24,11 +24,14 @@
  * meanwhile. So the workers are a cap (FETCH_CONCURRENCY), not the
  * throttle: one integration's import fills its own limit, not every worker,
  * and the others do not wait behind it. Across fetchers the Redis limiter
- * (lt_limits) decides.
+ * (lt_limits) decides. A free worker takes a job of the integration that
+ * runs the fewest jobs here (live before backfill among equals), so the
+ * workers are shared among the integrations with work (pick_fair).
  *
  * fetcher_dispatch_healthy() (part of /readyz) turns false when the loop
  * has not turned for LOOP_STALL_MS or a job has kept failing for STUCK_MS:
  * its partition commits nothing meanwhile. */
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -191,6 +194,19 @@ static void q_push_front(jobq_t *q, job_t *job)
     q->len++;
 }
 
+/* Unlinks job from q; prev is the job before it (NULL at the head). */
+static void q_unlink(jobq_t *q, job_t *prev, job_t *job)
+{
+    if (prev)
+        prev->next = job->next;
+    else
+        q->head = job->next;
+    if (q->tail == job)
+        q->tail = prev;
+    q->len--;
+    job->next = NULL;
+}
+
 /* Unlinks the first job for which keep() is 0 (with arg), or NULL. */
 static job_t *q_unlink_first(jobq_t *q, int (*keep)(const job_t *, const void *), const void *arg)
 {
@@ -198,14 +214,7 @@ static job_t *q_unlink_first(jobq_t *q, int (*keep)(const job_t *, const void *)
     for (job_t *job = q->head; job; prev = job, job = job->next) {
         if (keep(job, arg))
             continue;
-        if (prev)
-            prev->next = job->next;
-        else
-            q->head = job->next;
-        if (q->tail == job)
-            q->tail = prev;
-        q->len--;
-        job->next = NULL;
+        q_unlink(q, prev, job);
         return job;
     }
     return NULL;
@@ -341,17 +350,6 @@ static int saturated(const disp_t *d, const job_t *job)
     return job->max_in_flight > 0 && running(d, job) >= fetcher_jobs_cap(job->max_in_flight);
 }
 
-typedef struct {
-    const disp_t *d;
-    long long now;
-} pick_t;
-
-static int not_runnable(const job_t *job, const void *arg)
-{
-    const pick_t *p = arg;
-    return job->due_ms > p->now || saturated(p->d, job);
-}
-
 static void look_up_limit(const disp_t *d, job_t *job, long long now);
 
 /* Counts each class's queued jobs that wait for their integration's slots
@@ -370,19 +368,45 @@ static void count_blocked(disp_t *d, long long now)
     }
 }
 
-/* Gives the first runnable job (due, its integration below max_in_flight
- * here; live before backfill) to an idle worker; 1 when one was given.
- * Caller holds d->mu. */
+/* Unlinks the runnable job (due, its integration below its cap here) whose
+ * integration runs the fewest jobs here; among equals the live one first,
+ * then the one queued first. So the workers are shared among the
+ * integrations that have work, whatever its class: an integration whose
+ * CRM holds every request to the timeout keeps due live jobs in the queue
+ * all the time, and "live first" alone gave it every free worker while
+ * another integration's import waited (test_crm_hostile_slow). The scan
+ * stops at a job of an integration that runs nothing here. */
+static job_t *pick_fair(disp_t *d, long long now)
+{
+    job_t *best = NULL, *best_prev = NULL;
+    int best_cls = 0, best_n = INT_MAX;
+    for (int c = 0; c < 2 && best_n > 0; c++) {
+        job_t *prev = NULL;
+        for (job_t *job = d->q[c].head; job && best_n > 0; prev = job, job = job->next) {
+            if (job->due_ms > now)
+                continue;
+            int n = running(d, job);
+            if ((job->max_in_flight > 0 && n >= fetcher_jobs_cap(job->max_in_flight)) ||
+                n >= best_n)
+                continue;
+            best = job, best_prev = prev, best_cls = c, best_n = n;
+        }
+    }
+    if (best)
+        q_unlink(&d->q[best_cls], best_prev, best);
+    return best;
+}
+
+/* Gives the fairest runnable job (pick_fair) to an idle worker; 1 when one
+ * was given. Caller holds d->mu. */
 static int dispatch_one(disp_t *d, long long now)
 {
-    pick_t pick = {d, now};
     for (int i = 0; i < d->f->concurrency; i++) {
         slot_t *s = &d->slots[i];
         job_t *job;
         if (s->state != SLOT_IDLE)
             continue;
-        if (!(job = q_unlink_first(&d->q[0], not_runnable, &pick)) &&
-            !(job = q_unlink_first(&d->q[1], not_runnable, &pick)))
+        if (!(job = pick_fair(d, now)))
             return 0;
         d->deferred[job->cls] -= job->deferred;
         job->deferred = 0;
