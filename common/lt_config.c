@@ -137,6 +137,21 @@ const lt_config_def_t lt_config_defs[] = {
     /* sink */
     {"DEDUPE_TTL", LT_CFG_DURATION, "400d", MS_H, 3650 * MS_D, LT_SVC_SINK,
      "how long the sink remembers written events"},
+    /* control API (ltvsync-api) */
+    {"API_BIND", LT_CFG_STRING, "0.0.0.0", 0, 0, LT_SVC_API,
+     "address of the API's port: an IPv4 or IPv6 literal"},
+    {"API_PORT", LT_CFG_INT, "8080", 0, 65535, LT_SVC_API,
+     "port of the API, the console, /healthz, /readyz and /metrics (0 = any free port)"},
+    {"API_TOKENS_FILE", LT_CFG_STRING, NULL, 0, 0, LT_SVC_API,
+     "bearer tokens, one per line: NAME SCOPE TOKEN (SCOPE read or admin); required"},
+    {"API_MAX_BODY", LT_CFG_SIZE, "64k", 1 * KIB, 1 * MIB, LT_SVC_API,
+     "largest request body (larger: 413)"},
+    {"API_RATE", LT_CFG_INT, "20", 1, 100000, LT_SVC_API,
+     "requests per second per token (bursts of twice that; over it: 429)"},
+    {"API_MAX_CONNECTIONS", LT_CFG_INT, "64", 4, 10000, LT_SVC_API,
+     "open connections (one thread each) at most"},
+    {"API_CORS_ORIGIN", LT_CFG_STRING, "", 0, 0, LT_SVC_API,
+     "an origin allowed to call the API from a browser; empty = no CORS headers"},
 };
 const size_t lt_config_ndefs = sizeof(lt_config_defs) / sizeof(lt_config_defs[0]);
 
@@ -159,7 +174,15 @@ static const struct {
 } svc_names[] = {
     {LT_SVC_SCHEDULER, "scheduler"}, {LT_SVC_FETCHER, "fetcher"}, {LT_SVC_NORMALIZER, "normalizer"},
     {LT_SVC_SINK, "sink"},           {LT_SVC_CTL, "ctl"},         {LT_SVC_DEVBROKER, "devbroker"},
+    {LT_SVC_API, "api"},
 };
+
+/* The services a setting applies to: the API runs ltvctl's commands, so
+ * it reads every ctl setting too. */
+static unsigned def_services(const lt_config_def_t *d)
+{
+    return d->services & LT_SVC_CTL ? d->services | LT_SVC_API : d->services;
+}
 
 /* The name of a single-service mask, NULL for a combination. */
 static const char *service_name(unsigned service)
@@ -424,7 +447,7 @@ static int special_valid(const lt_config_def_t *d, const char *value)
         return lt_log_level_parse(value) >= 0;
     if (!strcmp(d->name, "IMPORT_ALL_FROM"))
         return date_valid(value);
-    if (!strcmp(d->name, "HTTP_BIND"))
+    if (!strcmp(d->name, "HTTP_BIND") || !strcmp(d->name, "API_BIND"))
         return ip_literal_valid(value);
     return 1;
 }
@@ -432,7 +455,7 @@ static int special_valid(const lt_config_def_t *d, const char *value)
 /* What a setting with a closed vocabulary expects, for its error. */
 static const char *special_hint(const lt_config_def_t *d)
 {
-    if (!strcmp(d->name, "HTTP_BIND"))
+    if (!strcmp(d->name, "HTTP_BIND") || !strcmp(d->name, "API_BIND"))
         return " (an IPv4 or IPv6 address literal, e.g. 0.0.0.0, 127.0.0.1 or ::; no host name)";
     return "";
 }
@@ -828,7 +851,7 @@ void lt_config_print(const lt_config_t *cfg, FILE *out)
 
     for (size_t i = 0; i < lt_config_ndefs; i++) {
         const lt_config_def_t *d = &lt_config_defs[i];
-        if (!(d->services & cfg->service))
+        if (!(def_services(d) & cfg->service))
             continue;
         if (!cfg->val[i]) {
             fprintf(out, "# %s%s is unset\n", ENV_PREFIX, d->name);
@@ -867,7 +890,7 @@ static void print_help(const char *progname, unsigned service, const char *extra
     printf("\nSettings (environment variables; a config file may add to them):\n");
     for (size_t i = 0; i < lt_config_ndefs; i++) {
         const lt_config_def_t *d = &lt_config_defs[i];
-        if (!(d->services & service))
+        if (!(def_services(d) & service))
             continue;
         format_range(d, range, sizeof(range));
         printf("  %s%-28s %s; %s (default %s%s%s)\n", ENV_PREFIX, d->name, d->help,

@@ -22,6 +22,7 @@
 #define LT_SVC_SINK       0x08u
 #define LT_SVC_CTL        0x10u
 #define LT_SVC_DEVBROKER  0x20u
+#define LT_SVC_API        0x40u /* also reads every ctl setting: it runs ltvctl's commands */
 #define LT_SVC_ALL        0xffu
 
 typedef enum {

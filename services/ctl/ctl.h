@@ -1,7 +1,14 @@
 /* ltvctl: the operator CLI. main.c parses the global options and dispatches
- * to one file per command group. Exit codes: 0 ok, 1 failure, 2 usage. */
+ * to one file per command group. Exit codes: 0 ok, 1 failure, 2 usage.
+ *
+ * The commands are also the control API's operations (services/api): they
+ * write to ctl->out and ctl->err (stdout and stderr in ltvctl, memory
+ * streams in the API), and a failure records what kind it is in
+ * ctl->res->problem so the API can answer with the right status. */
 #ifndef LTVCTL_H
 #define LTVCTL_H
+
+#include <stdio.h>
 
 #include "lt_config.h"
 #include "lt_integration.h"
@@ -10,11 +17,34 @@
 #define CTL_FAIL  1
 #define CTL_USAGE 2
 
+/* What went wrong, for a caller that must tell the kinds apart. */
+typedef enum {
+    CTL_P_NONE = 0,
+    CTL_P_INVALID,        /* a field or argument is wrong: res->field names it when known */
+    CTL_P_NOT_FOUND,      /* no such integration */
+    CTL_P_CONFLICT,       /* the integration exists already */
+    CTL_P_CONFIRM,        /* a timezone change without confirmation (--yes) */
+    CTL_P_CRM_REJECTED,   /* the CRM refused the credentials, the IP or a permission */
+    CTL_P_CRM_UNREACHABLE /* the CRM could not be reached or answered an error */
+    /* anything else failing (Kafka, Redis): CTL_P_NONE with CTL_FAIL */
+} ctl_problem_t;
+
+typedef struct {
+    ctl_problem_t problem;
+    char field[32];          /* with CTL_P_INVALID, when one field is at fault */
+    lt_integration_t stored; /* integration add/update: the document written */
+    int stored_set;
+    const char *doc; /* integration add/update/test: the document to use */
+    size_t doclen;   /*   instead of --file (the API's request body) */
+} ctl_res_t;
+
 typedef struct {
     lt_config_t *cfg;
-    int json; /* --json */
-    int yes;  /* --yes */
-    int argc; /* the command's own arguments (after the command words) */
+    FILE *out, *err; /* stdout and stderr in ltvctl */
+    ctl_res_t *res;  /* never NULL */
+    int json;        /* --json */
+    int yes;         /* --yes */
+    int argc;        /* the command's own arguments (after the command words) */
     char **argv;
 } ctl_t;
 
@@ -30,6 +60,10 @@ const char *ctl_arg(const ctl_t *ctl, int n);
 int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out);
 /* Writes (or with json NULL, deletes) an integration and waits for the ack. */
 int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json);
+/* Records the kind of a failure (and the field at fault, or NULL); returns
+ * CTL_FAIL. An errstr of the form "field: reason" names its field. */
+int ctl_fail(const ctl_t *ctl, ctl_problem_t p, const char *field);
+int ctl_fail_errstr(const ctl_t *ctl, ctl_problem_t p, const char *errstr);
 
 int ctl_integration(ctl_t *ctl, const char *verb);
 int ctl_sync(ctl_t *ctl);
@@ -42,6 +76,6 @@ int ctl_replay_start(ctl_t *ctl, const char *id);
 
 /* "a,b,c" stream names to a mask of 1 << lt_stream_t; -1 (and a message on
  * stderr) on an unknown name. jobs.c. */
-int ctl_parse_streams(const char *v, unsigned *mask);
+int ctl_parse_streams(const ctl_t *ctl, const char *v, unsigned *mask);
 
 #endif

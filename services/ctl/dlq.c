@@ -87,8 +87,9 @@ static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *
 
     if (!topic || (!val && !b64) ||
         cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "value_truncated"))) {
-        printf("  skip %d:%lld: not retriable (no source topic or value, or truncated)\n",
-               (int)rkm->partition, (long long)rkm->offset);
+        fprintf(d->ctl->json ? d->ctl->err : d->ctl->out,
+                "  skip %d:%lld: not retriable (no source topic or value, or truncated)\n",
+                (int)rkm->partition, (long long)rkm->offset);
         d->skipped++;
         return;
     }
@@ -113,7 +114,7 @@ static void retry_one(dlq_ctx_t *d, const rd_kafka_message_t *rkm, const cJSON *
                          sizeof(errstr)) != LT_OK ||
         lt_producer_wait(d->producer, d->acks, 30000) != LT_OK ||
         retried_before(d, topic, key, val, len, 1) < 0) {
-        fprintf(stderr, "ltvctl: retry of %d:%lld failed\n", (int)rkm->partition,
+        fprintf(d->ctl->err, "ltvctl: retry of %d:%lld failed\n", (int)rkm->partition,
                 (long long)rkm->offset);
         d->failed++;
     } else {
@@ -144,9 +145,9 @@ static void on_letter(const rd_kafka_message_t *rkm, void *opaque)
         cJSON_AddItemToArray(d->json, cJSON_Duplicate(rec, 1));
     } else {
         const char *v = lt_json_str(rec, "value");
-        printf("%d:%-8lld %s[%lld]@%lld  %s\n    %.100s\n", (int)rkm->partition,
-               (long long)rkm->offset, topic ? topic : "?", part, off,
-               reason ? reason : "(no reason)", v ? v : "(binary: value_base64)");
+        fprintf(d->ctl->out, "%d:%-8lld %s[%lld]@%lld  %s\n    %.100s\n", (int)rkm->partition,
+                (long long)rkm->offset, topic ? topic : "?", part, off,
+                reason ? reason : "(no reason)", v ? v : "(binary: value_base64)");
     }
     cJSON_Delete(rec);
 }
@@ -157,32 +158,36 @@ int ctl_dlq(ctl_t *ctl, const char *verb)
     char errstr[512];
     int rc = CTL_FAIL, retry = !strcmp(verb, "retry");
     if (!retry && strcmp(verb, "list")) {
-        fprintf(stderr, "ltvctl: dlq list | dlq retry\n");
+        fprintf(ctl->err, "ltvctl: dlq list | dlq retry\n");
         return CTL_USAGE;
     }
     if (retry && (!(d.redis = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr,
                                            sizeof(errstr))) ||
                   !(d.producer = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr))))) {
-        fprintf(stderr, "ltvctl: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: %s\n", errstr);
         goto end;
     }
     if (!retry && ctl->json)
         d.json = cJSON_CreateArray();
     if (lt_kafka_read_all(ctl->cfg, lt_config_str(ctl->cfg, "TOPIC_DLQ"), on_letter, &d, 60000,
                           errstr, sizeof(errstr)) != LT_OK) {
-        fprintf(stderr, "ltvctl: reading the DLQ: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: reading the DLQ: %s\n", errstr);
         goto end;
     }
     if (d.json) {
         char *s = lt_json_print(d.json);
-        printf("%s\n", s ? s : "[]");
+        fprintf(ctl->out, "%s\n", s ? s : "[]");
         free(s);
+    } else if (retry && ctl->json) {
+        fprintf(ctl->out, "{\"listed\":%ld,\"retried\":%ld,\"skipped\":%ld,\"failed\":%ld}\n",
+                d.listed, d.retried, d.skipped, d.failed);
     } else if (retry) {
-        printf("%ld dead letters: %ld retried, %ld skipped (retried before or not retriable), %ld "
-               "failed\n",
-               d.listed, d.retried, d.skipped, d.failed);
+        fprintf(ctl->out,
+                "%ld dead letters: %ld retried, %ld skipped (retried before or not retriable), %ld "
+                "failed\n",
+                d.listed, d.retried, d.skipped, d.failed);
     } else {
-        printf("%ld dead letters\n", d.listed);
+        fprintf(ctl->out, "%ld dead letters\n", d.listed);
     }
     rc = d.failed ? CTL_FAIL : CTL_OK;
 end:

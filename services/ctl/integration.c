@@ -24,13 +24,13 @@ int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out
     const lt_integration_t *in;
     char errstr[512];
     if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
-        fprintf(stderr, "ltvctl: reading integrations: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: reading integrations: %s\n", errstr);
         return CTL_FAIL;
     }
     if (!(in = lt_registry_find(&reg, id))) {
-        fprintf(stderr, "ltvctl: no integration \"%s\"\n", id);
+        fprintf(ctl->err, "ltvctl: no integration \"%s\"\n", id);
         lt_registry_release(&reg);
-        return CTL_FAIL;
+        return ctl_fail(ctl, CTL_P_NOT_FOUND, NULL);
     }
     *out = *in;
     lt_registry_release(&reg);
@@ -61,7 +61,7 @@ int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json)
     char errstr[512];
     int rc = CTL_FAIL;
     if (!acks || !(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
-        fprintf(stderr, "ltvctl: kafka: %s\n", acks ? errstr : "out of memory");
+        fprintf(ctl->err, "ltvctl: kafka: %s\n", acks ? errstr : "out of memory");
         lt_acks_release(acks);
         return CTL_FAIL;
     }
@@ -69,31 +69,31 @@ int ctl_write_integration(const ctl_t *ctl, const char *id, const char *json)
     lt_producer_warm(p, &topic, 1, 5000);
     if (lt_producer_send(p, topic, id, strlen(id), json, json ? strlen(json) : 0, acks, errstr,
                          sizeof(errstr)) != LT_OK)
-        fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: kafka: %s\n", errstr);
     else if (lt_producer_wait(p, acks, 30000) != LT_OK)
-        fprintf(stderr, "ltvctl: kafka did not acknowledge the write\n");
+        fprintf(ctl->err, "ltvctl: kafka did not acknowledge the write\n");
     else
         rc = CTL_OK;
     lt_producer_destroy(p, 5000);
     lt_acks_release(acks);
     if (rc == CTL_OK && bump_version(ctl) < 0)
-        fprintf(stderr, "ltvctl: warning: Redis unreachable: running services apply the "
-                        "change when their view of the integrations topic delivers it\n");
+        fprintf(ctl->err, "ltvctl: warning: Redis unreachable: running services apply the "
+                          "change when their view of the integrations topic delivers it\n");
     return rc;
 }
 
-static char *read_file(const char *path, size_t *len)
+static char *read_file(const ctl_t *ctl, const char *path, size_t *len)
 {
     FILE *fp = fopen(path, "rb");
     char *buf = NULL;
     if (!fp) {
-        fprintf(stderr, "ltvctl: %s: %s\n", path, strerror(errno));
+        fprintf(ctl->err, "ltvctl: %s: %s\n", path, strerror(errno));
         return NULL;
     }
     if ((buf = malloc(CTL_MAX_FILE + 1))) {
         *len = fread(buf, 1, CTL_MAX_FILE + 1, fp);
         if (*len > CTL_MAX_FILE) {
-            fprintf(stderr, "ltvctl: %s: larger than %d bytes\n", path, CTL_MAX_FILE);
+            fprintf(ctl->err, "ltvctl: %s: larger than %d bytes\n", path, CTL_MAX_FILE);
             free(buf);
             buf = NULL;
         }
@@ -131,11 +131,11 @@ static int check_flags(const ctl_t *ctl)
         for (int k = 0; field_flags[k] && !known; k++)
             known = !strcmp(a, field_flags[k]);
         if (!known) {
-            fprintf(stderr, "ltvctl: unknown option %s\n", a);
+            fprintf(ctl->err, "ltvctl: unknown option %s\n", a);
             return CTL_USAGE;
         }
         if (++i >= ctl->argc) {
-            fprintf(stderr, "ltvctl: %s needs a value\n", a);
+            fprintf(ctl->err, "ltvctl: %s needs a value\n", a);
             return CTL_USAGE;
         }
     }
@@ -177,7 +177,8 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in)
         if (!(v = ctl_opt(ctl, strs[i].flag)))
             continue;
         if (strlen(v) >= strs[i].size) {
-            fprintf(stderr, "ltvctl: %s: longer than %zu bytes\n", strs[i].flag, strs[i].size - 1);
+            fprintf(ctl->err, "ltvctl: %s: longer than %zu bytes\n", strs[i].flag,
+                    strs[i].size - 1);
             return CTL_USAGE;
         }
         memcpy((char *)in + strs[i].off, v, strlen(v) + 1);
@@ -186,12 +187,12 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in)
         in->base_url[0] = '\0'; /* re-derived from the brand */
     if ((v = ctl_opt(ctl, "--sync-interval")) &&
         lt_config_parse_duration_ms(v, &in->sync_interval_ms) < 0) {
-        fprintf(stderr, "ltvctl: --sync-interval: a duration such as 30s, 15m, 1h\n");
+        fprintf(ctl->err, "ltvctl: --sync-interval: a duration such as 30s, 15m, 1h\n");
         return CTL_USAGE;
     }
     if ((v = ctl_opt(ctl, "--streams"))) {
         unsigned mask = 0;
-        if (ctl_parse_streams(v, &mask) < 0)
+        if (ctl_parse_streams(ctl, v, &mask) < 0)
             return CTL_USAGE;
         in->streams = mask;
     }
@@ -214,15 +215,21 @@ static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integ
     lt_err_t err;
     int rc;
 
-    if (file) {
-        char *buf = read_file(file, &len);
+    if (ctl->res->doc) {
+        if (lt_integration_parse(ctl->res->doc, ctl->res->doclen, in, errstr, sizeof(errstr)) !=
+            LT_OK) {
+            fprintf(ctl->err, "%s\n", errstr);
+            return ctl_fail_errstr(ctl, CTL_P_INVALID, errstr);
+        }
+    } else if (file) {
+        char *buf = read_file(ctl, file, &len);
         if (!buf)
             return CTL_FAIL;
         err = lt_integration_parse(buf, len, in, errstr, sizeof(errstr));
         free(buf);
         if (err != LT_OK) {
-            fprintf(stderr, "ltvctl: %s: %s\n", file, errstr);
-            return CTL_FAIL;
+            fprintf(ctl->err, "ltvctl: %s: %s\n", file, errstr);
+            return ctl_fail_errstr(ctl, CTL_P_INVALID, errstr);
         }
     } else if (base) {
         *in = *base;
@@ -240,15 +247,15 @@ static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integ
     err = lt_integration_parse(json, strlen(json), in, errstr, sizeof(errstr));
     free(json);
     if (err != LT_OK) {
-        fprintf(stderr, "ltvctl: invalid integration: %s\n", errstr);
-        return CTL_FAIL;
+        fprintf(ctl->err, "ltvctl: invalid integration: %s\n", errstr);
+        return ctl_fail_errstr(ctl, CTL_P_INVALID, errstr);
     }
     lt_cred_policy_init(&pol, ctl->cfg);
     err = lt_cred_password(&pol, in, password, sizeof(password), errstr, sizeof(errstr));
     lt_cred_wipe(password, sizeof(password));
     if (err != LT_OK) {
-        fprintf(stderr, "ltvctl: %s\n", errstr);
-        return CTL_FAIL;
+        fprintf(ctl->err, "ltvctl: %s\n", errstr);
+        return ctl_fail_errstr(ctl, CTL_P_INVALID, errstr);
     }
     return CTL_OK;
 }
@@ -291,16 +298,16 @@ static int cmd_add(ctl_t *ctl)
     if ((rc = load_candidate(ctl, &in, NULL)) != CTL_OK)
         return rc;
     if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
-        fprintf(stderr, "ltvctl: reading integrations: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: reading integrations: %s\n", errstr);
         return CTL_FAIL;
     }
     if (lt_registry_find(&reg, in.id)) {
         existing = *lt_registry_find(&reg, in.id);
         lt_registry_release(&reg);
-        fprintf(stderr,
+        fprintf(ctl->err,
                 "ltvctl: integration \"%s\" exists (account %s); use `integration update`\n",
                 existing.id, existing.account_name);
-        return CTL_FAIL;
+        return ctl_fail(ctl, CTL_P_CONFLICT, "id");
     }
     lt_registry_release(&reg);
     if (!(json = lt_integration_to_json(&in)))
@@ -308,8 +315,11 @@ static int cmd_add(ctl_t *ctl)
     rc = ctl_write_integration(ctl, in.id, json);
     free(json);
     if (rc == CTL_OK)
-        printf("integration %s added: importing from %s, syncing every %llds, timezone %s\n", in.id,
-               in.import_from, in.sync_interval_ms / 1000, in.timezone);
+        ctl->res->stored = in, ctl->res->stored_set = 1;
+    if (rc == CTL_OK)
+        fprintf(ctl->out,
+                "integration %s added: importing from %s, syncing every %llds, timezone %s\n",
+                in.id, in.import_from, in.sync_interval_ms / 1000, in.timezone);
     return rc;
 }
 
@@ -326,19 +336,20 @@ static int cmd_update(ctl_t *ctl)
     if ((rc = load_candidate(ctl, &in, &old)) != CTL_OK)
         return rc;
     if (strcmp(in.id, old.id)) {
-        fprintf(stderr, "ltvctl: the id of an integration cannot change\n");
+        fprintf(ctl->err, "ltvctl: the id of an integration cannot change\n");
+        ctl_fail(ctl, CTL_P_INVALID, "id");
         return CTL_USAGE;
     }
     tz_changed = strcmp(in.timezone, old.timezone) != 0;
     if (tz_changed && !ctl->yes) {
-        fprintf(stderr,
+        fprintf(ctl->err,
                 "ltvctl: changing the timezone from %s to %s re-dates every event of %s:\n"
                 "  the CRM reports wall times in the account's timezone, so every payment,\n"
                 "  refund and chargeback moves. The events are rebuilt by replaying\n"
                 "  ltvsync.raw (no CRM calls); downstream receives new versions of the\n"
                 "  events whose dating changes. Run again with --yes to proceed.\n",
                 old.timezone, in.timezone, id);
-        return CTL_FAIL;
+        return ctl_fail(ctl, CTL_P_CONFIRM, "timezone");
     }
     if (!(json = lt_integration_to_json(&in)))
         return CTL_FAIL;
@@ -346,12 +357,14 @@ static int cmd_update(ctl_t *ctl)
     free(json);
     if (rc != CTL_OK)
         return rc;
+    ctl->res->stored = in, ctl->res->stored_set = 1;
     if (clear_parking(ctl, id) < 0)
-        fprintf(stderr, "ltvctl: warning: could not clear the parked state in Redis\n");
-    printf("integration %s updated\n", id);
+        fprintf(ctl->err, "ltvctl: warning: could not clear the parked state in Redis\n");
+    fprintf(ctl->out, "integration %s updated\n", id);
     if (tz_changed) {
-        printf("timezone changed %s -> %s: replaying ltvsync.raw to re-date every event\n",
-               old.timezone, in.timezone);
+        fprintf(ctl->out,
+                "timezone changed %s -> %s: replaying ltvsync.raw to re-date every event\n",
+                old.timezone, in.timezone);
         return ctl_replay_start(ctl, id);
     }
     return CTL_OK;
@@ -367,7 +380,7 @@ static int cmd_remove(ctl_t *ctl)
     if ((rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
         return rc;
     if ((rc = ctl_write_integration(ctl, id, NULL)) == CTL_OK)
-        printf("integration %s removed (no new jobs; its events stay downstream)\n", id);
+        fprintf(ctl->out, "integration %s removed (no new jobs; its events stay downstream)\n", id);
     return rc;
 }
 
@@ -376,26 +389,26 @@ static int cmd_list(ctl_t *ctl)
     lt_registry_t reg = {0};
     char errstr[512];
     if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
-        fprintf(stderr, "ltvctl: reading integrations: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: reading integrations: %s\n", errstr);
         return CTL_FAIL;
     }
     if (ctl->json) {
-        printf("[");
+        fprintf(ctl->out, "[");
         for (size_t i = 0; i < reg.count; i++) {
             char *json = lt_integration_to_json(&reg.items[i]);
-            printf("%s%s", i ? "," : "", json ? json : "null");
+            fprintf(ctl->out, "%s%s", i ? "," : "", json ? json : "null");
             free(json);
         }
-        printf("]\n");
+        fprintf(ctl->out, "]\n");
     } else {
-        printf("%-24s %-14s %-22s %-11s %-8s %s\n", "ID", "BRAND", "TIMEZONE", "IMPORT FROM",
-               "EVERY", "ACCOUNT");
+        fprintf(ctl->out, "%-24s %-14s %-22s %-11s %-8s %s\n", "ID", "BRAND", "TIMEZONE",
+                "IMPORT FROM", "EVERY", "ACCOUNT");
         for (size_t i = 0; i < reg.count; i++) {
             const lt_integration_t *in = &reg.items[i];
             char every[24];
             snprintf(every, sizeof(every), "%llds", in->sync_interval_ms / 1000);
-            printf("%-24s %-14s %-22s %-11s %-8s %s\n", in->id, in->brand, in->timezone,
-                   in->import_from, every, in->account_name);
+            fprintf(ctl->out, "%-24s %-14s %-22s %-11s %-8s %s\n", in->id, in->brand, in->timezone,
+                    in->import_from, every, in->account_name);
         }
     }
     lt_registry_release(&reg);
@@ -414,36 +427,39 @@ static int cmd_show(ctl_t *ctl)
         return rc;
     if (!(json = lt_integration_to_json(&in)))
         return CTL_FAIL;
-    printf("%s\n", json);
+    fprintf(ctl->out, "%s\n", json);
     free(json);
     return CTL_OK;
 }
 
 /* Explains a CRM refusal in the words an operator needs. */
-static void explain(const char *msg)
+static void explain(const ctl_t *ctl, const char *msg)
 {
     const char *ip = strstr(msg, "whitelisted");
     if (ip) {
         const char *dash = strrchr(msg, '-');
         while (dash && (dash[1] == ' ' || dash[1] == '\t'))
             dash++;
-        printf("FAILED: the CRM refused this caller's IP address.\n"
-               "  CRM said: %s\n"
-               "  The CRM saw the request come from %s. Add that address (or the cluster's\n"
-               "  stable egress IPs) to the API user's IP allow-list in the CRM.\n",
-               msg, dash ? dash + 1 : "(not given)");
+        fprintf(ctl->out,
+                "FAILED: the CRM refused this caller's IP address.\n"
+                "  CRM said: %s\n"
+                "  The CRM saw the request come from %s. Add that address (or the cluster's\n"
+                "  stable egress IPs) to the API user's IP allow-list in the CRM.\n",
+                msg, dash ? dash + 1 : "(not given)");
     } else if (strstr(msg, "access") || strstr(msg, "permission")) {
-        printf("FAILED: the API user lacks a permission.\n"
-               "  CRM said: %s\n"
-               "  Tick the query permissions (Query Transactions, Query Orders, Query\n"
-               "  Customers, Query Purchases, Query Campaigns) on the API user.\n",
-               msg);
+        fprintf(ctl->out,
+                "FAILED: the API user lacks a permission.\n"
+                "  CRM said: %s\n"
+                "  Tick the query permissions (Query Transactions, Query Orders, Query\n"
+                "  Customers, Query Purchases, Query Campaigns) on the API user.\n",
+                msg);
     } else {
-        printf("FAILED: the CRM rejected the API credentials.\n"
-               "  CRM said: %s\n"
-               "  Check api_username (the API user's login id, not the account owner's)\n"
-               "  and the password behind password_ref (it must not contain '&').\n",
-               msg);
+        fprintf(ctl->out,
+                "FAILED: the CRM rejected the API credentials.\n"
+                "  CRM said: %s\n"
+                "  Check api_username (the API user's login id, not the account owner's)\n"
+                "  and the password behind password_ref (it must not contain '&').\n",
+                msg);
     }
 }
 
@@ -462,7 +478,7 @@ typedef struct {
 #define TEST_LEASE_TTL_MS  130000 /* the request timeout, and then some */
 #define TEST_LEASE_WAIT_MS 60000
 
-static int test_acquire(test_limits_t *tl, const lt_integration_t *in)
+static int test_acquire(const ctl_t *ctl, test_limits_t *tl, const lt_integration_t *in)
 {
     char errstr[256];
     long long waited = 0, wait = 0;
@@ -481,16 +497,17 @@ static int test_acquire(test_limits_t *tl, const lt_integration_t *in)
             return 0;
         }
         if (rc < 0) {
-            printf("FAILED: the limiter in Redis did not answer: %s\n", errstr);
+            fprintf(ctl->out, "FAILED: the limiter in Redis did not answer: %s\n", errstr);
             return -1;
         }
         wait = wait > 0 ? wait : 20;
         lt_clock_nap_ms(wait);
         waited += wait;
     }
-    printf("FAILED: no request slot of %s's limits came free in %d s (is a sync using "
-           "them all?)\n",
-           in->id, TEST_LEASE_WAIT_MS / 1000);
+    fprintf(ctl->out,
+            "FAILED: no request slot of %s's limits came free in %d s (is a sync using "
+            "them all?)\n",
+            in->id, TEST_LEASE_WAIT_MS / 1000);
     return -1;
 }
 
@@ -502,8 +519,9 @@ static void test_release(test_limits_t *tl)
 }
 
 /* One query of stream for yesterday; CTL_OK when the CRM answered it. */
-static int test_stream(lt_http_t *http, const lt_http_opts_t *opts, const lt_integration_t *in,
-                       const char *password, lt_stream_t stream, test_limits_t *tl)
+static int test_stream(const ctl_t *ctl, lt_http_t *http, const lt_http_opts_t *opts,
+                       const lt_integration_t *in, const char *password, lt_stream_t stream,
+                       test_limits_t *tl)
 {
     lt_job_t job = {.stream = stream, .date_range_type = "dateCreated"};
     lt_crm_form_t form;
@@ -518,15 +536,16 @@ static int test_stream(lt_http_t *http, const lt_http_opts_t *opts, const lt_int
     lt_date_fmt_day(&dt, job.day, sizeof(job.day));
     if (lt_crm_form_build(&form, in->api_username, password, &job, 1, 1, errstr, sizeof(errstr)) ||
         lt_crm_url(in->base_url, stream, url, sizeof(url)) < 0) {
-        printf("FAILED: %s\n", errstr);
+        fprintf(ctl->out, "FAILED: %s\n", errstr);
         goto end;
     }
-    if (test_acquire(tl, in) != 0)
+    if (test_acquire(ctl, tl, in) != 0)
         goto end;
     err = lt_http_post_form(http, url, form.fields, form.n, &resp, errstr, sizeof(errstr));
     test_release(tl);
     if (err != LT_OK) {
-        printf("FAILED: could not reach the CRM at %s: %s\n", in->base_url, errstr);
+        fprintf(ctl->out, "FAILED: could not reach the CRM at %s: %s\n", in->base_url, errstr);
+        ctl_fail(ctl, CTL_P_CRM_UNREACHABLE, NULL);
         goto end;
     }
     err = lt_crm_parse(resp.status, resp.body, resp.len, opts->max_body, &page, errstr,
@@ -534,12 +553,15 @@ static int test_stream(lt_http_t *http, const lt_http_opts_t *opts, const lt_int
     if (err == LT_OK || err == LT_ERR_EMPTY) {
         rc = CTL_OK;
     } else if (err == LT_ERR_AUTH) {
-        printf("(querying %s)\n", lt_stream_name(stream));
-        explain(page.message);
+        fprintf(ctl->out, "(querying %s)\n", lt_stream_name(stream));
+        explain(ctl, page.message);
+        ctl_fail(ctl, CTL_P_CRM_REJECTED, NULL);
     } else {
-        printf("FAILED: the CRM answered a %s query with a transient error: %s\n"
-               "  (retry later; the sync would back off and retry on its own)\n",
-               lt_stream_name(stream), errstr);
+        fprintf(ctl->out,
+                "FAILED: the CRM answered a %s query with a transient error: %s\n"
+                "  (retry later; the sync would back off and retry on its own)\n",
+                lt_stream_name(stream), errstr);
+        ctl_fail(ctl, CTL_P_CRM_UNREACHABLE, NULL);
     }
 end:
     memset(&form, 0, sizeof(form));
@@ -561,7 +583,7 @@ static int cmd_test(ctl_t *ctl)
     lt_cred_policy_t pol;
     int rc;
 
-    if (id && !ctl_opt(ctl, "--file"))
+    if (id && !ctl_opt(ctl, "--file") && !ctl->res->doc)
         rc = ctl_find_integration(ctl, id, &in);
     else
         rc = load_candidate(ctl, &in, NULL);
@@ -569,8 +591,8 @@ static int cmd_test(ctl_t *ctl)
         return rc;
     lt_cred_policy_init(&pol, ctl->cfg);
     if (lt_cred_password(&pol, &in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
-        printf("FAILED: %s\n", errstr);
-        return CTL_FAIL;
+        fprintf(ctl->out, "FAILED: %s\n", errstr);
+        return ctl_fail_errstr(ctl, CTL_P_INVALID, errstr);
     }
     if (!(http = lt_http_new(&opts))) {
         lt_cred_wipe(password, sizeof(password));
@@ -581,15 +603,17 @@ static int cmd_test(ctl_t *ctl)
              lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr))))
         tl.lim = lt_limits_new(tl.redis, lt_config_str(ctl->cfg, "REDIS_PREFIX"));
     if (!tl.lim)
-        printf("note: Redis unreachable (%s): the test's requests are spaced by %s's "
-               "max_rps, not counted with a running sync's\n",
-               tl.redis ? "out of memory" : errstr, in.id);
+        fprintf(ctl->out,
+                "note: Redis unreachable (%s): the test's requests are spaced by %s's "
+                "max_rps, not counted with a running sync's\n",
+                tl.redis ? "out of memory" : errstr, in.id);
     for (int s = 0; s < LT_STREAM_COUNT && rc == CTL_OK; s++)
-        rc = test_stream(http, &opts, &in, password, (lt_stream_t)s, &tl);
+        rc = test_stream(ctl, http, &opts, &in, password, (lt_stream_t)s, &tl);
     if (rc == CTL_OK)
-        printf("OK: connected to %s as API user %s (%s, account %s); every query "
-               "endpoint answered\n",
-               in.base_url, in.api_username, in.brand, in.account_name);
+        fprintf(ctl->out,
+                "OK: connected to %s as API user %s (%s, account %s); every query "
+                "endpoint answered\n",
+                in.base_url, in.api_username, in.brand, in.account_name);
     lt_cred_wipe(password, sizeof(password));
     lt_limits_destroy(tl.lim);
     lt_redis_destroy(tl.redis);
@@ -611,6 +635,6 @@ int ctl_integration(ctl_t *ctl, const char *verb)
         return cmd_show(ctl);
     if (!strcmp(verb, "test"))
         return cmd_test(ctl);
-    fprintf(stderr, "ltvctl: unknown integration command \"%s\"\n", verb);
+    fprintf(ctl->err, "ltvctl: unknown integration command \"%s\"\n", verb);
     return CTL_USAGE;
 }

@@ -4,20 +4,23 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "ctl.h"
 #include "lt_date.h"
 #include "lt_job.h"
 #include "lt_kafka.h"
 #include "lt_uuid.h"
 
-int ctl_parse_streams(const char *v, unsigned *mask)
+int ctl_parse_streams(const ctl_t *ctl, const char *v, unsigned *mask)
 {
     *mask = 0;
     for (const char *p = v; *p;) {
         size_t n = strcspn(p, ",");
         int s = lt_stream_parse(p, n);
         if (s < 0) {
-            fprintf(stderr, "ltvctl: --streams: unknown stream \"%.*s\"\n", (int)n, p);
+            fprintf(ctl->err, "ltvctl: --streams: unknown stream \"%.*s\"\n", (int)n, p);
+            ctl_fail(ctl, CTL_P_INVALID, "streams");
             return -1;
         }
         *mask |= 1u << s;
@@ -34,11 +37,11 @@ static int check_sync_opts(const ctl_t *ctl)
         if (strncmp(a, "--", 2))
             continue;
         if (strcmp(a, "--from") && strcmp(a, "--to") && strcmp(a, "--streams")) {
-            fprintf(stderr, "ltvctl: sync: unknown option %s\n", a);
+            fprintf(ctl->err, "ltvctl: sync: unknown option %s\n", a);
             return CTL_USAGE;
         }
         if (++i >= ctl->argc) {
-            fprintf(stderr, "ltvctl: sync: %s needs a value\n", a);
+            fprintf(ctl->err, "ltvctl: sync: %s needs a value\n", a);
             return CTL_USAGE;
         }
     }
@@ -49,6 +52,25 @@ static int valid_day(const char *s)
 {
     lt_datetime_t dt;
     return s && lt_date_parse_day(s, strlen(s), &dt) == 0;
+}
+
+static void print_sync_json(const ctl_t *ctl, const char *id, const char *from, const char *to,
+                            unsigned streams, int jobs, const char *run_id)
+{
+    cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "streams");
+    char *text;
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "from", from);
+    cJSON_AddStringToObject(o, "to", to);
+    for (int s = 0; s < LT_STREAM_COUNT; s++)
+        if (streams & (1u << s))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(lt_stream_name((lt_stream_t)s)));
+    cJSON_AddNumberToObject(o, "jobs", jobs);
+    cJSON_AddStringToObject(o, "run", run_id);
+    if ((text = cJSON_PrintUnformatted(o)))
+        fprintf(ctl->out, "%s\n", text);
+    free(text);
+    cJSON_Delete(o);
 }
 
 /* Resync jobs go to the backfill topic with reason "resync": they never
@@ -63,15 +85,18 @@ int ctl_sync(ctl_t *ctl)
     unsigned streams;
     int rc, n = 0;
 
-    if (!id || check_sync_opts(ctl) != CTL_OK)
+    if (!id || check_sync_opts(ctl) != CTL_OK) {
+        ctl_fail(ctl, CTL_P_INVALID, NULL);
         return CTL_USAGE;
+    }
     if ((rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)
         return rc;
     streams = in.streams;
-    if (ctl_opt(ctl, "--streams") && ctl_parse_streams(ctl_opt(ctl, "--streams"), &streams) < 0)
+    if (ctl_opt(ctl, "--streams") &&
+        ctl_parse_streams(ctl, ctl_opt(ctl, "--streams"), &streams) < 0)
         return CTL_USAGE;
     if (lt_integration_local_day(&in, (long long)time(NULL), -1, yesterday) < 0) {
-        fprintf(stderr, "ltvctl: cannot load timezone %s\n", in.timezone);
+        fprintf(ctl->err, "ltvctl: cannot load timezone %s\n", in.timezone);
         return CTL_FAIL;
     }
     if (!from)
@@ -79,21 +104,23 @@ int ctl_sync(ctl_t *ctl)
     if (!to)
         to = yesterday;
     if (!valid_day(from) || !valid_day(to) || strcmp(from, to) > 0) {
-        fprintf(stderr, "ltvctl: --from and --to must be days YYYY-MM-DD with from <= to\n");
+        fprintf(ctl->err, "ltvctl: --from and --to must be days YYYY-MM-DD with from <= to\n");
+        ctl_fail(ctl, CTL_P_INVALID, !valid_day(from) ? "from" : "to");
         return CTL_USAGE;
     }
     /* A finished resync marks its day done: today is still changing. */
     if (strcmp(to, yesterday) > 0) {
-        fprintf(stderr,
+        fprintf(ctl->err,
                 "ltvctl: --to %s is after yesterday (%s in %s): a day can be resynced "
                 "once it is over; the live sync covers today\n",
                 to, yesterday, in.timezone);
+        ctl_fail(ctl, CTL_P_INVALID, "to");
         return CTL_USAGE;
     }
     if (!(acks = lt_acks_new()) ||
         !(p = lt_producer_new(ctl->cfg, "KAFKA_", errstr, sizeof(errstr)))) {
         lt_acks_release(acks);
-        fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: kafka: %s\n", errstr);
         return CTL_FAIL;
     }
     const char *job_topics[] = {lt_config_str(ctl->cfg, "TOPIC_JOBS_LIVE"),
@@ -120,7 +147,7 @@ int ctl_sync(ctl_t *ctl)
             if (lt_producer_send(p, lt_config_str(ctl->cfg, "TOPIC_JOBS_BACKFILL"), key,
                                  lt_job_kafka_key(&job, key, sizeof(key)), json, strlen(json), acks,
                                  errstr, sizeof(errstr)) != LT_OK) {
-                fprintf(stderr, "ltvctl: kafka: %s\n", errstr);
+                fprintf(ctl->err, "ltvctl: kafka: %s\n", errstr);
                 rc = CTL_FAIL;
             }
             free(json);
@@ -128,13 +155,16 @@ int ctl_sync(ctl_t *ctl)
         }
     }
     if (rc == CTL_OK && lt_producer_wait(p, acks, 60000) != LT_OK) {
-        fprintf(stderr, "ltvctl: kafka did not acknowledge every job\n");
+        fprintf(ctl->err, "ltvctl: kafka did not acknowledge every job\n");
         rc = CTL_FAIL;
     }
     lt_producer_destroy(p, 5000);
     lt_acks_release(acks);
-    if (rc == CTL_OK)
-        printf("resync of %s from %s to %s: %d jobs queued (run %s)\n", id, from, to, n, run_id);
+    if (rc == CTL_OK && ctl->json)
+        print_sync_json(ctl, id, from, to, streams, n, run_id);
+    else if (rc == CTL_OK)
+        fprintf(ctl->out, "resync of %s from %s to %s: %d jobs queued (run %s)\n", id, from, to, n,
+                run_id);
     return rc;
 }
 
@@ -147,17 +177,17 @@ int ctl_topics(ctl_t *ctl, const char *verb)
     char errstr[512];
     int partitions = (int)lt_config_int(ctl->cfg, "TOPIC_PARTITIONS");
     if (strcmp(verb, "create")) {
-        fprintf(stderr, "ltvctl: unknown topics command \"%s\"\n", verb);
+        fprintf(ctl->err, "ltvctl: unknown topics command \"%s\"\n", verb);
         return CTL_USAGE;
     }
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const char *topic = lt_config_str(ctl->cfg, names[i]);
         if (lt_kafka_create_topic(ctl->cfg, topic, i == 0 ? 1 : partitions,
                                   i == 0 ? compacted : NULL, errstr, sizeof(errstr)) != LT_OK) {
-            fprintf(stderr, "ltvctl: creating %s: %s\n", topic, errstr);
+            fprintf(ctl->err, "ltvctl: creating %s: %s\n", topic, errstr);
             return CTL_FAIL;
         }
-        printf("topic %s ready\n", topic);
+        fprintf(ctl->out, "topic %s ready\n", topic);
     }
     return CTL_OK;
 }

@@ -30,43 +30,6 @@ static const char usage[] =
     "LTVSYNC_KAFKA_BOOTSTRAP_SERVERS and --redis LTVSYNC_REDIS_URL.\n"
     "Exit codes: 0 ok, 1 failure, 2 usage.\n";
 
-const char *ctl_opt(const ctl_t *ctl, const char *name)
-{
-    for (int i = 0; i + 1 < ctl->argc; i++)
-        if (!strcmp(ctl->argv[i], name))
-            return ctl->argv[i + 1];
-    return NULL;
-}
-
-int ctl_flag(const ctl_t *ctl, const char *name)
-{
-    for (int i = 0; i < ctl->argc; i++)
-        if (!strcmp(ctl->argv[i], name))
-            return 1;
-    return 0;
-}
-
-/* Options that take no value; every other "--x" takes one. */
-static int is_bool_opt(const char *s)
-{
-    return !strcmp(s, "--json") || !strcmp(s, "--yes") || !strcmp(s, "--watch") ||
-           !strcmp(s, "--all");
-}
-
-const char *ctl_arg(const ctl_t *ctl, int n)
-{
-    for (int i = 0; i < ctl->argc; i++) {
-        if (!strncmp(ctl->argv[i], "--", 2)) {
-            if (!is_bool_opt(ctl->argv[i]))
-                i++;
-            continue;
-        }
-        if (n-- == 0)
-            return ctl->argv[i];
-    }
-    return NULL;
-}
-
 /* Pulls the global options out of argv wherever they stand. */
 static int global_opts(ctl_t *ctl, int *argc, char **argv)
 {
@@ -103,7 +66,8 @@ static int global_opts(ctl_t *ctl, int *argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    ctl_t ctl = {0};
+    ctl_res_t res = {0};
+    ctl_t ctl = {.out = stdout, .err = stderr, .res = &res};
     char errstr[512];
     const char *cmd;
     int rc = CTL_USAGE;

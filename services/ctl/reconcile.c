@@ -214,8 +214,9 @@ static void tally(rec_ev_t *evs, size_t n, rec_day_t *days, size_t ndays, const 
 }
 
 /* Fetches the CRM's daily summary into days. CTL_OK or CTL_FAIL. */
-static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in, const char *from,
-                         const char *to, rec_day_t *days, size_t ndays, int exponent)
+static int fetch_summary(const ctl_t *ctl, const lt_cred_policy_t *pol, const lt_integration_t *in,
+                         const char *from, const char *to, rec_day_t *days, size_t ndays,
+                         int exponent)
 {
     lt_http_opts_t opts = {
         .connect_timeout_ms = 10000, .timeout_ms = 120000, .max_body = 64u << 20};
@@ -229,7 +230,7 @@ static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in
     int rc = CTL_FAIL;
 
     if (lt_cred_password(pol, in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
-        fprintf(stderr, "ltvctl: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: %s\n", errstr);
         return CTL_FAIL;
     }
     lt_date_parse_day(from, 10, &dt);
@@ -248,12 +249,12 @@ static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in
     if (!(http = lt_http_new(&opts)))
         goto end;
     if (lt_http_post_form(http, url, f, 6, &resp, errstr, sizeof(errstr)) != LT_OK) {
-        fprintf(stderr, "ltvctl: CRM summary: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: CRM summary: %s\n", errstr);
         goto end;
     }
     if (resp.status != 200 ||
         !(root = lt_json_parse(resp.body, resp.len, opts.max_body, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "ltvctl: CRM summary: HTTP %ld, not a JSON answer\n", resp.status);
+        fprintf(ctl->err, "ltvctl: CRM summary: HTTP %ld, not a JSON answer\n", resp.status);
         goto end;
     }
     msg = cJSON_GetObjectItemCaseSensitive(root, "message");
@@ -262,7 +263,7 @@ static int fetch_summary(const lt_cred_policy_t *pol, const lt_integration_t *in
         if (lt_crm_classify_message(text, strlen(text)) == LT_ERR_EMPTY)
             rc = CTL_OK; /* no activity in the range */
         else
-            fprintf(stderr, "ltvctl: CRM summary: %.200s\n", text);
+            fprintf(ctl->err, "ltvctl: CRM summary: %.200s\n", text);
         goto end;
     }
     cJSON_ArrayForEach(row, msg)
@@ -395,16 +396,17 @@ static int revenue_json(cJSON *out, const char *name, const char *key, rec_ev_t 
     return CTL_OK;
 }
 
-static void revenue_print(const cJSON *out, const char *name, const char *key, const char *label,
-                          const char *from, const char *to)
+static void revenue_print(const ctl_t *ctl, const cJSON *out, const char *name, const char *key,
+                          const char *label, const char *from, const char *to)
 {
     const cJSON *o;
-    printf("\nNet revenue by %s, %s..%s (payments - refunds - voids - chargebacks"
-           " + reversals, on the days they happened):\n  %-20s %9s %13s\n",
-           label, from, to, label, "PAYMENTS", "NET");
-    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(out, name))
-        printf("  %-20s %9.0f %13s\n", lt_json_str(o, key),
-               cJSON_GetObjectItemCaseSensitive(o, "payments")->valuedouble, lt_json_str(o, "net"));
+    fprintf(ctl->out,
+            "\nNet revenue by %s, %s..%s (payments - refunds - voids - chargebacks"
+            " + reversals, on the days they happened):\n  %-20s %9s %13s\n",
+            label, from, to, label, "PAYMENTS", "NET");
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(out, name)) fprintf(
+        ctl->out, "  %-20s %9.0f %13s\n", lt_json_str(o, key),
+        cJSON_GetObjectItemCaseSensitive(o, "payments")->valuedouble, lt_json_str(o, "net"));
 }
 
 int ctl_reconcile(ctl_t *ctl)
@@ -421,7 +423,7 @@ int ctl_reconcile(ctl_t *ctl)
 
     if (!id || !from || !to || lt_date_parse_day(from, strlen(from), &a) ||
         lt_date_parse_day(to, strlen(to), &b) || strcmp(from, to) > 0) {
-        fprintf(stderr, "ltvctl: reconcile ID --from YYYY-MM-DD --to YYYY-MM-DD [--json]\n");
+        fprintf(ctl->err, "ltvctl: reconcile ID --from YYYY-MM-DD --to YYYY-MM-DD [--json]\n");
         cJSON_Delete(out);
         return CTL_USAGE;
     }
@@ -432,7 +434,7 @@ int ctl_reconcile(ctl_t *ctl)
     nd = lt_date_days_from_civil(b.year, b.month, b.day) -
          lt_date_days_from_civil(a.year, a.month, a.day) + 1;
     if (exponent < 0 || nd > 3660) {
-        fprintf(stderr, "ltvctl: reconcile takes at most 3660 days of a known currency (%s)\n",
+        fprintf(ctl->err, "ltvctl: reconcile takes at most 3660 days of a known currency (%s)\n",
                 in.currency);
         goto end;
     }
@@ -443,7 +445,7 @@ int ctl_reconcile(ctl_t *ctl)
     rd.id = in.id;
     if (lt_kafka_read_all(ctl->cfg, lt_config_str(ctl->cfg, "TOPIC_EVENTS"), on_event, &rd, 60000,
                           errstr, sizeof(errstr)) != LT_OK) {
-        fprintf(stderr, "ltvctl: reading events: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: reading events: %s\n", errstr);
         goto end;
     }
     rd.n = latest_only(rd.evs, rd.n);
@@ -451,12 +453,12 @@ int ctl_reconcile(ctl_t *ctl)
     tally(rd.evs, rd.n, days, (size_t)nd, from, moved, &unmatched);
     lt_cred_policy_t pol;
     lt_cred_policy_init(&pol, ctl->cfg);
-    if (fetch_summary(&pol, &in, from, to, days, (size_t)nd, exponent) != CTL_OK)
+    if (fetch_summary(ctl, &pol, &in, from, to, days, (size_t)nd, exponent) != CTL_OK)
         goto end;
     jdays = cJSON_AddArrayToObject(out, "days");
     if (!ctl->json)
-        printf("%-10s %-11s %9s %9s %9s %9s %9s  %13s %13s  %s\n", "DAY", "", "SALES", "REBILLS",
-               "REFUNDS", "VOIDS", "CB", "REF+CB (CRM)", "REF+CB (LTV)", "CHECK");
+        fprintf(ctl->out, "%-10s %-11s %9s %9s %9s %9s %9s  %13s %13s  %s\n", "DAY", "", "SALES",
+                "REBILLS", "REFUNDS", "VOIDS", "CB", "REF+CB (CRM)", "REF+CB (LTV)", "CHECK");
     for (long long i = 0; i < nd; i++) {
         rec_day_t *d = &days[i];
         cJSON *jd = cJSON_CreateObject();
@@ -487,38 +489,41 @@ int ctl_reconcile(ctl_t *ctl)
         cJSON_AddItemToArray(jdays, jd);
         if (ctl->json || !any)
             continue;
-        printf("%-10s %-11s %9s %9s %9s %9s %9s  %13s %13s  %s\n", d->day, "CRM", cbuf[0], cbuf[1],
-               cbuf[2], cbuf[3], cbuf[4], v1, v2,
-               !ok                    ? "UNEXPLAINED"
-               : crm_view != ltv_view ? "chargeback dating"
-                                      : "ok");
+        fprintf(ctl->out, "%-10s %-11s %9s %9s %9s %9s %9s  %13s %13s  %s\n", d->day, "CRM",
+                cbuf[0], cbuf[1], cbuf[2], cbuf[3], cbuf[4], v1, v2,
+                !ok                    ? "UNEXPLAINED"
+                : crm_view != ltv_view ? "chargeback dating"
+                                       : "ok");
         if (!ok)
-            printf("%-10s %-11s %9s %9s %9s %9s %9s\n", "", "ltvsync", obuf[0], obuf[1], obuf[2],
-                   obuf[3], obuf[4]);
+            fprintf(ctl->out, "%-10s %-11s %9s %9s %9s %9s %9s\n", "", "ltvsync", obuf[0], obuf[1],
+                    obuf[2], obuf[3], obuf[4]);
     }
     cJSON_AddNumberToObject(out, "unexplained_days", (double)unexplained);
     cJSON_AddNumberToObject(out, "chargebacks_without_sale", (double)unmatched);
     if (revenue_json(out, "by_product", "product_id", rd.evs, rd.n, from, to, 0, exponent) ||
         revenue_json(out, "by_coupon", "coupon_code", rd.evs, rd.n, from, to, 1, exponent)) {
-        fprintf(stderr, "ltvctl: out of memory\n");
+        fprintf(ctl->err, "ltvctl: out of memory\n");
         goto end;
     }
     if (ctl->json) {
         char *s = lt_json_print(out);
-        printf("%s\n", s ? s : "null");
+        fprintf(ctl->out, "%s\n", s ? s : "null");
         free(s);
     } else {
         const cJSON *line;
-        printf("\nREF+CB (CRM): refunds on their day + chargebacks on the original sale's day.\n"
-               "REF+CB (LTV): refunds + chargebacks on the day they happened.\n"
-               "Differences between the two, explained (%d):\n",
-               cJSON_GetArraySize(moved));
-        cJSON_ArrayForEach(line, moved) printf("  %s\n", line->valuestring);
-        printf("%lld day(s) with unexplained differences; %lld chargeback(s) whose sale is outside "
-               "the events read\n",
-               unexplained, unmatched);
-        revenue_print(out, "by_product", "product_id", "product", from, to);
-        revenue_print(out, "by_coupon", "coupon_code", "coupon", from, to);
+        fprintf(ctl->out,
+                "\nREF+CB (CRM): refunds on their day + chargebacks on the original sale's day.\n"
+                "REF+CB (LTV): refunds + chargebacks on the day they happened.\n"
+                "Differences between the two, explained (%d):\n",
+                cJSON_GetArraySize(moved));
+        cJSON_ArrayForEach(line, moved) fprintf(ctl->out, "  %s\n", line->valuestring);
+        fprintf(
+            ctl->out,
+            "%lld day(s) with unexplained differences; %lld chargeback(s) whose sale is outside "
+            "the events read\n",
+            unexplained, unmatched);
+        revenue_print(ctl, out, "by_product", "product_id", "product", from, to);
+        revenue_print(ctl, out, "by_coupon", "coupon_code", "coupon", from, to);
     }
     rc = unexplained ? CTL_FAIL : CTL_OK;
 end:

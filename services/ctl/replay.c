@@ -195,11 +195,11 @@ int ctl_replay_start(ctl_t *ctl, const char *id)
     const char *filter = id ? id : "*", *key = id ? id : "all";
     int64_t done = 0;
     pid_t pid = -1;
-    int rc = CTL_FAIL, status, tty = isatty(1);
+    int rc = CTL_FAIL, status, tty = ctl->out == stdout && isatty(1);
 
     if (normalizer_path(bin, sizeof(bin)) < 0) {
         fprintf(
-            stderr,
+            ctl->err,
             "ltvctl: cannot find ltvsync-normalizer next to ltvctl; set LTVSYNC_NORMALIZER_BIN\n");
         return CTL_FAIL;
     }
@@ -209,38 +209,38 @@ int ctl_replay_start(ctl_t *ctl, const char *id)
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", run);
     if (!(r = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr))) ||
         replay_open(ctl, group, &rp, errstr, sizeof(errstr)) < 0) {
-        fprintf(stderr, "ltvctl: replay: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: replay: %s\n", errstr);
         goto end;
     }
     lt_signal_install();
     if (wait_live(ctl, &rp) < 0)
-        fprintf(stderr,
+        fprintf(ctl->err,
                 "ltvctl: warning: the live normalizer (group %s) is behind; rows it "
                 "normalizes with the old settings after this replay stay so until "
                 "the next replay\n",
                 LIVE_GROUP);
     if ((pid = spawn(bin, group, filter, logpath)) < 0) {
-        fprintf(stderr, "ltvctl: replay: fork: %s\n", strerror(errno));
+        fprintf(ctl->err, "ltvctl: replay: fork: %s\n", strerror(errno));
         goto end;
     }
-    printf("replay %.8s of %s: %lld raw rows to re-read (group %s, log %s)\n", run,
-           id ? id : "every integration", (long long)rp.total, group, logpath);
-    fflush(stdout);
+    fprintf(ctl->out, "replay %.8s of %s: %lld raw rows to re-read (group %s, log %s)\n", run,
+            id ? id : "every integration", (long long)rp.total, group, logpath);
+    fflush(ctl->out);
     while (!lt_signal_stop) {
         int64_t d = replay_done(&rp);
         if (d >= 0)
             done = d;
         record(r, ctl, key, run, "running", done, rp.total);
         if (tty && !ctl->json) {
-            printf("\r  %lld / %lld rows (%.0f%%)", (long long)done, (long long)rp.total,
-                   rp.total ? 100.0 * (double)done / (double)rp.total : 100.0);
-            fflush(stdout);
+            fprintf(ctl->out, "\r  %lld / %lld rows (%.0f%%)", (long long)done, (long long)rp.total,
+                    rp.total ? 100.0 * (double)done / (double)rp.total : 100.0);
+            fflush(ctl->out);
         }
         if (done >= rp.total)
             break;
         if (waitpid(pid, &status, WNOHANG) == pid) {
             pid = -1;
-            fprintf(stderr, "\nltvctl: replay: the normalizer exited early (see %s)\n", logpath);
+            fprintf(ctl->err, "\nltvctl: replay: the normalizer exited early (see %s)\n", logpath);
             record(r, ctl, key, run, "failed", done, rp.total);
             goto end;
         }
@@ -250,22 +250,24 @@ int ctl_replay_start(ctl_t *ctl, const char *id)
     waitpid(pid, &status, 0);
     pid = -1;
     if (done < rp.total) {
-        fprintf(stderr, "\nltvctl: replay interrupted at %lld of %lld rows\n", (long long)done,
+        fprintf(ctl->err, "\nltvctl: replay interrupted at %lld of %lld rows\n", (long long)done,
                 (long long)rp.total);
         record(r, ctl, key, run, "interrupted", done, rp.total);
         goto end;
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-        fprintf(stderr, "\nltvctl: replay: the normalizer did not drain cleanly (see %s)\n",
+        fprintf(ctl->err, "\nltvctl: replay: the normalizer did not drain cleanly (see %s)\n",
                 logpath);
         record(r, ctl, key, run, "failed", done, rp.total);
         goto end;
     }
     record(r, ctl, key, run, "done", done, rp.total);
     unlink(logpath); /* kept only when the replay failed */
-    printf("%sreplay %.8s done: %lld rows re-read; the sink writes downstream only the events that "
-           "changed\n",
-           tty ? "\n" : "", run, (long long)done);
+    fprintf(
+        ctl->out,
+        "%sreplay %.8s done: %lld rows re-read; the sink writes downstream only the events that "
+        "changed\n",
+        tty ? "\n" : "", run, (long long)done);
     rc = CTL_OK;
 end:
     if (pid > 0) {
@@ -286,7 +288,7 @@ int ctl_replay(ctl_t *ctl)
     lt_integration_t in;
     int rc;
     if (ctl_flag(ctl, "--all") == !!id) {
-        fprintf(stderr, "ltvctl: replay ID | replay --all\n");
+        fprintf(ctl->err, "ltvctl: replay ID | replay --all\n");
         return CTL_USAGE;
     }
     if (id && (rc = ctl_find_integration(ctl, id, &in)) != CTL_OK)

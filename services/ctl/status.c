@@ -193,41 +193,45 @@ static void bar(char *buf, size_t width, double frac)
     buf[width] = '\0';
 }
 
-static void print_human(const lt_integration_t *in, const integ_status_t *st, int tty)
+static void print_human(const ctl_t *ctl, const lt_integration_t *in, const integ_status_t *st,
+                        int tty)
 {
     long long done = 0, total = 0;
     char b[41];
-    printf("%s  state: %s", in->id, st->state);
+    fprintf(ctl->out, "%s  state: %s", in->id, st->state);
     if (st->reason[0])
-        printf(" (%s)", st->reason);
-    printf("  complete through: %s\n", st->complete_through[0] ? st->complete_through : "-");
-    printf("  limits: %lld of %d requests in flight, %d requests/s; %lld jobs outstanding\n",
-           st->in_flight, in->max_in_flight, in->max_requests_per_second, st->outstanding);
+        fprintf(ctl->out, " (%s)", st->reason);
+    fprintf(ctl->out, "  complete through: %s\n",
+            st->complete_through[0] ? st->complete_through : "-");
+    fprintf(ctl->out,
+            "  limits: %lld of %d requests in flight, %d requests/s; %lld jobs outstanding\n",
+            st->in_flight, in->max_in_flight, in->max_requests_per_second, st->outstanding);
     if (st->replay_state[0])
-        printf("  replay: %s, %lld of %lld raw rows\n", st->replay_state, st->replay_done,
-               st->replay_total);
-    printf("  %-13s %15s %10s %8s %7s  %s\n", "STREAM", "DAYS", "ROWS", "PAGES", "ERRORS",
-           "LAST ERROR");
+        fprintf(ctl->out, "  replay: %s, %lld of %lld raw rows\n", st->replay_state,
+                st->replay_done, st->replay_total);
+    fprintf(ctl->out, "  %-13s %15s %10s %8s %7s  %s\n", "STREAM", "DAYS", "ROWS", "PAGES",
+            "ERRORS", "LAST ERROR");
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
         const stream_status_t *ss = &st->streams[s];
         char days[32];
         if (!(in->streams & (1u << s)))
             continue;
         snprintf(days, sizeof(days), "%lld/%lld", ss->days_done, ss->days_total);
-        printf("  %-13s %15s %10lld %8lld %7lld  %s\n", lt_stream_name((lt_stream_t)s), days,
-               ss->rows, ss->pages, ss->errors, ss->last_error[0] ? ss->last_error : "-");
+        fprintf(ctl->out, "  %-13s %15s %10lld %8lld %7lld  %s\n", lt_stream_name((lt_stream_t)s),
+                days, ss->rows, ss->pages, ss->errors, ss->last_error[0] ? ss->last_error : "-");
         done += ss->days_done, total += ss->days_total;
     }
     if (total > 0) {
         double frac = (double)done / (double)total;
         long long elapsed = (long long)time(NULL) * 1000 - st->started_ms;
         bar(b, tty ? 40 : 20, frac);
-        printf("  backfill [%s] %5.1f%%", b, frac * 100);
+        fprintf(ctl->out, "  backfill [%s] %5.1f%%", b, frac * 100);
         if (st->started_ms && done > 0 && elapsed > 0 && done < total) {
             double rate = (double)done / ((double)elapsed / 60000.0);
-            printf("  %.1f stream-days/min, ETA %.0f min", rate, (double)(total - done) / rate);
+            fprintf(ctl->out, "  %.1f stream-days/min, ETA %.0f min", rate,
+                    (double)(total - done) / rate);
         }
-        printf("\n");
+        fprintf(ctl->out, "\n");
     }
 }
 
@@ -237,29 +241,29 @@ int ctl_status(ctl_t *ctl)
     lt_redis_t *r = NULL;
     const char *id = ctl_arg(ctl, 0), *prefix = lt_config_str(ctl->cfg, "REDIS_PREFIX");
     char errstr[512];
-    int rc = CTL_FAIL, tty = isatty(1), watch = ctl_flag(ctl, "--watch");
+    int rc = CTL_FAIL, tty = ctl->out == stdout && isatty(1), watch = ctl_flag(ctl, "--watch");
     integ_status_t st;
 
     lt_signal_install();
     if (!(r = lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "ltvctl: redis: %s\n", errstr);
+        fprintf(ctl->err, "ltvctl: redis: %s\n", errstr);
         return CTL_FAIL;
     }
     do {
         cJSON *arr = cJSON_CreateArray();
         int shown = 0;
         if (lt_registry_load(&reg, ctl->cfg, errstr, sizeof(errstr)) != LT_OK) {
-            fprintf(stderr, "ltvctl: reading integrations: %s\n", errstr);
+            fprintf(ctl->err, "ltvctl: reading integrations: %s\n", errstr);
             cJSON_Delete(arr);
             goto end;
         }
         if (watch && tty && !ctl->json)
-            printf("\033[H\033[2J");
+            fprintf(ctl->out, "\033[H\033[2J");
         for (size_t i = 0; i < reg.count; i++) {
             if (id && strcmp(id, reg.items[i].id))
                 continue;
             if (collect(r, prefix, ctl->cfg, &reg.items[i], &st) < 0) {
-                fprintf(stderr, "ltvctl: redis: %s\n", lt_redis_errstr(r));
+                fprintf(ctl->err, "ltvctl: redis: %s\n", lt_redis_errstr(r));
                 cJSON_Delete(arr);
                 goto end;
             }
@@ -267,17 +271,18 @@ int ctl_status(ctl_t *ctl)
             if (ctl->json)
                 cJSON_AddItemToArray(arr, to_json(&reg.items[i], &st));
             else
-                print_human(&reg.items[i], &st, tty);
+                print_human(ctl, &reg.items[i], &st, tty);
         }
         if (ctl->json) {
             char *out = lt_json_print(id && shown ? arr->child : arr);
-            printf("%s\n", out ? out : "null");
+            fprintf(ctl->out, "%s\n", out ? out : "null");
             free(out);
         }
         cJSON_Delete(arr);
-        fflush(stdout);
+        fflush(ctl->out);
         if (id && !shown) {
-            fprintf(stderr, "ltvctl: no integration \"%s\"\n", id);
+            fprintf(ctl->err, "ltvctl: no integration \"%s\"\n", id);
+            ctl_fail(ctl, CTL_P_NOT_FOUND, NULL);
             goto end;
         }
         for (int i = 0; watch && i < 20 && !lt_signal_stop; i++)
