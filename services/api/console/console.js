@@ -494,9 +494,13 @@
         s.reason || "no reason recorded"]));
       c.problem.appendChild(el("p", {class: "advice", text: advice(s.reason)}));
     } else if (lastErr) {
+      /* The status keeps a stream's last error after later successes (no time
+       * of it in the document): a warning while syncing, a note once done. */
       c.problem.hidden = false;
-      c.problem.className = "problem warn";
-      c.problem.appendChild(el("p", null, [el("strong", {text: "Last error: "}), lastErr]));
+      c.problem.className = complete ? "problem note" : "problem warn";
+      c.problem.appendChild(el("p", null, [el("strong", {text: "Last error recorded" +
+        (errors ? " (" + fmtInt(errors) + " error" + (errors === 1 ? "" : "s") + " so far)" : "") + ": "}),
+        lastErr]));
       c.problem.appendChild(el("p", {class: "advice", text: advice(lastErr)}));
     } else {
       c.problem.hidden = true;
