@@ -116,6 +116,10 @@ const lt_config_def_t lt_config_defs[] = {
     {"CRM_ALLOW_INSECURE", LT_CFG_INT, "0", 0, 1, SVC_CRM,
      "1 = base_url may also be http:// and name a loopback host (crm-sim, tests, the demo; "
      "never in production)"},
+    {"SEAL_KEY_FILE", LT_CFG_STRING, NULL, 0, 0, SVC_CRM | LT_SVC_API,
+     "key ring of sealed passwords (password_ref sealed:v1:KID:...): lines KID BASE64KEY, the "
+     "first key seals, every key opens; re-read when the file changes (README: Sealed "
+     "passwords)"},
     /* scheduler */
     {"SCHEDULER_TICK", LT_CFG_DURATION, "5s", 100, MS_H, LT_SVC_SCHEDULER, "scheduler loop period"},
     {"LEADER_LEASE", LT_CFG_DURATION, "10s", MS_S, 10 * MS_M, LT_SVC_SCHEDULER,

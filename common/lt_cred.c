@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lt_seal.h"
+
 void lt_cred_wipe(void *buf, size_t n)
 {
     if (buf)
@@ -35,6 +37,7 @@ void lt_cred_policy_init(lt_cred_policy_t *p, const lt_config_t *cfg)
     p->hosts_konnektive = lt_config_str(cfg, "CRM_HOSTS_KONNEKTIVE");
     p->hosts_checkoutchamp = lt_config_str(cfg, "CRM_HOSTS_CHECKOUTCHAMP");
     p->allow_insecure = lt_config_int(cfg, "CRM_ALLOW_INSECURE") != 0;
+    p->seal_key_file = lt_config_str(cfg, "SEAL_KEY_FILE");
 }
 
 /* ---- base_url ---- */
@@ -190,9 +193,12 @@ lt_err_t lt_cred_check_ref(const char *ref, char *errstr, size_t errlen)
         }
         return LT_OK;
     }
+    if (lt_seal_is_sealed(ref))
+        return lt_seal_check_ref(ref, errstr, errlen);
     snprintf(errstr, errlen,
              "password_ref: must be file:NAME (inside "
-             "LTVSYNC_CRM_CREDENTIALS_DIR) or env:" LT_CRED_ENV_PREFIX "<NAME>; the "
+             "LTVSYNC_CRM_CREDENTIALS_DIR), env:" LT_CRED_ENV_PREFIX "<NAME> or a sealed "
+             "password (" LT_SEAL_PREFIX "KID:..., made with the seal key); the clear "
              "password itself is never stored");
     return LT_ERR_PERMANENT;
 }
@@ -265,11 +271,32 @@ static lt_err_t read_file(const char *path, const char *ref, char *tmp, size_t t
     return LT_OK;
 }
 
+lt_err_t lt_cred_check_password(const char *pw, size_t n, const char *what, char *errstr,
+                                size_t errlen)
+{
+    if (n > LT_CRM_PASSWORD_MAX)
+        snprintf(errstr, errlen, "%s: the password is longer than %d bytes", what,
+                 LT_CRM_PASSWORD_MAX);
+    else if (!n)
+        snprintf(errstr, errlen, "%s: the password is empty", what);
+    else if (memchr(pw, '\0', n))
+        snprintf(errstr, errlen, "%s: the password contains a NUL byte", what);
+    else if (memchr(pw, '&', n))
+        snprintf(errstr, errlen,
+                 "%s: the API password contains '&', which the CRM cannot accept (vendor: the "
+                 "password \"must not have an & sign\"); set a new password without '&' on the "
+                 "API user",
+                 what);
+    else
+        return LT_OK;
+    return LT_ERR_PERMANENT;
+}
+
 lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in, char *buf,
                           size_t buflen, char *errstr, size_t errlen)
 {
     /* Room for the longest password, "\r\n", and one byte to see more. */
-    char tmp[LT_CRM_PASSWORD_MAX + 3], path[PATH_MAX];
+    char tmp[LT_CRM_PASSWORD_MAX + 3], path[PATH_MAX], shown[256], what[256];
     const char *ref = in->password_ref;
     size_t n = 0;
     lt_err_t err;
@@ -282,7 +309,13 @@ lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in,
     if ((err = lt_cred_check_url(p, in->brand, in->base_url, errstr, errlen)) ||
         (err = lt_cred_check_ref(ref, errstr, errlen)))
         return err;
-    if (!strncmp(ref, "file:", 5)) {
+    lt_seal_redact(ref, shown, sizeof(shown)); /* a sealed ref's blob stays out of errors */
+    if (lt_seal_is_sealed(ref)) {
+        if ((err = lt_seal_open_file(p->seal_key_file, in->id, ref, tmp, sizeof(tmp), errstr,
+                                     errlen)))
+            goto end;
+        n = strnlen(tmp, sizeof(tmp));
+    } else if (!strncmp(ref, "file:", 5)) {
         if ((err = lt_cred_resolve_file(p->dir, ref + 5, path, sizeof(path), errstr, errlen)) ||
             (err = read_file(path, ref, tmp, sizeof(tmp), &n, errstr, errlen)))
             goto end;
@@ -298,20 +331,8 @@ lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in,
         n = strnlen(v, sizeof(tmp));
         memcpy(tmp, v, n);
     }
-    err = LT_ERR_PERMANENT;
-    if (n > LT_CRM_PASSWORD_MAX)
-        snprintf(errstr, errlen, "password_ref %.200s: the password is longer than %d bytes", ref,
-                 LT_CRM_PASSWORD_MAX);
-    else if (!n)
-        snprintf(errstr, errlen, "password_ref %.200s: the password is empty", ref);
-    else if (memchr(tmp, '\0', n))
-        snprintf(errstr, errlen, "password_ref %.200s: the password contains a NUL byte", ref);
-    else if (memchr(tmp, '&', n))
-        snprintf(errstr, errlen,
-                 "the API password contains '&', which the CRM cannot accept (vendor: the "
-                 "password \"must not have an & sign\"); set a new password without '&' on the API "
-                 "user");
-    else {
+    snprintf(what, sizeof(what), "password_ref %.200s", shown);
+    if ((err = lt_cred_check_password(tmp, n, what, errstr, errlen)) == LT_OK) {
         memcpy(buf, tmp, n);
         buf[n] = '\0';
         err = LT_OK;

@@ -8,6 +8,8 @@
  *     relative to it, or an absolute path under it); no ".." component, and
  *     the path after resolving every symlink must still lie inside it;
  *   - password_ref env:NAME only for NAME = LTVSYNC_CRM_PASSWORD_<SUFFIX>;
+ *   - password_ref sealed:v1:KID:BLOB, a password sealed for this very
+ *     integration with a key of the ring SEAL_KEY_FILE (lt_seal.h);
  *   - base_url is https:// on a host of the brand's allow-list
  *     (CRM_HOSTS_KONNEKTIVE, CRM_HOSTS_CHECKOUTCHAMP); CRM_ALLOW_INSECURE=1
  *     also allows http:// and loopback hosts (simulators, tests, the demo).
@@ -31,7 +33,8 @@ typedef struct {
     const char *dir;              /* CRM_CREDENTIALS_DIR */
     const char *hosts_konnektive; /* comma-separated host names */
     const char *hosts_checkoutchamp;
-    int allow_insecure; /* http:// and loopback hosts too */
+    int allow_insecure;        /* http:// and loopback hosts too */
+    const char *seal_key_file; /* SEAL_KEY_FILE: the ring that opens sealed refs */
 } lt_cred_policy_t;
 
 /* Fills p from the settings; p borrows cfg's strings (cfg must outlive it). */
@@ -42,8 +45,8 @@ void lt_cred_policy_init(lt_cred_policy_t *p, const lt_config_t *cfg);
 lt_err_t lt_cred_check_url(const lt_cred_policy_t *p, const char *brand, const char *url,
                            char *errstr, size_t errlen);
 
-/* password_ref's form: file:NAME without ".." components, or env:NAME with
- * the fixed prefix. Pure. */
+/* password_ref's form: file:NAME without ".." components, env:NAME with
+ * the fixed prefix, or a well-formed sealed:v1:KID:BLOB. Pure. */
 lt_err_t lt_cred_check_ref(const char *ref, char *errstr, size_t errlen);
 
 /* The real path of file NAME (relative to dir, or absolute) into out, only
@@ -51,12 +54,19 @@ lt_err_t lt_cred_check_ref(const char *ref, char *errstr, size_t errlen);
 lt_err_t lt_cred_resolve_file(const char *dir, const char *name, char *out, size_t outlen,
                               char *errstr, size_t errlen);
 
-/* Checks base_url and password_ref, then reads the password into buf
+/* Checks base_url and password_ref, then reads (or opens, for a sealed ref,
+ * with the ring of p->seal_key_file, cached per process) the password into buf
  * (buflen > LT_CRM_PASSWORD_MAX). Refuses an empty password, one longer
  * than LT_CRM_PASSWORD_MAX, one with a NUL, or with '&' (the CRM cannot take
  * it). On any error buf is wiped. */
 lt_err_t lt_cred_password(const lt_cred_policy_t *p, const lt_integration_t *in, char *buf,
                           size_t buflen, char *errstr, size_t errlen);
+
+/* The rules every CRM password obeys, whatever its source: 1 to
+ * LT_CRM_PASSWORD_MAX bytes (n, which may be past a NUL), no NUL, no '&'.
+ * Errors start with "what: " (a field or the ref) and never show pw. */
+lt_err_t lt_cred_check_password(const char *pw, size_t n, const char *what, char *errstr,
+                                size_t errlen);
 
 /* Wipes n bytes in a way the compiler cannot drop. */
 void lt_cred_wipe(void *buf, size_t n);

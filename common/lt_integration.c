@@ -102,8 +102,10 @@ lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr, size_
         FAIL("base_url: must be an http:// or https:// URL");
     if (!in->api_username[0])
         FAIL("api_username: required (the CRM API user's login id)");
-    if (strncmp(in->password_ref, "file:", 5) && strncmp(in->password_ref, "env:", 4))
-        FAIL("password_ref: must be file:NAME or env:NAME (the password itself is never stored)");
+    if (strncmp(in->password_ref, "file:", 5) && strncmp(in->password_ref, "env:", 4) &&
+        strncmp(in->password_ref, "sealed:", 7))
+        FAIL("password_ref: must be file:NAME, env:NAME or sealed:v1:KID:... (the clear password "
+             "is never stored)");
     if (!in->account_name[0])
         FAIL("account_name: required");
     if (!in->account_username[0])
