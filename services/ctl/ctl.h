@@ -72,6 +72,8 @@ int ctl_status(ctl_t *ctl);
 int ctl_reconcile(ctl_t *ctl);
 int ctl_replay(ctl_t *ctl);
 int ctl_dlq(ctl_t *ctl, const char *verb);
+/* secrets keygen | seal ID | rotate: the seal key ring (secrets.c). */
+int ctl_secrets(ctl_t *ctl, const char *verb);
 int ctl_replay_start(ctl_t *ctl, const char *id);
 
 /* "a,b,c" stream names to a mask of 1 << lt_stream_t; -1 (and a message on

@@ -24,6 +24,11 @@ static const char usage[] =
     "  replay ID | --all                      rebuild events from ltvsync.raw (no CRM calls)\n"
     "  reconcile ID --from DAY --to DAY [--json]  CRM daily summary beside ltvsync's totals\n"
     "  dlq list [--json] | dlq retry           dead letters; retry re-sends each one once\n"
+    "  secrets keygen [--kid K]              print a new seal key line (KID BASE64KEY)\n"
+    "  secrets seal ID < PASSWORD_FILE       print password_ref sealed:v1:... for ID\n"
+    "  secrets rotate [--json]               re-seal passwords of older keys with the first "
+    "key\n"
+    "                                        of LTVSYNC_SEAL_KEY_FILE\n"
     "  topics create                         create every ltvsync topic\n"
     "\n"
     "Settings come from LTVSYNC_* (see docs/CONFIGURATION.md); --brokers sets\n"
@@ -107,6 +112,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(cmd, "dlq") && argc >= 2) {
         ctl.argc = argc - 2, ctl.argv = argv + 2;
         rc = ctl_dlq(&ctl, argv[1]);
+    } else if (!strcmp(cmd, "secrets") && argc >= 2) {
+        ctl.argc = argc - 2, ctl.argv = argv + 2;
+        rc = ctl_secrets(&ctl, argv[1]);
     } else if (!strcmp(cmd, "replay")) {
         ctl.argc = argc - 1, ctl.argv = argv + 1;
         rc = ctl_replay(&ctl);
