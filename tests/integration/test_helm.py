@@ -34,6 +34,7 @@ COMPONENTS = ("scheduler", "fetcher", "normalizer", "sink")
 CHART_OWNED = {"KAFKA_BOOTSTRAP_SERVERS", "DOWNSTREAM_BROKERS", "REDIS_URL",
                "HTTP_PORT", "CONFIG_FILE", "GROUP_ID",
                "CRM_CREDENTIALS_DIR",  # from crm.passwordsMountPath
+               "SEAL_KEY_FILE",        # from sealKey.* (mounted Secret)
                "REPLAY_INTEGRATION"}  # set by `ltvctl replay` for its child, never by the chart
 SECRET_KEYS = ("password", "ecommercepassword", "achaccountnumber", "achroutingnumber")
 
@@ -596,6 +597,38 @@ def check_redis_tls(helm, home):
     check_refused(helm, home, bad)
 
 
+def check_seal_key(helm, home, values):
+    """sealKey.existingSecret: the key ring Secret mounted read-only (no
+    subPath: a rotated Secret reaches running pods) into the fetchers only,
+    named by LTVSYNC_SEAL_KEY_FILE; unset: nothing."""
+    sk = values["sealKey"]
+    for d in by_kind(render(helm, home), "Deployment"):
+        c = d["spec"]["template"]["spec"]["containers"][0]
+        check("LTVSYNC_SEAL_KEY_FILE" not in env_of(c), f"{d['metadata']['name']}: no seal key by default")
+    docs = render(helm, home, "--set", "sealKey.existingSecret=ltvsync-seal-key")
+    want = sk["mountPath"].rstrip("/") + "/" + sk["key"]
+    for d in by_kind(docs, "Deployment"):
+        name = d["metadata"]["name"]
+        pod = d["spec"]["template"]["spec"]
+        c = pod["containers"][0]
+        mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+        vols = {v["name"]: v for v in pod.get("volumes", [])}
+        if name.endswith("-fetcher"):
+            check(env_of(c).get("LTVSYNC_SEAL_KEY_FILE", {}).get("value") == want,
+                  f"{name}: LTVSYNC_SEAL_KEY_FILE={want}")
+            m = mounts.get("seal-key", {})
+            check(m.get("mountPath") == sk["mountPath"] and m.get("readOnly") is True
+                  and "subPath" not in m, f"{name}: the seal key mounted read-only, no subPath")
+            s = vols.get("seal-key", {}).get("secret", {})
+            check(s.get("secretName") == "ltvsync-seal-key" and s.get("defaultMode") == 0o440,
+                  f"{name}: the seal key volume is the Secret, mode 0440")
+        elif not name.endswith("-api"):
+            check("seal-key" not in mounts and "LTVSYNC_SEAL_KEY_FILE" not in env_of(c),
+                  f"{name}: no seal key outside the fetcher")
+    check(not [d for d in by_kind(docs, "Secret") if "seal" in d["metadata"]["name"]],
+          "the chart never renders a seal key Secret")
+
+
 def check_values_mirror_table(values):
     table = config_table()
     check(len(table) >= 20, f"parsed {len(table)} settings from common/lt_config.c")
@@ -743,6 +776,7 @@ def main():
         check("checksum/crm-passwords" in fetch["spec"]["template"]["metadata"].get("annotations", {}),
               "a changed trial Secret rolls the fetchers")
         check("s3cret-value" not in yaml.safe_dump(fetch), "the password stays in the Secret")
+        check_seal_key(helm, home, values)
         check_refusals(helm, home)
         check_kafka_mtls(helm, home)
         check_redis_tls(helm, home)

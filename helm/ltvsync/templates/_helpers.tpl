@@ -302,6 +302,10 @@ socket = r:TCP_NODELAY=1
 - name: LTVSYNC_CRM_CREDENTIALS_DIR
   value: {{ $root.Values.crm.passwordsMountPath | quote }}
 {{- end }}
+{{- if and (has .component (list "fetcher" "api")) $root.Values.sealKey.existingSecret }}
+- name: LTVSYNC_SEAL_KEY_FILE
+  value: {{ printf "%s/%s" (trimSuffix "/" $root.Values.sealKey.mountPath) $root.Values.sealKey.key | quote }}
+{{- end }}
 {{- range $k, $v := $settings }}
 {{- if not (eq (toString $v) "") }}
 - name: LTVSYNC_{{ $k }}
@@ -365,6 +369,16 @@ socket = r:TCP_NODELAY=1
           name: {{ . | quote }}
     {{- end }}
 {{- end }}
+{{- if and (has .component (list "fetcher" "api")) $root.Values.sealKey.existingSecret }}
+{{- /* the seal key ring: no subPath, so a rotated Secret reaches running pods */}}
+- name: seal-key
+  secret:
+    secretName: {{ $root.Values.sealKey.existingSecret | quote }}
+    defaultMode: 0440
+    items:
+      - key: {{ $root.Values.sealKey.key | quote }}
+        path: {{ $root.Values.sealKey.key | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "ltvsync.volumeMounts" -}}
@@ -394,6 +408,11 @@ socket = r:TCP_NODELAY=1
 {{- if and (eq .component "fetcher") (include "ltvsync.crmSecrets" $root) }}
 - name: crm-passwords
   mountPath: {{ $root.Values.crm.passwordsMountPath | quote }}
+  readOnly: true
+{{- end }}
+{{- if and (has .component (list "fetcher" "api")) $root.Values.sealKey.existingSecret }}
+- name: seal-key
+  mountPath: {{ $root.Values.sealKey.mountPath | quote }}
   readOnly: true
 {{- end }}
 {{- end -}}
