@@ -784,6 +784,7 @@
     errs.forEach(function (e) {
       var f = formField(e && e.field);
       var msg = e && e.message ? String(e.message) : "invalid";
+      if (e && e.field && msg.indexOf(e.field + ": ") === 0) msg = msg.slice(e.field.length + 2);
       if (f) { var inp = fieldError(f, msg); first = first || inp; }
       else general.push((e && e.field ? e.field + ": " : "") + msg);
     });
