@@ -11,7 +11,9 @@ with LTVSYNC_[DOWNSTREAM_]KAFKA_SSL_* pointing at them, the key password
 from a Secret (and masked by --print-config), a Redis ACL user in the URL,
 and the optional stunnel sidecar for Redis TLS (config, verification,
 mounts, URL rewrite, ordering, security context, NetworkPolicy).
-Values the chart must refuse are tried too. The Dockerfile and compose file
+ltvsync-api (issue 15): its Deployment, Service, PDB, token Secret (existing
+or from values) and optional Ingress (check_api). Values the chart must
+refuse are tried too. The Dockerfile and compose file
 are checked statically (hadolint, when Debian packages it; otherwise a note).
 """
 import gzip
@@ -35,7 +37,8 @@ CHART_OWNED = {"KAFKA_BOOTSTRAP_SERVERS", "DOWNSTREAM_BROKERS", "REDIS_URL",
                "HTTP_PORT", "CONFIG_FILE", "GROUP_ID",
                "CRM_CREDENTIALS_DIR",  # from crm.passwordsMountPath
                "SEAL_KEY_FILE",        # from sealKey.* (mounted Secret)
-               "REPLAY_INTEGRATION"}  # set by `ltvctl replay` for its child, never by the chart
+               "REPLAY_INTEGRATION",  # set by `ltvctl replay` for its child, never by the chart
+               "API_PORT", "API_TOKENS_FILE"}  # from api.port and api.tokens
 SECRET_KEYS = ("password", "ecommercepassword", "achaccountnumber", "achroutingnumber")
 
 failures = []
@@ -118,6 +121,7 @@ def check_container_security(where, pod_spec, container):
 def check_deployments(docs, values, label):
     deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d
             for d in by_kind(docs, "Deployment")}
+    deps.pop("api", None)  # ltvsync-api: check_api
     check(set(deps) == set(COMPONENTS), f"{label}: Deployments {sorted(deps)}")
     table = config_table()
     for comp, dep in deps.items():
@@ -261,7 +265,8 @@ def check_pdbs_and_monitoring(docs, values, label, deps):
             svcs = by_kind(docs, "Service")
             sel = sms[0]["spec"]["selector"]["matchLabels"]
             hit = [s for s in svcs if all(s["metadata"]["labels"].get(k) == v for k, v in sel.items())]
-            check(len(hit) == len(COMPONENTS), f"{label}: ServiceMonitor selects every component Service")
+            want = len(COMPONENTS) + bool(values["api"]["enabled"])
+            check(len(hit) == want, f"{label}: ServiceMonitor selects every component Service (and the API's)")
     else:
         check(not sms, f"{label}: no ServiceMonitor unless enabled")
 
@@ -409,7 +414,7 @@ def check_kafka_mtls(helm, home):
         check(False, f"mTLS values render: {e}")
         return
     wl = workloads(docs)
-    check(set(wl) == set(COMPONENTS) | {"topics"}, f"mTLS: workloads {sorted(wl)}")
+    check(set(wl) == set(COMPONENTS) | {"topics", "api"}, f"mTLS: workloads {sorted(wl)}")
     props = kafka_props()
     if props is None:
         print("note: librdkafka's CONFIGURATION.md is not installed; property names not checked")
@@ -635,8 +640,16 @@ def check_values_mirror_table(values):
     cfg = values["config"]
     for k in cfg:
         check(k in table, f"values.yaml config.{k} is a setting of common/lt_config.c")
+    api_cfg = values["api"]["config"]
+    for k in api_cfg:
+        check(k in table and k.startswith("API_"), f"values.yaml api.config.{k} is an API_ setting")
     for k, default in table.items():
         if k in CHART_OWNED:
+            continue
+        if k.startswith("API_"):  # ltvsync-api's own settings: in api.config
+            if check(k in api_cfg, f"values.yaml api.config mirrors {k}"):
+                check(str(api_cfg[k]) == (default or ""),
+                      f"values.yaml api.config.{k}={api_cfg[k]!r} equals the code default {default!r}")
             continue
         if check(k in cfg, f"values.yaml config mirrors {k}"):
             check(str(cfg[k]) == (default or ""),
@@ -736,6 +749,108 @@ def check_compose():
     check(os.path.exists(os.path.join(SRC, "docker", secret)), "compose: the demo password file exists")
 
 
+def check_api(helm, home, docs, values, label):
+    """ltvsync-api (values `api`): Deployment, Service, PDB, token Secret,
+    optional Ingress; the refusals of its values."""
+    api = values["api"]
+    comp = lambda kind: [d for d in by_kind(docs, kind)
+                         if d["metadata"]["labels"].get("app.kubernetes.io/component") == "api"]
+    (dep,) = comp("Deployment") or [None]
+    if not check(dep is not None, f"{label}: an api Deployment"):
+        return
+    where = f"{label}/api"
+    pod = pod_of(dep)
+    c = main_container(dep, "api")
+    check(c.get("args") == ["ltvsync-api"], f"{where}: runs ltvsync-api")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    check(ports == {"http": api["port"]}, f"{where}: one port, http = api.port ({ports})")
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        p = c.get(probe, {}).get("httpGet", {})
+        check(p.get("path") == path and p.get("port") == "http", f"{where}: {probe} on {path}")
+    env = env_of(c)
+    check(env.get("LTVSYNC_API_PORT", {}).get("value") == str(api["port"]), f"{where}: LTVSYNC_API_PORT")
+    check("LTVSYNC_HTTP_PORT" not in env, f"{where}: no LTVSYNC_HTTP_PORT (the API port serves the probes)")
+    secret = api["tokens"]["existingSecret"] if not api["tokens"]["values"] else dep["metadata"]["name"] + "-tokens"
+    check_secret_file(where, pod, c, env.get("LTVSYNC_API_TOKENS_FILE", {}).get("value", "?"),
+                      secret, api["tokens"]["key"], True)
+    check(env.get("LTVSYNC_KAFKA_BOOTSTRAP_SERVERS", {}).get("value") == values["kafka"]["bootstrapServers"]
+          and "LTVSYNC_REDIS_URL" in env, f"{where}: Kafka and Redis as the services")
+    settings = dict(values["config"], **(api.get("config") or {}))
+    for k, v in settings.items():
+        if v not in ("", None):
+            check(env.get("LTVSYNC_" + k, {}).get("value") == str(v), f"{where}: LTVSYNC_{k}={v!r}")
+    crm_dir = values["crm"]["passwordsMountPath"]
+    if values["crm"]["passwordSecrets"]:
+        check(env.get("LTVSYNC_CRM_CREDENTIALS_DIR", {}).get("value") == crm_dir,
+              f"{where}: the CRM passwords (Connect test, reconcile) at {crm_dir}")
+    check_container_security(where, pod, c)
+    grace = int(settings.get("SHUTDOWN_GRACE", "25s").rstrip("s"))
+    check(pod["terminationGracePeriodSeconds"] > grace, f"{where}: grace exceeds SHUTDOWN_GRACE")
+    check("/tmp" in {m["mountPath"] for m in c.get("volumeMounts", [])}, f"{where}: writable /tmp")
+    check(dep["spec"].get("replicas") == api["replicaCount"], f"{where}: replicas from values")
+    (svc,) = comp("Service") or [None]
+    if check(svc is not None, f"{label}: an api Service"):
+        sp = svc["spec"]["ports"]
+        check(len(sp) == 1 and sp[0]["port"] == api["port"] and sp[0]["targetPort"] == "http"
+              and sp[0]["name"] == "http", f"{where}: Service port {api['port']} -> http")
+        check(svc["spec"]["selector"] == dep["spec"]["selector"]["matchLabels"], f"{where}: Service selects the API's pods")
+    pdb = comp("PodDisruptionBudget")
+    check(len(pdb) == int(api["pdb"]["enabled"]), f"{where}: PDB when api.pdb.enabled")
+    check(not comp("Ingress"), f"{where}: no Ingress unless api.ingress.enabled")
+    check(not [d for d in comp("Secret")], f"{where}: no token Secret unless api.tokens.values")
+
+    # Tokens from values, an Ingress with TLS, the seal key ring.
+    args = ["--set", "api.tokens.values[0].name=platform", "--set", "api.tokens.values[0].scope=admin",
+            "--set", "api.tokens.values[0].token=0123456789abcdef0123",
+            "--set", "api.tokens.values[1].name=console", "--set", "api.tokens.values[1].scope=read",
+            "--set", "api.tokens.values[1].token=fedcba9876543210fedc",
+            "--set", "api.ingress.enabled=true", "--set", "api.ingress.host=ltv.example.com",
+            "--set", "api.ingress.className=nginx", "--set", "api.ingress.tls.enabled=true",
+            "--set", "api.ingress.tls.secretName=ltv-tls", "--set", "sealKey.existingSecret=seal"]
+    try:
+        d2 = render(helm, home, *args)
+    except RuntimeError as e:
+        check(False, f"api: tokens from values and an Ingress render: {e}")
+        return
+    sec = [d for d in by_kind(d2, "Secret") if d["metadata"]["name"].endswith("-api-tokens")]
+    if check(len(sec) == 1, "api: the token Secret is created from api.tokens.values"):
+        import base64
+        text = base64.b64decode(sec[0]["data"]["tokens"]).decode()
+        lines = [l for l in text.splitlines() if l and not l.startswith("#")]
+        check(lines == ["platform admin 0123456789abcdef0123", "console read fedcba9876543210fedc"],
+              f"api: the token file is NAME SCOPE TOKEN lines ({len(lines)} lines)")
+    dep2 = [d for d in by_kind(d2, "Deployment") if d["metadata"]["name"].endswith("-api")][0]
+    c2 = main_container(dep2, "api")
+    check_secret_file("api/values", pod_of(dep2), c2, env_of(c2)["LTVSYNC_API_TOKENS_FILE"]["value"],
+                      sec[0]["metadata"]["name"] if sec else "?", "tokens", True)
+    check("checksum/api-tokens" in dep2["spec"]["template"]["metadata"].get("annotations", {}),
+          "api: a changed token Secret from values rolls the pods")
+    check("0123456789abcdef0123" not in yaml.safe_dump(dep2), "api: the tokens stay in the Secret")
+    check("LTVSYNC_SEAL_KEY_FILE" in env_of(c2), "api: the seal key ring (sealKey) for typed-in passwords")
+    ing = by_kind(d2, "Ingress")
+    if check(len(ing) == 1, "api: api.ingress.enabled renders an Ingress"):
+        spec = ing[0]["spec"]
+        be = spec["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        check(spec["rules"][0]["host"] == "ltv.example.com" and spec.get("ingressClassName") == "nginx",
+              "api: Ingress host and class from values")
+        check(be["name"] == dep2["metadata"]["name"] and be["port"] == {"name": "http"},
+              "api: Ingress to the API Service's http port")
+        check(spec.get("tls") == [{"hosts": ["ltv.example.com"], "secretName": "ltv-tls"}], "api: Ingress TLS")
+    off = render(helm, home, "--set", "api.enabled=false")
+    check(not [d for d in off if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "api"],
+          "api.enabled=false renders no API object")
+    check_refused(helm, home, [
+        (["--set", "api.tokens.values[0].name=x", "--set", "api.tokens.values[0].scope=write",
+          "--set", "api.tokens.values[0].token=0123456789abcdef"], "scope"),
+        (["--set", "api.tokens.values[0].name=x", "--set", "api.tokens.values[0].scope=read",
+          "--set", "api.tokens.values[0].token=short"], "token"),
+        (["--set", "api.tokens.existingSecret="], "api.tokens.existingSecret"),
+        (["--set", "api.ingress.enabled=true", "--set", "api.ingress.tls.enabled=true"], "secretName"),
+        (["--set", "api.config.API_PORT=9000"], "API_PORT"),
+        (["--set", "api.terminationGracePeriodSeconds=10"], "must exceed SHUTDOWN_GRACE"),
+    ])
+
+
 def main():
     helm = helm_binary()
     values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
@@ -761,6 +876,8 @@ def main():
             check_scaling(docs, vals, label, deps)
             check_pdbs_and_monitoring(docs, vals, label, deps)
             check_no_secrets_rendered(docs, label)
+            if label == "default":
+                check_api(helm, home, docs, vals, label)
             notes = render_notes(helm, home, home, args)
             check("egress" in notes.lower() and "allow-list" in notes.lower(),
                   f"{label}: NOTES explain the CRM IP allow-list and egress IPs")

@@ -5,9 +5,10 @@ production example and a few overrides:
     policy types (a policy with Egress alone would leave ingress open);
   - ingress: httpPort over TCP only, from anyone unless ingress.from says;
   - egress: DNS (UDP and TCP 53), the Kafka ports of the bootstrap lists
-    (the sink's downstream list too), redis.port, and for the fetcher alone
-    443 to public addresses (no private, link-local/metadata or CGNAT
-    block); no rule without ports;
+    (the sink's downstream list too), redis.port, and for the fetcher and
+    ltvsync-api alone 443 to public addresses (no private, link-local/metadata
+    or CGNAT block); no rule without ports; the API's ingress to api.port
+    from api.networkPolicy.from;
   - networkPolicy.enabled=false renders none; a bad CIDR is refused.
 """
 import ipaddress
@@ -44,7 +45,7 @@ def check_policies(docs, values, label, kafka_ports, sink_ports):
     deps = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d
             for d in docs if d.get("kind") == "Deployment"}
     pols = policies(docs)
-    check(set(pols) == set(COMPONENTS), f"{label}: a NetworkPolicy per service ({sorted(pols)})")
+    check(set(pols) == set(COMPONENTS) | {"api"}, f"{label}: a NetworkPolicy per service ({sorted(pols)})")
     for comp, pol in pols.items():
         where = f"{label}/{comp}"
         spec = pol["spec"]
@@ -52,17 +53,18 @@ def check_policies(docs, values, label, kafka_ports, sink_ports):
         check(spec["podSelector"].get("matchLabels") == sel, f"{where}: selects its Deployment's pods")
         check(sorted(spec.get("policyTypes", [])) == ["Egress", "Ingress"], f"{where}: Ingress and Egress")
         (ing,) = spec["ingress"]
-        check(ports(ing) == {("TCP", values["httpPort"])}, f"{where}: ingress to the HTTP port only ({ing})")
+        port = values["api"]["port"] if comp == "api" else values["httpPort"]
+        check(ports(ing) == {("TCP", port)}, f"{where}: ingress to the HTTP port only ({ing})")
         egress = spec["egress"]
         check(all(r.get("ports") for r in egress), f"{where}: every egress rule names its ports")
         allowed = set().union(*(ports(r) for r in egress))
         want = {("UDP", 53), ("TCP", 53), ("TCP", values["redis"]["port"])}
         want |= {("TCP", p) for p in (sink_ports if comp == "sink" else kafka_ports)}
-        if comp == "fetcher":
+        if comp in ("fetcher", "api"):  # the API: the Connect test and reconcile
             want.add(("TCP", 443))
         check(allowed == want, f"{where}: egress ports {sorted(allowed)} == {sorted(want)}")
         crm = [r for r in egress if ("TCP", 443) in ports(r)]
-        if comp != "fetcher":
+        if comp not in ("fetcher", "api"):
             continue
         blocks = [t["ipBlock"] for r in crm for t in r.get("to", [])]
         check(crm and all("ipBlock" in t for r in crm for t in r.get("to", [])) and blocks,
@@ -71,6 +73,20 @@ def check_policies(docs, values, label, kafka_ports, sink_ports):
                       "127.0.0.1", "fd00::1", "fe80::1"):
             check(not reachable(blocks, probe), f"{where}: 443 to {probe} is not allowed")
         check(reachable(blocks, "203.0.113.10"), f"{where}: 443 to a public address is allowed")
+
+
+def check_api_policy(helm, home):
+    """ltvsync-api: its port from api.networkPolicy.from only; none when disabled."""
+    docs = th.render(helm, home, "--set", "api.port=8443",
+                     "--set", "api.networkPolicy.from[0].namespaceSelector.matchLabels.team=platform")
+    pol = policies(docs)["api"]["spec"]
+    check(pol["ingress"] == [{"ports": [{"port": 8443, "protocol": "TCP"}],
+                              "from": [{"namespaceSelector": {"matchLabels": {"team": "platform"}}}]}],
+          f"api: ingress to api.port from api.networkPolicy.from ({pol['ingress']})")
+    check(policies(docs)["sink"]["spec"]["ingress"][0].get("from") is None,
+          "api.networkPolicy.from does not restrict the other services")
+    docs = th.render(helm, home, "--set", "api.enabled=false")
+    check("api" not in policies(docs), "api.enabled=false: no API NetworkPolicy")
 
 
 def reachable(blocks, ip):
@@ -103,6 +119,7 @@ def main():
         ing = policies(docs)["sink"]["spec"]["ingress"][0]
         check(ing.get("from") == [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}],
               "ingress.from restricts who reaches the HTTP port")
+        check_api_policy(helm, home)
         docs = th.render(helm, home, "--set", "networkPolicy.enabled=false")
         check(not policies(docs), "networkPolicy.enabled=false renders no NetworkPolicy")
         r = th.run_helm(helm, home, "template", "rel", th.CHART,
