@@ -154,8 +154,8 @@ const lt_config_def_t lt_config_defs[] = {
      "requests per second per token (bursts of twice that; over it: 429)"},
     {"API_MAX_CONNECTIONS", LT_CFG_INT, "64", 4, 10000, LT_SVC_API,
      "open connections (one thread each) at most"},
-    {"API_CORS_ORIGIN", LT_CFG_STRING, "", 0, 0, LT_SVC_API,
-     "an origin allowed to call the API from a browser; empty = no CORS headers"},
+    {"API_CORS_ORIGIN", LT_CFG_STRING, NULL, 0, 0, LT_SVC_API,
+     "an origin allowed to call the API from a browser; unset = no CORS headers"},
 };
 const size_t lt_config_ndefs = sizeof(lt_config_defs) / sizeof(lt_config_defs[0]);
 

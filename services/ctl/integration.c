@@ -365,6 +365,10 @@ static int cmd_update(ctl_t *ctl)
         fprintf(ctl->out,
                 "timezone changed %s -> %s: replaying ltvsync.raw to re-date every event\n",
                 old.timezone, in.timezone);
+        if (ctl->res->replay_later) {
+            ctl->res->replay_due = 1;
+            return CTL_OK;
+        }
         return ctl_replay_start(ctl, id);
     }
     return CTL_OK;
@@ -458,7 +462,7 @@ static void explain(const ctl_t *ctl, const char *msg)
                 "FAILED: the CRM rejected the API credentials.\n"
                 "  CRM said: %s\n"
                 "  Check api_username (the API user's login id, not the account owner's)\n"
-                "  and the password behind password_ref (it must not contain '&').\n",
+                "  and its password (password_ref; it must not contain '&').\n",
                 msg);
     }
 }

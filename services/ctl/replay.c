@@ -157,23 +157,64 @@ static int64_t replay_done(replay_t *rp)
     return done;
 }
 
-static pid_t spawn(const char *bin, const char *group, const char *filter, const char *logpath)
+/* The child's environment: ours with the replay's four settings. Built
+ * before fork: the control API calls this with other threads running, and
+ * only async-signal-safe calls may run between fork and exec. */
+static char **replay_env(const char *group, const char *filter, char *bufs[4])
 {
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid;
-    int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-        close(fd);
+    extern char **environ;
+    static const char *const names[] = {
+        "LTVSYNC_GROUP_ID=", "LTVSYNC_REPLAY_INTEGRATION=", "LTVSYNC_HTTP_PORT=",
+        "LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="};
+    const char *vals[] = {group, filter, "0", "500"};
+    size_t n = 0, k = 0;
+    char **env;
+    while (environ[n])
+        n++;
+    if (!(env = calloc(n + 5, sizeof(char *))))
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int ours = 0;
+        for (int j = 0; j < 4; j++)
+            ours |= !strncmp(environ[i], names[j], strlen(names[j]));
+        if (!ours)
+            env[k++] = environ[i];
     }
-    setenv("LTVSYNC_GROUP_ID", group, 1);
-    setenv("LTVSYNC_REPLAY_INTEGRATION", filter, 1);
-    setenv("LTVSYNC_HTTP_PORT", "0", 1);
-    setenv("LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS", "500", 1);
-    execl(bin, bin, (char *)NULL);
-    _exit(127);
+    for (int j = 0; j < 4; j++) {
+        size_t len = strlen(names[j]) + strlen(vals[j]) + 1;
+        if (!(bufs[j] = malloc(len))) {
+            while (j-- > 0)
+                free(bufs[j]);
+            free(env);
+            return NULL;
+        }
+        snprintf(bufs[j], len, "%s%s", names[j], vals[j]);
+        env[k++] = bufs[j];
+    }
+    env[k] = NULL;
+    return env;
+}
+
+static pid_t spawn(char *bin, const char *group, const char *filter, const char *logpath)
+{
+    char *bufs[4], **env = replay_env(group, filter, bufs);
+    pid_t pid;
+    if (!env)
+        return -1;
+    if ((pid = fork()) == 0) {
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execve(bin, (char *[]){bin, NULL}, env);
+        _exit(127);
+    }
+    for (int j = 0; j < 4; j++)
+        free(bufs[j]);
+    free(env);
+    return pid;
 }
 
 static void record(lt_redis_t *r, const ctl_t *ctl, const char *id, const char *run,
