@@ -131,7 +131,7 @@ int lt_seal_ref_kid(const char *ref, char kid[LT_SEAL_KID_MAX + 1])
 {
     const char *k, *blob;
     size_t n;
-    char err[8];
+    char err[256]; /* unused, but snprintf into a short buffer fails -Wformat-truncation at -O2 */
     if (split_ref(ref, &k, &n, &blob, err, sizeof(err)) != LT_OK)
         return -1;
     memcpy(kid, k, n);
