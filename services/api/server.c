@@ -82,7 +82,8 @@ static enum MHD_Result send_resp(api_t *api, struct MHD_Connection *conn, req_t 
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     /* the console loads only its own files and is never framed */
     MHD_add_response_header(r, "Content-Security-Policy",
-                            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+                            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                            "base-uri 'none'");
     MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (resp->location[0])

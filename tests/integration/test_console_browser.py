@@ -22,16 +22,12 @@ turns that into a skip (exit 77).
 """
 import base64
 import datetime
-import json
 import os
-import secrets
-import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 from zoneinfo import ZoneInfo
 
+import ltapi
 import ltharness as h
 from pipeline import SERVICE_ENV
 
@@ -70,38 +66,6 @@ def artifact_dir():
         d = os.path.join(os.path.dirname(os.path.abspath(h.BIN_DIR or ".")), "test-artifacts")
     os.makedirs(d, exist_ok=True)
     return d
-
-
-def api_call(base, method, path, token, body=None):
-    """(status, headers, parsed JSON or None) of one API request."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(base + path, data=data, method=method)
-    req.add_header("Authorization", "Bearer " + token)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            status, headers, raw = r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        status, headers, raw = e.code, e.headers, e.read()
-    try:
-        return status, headers, json.loads(raw) if raw else None
-    except ValueError:
-        return status, headers, raw
-
-
-def start_api(st, env):
-    port = h.free_port()
-    e = dict(env, LTVSYNC_API_PORT=port, LTVSYNC_API_BIND="127.0.0.1")
-    p = st.start_service("ltvsync-api", e)
-    p.api_port = port
-    p.base = "http://127.0.0.1:%d" % port
-
-    def ready():
-        p.check_alive()
-        return h.http_get(p.base + "/readyz")[0] == 200
-    h.wait_until(ready, 30, "ltvsync-api /readyz")
-    return p
 
 
 def new_driver():
@@ -170,16 +134,11 @@ def main():
     out_dir = artifact_dir()
     shot = os.path.join(out_dir, "console_browser.png")
     with h.Stack("console-browser") as st:
-        token = secrets.token_urlsafe(32)
-        with open(st.path("api-tokens"), "w") as f:
-            f.write("# console test\nconsole admin %s\n" % token)
-        with open(st.path("seal-key"), "w") as f:
-            f.write("k1 %s\n" % base64.b64encode(os.urandom(32)).decode())
-        os.chmod(st.path("seal-key"), 0o600)
+        tokens_file, tokens = ltapi.write_tokens(st, (("console", "admin"),))
+        token = tokens["console"]
+        key = ltapi.write_seal_key(st)
         env = dict(SERVICE_ENV)
-        env.update({"LTVSYNC_API_TOKENS_FILE": st.path("api-tokens"),
-                    "LTVSYNC_SEAL_KEY_FILE": st.path("seal-key"),
-                    "LTVSYNC_CRM_ALLOW_INSECURE": "1",
+        env.update({"LTVSYNC_SEAL_KEY_FILE": key, "LTVSYNC_CRM_ALLOW_INSECURE": "1",
                     "LTVSYNC_FETCH_CONCURRENCY": "4"})
 
         today = datetime.datetime.now(ZoneInfo(TZ)).date()
@@ -192,13 +151,15 @@ def main():
         services = [st.start_service(n, env) for n in
                     ("ltvsync-scheduler", "ltvsync-fetcher", "ltvsync-normalizer",
                      "ltvsync-sink")]
-        api = start_api(st, env)
+        api = ltapi.start_api(st, env, tokens_file, key)
+        client = ltapi.Client(api.base, token)   # responses checked against openapi.yaml
 
         # The '&' rule, straight from the API: a field error for password.
         bad = {"id": "amp-check", "brand": "konnektive", "base_url": sim.url,
                "api_username": CRM_LOGIN, "password": "pa&ss", "account_name": "Amp",
                "account_username": "amp", "timezone": TZ, "import_from": start}
-        status, headers, doc = api_call(api.base, "POST", "/v1/integrations", token, bad)
+        r = client.post("/v1/integrations", bad)
+        status, headers, doc = r.status, r.headers, r.body
         assert status == 400, (status, doc)
         assert headers.get("Content-Type", "").startswith("application/problem+json"), headers
         assert doc.get("type") == "urn:ltvsync:problem:validation", doc
@@ -228,7 +189,8 @@ def main():
             assert d.find_element(By.ID, "c-password").get_attribute("aria-invalid") == "true"
             assert d.find_element(By.ID, "connect-error").is_displayed()
             print("'&' password: field error %r" % pw_err)
-            status, _, doc = api_call(api.base, "GET", "/v1/integrations", token)
+            r = client.get("/v1/integrations")
+            status, doc = r.status, r.body
             assert status == 200 and not doc["items"], doc
 
             # 2. connect for real
@@ -263,7 +225,8 @@ def main():
             state = card_state(d)
             assert ACCOUNT_NAME in state["text"], state["text"]
             assert not d.find_elements(By.CSS_SELECTOR, "article.card h3 b"), "markup injected"
-            status, _, integ = api_call(api.base, "GET", "/v1/integrations/" + INTEG_ID, token)
+            r = client.get("/v1/integrations/" + INTEG_ID)
+            status, integ = r.status, r.body
             assert status == 200 and "password" not in integ, integ
             assert integ["password_ref"].startswith("sealed:"), integ
             time.sleep(2.5)  # one more poll: rate and ETA columns settle
