@@ -176,8 +176,12 @@ static const struct {
     unsigned bit;
     const char *name;
 } svc_names[] = {
-    {LT_SVC_SCHEDULER, "scheduler"}, {LT_SVC_FETCHER, "fetcher"}, {LT_SVC_NORMALIZER, "normalizer"},
-    {LT_SVC_SINK, "sink"},           {LT_SVC_CTL, "ctl"},         {LT_SVC_DEVBROKER, "devbroker"},
+    {LT_SVC_SCHEDULER, "scheduler"},
+    {LT_SVC_FETCHER, "fetcher"},
+    {LT_SVC_NORMALIZER, "normalizer"},
+    {LT_SVC_SINK, "sink"},
+    {LT_SVC_CTL, "ctl"},
+    {LT_SVC_DEVBROKER, "devbroker"},
     {LT_SVC_API, "api"},
 };
 

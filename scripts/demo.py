@@ -1,11 +1,14 @@
 """The main job of ltvsync, end to end on the embedded stack (see scripts/demo).
 
 Starts ltvsync-devbroker, a local redis-server and crm-sim (a 365-day
-account of about 2,000 customers in America/New_York, with latency), adds the
-integration with ltvctl, runs the scheduler, two fetchers, the normalizer and
-the sink as separate processes, shows progress, prints what was synced, and
-exits 0 only if nothing was lost: no dev broker eviction, and every row of
-crm-sim's dump present in ltvsync.raw.
+account of about 2,000 customers in America/New_York, with latency), starts
+the control API (ltvsync-api) and connects the account through it as the
+platform's settings screen does (POST /v1/integrations with the API user's
+password, sealed by the API), runs the scheduler, two fetchers, the
+normalizer and the sink as separate processes, shows progress, prints what
+was synced and the console's address, and exits 0 only if nothing was lost:
+no dev broker eviction, and every row of crm-sim's dump present in
+ltvsync.raw.
 """
 
 import argparse
@@ -16,6 +19,7 @@ import os
 import sys
 import time
 
+import ltapi
 from ltharness import Stack, HarnessError, wait_until
 from revenue import lines_of, revenue_by
 
@@ -107,24 +111,31 @@ def main():
                               days=args.days, timezone="America/New_York", currency="USD",
                               login_id="demo-api", password=password,
                               latency_ms=args.latency_ms, dump=dump_path, timeout=60)
-        with open(st.path("crm-password"), "w") as f:
-            f.write(password)
         say("  dev broker %s, redis %s, crm-sim %s (%d customers, %d days from %s)" % (
             broker.bootstrap, st.redis.url, sim.url, args.customers, args.days, start))
 
-        r = st.run("ltvctl", ["integration", "add", "--id", "demo", "--brand", "konnektive",
-                              "--base-url", sim.url, "--api-username", "demo-api",
-                              "--password-ref", "file:" + st.path("crm-password"),
-                              "--account-name", "Demo Supplements", "--account-username", "demo",
-                              "--timezone", "America/New_York", "--import-from", start.isoformat(),
-                              "--sync-interval", "20s", "--max-rps", "60", "--max-in-flight", "8"])
-        if r.returncode:
-            raise HarnessError("integration add failed: %s%s" % (r.stdout, r.stderr))
-        say("  " + r.stdout.strip())
-        r = st.run("ltvctl", ["integration", "test", "demo"])
-        say("  " + r.stdout.strip().replace("\n", "\n  "))
+        # The control API and its console; the fetchers open the passwords
+        # it seals with the same key ring.
+        tokens_file, tokens = ltapi.write_tokens(st, (("demo", "admin"),))
+        key = ltapi.write_seal_key(st)
+        env = {"LTVSYNC_SCHEDULER_TICK": "1s", "LTVSYNC_SEAL_KEY_FILE": key}
+        api = ltapi.start_api(st, env, tokens_file, key)
+        client = ltapi.Client(api.base, tokens["demo"])
+        say("  control API and console at %s/ (token %s)" % (api.base, tokens["demo"]))
 
-        env = {"LTVSYNC_SCHEDULER_TICK": "1s"}
+        # "Connect with Konnektive": what the settings screen sends.
+        r = client.post("/v1/integrations", {
+            "id": "demo", "brand": "konnektive", "base_url": sim.url,
+            "api_username": "demo-api", "password": password,
+            "account_name": "Demo Supplements", "account_username": "demo",
+            "timezone": "America/New_York", "import_from": start.isoformat(),
+            "sync_interval": "20s", "max_requests_per_second": 60, "max_in_flight": 8},
+            check=False)
+        if r.status != 201:
+            raise HarnessError("connect failed: %d %s" % (r.status, r.raw))
+        say("  connected: POST /v1/integrations -> 201 (the CRM answered every query; "
+            "password stored as %s)" % r.body["password_ref"])
+
         procs = [st.start_service("ltvsync-scheduler", env)]
         procs += [st.start_service("ltvsync-fetcher", env) for _ in range(2)]
         procs += [st.start_service("ltvsync-normalizer", env), st.start_service("ltvsync-sink", env)]
@@ -187,7 +198,8 @@ def main():
         say("refunds %s + chargebacks %s = %s USD taken back" % (money(ref), money(cb), money(ref + cb)))
 
         r = st.run("ltvctl", ["reconcile", "demo", "--from", start.isoformat(), "--to",
-                              (today - datetime.timedelta(days=1)).isoformat(), "--json"], timeout=120)
+                              (today - datetime.timedelta(days=1)).isoformat(), "--json"],
+                   env=env, timeout=120)   # the CRM's summary: the sealed password is opened
         rec = json.loads(r.stdout) if r.stdout.strip().startswith("{") else None
         if rec:
             diff_days = [d for d in rec["days"] if d["refunds_plus_chargebacks_crm"] != d["refunds_plus_chargebacks_ltvsync"]]
@@ -226,13 +238,19 @@ def main():
         evicted = broker.status().get("evicted")
         if evicted:
             lost.append("the dev broker evicted records: %s" % broker.status().get("evictions"))
-        say("\nlogs: %s%s" % (st.tmp, "" if args.keep else " (removed at exit; --keep keeps them)"))
+        say("\nconsole: %s/ (API token %s)%s" % (
+            api.base, tokens["demo"], "" if args.keep else "; --keep leaves it up"))
+        say("logs: %s%s" % (st.tmp, "" if args.keep else " (removed at exit; --keep keeps them)"))
         if args.keep:
             say("\nthe stack keeps running; explore with:\n"
                 "  export LTVSYNC_KAFKA_BOOTSTRAP_SERVERS=%s LTVSYNC_REDIS_URL=%s LTVSYNC_REDIS_PREFIX=%s\n"
                 "  export LTVSYNC_CRM_CREDENTIALS_DIR=%s LTVSYNC_CRM_ALLOW_INSECURE=1  # crm-sim: http on loopback\n"
-                "  %s/ltvctl status demo\nPress Ctrl-C to stop." % (
-                    broker.bootstrap, st.redis.url, st.prefix, st.tmp, os.environ["LTVSYNC_BIN_DIR"]))
+                "  export LTVSYNC_SEAL_KEY_FILE=%s\n"
+                "  %s/ltvctl status demo\n"
+                "  curl -H 'Authorization: Bearer %s' %s/v1/integrations/demo/status\n"
+                "  console: %s/\nPress Ctrl-C to stop." % (
+                    broker.bootstrap, st.redis.url, st.prefix, st.tmp, key,
+                    os.environ["LTVSYNC_BIN_DIR"], tokens["demo"], api.base, api.base))
             try:
                 while True:
                     time.sleep(3600)
