@@ -487,7 +487,7 @@ static void op_json(const lt_config_t *cfg, api_resp_t *resp, unsigned ok_status
         run_arg(&r, args[i]);
     r.rc = cmd ? cmd(&r.ctl) : cmd_verb(&r.ctl, verb);
     run_done(&r);
-    if (r.rc != CTL_OK) {
+    if (r.rc != CTL_OK && !r.res.finding) {
         fail(resp, &r, r.err);
     } else {
         cJSON *doc = cJSON_Parse(r.out);

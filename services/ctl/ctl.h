@@ -12,6 +12,8 @@
 
 #include "lt_config.h"
 #include "lt_integration.h"
+#include "lt_limits.h"
+#include "lt_redis.h"
 
 #define CTL_OK    0
 #define CTL_FAIL  1
@@ -38,6 +40,7 @@ typedef struct {
     size_t doclen;    /*   instead of --file (the API's request body) */
     int replay_later; /* integration update: when the timezone changes, set */
     int replay_due;   /*   replay_due instead of replaying before returning */
+    int finding;      /* CTL_FAIL with the report complete (reconcile: unexplained days) */
 } ctl_res_t;
 
 typedef struct {
@@ -77,6 +80,22 @@ int ctl_dlq(ctl_t *ctl, const char *verb);
 /* secrets keygen | seal ID | rotate: the seal key ring (secrets.c). */
 int ctl_secrets(ctl_t *ctl, const char *verb);
 int ctl_replay_start(ctl_t *ctl, const char *id);
+
+/* Request slots of an integration's limits for the CRM calls ltvctl makes
+ * itself (crmslot.c): open connects to the limiter (a note on ctl->err
+ * without Redis: requests are then spaced by max_rps), acquire waits up to
+ * 60 s for a slot (0, or -1 with a "FAILED: ..." line on msgs), release
+ * gives it back, close releases and disconnects. */
+typedef struct {
+    lt_redis_t *redis;
+    lt_limits_t *lim;
+    lt_lease_t lease;
+    int leased;
+} ctl_crm_slots_t;
+void ctl_crm_slots_open(const ctl_t *ctl, const lt_integration_t *in, ctl_crm_slots_t *s);
+int ctl_crm_slot_acquire(ctl_crm_slots_t *s, const lt_integration_t *in, FILE *msgs);
+void ctl_crm_slot_release(ctl_crm_slots_t *s);
+void ctl_crm_slots_close(ctl_crm_slots_t *s);
 
 /* "a,b,c" stream names to a mask of 1 << lt_stream_t; -1 (and a message on
  * stderr) on an unknown name. jobs.c. */

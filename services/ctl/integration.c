@@ -467,65 +467,10 @@ static void explain(const ctl_t *ctl, const char *msg)
     }
 }
 
-/* The test's requests count against the integration's limits like the
- * fetchers' (a Connect button pressed during a sync must not push the CRM
- * over them): a lease from the shared limiter per request when Redis
- * answers; without Redis, requests are spaced 1/max_rps apart and a note
- * says so. */
-typedef struct {
-    lt_redis_t *redis;
-    lt_limits_t *lim;
-    lt_lease_t lease;
-    int leased;
-} test_limits_t;
-
-#define TEST_LEASE_TTL_MS  130000 /* the request timeout, and then some */
-#define TEST_LEASE_WAIT_MS 60000
-
-static int test_acquire(const ctl_t *ctl, test_limits_t *tl, const lt_integration_t *in)
-{
-    char errstr[256];
-    long long waited = 0, wait = 0;
-    if (!tl->lim) {
-        int rps = in->max_requests_per_second > 0 ? in->max_requests_per_second : 1;
-        long long gap = (long long)(1000.0 * (1.0 + LT_LIMITS_RATE_MARGIN) / rps) + 1;
-        lt_clock_nap_ms(gap);
-        return 0;
-    }
-    while (waited < TEST_LEASE_WAIT_MS) {
-        int rc =
-            lt_limits_try_acquire(tl->lim, in->id, in->max_requests_per_second, in->max_in_flight,
-                                  TEST_LEASE_TTL_MS, &tl->lease, &wait, errstr, sizeof(errstr));
-        if (rc == 1) {
-            tl->leased = 1;
-            return 0;
-        }
-        if (rc < 0) {
-            fprintf(ctl->out, "FAILED: the limiter in Redis did not answer: %s\n", errstr);
-            return -1;
-        }
-        wait = wait > 0 ? wait : 20;
-        lt_clock_nap_ms(wait);
-        waited += wait;
-    }
-    fprintf(ctl->out,
-            "FAILED: no request slot of %s's limits came free in %d s (is a sync using "
-            "them all?)\n",
-            in->id, TEST_LEASE_WAIT_MS / 1000);
-    return -1;
-}
-
-static void test_release(test_limits_t *tl)
-{
-    if (tl->leased)
-        lt_limits_release(tl->lim, &tl->lease);
-    tl->leased = 0;
-}
-
 /* One query of stream for yesterday; CTL_OK when the CRM answered it. */
 static int test_stream(const ctl_t *ctl, lt_http_t *http, const lt_http_opts_t *opts,
                        const lt_integration_t *in, const char *password, lt_stream_t stream,
-                       test_limits_t *tl)
+                       ctl_crm_slots_t *tl)
 {
     lt_job_t job = {.stream = stream, .date_range_type = "dateCreated"};
     lt_crm_form_t form;
@@ -543,10 +488,10 @@ static int test_stream(const ctl_t *ctl, lt_http_t *http, const lt_http_opts_t *
         fprintf(ctl->out, "FAILED: %s\n", errstr);
         goto end;
     }
-    if (test_acquire(ctl, tl, in) != 0)
+    if (ctl_crm_slot_acquire(tl, in, ctl->out) != 0)
         goto end;
     err = lt_http_post_form(http, url, form.fields, form.n, &resp, errstr, sizeof(errstr));
-    test_release(tl);
+    ctl_crm_slot_release(tl);
     if (err != LT_OK) {
         fprintf(ctl->out, "FAILED: could not reach the CRM at %s: %s\n", in->base_url, errstr);
         ctl_fail(ctl, CTL_P_CRM_UNREACHABLE, NULL);
@@ -602,15 +547,8 @@ static int cmd_test(ctl_t *ctl)
         lt_cred_wipe(password, sizeof(password));
         return CTL_FAIL;
     }
-    test_limits_t tl = {0};
-    if ((tl.redis =
-             lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr))))
-        tl.lim = lt_limits_new(tl.redis, lt_config_str(ctl->cfg, "REDIS_PREFIX"));
-    if (!tl.lim)
-        fprintf(ctl->out,
-                "note: Redis unreachable (%s): the test's requests are spaced by %s's "
-                "max_rps, not counted with a running sync's\n",
-                tl.redis ? "out of memory" : errstr, in.id);
+    ctl_crm_slots_t tl;
+    ctl_crm_slots_open(ctl, &in, &tl);
     for (int s = 0; s < LT_STREAM_COUNT && rc == CTL_OK; s++)
         rc = test_stream(ctl, http, &opts, &in, password, (lt_stream_t)s, &tl);
     if (rc == CTL_OK)
@@ -619,8 +557,7 @@ static int cmd_test(ctl_t *ctl)
                 "endpoint answered\n",
                 in.base_url, in.api_username, in.brand, in.account_name);
     lt_cred_wipe(password, sizeof(password));
-    lt_limits_destroy(tl.lim);
-    lt_redis_destroy(tl.redis);
+    ctl_crm_slots_close(&tl);
     lt_http_destroy(http);
     return rc;
 }

@@ -121,6 +121,8 @@ static int cmp_event_id(const void *a, const void *b)
 static size_t latest_only(rec_ev_t *evs, size_t n)
 {
     size_t out = 0;
+    if (n < 2) /* no events yet: evs may be NULL, which qsort must not get */
+        return n;
     qsort(evs, n, sizeof(*evs), cmp_event_id);
     for (size_t i = 0; i < n; i++) {
         if (out && !strcmp(evs[out - 1].event_id, evs[i].event_id))
@@ -227,6 +229,8 @@ static int fetch_summary(const ctl_t *ctl, const lt_cred_policy_t *pol, const lt
     lt_datetime_t dt;
     cJSON *root = NULL, *row;
     const cJSON *msg;
+    ctl_crm_slots_t slots = {0};
+    lt_err_t err;
     int rc = CTL_FAIL;
 
     if (lt_cred_password(pol, in, password, sizeof(password), errstr, sizeof(errstr)) != LT_OK) {
@@ -248,7 +252,12 @@ static int fetch_summary(const ctl_t *ctl, const lt_cred_policy_t *pol, const lt
              in->base_url);
     if (!(http = lt_http_new(&opts)))
         goto end;
-    if (lt_http_post_form(http, url, f, 6, &resp, errstr, sizeof(errstr)) != LT_OK) {
+    ctl_crm_slots_open(ctl, in, &slots);
+    if (ctl_crm_slot_acquire(&slots, in, ctl->err) != 0)
+        goto end;
+    err = lt_http_post_form(http, url, f, 6, &resp, errstr, sizeof(errstr));
+    ctl_crm_slot_release(&slots);
+    if (err != LT_OK) {
         fprintf(ctl->err, "ltvctl: CRM summary: %s\n", errstr);
         goto end;
     }
@@ -284,6 +293,7 @@ static int fetch_summary(const ctl_t *ctl, const lt_cred_policy_t *pol, const lt
     }
     rc = CTL_OK;
 end:
+    ctl_crm_slots_close(&slots);
     lt_cred_wipe(password, sizeof(password));
     memset(f, 0, sizeof(f));
     cJSON_Delete(root);
@@ -525,6 +535,8 @@ int ctl_reconcile(ctl_t *ctl)
         revenue_print(ctl, out, "by_product", "product_id", "product", from, to);
         revenue_print(ctl, out, "by_coupon", "coupon_code", "coupon", from, to);
     }
+    /* exit 1 for a script, but the report is complete: a finding, not a failure */
+    ctl->res->finding = unexplained > 0;
     rc = unexplained ? CTL_FAIL : CTL_OK;
 end:
     free(days);

@@ -13,7 +13,9 @@ is checked against services/api/openapi.yaml (tests/lib/ltapi.py).
   merchant's words) and adding nothing; 201 with Location and the stored
   document, the password sealed (password_ref "sealed:v1:k1", never the
   password); 409 on the same id.
-- The connected account syncs to 100 % in GET .../status; test, sync
+- The connected account (its own crm-sim, enforcing its limits) syncs to
+  100 % in GET .../status while Test and Reconcile are pressed over and
+  over: their CRM requests take the limiter's slots (0 violations); sync
   (202, and 400 for a day not over), reconcile (200, 400 without a range),
   dlq list and retry.
 - PATCH: a timezone change without confirm_redate is 409
@@ -23,20 +25,24 @@ is checked against services/api/openapi.yaml (tests/lib/ltapi.py).
 - The clear password is in no topic, no Redis value and no log (the API's
   included); SIGTERM stops the API with exit 0.
 """
+import concurrent.futures
 import datetime
+import os
 import signal
 import sys
 import time
 
 import ltapi
 from ltharness import Stack, wait_until
-from pipeline import INTEG_ID, PASSWORD, Pipeline
+from pipeline import INTEG_ID, TOPICS, Pipeline, SimClient
 
 DAYS = 6
+SHOP_PASSWORD = "shop pw+%=#2"
+SHOP_IN_FLIGHT = 3
 
 
 def main():
-    with Stack("api") as st:
+    with Stack("api", keep=bool(os.environ.get("KEEP"))) as st:
         pl = Pipeline(st, customers=12, days=DAYS, max_in_flight=4)
         tokens_file, tok = ltapi.write_tokens(st)
         key = ltapi.write_seal_key(st)
@@ -70,11 +76,18 @@ def main():
 
         # -- connect -----------------------------------------------------------
         start = (pl.today - datetime.timedelta(days=DAYS - 1)).isoformat()
-        shop = {"id": "shop2", "brand": "konnektive", "base_url": pl.sim.url,
-                "api_username": "pipe-api", "password": PASSWORD,
+        # shop2's own CRM account, which enforces shop2's limits (a request
+        # over them is answered 429 and counted as a violation)
+        sim = st.start_crmsim(seed=31, customers=40, start=start, days=DAYS,
+                              timezone="Europe/Berlin", currency="USD", login_id="shop-api",
+                              password=SHOP_PASSWORD, latency_ms=150, timeout=60,
+                              max_rps=50, max_in_flight=SHOP_IN_FLIGHT)
+        shop_crm = SimClient(sim)
+        shop = {"id": "shop2", "brand": "konnektive", "base_url": sim.url,
+                "api_username": "shop-api", "password": SHOP_PASSWORD,
                 "account_name": "Shop Two", "account_username": "shop2",
                 "timezone": "Europe/Berlin", "import_from": start, "sync_interval": "15m",
-                "max_in_flight": 4}
+                "max_requests_per_second": 50, "max_in_flight": SHOP_IN_FLIGHT}
 
         def field_error(body, field, words):
             r = c.post("/v1/integrations", body)
@@ -107,15 +120,34 @@ def main():
             s = c.get("/v1/integrations/shop2/status").body
             return s["state"] == "ok" and s["outstanding_jobs"] == 0 and all(
                 v["days_done"] >= v["days_total"] > 0 for v in s["streams"].values())
+        # Test and Reconcile pressed while the import holds every slot: their
+        # CRM requests take slots of the same limiter (0 violations below)
         t0 = time.monotonic()
+        yesterday = (pl.today - datetime.timedelta(days=1)).isoformat()
+        def press(_):
+            # 4 of these at once: without the limiter's slots, their CRM
+            # calls beside the import's 3 went over the limit (measured: 2-5
+            # violations a run)
+            n = 0
+            while not synced() and time.monotonic() - t0 < 120:
+                assert c.post("/v1/integrations/shop2/test").status == 200
+                r = c.get("/v1/integrations/shop2/reconcile?from=%s&to=%s" % (start, yesterday))
+                assert r.status == 200, r
+                n += 1
+            return n
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            presses = sum(pool.map(press, range(4)))
         wait_until(synced, 120, "shop2 synced (GET .../status)", interval=1.0)
-        print("shop2 synced %.1f s after POST" % (time.monotonic() - t0))
+        print("shop2 synced %.1f s after POST; %d Test + Reconcile presses meanwhile"
+              % (time.monotonic() - t0, presses))
+        stats = shop_crm.stats()
+        print("shop2's CRM: %s" % stats)
+        assert stats["violations"] == 0, stats
         r = c.get("/v1/status")
         assert sorted(s["id"] for s in r.body) == ["pipe", "shop2"], r
         r = c.post("/v1/integrations/shop2/test")
         assert r.status == 200 and r.body["ok"] and "every query endpoint answered" in \
             r.body["message"], r
-        yesterday = (pl.today - datetime.timedelta(days=1)).isoformat()
         r = c.post("/v1/integrations/shop2/sync", {"from": start, "to": yesterday,
                                                    "streams": ["orders", "transactions"]})
         assert r.status == 202 and r.body["jobs"] == 2 * (DAYS - 1), r
@@ -167,6 +199,13 @@ def main():
         # -- no secret anywhere; a clean stop ----------------------------------
         leaks = pl.leaks()
         assert not leaks, leaks
+        pw = SHOP_PASSWORD.encode()
+        for topic in TOPICS:
+            assert not any(pw in (m.value or b"") for m in st.consume_all(topic)), topic
+        for name in os.listdir(st.tmp):
+            if name.endswith(".log"):
+                with open(st.path(name), "rb") as f:
+                    assert pw not in f.read(), name
         r = st.redis.client()
         for k in r.scan_iter(count=1000):
             t = r.type(k)
@@ -174,7 +213,7 @@ def main():
                 list(r.hgetall(k).values()) if t == b"hash" else \
                 list(r.zrange(k, 0, -1)) if t == b"zset" else \
                 list(r.smembers(k)) if t == b"set" else []
-            assert not any(v and PASSWORD.encode() in v for v in vals), k
+            assert not any(v and SHOP_PASSWORD.encode() in v for v in vals), k
         assert st.stop(api, signal.SIGTERM) == 0
         assert st.stop(slow, signal.SIGTERM) == 0
     print("ok")
