@@ -2,6 +2,7 @@
 #include "lt_integration.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,47 +88,86 @@ static int valid_timezone(const char *tz)
     return ok;
 }
 
-lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr, size_t errlen)
+/* Collects the problems of one document: the first goes to errstr, each to
+ * fn (when set); a field already reported is not reported again (a value
+ * that failed to parse is then also invalid). */
+typedef struct {
+    lt_integration_problem_fn fn;
+    void *opaque;
+    char *errstr;
+    size_t errlen;
+    int n;
+    char seen[16][32]; /* fields reported */
+    int nseen;
+} probs_t;
+
+static void prob(probs_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void prob(probs_t *p, const char *fmt, ...)
 {
-#define FAIL(...)                              \
-    do {                                       \
-        snprintf(errstr, errlen, __VA_ARGS__); \
-        return LT_ERR_PERMANENT;               \
-    } while (0)
+    char msg[512], field[32] = "";
+    const char *colon;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if ((colon = strstr(msg, ": ")) && (size_t)(colon - msg) < sizeof(field) &&
+        strspn(msg, "abcdefghijklmnopqrstuvwxyz_") == (size_t)(colon - msg)) {
+        memcpy(field, msg, (size_t)(colon - msg));
+        for (int i = 0; i < p->nseen; i++)
+            if (!strcmp(p->seen[i], field))
+                return;
+        if (p->nseen < 16)
+            memcpy(p->seen[p->nseen++], field, sizeof(field));
+    }
+    if (!p->n && p->errstr)
+        snprintf(p->errstr, p->errlen, "%s", msg);
+    if (p->fn)
+        p->fn(p->opaque, msg);
+    p->n++;
+}
+
+static void validate_all(const lt_integration_t *in, probs_t *p)
+{
     if (!lt_integration_id_valid(in->id))
-        FAIL("id: must match [a-z0-9-]{1,64}");
+        prob(p, "id: must match [a-z0-9-]{1,64}");
     if (strcmp(in->brand, "konnektive") && strcmp(in->brand, "checkoutchamp"))
-        FAIL("brand: must be \"konnektive\" or \"checkoutchamp\"");
+        prob(p, "brand: must be \"konnektive\" or \"checkoutchamp\"");
     if (strncmp(in->base_url, "https://", 8) && strncmp(in->base_url, "http://", 7))
-        FAIL("base_url: must be an http:// or https:// URL");
+        prob(p, "base_url: must be an http:// or https:// URL");
     if (!in->api_username[0])
-        FAIL("api_username: required (the CRM API user's login id)");
+        prob(p, "api_username: required (the CRM API user's login id)");
     if (strncmp(in->password_ref, "file:", 5) && strncmp(in->password_ref, "env:", 4) &&
         strncmp(in->password_ref, "sealed:", 7))
-        FAIL("password_ref: must be file:NAME, env:NAME or sealed:v1:KID:... (the clear password "
+        prob(p,
+             "password_ref: must be file:NAME, env:NAME or sealed:v1:KID:... (the clear password "
              "is never stored)");
     if (!in->account_name[0])
-        FAIL("account_name: required");
+        prob(p, "account_name: required");
     if (!in->account_username[0])
-        FAIL("account_username: required");
+        prob(p, "account_username: required");
     if (!valid_timezone(in->timezone))
-        FAIL("timezone: \"%s\" is not an IANA zone of the system tz database", in->timezone);
+        prob(p, "timezone: \"%s\" is not an IANA zone of the system tz database", in->timezone);
     if (strlen(in->currency) != 3 || !isupper((unsigned char)in->currency[0]) ||
         !isupper((unsigned char)in->currency[1]) || !isupper((unsigned char)in->currency[2]))
-        FAIL("currency: must be an ISO 4217 code such as USD");
+        prob(p, "currency: must be an ISO 4217 code such as USD");
     if (strcmp(in->import_from, "all") && !valid_day(in->import_from))
-        FAIL("import_from: must be YYYY-MM-DD or \"all\"");
+        prob(p, "import_from: must be YYYY-MM-DD or \"all\"");
     if (in->sync_interval_ms < 1000 || in->sync_interval_ms > 7LL * 86400 * 1000)
-        FAIL("sync_interval: must be between 1s and 7d");
+        prob(p, "sync_interval: must be between 1s and 7d");
     if (!in->streams || (in->streams & ~LT_STREAMS_DEFAULT))
-        FAIL("streams: must name at least one of transactions, orders, customers, purchases, "
-             "campaigns");
+        prob(p, "streams: must name at least one of transactions, orders, customers, purchases, "
+                "campaigns");
     if (in->max_requests_per_second < 1 || in->max_requests_per_second > 1000)
-        FAIL("max_requests_per_second: must be 1..1000");
+        prob(p, "max_requests_per_second: must be 1..1000");
     if (in->max_in_flight < 1 || in->max_in_flight > 256)
-        FAIL("max_in_flight: must be 1..256");
-    return LT_OK;
-#undef FAIL
+        prob(p, "max_in_flight: must be 1..256");
+}
+
+lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr, size_t errlen)
+{
+    probs_t p = {.errstr = errstr, .errlen = errlen};
+    validate_all(in, &p);
+    return p.n ? LT_ERR_PERMANENT : LT_OK;
 }
 
 /* Copies a string field into dst; absent keeps dst. -1 when too long or
@@ -201,6 +241,13 @@ static int known_key(const char *k)
 lt_err_t lt_integration_parse(const void *json, size_t len, lt_integration_t *out, char *errstr,
                               size_t errlen)
 {
+    return lt_integration_parse_all(json, len, out, NULL, NULL, errstr, errlen);
+}
+
+lt_err_t lt_integration_parse_all(const void *json, size_t len, lt_integration_t *out,
+                                  lt_integration_problem_fn fn, void *opaque, char *errstr,
+                                  size_t errlen)
+{
     static const struct {
         const char *key;
         size_t off, size;
@@ -211,9 +258,9 @@ lt_err_t lt_integration_parse(const void *json, size_t len, lt_integration_t *ou
         F(currency),     F(import_from),
 #undef F
     };
+    probs_t p = {.fn = fn, .opaque = opaque, .errstr = errstr, .errlen = errlen};
     cJSON *root = NULL;
     const cJSON *item;
-    lt_err_t err = LT_ERR_PERMANENT;
 
     memset(out, 0, sizeof(*out));
     strcpy(out->brand, "konnektive");
@@ -223,65 +270,49 @@ lt_err_t lt_integration_parse(const void *json, size_t len, lt_integration_t *ou
     out->max_in_flight = 4;
     out->sync_interval_ms = 15 * 60 * 1000;
 
-    if (!(root = lt_json_parse(json, len, LT_INTEGRATION_MAX_JSON, errstr, errlen)))
-        goto end;
+    if (!(root = lt_json_parse(json, len, LT_INTEGRATION_MAX_JSON, errstr, errlen))) {
+        if (fn)
+            fn(opaque, errstr);
+        return LT_ERR_PERMANENT;
+    }
     if (!cJSON_IsObject(root)) {
-        snprintf(errstr, errlen, "integration must be a JSON object");
+        prob(&p, "integration must be a JSON object");
         goto end;
     }
     cJSON_ArrayForEach(item, root)
     {
-        if (known_key(item->string) &&
-            cJSON_GetObjectItemCaseSensitive(root, item->string) != item) {
-            snprintf(errstr, errlen, "duplicate field \"%s\"", item->string);
-            goto end;
-        }
-        if (!known_key(item->string)) {
-            snprintf(errstr, errlen, "unknown field \"%.64s\"%s", item->string,
-                     strstr(item->string, "password") && strcmp(item->string, "password_ref")
-                         ? " (give the password by password_ref: file:NAME or env:NAME)"
-                         : "");
-            goto end;
-        }
+        if (known_key(item->string) && cJSON_GetObjectItemCaseSensitive(root, item->string) != item)
+            prob(&p, "duplicate field \"%s\"", item->string);
+        else if (!known_key(item->string))
+            prob(&p, "unknown field \"%.64s\"%s", item->string,
+                 strstr(item->string, "password") && strcmp(item->string, "password_ref")
+                     ? " (give the password by password_ref: file:NAME or env:NAME)"
+                     : "");
     }
-    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-        if (copy_str(root, strs[i].key, (char *)out + strs[i].off, strs[i].size) < 0) {
-            snprintf(errstr, errlen, "%s: must be a string of at most %zu bytes", strs[i].key,
-                     strs[i].size - 1);
-            goto end;
-        }
-    }
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        if (copy_str(root, strs[i].key, (char *)out + strs[i].off, strs[i].size) < 0)
+            prob(&p, "%s: must be a string of at most %zu bytes", strs[i].key, strs[i].size - 1);
     if (!out->base_url[0])
         snprintf(out->base_url, sizeof(out->base_url), "%s", default_base_url(out->brand));
-    if (!out->import_from[0]) {
-        snprintf(
-            errstr, errlen,
-            "import_from: required (YYYY-MM-DD or \"all\"; at least a year back is recommended)");
-        goto end;
-    }
-    if ((item = cJSON_GetObjectItemCaseSensitive(root, "sync_interval"))) {
-        if (!cJSON_IsString(item) ||
-            lt_config_parse_duration_ms(item->valuestring, &out->sync_interval_ms) < 0) {
-            snprintf(errstr, errlen, "sync_interval: must be a duration such as 30s, 15m, 1h");
-            goto end;
-        }
-    }
+    if (!out->import_from[0])
+        prob(&p,
+             "import_from: required (YYYY-MM-DD or \"all\"; at least a year back is recommended)");
+    if ((item = cJSON_GetObjectItemCaseSensitive(root, "sync_interval")) &&
+        (!cJSON_IsString(item) ||
+         lt_config_parse_duration_ms(item->valuestring, &out->sync_interval_ms) < 0))
+        prob(&p, "sync_interval: must be a duration such as 30s, 15m, 1h");
     if ((item = cJSON_GetObjectItemCaseSensitive(root, "streams")) &&
-        parse_streams(item, &out->streams) < 0) {
-        snprintf(
-            errstr, errlen,
-            "streams: must be a list of transactions, orders, customers, purchases, campaigns");
-        goto end;
-    }
-    if (get_limit(root, "max_requests_per_second", &out->max_requests_per_second) < 0 ||
-        get_limit(root, "max_in_flight", &out->max_in_flight) < 0) {
-        snprintf(errstr, errlen, "max_requests_per_second and max_in_flight must be integers");
-        goto end;
-    }
-    err = lt_integration_validate(out, errstr, errlen);
+        parse_streams(item, &out->streams) < 0)
+        prob(&p, "streams: must be a list of transactions, orders, customers, purchases, "
+                 "campaigns");
+    if (get_limit(root, "max_requests_per_second", &out->max_requests_per_second) < 0)
+        prob(&p, "max_requests_per_second: must be an integer");
+    if (get_limit(root, "max_in_flight", &out->max_in_flight) < 0)
+        prob(&p, "max_in_flight: must be an integer");
+    validate_all(out, &p);
 end:
     cJSON_Delete(root);
-    return err;
+    return p.n ? LT_ERR_PERMANENT : LT_OK;
 }
 
 static void duration_string(long long ms, char *buf, size_t len)

@@ -48,6 +48,13 @@ typedef struct {
  * LT_ERR_PERMANENT with a reason naming the field on any invalid value. */
 lt_err_t lt_integration_parse(const void *json, size_t len, lt_integration_t *out, char *errstr,
                               size_t errlen);
+/* The same, reporting every problem: fn (when not NULL) gets each one as
+ * "field: reason" (or a sentence for the document as a whole), each field
+ * once; errstr gets the first. */
+typedef void (*lt_integration_problem_fn)(void *opaque, const char *problem);
+lt_err_t lt_integration_parse_all(const void *json, size_t len, lt_integration_t *out,
+                                  lt_integration_problem_fn fn, void *opaque, char *errstr,
+                                  size_t errlen);
 /* Validates a filled struct (used after ltvctl flag edits). */
 lt_err_t lt_integration_validate(const lt_integration_t *in, char *errstr, size_t errlen);
 /* Compact JSON; caller frees. */

@@ -120,6 +120,45 @@ void api_problem(api_resp_t *resp, unsigned status, const char *slug, const char
     cJSON_Delete(p);
 }
 
+/* Replaces the problem's "errors" by one entry per problem of the document:
+ * "field: reason", or 'unknown field "x"' / 'duplicate field "x"' for x; a
+ * problem of the whole document is in the detail only. */
+static void add_errors(api_resp_t *resp, const ctl_res_t *res)
+{
+    cJSON *doc = resp->body ? cJSON_Parse(resp->body) : NULL, *errs;
+    if (!doc)
+        return;
+    cJSON_DeleteItemFromObjectCaseSensitive(doc, "errors");
+    errs = cJSON_AddArrayToObject(doc, "errors");
+    for (int i = 0; i < res->nproblems; i++) {
+        const char *pr = res->problems[i], *colon = strstr(pr, ": "), *q;
+        size_t n = colon ? (size_t)(colon - pr) : 0;
+        char field[72] = "";
+        cJSON *e;
+        if (n > 0 && n < 32 && strspn(pr, "abcdefghijklmnopqrstuvwxyz_") == n) {
+            memcpy(field, pr, n);
+        } else if ((!strncmp(pr, "unknown field \"", 15) ||
+                    !strncmp(pr, "duplicate field \"", 17)) &&
+                   (q = strchr(strchr(pr, '"') + 1, '"'))) {
+            const char *f = strchr(pr, '"') + 1;
+            snprintf(field, sizeof(field), "%.*s", (int)(q - f), f);
+            colon = NULL;
+        }
+        if (!field[0])
+            continue;
+        e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "field", field);
+        cJSON_AddStringToObject(e, "message", colon ? colon + 2 : pr);
+        cJSON_AddItemToArray(errs, e);
+    }
+    if (!cJSON_GetArraySize(errs)) /* none names a field: the detail says it */
+        cJSON_DeleteItemFromObjectCaseSensitive(doc, "errors");
+    free(resp->body);
+    resp->body = cJSON_PrintUnformatted(doc);
+    resp->len = resp->body ? strlen(resp->body) : 0;
+    cJSON_Delete(doc);
+}
+
 /* The command's messages as one detail text: the CLI's line prefixes
  * ("ltvctl: ", "FAILED: ", "(querying orders)" lines) and surrounding blank
  * space removed. Caller frees. */
@@ -170,6 +209,8 @@ static void fail(api_resp_t *resp, const run_t *r, const char *text)
     switch (r->res.problem) {
     case CTL_P_INVALID:
         api_problem(resp, 400, "validation", "Invalid request", detail, field);
+        if (r->res.nproblems > 1)
+            add_errors(resp, &r->res);
         break;
     case CTL_P_NOT_FOUND:
         api_problem(resp, 404, "not-found", "No such integration", detail, NULL);

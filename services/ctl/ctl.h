@@ -36,11 +36,13 @@ typedef struct {
     char field[32];          /* with CTL_P_INVALID, when one field is at fault */
     lt_integration_t stored; /* integration add/update: the document written */
     int stored_set;
-    const char *doc;  /* integration add/update/test: the document to use */
-    size_t doclen;    /*   instead of --file (the API's request body) */
-    int replay_later; /* integration update: when the timezone changes, set */
-    int replay_due;   /*   replay_due instead of replaying before returning */
-    int finding;      /* CTL_FAIL with the report complete (reconcile: unexplained days) */
+    const char *doc;       /* integration add/update/test: the document to use */
+    size_t doclen;         /*   instead of --file (the API's request body) */
+    int replay_later;      /* integration update: when the timezone changes, set */
+    int replay_due;        /*   replay_due instead of replaying before returning */
+    int finding;           /* CTL_FAIL with the report complete (reconcile: unexplained days) */
+    char problems[8][256]; /* CTL_P_INVALID from a document: each problem, */
+    int nproblems;         /*   "field: reason" (lt_integration_parse_all) */
 } ctl_res_t;
 
 typedef struct {

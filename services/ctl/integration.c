@@ -203,6 +203,13 @@ static int apply_flags(const ctl_t *ctl, lt_integration_t *in)
     return CTL_OK;
 }
 
+static void add_problem(void *opaque, const char *problem)
+{
+    ctl_res_t *res = opaque;
+    if (res->nproblems < (int)(sizeof(res->problems) / sizeof(res->problems[0])))
+        snprintf(res->problems[res->nproblems++], sizeof(res->problems[0]), "%s", problem);
+}
+
 /* Builds the integration from --file and/or flags, validated, its base_url
  * and password_ref within the credential policy (lt_cred.h), the password
  * readable. */
@@ -216,8 +223,8 @@ static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integ
     int rc;
 
     if (ctl->res->doc) {
-        if (lt_integration_parse(ctl->res->doc, ctl->res->doclen, in, errstr, sizeof(errstr)) !=
-            LT_OK) {
+        if (lt_integration_parse_all(ctl->res->doc, ctl->res->doclen, in, add_problem, ctl->res,
+                                     errstr, sizeof(errstr)) != LT_OK) {
             fprintf(ctl->err, "%s\n", errstr);
             return ctl_fail_errstr(ctl, CTL_P_INVALID, errstr);
         }

@@ -99,6 +99,14 @@ def main():
         field_error(dict(shop, timezone="Mars/Olympus"), "timezone", "not an IANA zone")
         field_error(dict(shop, import_from="2026-02-30"), "import_from", "YYYY-MM-DD")
         field_error(dict(shop, password_ref="file:x"), "password", "not both")
+        # every field at fault at once, each with its own message
+        r = c.post("/v1/integrations", dict(shop, timezone="Mars/Olympus",
+                                            import_from="2026-13-01", max_in_flight="four",
+                                            colour="red"))
+        assert r.status == 400, r
+        got = {e["field"]: e["message"] for e in r.body["errors"]}
+        assert sorted(got) == ["colour", "import_from", "max_in_flight", "timezone"], r
+        assert got["timezone"].startswith('"Mars/Olympus" is not an IANA zone'), got
         r = c.post("/v1/integrations", dict(shop, password="wrong-password"))
         assert r.status == 422 and r.body["type"].endswith(":crm-rejected"), r
         assert "rejected the API credentials" in r.body["detail"], r

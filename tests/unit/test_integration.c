@@ -144,6 +144,49 @@ LT_TEST(validation_errors_name_the_field)
         "duplicate"));
 }
 
+typedef struct {
+    char got[8][256];
+    int n;
+} problems_t;
+
+static void collect(void *opaque, const char *problem)
+{
+    problems_t *p = opaque;
+    if (p->n < 8)
+        snprintf(p->got[p->n], sizeof(p->got[0]), "%s", problem);
+    p->n++;
+}
+
+/* Every problem of a document, each field once, the first also in errstr
+ * (a merchant fixes everything in one go). */
+LT_TEST(every_problem_reported)
+{
+    static const char doc[] =
+        "{\"id\":\"Bad Id\",\"api_username\":\"u\",\"password_ref\":\"file:x\","
+        "\"account_name\":\"a\",\"account_username\":\"b\",\"timezone\":\"Mars/Base\","
+        "\"import_from\":\"2024-13-01\",\"max_in_flight\":\"four\",\"colour\":1}";
+    lt_integration_t in;
+    problems_t p = {0};
+    char err[256];
+    CHECK_INT(lt_integration_parse_all(doc, sizeof(doc) - 1, &in, collect, &p, err, sizeof(err)),
+              LT_ERR_PERMANENT);
+    CHECK_INT(p.n, 5);
+    CHECK(strstr(p.got[0], "unknown field \"colour\""));
+    CHECK(!strncmp(p.got[1], "max_in_flight: must be an integer", 33));
+    CHECK(!strncmp(p.got[2], "id: ", 4));
+    CHECK(!strncmp(p.got[3], "timezone: ", 10));
+    CHECK(!strncmp(p.got[4], "import_from: ", 13));
+    CHECK_STR(err, p.got[0]);
+    /* the one-error form reports the same first problem */
+    CHECK_INT(lt_integration_parse(doc, sizeof(doc) - 1, &in, err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK_STR(err, p.got[0]);
+    /* not JSON: one problem */
+    p.n = 0;
+    CHECK_INT(lt_integration_parse_all("{", 1, &in, collect, &p, err, sizeof(err)),
+              LT_ERR_PERMANENT);
+    CHECK_INT(p.n, 1);
+}
+
 LT_TEST(rejects_bad_documents)
 {
     lt_integration_t in;
@@ -311,6 +354,7 @@ int main(void)
     LT_RUN(parse_defaults);
     LT_RUN(json_round_trip);
     LT_RUN(validation_errors_name_the_field);
+    LT_RUN(every_problem_reported);
     LT_RUN(rejects_bad_documents);
     LT_RUN(validate_struct);
     LT_RUN(streams_and_local_day);
