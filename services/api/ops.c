@@ -265,20 +265,31 @@ static cJSON *shown(const lt_integration_t *in)
     return doc;
 }
 
+/* Runs `integration VERB [ID]`: 0, or -1 with resp filled when the run
+ * could not be set up (then r holds nothing). */
+static int run_verb(run_t *r, const lt_config_t *cfg, const char *verb, const char *id,
+                    api_resp_t *resp)
+{
+    if (run_init(r, cfg) < 0) {
+        run_free(r);
+        api_problem(resp, 500, "internal", "Internal error", "out of memory", NULL);
+        return -1;
+    }
+    if (id)
+        run_arg(r, id);
+    r->rc = ctl_integration(&r->ctl, verb);
+    run_done(r);
+    return 0;
+}
+
 /* Runs `integration show ID`: the stored document, parsed (NULL and resp
  * filled when it fails). */
 static cJSON *stored_doc(const lt_config_t *cfg, const char *id, api_resp_t *resp)
 {
     run_t r;
     cJSON *doc = NULL;
-    if (run_init(&r, cfg) < 0) {
-        api_problem(resp, 500, "internal", "Internal error", "out of memory", NULL);
-        run_free(&r);
+    if (run_verb(&r, cfg, "show", id, resp) < 0)
         return NULL;
-    }
-    run_arg(&r, id);
-    r.rc = ctl_integration(&r.ctl, "show");
-    run_done(&r);
     if (r.rc != CTL_OK)
         fail(resp, &r, r.err);
     else if (!(doc = cJSON_Parse(r.out)))
@@ -546,13 +557,8 @@ static void op_list(const lt_config_t *cfg, api_resp_t *resp)
 {
     run_t r;
     cJSON *arr, *it, *wrap;
-    if (run_init(&r, cfg) < 0) {
-        run_free(&r);
-        api_problem(resp, 500, "internal", "Internal error", "out of memory", NULL);
+    if (run_verb(&r, cfg, "list", NULL, resp) < 0)
         return;
-    }
-    r.rc = ctl_integration(&r.ctl, "list");
-    run_done(&r);
     if (r.rc != CTL_OK) {
         fail(resp, &r, r.err);
     } else if (!(arr = cJSON_Parse(r.out))) {
@@ -580,14 +586,8 @@ static void op_show(const lt_config_t *cfg, const api_req_t *req, api_resp_t *re
 static void op_delete(const lt_config_t *cfg, const api_req_t *req, api_resp_t *resp)
 {
     run_t r;
-    if (run_init(&r, cfg) < 0) {
-        run_free(&r);
-        api_problem(resp, 500, "internal", "Internal error", "out of memory", NULL);
+    if (run_verb(&r, cfg, "remove", req->id, resp) < 0)
         return;
-    }
-    run_arg(&r, req->id);
-    r.rc = ctl_integration(&r.ctl, "remove");
-    run_done(&r);
     if (r.rc != CTL_OK)
         fail(resp, &r, r.err);
     else
@@ -598,14 +598,8 @@ static void op_delete(const lt_config_t *cfg, const api_req_t *req, api_resp_t *
 static void op_test(const lt_config_t *cfg, const api_req_t *req, api_resp_t *resp)
 {
     run_t r;
-    if (run_init(&r, cfg) < 0) {
-        run_free(&r);
-        api_problem(resp, 500, "internal", "Internal error", "out of memory", NULL);
+    if (run_verb(&r, cfg, "test", req->id, resp) < 0)
         return;
-    }
-    run_arg(&r, req->id);
-    r.rc = ctl_integration(&r.ctl, "test");
-    run_done(&r);
     if (r.rc != CTL_OK) {
         fail(resp, &r, r.res.problem == CTL_P_NOT_FOUND ? r.err : r.out);
     } else {

@@ -41,14 +41,7 @@ CHART_OWNED = {"KAFKA_BOOTSTRAP_SERVERS", "DOWNSTREAM_BROKERS", "REDIS_URL",
                "API_PORT", "API_TOKENS_FILE"}  # from api.port and api.tokens
 SECRET_KEYS = ("password", "ecommercepassword", "achaccountnumber", "achroutingnumber")
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
+from ltcheck import check, failures  # noqa: E402
 
 
 def helm_binary():

@@ -22,14 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_helm as th  # noqa: E402  (helm_binary, run_helm, render)
 
 COMPONENTS = th.COMPONENTS
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
+from ltcheck import check, failures  # noqa: E402
 
 
 def ports(rule):
