@@ -159,7 +159,10 @@ static int settle(norm_t *n, norm_batch_t *b)
 
 static int fetch_state(norm_t *n, norm_msg_t *msgs, size_t count)
 {
-    while (norm_cb_fetch(n, msgs, count) != 0) {
+    int rc;
+    while ((rc = norm_cb_fetch(n, msgs, count)) != 0) {
+        if (rc == NORM_LOST)
+            return NORM_LOST;
         atomic_store(&n->ready, 0);
         lt_metric_add(n->m.redis_pauses, 1);
         if (lt_clock_nap_ms(500) != 0)
@@ -185,7 +188,8 @@ static void parse_chunk(norm_t *n, norm_batch_t *b, lt_jarena_t *arena, size_t f
  * is idempotent for rows it has seen, so a retry may run it again). Chunk k's
  * trees are in n->parse_arena[k % 2], alive until k is produced: two chunks
  * of trees at a time, small enough to stay in cache. -1 on shutdown while Redis was
- * unavailable (nothing may be stored). */
+ * unavailable, NORM_LOST when a partition's chargeback state is gone (the
+ * chunks before it may be produced; nothing may be stored). */
 static int produce(norm_t *n, norm_batch_t *b)
 {
     norm_cb_call_t call = {0};
@@ -214,9 +218,11 @@ static int produce(norm_t *n, norm_batch_t *b)
     while (from < b->count) {
         size_t next = to + NORM_CHUNK < b->count ? to + NORM_CHUNK : b->count;
         parse_chunk(n, b, n->parse_arena[(k + 1) % 2], to, next);
-        if (!(sent && norm_cb_recv(n, &call) == 0) &&
-            fetch_state(n, b->msgs + from, to - from) != 0) {
-            rc = -1;
+        int got = sent ? norm_cb_recv(n, &call) : -1;
+        if (got == -1)
+            got = fetch_state(n, b->msgs + from, to - from);
+        if (got != 0) {
+            rc = got; /* NORM_LOST, or -1: shutdown */
             break;
         }
         sent = next > to && norm_cb_send(n, b->msgs + to, next - to, &call) == 0;

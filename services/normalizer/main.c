@@ -63,6 +63,8 @@ static size_t collect(norm_t *n, norm_msg_t *msgs, int wait_ms)
             rd_kafka_message_destroy(rkm);
             continue;
         }
+        if (norm_partition_seen(n, rkm) != 0)
+            lt_warn("out of memory noting partition %d", (int)rkm->partition);
         msgs[count].skip =
             n->replay_prefix[0] && (rkm->key_len < strlen(n->replay_prefix) ||
                                     memcmp(rkm->key, n->replay_prefix, strlen(n->replay_prefix)));
@@ -106,11 +108,42 @@ static void store_and_free(norm_t *n, norm_batch_t *b)
  * that. prev is the batch awaiting its acks. */
 static norm_batch_t slots[NORM_SLOTS];
 
+static lt_consumer_t *consumer_new(const lt_config_t *cfg, char *err, size_t errlen);
+
+/* The chargeback state of n->lost[] is gone: the batch before cur is
+ * settled and stored, cur is dropped unstored (its rows come again, and
+ * what it produced already is the same events again: the sink's dedupe
+ * keeps them from downstream), the lost partitions' first offsets are
+ * stored, and a new consumer takes over from the committed offsets: every
+ * row of a lost partition runs through the script again, in order. 0, or
+ * -1 when no consumer could be made (the process exits; restarted, it finds
+ * the state missing again and does the same). */
+static int rebuild(norm_t *n, norm_batch_t *prev, norm_batch_t *cur)
+{
+    char err[512];
+    if (prev && norm_batch_settle(n, prev, NULL) == 0)
+        store_and_free(n, prev);
+    else if (prev)
+        norm_batch_release(prev);
+    /* cur's events are sent by reference into its arena: wait them out */
+    while (lt_producer_flush(n->prod, 1000) != LT_OK && !lt_signal_stop)
+        ;
+    norm_batch_release(cur);
+    norm_partitions_rewind(n);
+    lt_consumer_destroy(n->cons); /* commits what is stored */
+    if (!(n->cons = consumer_new(n->cfg, err, sizeof(err)))) {
+        lt_error("chargeback state rebuild: a new consumer: %s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int run(norm_t *n)
 {
     norm_batch_t *prev = NULL;
     for (int k = 0; !lt_signal_stop || prev; k = (k + 1) % NORM_SLOTS) {
         norm_batch_t *cur = &slots[k];
+        int started;
         /* With a batch awaiting acks, no input right now means idle: settle
          * it at once (norm_batch_settle flushes) rather than after a wait. */
         cur->count = lt_signal_stop ? 0 : collect(n, cur->msgs, prev ? 0 : 100);
@@ -118,7 +151,14 @@ static int run(norm_t *n)
          * chargeback state never asks Redis, so without it /readyz stayed
          * 200 through a 15 s Redis freeze. */
         atomic_store(&n->ready, norm_integ_refresh(n));
-        if (cur->count && norm_batch_start(n, cur) != 0) {
+        started = cur->count ? norm_batch_start(n, cur) : 0;
+        if (started == NORM_LOST) {
+            if (rebuild(n, prev, cur) != 0)
+                return 1;
+            prev = NULL;
+            continue;
+        }
+        if (started != 0) {
             lt_info("shutdown before a batch of %zu rows was produced; it will be redelivered",
                     cur->count);
             norm_batch_release(cur);
@@ -146,15 +186,13 @@ static int run(norm_t *n)
 
 static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
 {
-    const char *group = lt_config_str(cfg, "GROUP_ID"), *replay;
-    const char *topics[1];
+    const char *replay;
     n->cfg = cfg;
     n->topic_raw = lt_config_str(cfg, "TOPIC_RAW");
     n->topic_events = lt_config_str(cfg, "TOPIC_EVENTS");
     n->topic_dlq = lt_config_str(cfg, "TOPIC_DLQ");
     n->prefix = lt_config_str(cfg, "REDIS_PREFIX");
     n->max_message = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
-    topics[0] = n->topic_raw;
     if ((replay = lt_config_str(cfg, "REPLAY_INTEGRATION")) && strcmp(replay, "*")) {
         snprintf(n->replay_prefix, sizeof(n->replay_prefix), "%.64s/", replay);
         lt_info("replay of integration %s", replay);
@@ -173,6 +211,15 @@ static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
     lt_producer_warm(n->prod, out_topics, 2, 1000);
     if (norm_integ_load(n) != 0)
         lt_warn("integrations not readable yet; retrying when rows arrive");
+    n->cons = consumer_new(cfg, err, errlen);
+    atomic_store(&n->ready, n->cons != NULL && lt_redis_ping(n->redis));
+    return n->cons ? 0 : -1;
+}
+
+static lt_consumer_t *consumer_new(const lt_config_t *cfg, char *err, size_t errlen)
+{
+    const char *group = lt_config_str(cfg, "GROUP_ID"),
+               *topics[] = {lt_config_str(cfg, "TOPIC_RAW")};
     /* librdkafka 2.0.2 stops fetching once its queue holds queued.min.messages
      * (100,000) or queued.max.messages.kbytes (64 MiB) and looks again only
      * after up to 1 s (fetch.queue.backoff.ms came in 2.2). 64 MiB of raw
@@ -180,10 +227,8 @@ static int setup(norm_t *n, const lt_config_t *cfg, char *err, size_t errlen)
      * per refill (bench/normalizer.sh). With 128 MiB the count binds first
      * for rows under 1.3 KB: 100,000 rows, 1 s of work. */
     static const char *const cons_tuning[] = {"queued.max.messages.kbytes", "131072", NULL};
-    n->cons = lt_consumer_new_tuned(cfg, group && *group ? group : "ltvsync-normalizer", topics, 1,
-                                    cons_tuning, err, errlen);
-    atomic_store(&n->ready, n->cons != NULL && lt_redis_ping(n->redis));
-    return n->cons ? 0 : -1;
+    return lt_consumer_new_tuned(cfg, group && *group ? group : "ltvsync-normalizer", topics, 1,
+                                 cons_tuning, err, errlen);
 }
 
 int main(int argc, char **argv)

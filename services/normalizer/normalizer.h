@@ -57,6 +57,17 @@ typedef struct {
     unsigned long integ_gen, integ_reads; /* the cache's, when integs was built */
     long long integ_version;              /* P integrations:version at the last load, -1 unknown */
     char replay_prefix[80];               /* "id/" in a one-integration replay, else "" */
+    /* Chargeback state per raw partition (cbstore.c): whether this
+     * consumer read partition p from its first offset and has not yet
+     * used its state (NORM_P_START: the state may be created), or its state
+     * must exist in Redis (NORM_P_KEPT); NORM_P_UNKNOWN before its first
+     * message. rewound: partitions this process sent back to their first
+     * offset (the next consumer starts them there). lost: partitions whose
+     * state was found missing by the last lookup. */
+    uint8_t *pmode, *rewound;
+    size_t npart;
+    int32_t lost[64];
+    int nlost;
     norm_metrics_t m;
     atomic_int ready; /* main loop writes, the HTTP thread reads */
 } norm_t;
@@ -94,6 +105,20 @@ typedef struct {
     norm_counts_t c;   /* of the last produce, applied once acknowledged */
 } norm_batch_t;
 
+#define NORM_P_UNKNOWN 0
+#define NORM_P_START   1
+#define NORM_P_KEPT    2
+#define NORM_LOST      (-2) /* a lookup found a partition's chargeback state gone */
+
+/* cbstore.c: notes the first message of each partition in this consumer's
+ * life: NORM_P_START when it is the partition's first offset (or the
+ * partition was rewound), else NORM_P_KEPT. -1 out of memory. */
+int norm_partition_seen(norm_t *n, const rd_kafka_message_t *rkm);
+/* After the chargeback state of n->lost[] was found gone (Redis restarted
+ * empty): stores each such partition's first offset for the next consumer
+ * and marks it rewound. */
+void norm_partitions_rewind(norm_t *n);
+
 /* integ.c */
 int norm_integ_load(norm_t *n);
 /* Copies the integration into out; re-reads the topic for an unknown id.
@@ -105,7 +130,8 @@ int norm_integ_refresh(norm_t *n);
 void norm_integ_release(norm_t *n);
 
 /* cbstore.c: fills msgs[i].history for every message whose probe applies;
- * 0 on success, -1 when Redis failed (nothing may be stored then). */
+ * 0 on success, -1 when Redis failed (nothing may be stored then),
+ * NORM_LOST when a partition's state is gone (n->lost; nothing written). */
 int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count);
 
 /* The same in two halves (one call in flight at a time): norm_cb_send puts
@@ -131,7 +157,8 @@ lt_err_t norm_dlq_send(norm_t *n, const norm_msg_t *msg, char *errstr, size_t er
 
 /* batch.c: parses b, fetches its chargeback state and produces its outputs
  * (NORM_CHUNK rows at a time) without waiting for acks; -1 on shutdown while
- * Redis was unavailable (part of b may be in flight: store nothing). */
+ * Redis was unavailable, NORM_LOST when a partition's chargeback state is
+ * gone (n->lost); either way part of b may be in flight: store nothing. */
 int norm_batch_start(norm_t *n, norm_batch_t *b);
 /* Waits for b's acks (next, if not NULL, is the batch started after b). 0: b
  * is acknowledged, next still in flight. If b failed, produces b and then

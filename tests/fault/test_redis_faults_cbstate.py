@@ -8,15 +8,20 @@ again (flag 1, the second chargebackDate).
 
 Expected (the oracle fed the row's history, as test_pipeline_e2e.py does):
 the latest downstream version of every event is unchanged by the state
-loss, chargeback 1 keeps its own date. Measured: whether the re-fetched row
-is taken for a first chargeback, which rewrites chargeback 1 under its id
+loss, chargeback 1 keeps its own date. Before the fix the re-fetched row
+was taken for a first chargeback, which rewrote chargeback 1 under its id
 with the second chargeback's date (a wrong event downstream, the latest
-version wins). Only run with LTVSYNC_KNOWN_BUG set while that is so: the
-rest of the Redis-loss scenario is test_redis_faults_lost.py.
+version wins). Now the script finds the partition's state key
+(P cbp:TOPIC:PARTITION) gone and answers LOST without writing; the
+normalizer reads that partition again from its first offset, rebuilding
+every history in order (services/normalizer/main.c rebuild). Asserted: the
+normalizer logged the rebuild, nothing missing, unexpected or different
+downstream, at most MAX_COPIES copies of any (event_id, content) (the
+rebuild and the re-fetch re-emit events; the sink's dedupe state is gone
+with Redis), 0 limit violations.
 """
 import datetime
 import json
-import os
 import signal
 import sys
 import time
@@ -28,6 +33,7 @@ from ltharness import Stack
 from pipeline import Pipeline, diff, duplicates, latest
 
 BOUND_S = 45 + 60
+MAX_COPIES = 2   # one extra copy of an event at most
 
 
 def mutate(pl, action, tid, date):
@@ -79,10 +85,6 @@ def show(want, tid):
 
 
 def main():
-    if not os.environ.get("LTVSYNC_KNOWN_BUG"):
-        print("skipped: the chargeback history is lost with Redis, so chargeback 1 is "
-              "rewritten and a reversal never emitted (LTVSYNC_KNOWN_BUG=1 runs it)")
-        return 77  # ctest's SKIP_RETURN_CODE: reported as skipped, not passed
     t0 = time.monotonic()
     with Stack("redis-cbstate") as st:
         pl = Pipeline(st, customers=30, days=20, sync_interval="3s")
@@ -154,8 +156,15 @@ def main():
         report("redis restarted EMPTY: chargeback history lost", trials=1, lost=len(missing),
                dups=len(dups), violations=pl.api.stats()["violations"], recover_s=recover,
                note="%d missing, %d rewritten chargeback events" % (len(missing), len(changed)))
+        worst = max([n for _, n in dups] or [1])
+        rebuilt = pl.procs["ltvsync-normalizer"].log_lines("chargeback state lost")
+        print("normalizer: %d partition(s) read again; at most %d copies of one event"
+              % (len(rebuilt), worst))
         for p in pl.procs.values():
             st.stop(p, signal.SIGTERM, 30)
+        assert rebuilt, "the normalizer never noticed the lost chargeback state"
+        assert worst <= MAX_COPIES, worst
+        assert pl.api.stats()["violations"] == 0
         return 1 if missing or unexpected or changed else 0
 
 
