@@ -44,11 +44,11 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ltharness as h  # noqa: E402
+from procstat import cpu_s, loadavg, redis_cpu, status_kb, thread_cpu  # noqa: E402
 
 TZ = "America/New_York"
 STREAMS = ["transactions", "orders", "customers", "purchases", "campaigns"]
 PASSWORD = "bench-pw"
-CLK = os.sysconf("SC_CLK_TCK")
 START = "2024-01-01"
 OWN = {"info", "dbsize", "ping", "client", "hello", "command", "config", "memory", "hlen", "hkeys"}
 
@@ -62,41 +62,14 @@ def log(msg):
     sys.stderr.flush()
 
 
-def stat_cpu(path):
-    with open(path) as f:
-        raw = f.read()
-    comm = raw[raw.index("(") + 1:raw.rindex(")")]
-    fields = raw.rsplit(")", 1)[1].split()
-    return comm, (int(fields[11]) + int(fields[12])) / CLK
 
 
-def cpu_s(pid):
-    return stat_cpu("/proc/%d/stat" % pid)[1]
 
 
-def thread_cpu(pid):
-    """{thread name: CPU s} summed over the threads of that name."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            comm, c = stat_cpu("/proc/%d/task/%s/stat" % (pid, tid))
-        except OSError:
-            continue
-        out[comm] = out.get(comm, 0.0) + c
-    return out
 
 
-def status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def cmdstats(r):
@@ -108,9 +81,6 @@ def cmdstats(r):
     return out
 
 
-def redis_cpu(r):
-    c = r.info("cpu")
-    return float(c["used_cpu_user"]) + float(c["used_cpu_sys"])
 
 
 def sim_stats(sim):

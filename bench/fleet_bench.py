@@ -57,12 +57,12 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ltharness as h  # noqa: E402
+from procstat import cpu_s, loadavg, status_kb  # noqa: E402
 from scale_bench import partition_bytes  # noqa: E402
 
 TZ = "America/New_York"
 STREAMS = ["transactions", "orders", "customers", "purchases", "campaigns"]
 PASSWORD = "bench-pw"
-CLK = os.sysconf("SC_CLK_TCK")
 
 
 def env_int(name, default):
@@ -74,24 +74,10 @@ def log(msg):
     sys.stderr.flush()
 
 
-def cpu_s(pid):
-    """utime + stime of pid, seconds (all threads)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
 
 
 def metrics(proc):

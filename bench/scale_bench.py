@@ -61,6 +61,7 @@ import time
 from zoneinfo import ZoneInfo
 
 import ltharness as h
+from procstat import cpu_s, redis_cpu, status_kb  # noqa: E402
 
 TZ = "America/New_York"
 STREAMS = ["transactions", "orders", "customers", "purchases", "campaigns"]
@@ -68,7 +69,6 @@ LIVE_DAYS = 3            # LIVE_LOOKBACK_DAYS default
 PREFIX = "ltvsync:"      # REDIS_PREFIX default
 # The bench's own commands, left out of the counts.
 OWN = {"info", "dbsize", "ping", "client", "hello", "command", "config", "memory"}
-CLK = os.sysconf("SC_CLK_TCK")
 BASE_S = 10              # idle baseline before the integrations
 
 
@@ -77,19 +77,8 @@ def log(msg):
     sys.stderr.flush()
 
 
-def cpu_s(pid):
-    """utime + stime of pid, seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def cmdstats(r):
@@ -111,9 +100,6 @@ def cmd_delta(a, b):
     return d
 
 
-def redis_cpu(r):
-    c = r.info("cpu")
-    return float(c["used_cpu_user"]) + float(c["used_cpu_sys"])
 
 
 def metric(proc, name):

@@ -1,0 +1,51 @@
+"""What the benchmarks read off processes and Redis (one copy for
+scale_bench, fleet_bench and fetcher_overhead): CPU seconds from
+/proc/PID/stat, /proc/PID/status fields, the load average, Redis's CPU."""
+import os
+
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def stat_cpu(path):
+    """(comm, utime + stime in seconds) of a /proc/.../stat file."""
+    with open(path) as f:
+        raw = f.read()
+    comm = raw[raw.index("(") + 1:raw.rindex(")")]
+    fields = raw.rsplit(")", 1)[1].split()
+    return comm, (int(fields[11]) + int(fields[12])) / CLK
+
+
+def cpu_s(pid):
+    """utime + stime of pid, seconds."""
+    return stat_cpu("/proc/%d/stat" % pid)[1]
+
+
+def thread_cpu(pid):
+    """{thread name: CPU s} summed over the threads of that name."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            comm, c = stat_cpu("/proc/%d/task/%s/stat" % (pid, tid))
+        except OSError:
+            continue
+        out[comm] = out.get(comm, 0.0) + c
+    return out
+
+
+def status_kb(pid, key):
+    """A kB field of /proc/PID/status (VmHWM, VmRSS), 0 when absent."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def redis_cpu(r):
+    c = r.info("cpu")
+    return float(c["used_cpu_user"]) + float(c["used_cpu_sys"])
