@@ -44,7 +44,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ltharness as h  # noqa: E402
-from procstat import cpu_s, loadavg, redis_cpu, status_kb, thread_cpu  # noqa: E402
+from procstat import cmdstats, cpu_s, loadavg, redis_cpu, status_kb, thread_cpu  # noqa: E402
 
 TZ = "America/New_York"
 STREAMS = ["transactions", "orders", "customers", "purchases", "campaigns"]
@@ -60,27 +60,6 @@ def env_int(name, default):
 def log(msg):
     sys.stderr.write("[overhead] %s\n" % msg)
     sys.stderr.flush()
-
-
-
-
-
-
-
-
-
-
-
-
-def cmdstats(r):
-    out = {}
-    for k, v in r.info("commandstats").items():
-        name = k[len("cmdstat_"):] if k.startswith("cmdstat_") else k
-        if isinstance(v, dict):
-            out[name] = int(v.get("calls", 0))
-    return out
-
-
 
 
 def sim_stats(sim):
@@ -174,8 +153,8 @@ def run(k, perf_file):
                    other={n: o1[n] - o0[n] for n in o1}, rcpu=rc1 - rc0,
                    requests=s1["total"] - s0["total"], violations=s1["violations"],
                    peak=s1["peak_in_flight"],
-                   cmds={n: cs1[n] - cs0.get(n, 0) for n in cs1
-                         if cs1[n] - cs0.get(n, 0) and n.split("|")[0] not in OWN},
+                   cmds={n: cs1[n][0] - cs0.get(n, (0, 0))[0] for n in cs1
+                         if cs1[n][0] - cs0.get(n, (0, 0))[0] and n.split("|")[0] not in OWN},
                    hwm=status_kb(f.pid, "VmHWM"), load1=loadavg(),
                    log_lines=len(f.log_lines()))
         st.stop(f)

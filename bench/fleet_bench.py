@@ -74,12 +74,6 @@ def log(msg):
     sys.stderr.flush()
 
 
-
-
-
-
-
-
 def metrics(proc):
     """{name{labels}: value} of a service's /metrics."""
     status, body = proc.http("/metrics")

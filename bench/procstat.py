@@ -1,6 +1,7 @@
 """What the benchmarks read off processes and Redis (one copy for
 scale_bench, fleet_bench and fetcher_overhead): CPU seconds from
-/proc/PID/stat, /proc/PID/status fields, the load average, Redis's CPU."""
+/proc/PID/stat, /proc/PID/status fields, the load average, Redis's CPU
+and command counts."""
 import os
 
 CLK = os.sysconf("SC_CLK_TCK")
@@ -49,3 +50,13 @@ def loadavg():
 def redis_cpu(r):
     c = r.info("cpu")
     return float(c["used_cpu_user"]) + float(c["used_cpu_sys"])
+
+
+def cmdstats(r):
+    """{command: (calls, usec)} from INFO commandstats."""
+    out = {}
+    for k, v in r.info("commandstats").items():
+        name = k[len("cmdstat_"):] if k.startswith("cmdstat_") else k
+        if isinstance(v, dict):
+            out[name] = (int(v.get("calls", 0)), int(v.get("usec", 0)))
+    return out

@@ -61,7 +61,7 @@ import time
 from zoneinfo import ZoneInfo
 
 import ltharness as h
-from procstat import cpu_s, redis_cpu, status_kb  # noqa: E402
+from procstat import cmdstats, cpu_s, redis_cpu, status_kb  # noqa: E402
 
 TZ = "America/New_York"
 STREAMS = ["transactions", "orders", "customers", "purchases", "campaigns"]
@@ -77,20 +77,6 @@ def log(msg):
     sys.stderr.flush()
 
 
-
-
-
-
-def cmdstats(r):
-    """{command: (calls, usec)} from INFO commandstats."""
-    out = {}
-    for k, v in r.info("commandstats").items():
-        name = k[len("cmdstat_"):] if k.startswith("cmdstat_") else k
-        if isinstance(v, dict):
-            out[name] = (int(v.get("calls", 0)), int(v.get("usec", 0)))
-    return out
-
-
 def cmd_delta(a, b):
     d = {}
     for name, (calls, _) in b.items():
@@ -98,8 +84,6 @@ def cmd_delta(a, b):
         if n and name.split("|")[0] not in OWN:
             d[name] = n
     return d
-
-
 
 
 def metric(proc, name):

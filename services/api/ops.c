@@ -265,10 +265,11 @@ static cJSON *shown(const lt_integration_t *in)
     return doc;
 }
 
-/* Runs `integration VERB [ID]`: 0, or -1 with resp filled when the run
- * could not be set up (then r holds nothing). */
-static int run_verb(run_t *r, const lt_config_t *cfg, const char *verb, const char *id,
-                    api_resp_t *resp)
+/* Sets up a run of an ltvctl integration command with ID (or NULL) as its
+ * argument and doc (or NULL) as its document: 0, or -1 with resp filled
+ * (then r holds nothing). The caller may set more of r->ctl and r->res. */
+static int run_prepare(run_t *r, const lt_config_t *cfg, const char *id, const char *doc,
+                       api_resp_t *resp)
 {
     if (run_init(r, cfg) < 0) {
         run_free(r);
@@ -277,8 +278,29 @@ static int run_verb(run_t *r, const lt_config_t *cfg, const char *verb, const ch
     }
     if (id)
         run_arg(r, id);
+    if (doc) {
+        r->res.doc = doc;
+        r->res.doclen = strlen(doc);
+    }
+    return 0;
+}
+
+/* Runs `integration VERB` as prepared; its exit code. */
+static int run_exec(run_t *r, const char *verb)
+{
     r->rc = ctl_integration(&r->ctl, verb);
     run_done(r);
+    return r->rc;
+}
+
+/* Runs `integration VERB [ID]`: 0, or -1 with resp filled when the run
+ * could not be set up. */
+static int run_verb(run_t *r, const lt_config_t *cfg, const char *verb, const char *id,
+                    api_resp_t *resp)
+{
+    if (run_prepare(r, cfg, id, NULL, resp) < 0)
+        return -1;
+    run_exec(r, verb);
     return 0;
 }
 
@@ -362,21 +384,6 @@ static cJSON *body_object(const api_req_t *req, api_resp_t *resp, int empty_ok)
     return doc;
 }
 
-/* Runs `integration VERB` on doc (add, update, test). */
-static int run_with_doc(run_t *r, const lt_config_t *cfg, const char *verb, const char *id,
-                        const char *doc)
-{
-    if (run_init(r, cfg) < 0)
-        return CTL_FAIL;
-    r->res.doc = doc;
-    r->res.doclen = strlen(doc);
-    if (id)
-        run_arg(r, id);
-    r->rc = ctl_integration(&r->ctl, verb);
-    run_done(r);
-    return r->rc;
-}
-
 static void op_create(const lt_config_t *cfg, const api_req_t *req, api_resp_t *resp)
 {
     cJSON *doc = body_object(req, resp, 0), *probe;
@@ -408,7 +415,9 @@ static void op_create(const lt_config_t *cfg, const api_req_t *req, api_resp_t *
     if (!(text = cJSON_PrintUnformatted(doc)))
         goto end;
     if (!test || !strcmp(test, "true")) {
-        if (run_with_doc(&r, cfg, "test", NULL, text) != CTL_OK) {
+        if (run_prepare(&r, cfg, NULL, text, resp) < 0)
+            goto end;
+        if (run_exec(&r, "test") != CTL_OK) {
             fail(resp, &r,
                  r.res.problem == CTL_P_CRM_REJECTED || r.res.problem == CTL_P_CRM_UNREACHABLE
                      ? r.out
@@ -419,7 +428,9 @@ static void op_create(const lt_config_t *cfg, const api_req_t *req, api_resp_t *
         }
         run_free(&r);
     }
-    if (run_with_doc(&r, cfg, "add", NULL, text) != CTL_OK) {
+    if (run_prepare(&r, cfg, NULL, text, resp) < 0)
+        goto end;
+    if (run_exec(&r, "add") != CTL_OK) {
         fail(resp, &r, r.err);
     } else {
         cJSON *out = shown(&r.res.stored);
@@ -436,12 +447,14 @@ end:
 static void op_patch(const lt_config_t *cfg, const api_req_t *req, api_resp_t *resp)
 {
     cJSON *patch = body_object(req, resp, 0), *doc = NULL, *item, *confirm;
-    const char *pid;
-    char *text = NULL;
+    const char *pid, *ref;
+    char *text = NULL, *stored_ref = NULL;
     int yes = 0;
     run_t r;
 
     if (!patch || !(doc = stored_doc(cfg, req->id, resp)))
+        goto end;
+    if ((ref = lt_json_str(doc, "password_ref")) && !(stored_ref = strdup(ref)))
         goto end;
     if ((confirm = cJSON_GetObjectItemCaseSensitive(patch, "confirm_redate"))) {
         if (!cJSON_IsBool(confirm)) {
@@ -477,34 +490,16 @@ static void op_patch(const lt_config_t *cfg, const api_req_t *req, api_resp_t *r
             cJSON_AddItemToObject(doc, key, item);
         }
     }
-    /* an unchanged sealed reference is shown redacted: put the stored one back */
-    {
-        const char *ref = lt_json_str(doc, "password_ref");
-        if (ref && lt_seal_is_sealed(ref) && strlen(ref) < 32) {
-            cJSON *orig = stored_doc(cfg, req->id, resp);
-            const char *oref = orig ? lt_json_str(orig, "password_ref") : NULL;
-            if (!oref) {
-                cJSON_Delete(orig);
-                goto end;
-            }
-            cJSON_ReplaceItemInObjectCaseSensitive(doc, "password_ref", cJSON_CreateString(oref));
-            cJSON_Delete(orig);
-        }
-    }
-    if (!(text = cJSON_PrintUnformatted(doc)))
+    /* a sealed reference sent back as it is shown (redacted) keeps the
+     * stored one */
+    ref = lt_json_str(doc, "password_ref");
+    if (ref && stored_ref && lt_seal_is_sealed(ref) && strlen(ref) < 32)
+        cJSON_ReplaceItemInObjectCaseSensitive(doc, "password_ref", cJSON_CreateString(stored_ref));
+    if (!(text = cJSON_PrintUnformatted(doc)) || run_prepare(&r, cfg, req->id, text, resp) < 0)
         goto end;
-    if (run_init(&r, cfg) < 0) {
-        run_free(&r);
-        goto end;
-    }
-    r.res.doc = text;
-    r.res.doclen = strlen(text);
     r.res.replay_later = 1;
     r.ctl.yes = yes;
-    run_arg(&r, req->id);
-    r.rc = ctl_integration(&r.ctl, "update");
-    run_done(&r);
-    if (r.rc != CTL_OK) {
+    if (run_exec(&r, "update") != CTL_OK) {
         fail(resp, &r, r.err);
     } else {
         /* the replay's progress is in GET .../status ("replay") */
@@ -519,6 +514,7 @@ static void op_patch(const lt_config_t *cfg, const api_req_t *req, api_resp_t *r
     run_free(&r);
 end:
     free(text);
+    free(stored_ref);
     cJSON_Delete(doc);
     cJSON_Delete(patch);
 }
