@@ -32,6 +32,7 @@ struct lt_redis_s {
     redisContext *c;
     char errstr[512];
     int pending; /* an lt_redis_eval_send awaits its reply */
+    int cluster; /* the URL named a cluster */
 };
 
 /* Guards lt_redis_script_t.sha, which threads with their own connections may
@@ -508,6 +509,35 @@ redisReply *lt_redis_eval_recv(lt_redis_t *r, lt_redis_script_t *script, int nke
     if (script_load(r, script) < 0)
         return NULL;
     return evalsha(r, script, nkeys, argc, argv, argvlen);
+}
+
+int lt_redis_is_cluster(const lt_redis_t *r)
+{
+    return r->cluster;
+}
+
+/* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), as Redis Cluster
+ * hashes keys. */
+static unsigned crc16(const char *buf, size_t len)
+{
+    unsigned crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (unsigned)(unsigned char)buf[i] << 8;
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+    }
+    return crc & 0xffff;
+}
+
+int lt_redis_key_slot(const char *key, size_t len)
+{
+    const char *open = memchr(key, '{', len), *close;
+    if (open) { /* the first {...} with something inside is the hash tag */
+        size_t rest = len - (size_t)(open - key) - 1;
+        if ((close = memchr(open + 1, '}', rest)) && close > open + 1)
+            key = open + 1, len = (size_t)(close - open - 1);
+    }
+    return (int)(crc16(key, len) & 16383);
 }
 
 const char *lt_redis_errstr(const lt_redis_t *r)

@@ -17,8 +17,13 @@
 
 typedef struct lt_redis_s lt_redis_t;
 
-/* url: redis://[:password@]host:port[/db]. Connects lazily; NULL only for a
- * malformed URL (errstr names the problem, never the password). */
+/* url: redis://[:password@]host:port[/db] for one Redis, or a Redis
+ * Cluster: a seed list redis://[:password@]host:port,host:port,... (or
+ * redis-cluster://[:password@]host:port for one seed; db must be 0). In a
+ * cluster, each command goes to the master of its key's slot (CLUSTER
+ * SLOTS, refreshed on MOVED or a broken connection; ASK followed once), and
+ * lt_rkeys switches to the hash-tagged layout. Connects lazily; NULL only
+ * for a malformed URL (errstr names the problem, never the password). */
 lt_redis_t *lt_redis_new(const char *url, int timeout_ms, char *errstr, size_t errlen);
 void lt_redis_destroy(lt_redis_t *r); /* accepts NULL */
 
@@ -51,6 +56,14 @@ int lt_redis_eval_send(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int 
                        const char **argv, const size_t *argvlen);
 redisReply *lt_redis_eval_recv(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
                                const char **argv, const size_t *argvlen);
+
+/* 1 when r talks to a Redis Cluster. */
+int lt_redis_is_cluster(const lt_redis_t *r);
+
+/* The cluster slot of a key (CRC16 of its hash tag, or of the whole key,
+ * mod 16384): callers that batch many keys into one script call group
+ * them by slot in a cluster (a script may touch one slot only). */
+int lt_redis_key_slot(const char *key, size_t len);
 
 const char *lt_redis_errstr(const lt_redis_t *r);
 /* 1 after a successful PING. */
