@@ -44,3 +44,10 @@ int lt_rkey_prefix_ok(const char *prefix)
 {
     return prefix && strlen(prefix) <= 64 && !strpbrk(prefix, "{}");
 }
+
+int lt_rkey_dedupe_stem(char *buf, size_t len, const char *prefix, unsigned bucket)
+{
+    if (!lt_rkeys_cluster())
+        return done(buf, len, snprintf(buf, len, "%sdd2:", prefix));
+    return done(buf, len, snprintf(buf, len, "%sdd2:{%x}:", prefix, (bucket >> 10) & 15));
+}

@@ -13,8 +13,7 @@
  * integration touches one slot; the control-plane keys (leader lease,
  * fence, scheduler epoch, integrations version, dead-letter retries) share
  * {g}. A single Redis keeps the names it always had, so an upgrade moves
- * nothing. The sink's dedupe buckets and the normalizer's partition markers
- * have builders of their own below. */
+ * nothing. The sink's dedupe hashes have a builder of their own below. */
 #ifndef LT_RKEYS_H
 #define LT_RKEYS_H
 
@@ -32,6 +31,14 @@ int lt_rkey_integ(char *buf, size_t len, const char *prefix, const char *id, con
 
 /* P WHAT, or P {g}:WHAT in a cluster. Same return. */
 int lt_rkey_global(char *buf, size_t len, const char *prefix, const char *what);
+
+/* The stem of the sink's dedupe hashes, to which its scripts append
+ * "G:BBBB" (generation, bucket in 4 hex digits; services/sink/lt_dedupe.h):
+ * "P dd2:" for every bucket on one Redis; "P dd2:{N}:" in a cluster, N the
+ * bucket's top 4 of 14 bits in hex (0-f). So the state spreads over 16
+ * slots (up to 16 masters) and one batch costs at most 16 script calls.
+ * bucket < 16384. Same return as above. */
+int lt_rkey_dedupe_stem(char *buf, size_t len, const char *prefix, unsigned bucket);
 
 /* 1 when prefix can prefix keys (no '{' or '}', at most 64 bytes). */
 int lt_rkey_prefix_ok(const char *prefix);

@@ -41,9 +41,11 @@ LT_TEST(test_layouts)
     CHECK(lt_redis_key_slot(a, strlen(a)) == lt_redis_key_slot(b, strlen(b)));
     /* too small: -1 and an empty string, never a cut name */
     CHECK(lt_rkey_integ(buf, 10, "ltvsync:", "acme-1", "state") == -1 && buf[0] == '\0');
+    CHECK(lt_rkey_dedupe_stem(a, sizeof(a), "p:", 0x3fff) > 0 && !strcmp(a, "p:dd2:{f}:"));
+    CHECK(lt_rkey_dedupe_stem(a, sizeof(a), "p:", 0x03ff) > 0 && !strcmp(a, "p:dd2:{0}:"));
     lt_rkeys_set_cluster(0);
-    CHECK(lt_rkey_prefix_ok("ltvsync:") && !lt_rkey_prefix_ok("a{b}:") &&
-             !lt_rkey_prefix_ok(NULL));
+    CHECK(lt_rkey_dedupe_stem(a, sizeof(a), "p:", 0x3fff) > 0 && !strcmp(a, "p:dd2:"));
+    CHECK(lt_rkey_prefix_ok("ltvsync:") && !lt_rkey_prefix_ok("a{b}:") && !lt_rkey_prefix_ok(NULL));
 }
 
 int main(void)
