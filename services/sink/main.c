@@ -80,7 +80,6 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     s->max_bytes = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
     s->ttl_ms = lt_config_int(cfg, "DEDUPE_TTL");
     s->grace_ms = lt_config_int(cfg, "SHUTDOWN_GRACE");
-    snprintf(s->key_prefix, sizeof(s->key_prefix), "%sdd2:", lt_config_str(cfg, "REDIS_PREFIX"));
     topics[0] = lt_config_str(cfg, "TOPIC_EVENTS");
     snprintf(s->legacy_prefix, sizeof(s->legacy_prefix),
              "%sdd:", lt_config_str(cfg, "REDIS_PREFIX"));
@@ -95,7 +94,9 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
             return -1;
         }
     if (!(s->redis = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)) ||
-        !(s->redis_rec = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)))
+        !(s->redis_rec = lt_redis_new(lt_config_str(cfg, "REDIS_URL"), 2000, err, errlen)) ||
+        sink_store_setup(s, lt_config_str(cfg, "REDIS_URL"), lt_config_str(cfg, "REDIS_PREFIX"),
+                         err, errlen) < 0)
         return -1;
     atomic_store(&s->redis_ok, lt_redis_ping(s->redis));
     /* Unknown (Redis not reachable yet): read the earlier layout too. */
@@ -227,6 +228,7 @@ end:
         sink_batch_destroy(slots[k]);
     sink_call_destroy(s.record_call);
     lt_consumer_destroy(s.cons); /* commits the stored offsets */
+    sink_store_close(&s);
     lt_redis_destroy(s.redis);
     lt_redis_destroy(s.redis_rec);
     lt_httpd_stop(httpd);

@@ -15,6 +15,7 @@
 #include "lt_buf.h"
 #include "lt_clock.h"
 #include "lt_config.h"
+#include "lt_dedupe.h"
 #include "lt_err.h"
 #include "lt_evtype.h"
 #include "lt_kafka.h"
@@ -22,6 +23,7 @@
 #include "lt_redis.h"
 
 #define SINK_BATCH_MAX     2000 /* messages per batch */
+#define SINK_GROUPS_MAX    16   /* dedupe stems (lt_rkey_dedupe_stem): 1, or 16 in a cluster */
 #define SINK_BATCH_WAIT_MS 50   /* collect for at most this long once one came */
 
 /* ---- validate.c ---- */
@@ -69,7 +71,16 @@ typedef struct {
     lt_redis_t *redis;     /* lookups */
     lt_redis_t *redis_rec; /* records: one can be on the wire beside a lookup */
     const char *topic_down, *topic_dlq;
-    char key_prefix[256];    /* "<REDIS_PREFIX>dd2:" */
+    int cluster; /* a Redis Cluster (store.c) */
+    /* The dedupe hashes' stems, "<REDIS_PREFIX>dd2:" or, in a cluster, one a
+     * tag group, "<REDIS_PREFIX>dd2:{N}:"; a bucket's is stems[group_of[B]]. */
+    int ngroups;
+    char stems[SINK_GROUPS_MAX][272];
+    uint8_t group_of[LT_DEDUPE_BUCKETS];
+    /* A group's calls go on look[g] and rec[g] ([0] = redis and redis_rec):
+     * in a cluster, a connection of its own per group, so each group's call
+     * can be on the wire at once (lt_redis holds one in flight). */
+    lt_redis_t *look[SINK_GROUPS_MAX], *rec[SINK_GROUPS_MAX];
     char legacy_prefix[256]; /* "<REDIS_PREFIX>dd:": the earlier layout */
     int legacy;              /* its keys exist: lookups ask it on a miss */
     size_t max_bytes;
@@ -94,18 +105,30 @@ typedef struct {
     int where;     /* lookup result: 0 unknown, 1 current, 2 previous generation */
 } sink_key_t;
 
-/* One script call's arguments (and, for a lookup on the wire, its keys). */
+/* One script call of a sink_call_t: the keys of one tag group. */
+typedef struct {
+    int group;      /* its stem and connections */
+    int off, argc;  /* its arguments: argv[off .. off + argc) */
+    size_t from, n; /* its keys: positions from .. from + n of the call */
+    int sent;       /* on the wire, its answer not taken yet */
+} sink_part_t;
+
+/* The script calls of one lookup or record (and, for a lookup on the wire,
+ * its keys): one part on one Redis, one per tag group in a cluster. Key
+ * position i is keys[order[i]] in a cluster (grouped), keys[i] otherwise. */
 typedef struct sink_call_s {
-    const char *argv[3 + 3 * SINK_BATCH_MAX];
-    size_t lens[3 + 3 * SINK_BATCH_MAX];
+    const char *argv[4 * SINK_GROUPS_MAX + 3 * SINK_BATCH_MAX];
+    size_t lens[4 * SINK_GROUPS_MAX + 3 * SINK_BATCH_MAX];
     char buckets[SINK_BATCH_MAX][4];
     uint8_t fields[SINK_BATCH_MAX][4];
     uint8_t hashes[SINK_BATCH_MAX][8];
+    uint16_t order[SINK_BATCH_MAX];
+    int ordered; /* order[] applies */
+    sink_part_t parts[SINK_GROUPS_MAX];
+    int nparts;
     char ttl[24];
-    int argc;
     sink_key_t *keys;
     size_t n;
-    int sent;
 } sink_call_t;
 
 sink_call_t *sink_call_new(void); /* NULL on OOM */
@@ -126,8 +149,15 @@ lt_err_t sink_store_lookup_recv(sink_t *s, sink_call_t *c);
  * Redis answers. LT_OK, or LT_ERR_RETRIABLE once sink_give_up(). */
 void sink_store_record_send(sink_t *s, sink_call_t *c, const sink_key_t *keys, size_t n);
 lt_err_t sink_store_record_recv(sink_t *s, sink_call_t *c);
+/* After s->redis and s->redis_rec exist: the stems of the layout lt_redis
+ * chose (lt_rkeys) and, in a cluster, a lookup and a record connection per
+ * further tag group (url: the Redis URL). 0, or -1 with err. */
+int sink_store_setup(sink_t *s, const char *url, const char *prefix, char *err, size_t errlen);
+/* Destroys what sink_store_setup made (not redis and redis_rec). */
+void sink_store_close(sink_t *s);
 /* Sets s->legacy: do keys of the earlier layout exist (current or previous
- * generation)? 0, or -1 when Redis did not answer (s->legacy unchanged). */
+ * generation)? 0, or -1 when Redis did not answer (s->legacy unchanged).
+ * The earlier layout never existed in a cluster: there, s->legacy = 0. */
 int sink_store_legacy_check(sink_t *s);
 
 /* ---- batch.c ---- */

@@ -13,20 +13,42 @@
  * keys exist: the sink checks for them at start, and when there are some, a
  * lookup that misses in the current layout asks the earlier one too (a hit
  * counts as previous generation, so it is copied into the current layout).
- * Nothing writes it any more; its keys expire as they always did.
+ * Nothing writes it any more; its keys expire as they always did. It only
+ * ever existed on one Redis: in a cluster there is no check and no such
+ * lookup.
  *
- * One script call per chunk of a batch; a lookup can be on the wire while
- * the caller checks the next chunk (sink_store_lookup_send/_recv), and a
- * batch's record, on a connection of its own, while the next batches are
- * made (sink_store_record_send/_recv). The
- * scripts build their key names from the prefix, which a Redis Cluster
- * would refuse; the sink targets one Redis (or a primary with replicas)
- * like the limiter. */
+ * One Redis (or a primary with replicas): one script call per chunk of a
+ * batch, with no declared key (the scripts build their key names from the
+ * stem "P dd2:" in ARGV[1]); a lookup can be on the wire while the caller
+ * checks the next chunk (sink_store_lookup_send/_recv), and a batch's
+ * record, on a connection of its own, while the next batches are made
+ * (sink_store_record_send/_recv).
+ *
+ * Redis Cluster: a script may touch keys of its declared KEYS' slot only.
+ * lt_rkey_dedupe_stem gives the buckets 16 stems "P dd2:{N}:" (N = bucket
+ * >> 10), so the keys of a chunk (or record) are grouped by stem and each
+ * group is one script call of the same scripts: ARGV[1] is the group's
+ * stem, and KEYS[1] the stem itself, an anchor never written that lt_redis
+ * routes the call by and that declares the slot; every key the script
+ * builds, "P dd2:{N}:G:BBBB", shares its hash tag. The calls stay
+ * pipelined as on one Redis: each group has a lookup and a record
+ * connection of its own (lt_redis holds one call in flight a connection),
+ * so all of a chunk's calls are on the wire at once, while the caller
+ * works; that costs 2 x 16 lt_redis handles a sink, each connected to the
+ * master of its group's slot (and to a seed for the slot map). The state
+ * spreads over up to 16 masters.
+ *
+ * Each call's node computes G from its own TIME. A group's keys live on
+ * one node, so its generations follow one clock; after a failover or a
+ * resharding another node's clock takes over, off by far less than
+ * DEDUPE_TTL (NTP: milliseconds, against hours), which the lookup of G-1
+ * covers: at worst an event is remembered that much less long. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "lt_dedupe.h"
 #include "lt_log.h"
+#include "lt_rkeys.h"
 #include "sink.h"
 
 #define GEN_LUA                                                                                \
@@ -82,46 +104,99 @@ static lt_redis_script_t legacy_script = {
                       "end\n"
                       "return n\n"};
 
-/* The arguments of one call, pointing into the call's own arrays. */
+/* Key position i of the call: grouped in a cluster, as given otherwise. */
+static size_t key_at(const sink_call_t *c, size_t i)
+{
+    return c->ordered ? c->order[i] : i;
+}
+
+/* Splits keys[0..n) into parts, one per tag group that has keys. One
+ * Redis: a single part of every key, in order, as ever. */
+static void parts_build(sink_t *s, sink_call_t *c, const sink_key_t *keys, size_t n)
+{
+    size_t count[SINK_GROUPS_MAX] = {0}, at[SINK_GROUPS_MAX];
+    uint8_t group[SINK_BATCH_MAX];
+    c->nparts = 0;
+    c->ordered = s->ngroups > 1;
+    if (!c->ordered) {
+        c->parts[c->nparts++] = (sink_part_t){.group = 0, .from = 0, .n = n};
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        count[group[i] = s->group_of[lt_dedupe_bucket(keys[i].id)]]++;
+    for (int g = 0; g < s->ngroups; g++) {
+        at[g] = g ? at[g - 1] + count[g - 1] : 0;
+        if (count[g])
+            c->parts[c->nparts++] = (sink_part_t){.group = g, .from = at[g], .n = count[g]};
+    }
+    for (size_t i = 0; i < n; i++) /* stable: a group keeps the keys' order */
+        c->order[at[group[i]]++] = (uint16_t)i;
+}
+
+/* The arguments of each part, pointing into the call's own arrays: in a
+ * cluster KEYS[1] = the stem, then (as on one Redis) ARGV = stem,
+ * generation ms, [legacy prefix,] per key bucket, field, [id | hash]. */
 static void args_build(sink_t *s, sink_call_t *c, const sink_key_t *keys, size_t n, int record)
 {
     int legacy = !record && s->legacy;
-    snprintf(c->ttl, sizeof(c->ttl), "%lld", s->ttl_ms);
-    c->argc = 0;
-    c->argv[c->argc] = s->key_prefix;
-    c->lens[c->argc++] = strlen(s->key_prefix);
-    c->argv[c->argc] = c->ttl;
-    c->lens[c->argc++] = strlen(c->ttl);
-    if (!record) {
-        c->argv[c->argc] = legacy ? s->legacy_prefix : "";
-        c->lens[c->argc++] = legacy ? strlen(s->legacy_prefix) : 0;
-    }
-    for (size_t i = 0; i < n; i++) {
-        lt_dedupe_bucket_hex(keys[i].id, c->buckets[i]);
-        lt_dedupe_field(keys[i].id, c->fields[i]);
-        c->argv[c->argc] = c->buckets[i];
-        c->lens[c->argc++] = 4;
-        c->argv[c->argc] = (const char *)c->fields[i];
-        c->lens[c->argc++] = LT_DEDUPE_FIELD_BYTES;
-        if (legacy) {
-            c->argv[c->argc] = (const char *)keys[i].id;
-            c->lens[c->argc++] = 16;
+    int argc = 0;
+    size_t ttl_len = (size_t)snprintf(c->ttl, sizeof(c->ttl), "%lld", s->ttl_ms);
+    parts_build(s, c, keys, n);
+    for (int k = 0; k < c->nparts; k++) {
+        sink_part_t *p = &c->parts[k];
+        const char *stem = s->stems[p->group];
+        size_t stem_len = strlen(stem);
+        p->off = argc;
+        p->sent = 0;
+        if (s->cluster) {
+            c->argv[argc] = stem;
+            c->lens[argc++] = stem_len;
         }
-        if (record) {
-            lt_dedupe_hash_bytes(keys[i].hash, c->hashes[i]);
-            c->argv[c->argc] = (const char *)c->hashes[i];
-            c->lens[c->argc++] = 8;
+        c->argv[argc] = stem;
+        c->lens[argc++] = stem_len;
+        c->argv[argc] = c->ttl;
+        c->lens[argc++] = ttl_len;
+        if (!record) {
+            c->argv[argc] = legacy ? s->legacy_prefix : "";
+            c->lens[argc++] = legacy ? strlen(s->legacy_prefix) : 0;
         }
+        for (size_t i = p->from; i < p->from + p->n; i++) {
+            const sink_key_t *key = &keys[key_at(c, i)];
+            lt_dedupe_bucket_hex(key->id, c->buckets[i]);
+            lt_dedupe_field(key->id, c->fields[i]);
+            c->argv[argc] = c->buckets[i];
+            c->lens[argc++] = 4;
+            c->argv[argc] = (const char *)c->fields[i];
+            c->lens[argc++] = LT_DEDUPE_FIELD_BYTES;
+            if (legacy) {
+                c->argv[argc] = (const char *)key->id;
+                c->lens[argc++] = 16;
+            }
+            if (record) {
+                lt_dedupe_hash_bytes(key->hash, c->hashes[i]);
+                c->argv[argc] = (const char *)c->hashes[i];
+                c->lens[argc++] = 8;
+            }
+        }
+        p->argc = argc - p->off;
     }
 }
 
-/* Runs the script until it answers, pausing while Redis is unreachable or
- * refuses (fail closed: no write downstream without the dedupe verdict). */
-static redisReply *eval_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *script, sink_call_t *c)
+/* The declared keys of a part's call: its anchor in a cluster. */
+static int nkeys(const sink_t *s)
+{
+    return s->cluster ? 1 : 0;
+}
+
+/* Runs a part's script until it answers, pausing while Redis is unreachable
+ * or refuses (fail closed: no write downstream without the dedupe verdict). */
+static redisReply *eval_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *script, sink_call_t *c,
+                              const sink_part_t *p)
 {
     int paused = 0;
     for (;;) {
-        redisReply *reply = lt_redis_eval(r, script, 0, c->argc, c->argv, c->lens);
+        redisReply *reply =
+            lt_redis_eval(r, script, nkeys(s), p->argc, c->argv + p->off, c->lens + p->off);
         if (reply && reply->type != REDIS_REPLY_ERROR) {
             if (paused)
                 lt_info("redis is back; resuming");
@@ -143,17 +218,18 @@ static redisReply *eval_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *scrip
     }
 }
 
-/* Fills keys from a lookup reply; -1 when it is not one. */
-static int take_lookup(sink_key_t *keys, size_t n, const redisReply *reply)
+/* Fills a part's keys from its lookup reply; -1 when it is not one. */
+static int take_lookup(sink_call_t *c, const sink_part_t *p, const redisReply *reply)
 {
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != n)
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != p->n)
         return -1;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < p->n; i++) {
         const redisReply *e = reply->element[i];
-        keys[i].where = 0;
+        sink_key_t *key = &c->keys[key_at(c, p->from + i)];
+        key->where = 0;
         if (e->type == REDIS_REPLY_STRING && e->len == 9) {
-            keys[i].where = e->str[0] == 'c' ? 1 : 2;
-            keys[i].hash = lt_dedupe_hash_from_bytes((const uint8_t *)e->str + 1);
+            key->where = e->str[0] == 'c' ? 1 : 2;
+            key->hash = lt_dedupe_hash_from_bytes((const uint8_t *)e->str + 1);
         }
     }
     return 0;
@@ -169,16 +245,14 @@ void sink_call_destroy(sink_call_t *c)
     free(c);
 }
 
-lt_err_t sink_store_lookup(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n)
+/* A part's lookup, blocking. */
+static lt_err_t lookup_part(sink_t *s, sink_call_t *c, const sink_part_t *p)
 {
     redisReply *reply;
     lt_err_t rc = LT_ERR_RETRIABLE;
-    if (n == 0)
-        return LT_OK;
-    args_build(s, c, keys, n, 0);
-    if (!(reply = eval_retry(s, s->redis, &lookup_script, c)))
+    if (!(reply = eval_retry(s, s->look[p->group], &lookup_script, c, p)))
         return LT_ERR_RETRIABLE;
-    if (take_lookup(keys, n, reply) == 0)
+    if (take_lookup(c, p, reply) == 0)
         rc = LT_OK;
     else
         lt_error("dedupe lookup: unexpected reply");
@@ -186,72 +260,165 @@ lt_err_t sink_store_lookup(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n
     return rc;
 }
 
+lt_err_t sink_store_lookup(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n)
+{
+    lt_err_t rc = LT_OK;
+    c->keys = keys;
+    c->n = n;
+    c->nparts = 0;
+    if (n == 0)
+        return LT_OK;
+    args_build(s, c, keys, n, 0);
+    for (int k = 0; k < c->nparts && rc == LT_OK; k++)
+        rc = lookup_part(s, c, &c->parts[k]);
+    return rc;
+}
+
 void sink_store_lookup_send(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n)
 {
     c->keys = keys;
     c->n = n;
-    c->sent = 0;
+    c->nparts = 0;
     if (n == 0)
         return;
     args_build(s, c, keys, n, 0);
-    c->sent = lt_redis_eval_send(s->redis, &lookup_script, 0, c->argc, c->argv, c->lens) == 0;
+    for (int k = 0; k < c->nparts; k++) {
+        sink_part_t *p = &c->parts[k];
+        p->sent = lt_redis_eval_send(s->look[p->group], &lookup_script, nkeys(s), p->argc,
+                                     c->argv + p->off, c->lens + p->off) == 0;
+    }
 }
 
 lt_err_t sink_store_lookup_recv(sink_t *s, sink_call_t *c)
 {
-    if (c->n == 0)
+    int done[SINK_GROUPS_MAX] = {0}, all = 1;
+    lt_err_t rc = LT_OK;
+    if (c->nparts == 0) /* nothing to look up */
         return LT_OK;
-    if (c->sent) {
-        redisReply *reply =
-            lt_redis_eval_recv(s->redis, &lookup_script, 0, c->argc, c->argv, c->lens);
-        int ok =
-            reply && reply->type != REDIS_REPLY_ERROR && take_lookup(c->keys, c->n, reply) == 0;
-        c->sent = 0;
-        if (reply)
-            freeReplyObject(reply);
-        if (ok) {
-            atomic_store(&s->redis_ok, 1);
-            return LT_OK;
+    /* Every answer on the wire is taken before anything else is sent on
+     * those connections (one call in flight each). */
+    for (int k = 0; k < c->nparts; k++) {
+        sink_part_t *p = &c->parts[k];
+        if (p->sent) {
+            redisReply *reply = lt_redis_eval_recv(s->look[p->group], &lookup_script, nkeys(s),
+                                                   p->argc, c->argv + p->off, c->lens + p->off);
+            done[k] = reply && reply->type != REDIS_REPLY_ERROR && take_lookup(c, p, reply) == 0;
+            p->sent = 0;
+            if (reply)
+                freeReplyObject(reply);
         }
+        all &= done[k];
+    }
+    if (all) {
+        atomic_store(&s->redis_ok, 1);
+        return LT_OK;
     }
     /* Not sent, or no usable answer: the blocking path pauses, warns and
      * counts (the script only reads, so running it again is safe). */
-    return sink_store_lookup(s, c, c->keys, c->n);
+    for (int k = 0; k < c->nparts && rc == LT_OK; k++)
+        if (!done[k])
+            rc = lookup_part(s, c, &c->parts[k]);
+    return rc;
 }
 
 void sink_store_record_send(sink_t *s, sink_call_t *c, const sink_key_t *keys, size_t n)
 {
     c->keys = NULL;
     c->n = n;
-    c->sent = 0;
+    c->nparts = 0;
     if (n == 0)
         return;
     args_build(s, c, keys, n, 1);
-    c->sent = lt_redis_eval_send(s->redis_rec, &record_script, 0, c->argc, c->argv, c->lens) == 0;
+    for (int k = 0; k < c->nparts; k++) {
+        sink_part_t *p = &c->parts[k];
+        p->sent = lt_redis_eval_send(s->rec[p->group], &record_script, nkeys(s), p->argc,
+                                     c->argv + p->off, c->lens + p->off) == 0;
+    }
 }
 
 lt_err_t sink_store_record_recv(sink_t *s, sink_call_t *c)
 {
-    redisReply *reply;
-    if (c->n == 0)
+    int done[SINK_GROUPS_MAX] = {0}, all = 1;
+    if (c->nparts == 0) /* nothing to record */
         return LT_OK;
-    if (c->sent) {
-        reply = lt_redis_eval_recv(s->redis_rec, &record_script, 0, c->argc, c->argv, c->lens);
-        c->sent = 0;
-        if (reply && reply->type != REDIS_REPLY_ERROR) {
-            freeReplyObject(reply);
-            atomic_store(&s->redis_ok, 1);
-            return LT_OK;
+    for (int k = 0; k < c->nparts; k++) {
+        sink_part_t *p = &c->parts[k];
+        if (p->sent) {
+            redisReply *reply = lt_redis_eval_recv(s->rec[p->group], &record_script, nkeys(s),
+                                                   p->argc, c->argv + p->off, c->lens + p->off);
+            done[k] = reply && reply->type != REDIS_REPLY_ERROR;
+            p->sent = 0;
+            if (reply)
+                freeReplyObject(reply);
         }
-        if (reply)
-            freeReplyObject(reply);
+        all &= done[k];
+    }
+    if (all) {
+        atomic_store(&s->redis_ok, 1);
+        return LT_OK;
     }
     /* Not sent, or no answer: again, blocking (HSET and PEXPIREAT of the
      * same values: safe to run twice). */
-    if (!(reply = eval_retry(s, s->redis_rec, &record_script, c)))
-        return LT_ERR_RETRIABLE;
-    freeReplyObject(reply);
+    for (int k = 0; k < c->nparts; k++) {
+        redisReply *reply;
+        if (done[k])
+            continue;
+        if (!(reply = eval_retry(s, s->rec[c->parts[k].group], &record_script, c, &c->parts[k])))
+            return LT_ERR_RETRIABLE;
+        freeReplyObject(reply);
+    }
     return LT_OK;
+}
+
+int sink_store_setup(sink_t *s, const char *url, const char *prefix, char *err, size_t errlen)
+{
+    s->cluster = lt_redis_is_cluster(s->redis);
+    if (s->cluster != lt_rkeys_cluster()) { /* lt_redis_new sets the layout */
+        snprintf(err, errlen, "Redis key layout (lt_rkeys) does not match the Redis URL");
+        return -1;
+    }
+    /* The groups are whatever distinct stems lt_rkeys gives the buckets
+     * (consecutive buckets share one), so the naming stays in one place. */
+    s->ngroups = 0;
+    for (unsigned b = 0; b < LT_DEDUPE_BUCKETS; b++) {
+        char stem[sizeof(s->stems[0])];
+        int g = s->ngroups - 1;
+        if (lt_rkey_dedupe_stem(stem, sizeof(stem), prefix, b) < 0) {
+            snprintf(err, errlen, "LTVSYNC_REDIS_PREFIX too long");
+            return -1;
+        }
+        if (g < 0 || strcmp(stem, s->stems[g]) != 0) {
+            for (g = 0; g < s->ngroups && strcmp(stem, s->stems[g]) != 0; g++)
+                ;
+            if (g == s->ngroups) {
+                if (g == SINK_GROUPS_MAX) {
+                    snprintf(err, errlen, "more than %d dedupe stems", SINK_GROUPS_MAX);
+                    return -1;
+                }
+                memcpy(s->stems[s->ngroups++], stem, sizeof(stem));
+            }
+        }
+        s->group_of[b] = (uint8_t)g;
+    }
+    s->look[0] = s->redis;
+    s->rec[0] = s->redis_rec;
+    for (int g = 1; g < s->ngroups; g++)
+        if (!(s->look[g] = lt_redis_new(url, 2000, err, errlen)) ||
+            !(s->rec[g] = lt_redis_new(url, 2000, err, errlen)))
+            return -1;
+    if (s->cluster)
+        lt_info("dedupe: Redis Cluster, %d tag groups (%s .. %s)", s->ngroups, s->stems[0],
+                s->stems[s->ngroups - 1]);
+    return 0;
+}
+
+void sink_store_close(sink_t *s)
+{
+    for (int g = 1; g < SINK_GROUPS_MAX; g++) {
+        lt_redis_destroy(s->look[g]);
+        lt_redis_destroy(s->rec[g]);
+        s->look[g] = s->rec[g] = NULL;
+    }
 }
 
 int sink_store_legacy_check(sink_t *s)
@@ -260,6 +427,10 @@ int sink_store_legacy_check(sink_t *s)
     const char *argv[3] = {s->legacy_prefix, ttl, buckets};
     size_t lens[3];
     redisReply *reply;
+    if (s->cluster) {
+        s->legacy = 0;
+        return 0;
+    }
     snprintf(ttl, sizeof(ttl), "%lld", s->ttl_ms);
     snprintf(buckets, sizeof(buckets), "%u", LT_DEDUPE_BUCKETS);
     for (int i = 0; i < 3; i++)
