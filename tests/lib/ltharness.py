@@ -378,6 +378,16 @@ class Stack:
             self.redis = p
         return p
 
+    def start_redis_cluster(self, masters=3, replicas=1, password=None, **kw):
+        """A Redis Cluster of masters x (1 + replicas) redis-server nodes
+        (tests/lib/rcluster.py). It becomes the stack's Redis when none was
+        started, so services get its seed list as LTVSYNC_REDIS_URL."""
+        from rcluster import RedisCluster
+        c = RedisCluster(self, masters, replicas, password, **kw)
+        if self.redis is None:
+            self.redis = c
+        return c
+
     def wait_redis(self, p, timeout=10.0):
         def up():
             p.check_alive()

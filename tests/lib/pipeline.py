@@ -12,6 +12,11 @@ scheduler's backfill (import_from .. yesterday) plus the live window cover
 it. `expected()` is tests/lib/oracle.py over crm-sim's --dump; comparisons
 ignore source.fetched_at (it differs per fetch, the sink's dedupe ignores it
 too) and use the latest version of each event_id downstream.
+
+Pipeline(st, redis_cluster=True) runs it on a Redis Cluster (3 masters, one
+replica each, tests/lib/rcluster.py) instead of one Redis: pl.cluster is
+the cluster, pl.integ_key()/global_key() name keys in either layout,
+pl.redis_keys() scans one Redis or every master.
 """
 import collections
 import datetime
@@ -23,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 import crmsim
 import oracle
+import rcluster
 from ltharness import HarnessError, SANITIZER_MARKS, SRC_DIR, wait_until
 
 INTEG_ID = "pipe"
@@ -154,7 +160,13 @@ class Pipeline:
 
     def __init__(self, st, customers=60, days=90, seed=11, tz="America/New_York",
                  latency_ms=5, max_rps=200, max_in_flight=8, partitions=4,
-                 sync_interval="1h", env=None, brokers=1, crm_limits=True):
+                 sync_interval="1h", env=None, brokers=1, crm_limits=True,
+                 redis_cluster=False, redis_replicas=1):
+        """redis_cluster: True (3 masters) or a number of masters starts a
+        Redis Cluster of redis_replicas replicas a master
+        (st.start_redis_cluster, tests/lib/rcluster.py) instead of one Redis;
+        the services and ltvctl then get its seed list as LTVSYNC_REDIS_URL
+        and self.cluster is it (None on one Redis)."""
         self.st, self.tz = st, tz
         self.env = dict(SERVICE_ENV)
         self.env.update(env or {})
@@ -163,7 +175,13 @@ class Pipeline:
         self.start = today - datetime.timedelta(days=days - 1)
         self.last_full_day = today - datetime.timedelta(days=1)
         self.today = today
-        st.start_redis()
+        self.cluster = None
+        if redis_cluster:
+            self.cluster = st.start_redis_cluster(
+                masters=3 if redis_cluster is True else int(redis_cluster),
+                replicas=redis_replicas)
+        else:
+            st.start_redis()
         self.broker = st.start_devbroker(partitions=partitions, brokers=brokers)
         self.dump_path = st.path("crm-dump.json")
         self.sim = st.start_crmsim(seed=seed, customers=customers, start=self.start.isoformat(),
@@ -196,6 +214,26 @@ class Pipeline:
                    max_in_flight, sync_interval, crm_limits)
         self.tenants.append(t)
         return t
+
+    # -- Redis ---------------------------------------------------------
+
+    def integ_key(self, what, integ_id=INTEG_ID):
+        """The Redis key name of an integration's WHAT in this pipeline's
+        layout (common/lt_rkeys.h): P i:ID:WHAT, in a cluster P i:{ID}:WHAT."""
+        return rcluster.integ_key(self.st.prefix, integ_id, what, bool(self.cluster))
+
+    def global_key(self, what):
+        """P WHAT, in a cluster P {g}:WHAT (common/lt_rkeys.h)."""
+        return rcluster.global_key(self.st.prefix, what, bool(self.cluster))
+
+    def redis_keys(self, match="*"):
+        """Every key of this stack's prefix matching match (after the
+        prefix), on one Redis or on every master of the cluster."""
+        pattern = self.st.prefix + match
+        if self.cluster:
+            return self.cluster.scan(pattern)
+        c = self.st.redis.client()
+        return [k.decode() for k in c.scan_iter(match=pattern, count=1000)]
 
     # -- processes -----------------------------------------------------
 
