@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "lt_log.h"
+#include "lt_rkeys.h"
 
 #define SVC_REDIS     (LT_SVC_SCHEDULER | LT_SVC_FETCHER | LT_SVC_NORMALIZER | LT_SVC_SINK | LT_SVC_CTL)
 #define SVC_DAEMONS   (LT_SVC_SCHEDULER | LT_SVC_FETCHER | LT_SVC_NORMALIZER | LT_SVC_SINK)
@@ -41,7 +42,8 @@ const lt_config_def_t lt_config_defs[] = {
      "brokers of the downstream cluster; unset = the main cluster"},
     {"REDIS_URL", LT_CFG_URL, "redis://127.0.0.1:6379/0", 0, 0, SVC_REDIS,
      "Redis: redis://[:password@]host:port[/db]"},
-    {"REDIS_PREFIX", LT_CFG_STRING, "ltvsync:", 0, 0, SVC_REDIS, "prefix of every Redis key"},
+    {"REDIS_PREFIX", LT_CFG_STRING, "ltvsync:", 0, 0, SVC_REDIS,
+     "prefix of every Redis key: at most 64 bytes, no '{' or '}'"},
     {"HTTP_PORT", LT_CFG_INT, "8080", 0, 65535, SVC_DAEMONS,
      "port of /healthz, /readyz, /metrics (0 = any free port)"},
     {"HTTP_BIND", LT_CFG_STRING, "0.0.0.0", 0, 0, SVC_DAEMONS,
@@ -457,6 +459,12 @@ static int special_valid(const lt_config_def_t *d, const char *value)
         return date_valid(value);
     if (!strcmp(d->name, "HTTP_BIND") || !strcmp(d->name, "API_BIND"))
         return ip_literal_valid(value);
+    /* A brace would change the hash tag Redis Cluster reads from every key
+     * (lt_rkeys puts {ID} or {g} there): with "x{y}:" every key would share
+     * one slot. Checked on one Redis too, so a prefix that works today keeps
+     * working in a cluster. */
+    if (!strcmp(d->name, "REDIS_PREFIX"))
+        return lt_rkey_prefix_ok(value);
     return 1;
 }
 
@@ -465,6 +473,9 @@ static const char *special_hint(const lt_config_def_t *d)
 {
     if (!strcmp(d->name, "HTTP_BIND") || !strcmp(d->name, "API_BIND"))
         return " (an IPv4 or IPv6 address literal, e.g. 0.0.0.0, 127.0.0.1 or ::; no host name)";
+    if (!strcmp(d->name, "REDIS_PREFIX"))
+        return " (at most 64 bytes, without '{' or '}': Redis Cluster reads braces in a key as "
+               "its hash tag)";
     return "";
 }
 

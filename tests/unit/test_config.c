@@ -180,6 +180,37 @@ LT_TEST(bounds_and_types)
     lt_config_destroy(cfg);
 }
 
+LT_TEST(redis_prefix)
+{
+    lt_config_t *cfg = lt_config_new(LT_SVC_SCHEDULER);
+    char err[256], long_prefix[66];
+
+    CHECK_STR(lt_config_str(cfg, "REDIS_PREFIX"), "ltvsync:"); /* the default passes */
+    CHECK_INT(lt_config_set(cfg, "REDIS_PREFIX", "t-42-ab12:", err, sizeof(err)), LT_OK);
+    CHECK_INT(lt_config_set(cfg, "REDIS_PREFIX", "", err, sizeof(err)), LT_OK);
+    /* a brace would change the hash tag Redis Cluster reads from each key */
+    CHECK_INT(lt_config_set(cfg, "REDIS_PREFIX", "x{y}:", err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK(strstr(err, "LTVSYNC_REDIS_PREFIX") && strstr(err, "x{y}:") && strstr(err, "hash tag"));
+    CHECK_INT(lt_config_set(cfg, "REDIS_PREFIX", "ltv{", err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK_INT(lt_config_set(cfg, "REDIS_PREFIX", "ltv}", err, sizeof(err)), LT_ERR_PERMANENT);
+    memset(long_prefix, 'p', 64);
+    long_prefix[64] = '\0';
+    CHECK_INT(lt_config_set(cfg, "REDIS_PREFIX", long_prefix, err, sizeof(err)), LT_OK);
+    long_prefix[64] = 'p', long_prefix[65] = '\0';
+    CHECK_INT(lt_config_set(cfg, "REDIS_PREFIX", long_prefix, err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK(strstr(err, "64 bytes") != NULL);
+    CHECK_INT((int)strlen(lt_config_str(cfg, "REDIS_PREFIX")), 64); /* the failed set: no change */
+    lt_config_destroy(cfg);
+
+    /* from the environment, as a service starts: a clear error, no start */
+    setenv("LTVSYNC_REDIS_PREFIX", "ltvsync:{prod}:", 1);
+    cfg = lt_config_new(LT_SVC_FETCHER);
+    CHECK_INT(lt_config_load(cfg, NULL, err, sizeof(err)), LT_ERR_PERMANENT);
+    CHECK(strstr(err, "LTVSYNC_REDIS_PREFIX") != NULL);
+    lt_config_destroy(cfg);
+    clear_env();
+}
+
 LT_TEST(group_id_default)
 {
     lt_config_t *cfg = lt_config_new(LT_SVC_SINK);
@@ -442,6 +473,7 @@ int main(void)
     LT_RUN(durations);
     LT_RUN(sizes);
     LT_RUN(bounds_and_types);
+    LT_RUN(redis_prefix);
     LT_RUN(group_id_default);
     LT_RUN(env_over_file);
     LT_RUN(file_errors);
