@@ -10,7 +10,8 @@
  * same content whatever their key order or escaping.
  *
  * Redis layout (the sink's store.c does the I/O): per generation G and
- * bucket B a hash `<prefix>dd2:<G>:<B>` whose fields are
+ * bucket B a hash `<prefix>dd2:<G>:<B>` (in a Redis Cluster
+ * `<prefix>dd2:{N}:<G>:<B>`, N = B >> 10: lt_rkey_dedupe_stem) whose fields are
  * LT_DEDUPE_FIELD_BYTES raw bytes of the event_id (bytes 2..5, the 32 bits
  * after the bucket's) and whose values are the 8 raw bytes of its content
  * hash (little endian). B is the top LT_DEDUPE_BUCKET_BITS of the UUID
