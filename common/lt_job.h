@@ -1,13 +1,18 @@
 /* lt_job: sync-window jobs on ltvsync.jobs.live / ltvsync.jobs.backfill,
- * and the Redis key layout the scheduler, fetchers and ltvctl share.
+ * and the jobkey by which the scheduler, fetchers and ltvctl name a job in
+ * Redis.
  *
  * Job JSON: {"job_id","integration_id","stream","date_range_type","day",
  *   "page_from","page_to" (0,0 = the whole day),"reason","run_id"}
  * Kafka key: "integration/stream/day".
  *
- * The Redis keys (all under LTVSYNC_REDIS_PREFIX), their types, writers,
- * readers and what losing one does: docs/ARCHITECTURE.md "Redis keys".
- * jobkey = "{stream}/{date_range_type}/{day}[/{page_from}-{page_to}]" */
+ * The Redis keys, their names on one Redis and in a cluster (built only by
+ * lt_rkeys.h), types, writers, readers and what losing one does:
+ * docs/ARCHITECTURE.md "Redis keys". A jobkey names a job in those keys
+ * (a field of P i:ID:outstanding, whose value the scheduler writes as
+ * "<job_id> <ms>[ pending]" and a fetcher as "<job_id>" for the page-range
+ * sub-jobs it adds; part of the ckpt key):
+ * jobkey = "STREAM/DATE_RANGE_TYPE/DAY[/PAGE_FROM-PAGE_TO]" */
 #ifndef LT_JOB_H
 #define LT_JOB_H
 

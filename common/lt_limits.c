@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lt_rkeys.h"
 #include "lt_uuid.h"
 
 struct lt_limits_s {
@@ -68,9 +69,11 @@ void lt_limits_destroy(lt_limits_t *l)
     free(l);
 }
 
+/* P i:ID:rate or P i:ID:inflight (lt_rkeys): both of one integration, so
+ * acquire_lua, which takes both, touches one slot in a cluster. */
 static void key_of(const lt_limits_t *l, const char *id, const char *what, char *buf, size_t buflen)
 {
-    snprintf(buf, buflen, "%si:%s:%s", l->prefix, id, what);
+    lt_rkey_integ(buf, buflen, l->prefix, id, what);
 }
 
 /* Reply must be an array of two integers; -1 otherwise (errstr). */

@@ -3,8 +3,8 @@
  * list: every dead letter with its reason and source coordinates.
  * retry: produces the offending bytes again to their source topic under the
  * source key (after a fix is deployed), once per dead letter: retried DLQ
- * offsets are remembered in P dlq:retried. A truncated record cannot be
- * retried and says so. */
+ * offsets are remembered in P dlq:retried (lt_rkey_global). A truncated
+ * record cannot be retried and says so. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +16,7 @@
 #include "lt_json.h"
 #include "lt_kafka.h"
 #include "lt_redis.h"
+#include "lt_rkeys.h"
 #include "lt_uuid.h"
 
 typedef struct {
@@ -52,7 +53,7 @@ static size_t b64_decode(const char *in, unsigned char *out, size_t cap)
 static int retried_before(dlq_ctx_t *d, const char *topic, const char *key, const void *val,
                           size_t len, int mark)
 {
-    char member[37];
+    char member[37], rkey[256];
     lt_buf_t name = {0};
     redisReply *reply;
     int rc;
@@ -67,8 +68,8 @@ static int retried_before(dlq_ctx_t *d, const char *topic, const char *key, cons
     }
     lt_uuid_v5(LT_UUID_NS_LTVSYNC, name.p, name.len, member);
     lt_buf_release(&name);
-    reply = lt_redis_cmd(d->redis, mark ? "SADD %sdlq:retried %s" : "SISMEMBER %sdlq:retried %s",
-                         lt_config_str(d->ctl->cfg, "REDIS_PREFIX"), member);
+    lt_rkey_global(rkey, sizeof(rkey), lt_config_str(d->ctl->cfg, "REDIS_PREFIX"), "dlq:retried");
+    reply = lt_redis_cmd(d->redis, mark ? "SADD %s %s" : "SISMEMBER %s %s", rkey, member);
     if (!reply)
         return -1;
     rc = reply->type == REDIS_REPLY_INTEGER ? (int)reply->integer : -1;

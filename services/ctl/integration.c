@@ -15,6 +15,7 @@
 #include "lt_limits.h"
 #include "lt_redis.h"
 #include "lt_registry.h"
+#include "lt_rkeys.h"
 
 #define CTL_MAX_FILE (64 * 1024)
 
@@ -38,15 +39,15 @@ int ctl_find_integration(const ctl_t *ctl, const char *id, lt_integration_t *out
 }
 
 /* Tells running normalizers to re-read the integrations before their next
- * batch (they poll P integrations:version). */
+ * batch (they poll P integrations:version, lt_rkey_global). */
 static int bump_version(const ctl_t *ctl)
 {
-    char errstr[256];
+    char errstr[256], key[256];
     lt_redis_t *r =
         lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
-    redisReply *reply =
-        r ? lt_redis_cmd(r, "INCR %sintegrations:version", lt_config_str(ctl->cfg, "REDIS_PREFIX"))
-          : NULL;
+    lt_rkey_global(key, sizeof(key), lt_config_str(ctl->cfg, "REDIS_PREFIX"),
+                   "integrations:version");
+    redisReply *reply = r ? lt_redis_cmd(r, "INCR %s", key) : NULL;
     int rc = reply && reply->type == REDIS_REPLY_INTEGER ? 0 : -1;
     if (reply)
         freeReplyObject(reply);
@@ -267,9 +268,15 @@ static int load_candidate(const ctl_t *ctl, lt_integration_t *in, const lt_integ
     return CTL_OK;
 }
 
+/* P i:ID:WHAT (lt_rkeys) */
+static void ikey(const ctl_t *ctl, const char *id, const char *what, char *buf, size_t len)
+{
+    lt_rkey_integ(buf, len, lt_config_str(ctl->cfg, "REDIS_PREFIX"), id, what);
+}
+
 static int clear_parking(const ctl_t *ctl, const char *id)
 {
-    char errstr[256];
+    char errstr[256], key[256], what[64];
     lt_redis_t *r =
         lt_redis_new(lt_config_str(ctl->cfg, "REDIS_URL"), 3000, errstr, sizeof(errstr));
     redisReply *reply;
@@ -278,17 +285,18 @@ static int clear_parking(const ctl_t *ctl, const char *id)
     /* Unparked: the jobs dropped while parked are re-emitted because the
      * scheduler rescans the backfill from the first day (done days skip)
      * and plans the live window at its next tick (last_run_ms forgotten). */
-    reply = lt_redis_cmd(r, "DEL %si:%s:state", lt_config_str(ctl->cfg, "REDIS_PREFIX"), id);
+    ikey(ctl, id, "state", key, sizeof(key));
+    reply = lt_redis_cmd(r, "DEL %s", key);
     if (reply) {
         freeReplyObject(reply);
-        reply = lt_redis_cmd(r, "HDEL %si:%s:live last_run_ms",
-                             lt_config_str(ctl->cfg, "REDIS_PREFIX"), id);
+        ikey(ctl, id, "live", key, sizeof(key));
+        reply = lt_redis_cmd(r, "HDEL %s last_run_ms", key);
     }
     for (int s = 0; reply && s < LT_STREAM_COUNT; s++) {
         freeReplyObject(reply);
-        reply = lt_redis_cmd(r, "HDEL %si:%s:backfill:%s through",
-                             lt_config_str(ctl->cfg, "REDIS_PREFIX"), id,
-                             lt_stream_name((lt_stream_t)s));
+        snprintf(what, sizeof(what), "backfill:%s", lt_stream_name((lt_stream_t)s));
+        ikey(ctl, id, what, key, sizeof(key));
+        reply = lt_redis_cmd(r, "HDEL %s through", key);
     }
     if (reply)
         freeReplyObject(reply);

@@ -5,11 +5,12 @@
  * traffic and its group continue untouched. ltvctl captures the raw topic's
  * end offsets when it starts; the replay is done when the child's committed
  * offsets reach them, and then the child is drained with SIGTERM. Progress
- * goes to P replay:{id} (shown by `ltvctl status`). Before it starts, the
- * live normalizer must have passed those end offsets (wait_live), so no
- * live event made with old settings lands after the replay's. Deterministic event ids
- * and the sink's dedupe mean only events whose content changed (a new
- * timezone, say) are written downstream again. */
+ * goes to P replay:ID (lt_rkey_global; shown by `ltvctl status`). Before
+ * it starts, the live normalizer must have passed those end offsets
+ * (wait_live), so no live event made with old settings lands after the
+ * replay's. Deterministic event ids and the sink's dedupe mean only events
+ * whose content changed (a new timezone, say) are written downstream
+ * again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #include "ctl.h"
 #include "lt_kafka.h"
 #include "lt_redis.h"
+#include "lt_rkeys.h"
 #include "lt_signal.h"
 #include "lt_uuid.h"
 
@@ -220,10 +222,12 @@ static pid_t spawn(char *bin, const char *group, const char *filter, const char 
 static void record(lt_redis_t *r, const ctl_t *ctl, const char *id, const char *run,
                    const char *state, int64_t done, int64_t total)
 {
+    char key[256], what[96];
+    snprintf(what, sizeof(what), "replay:%s", id);
+    lt_rkey_global(key, sizeof(key), lt_config_str(ctl->cfg, "REDIS_PREFIX"), what);
     redisReply *reply =
-        lt_redis_cmd(r, "HSET %sreplay:%s run %s state %s done %lld total %lld updated_ms %lld",
-                     lt_config_str(ctl->cfg, "REDIS_PREFIX"), id, run, state, (long long)done,
-                     (long long)total, (long long)time(NULL) * 1000);
+        lt_redis_cmd(r, "HSET %s run %s state %s done %lld total %lld updated_ms %lld", key, run,
+                     state, (long long)done, (long long)total, (long long)time(NULL) * 1000);
     if (reply)
         freeReplyObject(reply);
 }

@@ -1,7 +1,9 @@
 /* ltvctl status: per integration and stream, days done of total, rows,
  * pages, last error, state, limit usage and the "complete through" day, all
- * read from Redis (key layout in lt_job.h). A progress bar with rate and ETA
- * on a terminal; --json for machines; --watch refreshes until interrupted. */
+ * read from Redis (the keys: docs/ARCHITECTURE.md "Redis keys", named by
+ * lt_rkeys; one command per key, so nothing here crosses slots in a
+ * cluster). A progress bar with rate and ETA on a terminal; --json for
+ * machines; --watch refreshes until interrupted. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "lt_json.h"
 #include "lt_redis.h"
 #include "lt_registry.h"
+#include "lt_rkeys.h"
 #include "lt_signal.h"
 
 typedef struct {
@@ -81,9 +84,19 @@ static void done_days(const redisReply *reply, const char *first, const char *la
     free(days);
 }
 
+/* P i:ID:WHAT[:STREAM] */
+static void ikey(const char *prefix, const lt_integration_t *in, const char *what,
+                 const char *stream, char *buf, size_t len)
+{
+    char w[64];
+    snprintf(w, sizeof(w), "%s%s%s", what, stream ? ":" : "", stream ? stream : "");
+    lt_rkey_integ(buf, len, prefix, in->id, w);
+}
+
 static int collect(lt_redis_t *r, const char *prefix, const lt_config_t *cfg,
                    const lt_integration_t *in, integ_status_t *out)
 {
+    char key[256], what[96];
     const char *first = lt_integration_first_day(in, lt_config_str(cfg, "IMPORT_ALL_FROM"));
     char yesterday[11];
     lt_datetime_t a, b;
@@ -93,24 +106,29 @@ static int collect(lt_redis_t *r, const char *prefix, const lt_config_t *cfg,
     memset(out, 0, sizeof(*out));
     if (lt_integration_local_day(in, now / 1000, -1, yesterday) < 0)
         return -1;
-    if (!(reply = lt_redis_cmd(r, "HGETALL %si:%s:state", prefix, in->id)))
+    ikey(prefix, in, "state", NULL, key, sizeof(key));
+    if (!(reply = lt_redis_cmd(r, "HGETALL %s", key)))
         return -1;
     hash_str(reply, "state", out->state, sizeof(out->state));
     hash_str(reply, "reason", out->reason, sizeof(out->reason));
     freeReplyObject(reply);
     if (!out->state[0])
         strcpy(out->state, "ok");
-    if (!(reply = lt_redis_cmd(r, "HGETALL %sreplay:%s", prefix, in->id)))
+    snprintf(what, sizeof(what), "replay:%s", in->id);
+    lt_rkey_global(key, sizeof(key), prefix, what);
+    if (!(reply = lt_redis_cmd(r, "HGETALL %s", key)))
         return -1;
     hash_str(reply, "state", out->replay_state, sizeof(out->replay_state));
     out->replay_done = hash_ll(reply, "done");
     out->replay_total = hash_ll(reply, "total");
     freeReplyObject(reply);
-    if (!(reply = lt_redis_cmd(r, "ZCOUNT %si:%s:inflight %lld +inf", prefix, in->id, now)))
+    ikey(prefix, in, "inflight", NULL, key, sizeof(key));
+    if (!(reply = lt_redis_cmd(r, "ZCOUNT %s %lld +inf", key, now)))
         return -1;
     out->in_flight = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
     freeReplyObject(reply);
-    if (!(reply = lt_redis_cmd(r, "HLEN %si:%s:outstanding", prefix, in->id)))
+    ikey(prefix, in, "outstanding", NULL, key, sizeof(key));
+    if (!(reply = lt_redis_cmd(r, "HLEN %s", key)))
         return -1;
     out->outstanding = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
     freeReplyObject(reply);
@@ -125,11 +143,13 @@ static int collect(lt_redis_t *r, const char *prefix, const lt_config_t *cfg,
                          lt_date_days_from_civil(a.year, a.month, a.day) + 1;
         if (st->days_total < 0)
             st->days_total = 0;
-        if (!(reply = lt_redis_cmd(r, "HKEYS %si:%s:done:%s", prefix, in->id, name)))
+        ikey(prefix, in, "done", name, key, sizeof(key));
+        if (!(reply = lt_redis_cmd(r, "HKEYS %s", key)))
             return -1;
         done_days(reply, first, yesterday, st);
         freeReplyObject(reply);
-        if (!(reply = lt_redis_cmd(r, "HGETALL %si:%s:stats:%s", prefix, in->id, name)))
+        ikey(prefix, in, "stats", name, key, sizeof(key));
+        if (!(reply = lt_redis_cmd(r, "HGETALL %s", key)))
             return -1;
         st->rows = hash_ll(reply, "rows");
         st->pages = hash_ll(reply, "pages");
@@ -137,7 +157,8 @@ static int collect(lt_redis_t *r, const char *prefix, const lt_config_t *cfg,
         st->last_ok_ms = hash_ll(reply, "last_ok_ms");
         hash_str(reply, "last_error", st->last_error, sizeof(st->last_error));
         freeReplyObject(reply);
-        if (!(reply = lt_redis_cmd(r, "HGET %si:%s:backfill:%s started_ms", prefix, in->id, name)))
+        ikey(prefix, in, "backfill", name, key, sizeof(key));
+        if (!(reply = lt_redis_cmd(r, "HGET %s started_ms", key)))
             return -1;
         if (reply->type == REDIS_REPLY_STRING) {
             long long started = strtoll(reply->str, NULL, 10);

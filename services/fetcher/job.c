@@ -2,10 +2,10 @@
  *
  * Walks the window page by page; a page's rows go to ltvsync.raw and only
  * after Kafka acknowledged all of them is the page checkpointed in Redis
- * (P i:{id}:ckpt:{jobkey} next_page rows pages total split), so a
+ * (P i:ID:ckpt:JOBKEY next_page rows pages total split), so a
  * redelivered job resumes there. A whole day with more than
  * FETCH_SPLIT_PAGES pages is split into page-range sub-jobs; the ranges
- * report into P i:{id}:parts:{daykey} and the last one to finish records
+ * report into P i:ID:parts:DAYKEY and the last one to finish records
  * the day. A job that still fails after FETCH_MAX_ATTEMPTS is produced
  * again to its topic (requeued, its checkpoint kept) and committed, so a
  * bad CRM hour neither loses the day nor blocks the partition. */
@@ -17,6 +17,7 @@
 #include "lt_cred.h"
 #include "lt_dlq.h"
 #include "lt_log.h"
+#include "lt_rkeys.h"
 #include "lt_sanitize.h"
 #include "lt_signal.h"
 #include "lt_uuid.h"
@@ -40,10 +41,17 @@ typedef struct {
     long long next_page, rows, pages, total, split;
 } run_t;
 
+/* Room for the longest key: a 64-byte prefix, "i:{ID}:" with a 64-byte
+ * id, "ckpt:" and a jobkey (under 160 bytes). */
+#define RKEY_LEN 320
+
+/* P i:ID:WHAT[:SUB] (lt_rkeys): every key a job touches is its
+ * integration's, so each script here names keys of one slot in a cluster. */
 static void rkey(const run_t *r, const char *what, const char *sub, char *buf, size_t len)
 {
-    snprintf(buf, len, "%si:%s:%s%s%s", r->w->f->prefix, r->job.integration_id, what,
-             sub ? ":" : "", sub ? sub : "");
+    char w[200];
+    snprintf(w, sizeof(w), "%s%s%s", what, sub ? ":" : "", sub ? sub : "");
+    lt_rkey_integ(buf, len, r->w->f->prefix, r->job.integration_id, w);
 }
 
 /* Runs a command; -1 on shutdown. */
@@ -58,9 +66,9 @@ static int rdo(run_t *r, int argc, const char **argv)
 
 void fetcher_stats_error(worker_ctx_t *w, const lt_job_t *job, const char *err)
 {
-    char key[256], ms[24];
-    snprintf(key, sizeof(key), "%si:%s:stats:%s", w->f->prefix, job->integration_id,
-             lt_stream_name(job->stream));
+    char key[RKEY_LEN], what[64], ms[24];
+    snprintf(what, sizeof(what), "stats:%s", lt_stream_name(job->stream));
+    lt_rkey_integ(key, sizeof(key), w->f->prefix, job->integration_id, what);
     snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
     const char *a1[] = {"HINCRBY", key, "errors", "1"};
     const char *a2[] = {"HSET", key, "last_error", err, "last_error_ms", ms};
@@ -74,7 +82,7 @@ void fetcher_stats_error(worker_ctx_t *w, const lt_job_t *job, const char *err)
 
 static void load_ckpt(run_t *r)
 {
-    char key[256];
+    char key[RKEY_LEN];
     rkey(r, "ckpt", r->jobkey, key, sizeof(key));
     const char *argv[] = {"HMGET", key, "next_page", "rows", "pages", "total", "split"};
     long long *dst[] = {&r->next_page, &r->rows, &r->pages, &r->total, &r->split};
@@ -92,7 +100,7 @@ static void load_ckpt(run_t *r)
 
 static int save_ckpt(run_t *r)
 {
-    char key[256], np[24], rows[24], pages[24], total[24], split[24];
+    char key[RKEY_LEN], np[24], rows[24], pages[24], total[24], split[24];
     rkey(r, "ckpt", r->jobkey, key, sizeof(key));
     snprintf(np, sizeof(np), "%lld", r->next_page);
     snprintf(rows, sizeof(rows), "%lld", r->rows);
@@ -108,7 +116,7 @@ static int save_ckpt(run_t *r)
 /* The integration is parked: state says why; logged once per parking. */
 static void park(run_t *r, const char *reason)
 {
-    char key[256], ms[24];
+    char key[RKEY_LEN], ms[24];
     rkey(r, "state", NULL, key, sizeof(key));
     snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
     const char *get[] = {"HGET", key, "state"};
@@ -127,7 +135,7 @@ static void park(run_t *r, const char *reason)
 
 static int is_parked(run_t *r)
 {
-    char key[256];
+    char key[RKEY_LEN];
     rkey(r, "state", NULL, key, sizeof(key));
     const char *argv[] = {"HGET", key, "state"};
     redisReply *reply = fetcher_redis(r->w, 3, argv);
@@ -139,7 +147,7 @@ static int is_parked(run_t *r)
 
 static void forget_outstanding(run_t *r, const char *jobkey)
 {
-    char key[256];
+    char key[RKEY_LEN];
     rkey(r, "outstanding", NULL, key, sizeof(key));
     const char *argv[] = {"HDEL", key, jobkey};
     rdo(r, 3, argv);
@@ -282,7 +290,7 @@ static int emit_split(run_t *r, int last)
 {
     fetcher_t *f = r->w->f;
     int per = f->split_pages;
-    char parts[256], outkey[256], range[32], kkey[200], sub_jobkey[160], err[256];
+    char parts[RKEY_LEN], outkey[RKEY_LEN], range[32], kkey[200], sub_jobkey[160], err[256];
     rkey(r, "parts", r->daykey, parts, sizeof(parts));
     rkey(r, "outstanding", NULL, outkey, sizeof(outkey));
     snprintf(range, sizeof(range), "1-%d", per);
@@ -334,7 +342,7 @@ static const char parts_lua[] = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\n
 
 static int part_done(run_t *r, long long *rows, long long *pages)
 {
-    char parts[256], range[32], val[64];
+    char parts[RKEY_LEN], range[32], val[64];
     int from = r->job.page_from > 0 ? r->job.page_from : 1;
     int to = r->job.page_from > 0 ? r->job.page_to : r->w->f->split_pages;
     rkey(r, "parts", r->daykey, parts, sizeof(parts));
@@ -361,7 +369,7 @@ static int part_done(run_t *r, long long *rows, long long *pages)
 
 static void drop_ckpt(run_t *r)
 {
-    char key[256];
+    char key[RKEY_LEN];
     rkey(r, "ckpt", r->jobkey, key, sizeof(key));
     const char *del[] = {"DEL", key};
     rdo(r, 2, del);
@@ -404,7 +412,8 @@ static const char finish_lua[] = "if ARGV[1] == '1' then\n"
 
 static void finish(run_t *r)
 {
-    char outstanding[256], ckpt[256], stats[256], done[256], val[96], wholekey[160], ms[24];
+    char outstanding[RKEY_LEN], ckpt[RKEY_LEN], stats[RKEY_LEN], done[RKEY_LEN], val[96],
+        wholekey[160], ms[24];
     long long rows = r->rows, pages = r->pages;
     int whole = r->job.page_from == 0 && !r->split;
     int complete = whole || part_done(r, &rows, &pages) == 1;
@@ -439,7 +448,7 @@ static const char stats_lua[] = "redis.call('HINCRBY', KEYS[1], 'rows', ARGV[1])
  * reply shows in `ltvctl status` only. */
 static void stats_page(run_t *r, long long n)
 {
-    char key[256], rows[24];
+    char key[RKEY_LEN], rows[24];
     rkey(r, "stats", lt_stream_name(r->job.stream), key, sizeof(key));
     snprintf(rows, sizeof(rows), "%lld", n);
     const char *argv[] = {key, rows};

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lt_log.h"
+#include "lt_rkeys.h"
 #include "normalizer.h"
 
 #define RELOAD_MIN_MS 1000
@@ -112,14 +113,17 @@ int norm_integ_find(norm_t *n, const char *id, norm_integ_t *out)
     return 0;
 }
 
-/* ltvctl increments P integrations:version after every write, so a changed
- * timezone reaches the very next batch (ltvctl replay relies on it); the
- * periodic refresh remains for other writers. -1 when Redis did not answer. */
+/* ltvctl increments P integrations:version (lt_rkey_global) after every
+ * write, so a changed timezone reaches the very next batch (ltvctl replay
+ * relies on it); the periodic refresh remains for other writers. -1 when
+ * Redis did not answer. */
 static long long version_now(norm_t *n)
 {
-    redisReply *reply = lt_redis_cmd(n->redis, "GET %sintegrations:version", n->prefix);
+    char key[256];
+    redisReply *reply;
     long long v = -1;
-    if (!reply)
+    lt_rkey_global(key, sizeof(key), n->prefix, "integrations:version");
+    if (!(reply = lt_redis_cmd(n->redis, "GET %s", key)))
         return -1;
     if (reply->type == REDIS_REPLY_STRING)
         v = strtoll(reply->str, NULL, 10);

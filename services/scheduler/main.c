@@ -2,7 +2,8 @@
  *
  * Each tick: hold (or wait for) the leader lease, read the integrations, and
  * emit what is due for each (plan.c). Two replicas are safe: only the lease
- * holder emits, and every claim re-checks the lease. */
+ * holder emits, and every claim carries the lease's fencing token, which an
+ * integration refuses once a later leader's claim reached it. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "lt_log.h"
 #include "lt_metrics.h"
 #include "lt_registry.h"
+#include "lt_rkeys.h"
 #include "lt_signal.h"
 #include "lt_uuid.h"
 #include "scheduler.h"
@@ -34,13 +36,15 @@ static int is_ready(void *opaque)
  * empty, or flushed, lost it; P integrations:version is bumped by ltvctl
  * after every write, including those that also reset state (un-parking
  * forgets last_run_ms and the backfill cursors). 0 otherwise (the caller
- * forgets what it may skip), -1 when Redis cannot be read. */
+ * forgets what it may skip), -1 when Redis cannot be read. Both are
+ * control-plane keys (lt_rkey_global), so the MGET names one slot in a
+ * cluster. */
 static int state_kept(sched_ctx_t *ctx, char epoch[37], char version[24])
 {
     char kepoch[256], kversion[256], mine[37], ver[24] = "";
     redisReply *reply;
-    snprintf(kepoch, sizeof(kepoch), "%ssched:epoch", ctx->prefix);
-    snprintf(kversion, sizeof(kversion), "%sintegrations:version", ctx->prefix);
+    lt_rkey_global(kepoch, sizeof(kepoch), ctx->prefix, "sched:epoch");
+    lt_rkey_global(kversion, sizeof(kversion), ctx->prefix, "integrations:version");
     if (!(reply = lt_redis_cmd(ctx->redis, "MGET %s %s", kepoch, kversion)))
         return -1;
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
@@ -129,7 +133,7 @@ int main(int argc, char **argv)
     sched_ctx_t ctx = {0};
     lt_metric_t *m_leader;
     sched_metrics_t m;
-    sched_due_t *due = sched_due_new();
+    sched_due_t *due = NULL;
     long long term = 0;
     char errstr[512], host[64] = "host", rnd[37], epoch[37] = "", version[24] = "";
     long long period, wait, last_tick = 0;
@@ -148,7 +152,7 @@ int main(int argc, char **argv)
                                   "Integrations a pass skipped: nothing due before their next "
                                   "live run or lookback",
                                   NULL);
-    if (!due) {
+    if (!(due = sched_due_new())) {
         lt_error("out of memory");
         goto end;
     }

@@ -2,23 +2,48 @@
  *
  * Backfill: one dateCreated job per account-local day and stream, from
  * import_from to yesterday, oldest first, bounded by MAX_OUTSTANDING_JOBS;
- * P i:{id}:backfill:{stream} remembers how far emission got, and days already
- * in P i:{id}:done:{stream} are skipped, so restarts never re-emit finished
+ * P i:ID:backfill:STREAM remembers how far emission got, and days already
+ * in P i:ID:done:STREAM are skipped, so restarts never re-emit finished
  * work; every sync_interval a rescan re-emits days neither done nor
  * outstanding (a fetcher dropped them). Live: every sync_interval, dateUpdated jobs for the last
  * LIVE_LOOKBACK_DAYS days, which catches refunds and chargeback marks on old
  * sales. Lookback: every CHARGEBACK_LOOKBACK_INTERVAL, isChargedback=1 jobs
  * over CHARGEBACK_LOOKBACK_DAYS, for marks dateUpdated might miss.
  *
- * Every job is claimed in P i:{id}:outstanding by a Lua script that also
- * checks the leader lease (fencing), so no job is outstanding twice. A claim
- * is "<job_id> <ms> pending" until Kafka acknowledged its job, then
- * "<job_id> <ms>". Claims whose jobs Kafka did not acknowledge are released
+ * Every job is claimed in P i:ID:outstanding by a Lua script, so no job is
+ * outstanding twice. Every key named here is the integration's own
+ * (lt_rkey_integ: one hash tag in a Redis Cluster), so each script touches
+ * one slot. A claim is "<job_id> <ms> pending" until Kafka acknowledged its
+ * job, then "<job_id> <ms>". Claims whose jobs Kafka did not acknowledge are released
  * at once; a pending claim older than PENDING_CLAIM_MS (its scheduler died
  * before the acknowledgement) and any claim older than STALE_CLAIM_MS (its
  * job was lost after Kafka took it) are presumed lost and re-made. Running
  * the claim script twice with the same value (a reply lost with its
- * connection, the command sent again) claims once: it answers 1 again. */
+ * connection, the command sent again) claims once: it answers 1 again.
+ *
+ * The claim script is also the fencing check, the classic storage-side one
+ * (fencing tokens): each leader term has a token from INCR P fence
+ * (leader.c), every claim carries it, and the integration's P i:ID:fence
+ * keeps the highest token a claim brought; a claim with a lower one is
+ * refused (-1, not leader). The check is made by the storage the claim
+ * writes, in the same atomic step as the write, so a leader paused past its
+ * lease (GC, SIGSTOP, a slow network) is refused however late its claim
+ * arrives: no check the leader makes of its own lease beforehand can
+ * promise that, since it may pause between the check and the write. It
+ * replaces a read of P leader in the script: in a cluster that key is in
+ * the control-plane slot ({g}) and a script may touch one slot only.
+ *
+ * It is enough: once the new leader claimed anything in an integration,
+ * that integration's fence holds the new token and every later claim of the
+ * former leader there is refused. Before that, the former leader's claim
+ * can only take a jobkey no claim holds (or re-make one presumed lost, by
+ * the same rules as anyone's): the outstanding hash, checked in the same
+ * script, still lets exactly one claim hold a jobkey, so no job is
+ * outstanding twice either way; and the former leader finds its lease gone
+ * at its next renewal (before each integration it plans) and stops. A
+ * leader refused while its lease is still its own has a token behind the
+ * fence because P fence was lost or went back: it takes a higher one
+ * (sched_lease_raise) and claims again. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +51,7 @@
 #include "lt_date.h"
 #include "lt_job.h"
 #include "lt_log.h"
+#include "lt_rkeys.h"
 #include "lt_uuid.h"
 #include "scheduler.h"
 
@@ -45,11 +71,17 @@ typedef struct {
     size_t n, cap;
 } plan_t;
 
-/* KEYS leader, outstanding, done (of the stream); ARGV lease, jobkey, value,
- * now, stale, cap (0 = none), day ("" = no done check), pending stale. */
+/* KEYS fence, outstanding, done (of the stream), all the integration's;
+ * ARGV token (the lease's fencing token), jobkey, value, now, stale, cap
+ * (0 = none), day ("" = no done check), pending stale. The fence is stored
+ * before the claim's own checks: the integration has seen the token even
+ * when nothing is claimed. */
 static lt_redis_script_t claim_script = {
     .source =
-        "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+        "local fence = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+        "local token = tonumber(ARGV[1])\n"
+        "if fence > token then return -1 end\n"
+        "if token > fence then redis.call('SET', KEYS[1], ARGV[1]) end\n"
         "if ARGV[7] ~= '' and redis.call('HEXISTS', KEYS[3], ARGV[7]) == 1 then return 0 end\n"
         "local cur = redis.call('HGET', KEYS[2], ARGV[2])\n"
         "if cur == ARGV[3] then return 1 end\n"
@@ -84,20 +116,27 @@ static lt_redis_script_t release_script = {
               "return 0\n",
 };
 
+/* P i:ID:WHAT (lt_rkeys); what may be "done:STREAM" and the like. */
 static void key_of(const sched_ctx_t *ctx, const lt_integration_t *in, const char *what, char *buf,
                    size_t len)
 {
-    snprintf(buf, len, "%si:%s:%s", ctx->prefix, in->id, what);
+    lt_rkey_integ(buf, len, ctx->prefix, in->id, what);
 }
 
-/* Claims jobkey for job; 1 claimed, 0 already outstanding or (backfill) done,
- * 2 claimed by a plan not yet acknowledged (its scheduler may have died: the
- * claim is re-made after PENDING_CLAIM_MS), -1 not leader, -2 outstanding
- * cap reached, -3 Redis unreachable. */
-static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job, int capped,
-                 const char *jobkey, const char *value)
+/* P i:ID:WHAT:STREAM */
+static void stream_key(const sched_ctx_t *ctx, const lt_integration_t *in, const char *what,
+                       lt_stream_t s, char *buf, size_t len)
 {
-    char kleader[256], kout[256], kdone[256], done[64], lease[128], now[24], stale[24], cap[24];
+    char w[64];
+    snprintf(w, sizeof(w), "%s:%s", what, lt_stream_name(s));
+    key_of(ctx, in, w, buf, len);
+}
+
+/* One run of the claim script; claim()'s return values. */
+static int claim_once(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job, int capped,
+                      const char *jobkey, const char *value)
+{
+    char kfence[256], kout[256], kdone[256], token[24], now[24], stale[24], cap[24];
     char pstale[24];
     int backfill = !strcmp(job->reason, "backfill");
     const char *argv[11];
@@ -105,17 +144,16 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
     redisReply *reply;
     int rc;
 
-    snprintf(kleader, sizeof(kleader), "%sleader", ctx->prefix);
+    key_of(ctx, in, "fence", kfence, sizeof(kfence));
     key_of(ctx, in, "outstanding", kout, sizeof(kout));
-    snprintf(done, sizeof(done), "done:%s", lt_stream_name(job->stream));
-    key_of(ctx, in, done, kdone, sizeof(kdone));
-    snprintf(lease, sizeof(lease), "%s %lld", ctx->lease->holder, ctx->lease->token);
+    stream_key(ctx, in, "done", job->stream, kdone, sizeof(kdone));
+    snprintf(token, sizeof(token), "%lld", ctx->lease->token);
     snprintf(now, sizeof(now), "%lld", ctx->now_ms);
     snprintf(stale, sizeof(stale), "%lld", STALE_CLAIM_MS);
     snprintf(pstale, sizeof(pstale), "%d", PENDING_CLAIM_MS);
     snprintf(cap, sizeof(cap), "%lld",
              capped ? lt_config_int(ctx->cfg, "MAX_OUTSTANDING_JOBS") : 0);
-    argv[0] = kleader, argv[1] = kout, argv[2] = kdone, argv[3] = lease, argv[4] = jobkey;
+    argv[0] = kfence, argv[1] = kout, argv[2] = kdone, argv[3] = token, argv[4] = jobkey;
     argv[5] = value, argv[6] = now, argv[7] = stale, argv[8] = cap;
     argv[9] = backfill ? job->day : "";
     argv[10] = pstale;
@@ -128,6 +166,46 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
         lt_error("claim script: %.*s", (int)reply->len, reply->str);
     freeReplyObject(reply);
     return rc;
+}
+
+/* The token P i:ID:fence holds (0 when none); -1 when Redis did not answer. */
+static long long fence_of(sched_ctx_t *ctx, const lt_integration_t *in)
+{
+    char kfence[256];
+    long long seen = -1;
+    redisReply *reply;
+    key_of(ctx, in, "fence", kfence, sizeof(kfence));
+    if (!(reply = lt_redis_cmd(ctx->redis, "GET %s", kfence)))
+        return -1;
+    if (reply->type == REDIS_REPLY_STRING)
+        seen = strtoll(reply->str, NULL, 10);
+    else if (reply->type == REDIS_REPLY_NIL)
+        seen = 0;
+    freeReplyObject(reply);
+    return seen;
+}
+
+/* Claims jobkey for job; 1 claimed, 0 already outstanding or (backfill) done,
+ * 2 claimed by a plan not yet acknowledged (its scheduler may have died: the
+ * claim is re-made after PENDING_CLAIM_MS), -1 not leader (the integration's
+ * fence holds a later token), -2 outstanding cap reached, -3 Redis
+ * unreachable. A refusal while the lease is still ours means P fence went
+ * back (see the file comment): the term is raised above the fence and the
+ * claim made once more. */
+static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *job, int capped,
+                 const char *jobkey, const char *value)
+{
+    long long seen, raised;
+    int rc = claim_once(ctx, in, job, capped, jobkey, value);
+    if (rc != -1)
+        return rc;
+    if ((seen = fence_of(ctx, in)) < 0)
+        return -3;
+    if (seen <= ctx->lease->token)
+        return -1; /* the fence moved meanwhile: the next tick tries again */
+    if ((raised = sched_lease_raise(ctx->redis, ctx->prefix, ctx->lease, seen)) <= 0)
+        return raised < 0 ? -3 : -1;
+    return claim_once(ctx, in, job, capped, jobkey, value);
 }
 
 static void release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jobkey,
@@ -221,9 +299,10 @@ static const char **done_days(sched_ctx_t *ctx, const lt_integration_t *in, lt_s
                               redisReply **reply, size_t *n)
 {
     const char **days;
+    char kdone[256];
     *n = 0;
-    if (!(*reply = lt_redis_cmd(ctx->redis, "HKEYS %si:%s:done:%s", ctx->prefix, in->id,
-                                lt_stream_name(s))))
+    stream_key(ctx, in, "done", s, kdone, sizeof(kdone));
+    if (!(*reply = lt_redis_cmd(ctx->redis, "HKEYS %s", kdone)))
         return NULL;
     if ((*reply)->type != REDIS_REPLY_ARRAY ||
         !(days = calloc((*reply)->elements + 1, sizeof(*days))))
@@ -259,7 +338,7 @@ static int plan_backfill(sched_ctx_t *ctx, const lt_integration_t *in, lt_stream
     size_t ndone = 0;
     int n = 0, rc = 0, hold = 0;
 
-    snprintf(key, sizeof(key), "%si:%s:backfill:%s", ctx->prefix, in->id, lt_stream_name(s));
+    stream_key(ctx, in, "backfill", s, key, sizeof(key));
     if (!(reply = lt_redis_cmd(ctx->redis, "HMGET %s from through", key)))
         return -1;
     through[0] = '\0';
@@ -346,9 +425,11 @@ static int plan_window(sched_ctx_t *ctx, const lt_integration_t *in, unsigned st
 
 static int is_parked(sched_ctx_t *ctx, const lt_integration_t *in)
 {
-    redisReply *reply = lt_redis_cmd(ctx->redis, "HGET %si:%s:state state", ctx->prefix, in->id);
+    char kstate[256];
+    redisReply *reply;
     int parked;
-    if (!reply)
+    key_of(ctx, in, "state", kstate, sizeof(kstate));
+    if (!(reply = lt_redis_cmd(ctx->redis, "HGET %s state", kstate)))
         return -1;
     parked = reply->type == REDIS_REPLY_STRING && !strcmp(reply->str, "parked");
     freeReplyObject(reply);
@@ -510,8 +591,7 @@ int sched_plan_integration(sched_ctx_t *ctx, const lt_integration_t *in, long lo
     for (int s = 0; s < LT_STREAM_COUNT; s++) {
         if (!through[s][0] || !strcmp(through[s], stored[s]))
             continue; /* unchanged: no write (a tick of a caught-up integration writes nothing) */
-        snprintf(key, sizeof(key), "%si:%s:backfill:%s", ctx->prefix, in->id,
-                 lt_stream_name((lt_stream_t)s));
+        stream_key(ctx, in, "backfill", (lt_stream_t)s, key, sizeof(key));
         if (hash_set(ctx, key, "through", through[s]) < 0)
             return -1;
     }

@@ -11,7 +11,7 @@
 #include "lt_redis.h"
 
 /* Leader lease: "holder token" under P leader with a PX TTL, and a fencing
- * token from INCR P fence at each new term. */
+ * token from INCR P fence at each new term (both lt_rkey_global keys). */
 typedef struct {
     char holder[64]; /* this process: host:pid:random */
     long long token; /* fencing token of the current term, 0 when not leader */
@@ -22,13 +22,25 @@ typedef struct {
  * -1 when Redis is unreachable (then the caller must stop emitting). */
 int sched_lease_tick(lt_redis_t *r, const char *prefix, sched_lease_t *lease);
 void sched_lease_release(lt_redis_t *r, const char *prefix, sched_lease_t *lease);
+/* Called when an integration's fence (P i:ID:fence) holds seen, a token
+ * above the lease's: while the lease is still this process's, starts a new
+ * term with a token above seen and returns it (lease->token updated); 0
+ * when another holds the lease (the refusal was right), -1 when Redis did
+ * not answer. The fence can be ahead of the holder only when P fence was
+ * lost or went back (a Redis restarted empty between a claim and the next
+ * lease renewal; in a cluster, the control-plane slot's master failed over
+ * without its last writes) while the integration's key kept a later token:
+ * without this, the leader would be refused there until its tokens caught
+ * up. */
+long long sched_lease_raise(lt_redis_t *r, const char *prefix, sched_lease_t *lease,
+                            long long seen);
 
 typedef struct {
     const lt_config_t *cfg;
     lt_redis_t *redis;
     lt_producer_t *producer;
     const char *prefix;
-    const sched_lease_t *lease;
+    sched_lease_t *lease; /* plan.c raises its token (sched_lease_raise) */
     char run_id[37];
     long long now_ms;
 } sched_ctx_t;

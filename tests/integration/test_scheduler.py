@@ -8,7 +8,9 @@ outstanding) day is emitted again; MAX_OUTSTANDING_JOBS bounds emission
 is skipped by later passes until its document or Redis' state changes;
 two replicas: one
 leader, kill -9 hands over within the lease, SIGTERM exits 0 and releases
-the lease."""
+the lease; a paused former leader is fenced off by the integrations' fence
+keys, and a fence ahead of the leader's token (the counter lost) makes it
+take a higher one instead of being refused."""
 import datetime
 import json
 import signal
@@ -285,6 +287,37 @@ def two_replicas():
         assert "released the leader lease" in follower.log()
 
 
+def fence_behind():
+    """Every claim stores the leader's fencing token in the integration's
+    P i:ID:fence. A fence ahead of the leader's own token (P fence lost or
+    gone back while an integration kept a later one) makes the leader, which
+    still holds the lease, take a token above it: its jobs are emitted, not
+    refused for ever."""
+    with h.Stack("sched-fence") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        r = st.redis.client()
+        first = local_today("UTC") - datetime.timedelta(days=2)
+        add(st, "one", "UTC", first.isoformat(), ["orders"])
+        s = scheduler(st)
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "one")) == 2, 20,
+                     "one's jobs")
+        token = int(r.get(rk(st, "leader")).decode().split()[1])
+        assert int(r.get(rk(st, "i", "one", "fence"))) == token, "the claim stores the token"
+        r.set(rk(st, "i", "two", "fence"), token + 1000)
+        add(st, "two", "UTC", first.isoformat(), ["orders"])
+        h.wait_until(lambda: s.check_alive() or len(jobs(st, T_BACKFILL, "two")) == 2, 20,
+                     "two's jobs past a fence ahead of the leader")
+        raised = int(r.get(rk(st, "leader")).decode().split()[1])
+        assert raised == token + 1001, (token, raised)
+        assert int(r.get(rk(st, "fence"))) == raised
+        assert int(r.get(rk(st, "i", "two", "fence"))) == raised
+        assert "new term with token %d" % raised in s.log()
+        steady(st, "after the raise", [s], 1.5)
+        assert len(jobs(st, T_BACKFILL, "one")) == 2 and len(jobs(st, T_BACKFILL, "two")) == 2
+        assert st.stop(s) == 0
+
+
 def redis_paused():
     """Redis frozen for longer than the lease: the scheduler turns unready
     and emits nothing; afterwards it leads again and nothing is doubled."""
@@ -388,5 +421,6 @@ if __name__ == "__main__":
     backfill_live_restart()
     outstanding_cap()
     two_replicas()
+    fence_behind()
     redis_paused()
     print("ok")
