@@ -12,7 +12,11 @@ from a Secret (and masked by --print-config), a Redis ACL user in the URL,
 and the optional stunnel sidecar for Redis TLS (config, verification,
 mounts, URL rewrite, ordering, security context, NetworkPolicy).
 ltvsync-api (issue 15): its Deployment, Service, PDB, token Secret (existing
-or from values) and optional Ingress (check_api). Values the chart must
+or from values) and optional Ingress (check_api). Issue 13: KEDA
+ScaledObjects for the normalizer and the sink beside the fetcher's, each on
+its own consumer group and topic as the binaries resolve them (check_keda_lag),
+and a Redis Cluster seed list (redis.clusterSeeds) reaching every pod's
+LTVSYNC_REDIS_URL as written (check_redis_cluster). Values the chart must
 refuse are tried too. The Dockerfile and compose file
 are checked statically (hadolint, when Debian packages it; otherwise a note).
 """
@@ -40,6 +44,15 @@ CHART_OWNED = {"KAFKA_BOOTSTRAP_SERVERS", "DOWNSTREAM_BROKERS", "REDIS_URL",
                "REPLAY_INTEGRATION",  # set by `ltvctl replay` for its child, never by the chart
                "API_PORT", "API_TOKENS_FILE"}  # from api.port and api.tokens
 SECRET_KEYS = ("password", "ecommercepassword", "achaccountnumber", "achroutingnumber")
+# What each KEDA-scaled component consumes: (topic setting, suffix of its
+# consumer group). The group is GROUP_ID, unset "ltvsync-<service>"
+# (lt_config_new); the fetcher adds -live and -backfill (fetcher/dispatch.c),
+# the normalizer reads TOPIC_RAW and the sink TOPIC_EVENTS (their main.c).
+KEDA_LAG = {
+    "fetcher": (("TOPIC_JOBS_LIVE", "-live"), ("TOPIC_JOBS_BACKFILL", "-backfill")),
+    "normalizer": (("TOPIC_RAW", ""),),
+    "sink": (("TOPIC_EVENTS", ""),),
+}
 
 from ltcheck import check, failures  # noqa: E402
 
@@ -175,10 +188,12 @@ def check_deployments(docs, values, label):
                       f"{where}: CRM password Secrets {srcs} projected as files")
         else:
             check(crm_dir not in mounts, f"{where}: no CRM passwords outside the fetcher")
-        if comp == "fetcher":
-            autoscaled = values["fetcher"]["autoscaling"]["enabled"] or values["fetcher"]["keda"]["enabled"]
+        if comp in KEDA_LAG:
+            autoscaled = values[comp].get("autoscaling", {}).get("enabled") or values[comp]["keda"]["enabled"]
             check(("replicas" not in spec) == bool(autoscaled),
                   f"{where}: replicas left to the autoscaler")
+            if not autoscaled:
+                check(spec.get("replicas") == values[comp]["replicaCount"], f"{where}: replicas from values")
     sched = deps.get("scheduler")
     if sched:
         check(sched["spec"].get("replicas") == 2, f"{label}: scheduler has 2 replicas")
@@ -206,30 +221,62 @@ def check_topics_job(docs, values, label):
     check_container_security(f"{label}/topics-job", pod, c)
 
 
+def keda_expect(values, comp):
+    """topic -> consumer group the component's ScaledObject should watch."""
+    settings = dict(values["config"], **(values[comp].get("config") or {}))
+    group = settings.get("GROUP_ID") or "ltvsync-" + comp
+    kd = values[comp]["keda"]
+    override = {"-live": kd.get("liveGroup"), "-backfill": kd.get("backfillGroup"), "": kd.get("consumerGroup")}
+    return {settings[t]: override[suffix] or group + suffix for t, suffix in KEDA_LAG[comp]}
+
+
 def check_scaling(docs, values, label, deps):
     f = values["fetcher"]
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
-    sos = by_kind(docs, "ScaledObject")
+    sos = {so["spec"]["scaleTargetRef"]["name"]: so for so in by_kind(docs, "ScaledObject")}
+    tas = by_kind(docs, "TriggerAuthentication")
+    keda_on = [c for c in KEDA_LAG if values[c]["keda"]["enabled"]]
+    check(len(by_kind(docs, "ScaledObject")) == len(sos) == len(keda_on),
+          f"{label}: one ScaledObject per component with keda.enabled ({keda_on}; got {sorted(sos)})")
+    check(len(tas) <= 1, f"{label}: at most one TriggerAuthentication, shared ({len(tas)})")
+    for comp in KEDA_LAG:
+        name = deps[comp]["metadata"]["name"]
+        so = sos.get(name)
+        if comp not in keda_on:
+            check(so is None, f"{label}: no ScaledObject for {comp} unless {comp}.keda.enabled")
+            continue
+        if not check(so is not None, f"{label}: a ScaledObject targets the {comp} Deployment {name}"):
+            continue
+        spec, kd = so["spec"], values[comp]["keda"]
+        check(spec["scaleTargetRef"].get("envSourceContainerName") == comp
+              and pod_of(deps[comp])["containers"][0]["name"] == comp,
+              f"{label}: {comp} ScaledObject reads env from the {comp} container")
+        check(spec["minReplicaCount"] == kd["minReplicaCount"] and spec["maxReplicaCount"] == kd["maxReplicaCount"],
+              f"{label}: {comp} KEDA bounds from values")
+        kt = [t for t in spec["triggers"] if t["type"] == "kafka"]
+        got = {t["metadata"]["topic"]: t["metadata"]["consumerGroup"] for t in kt}
+        want = keda_expect(values, comp)
+        check(got == want and len(kt) == len(want), f"{label}: {comp} scales on the lag of {want} (got {got})")
+        for t in kt:
+            m = t["metadata"]
+            check(m["bootstrapServers"] == values["kafka"]["bootstrapServers"], f"{label}: {comp} KEDA brokers")
+            check(m["lagThreshold"] == str(kd["lagThreshold"]), f"{label}: {comp} lagThreshold from values")
+            check(m.get("offsetResetPolicy") == "earliest", f"{label}: {comp} lag of a new group counts from the start, as the consumer reads")
+            ref = t.get("authenticationRef", {}).get("name")
+            check(ref == (tas[0]["metadata"]["name"] if tas else None),
+                  f"{label}: {comp} trigger uses the release's TriggerAuthentication ({ref})")
+        cpu = [t for t in spec["triggers"] if t["type"] == "cpu"]
+        check(len(cpu) == int(bool(kd["cpuUtilization"])), f"{label}: {comp} CPU trigger only with cpuUtilization")
+    if keda_on and values["kafka"]["sasl"]["existingSecret"]:
+        check(len(tas) == 1 and any(r["parameter"] == "password" and r["name"] == values["kafka"]["sasl"]["existingSecret"]
+                                    for r in tas[0]["spec"].get("secretTargetRef", [])),
+              f"{label}: KEDA reads the SASL password from its Secret")
     fetcher_name = deps["fetcher"]["metadata"]["name"]
+    check(all(h["spec"]["scaleTargetRef"]["name"] == fetcher_name for h in hpas),
+          f"{label}: the chart's only HPA is the fetcher's")
     if f["keda"]["enabled"]:
         check(not hpas, f"{label}: no chart HPA while KEDA owns the fetcher's")
-        if check(len(sos) == 1, f"{label}: one ScaledObject"):
-            so = sos[0]["spec"]
-            check(so["scaleTargetRef"]["name"] == fetcher_name, f"{label}: ScaledObject targets the fetcher")
-            kt = {t["metadata"]["topic"]: t["metadata"] for t in so["triggers"] if t["type"] == "kafka"}
-            check(kt.get(values["config"]["TOPIC_JOBS_LIVE"], {}).get("consumerGroup") == "ltvsync-fetcher-live",
-                  f"{label}: lag trigger on the live jobs topic, group ltvsync-fetcher-live")
-            check(kt.get(values["config"]["TOPIC_JOBS_BACKFILL"], {}).get("consumerGroup") == "ltvsync-fetcher-backfill",
-                  f"{label}: lag trigger on the backfill jobs topic, group ltvsync-fetcher-backfill")
-            for t in kt.values():
-                check(t["bootstrapServers"] == values["kafka"]["bootstrapServers"], f"{label}: KEDA brokers")
-            if values["kafka"]["sasl"]["existingSecret"]:
-                tas = by_kind(docs, "TriggerAuthentication")
-                check(len(tas) == 1 and any(r["parameter"] == "password" and r["name"] == values["kafka"]["sasl"]["existingSecret"]
-                                            for r in tas[0]["spec"].get("secretTargetRef", [])),
-                      f"{label}: KEDA reads the SASL password from its Secret")
     else:
-        check(not sos, f"{label}: no ScaledObject unless enabled")
         if check(len(hpas) == 1, f"{label}: fetcher HPA"):
             h = hpas[0]["spec"]
             check(h["scaleTargetRef"]["name"] == fetcher_name, f"{label}: HPA targets the fetcher")
@@ -247,6 +294,12 @@ def check_pdbs_and_monitoring(docs, values, label, deps):
             sel = dep["spec"]["selector"]["matchLabels"]
             check(p["spec"]["selector"]["matchLabels"] == sel, f"{label}: PDB {comp} selects its pods")
             check("maxUnavailable" in p["spec"], f"{label}: PDB {comp} allows drains one at a time")
+            kd = values[comp].get("keda", {})
+            if kd.get("enabled"):
+                mu = p["spec"].get("maxUnavailable")
+                check("minAvailable" not in p["spec"] and isinstance(mu, int) and 1 <= mu < kd["minReplicaCount"],
+                      f"{label}: PDB {comp} (maxUnavailable {mu}) never blocks a drain and leaves a pod of "
+                      f"minReplicaCount {kd['minReplicaCount']} running")
         tpl = dep["spec"]["template"]["metadata"]["labels"]
         check(all(tpl.get(k) == v for k, v in dep["spec"]["selector"]["matchLabels"].items()),
               f"{label}: {comp} selector matches its pod labels")
@@ -595,6 +648,184 @@ def check_redis_tls(helm, home):
     check_refused(helm, home, bad)
 
 
+def print_config(comp, container, extra=None):
+    """The settings ltvsync-<comp> --print-config resolves from a rendered
+    container's env (values as written, valueFrom as a placeholder), or None
+    without the binary."""
+    exe = BIN and os.path.join(BIN, "ltvsync-" + comp)
+    if not exe or not os.path.exists(exe):
+        return None
+    env = {e["name"]: e.get("value", "placeholder-from-secret") for e in container.get("env", [])
+           if e["name"].startswith("LTVSYNC_")}
+    env.update(extra or {})
+    r = subprocess.run([exe, "--print-config"], env=dict(env, PATH="/usr/bin:/bin"),
+                       capture_output=True, text=True, timeout=30)
+    if not check(r.returncode == 0, f"ltvsync-{comp} --print-config with the rendered env ({(r.stdout + r.stderr)[-300:]})"):
+        return {}
+    return dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+
+
+def check_keda_lag(helm, home, values):
+    """normalizer.keda and sink.keda (issue 13): a ScaledObject each, on the
+    lag of the component's own consumer group on the topic it consumes (the
+    groups and topics the binaries resolve from the same env, GROUP_ID and
+    topic overrides included), one TriggerAuthentication for the release,
+    replicas left to KEDA; nothing when disabled."""
+    on = ["--set", "normalizer.keda.enabled=true", "--set", "sink.keda.enabled=true"]
+    docs = render(helm, home, *on)
+    deps = {c: d for c, d in workloads(docs).items() if c in KEDA_LAG}
+    sos = {d["spec"]["scaleTargetRef"]["name"]: d["spec"] for d in by_kind(docs, "ScaledObject")}
+    want = {"rel-ltvsync-normalizer": ("ltvsync.raw", "ltvsync-normalizer"),
+            "rel-ltvsync-sink": ("ltvsync.events", "ltvsync-sink")}
+    for name, (topic, group) in want.items():
+        so = sos.get(name)
+        if check(so is not None, f"keda: a ScaledObject targets Deployment {name}"):
+            (t,) = so["triggers"]
+            check((t["type"], t["metadata"]["topic"], t["metadata"]["consumerGroup"]) == ("kafka", topic, group),
+                  f"keda: {name} scales on the lag of {group} on {topic} alone ({t})")
+            check(int(t["metadata"]["lagThreshold"]) >= 10000,
+                  f"keda: {name} lagThreshold is a backlog in messages, not a handful ({t['metadata']['lagThreshold']})")
+    check(set(sos) == set(want), f"keda: no fetcher ScaledObject unless fetcher.keda.enabled ({sorted(sos)})")
+    check(not by_kind(docs, "TriggerAuthentication"), "keda: no TriggerAuthentication for a plain Kafka")
+    check([h["spec"]["scaleTargetRef"]["name"] for h in by_kind(docs, "HorizontalPodAutoscaler")] == ["rel-ltvsync-fetcher"],
+          "keda: the fetcher keeps its CPU HPA while only the normalizer and the sink use KEDA")
+    vals = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    vals["normalizer"]["keda"]["enabled"] = vals["sink"]["keda"]["enabled"] = True
+    check_scaling(docs, vals, "keda", deps)
+    check_pdbs_and_monitoring(docs, vals, "keda", deps)
+    for comp in ("normalizer", "sink"):
+        check("replicas" not in deps[comp]["spec"], f"keda: {comp} replicas left to KEDA")
+        cfg = print_config(comp, main_container(deps[comp], comp))
+        if cfg:
+            topic, group = want[f"rel-ltvsync-{comp}"]
+            check((cfg.get("LTVSYNC_" + KEDA_LAG[comp][0][0]), cfg.get("LTVSYNC_GROUP_ID")) == (topic, group),
+                  f"keda: ltvsync-{comp} itself consumes {topic} as {group} "
+                  f"({cfg.get('LTVSYNC_' + KEDA_LAG[comp][0][0])}, {cfg.get('LTVSYNC_GROUP_ID')})")
+
+    # Every component on KEDA, GROUP_ID overrides (a component's config), a
+    # renamed topic, SASL_SSL: one TriggerAuthentication for all three.
+    over = [*on, "--set", "fetcher.keda.enabled=true",
+            "--set", "normalizer.config.GROUP_ID=ltv-norm-blue", "--set", "sink.config.GROUP_ID=ltv-sink-green",
+            "--set", "fetcher.config.GROUP_ID=ltv-fetch", "--set", "config.TOPIC_EVENTS=acme.events",
+            "--set", "kafka.securityProtocol=SASL_SSL", "--set", "kafka.sasl.mechanism=SCRAM-SHA-512",
+            "--set", "kafka.sasl.username=ltv", "--set", "kafka.sasl.existingSecret=kafka-pw",
+            "--set", "kafka.tls.caSecret=kafka-ca"]
+    docs = render(helm, home, *over)
+    wl = workloads(docs)
+    sos = {d["spec"]["scaleTargetRef"]["name"]: d["spec"] for d in by_kind(docs, "ScaledObject")}
+    tas = by_kind(docs, "TriggerAuthentication")
+    if check(len(tas) == 1, f"keda: one TriggerAuthentication for the three ScaledObjects ({len(tas)})"):
+        ta = tas[0]
+        refs = {r["parameter"]: r["name"] for r in ta["spec"].get("secretTargetRef", [])}
+        check(refs == {"password": "kafka-pw", "ca": "kafka-ca"}, f"keda: the shared TriggerAuthentication's Secrets ({refs})")
+        (e,) = ta["spec"].get("env", [{}])
+        check(e.get("parameter") == "username" and e.get("name") == "LTVSYNC_KAFKA_SASL_USERNAME"
+              and "containerName" not in e,
+              f"keda: the username from each target's own container, not one named container ({e})")
+    lit = {"fetcher": {"ltvsync.jobs.live": "ltv-fetch-live", "ltvsync.jobs.backfill": "ltv-fetch-backfill"},
+           "normalizer": {"ltvsync.raw": "ltv-norm-blue"},
+           "sink": {"acme.events": "ltv-sink-green"}}
+    for comp, groups in lit.items():
+        so = sos.get(f"rel-ltvsync-{comp}")
+        if not check(so is not None, f"keda/overrides: a ScaledObject for {comp}"):
+            continue
+        kt = [t for t in so["triggers"] if t["type"] == "kafka"]
+        got = {t["metadata"]["topic"]: t["metadata"]["consumerGroup"] for t in kt}
+        check(got == groups, f"keda/overrides: {comp} follows its GROUP_ID and topics ({got})")
+        check(all(t["metadata"].get("sasl") == "scram_sha512" and t["metadata"].get("tls") == "enable"
+                  and t.get("authenticationRef", {}).get("name") == (tas[0]["metadata"]["name"] if tas else "?")
+                  for t in kt), f"keda/overrides: {comp} triggers authenticate with SCRAM over TLS")
+        c = main_container(wl[comp], comp)
+        check(so["scaleTargetRef"].get("envSourceContainerName") == comp
+              and env_of(c).get("LTVSYNC_KAFKA_SASL_USERNAME", {}).get("value") == "ltv",
+              f"keda/overrides: {comp}'s container holds the username KEDA reads")
+        # The group and topic the binary itself resolves from the same env.
+        cfg = print_config(comp, c)
+        if cfg is None:
+            print(f"note: no ltvsync-{comp} in LTVSYNC_BIN_DIR; groups not checked against the binary")
+        elif cfg:
+            bin_groups = {cfg.get("LTVSYNC_" + t): cfg.get("LTVSYNC_GROUP_ID", "?") + suffix
+                          for t, suffix in KEDA_LAG[comp]}
+            check(bin_groups == got, f"keda/overrides: ltvsync-{comp} consumes {bin_groups}, KEDA watches {got}")
+    check(not by_kind(docs, "HorizontalPodAutoscaler"), "keda/overrides: no chart HPA with every component on KEDA")
+
+    off = render(helm, home, "--set", "normalizer.keda.consumerGroup=x", "--set", "sink.keda.lagThreshold=7")
+    check(not by_kind(off, "ScaledObject") and not by_kind(off, "TriggerAuthentication"),
+          "keda: nothing rendered while every keda.enabled is false")
+    for comp in ("normalizer", "sink"):
+        d = workloads(off)[comp]
+        check(d["spec"].get("replicas") == values[comp]["replicaCount"], f"keda off: {comp} keeps replicaCount")
+    check_refused(helm, home, [
+        (["--set", "sink.keda.enabled=true", "--set", "kafka.sasl.mechanism=GSSAPI"], "GSSAPI"),
+        (["--set", "normalizer.keda.enabled=true", "--set", "normalizer.keda.minReplicaCount=5",
+          "--set", "normalizer.keda.maxReplicaCount=3"], "minReplicaCount"),
+        (["--set", "sink.keda.lagThreshold=0"], "lagThreshold"),
+        (["--set", "normalizer.keda.liveGroup=x"], "liveGroup"),
+    ])
+
+
+def check_redis_cluster(helm, home):
+    """redis.clusterSeeds (issue 13): the seed list reaches every pod's
+    LTVSYNC_REDIS_URL as written, with the password from its Secret; one seed
+    is redis-cluster://; the NetworkPolicies open the seeds' ports; values a
+    cluster cannot take are refused."""
+    seeds = "redis-cluster-0.redis-cluster-headless.redis.svc:7000,10.1.2.3:7001,[fd00::7]:7002"
+
+    def values_file(name, redis):
+        path = os.path.join(home, name)
+        with open(path, "w") as f:
+            yaml.safe_dump({"redis": redis}, f)
+        return ["-f", path]
+    auth = {"auth": {"username": "ltv-app", "existingSecret": "redis-auth"}}
+    try:
+        docs = render(helm, home, *values_file("seeds.yaml", dict(auth, clusterSeeds=seeds)))
+        one = render(helm, home, *values_file("seed.yaml", {"clusterSeeds": "redis-cluster.redis.svc:6379"}))
+    except RuntimeError as e:
+        check(False, f"redis.clusterSeeds renders: {e}")
+        return
+    url = "redis://ltv-app:$(REDIS_PASSWORD)@" + seeds
+    wl = workloads(docs)
+    check(set(wl) == set(COMPONENTS) | {"topics", "api"}, f"cluster: workloads {sorted(wl)}")
+    for comp, doc in wl.items():
+        c = main_container(doc, comp)
+        e = env_of(c)
+        names = [x["name"] for x in c["env"]]
+        check(e.get("LTVSYNC_REDIS_URL", {}).get("value") == url,
+              f"cluster/{comp}: LTVSYNC_REDIS_URL is the seed list as written ({e.get('LTVSYNC_REDIS_URL')})")
+        check(e.get("REDIS_PASSWORD", {}).get("valueFrom", {}).get("secretKeyRef") == {"name": "redis-auth", "key": "redis-password"}
+              and names.index("REDIS_PASSWORD") < names.index("LTVSYNC_REDIS_URL"),
+              f"cluster/{comp}: the password from its Secret, defined before the URL")
+    # Kubernetes expands $(REDIS_PASSWORD); the sink takes the result and masks it.
+    c = main_container(wl["sink"], "sink")
+    cfg = print_config("sink", c, {"LTVSYNC_REDIS_URL": url.replace("$(REDIS_PASSWORD)", "s3cret-redis")})
+    if cfg is None:
+        print("note: no ltvsync-sink in LTVSYNC_BIN_DIR; the seed-list URL not checked against it")
+    elif cfg:
+        check(cfg.get("LTVSYNC_REDIS_URL") == "redis://ltv-app:********@" + seeds,
+              f"cluster: ltvsync-sink takes the seed list and masks the password ({cfg.get('LTVSYNC_REDIS_URL')})")
+    for comp, doc in workloads(one).items():
+        v = env_of(main_container(doc, comp)).get("LTVSYNC_REDIS_URL", {}).get("value")
+        check(v == "redis-cluster://redis-cluster.redis.svc:6379",
+              f"cluster/{comp}: one seed is redis-cluster:// (a plain redis:// would be one Redis) ({v})")
+    for pol in by_kind(docs, "NetworkPolicy"):
+        ports = {p["port"] for r in pol["spec"]["egress"] for p in r.get("ports", [])}
+        check({7000, 7001, 7002} <= ports and 6379 not in ports,
+              f"cluster: {pol['metadata']['name']} opens the seeds' ports, not redis.port ({sorted(ports)})")
+    # A urlSecret may hold a seed list: the chart passes the Secret through.
+    docs = render(helm, home, "--set", "redis.urlSecret.name=redis-url")
+    for comp, doc in workloads(docs).items():
+        ref = env_of(main_container(doc, comp)).get("LTVSYNC_REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+        check(ref == {"name": "redis-url", "key": "url"}, f"urlSecret/{comp}: LTVSYNC_REDIS_URL from the Secret as is")
+    check_refused(helm, home, [
+        (values_file("db.yaml", {"clusterSeeds": seeds, "db": 2}), "database 0"),
+        (values_file("tls.yaml", {"clusterSeeds": seeds, "tls": {"enabled": True, "caSecret": "ca"}}), "clusterSeeds"),
+        (values_file("url.yaml", {"clusterSeeds": seeds, "urlSecret": {"name": "u"}}), "urlSecret"),
+        (values_file("noport.yaml", {"clusterSeeds": "a.svc:7000,b.svc"}), "clusterSeeds"),
+        (values_file("scheme.yaml", {"clusterSeeds": "redis://a.svc:7000"}), "clusterSeeds"),
+        (values_file("port.yaml", {"clusterSeeds": "a.svc:7000,b.svc:70000"}), "65535"),
+    ])
+
+
 def check_seal_key(helm, home, values):
     """sealKey.existingSecret: the key ring Secret mounted read-only (no
     subPath: a rotated Secret reaches running pods) into the fetchers only,
@@ -875,8 +1106,8 @@ def main():
             check("egress" in notes.lower() and "allow-list" in notes.lower(),
                   f"{label}: NOTES explain the CRM IP allow-list and egress IPs")
             check(values["crm"]["passwordsMountPath"] in notes, f"{label}: NOTES give the password_ref path")
-        check(prod["fetcher"]["keda"]["enabled"] and prod["metrics"]["serviceMonitor"]["enabled"],
-              "the production example exercises KEDA and the ServiceMonitor")
+        check(all(prod[c]["keda"]["enabled"] for c in KEDA_LAG) and prod["metrics"]["serviceMonitor"]["enabled"],
+              "the production example exercises KEDA (fetcher, normalizer, sink) and the ServiceMonitor")
         # The trial Secret path: created from values, mounted, rollout checksum.
         docs = render(helm, home, "--set", "crm.createSecret.enabled=true",
                       "--set", "crm.createSecret.passwords.acme=s3cret-value")
@@ -890,6 +1121,8 @@ def main():
         check_refusals(helm, home)
         check_kafka_mtls(helm, home)
         check_redis_tls(helm, home)
+        check_redis_cluster(helm, home)
+        check_keda_lag(helm, home, values)
     check_values_mirror_table(values)
     check_dockerfile()
     check_compose()

@@ -149,17 +149,40 @@ app.kubernetes.io/component: {{ .component }}
      expands $(REDIS_PASSWORD) because it is defined just before. With
      redis.auth.username the URL is redis://user:password@ (AUTH user
      password, a Redis 6 ACL user). With redis.tls.enabled the URL names the
-     pod's stunnel sidecar, 127.0.0.1:redis.tls.localPort. */}}
+     pod's stunnel sidecar, 127.0.0.1:redis.tls.localPort. With
+     redis.clusterSeeds the address is the seed list as written
+     (redis://[[user]:password@]host:port,host:port,...; one seed alone is
+     redis-cluster://host:port, which the services also read as a cluster),
+     and no /db: a Redis Cluster has database 0 only. */}}
 {{- define "ltvsync.redisEnv" -}}
 {{- $r := .Values.redis -}}
-{{- $host := $r.host -}}
-{{- $port := int $r.port -}}
+{{- $seeds := default "" $r.clusterSeeds -}}
+{{- $scheme := "redis" -}}
+{{- $addr := printf "%s:%d/%d" $r.host (int $r.port) (int $r.db) -}}
+{{- if $seeds }}
+{{- if $r.urlSecret.name }}
+{{- fail "redis.clusterSeeds and redis.urlSecret both name the Redis: set one (a urlSecret may hold a seed list itself)" }}
+{{- end }}
+{{- if $r.tls.enabled }}
+{{- fail "redis.tls.enabled is one stunnel tunnel to redis.host: it cannot follow a Redis Cluster's redirections to its other nodes (redis.clusterSeeds)" }}
+{{- end }}
+{{- if ne (int $r.db) 0 }}
+{{- fail (printf "redis.db is %d, but a Redis Cluster (redis.clusterSeeds) has database 0 only" (int $r.db)) }}
+{{- end }}
+{{- range (splitList "," $seeds) }}
+{{- $p := regexFind "[0-9]+$" . | int }}
+{{- if or (lt $p 1) (gt $p 65535) }}
+{{- fail (printf "redis.clusterSeeds: %q has no port in 1-65535" .) }}
+{{- end }}
+{{- end }}
+{{- $addr = $seeds }}
+{{- if not (contains "," $seeds) }}{{ $scheme = "redis-cluster" }}{{ end }}
+{{- end }}
 {{- if $r.tls.enabled }}
 {{- if $r.urlSecret.name }}
 {{- fail "redis.tls.enabled rewrites the Redis URL to the sidecar: use redis.auth (a percent-encoded password works) instead of redis.urlSecret" }}
 {{- end }}
-{{- $host = "127.0.0.1" }}
-{{- $port = int $r.tls.localPort }}
+{{- $addr = printf "127.0.0.1:%d/%d" (int $r.tls.localPort) (int $r.db) }}
 {{- end }}
 {{- if and $r.auth.username (not $r.auth.existingSecret) (not $r.urlSecret.name) }}
 {{- fail "redis.auth.username needs redis.auth.existingSecret (ltvsync sends AUTH only with a password)" }}
@@ -177,11 +200,28 @@ app.kubernetes.io/component: {{ .component }}
       name: {{ $r.auth.existingSecret | quote }}
       key: {{ $r.auth.passwordKey | quote }}
 - name: LTVSYNC_REDIS_URL
-  value: {{ printf "redis://%s:$(REDIS_PASSWORD)@%s:%d/%d" $r.auth.username $host $port (int $r.db) | quote }}
+  value: {{ printf "%s://%s:$(REDIS_PASSWORD)@%s" $scheme $r.auth.username $addr | quote }}
 {{- else }}
 - name: LTVSYNC_REDIS_URL
-  value: {{ printf "redis://%s:%d/%d" $host $port (int $r.db) | quote }}
+  value: {{ printf "%s://%s" $scheme $addr | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* TCP ports of Redis, as a YAML list: redis.port, or with
+     redis.clusterSeeds the seeds' ports; plus
+     networkPolicy.egress.redis.extraPorts. */}}
+{{- define "ltvsync.redisPorts" -}}
+{{- $r := .Values.redis -}}
+{{- $ports := list -}}
+{{- if $r.clusterSeeds -}}
+{{- range (splitList "," $r.clusterSeeds) -}}
+{{- $ports = append $ports (int (regexFind "[0-9]+$" .)) -}}
+{{- end -}}
+{{- else -}}
+{{- $ports = append $ports (int $r.port) -}}
+{{- end -}}
+{{- range .Values.networkPolicy.egress.redis.extraPorts }}{{ $ports = append $ports (int .) }}{{ end -}}
+{{- toYaml (uniq $ports) -}}
 {{- end -}}
 
 {{/* redis.tls: the stunnel client config (one ConfigMap, redis-tls.yaml).
