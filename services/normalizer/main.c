@@ -268,6 +268,7 @@ end:
         lt_acks_release(slots[k].acks);
     }
     lt_redis_destroy(n.redis);
+    norm_cb_release(&n);
     norm_integ_release(&n);
     lt_config_destroy(cfg);
     lt_info("stopped");

@@ -68,6 +68,9 @@ typedef struct {
     size_t npart;
     int32_t lost[64];
     int nlost;
+    /* Redis Cluster only (cbstore.c): per partition read from its first
+     * offset, its pass and which integrations' state it used. */
+    struct norm_cbc_s *cbc;
     norm_metrics_t m;
     atomic_int ready; /* main loop writes, the HTTP thread reads */
 } norm_t;
@@ -118,6 +121,8 @@ int norm_partition_seen(norm_t *n, const rd_kafka_message_t *rkm);
  * empty): stores each such partition's first offset for the next consumer
  * and marks it rewound. */
 void norm_partitions_rewind(norm_t *n);
+/* Frees n->cbc. */
+void norm_cb_release(norm_t *n);
 
 /* integ.c */
 int norm_integ_load(norm_t *n);
@@ -138,7 +143,9 @@ int norm_cb_fetch(norm_t *n, norm_msg_t *msgs, size_t count);
  * the lookup on the wire; norm_cb_recv takes its reply into the messages and
  * frees the call. Either returns -1 when Redis failed: then norm_cb_fetch
  * (the script is idempotent for rows it has seen, so running it again is
- * safe). */
+ * safe). In a Redis Cluster norm_cb_send sends nothing and returns -1: the
+ * lookup is several calls, each after the last one's answer, all made by
+ * norm_cb_fetch. */
 typedef struct {
     const char **argv;
     size_t *lens;
