@@ -161,12 +161,13 @@ class Pipeline:
     def __init__(self, st, customers=60, days=90, seed=11, tz="America/New_York",
                  latency_ms=5, max_rps=200, max_in_flight=8, partitions=4,
                  sync_interval="1h", env=None, brokers=1, crm_limits=True,
-                 redis_cluster=False, redis_replicas=1):
+                 redis_cluster=False, redis_replicas=1, add_integration=True):
         """redis_cluster: True (3 masters) or a number of masters starts a
         Redis Cluster of redis_replicas replicas a master
         (st.start_redis_cluster, tests/lib/rcluster.py) instead of one Redis;
         the services and ltvctl then get its seed list as LTVSYNC_REDIS_URL
-        and self.cluster is it (None on one Redis)."""
+        and self.cluster is it (None on one Redis). add_integration=False:
+        the main integration is added only by add_integration()."""
         self.st, self.tz = st, tz
         self.env = dict(SERVICE_ENV)
         self.env.update(env or {})
@@ -193,18 +194,26 @@ class Pipeline:
         self.api = SimClient(self.sim)    # stats(), fault(...), clear_faults()
         with open(st.path("crm-password"), "w") as f:
             f.write(PASSWORD)
-        r = self.ctl(["integration", "add", "--id", INTEG_ID, "--brand", "konnektive",
-                      "--base-url", self.sim.url, "--api-username", "pipe-api",
-                      "--password-ref", "file:" + st.path("crm-password"),
-                      "--account-name", "Pipe Test", "--account-username", "pipe",
-                      "--timezone", tz, "--import-from", self.start.isoformat(),
-                      "--sync-interval", sync_interval, "--max-rps", str(max_rps),
-                      "--max-in-flight", str(max_in_flight)])
-        if r.returncode:
-            raise HarnessError("integration add: %s%s" % (r.stdout, r.stderr))
+        self._add_args = ["integration", "add", "--id", INTEG_ID, "--brand", "konnektive",
+                          "--base-url", self.sim.url, "--api-username", "pipe-api",
+                          "--password-ref", "file:" + st.path("crm-password"),
+                          "--account-name", "Pipe Test", "--account-username", "pipe",
+                          "--timezone", tz, "--import-from", self.start.isoformat(),
+                          "--sync-interval", sync_interval, "--max-rps", str(max_rps),
+                          "--max-in-flight", str(max_in_flight)]
+        if add_integration:
+            self.add_integration()
         self.procs = {}
         self.stopped = set()
         self.tenants = []
+
+    def add_integration(self):
+        """Adds the main integration (INTEG_ID) with ltvctl: done by the
+        constructor unless add_integration=False (a test that lets a
+        tenant sync alone first calls it later)."""
+        r = self.ctl(self._add_args)
+        if r.returncode:
+            raise HarnessError("integration add: %s%s" % (r.stdout, r.stderr))
 
     def add_tenant(self, integ_id, seed=23, customers=30, days=60, tz="Europe/Berlin",
                    latency_ms=5, max_rps=200, max_in_flight=8, sync_interval="1h",
