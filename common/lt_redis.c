@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,14 +478,15 @@ static int refresh_slots(lt_redis_t *r)
     argv_cmd_t a = {2, argv, NULL};
     char why[sizeof(r->errstr)] = "no node of the cluster answered";
 
+    uint8_t serves[LT_REDIS_MAX_NODES] = {0};
+    for (int s = 0; s < LT_REDIS_SLOTS; s++)
+        if (r->slots[s] >= 0)
+            serves[r->slots[s]] = 1;
     /* Nodes that serve slots first (they are the live ones), then the rest. */
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < r->nnodes; i++) {
             node_t *n = &r->nodes[i];
-            int serves = 0;
-            for (int s = 0; s < LT_REDIS_SLOTS && !serves; s += 1)
-                serves = r->slots[s] == i;
-            if (serves != (pass == 0))
+            if (serves[i] != (pass == 0))
                 continue;
             redisReply *reply = send_once_more(r, n, send_argv, &a);
             int ok = reply && apply_slots(r, n, reply) == 0;

@@ -274,6 +274,42 @@ lt_err_t sink_store_lookup(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n
     return rc;
 }
 
+/* Puts every part's call on the wire, each on its group's connection of
+ * handles (one call in flight a connection). */
+static void send_parts(sink_t *s, sink_call_t *c, lt_redis_t **handles, lt_redis_script_t *script)
+{
+    for (int k = 0; k < c->nparts; k++) {
+        sink_part_t *p = &c->parts[k];
+        p->sent = lt_redis_eval_send(handles[p->group], script, nkeys(s), p->argc, c->argv + p->off,
+                                     c->lens + p->off) == 0;
+    }
+}
+
+/* Takes every answer on the wire before anything else is sent on those
+ * connections; done[k] = part k answered (and, for a lookup, its answer
+ * was read into the keys). 1 when every part is done. */
+static int recv_parts(sink_t *s, sink_call_t *c, lt_redis_t **handles, lt_redis_script_t *script,
+                      int lookup, int done[SINK_GROUPS_MAX])
+{
+    int all = 1;
+    for (int k = 0; k < c->nparts; k++) {
+        sink_part_t *p = &c->parts[k];
+        if (p->sent) {
+            redisReply *reply = lt_redis_eval_recv(handles[p->group], script, nkeys(s), p->argc,
+                                                   c->argv + p->off, c->lens + p->off);
+            done[k] = reply && reply->type != REDIS_REPLY_ERROR &&
+                      (!lookup || take_lookup(c, p, reply) == 0);
+            p->sent = 0;
+            if (reply)
+                freeReplyObject(reply);
+        }
+        all &= done[k];
+    }
+    if (all)
+        atomic_store(&s->redis_ok, 1);
+    return all;
+}
+
 void sink_store_lookup_send(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t n)
 {
     c->keys = keys;
@@ -282,37 +318,17 @@ void sink_store_lookup_send(sink_t *s, sink_call_t *c, sink_key_t *keys, size_t 
     if (n == 0)
         return;
     args_build(s, c, keys, n, 0);
-    for (int k = 0; k < c->nparts; k++) {
-        sink_part_t *p = &c->parts[k];
-        p->sent = lt_redis_eval_send(s->look[p->group], &lookup_script, nkeys(s), p->argc,
-                                     c->argv + p->off, c->lens + p->off) == 0;
-    }
+    send_parts(s, c, s->look, &lookup_script);
 }
 
 lt_err_t sink_store_lookup_recv(sink_t *s, sink_call_t *c)
 {
-    int done[SINK_GROUPS_MAX] = {0}, all = 1;
+    int done[SINK_GROUPS_MAX] = {0};
     lt_err_t rc = LT_OK;
     if (c->nparts == 0) /* nothing to look up */
         return LT_OK;
-    /* Every answer on the wire is taken before anything else is sent on
-     * those connections (one call in flight each). */
-    for (int k = 0; k < c->nparts; k++) {
-        sink_part_t *p = &c->parts[k];
-        if (p->sent) {
-            redisReply *reply = lt_redis_eval_recv(s->look[p->group], &lookup_script, nkeys(s),
-                                                   p->argc, c->argv + p->off, c->lens + p->off);
-            done[k] = reply && reply->type != REDIS_REPLY_ERROR && take_lookup(c, p, reply) == 0;
-            p->sent = 0;
-            if (reply)
-                freeReplyObject(reply);
-        }
-        all &= done[k];
-    }
-    if (all) {
-        atomic_store(&s->redis_ok, 1);
+    if (recv_parts(s, c, s->look, &lookup_script, 1, done))
         return LT_OK;
-    }
     /* Not sent, or no usable answer: the blocking path pauses, warns and
      * counts (the script only reads, so running it again is safe). */
     for (int k = 0; k < c->nparts && rc == LT_OK; k++)
@@ -329,34 +345,16 @@ void sink_store_record_send(sink_t *s, sink_call_t *c, const sink_key_t *keys, s
     if (n == 0)
         return;
     args_build(s, c, keys, n, 1);
-    for (int k = 0; k < c->nparts; k++) {
-        sink_part_t *p = &c->parts[k];
-        p->sent = lt_redis_eval_send(s->rec[p->group], &record_script, nkeys(s), p->argc,
-                                     c->argv + p->off, c->lens + p->off) == 0;
-    }
+    send_parts(s, c, s->rec, &record_script);
 }
 
 lt_err_t sink_store_record_recv(sink_t *s, sink_call_t *c)
 {
-    int done[SINK_GROUPS_MAX] = {0}, all = 1;
+    int done[SINK_GROUPS_MAX] = {0};
     if (c->nparts == 0) /* nothing to record */
         return LT_OK;
-    for (int k = 0; k < c->nparts; k++) {
-        sink_part_t *p = &c->parts[k];
-        if (p->sent) {
-            redisReply *reply = lt_redis_eval_recv(s->rec[p->group], &record_script, nkeys(s),
-                                                   p->argc, c->argv + p->off, c->lens + p->off);
-            done[k] = reply && reply->type != REDIS_REPLY_ERROR;
-            p->sent = 0;
-            if (reply)
-                freeReplyObject(reply);
-        }
-        all &= done[k];
-    }
-    if (all) {
-        atomic_store(&s->redis_ok, 1);
+    if (recv_parts(s, c, s->rec, &record_script, 0, done))
         return LT_OK;
-    }
     /* Not sent, or no answer: again, blocking (HSET and PEXPIREAT of the
      * same values: safe to run twice). */
     for (int k = 0; k < c->nparts; k++) {
