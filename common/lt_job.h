@@ -10,7 +10,7 @@
  * lt_rkeys.h), types, writers, readers and what losing one does:
  * docs/ARCHITECTURE.md "Redis keys". A jobkey names a job in those keys
  * (a field of P i:ID:outstanding, whose value the scheduler writes as
- * "<job_id> <ms>[ pending]" and a fetcher as "<job_id>" for the page-range
+ * "<job_id> <ms>[ pending <token>]" and a fetcher as "<job_id>" for the page-range
  * sub-jobs it adds; part of the ckpt key):
  * jobkey = "STREAM/DATE_RANGE_TYPE/DAY[/PAGE_FROM-PAGE_TO]" */
 #ifndef LT_JOB_H

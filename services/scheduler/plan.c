@@ -13,11 +13,16 @@
  * Every job is claimed in P i:ID:outstanding by a Lua script, so no job is
  * outstanding twice. Every key named here is the integration's own
  * (lt_rkey_integ: one hash tag in a Redis Cluster), so each script touches
- * one slot. A claim is "<job_id> <ms> pending" until Kafka acknowledged its
- * job, then "<job_id> <ms>". Claims whose jobs Kafka did not acknowledge are released
- * at once; a pending claim older than PENDING_CLAIM_MS (its scheduler died
- * before the acknowledgement) and any claim older than STALE_CLAIM_MS (its
- * job was lost after Kafka took it) are presumed lost and re-made. Running
+ * one slot. A claim is "<job_id> <ms> pending <token>" until Kafka
+ * acknowledged its job, then "<job_id> <ms>". Claims whose jobs Kafka did
+ * not acknowledge are released at once. A pending claim made in an earlier
+ * leader term (a lower token: its scheduler died or lost its lease before
+ * the acknowledgement) is re-made at once by the current leader; another
+ * pending claim older than PENDING_CLAIM_MS (the current term's, when
+ * mark_queued failed) and any claim older than STALE_CLAIM_MS (its job was lost after
+ * Kafka took it) are presumed lost and re-made. A former leader still alive
+ * may yet get its job into Kafka: the day is then fetched twice, which the
+ * sink's dedupe absorbs (the same holds for any claim re-made). Running
  * the claim script twice with the same value (a reply lost with its
  * connection, the command sent again) claims once: it answers 1 again.
  *
@@ -87,9 +92,13 @@ static lt_redis_script_t claim_script = {
         "if cur == ARGV[3] then return 1 end\n"
         "if cur then\n"
         "  local ms = tonumber(string.match(cur, '^%S+ (%d+)'))\n"
-        "  local pending = string.find(cur, ' pending$')\n"
+        "  local ptok = string.match(cur, ' pending ?(%d*)$')\n"
+        "  local pending = ptok ~= nil\n"
         "  local stale = pending and ARGV[8] or ARGV[5]\n"
-        "  if ms and tonumber(ARGV[4]) - ms < tonumber(stale) then return pending and 2 or 0 end\n"
+        "  local former = pending and ptok ~= '' and tonumber(ptok) < token\n"
+        "  if ms and not former and tonumber(ARGV[4]) - ms < tonumber(stale) then\n"
+        "    return pending and 2 or 0\n"
+        "  end\n"
         "elseif tonumber(ARGV[6]) > 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then\n"
         "  return -2\n"
         "end\n"
@@ -250,7 +259,8 @@ static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job, con
     snprintf(job->integration_id, sizeof(job->integration_id), "%s", in->id);
     snprintf(job->run_id, sizeof(job->run_id), "%s", ctx->run_id);
     lt_job_key(job, jobkey, sizeof(jobkey));
-    snprintf(value, sizeof(value), "%s %lld pending", job->job_id, ctx->now_ms);
+    snprintf(value, sizeof(value), "%s %lld pending %lld", job->job_id, ctx->now_ms,
+             ctx->lease->token);
     if (!plan->acks && !(plan->acks = lt_acks_new()))
         return -3;
     if ((rc = claim(ctx, in, job, capped, jobkey, value)) != 1)
@@ -457,7 +467,8 @@ static void mark_queued(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *pl
         argv[0] = kout;
         for (size_t i = 0; i < plan->n; i++) {
             const char *v = plan->claims[i].value;
-            size_t len = strlen(v) - (sizeof(" pending") - 1);
+            const char *p = strstr(v, " pending");
+            size_t len = p ? (size_t)(p - v) : strlen(v);
             snprintf(queued[i], sizeof(queued[i]), "%.*s", (int)len, v);
             argv[1 + 3 * i] = plan->claims[i].key;
             argv[2 + 3 * i] = v;
