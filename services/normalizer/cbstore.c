@@ -330,7 +330,7 @@ int norm_partition_seen(norm_t *n, const rd_kafka_message_t *rkm)
     return 0;
 }
 
-void norm_partitions_rewind(norm_t *n)
+void norm_partitions_rewind(norm_t *n, rd_kafka_topic_partition_list_t *back)
 {
     rd_kafka_t *rk = lt_consumer_handle(n->cons);
     for (int i = 0; i < n->nlost; i++) {
@@ -348,12 +348,16 @@ void norm_partitions_rewind(norm_t *n)
                 "from offset %lld to rebuild every history",
                 (int)p, (long long)lo);
         lt_consumer_store_offset(n->cons, n->topic_raw, p, lo);
+        rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(back, n->topic_raw, p);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(back, n->topic_raw, p);
+        tp->offset = lo;
         if ((size_t)p < n->npart)
             n->rewound[p] = 1;
     }
     n->nlost = 0;
     memset(n->pmode, NORM_P_UNKNOWN, n->npart);
-    cbc_clear(n->cbc); /* the next consumer's passes start afresh */
+    cbc_clear(n->cbc); /* the passes start afresh */
 }
 
 static void note_lost(norm_t *n, int32_t p)

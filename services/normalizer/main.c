@@ -110,26 +110,82 @@ static norm_batch_t slots[NORM_SLOTS];
 
 static lt_consumer_t *consumer_new(const lt_config_t *cfg, char *err, size_t errlen);
 
+/* Adds to back, per partition, the offset of b's first row there (the
+ * lowest wins). */
+static void note_first(rd_kafka_topic_partition_list_t *back, const norm_batch_t *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        const rd_kafka_message_t *rkm = b->msgs[i].rkm;
+        const char *topic = rd_kafka_topic_name(rkm->rkt);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(back, topic, rkm->partition);
+        if (!tp) {
+            tp = rd_kafka_topic_partition_list_add(back, topic, rkm->partition);
+            tp->offset = rkm->offset;
+        } else if (rkm->offset < tp->offset) {
+            tp->offset = rkm->offset;
+        }
+    }
+}
+
+/* Sends the consumer back to back's offsets (seek purges what it fetched
+ * past them). 0, or -1 when a partition could not be sought (revoked
+ * meanwhile, the seek timed out). */
+static int seek_back(norm_t *n, rd_kafka_topic_partition_list_t *back)
+{
+    rd_kafka_error_t *error;
+    int rc = 0;
+    if (!back->cnt)
+        return 0;
+    if ((error = rd_kafka_seek_partitions(lt_consumer_handle(n->cons), back, 5000))) {
+        lt_warn("chargeback state rebuild: seek: %s", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+        return -1;
+    }
+    for (int i = 0; i < back->cnt; i++) {
+        if (back->elems[i].err) {
+            lt_warn("chargeback state rebuild: seek of partition %d to offset %lld: %s",
+                    (int)back->elems[i].partition, (long long)back->elems[i].offset,
+                    rd_kafka_err2str(back->elems[i].err));
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 /* The chargeback state of n->lost[] is gone: the batch before cur is
  * settled and stored, cur is dropped unstored (its rows come again, and
  * what it produced already is the same events again: the sink's dedupe
  * keeps them from downstream), the lost partitions' first offsets are
- * stored, and a new consumer takes over from the committed offsets: every
- * row of a lost partition runs through the script again, in order. 0, or
- * -1 when no consumer could be made (the process exits; restarted, it finds
- * the state missing again and does the same). */
+ * stored, and the consumer is sent back, without leaving its group, to
+ * each lost partition's first offset and to the first row of every other
+ * partition in a dropped batch: every row of a lost partition runs through
+ * the script again, in order, and nothing dropped is skipped. A new
+ * consumer cost a rejoin, a rebalance of the whole group (9 s on the dev
+ * broker); it is the fallback when a seek fails: it starts from the
+ * committed offsets, which the same rules set. 0, or -1 when no consumer
+ * could be made (the process exits; restarted, it finds the state missing
+ * again and does the same). */
 static int rebuild(norm_t *n, norm_batch_t *prev, norm_batch_t *cur)
 {
     char err[512];
-    if (prev && norm_batch_settle(n, prev, NULL) == 0)
+    rd_kafka_topic_partition_list_t *back = rd_kafka_topic_partition_list_new(8);
+    if (prev && norm_batch_settle(n, prev, NULL) == 0) {
         store_and_free(n, prev);
-    else if (prev)
+    } else if (prev) {
+        note_first(back, prev);
         norm_batch_release(prev);
+    }
     /* cur's events are sent by reference into its arena: wait them out */
     while (lt_producer_flush(n->prod, 1000) != LT_OK && !lt_signal_stop)
         ;
+    note_first(back, cur);
     norm_batch_release(cur);
-    norm_partitions_rewind(n);
+    norm_partitions_rewind(n, back);
+    int sought = seek_back(n, back);
+    rd_kafka_topic_partition_list_destroy(back);
+    if (sought == 0)
+        return 0;
     lt_consumer_destroy(n->cons); /* commits what is stored */
     if (!(n->cons = consumer_new(n->cfg, err, sizeof(err)))) {
         lt_error("chargeback state rebuild: a new consumer: %s", err);

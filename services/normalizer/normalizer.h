@@ -62,7 +62,7 @@ typedef struct {
      * used its state (NORM_P_START: the state may be created), or its state
      * must exist in Redis (NORM_P_KEPT); NORM_P_UNKNOWN before its first
      * message. rewound: partitions this process sent back to their first
-     * offset (the next consumer starts them there). lost: partitions whose
+     * offset. lost: partitions whose
      * state was found missing by the last lookup. */
     uint8_t *pmode, *rewound;
     size_t npart;
@@ -118,9 +118,10 @@ typedef struct {
  * partition was rewound), else NORM_P_KEPT. -1 out of memory. */
 int norm_partition_seen(norm_t *n, const rd_kafka_message_t *rkm);
 /* After the chargeback state of n->lost[] was found gone (Redis restarted
- * empty): stores each such partition's first offset for the next consumer
- * and marks it rewound. */
-void norm_partitions_rewind(norm_t *n);
+ * empty): stores each such partition's first offset (for a process that
+ * starts after a crash), sets it in back (the offsets the consumer is sent
+ * back to) and marks the partition rewound. */
+void norm_partitions_rewind(norm_t *n, rd_kafka_topic_partition_list_t *back);
 /* Frees n->cbc. */
 void norm_cb_release(norm_t *n);
 
