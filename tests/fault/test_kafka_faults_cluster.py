@@ -360,7 +360,7 @@ def outage_with_paused_consumers():
     (FETCH_CONCURRENCY 1) and a slow CRM keep its job queues non-empty, so
     its consumers are paused when the outage begins."""
     with Stack("kafka-outage-paused") as st:
-        run = KafkaFaultRun(st, days=30, max_rps=15, latency_ms=150,
+        run = KafkaFaultRun(st, days=12, max_rps=15, latency_ms=150,
                             env={"LTVSYNC_FETCH_CONCURRENCY": "1"})
         run.start(fetchers=1)
         run.wait_fetching()
