@@ -42,7 +42,7 @@ def main():
     print("seed %d" % seed)
     t0 = time.monotonic()
     with Stack("pipe-restart") as st:
-        pl = Pipeline(st, latency_ms=40, max_rps=20, max_in_flight=4)
+        pl = Pipeline(st, days=60, latency_ms=40, max_rps=20, max_in_flight=4)
         calm = pl.add_tenant("calm", max_rps=20, max_in_flight=4)
         want = dict(pl.expected(), **calm.expected())
         procs = pl.start_services()
