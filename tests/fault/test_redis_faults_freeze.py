@@ -52,7 +52,7 @@ def readyz(p):
 def main():
     t0 = time.monotonic()
     with Stack("redis-freeze") as st:
-        pl = Pipeline(st, latency_ms=20, max_rps=RPS, max_in_flight=IN_FLIGHT)
+        pl = Pipeline(st, days=60, latency_ms=20, max_rps=RPS, max_in_flight=IN_FLIGHT)
         other = pl.add_tenant("other", max_rps=RPS, max_in_flight=IN_FLIGHT)
         sims = [pl.api, other.api]
         want = dict(pl.expected(), **other.expected())

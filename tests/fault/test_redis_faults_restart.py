@@ -74,7 +74,7 @@ def run(persist):
             # The Pipeline starts st.start_redis(): make that one persistent.
             plain = st.start_redis
             st.start_redis = lambda **kw: plain(appendonly=True, **kw)
-        pl = Pipeline(st, latency_ms=20, max_rps=RPS, max_in_flight=IN_FLIGHT)
+        pl = Pipeline(st, days=60, latency_ms=20, max_rps=RPS, max_in_flight=IN_FLIGHT)
         other = pl.add_tenant("other", max_rps=RPS, max_in_flight=IN_FLIGHT)
         sims = [pl.api, other.api]
         want = dict(pl.expected(), **other.expected())

@@ -42,7 +42,7 @@ def term(procs):
 
 def main():
     with Stack("sigterm") as st:
-        pl = Pipeline(st, latency_ms=40, max_rps=20, max_in_flight=4)
+        pl = Pipeline(st, days=60, latency_ms=40, max_rps=20, max_in_flight=4)
         want = pl.expected()
         procs = pl.start_services()
         wait_until(lambda: pl.check_alive() or rows_fetched(pl) > 0, 60,

@@ -2,7 +2,7 @@
 replica each (tests/lib/rcluster.py, 6 redis-server processes), every
 service and ltvctl given the seed list as LTVSYNC_REDIS_URL
 (Pipeline(redis_cluster=True)). Two merchants: the main integration
-("pipe", 90 days) and a small second one whose id is picked so that its
+("pipe", 60 days) and a small second one whose id is picked so that its
 hash tag {ID} lands on another master than {pipe} (CLUSTER KEYSLOT).
 
 Plain part, no fault: the second merchant, alone at first, syncs on the
@@ -65,7 +65,7 @@ def main():
     t0 = time.monotonic()
     bad = []
     with Stack("redis-cluster") as st:
-        pl = Pipeline(st, latency_ms=20, max_rps=RPS, max_in_flight=IN_FLIGHT,
+        pl = Pipeline(st, days=60, latency_ms=20, max_rps=RPS, max_in_flight=IN_FLIGHT,
                       redis_cluster=True, add_integration=False)
         rc = pl.cluster
         print("%5.1fs cluster up in %.1fs: %s\n%s" % (time.monotonic() - t0, rc.startup_s,
