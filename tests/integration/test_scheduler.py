@@ -10,7 +10,8 @@ two replicas: one
 leader, kill -9 hands over within the lease, SIGTERM exits 0 and releases
 the lease; a paused former leader is fenced off by the integrations' fence
 keys, and a fence ahead of the leader's token (the counter lost) makes it
-take a higher one instead of being refused."""
+take a higher one instead of being refused; a pending claim of an earlier
+term is re-made at once, one of this term or without a token is held."""
 import datetime
 import json
 import signal
@@ -318,6 +319,47 @@ def fence_behind():
         assert st.stop(s) == 0
 
 
+def pending_claims():
+    """A claim stays "pending <token>" until Kafka acknowledged its job. The
+    leader re-makes at once a pending claim of an earlier term (a lower
+    token: that scheduler died before the acknowledgement, as in
+    tests/fault/test_scheduler_unacked.py), but leaves one of its own term
+    and one without a token (written before tokens were) until they are 45 s
+    old."""
+    with h.Stack("sched-pending") as st:
+        st.start_redis()
+        st.start_devbroker(partitions=2)
+        r = st.redis.client()
+        first = local_today("UTC") - datetime.timedelta(days=4)
+        d = span(first, first + datetime.timedelta(days=3))
+        r.set(rk(st, "fence"), 5)   # the next leader's token: 6
+        now = int(time.time() * 1000)
+        out = rk(st, "i", "pc", "outstanding")
+        claims = {"orders/dateCreated/" + d[0]: "old-a %d pending 5" % now,   # former term
+                  "orders/dateCreated/" + d[1]: "old-b %d pending" % now,     # no token
+                  "orders/dateCreated/" + d[2]: "old-c %d pending 6" % now}   # this term
+        for k, v in claims.items():
+            r.hset(out, k, v)
+        add(st, "pc", "UTC", first.isoformat(), ["orders"])
+        s = scheduler(st)
+        h.wait_until(lambda: s.check_alive() or
+                     d[0] in [j["day"] for j in jobs(st, T_BACKFILL, "pc")], 20,
+                     "the former term's pending claim re-made")
+        token = int(r.get(rk(st, "leader")).decode().split()[1])
+        assert token == 6, token
+        steady(st, "the claims of this term and without a token held", [s], 2.0)
+        days = sorted(j["day"] for j in jobs(st, T_BACKFILL, "pc"))
+        assert d[1] not in days and d[2] not in days, days
+        assert days.count(d[0]) == 1, days
+        assert r.hget(out, "orders/dateCreated/" + d[1]).decode() == claims[
+            "orders/dateCreated/" + d[1]]
+        assert r.hget(out, "orders/dateCreated/" + d[2]).decode() == claims[
+            "orders/dateCreated/" + d[2]]
+        made = r.hget(out, "orders/dateCreated/" + d[0]).decode()
+        assert not made.startswith("old-a"), made
+        assert st.stop(s) == 0
+
+
 def redis_paused():
     """Redis frozen for longer than the lease: the scheduler turns unready
     and emits nothing; afterwards it leads again and nothing is doubled."""
@@ -422,5 +464,6 @@ if __name__ == "__main__":
     outstanding_cap()
     two_replicas()
     fence_behind()
+    pending_claims()
     redis_paused()
     print("ok")
