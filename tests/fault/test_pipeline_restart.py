@@ -23,7 +23,7 @@ from ltharness import HarnessError, Stack, wait_until
 from pipeline import Pipeline, duplicates, latest
 
 TRIALS = 20
-BOUND_S = 120  # a killed scheduler's unconfirmed claims are re-made after 45 s
+BOUND_S = 120  # the next leader re-makes a killed scheduler's pending claims at once
 
 
 def rows_fetched(pl):

@@ -44,7 +44,7 @@ MUTATE_EVERY = 20.0
 SAMPLE_EVERY = 30.0
 REF_S = min(300.0, SOAK_S / 2)
 RPS, IN_FLIGHT = 20, 4
-END_BOUND_S = 45 + 180   # a killed scheduler's unconfirmed claims wait 45 s
+END_BOUND_S = 45 + 180   # a pending claim of the leader's own term waits 45 s
 FAULT_KINDS = ("kill", "redis_stop", "crm_hostile", "broker_down")
 
 
