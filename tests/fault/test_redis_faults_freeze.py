@@ -38,7 +38,8 @@ FREEZE_S = 15.0
 GRACE_S = 2.0     # after the SIGSTOP: requests granted before it may still land
 # After the SIGCONT: fetchers' leases granted by scripts queued during the
 # freeze block their slots up to 10 s, a scheduler claim confirmed during the
-# freeze is re-made after 45 s (PENDING_CLAIM_MS; at once in a later term), plus the rest of the sync.
+# freeze is re-made after 45 s (PENDING_CLAIM_MS; at once in a later term),
+# plus the rest of the sync.
 BOUND_S = 45 + 60
 
 

@@ -44,7 +44,8 @@ from pipeline import Pipeline, content, duplicates, latest
 DOWN_S = 5.0
 GRACE_S = 1.0     # after the kill: a request granted just before it may still land
 # After the restart: a claim whose confirmation the kill cut off is re-made
-# after 45 s (PENDING_CLAIM_MS), at once if the lease changed hands; EMPTY re-syncs both accounts from scratch.
+# after 45 s (PENDING_CLAIM_MS), at once if the lease changed hands; EMPTY
+# re-syncs both accounts from scratch.
 BOUND_S = 45 + 60
 MAX_COPIES = 2
 
