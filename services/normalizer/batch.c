@@ -120,6 +120,10 @@ static lt_err_t produce_range(norm_t *n, norm_batch_t *b, size_t from, size_t to
         if (m->skip)
             continue;
         c->rows++;
+        if (m->rebuild_only) { /* its state is rebuilt (the script ran); its outputs are downstream */
+            c->rebuilt++;
+            continue;
+        }
         if (!m->reason[0])
             rc = send_events(n, b, m, &evs);
         if (rc == LT_ERR_PERMANENT || (rc == LT_OK && m->reason[0])) {
@@ -138,6 +142,7 @@ static lt_err_t produce_range(norm_t *n, norm_batch_t *b, size_t from, size_t to
 static void apply_counts(norm_t *n, const norm_counts_t *c)
 {
     lt_metric_add(n->m.rows, c->rows);
+    lt_metric_add(n->m.rebuilt, c->rebuilt);
     lt_metric_add(n->m.partial, c->partial);
     lt_metric_add(n->m.authorize, c->authorize);
     lt_metric_add(n->m.reference, c->reference);

@@ -287,6 +287,12 @@ static void cbc_clear(struct norm_cbc_s *c)
 void norm_cb_release(norm_t *n)
 {
     struct norm_cbc_s *c = n->cbc;
+    free(n->pmode);
+    free(n->rewound);
+    free(n->history_end);
+    n->pmode = n->rewound = NULL;
+    n->history_end = NULL;
+    n->npart = 0;
     if (!c)
         return;
     cbc_clear(c);
@@ -311,8 +317,13 @@ int norm_partition_seen(norm_t *n, const rd_kafka_message_t *rkm)
         if (!(r = realloc(n->rewound, np)))
             return -1;
         n->rewound = r;
+        int64_t *e = realloc(n->history_end, np * sizeof(*e));
+        if (!e)
+            return -1;
+        n->history_end = e;
         memset(n->pmode + n->npart, 0, np - n->npart);
         memset(n->rewound + n->npart, 0, np - n->npart);
+        memset(n->history_end + n->npart, 0, (np - n->npart) * sizeof(*e));
         n->npart = np;
     }
     if (n->pmode[p] != NORM_P_UNKNOWN)
@@ -330,6 +341,12 @@ int norm_partition_seen(norm_t *n, const rd_kafka_message_t *rkm)
     return 0;
 }
 
+int norm_history_row(const norm_t *n, const rd_kafka_message_t *rkm)
+{
+    int32_t p = rkm->partition;
+    return p >= 0 && (size_t)p < n->npart && rkm->offset < n->history_end[p];
+}
+
 void norm_partitions_rewind(norm_t *n, rd_kafka_topic_partition_list_t *back)
 {
     rd_kafka_t *rk = lt_consumer_handle(n->cons);
@@ -344,11 +361,18 @@ void norm_partitions_rewind(norm_t *n, rd_kafka_topic_partition_list_t *back)
                      (int)p, rd_kafka_err2str(err));
             continue;
         }
-        lt_warn("partition %d: chargeback state lost (Redis restarted empty?): reading it again "
-                "from offset %lld to rebuild every history",
-                (int)p, (long long)lo);
-        lt_consumer_store_offset(n->cons, n->topic_raw, p, lo);
         rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(back, n->topic_raw, p);
+        /* Every row before the dropped batch's first was produced and
+         * acknowledged with the state it had: read again, it rebuilds that
+         * state and produces nothing (its events again would only be
+         * copies, and each event's older versions after its latest). */
+        if (tp && (size_t)p < n->npart && tp->offset > n->history_end[p])
+            n->history_end[p] = tp->offset;
+        lt_warn("partition %d: chargeback state lost (Redis restarted empty?): reading it again "
+                "from offset %lld to rebuild every history (rows before %lld produce nothing: "
+                "their outputs are downstream)",
+                (int)p, (long long)lo, (size_t)p < n->npart ? (long long)n->history_end[p] : 0LL);
+        lt_consumer_store_offset(n->cons, n->topic_raw, p, lo);
         if (!tp)
             tp = rd_kafka_topic_partition_list_add(back, n->topic_raw, p);
         tp->offset = lo;

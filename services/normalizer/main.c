@@ -30,6 +30,9 @@ static void register_metrics(norm_metrics_t *m)
 {
     char label[48];
     m->rows = lt_metric_counter("ltvsync_normalizer_rows_total", "raw rows processed", NULL);
+    m->rebuilt =
+        lt_metric_counter("ltvsync_normalizer_rebuild_rows_total",
+                          "raw rows read again only to rebuild lost chargeback state", NULL);
     for (int i = 0; i < LT_EV_COUNT; i++) {
         snprintf(label, sizeof(label), "type=\"%s\"", lt_evtype_name((lt_evtype_t)i));
         m->events[i] =
@@ -65,6 +68,7 @@ static size_t collect(norm_t *n, norm_msg_t *msgs, int wait_ms)
         }
         if (norm_partition_seen(n, rkm) != 0)
             lt_warn("out of memory noting partition %d", (int)rkm->partition);
+        msgs[count].rebuild_only = norm_history_row(n, rkm);
         msgs[count].skip =
             n->replay_prefix[0] && (rkm->key_len < strlen(n->replay_prefix) ||
                                     memcmp(rkm->key, n->replay_prefix, strlen(n->replay_prefix)));
@@ -160,7 +164,9 @@ static int seek_back(norm_t *n, rd_kafka_topic_partition_list_t *back)
  * stored, and the consumer is sent back, without leaving its group, to
  * each lost partition's first offset and to the first row of every other
  * partition in a dropped batch: every row of a lost partition runs through
- * the script again, in order, and nothing dropped is skipped. A new
+ * the script again, in order, and nothing dropped is skipped; the rows
+ * before a dropped batch only rebuild their state (norm_partitions_rewind
+ * sets history_end: their events are downstream already). A new
  * consumer cost a rejoin, a rebalance of the whole group (9 s on the dev
  * broker); it is the fallback when a seek fails: it starts from the
  * committed offsets, which the same rules set. 0, or -1 when no consumer

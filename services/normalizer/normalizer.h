@@ -28,7 +28,7 @@
 #define NORM_CHUNK 2000
 
 typedef struct {
-    lt_metric_t *rows, *dlq, *partial, *authorize, *reference, *redis_pauses;
+    lt_metric_t *rows, *rebuilt, *dlq, *partial, *authorize, *reference, *redis_pauses;
     lt_metric_t *produce_retries, *integration_reloads;
     lt_metric_t *events[LT_EV_COUNT]; /* by lt_evtype_t */
 } norm_metrics_t;
@@ -63,8 +63,12 @@ typedef struct {
      * must exist in Redis (NORM_P_KEPT); NORM_P_UNKNOWN before its first
      * message. rewound: partitions this process sent back to their first
      * offset. lost: partitions whose
-     * state was found missing by the last lookup. */
+     * state was found missing by the last lookup. history_end: per
+     * partition, the offset below which every row's outputs were
+     * acknowledged before its state was found lost (0: none); read again,
+     * those rows only rebuild the state and produce nothing. */
     uint8_t *pmode, *rewound;
+    int64_t *history_end;
     size_t npart;
     int32_t lost[64];
     int nlost;
@@ -87,13 +91,14 @@ typedef struct {
     const char *fetched_at;
     char reason[320]; /* non-empty: goes to the DLQ */
     lt_cb_probe_t probe;
-    int skip;      /* replay of another integration: only the offset is stored */
-    char *history; /* chargeback history from Redis, owned */
+    int skip;         /* replay of another integration: only the offset is stored */
+    int rebuild_only; /* read again to rebuild chargeback state: its outputs are downstream */
+    char *history;    /* chargeback history from Redis, owned */
     size_t history_len;
 } norm_msg_t;
 
 typedef struct {
-    long rows, dlq, partial, authorize, reference, events[LT_EV_COUNT];
+    long rows, rebuilt, dlq, partial, authorize, reference, events[LT_EV_COUNT];
 } norm_counts_t;
 
 /* A batch slot: its messages, and the acks of its outputs (a new counter
@@ -117,12 +122,17 @@ typedef struct {
  * life: NORM_P_START when it is the partition's first offset (or the
  * partition was rewound), else NORM_P_KEPT. -1 out of memory. */
 int norm_partition_seen(norm_t *n, const rd_kafka_message_t *rkm);
+/* 1 when rkm was read again only to rebuild chargeback state: below its
+ * partition's history_end. */
+int norm_history_row(const norm_t *n, const rd_kafka_message_t *rkm);
 /* After the chargeback state of n->lost[] was found gone (Redis restarted
  * empty): stores each such partition's first offset (for a process that
  * starts after a crash), sets it in back (the offsets the consumer is sent
- * back to) and marks the partition rewound. */
+ * back to; on the way in, back holds the first row of each partition in
+ * the dropped batches, which becomes its history_end) and marks the
+ * partition rewound. */
 void norm_partitions_rewind(norm_t *n, rd_kafka_topic_partition_list_t *back);
-/* Frees n->cbc. */
+/* Frees n->cbc and the per-partition arrays. */
 void norm_cb_release(norm_t *n);
 
 /* integ.c */

@@ -17,8 +17,11 @@ normalizer reads that partition again from its first offset, rebuilding
 every history in order (services/normalizer/main.c rebuild). Asserted: the
 normalizer logged the rebuild, nothing missing, unexpected or different
 downstream, at most MAX_COPIES copies of any (event_id, content) (the
-rebuild and the re-fetch re-emit events; the sink's dedupe state is gone
-with Redis), 0 limit violations.
+re-fetch re-emits events; the sink's dedupe state is gone with Redis),
+no event downstream going back to an older version (the rebuild reads rows
+whose events are downstream only for their state: their events again put
+each event's older versions after its latest, a third copy of the latest
+when the re-fetch came first), 0 limit violations.
 """
 import datetime
 import json
@@ -28,9 +31,10 @@ import time
 import urllib.request
 
 import oracle
+import pipeline
 from faultrow import report
 from ltharness import Stack
-from pipeline import Pipeline, diff, duplicates, latest
+from pipeline import Pipeline, diff, duplicates, latest, regressions
 
 BOUND_S = 45 + 60
 MAX_COPIES = 2   # one extra copy of an event at most
@@ -157,13 +161,20 @@ def main():
                dups=len(dups), violations=pl.api.stats()["violations"], recover_s=recover,
                note="%d missing, %d rewritten chargeback events" % (len(missing), len(changed)))
         worst = max([n for _, n in dups] or [1])
+        for eid, n in dups:
+            if n > MAX_COPIES:  # where each copy sits, to tell the writers apart
+                at = ["%d/%d %s" % (m.partition, m.offset, pipeline.content(json.loads(m.value)))
+                      for m in msgs if json.loads(m.value)["event_id"] == eid]
+                print("%d copies of %s:\n  %s" % (n, eid, "\n  ".join(at)))
         rebuilt = pl.procs["ltvsync-normalizer"].log_lines("chargeback state lost")
-        print("normalizer: %d partition(s) read again; at most %d copies of one event"
-              % (len(rebuilt), worst))
+        back = regressions(msgs)
+        print("normalizer: %d partition(s) read again; at most %d copies of one event; "
+              "%d event(s) went back to an older version" % (len(rebuilt), worst, len(back)))
         for p in pl.procs.values():
             st.stop(p, signal.SIGTERM, 30)
         assert rebuilt, "the normalizer never noticed the lost chargeback state"
         assert worst <= MAX_COPIES, worst
+        assert not back, back
         assert pl.api.stats()["violations"] == 0
         return 1 if missing or unexpected or changed else 0
 

@@ -70,6 +70,18 @@ def duplicates(msgs):
     return [(k[0], n) for k, n in c.items() if n > 1]
 
 
+def regressions(msgs):
+    """[event_id] whose content went back downstream to a version it had
+    left (A, B, A): a reader of the latest version saw older data again."""
+    seen = collections.defaultdict(list)
+    for m in sorted(msgs, key=lambda m: (m.partition, m.offset)):
+        ev = json.loads(m.value)
+        c, versions = content(ev), seen[ev["event_id"]]
+        if not versions or versions[-1] != c:
+            versions.append(c)
+    return sorted(i for i, v in seen.items() if len(set(v)) < len(v))
+
+
 def diff(want, got, show=12):
     """(missing, unexpected, changed) event ids between two {id: event}."""
     missing = sorted(set(want) - set(got))
