@@ -81,6 +81,8 @@ const lt_config_def_t lt_config_defs[] = {
      "consumer group; unset = \"ltvsync-\" and the service name"},
     {"SHUTDOWN_GRACE", LT_CFG_DURATION, "25s", MS_S, 10 * MS_M, SVC_DAEMONS,
      "time to drain after SIGTERM"},
+    {"MEMORY_TRIM_INTERVAL", LT_CFG_DURATION, "60s", 0, MS_H, SVC_DAEMONS | LT_SVC_API,
+     "how often memory freed inside the allocator goes back to the OS (malloc_trim); 0 = never"},
     {"MAX_MESSAGE_BYTES", LT_CFG_SIZE, "1M", KIB, 64 * MIB, SVC_CONSUMERS,
      "cap on any consumed message"},
     /* fetcher */

@@ -1,10 +1,50 @@
 #include "lt_daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <time.h>
 #include "lt_cred.h"
 #include "lt_log.h"
 #include "lt_signal.h"
+
+static long long trim_every_ms;
+
+/* Gives the pages that are free inside glibc's allocator back to the OS.
+ * Each thread that allocates gets an arena of its own (a fetcher has one
+ * per worker), and pages freed there stay resident: in the soak a
+ * fetcher's RSS grew about 200 KiB a minute while its heap in use stayed
+ * flat, and malloc_trim gave back 1 MiB at once. Signals stay with the
+ * other threads. */
+static void *trimmer(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {(time_t)(trim_every_ms / 1000),
+                              (long)(trim_every_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        malloc_trim(0);
+    }
+    return NULL;
+}
+
+static void start_trimmer(long long every_ms)
+{
+    pthread_t t;
+    sigset_t all, old;
+    trim_every_ms = every_ms;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&t, NULL, trimmer, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        lt_warn("memory trim thread: %s (freed memory stays resident)", strerror(rc));
+    else
+        pthread_detach(t);
+}
 
 int lt_daemon_start(int argc, char **argv, const char *progname, unsigned service,
                     const char *extra_usage, lt_config_t **cfgp)
@@ -15,5 +55,7 @@ int lt_daemon_start(int argc, char **argv, const char *progname, unsigned servic
     lt_signal_install();
     if (lt_cred_no_core_dumps() != 0)
         lt_warn("core dumps could not be turned off: %s", strerror(errno));
+    if (lt_config_int(*cfgp, "MEMORY_TRIM_INTERVAL") > 0)
+        start_trimmer(lt_config_int(*cfgp, "MEMORY_TRIM_INTERVAL"));
     return -1;
 }
