@@ -5,7 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
+#include "lt_clock.h"
 #include "lt_cred.h"
 #include "lt_log.h"
 #include "lt_signal.h"
@@ -21,13 +21,8 @@ static long long trim_every_ms;
 static void *trimmer(void *arg)
 {
     (void)arg;
-    for (;;) {
-        struct timespec ts = {(time_t)(trim_every_ms / 1000),
-                              (long)(trim_every_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
+    while (lt_clock_nap_ms(trim_every_ms) == 0) /* ends at shutdown */
         malloc_trim(0);
-    }
     return NULL;
 }
 

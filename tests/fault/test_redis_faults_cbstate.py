@@ -31,10 +31,9 @@ import time
 import urllib.request
 
 import oracle
-import pipeline
 from faultrow import report
 from ltharness import Stack
-from pipeline import Pipeline, diff, duplicates, latest, regressions
+from pipeline import Pipeline, content, diff, duplicates, latest, regressions
 
 BOUND_S = 45 + 60
 MAX_COPIES = 2   # one extra copy of an event at most
@@ -163,8 +162,9 @@ def main():
         worst = max([n for _, n in dups] or [1])
         for eid, n in dups:
             if n > MAX_COPIES:  # where each copy sits, to tell the writers apart
-                at = ["%d/%d %s" % (m.partition, m.offset, pipeline.content(json.loads(m.value)))
-                      for m in msgs if json.loads(m.value)["event_id"] == eid]
+                evs = [(m, json.loads(m.value)) for m in msgs]
+                at = ["%d/%d %s" % (m.partition, m.offset, content(ev))
+                      for m, ev in evs if ev["event_id"] == eid]
                 print("%d copies of %s:\n  %s" % (n, eid, "\n  ".join(at)))
         rebuilt = pl.procs["ltvsync-normalizer"].log_lines("chargeback state lost")
         back = regressions(msgs)
