@@ -7,6 +7,8 @@
 #include "lt_kafka.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,10 @@ struct lt_consumer_s {
     rd_kafka_t *rk;
     rd_kafka_resp_err_t last_err; /* rate-limits repeated error logs */
     time_t last_err_at;
+    atomic_long polled; /* messages returned, for the refill thread */
+    atomic_int stop;
+    int refill_ms; /* > 0: the refill thread runs */
+    pthread_t refill;
 };
 
 /* syslog levels (0 emerg .. 7 debug) to lt_log levels. */
@@ -463,11 +469,68 @@ fail:
     return NULL;
 }
 
+/* librdkafka 2.0.2 stops fetching a partition while the consumer's queue is
+ * over queued.min.messages or queued.max.messages.kbytes and decides again
+ * only when its broker thread wakes: an op, I/O on that connection, or after
+ * 1 s (fetch.queue.backoff.ms, 2.2, made that wait settable). A consumer
+ * whose queue drains in less than 1 s then sits idle for the rest of it,
+ * unless the queue is made large enough to hold 1 s of work. A request to
+ * the leaders wakes their threads: while the application consumes, this
+ * thread sends one ListOffsets (offsets_for_times, "latest") to every
+ * leader of the assignment each refill_ms, and the next refill starts
+ * within that time of the queue falling below its bounds. The answer is
+ * not used. */
+static void *refill_main(void *arg)
+{
+    lt_consumer_t *c = arg;
+    long seen = 0, polled;
+    rd_kafka_topic_partition_list_t *parts;
+    struct timespec nap = {c->refill_ms / 1000, (long)(c->refill_ms % 1000) * 1000000L};
+
+    while (!atomic_load(&c->stop)) {
+        nanosleep(&nap, NULL);
+        if ((polled = atomic_load(&c->polled)) == seen || atomic_load(&c->stop))
+            continue;
+        seen = polled;
+        if (rd_kafka_assignment(c->rk, &parts))
+            continue;
+        for (int i = 0; i < parts->cnt; i++)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_END;
+        if (parts->cnt > 0)
+            rd_kafka_offsets_for_times(c->rk, parts, 200);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    return NULL;
+}
+
+int lt_consumer_refill_every(lt_consumer_t *c, int interval_ms)
+{
+    sigset_t all, old;
+    int rc;
+
+    if (c->refill_ms > 0 || interval_ms <= 0)
+        return 0;
+    c->refill_ms = interval_ms;
+    /* Signals stay with the threads that wait for them. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&c->refill, NULL, refill_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        c->refill_ms = 0;
+        lt_warn("kafka consumer: refill thread: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 rd_kafka_message_t *lt_consumer_poll(lt_consumer_t *c, int timeout_ms)
 {
     rd_kafka_message_t *rkm = rd_kafka_consumer_poll(c->rk, timeout_ms);
     time_t now;
 
+    if (rkm && !rkm->err)
+        atomic_fetch_add_explicit(&c->polled, 1, memory_order_relaxed);
     if (!rkm || !rkm->err)
         return rkm;
     now = time(NULL);
@@ -514,6 +577,10 @@ void lt_consumer_destroy(lt_consumer_t *c)
 
     if (!c)
         return;
+    if (c->refill_ms > 0) {
+        atomic_store(&c->stop, 1);
+        pthread_join(c->refill, NULL);
+    }
     if (c->rk) {
         err = rd_kafka_commit(c->rk, NULL, 0);
         if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)

@@ -100,6 +100,12 @@ lt_consumer_t *lt_consumer_new_tuned(const lt_config_t *cfg, const char *group_i
  * on timeout. Consumer errors are logged (rate-limited) and return NULL;
  * partition EOF is not an error. */
 rd_kafka_message_t *lt_consumer_poll(lt_consumer_t *c, int timeout_ms);
+/* For a consumer that must keep up a backlog with a queue smaller than
+ * 1 s of its work: a thread wakes the fetchers of its partitions' leaders
+ * every interval_ms while messages are polled (see lt_kafka.c). Call once,
+ * after lt_consumer_new; lt_consumer_destroy stops it. -1 if the thread
+ * could not start (the consumer works, only slower). */
+int lt_consumer_refill_every(lt_consumer_t *c, int interval_ms);
 /* Stores offset+1 of rkm for the next commit. */
 lt_err_t lt_consumer_store(lt_consumer_t *c, const rd_kafka_message_t *rkm);
 /* Stores an explicit next offset for topic/partition. */
