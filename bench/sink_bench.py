@@ -1,13 +1,21 @@
 """Benchmark of ltvsync-sink (run by bench/sink.sh).
 
-In one devbroker: N canonical events in a topic; then, in the same run,
-  - kcat copies the topic to another topic (consume -> produce, zstd),
-  - the sink (pinned to one core) writes it downstream with dedupe on,
-  - the sink again, under a new consumer group, over the same topic: every
-    event is found unchanged (the dedupe read path alone).
-Prints events/s of each, Redis bytes per event of the dedupe state
-(INFO memory used_memory delta / N), and the sink's peak RSS (VmHWM)."""
+In one devbroker: N canonical events in a topic; then, BENCH_REPEAT (5)
+times in turn, in the same stack:
+  - kcat copies the topic to another topic (consume | produce, zstd as the
+    sink's downstream producer), both kcat processes on core 0, the sink's
+    core: the ratio is taken against this copy, as bench/normalizer.sh does;
+  - the same copy unpinned (two processes free to use both cores), printed
+    beside it;
+  - the sink, every thread on core 0, writes the topic downstream with
+    dedupe on, under a fresh Redis key prefix and downstream topic.
+Redis and the devbroker run on the other cores (when there are). Then the
+sink once more under a new consumer group over the last run's state: every
+event is found unchanged (the dedupe read path alone). Prints events/s of
+each, medians and spreads, Redis bytes per event of the dedupe state
+(INFO used_memory delta / N) and the sink's peak RSS (VmHWM)."""
 import json
+import statistics
 import os
 import signal
 import subprocess
@@ -20,6 +28,8 @@ from ltharness import Stack, bin_path, http_get, unique_name, wait_until  # noqa
 from test_sink import encode, key_of, make_event  # noqa: E402
 
 N = int(os.environ.get("BENCH_EVENTS", "200000"))
+REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
+CORE = "0"
 PARTITIONS = 16
 
 
@@ -50,11 +60,20 @@ def used_memory(st):
     return int(st.redis.client().info("memory")["used_memory"])
 
 
+def pin(pid, cores):
+    subprocess.run(["taskset", "-apc", cores, str(pid)], check=True, capture_output=True)
+
+
+def other_cores():
+    others = sorted(os.sched_getaffinity(0) - {int(CORE)})
+    return ",".join(map(str, others)) if others else CORE
+
+
 def run_sink(st, env, topic, n, counter):
-    """Starts the sink on core 0; returns (events/s, peak RSS kB)."""
+    """Starts the sink on CORE; returns (events/s, peak RSS kB, seconds)."""
     e = st.service_env(env)
     port = int(e["LTVSYNC_HTTP_PORT"])
-    p = st.start("ltvsync-sink", ["taskset", "-c", "0", bin_path("ltvsync-sink")], env=e)
+    p = st.start("ltvsync-sink", ["taskset", "-c", CORE, bin_path("ltvsync-sink")], env=e)
     t0 = [None]
 
     def progress():
@@ -71,52 +90,83 @@ def run_sink(st, env, topic, n, counter):
     return n / secs, int(hwm), secs
 
 
-def kcat_copy(st, src, dst):
+def kcat_copy(st, src, dst, core=None):
+    """Copies src to dst with kcat; on `core` when given. Returns seconds,
+    from the start of both processes to the end of both."""
+    pre = ["taskset", "-c", core] if core else []
     t = time.monotonic()
-    cons = subprocess.Popen(["kcat", "-C", "-b", st.broker.bootstrap, "-t", src, "-o",
-                             "beginning", "-e", "-q", "-f", "%k\t%s\n"],
+    cons = subprocess.Popen(pre + ["kcat", "-C", "-b", st.broker.bootstrap, "-t", src, "-o",
+                                   "beginning", "-e", "-q", "-f", "%k\t%s\n"],
                             stdout=subprocess.PIPE)
-    prod = subprocess.run(["kcat", "-P", "-b", st.broker.bootstrap, "-t", dst, "-K", "\t",
-                           "-z", "zstd"], stdin=cons.stdout, check=True)
-    cons.wait()
-    return time.monotonic() - t
+    prod = subprocess.Popen(pre + ["kcat", "-P", "-b", st.broker.bootstrap, "-t", dst, "-K",
+                                   "\t", "-z", "zstd"], stdin=cons.stdout)
+    cons.stdout.close()
+    assert prod.wait() == 0 and cons.wait() == 0
+    secs = time.monotonic() - t
+    copied = len(st.consume_all(dst, timeout=120))
+    assert copied == N, "kcat copied %d of %d" % (copied, N)
+    return secs
+
+
+def spread(xs):
+    return "%.0f (%.0f-%.0f)" % (statistics.median(xs), min(xs), max(xs))
 
 
 def main():
     with Stack("sinkbench") as st:
-        st.start_redis()
-        st.start_devbroker(partitions=PARTITIONS)
-        events, down, copy, dlq = (unique_name(x) for x in ("events", "down", "copy", "dlq"))
+        redis = st.start_redis()
+        broker = st.start_devbroker(partitions=PARTITIONS)
+        pin(redis.pid, other_cores())
+        pin(broker.pid, other_cores())
+        events, dlq = unique_name("events"), unique_name("dlq")
         t = time.monotonic()
         produce(st, events, N)
-        print("produced %d events in %.1f s" % (N, time.monotonic() - t))
+        print("produced %d events in %.1f s; sink and pinned kcat on core %s, Redis and the "
+              "devbroker on cores %s" % (N, time.monotonic() - t, CORE, other_cores()))
 
-        secs = kcat_copy(st, events, copy)
-        copied = len(st.consume_all(copy, timeout=120))
-        print("kcat copy:            %8.0f events/s (%d in %.2f s)" % (copied / secs, copied, secs))
-
-        env = {"LTVSYNC_TOPIC_EVENTS": events, "LTVSYNC_TOPIC_DOWNSTREAM": down,
-               "LTVSYNC_TOPIC_DLQ": dlq, "LTVSYNC_GROUP_ID": unique_name("sink"),
-               "LTVSYNC_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warn")}
-        mem0 = used_memory(st)
-        rate, hwm, secs = run_sink(st, env, events, N, "ltvsync_sink_events_written_total")
-        mem1 = used_memory(st)
+        pinned, free, sink, ratios, per_event, rss = [], [], [], [], [], []
+        env = {}
+        for run in range(1, REPEAT + 1):
+            pinned.append(N / kcat_copy(st, events, unique_name("copy"), CORE))
+            free.append(N / kcat_copy(st, events, unique_name("copyfree")))
+            down = unique_name("down")
+            env = {"LTVSYNC_TOPIC_EVENTS": events, "LTVSYNC_TOPIC_DOWNSTREAM": down,
+                   "LTVSYNC_TOPIC_DLQ": dlq, "LTVSYNC_GROUP_ID": unique_name("sink"),
+                   "LTVSYNC_REDIS_PREFIX": unique_name("b") + ":",
+                   "LTVSYNC_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "warn")}
+            mem0 = used_memory(st)
+            rate, hwm, secs = run_sink(st, env, events, N, "ltvsync_sink_events_written_total")
+            per_event.append((used_memory(st) - mem0) / N)
+            sink.append(rate)
+            rss.append(hwm)
+            ratios.append(rate / pinned[-1])
+            n_down = len(st.consume_all(down, timeout=120))
+            assert n_down == N, "downstream has %d, want %d" % (n_down, N)
+            print("run %d: kcat copy on core %s %7.0f events/s, unpinned %7.0f; sink, dedupe on, "
+                  "core %s: %7.0f events/s (%.2f s), ratio %.2f (%.2f of the unpinned copy); "
+                  "dedupe state %.1f bytes/event; peak RSS %d kB"
+                  % (run, CORE, pinned[-1], free[-1], CORE, rate, secs, ratios[-1],
+                     rate / free[-1], per_event[-1], hwm))
         r = st.redis.client()
-        keys = r.keys(st.prefix + "dd2:*")
+        keys = r.keys(env["LTVSYNC_REDIS_PREFIX"] + "dd2:*")
         enc = r.object("encoding", keys[0]).decode() if keys else "-"
-        print("sink, dedupe on:      %8.0f events/s (%d in %.2f s, one core)" % (rate, N, secs))
-        print("dedupe state:         %8.1f bytes/event in Redis (%d bytes, %d keys, %s)"
-              % ((mem1 - mem0) / N, mem1 - mem0, len(keys), enc))
-        print("sink peak RSS:        %8d kB" % hwm)
+        print("medians of %d (min-max): kcat copy on core %s %s events/s, unpinned %s; "
+              "sink %s events/s; ratio %.2f (%.2f-%.2f), %.2f of the unpinned copy; "
+              "dedupe state %.1f bytes/event (%d keys, %s); sink peak RSS %s kB"
+              % (REPEAT, CORE, spread(pinned), spread(free), spread(sink),
+                 statistics.median(ratios), min(ratios), max(ratios),
+                 statistics.median(sink) / statistics.median(free),
+                 statistics.median(per_event), len(keys), enc, spread(rss)))
 
         env["LTVSYNC_GROUP_ID"] = unique_name("sink-replay")
         rate2, hwm2, secs2 = run_sink(st, env, events, N, "ltvsync_sink_events_unchanged_total")
         print("sink, replay (all unchanged): %8.0f events/s (%.2f s), peak RSS %d kB"
               % (rate2, secs2, hwm2))
-        n_down = len(st.consume_all(down, timeout=120))
-        assert n_down == N, "downstream has %d, want %d" % (n_down, N)
+        n_down = len(st.consume_all(env["LTVSYNC_TOPIC_DOWNSTREAM"], timeout=120))
+        assert n_down == N, "downstream has %d after the replay, want %d" % (n_down, N)
         assert st.broker.status()["evicted"] is False, "devbroker evicted records"
-        print("downstream: exactly %d events after both runs; no devbroker eviction" % n_down)
+        print("downstream: exactly %d events in each run's topic, none added by the replay; "
+              "no devbroker eviction" % N)
 
 
 if __name__ == "__main__":
