@@ -443,6 +443,28 @@ def test_consumer_tuning(st):
     assert o.returncode == 0 and "queued.max.messages.kbytes=4096" in o.stdout, o
 
 
+def test_consumer_refill(st):
+    """lt_consumer_refill_every: librdkafka 2.0.2 fetches again after its
+    queue was full only when its broker thread wakes, up to 1 s later. With
+    a queue of one message and one batch of one message per fetch (the
+    devbroker answers a Fetch with one batch a partition), 20 messages cost
+    about 20 such waits of 0-1 s each: 8.0 and 9.0 s without the refill
+    thread, 0.10 and 0.15 s with it, waking the fetcher every 20 ms (2 runs
+    each on the test build). The bound, 5 s, is over 30 times the latter."""
+    topic = unique_name("refill")
+    c = kafka_io(st, "create", topic, 1)
+    assert c.returncode == 0, c
+    from confluent_kafka import Producer
+    pr = Producer({"bootstrap.servers": st.broker.bootstrap, "linger.ms": 0})
+    for i in range(20):
+        pr.produce(topic, value=b"m-%d" % i)
+        assert pr.flush(10) == 0  # one batch a message
+    out = kafka_io(st, "refill", topic, 20, 20)
+    m = re.search(r"consumed=20 ms=(\d+)", out.stdout)
+    assert out.returncode == 0 and m and "not started" not in out.stdout, out
+    assert int(m.group(1)) < 5000, out.stdout
+
+
 def test_kafka_broker_down(st):
     env = {"LTVSYNC_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:%d" % free_port(),
            "LTVSYNC_KAFKA_MESSAGE_TIMEOUT_MS": "1500"}
@@ -471,6 +493,7 @@ def main():
         test_kafka(st)
         test_kafka_late_reports(st)
         test_consumer_tuning(st)
+        test_consumer_refill(st)
         test_kafka_broker_down(st)
     print("ok")
 

@@ -11,6 +11,11 @@
  *   test_kafka_io tunedconf TOPIC       -> "queued.max.messages.kbytes=V" of a
  *                                          consumer made with that property
  *                                          tuned to 131072 (env may override)
+ *   test_kafka_io refill TOPIC N MS     -> consumes N messages with a queue of
+ *                                          1 message (queued.min.messages=1)
+ *                                          and, when MS > 0, the refill thread
+ *                                          every MS ms: "consumed=N ms=T", T
+ *                                          from the first message to the last
  *   test_kafka_io late TOPIC N          -> a waiter that gives up: N messages
  *                                          with a first counter, a 50 ms wait
  *                                          (the broker is slowed by the test),
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lt_clock.h"
 #include "lt_kafka.h"
 #include "lt_log.h"
 
@@ -175,6 +181,36 @@ static int tuned_conf(const lt_config_t *cfg, const char *topic)
     return 0;
 }
 
+static int refill(const lt_config_t *cfg, const char *topic, int n, int interval_ms)
+{
+    static const char *const tuning[] = {"queued.min.messages", "1", NULL};
+    const char *topics[1] = {topic};
+    char errstr[512];
+    lt_consumer_t *c =
+        lt_consumer_new_tuned(cfg, "refill", topics, 1, tuning, errstr, sizeof(errstr));
+    long long first = 0, deadline = lt_clock_mono_ms() + 120000;
+    int got = 0;
+
+    if (!c) {
+        printf("consumer: %s\n", errstr);
+        return 1;
+    }
+    if (interval_ms > 0 && lt_consumer_refill_every(c, interval_ms) != 0)
+        printf("refill thread not started\n");
+    while (got < n && lt_clock_mono_ms() < deadline) {
+        rd_kafka_message_t *rkm = lt_consumer_poll(c, 100);
+
+        if (!rkm)
+            continue;
+        if (!got++)
+            first = lt_clock_mono_ms();
+        rd_kafka_message_destroy(rkm);
+    }
+    printf("consumed=%d ms=%lld\n", got, got ? lt_clock_mono_ms() - first : 0LL);
+    lt_consumer_destroy(c);
+    return got == n ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     lt_config_t *cfg = lt_config_new(LT_SVC_CTL);
@@ -200,6 +236,8 @@ int main(int argc, char **argv)
         rc = err != LT_OK;
     } else if (argc == 4 && !strcmp(argv[1], "late")) {
         rc = late_reports(cfg, argv[2], atoi(argv[3]));
+    } else if (argc == 5 && !strcmp(argv[1], "refill")) {
+        rc = refill(cfg, argv[2], atoi(argv[3]), atoi(argv[4]));
     } else if (argc == 3 && !strcmp(argv[1], "tunedconf")) {
         rc = tuned_conf(cfg, argv[2]);
     } else if (argc == 3 && !strcmp(argv[1], "readall")) {
