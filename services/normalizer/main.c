@@ -290,7 +290,7 @@ static lt_consumer_t *consumer_new(const lt_config_t *cfg, char *err, size_t err
      * 2.2). Without help the queue had to hold 1 s of work (128 MiB; with
      * 16 MiB the loop sat idle 0.85 s per refill). The refill thread (setup)
      * wakes the fetchers every 20 ms while rows flow, so 4 MiB, 27 ms of
-     * rows at 150,000 a second, keeps the loop fed: peak RSS 105 MiB, was
+     * rows at 150,000 a second, keeps the loop fed: peak RSS 108 MiB, was
      * 249 (bench/normalizer.sh). */
     static const char *const cons_tuning[] = {"queued.max.messages.kbytes", "4096", NULL};
     return lt_consumer_new_tuned(cfg, group && *group ? group : "ltvsync-normalizer", topics, 1,
