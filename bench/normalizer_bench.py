@@ -27,7 +27,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import oracle  # noqa: E402
+from procstat import pin_elsewhere  # noqa: E402
 from ltharness import Stack, wait_until  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "200000"))
@@ -59,14 +61,6 @@ def make_rows(dump):
                 break
         rnd += 1
     return out
-
-
-def pin_elsewhere(pid):
-    """Every thread of pid onto the cores other than CORE (when there are)."""
-    others = sorted(os.sched_getaffinity(0) - {int(CORE)})
-    if others:
-        subprocess.run(["taskset", "-apc", ",".join(map(str, others)), str(pid)],
-                       check=True, capture_output=True)
 
 
 def metric(proc, name):
@@ -186,8 +180,8 @@ def main():
             return
         redis = st.start_redis()
         broker = st.start_devbroker(partitions=32)
-        pin_elsewhere(redis.pid)
-        pin_elsewhere(broker.pid)
+        pin_elsewhere(redis.pid, CORE)
+        pin_elsewhere(broker.pid, CORE)
         doc = {"id": INTEG.id, "brand": INTEG.brand, "api_username": "u",
                "password_ref": "env:X", "account_name": "b", "account_username": "b",
                "timezone": INTEG.tz, "currency": "USD", "import_from": "2024-10-25"}

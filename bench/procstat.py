@@ -1,8 +1,9 @@
 """What the benchmarks read off processes and Redis (one copy for
-scale_bench, fleet_bench and fetcher_overhead): CPU seconds from
-/proc/PID/stat, /proc/PID/status fields, the load average, Redis's CPU
-and command counts."""
+scale_bench, fleet_bench, fetcher_overhead, normalizer_bench and
+sink_bench): CPU seconds from /proc/PID/stat, /proc/PID/status fields, the
+load average, Redis's CPU and command counts; and where processes run."""
 import os
+import subprocess
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -60,3 +61,16 @@ def cmdstats(r):
         if isinstance(v, dict):
             out[name] = (int(v.get("calls", 0)), int(v.get("usec", 0)))
     return out
+
+
+def cores_except(core):
+    """The cores this process may use other than core ("1,2,..."), or core
+    itself on a one-core machine."""
+    others = sorted(os.sched_getaffinity(0) - {int(core)})
+    return ",".join(map(str, others)) if others else str(core)
+
+
+def pin_elsewhere(pid, core):
+    """Every thread of pid onto the cores other than core (when there are)."""
+    subprocess.run(["taskset", "-apc", cores_except(core), str(pid)], check=True,
+                   capture_output=True)

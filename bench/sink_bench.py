@@ -15,8 +15,8 @@ event is found unchanged (the dedupe read path alone). Prints events/s of
 each, medians and spreads, Redis bytes per event of the dedupe state
 (INFO used_memory delta / N) and the sink's peak RSS (VmHWM)."""
 import json
-import statistics
 import os
+import statistics
 import signal
 import subprocess
 import sys
@@ -26,6 +26,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "tests", "integration"))
 from ltharness import Stack, bin_path, http_get, unique_name, wait_until  # noqa: E402
 from test_sink import encode, key_of, make_event  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from procstat import cores_except, pin_elsewhere, status_kb  # noqa: E402
 
 N = int(os.environ.get("BENCH_EVENTS", "200000"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "5"))
@@ -60,15 +62,6 @@ def used_memory(st):
     return int(st.redis.client().info("memory")["used_memory"])
 
 
-def pin(pid, cores):
-    subprocess.run(["taskset", "-apc", cores, str(pid)], check=True, capture_output=True)
-
-
-def other_cores():
-    others = sorted(os.sched_getaffinity(0) - {int(CORE)})
-    return ",".join(map(str, others)) if others else CORE
-
-
 def run_sink(st, env, topic, n, counter):
     """Starts the sink on CORE; returns (events/s, peak RSS kB, seconds)."""
     e = st.service_env(env)
@@ -84,10 +77,9 @@ def run_sink(st, env, topic, n, counter):
         return metric(port, counter) >= n
     wait_until(progress, 600, "sink to finish %d events" % n, interval=0.05)
     secs = time.monotonic() - t0[0]
-    with open("/proc/%d/status" % p.pid) as f:
-        hwm = [l.split()[1] for l in f if l.startswith("VmHWM")][0]
+    hwm = status_kb(p.pid, "VmHWM")
     assert st.stop(p, signal.SIGTERM, 30) == 0
-    return n / secs, int(hwm), secs
+    return n / secs, hwm, secs
 
 
 def kcat_copy(st, src, dst, core=None):
@@ -116,13 +108,13 @@ def main():
     with Stack("sinkbench") as st:
         redis = st.start_redis()
         broker = st.start_devbroker(partitions=PARTITIONS)
-        pin(redis.pid, other_cores())
-        pin(broker.pid, other_cores())
+        pin_elsewhere(redis.pid, CORE)
+        pin_elsewhere(broker.pid, CORE)
         events, dlq = unique_name("events"), unique_name("dlq")
         t = time.monotonic()
         produce(st, events, N)
         print("produced %d events in %.1f s; sink and pinned kcat on core %s, Redis and the "
-              "devbroker on cores %s" % (N, time.monotonic() - t, CORE, other_cores()))
+              "devbroker on cores %s" % (N, time.monotonic() - t, CORE, cores_except(CORE)))
 
         pinned, free, sink, ratios, per_event, rss = [], [], [], [], [], []
         env = {}
