@@ -11,6 +11,7 @@ volatile lt_log_level_t lt_log_min_level = LT_LOG_INFO;
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static char log_service[64] = "ltvsync";
+static FILE *log_stream; /* NULL: stdout */
 
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
@@ -58,6 +59,13 @@ static void flatten(char *s)
             *s = ' ';
 }
 
+void lt_log_to(FILE *stream)
+{
+    pthread_mutex_lock(&log_lock);
+    log_stream = stream;
+    pthread_mutex_unlock(&log_lock);
+}
+
 void lt_log_vwrite(lt_log_level_t level, const char *fmt, va_list ap)
 {
     char ts[96], msg[2048];
@@ -70,8 +78,9 @@ void lt_log_vwrite(lt_log_level_t level, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     flatten(msg);
     pthread_mutex_lock(&log_lock);
-    fprintf(stdout, "%s %s %s: %s\n", ts, level_names[level], log_service, msg);
-    fflush(stdout);
+    fprintf(log_stream ? log_stream : stdout, "%s %s %s: %s\n", ts, level_names[level], log_service,
+            msg);
+    fflush(log_stream ? log_stream : stdout);
     pthread_mutex_unlock(&log_lock);
 }
 

@@ -8,6 +8,7 @@
 #define LT_LOG_H
 
 #include <stdarg.h>
+#include <stdio.h>
 
 typedef enum {
     LT_LOG_DEBUG = 0,
@@ -20,6 +21,9 @@ extern volatile lt_log_level_t lt_log_min_level;
 
 /* Sets the service name shown on each line and the minimum level. */
 void lt_log_init(const char *service, lt_log_level_t level);
+/* Where lines go (stdout until called): a CLI whose stdout is its output
+ * (ltvctl --json) logs to stderr. */
+void lt_log_to(FILE *stream);
 /* "debug", "info", "warn", "error" -> level; -1 if unknown. */
 int lt_log_level_parse(const char *s);
 void lt_log_write(lt_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

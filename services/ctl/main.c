@@ -87,8 +87,10 @@ int main(int argc, char **argv)
         printf("ltvctl %s\n", LTVSYNC_VERSION);
         return CTL_OK;
     }
-    /* Library and module logs go to stderr-free stdout lines only at warn+. */
+    /* Library and module logs (warn and up) go to stderr: stdout is the
+     * command's output, which scripts parse (--json). */
     lt_log_init("ltvctl", LT_LOG_WARN);
+    lt_log_to(stderr);
     ctl.cfg = lt_config_new(LT_SVC_CTL);
     if (!ctl.cfg ||
         lt_config_load(ctl.cfg, getenv("LTVSYNC_CONFIG_FILE"), errstr, sizeof(errstr)) != LT_OK) {
