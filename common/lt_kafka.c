@@ -172,12 +172,43 @@ rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a)
     return (rd_kafka_resp_err_t)atomic_load(&a->first_err);
 }
 
+const char *lt_kafka_err2str(rd_kafka_resp_err_t err)
+{
+    return err == LT_KAFKA_ERR_UNVERIFIED ? "reported delivered without an offset (not verified)"
+                                          : rd_kafka_err2str(err);
+}
+
 /* Wakes the waiters after reports were served outside lt_producer_wait. */
 static void served(lt_producer_t *p)
 {
     pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->served);
     pthread_mutex_unlock(&p->mu);
+}
+
+/* A success report without an offset. With acks=all a broker's answer
+ * always carries the batch's base offset; librdkafka 2.0.2's idempotent
+ * producer reports a message without one when it "implicitly acks" it: a
+ * later request of the partition succeeded, so it assumes this one's did.
+ * After a partition leader moves, the old leader's refusal is taken for such
+ * a lost answer and its records are reported delivered without ever being
+ * written (measured in tests/integration/test_devbroker_faults.py: every
+ * missing record was reported without an offset, and no written one was).
+ * Such a report counts as a failure: the caller sends the message again,
+ * which may write it twice when the earlier answer was only lost; a
+ * duplicate is visible downstream (same event id), a loss is not. */
+static int unverified(rd_kafka_t *rk, const rd_kafka_message_t *rkm)
+{
+    static atomic_llong last_log;
+    long long now = lt_clock_mono_ms(), then = atomic_load(&last_log);
+
+    if (rkm->err || rkm->offset >= 0)
+        return 0;
+    if (now - then >= 1000 && atomic_compare_exchange_strong(&last_log, &then, now))
+        lt_warn("kafka %s: %s [%d] reported delivered without an offset (librdkafka's implicit "
+                "ack, as after a leader move); counted as failed, to be sent again",
+                rd_kafka_name(rk), rd_kafka_topic_name(rkm->rkt), (int)rkm->partition);
+    return 1;
 }
 
 /* Delivery report: msg_opaque is the caller's lt_acks_t (or NULL), which
@@ -187,13 +218,16 @@ static void served(lt_producer_t *p)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     lt_acks_t *a = rkm->_private;
+    rd_kafka_resp_err_t err = rkm->err;
     int zero = 0;
 
     if (!a)
         return;
-    if (rkm->err) {
+    if (unverified(rk, rkm))
+        err = LT_KAFKA_ERR_UNVERIFIED;
+    if (err) {
         atomic_fetch_add(&a->failed, 1);
-        atomic_compare_exchange_strong(&a->first_err, &zero, (int)rkm->err);
+        atomic_compare_exchange_strong(&a->first_err, &zero, (int)err);
     }
     atomic_fetch_sub(&a->pending, 1);
     lt_acks_release(a);

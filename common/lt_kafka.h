@@ -34,6 +34,13 @@ long lt_acks_pending(const lt_acks_t *a);
 long lt_acks_failed(const lt_acks_t *a);
 /* The error of the first failed delivery (RD_KAFKA_RESP_ERR_NO_ERROR if none). */
 rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a);
+/* A delivery reported successful without an offset is counted as failed
+ * with this error (librdkafka's implicit ack: maybe never written; see
+ * lt_kafka.c). Retriable: send the message again. Outside librdkafka's
+ * codes (-200..-100 local, >= -1 from brokers). */
+#define LT_KAFKA_ERR_UNVERIFIED ((rd_kafka_resp_err_t)-1000)
+/* rd_kafka_err2str, naming LT_KAFKA_ERR_UNVERIFIED for what it is. */
+const char *lt_kafka_err2str(rd_kafka_resp_err_t err);
 
 typedef struct lt_producer_s lt_producer_t;
 

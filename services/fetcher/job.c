@@ -276,7 +276,7 @@ static lt_err_t emit_rows(run_t *r, int page, lt_crm_page_t *pg, long long *n)
         rd_kafka_resp_err_t first = lt_acks_first_err(acks);
         e = first == RD_KAFKA_RESP_ERR__FATAL ? LT_ERR_FATAL : LT_ERR_RETRIABLE;
         snprintf(err, sizeof(err), "%s",
-                 lt_acks_pending(acks) ? "acknowledgements timed out" : rd_kafka_err2str(first));
+                 lt_acks_pending(acks) ? "acknowledgements timed out" : lt_kafka_err2str(first));
         lt_warn("job %s page %d: %s; sending the page again", r->job.job_id, page, err);
     }
     lt_acks_release(acks);

@@ -268,7 +268,7 @@ int norm_batch_settle(norm_t *n, norm_batch_t *b, norm_batch_t *next)
     for (;;) {
         lt_metric_add(n->m.produce_retries, 1);
         lt_warn("batch of %zu rows not acknowledged (%s); producing it%s again", b->count,
-                rd_kafka_err2str(b->acks ? lt_acks_first_err(b->acks) : RD_KAFKA_RESP_ERR_NO_ERROR),
+                lt_kafka_err2str(b->acks ? lt_acks_first_err(b->acks) : RD_KAFKA_RESP_ERR_NO_ERROR),
                 next ? " and the next one" : "");
         if (lt_clock_nap_ms(1000) != 0 || produce(n, b) != 0 || (next && produce(n, next) != 0))
             return -1;

@@ -341,7 +341,7 @@ static size_t wait_acks(sink_t *s, sink_batch_t *b)
         m->sent = 0; /* failed: send again */
         m->failed = 1;
         lt_warn("%s write failed: %s", m->state == MSG_WRITE ? "downstream" : "dlq",
-                rd_kafka_err2str(lt_acks_first_err(m->ack)));
+                lt_kafka_err2str(lt_acks_first_err(m->ack)));
         lt_metric_add(s->m.retries, 1);
         if (m->state == MSG_WRITE && permanent(lt_acks_first_err(m->ack))) {
             b->table[m->slot].undone--;

@@ -16,6 +16,13 @@
  *                                          and, when MS > 0, the refill thread
  *                                          every MS ms: "consumed=N ms=T", T
  *                                          from the first message to the last
+ *   test_kafka_io resend TOPIC R       -> R rounds of 50 messages "resend-I",
+ *                                          each with a counter of its own,
+ *                                          "move R" printed mid-round and a
+ *                                          stdin line awaited; those reported
+ *                                          failed are sent again until all
+ *                                          are delivered: "sent=N unverified=U
+ *                                          failed=F resent=R undelivered=X"
  *   test_kafka_io late TOPIC N          -> a waiter that gives up: N messages
  *                                          with a first counter, a 50 ms wait
  *                                          (the broker is slowed by the test),
@@ -211,6 +218,85 @@ static int refill(const lt_config_t *cfg, const char *topic, int n, int interval
     return got == n ? 0 : 1;
 }
 
+/* Sends message i of "resend" with a counter of its own; 0 if queued. */
+static int send_one(lt_producer_t *p, const char *topic, int i, lt_acks_t **acks)
+{
+    char errstr[512], val[32];
+
+    lt_acks_release(*acks);
+    if (!(*acks = lt_acks_new()))
+        return -1;
+    snprintf(val, sizeof(val), "resend-%d", i);
+    if (lt_producer_send(p, topic, NULL, 0, val, strlen(val), *acks, errstr, sizeof(errstr)) !=
+        LT_OK) {
+        printf("send %d: %s\n", i, errstr);
+        return -1;
+    }
+    return 0;
+}
+
+/* What a service does with its delivery reports: a message reported failed
+ * is sent again, until every one is delivered (up to 20 rounds). Each of
+ * `rounds` sends 50 messages without waiting: 25, then "move R" on stdout
+ * and a line read from stdin (the test moves the partition's leader
+ * meanwhile), then 25 more, and waits for the round's reports. */
+static int resend(const lt_config_t *cfg, const char *topic, int rounds)
+{
+    char errstr[512], line[16];
+    int n = rounds > 0 ? rounds * 50 : 0;
+    lt_acks_t **acks = calloc((size_t)(n > 0 ? n : 1), sizeof(*acks));
+    lt_producer_t *p = lt_producer_new(cfg, "KAFKA_", errstr, sizeof(errstr));
+    int unverified = 0, failed = 0, resent = 0, left = n, round, i;
+
+    if (!p || !acks) {
+        printf("producer: %s\n", p ? "out of memory" : errstr);
+        lt_producer_destroy(p, 0);
+        free(acks);
+        return 1;
+    }
+    for (i = 0; i < n; i++) {
+        if (send_one(p, topic, i, &acks[i]) != 0)
+            goto done;
+        lt_producer_poll(p, 0);
+        if (i % 50 == 24) {
+            printf("move %d\n", i / 50);
+            fflush(stdout);
+            if (!fgets(line, sizeof(line), stdin))
+                goto done;
+        }
+        if (i % 50 == 49)
+            for (int j = i - 49; j <= i; j++)
+                lt_producer_wait(p, acks[j], 30000);
+    }
+    for (round = 0; round < 20 && left > 0; round++) {
+        left = 0;
+        for (i = 0; i < n; i++) {
+            lt_producer_wait(p, acks[i], 30000);
+            if (lt_acks_pending(acks[i]) || !lt_acks_failed(acks[i]))
+                continue;
+            if (lt_acks_first_err(acks[i]) == LT_KAFKA_ERR_UNVERIFIED)
+                unverified++;
+            else
+                failed++;
+            if (round == 0 && unverified + failed == 1)
+                printf("first failure: %s\n", lt_kafka_err2str(lt_acks_first_err(acks[i])));
+            resent++, left++;
+            if (send_one(p, topic, i, &acks[i]) != 0)
+                goto done;
+        }
+    }
+    for (i = 0, left = 0; i < n; i++)
+        left += lt_producer_wait(p, acks[i], 30000) != LT_OK;
+done:
+    printf("sent=%d unverified=%d failed=%d resent=%d undelivered=%d\n", n, unverified, failed,
+           resent, left);
+    lt_producer_destroy(p, 1000);
+    for (i = 0; i < n; i++)
+        lt_acks_release(acks[i]);
+    free(acks);
+    return left == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     lt_config_t *cfg = lt_config_new(LT_SVC_CTL);
@@ -238,6 +324,8 @@ int main(int argc, char **argv)
         rc = late_reports(cfg, argv[2], atoi(argv[3]));
     } else if (argc == 5 && !strcmp(argv[1], "refill")) {
         rc = refill(cfg, argv[2], atoi(argv[3]), atoi(argv[4]));
+    } else if (argc == 4 && !strcmp(argv[1], "resend")) {
+        rc = resend(cfg, argv[2], atoi(argv[3]));
     } else if (argc == 3 && !strcmp(argv[1], "tunedconf")) {
         rc = tuned_conf(cfg, argv[2]);
     } else if (argc == 3 && !strcmp(argv[1], "readall")) {
