@@ -197,18 +197,23 @@ static void served(lt_producer_t *p)
  * Such a report counts as a failure: the caller sends the message again,
  * which may write it twice when the earlier answer was only lost; a
  * duplicate is visible downstream (same event id), a loss is not. */
-static int unverified(rd_kafka_t *rk, const rd_kafka_message_t *rkm)
+rd_kafka_resp_err_t lt_kafka_delivery_err(const rd_kafka_message_t *rkm)
+{
+    if (rkm->err)
+        return rkm->err;
+    return rkm->offset < 0 ? LT_KAFKA_ERR_UNVERIFIED : RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* Logs an unverified report, at most once a second per process. */
+static void log_unverified(rd_kafka_t *rk, const rd_kafka_message_t *rkm)
 {
     static atomic_llong last_log;
     long long now = lt_clock_mono_ms(), then = atomic_load(&last_log);
 
-    if (rkm->err || rkm->offset >= 0)
-        return 0;
     if (now - then >= 1000 && atomic_compare_exchange_strong(&last_log, &then, now))
         lt_warn("kafka %s: %s [%d] reported delivered without an offset (librdkafka's implicit "
                 "ack, as after a leader move); counted as failed, to be sent again",
                 rd_kafka_name(rk), rd_kafka_topic_name(rkm->rkt), (int)rkm->partition);
-    return 1;
 }
 
 /* Delivery report: msg_opaque is the caller's lt_acks_t (or NULL), which
@@ -218,13 +223,13 @@ static int unverified(rd_kafka_t *rk, const rd_kafka_message_t *rkm)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
 {
     lt_acks_t *a = rkm->_private;
-    rd_kafka_resp_err_t err = rkm->err;
+    rd_kafka_resp_err_t err;
     int zero = 0;
 
     if (!a)
         return;
-    if (unverified(rk, rkm))
-        err = LT_KAFKA_ERR_UNVERIFIED;
+    if ((err = lt_kafka_delivery_err(rkm)) == LT_KAFKA_ERR_UNVERIFIED)
+        log_unverified(rk, rkm);
     if (err) {
         atomic_fetch_add(&a->failed, 1);
         atomic_compare_exchange_strong(&a->first_err, &zero, (int)err);

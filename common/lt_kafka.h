@@ -39,6 +39,9 @@ rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a);
  * lt_kafka.c). Retriable: send the message again. Outside librdkafka's
  * codes (-200..-100 local, >= -1 from brokers). */
 #define LT_KAFKA_ERR_UNVERIFIED ((rd_kafka_resp_err_t)-1000)
+/* The error a delivery report counts as: rkm->err, else
+ * LT_KAFKA_ERR_UNVERIFIED when it has no offset, else none. */
+rd_kafka_resp_err_t lt_kafka_delivery_err(const rd_kafka_message_t *rkm);
 /* rd_kafka_err2str, naming LT_KAFKA_ERR_UNVERIFIED for what it is. */
 const char *lt_kafka_err2str(rd_kafka_resp_err_t err);
 

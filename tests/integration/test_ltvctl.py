@@ -302,6 +302,10 @@ def status(st):
     arr = json.loads(expect(ctl(st, "status", "--json"), 0) and
                      ctl(st, "status", "--json").stdout)
     assert [x["id"] for x in arr] == ["acme"], arr
+    # Logs go to stderr: a librdkafka warning (a producer property given to
+    # ltvctl's consumer) must not end up inside the JSON on stdout.
+    res = ctl(st, "status", "acme", "--json", env={"LTVSYNC_KAFKA_COMPRESSION_TYPE": "none"})
+    assert "CONFWARN" in res.stderr and json.loads(res.stdout)["id"] == "acme", res
     out = expect(ctl(st, "status", "acme"), 0, "parked", "3/%d" % total, "HTTP 503",
                  "backfill [")
     assert PASSWORD not in out
