@@ -255,6 +255,28 @@ def resend_through_faults(kf, st, topic, fault, in_flight=1, rounds=10):
     return summary[0].strip(), [m.value for m in st.consume_all(topic)]
 
 
+def resent_runs(kf, st, what, fault, in_flight):
+    """Up to 3 runs of resend_through_faults on fresh topics, fault(topic,
+    r) mid-round; each must lose nothing and write nothing twice but what
+    was sent again. True once a run met a report without an offset."""
+    for run in range(3):
+        topic = unique_name("resend")
+        st.produce(topic, [b"create"], partition=0)
+        summary, logged = resend_through_faults(kf, st, topic, lambda r: fault(topic, r),
+                                                in_flight=in_flight)
+        got = collections.Counter(v for v in logged if v.startswith(b"resend-"))
+        missing = [i for i in range(500) if b"resend-%d" % i not in got]
+        print("%s, lt_kafka with resends (run %d): %s; %d missing, %d written twice"
+              % (what, run + 1, summary, len(missing), sum(1 for c in got.values() if c > 1)))
+        assert not missing, "%s: %d records reported delivered are not in the log: %s" % (
+            what, len(missing), missing[:10])
+        resent = int(re.search(r"resent=(\d+)", summary).group(1))
+        assert sum(c - 1 for c in got.values()) <= resent, "duplicates not from resends"
+        if int(re.search(r"unverified=(\d+)", summary).group(1)) > 0:
+            return True
+    return False
+
+
 def check_no_loss_to_leader_moves(kf, st):
     """librdkafka 2.0.2 reports records the old leader refused as delivered,
     without an offset (measure_leader_moves: the loss with a bare producer);
@@ -266,23 +288,10 @@ def check_no_loss_to_leader_moves(kf, st):
     two busy loops beside it neither met it in 5 runs. So the loss check is
     asserted on every run and a test that met no such report says so (the
     rule itself: unit.test_kafka_report)."""
-    for run in range(3):
-        topic = unique_name("resend")
-        st.produce(topic, [b"create"], partition=0)
-        summary, logged = resend_through_faults(
-            kf, st, topic, lambda r: kf.leader(topic, 0, 1 + r % 2))
-        got = collections.Counter(v for v in logged if v.startswith(b"resend-"))
-        missing = [i for i in range(500) if b"resend-%d" % i not in got]
-        print("leader moves, lt_kafka with resends (run %d): %s; %d missing, %d written twice"
-              % (run + 1, summary, len(missing), sum(1 for c in got.values() if c > 1)))
-        assert not missing, "%d records reported delivered are not in the log: %s" % (
-            len(missing), missing[:10])
-        resent = int(re.search(r"resent=(\d+)", summary).group(1))
-        assert sum(c - 1 for c in got.values()) <= resent, "duplicates not from resends"
-        if int(re.search(r"unverified=(\d+)", summary).group(1)) > 0:
-            return
-    print("leader moves: no report without an offset in 3 runs (a busy machine); "
-          "nothing lost")
+    if not resent_runs(kf, st, "leader moves",
+                       lambda topic, r: kf.leader(topic, 0, 1 + r % 2), in_flight=1):
+        print("leader moves: no report without an offset in 3 runs (a busy machine); "
+              "nothing lost")
 
 
 def check_no_loss_to_produce_errors_resent(kf, st):
@@ -293,23 +302,10 @@ def check_no_loss_to_produce_errors_resent(kf, st):
     lt_kafka with resends nothing is lost, and the report is met on every
     run (3-14 reports a run, also beside two busy loops), so the check
     requires meeting it."""
-    for run in range(3):
-        topic = unique_name("resend-pe")
-        st.produce(topic, [b"create"], partition=0)
-        summary, logged = resend_through_faults(
-            kf, st, topic, lambda r: kf.push_errors("Produce", ["REQUEST_TIMED_OUT"]),
-            in_flight=5)
-        got = collections.Counter(v for v in logged if v.startswith(b"resend-"))
-        missing = [i for i in range(500) if b"resend-%d" % i not in got]
-        print("pushed Produce errors, 5 in flight, lt_kafka with resends (run %d): %s; "
-              "%d missing" % (run + 1, summary, len(missing)))
-        assert not missing, "%d records reported delivered are not in the log: %s" % (
-            len(missing), missing[:10])
-        resent = int(re.search(r"resent=(\d+)", summary).group(1))
-        assert sum(c - 1 for c in got.values()) <= resent, "duplicates not from resends"
-        if int(re.search(r"unverified=(\d+)", summary).group(1)) > 0:
-            return
-    raise AssertionError("3 runs of 10 pushed Produce errors and no report without an offset")
+    assert resent_runs(kf, st, "pushed Produce errors, 5 in flight",
+                       lambda topic, r: kf.push_errors("Produce", ["REQUEST_TIMED_OUT"]),
+                       in_flight=5), \
+        "3 runs of 10 pushed Produce errors and no report without an offset"
 
 
 def coordinator_seen(bootstrap, group, topic):
