@@ -16,8 +16,10 @@ so that every scenario has fresh work in every stage):
                later one's success, confluent-kafka-go #921), without an
                offset; lt_kafka counts such a report as failed and the
                services send the record again. Before that, one event of 202
-               was missing in about 1 run of 20; test_devbroker_faults meets
-               the loss on every run and proves the resend closes it;
+               was missing in about 1 run of 20. test_devbroker_faults shows
+               each record lost to leader moves reported without an offset,
+               and lt_kafka with resends losing nothing to the same implicit
+               ack from pushed Produce errors (met on every run);
   coordinators 3 rounds, 1.5 s apart, moving the coordinator of every
                consumer group of the services (ltvsync-fetcher-live,
                ltvsync-fetcher-backfill, ltvsync-normalizer, ltvsync-sink:
