@@ -192,8 +192,9 @@ static void served(lt_producer_t *p)
  * later request of the partition succeeded, so it assumes this one's did.
  * After a partition leader moves, the old leader's refusal is taken for such
  * a lost answer and its records are reported delivered without ever being
- * written (measured in tests/integration/test_devbroker_faults.py: every
- * missing record was reported without an offset, and no written one was).
+ * written (tests/integration/test_devbroker_faults.py asserts that every
+ * record lost so was reported without an offset; in the probes behind it no
+ * written record was).
  * Such a report counts as a failure: the caller sends the message again,
  * which may write it twice when the earlier answer was only lost; a
  * duplicate is visible downstream (same event id), a loss is not. */

@@ -78,9 +78,9 @@ void lt_log_vwrite(lt_log_level_t level, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     flatten(msg);
     pthread_mutex_lock(&log_lock);
-    fprintf(log_stream ? log_stream : stdout, "%s %s %s: %s\n", ts, level_names[level], log_service,
-            msg);
-    fflush(log_stream ? log_stream : stdout);
+    FILE *out = log_stream ? log_stream : stdout;
+    fprintf(out, "%s %s %s: %s\n", ts, level_names[level], log_service, msg);
+    fflush(out);
     pthread_mutex_unlock(&log_lock);
 }
 

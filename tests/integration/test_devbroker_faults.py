@@ -221,7 +221,7 @@ def measure_leader_moves(kf, st, bootstrap, topic):
           "%d of 500 idempotent, %d of 500 without idempotence" % (idem, plain))
 
 
-def resend_through_faults(kf, st, topic, fault, in_flight=1, rounds=10):
+def resend_through_faults(kf, st, topic, fault, in_flight, rounds=10):
     """test_kafka_io resend (lt_kafka's producer as the services use it:
     idempotent, acks=all, failed reports sent again) sends rounds x 50
     messages to the topic's one partition; in the middle of round r,
@@ -235,14 +235,15 @@ def resend_through_faults(kf, st, topic, fault, in_flight=1, rounds=10):
                           "LTVSYNC_KAFKA_RECONNECT_BACKOFF_MAX_MS": "200"})
     kf.rtt(-1, 30)
     lines = []
+    err = open(st.path("%s.stderr" % topic), "w+")
     try:
         p = subprocess.Popen([bin_path("test_kafka_io"), "resend", topic, str(rounds)],
                              env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+                             stderr=err, text=True)
         try:
             for line in p.stdout:
                 lines.append(line)
-                m = re.match(r"move (\d+)", line)
+                m = re.match(r"fault (\d+)", line)
                 if m:
                     fault(int(m.group(1)))
                     p.stdin.write("go\n")
@@ -254,9 +255,13 @@ def resend_through_faults(kf, st, topic, fault, in_flight=1, rounds=10):
                 p.wait()
     finally:
         kf.clear()
+        err.seek(0)
+        errors = err.read()
+        err.close()
     out = "".join(lines)
     summary = [l for l in lines if l.startswith("sent=")]
-    assert "Sanitizer" not in out and p.returncode == 0 and summary, (p.returncode, out[-2000:])
+    assert "Sanitizer" not in errors and p.returncode == 0 and summary, \
+        (p.returncode, out[-2000:], errors[-2000:])
     return summary[0].strip(), [m.value for m in st.consume_all(topic)]
 
 

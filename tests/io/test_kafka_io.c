@@ -18,7 +18,7 @@
  *                                          from the first message to the last
  *   test_kafka_io resend TOPIC R       -> R rounds of 50 messages "resend-I",
  *                                          each with a counter of its own,
- *                                          "move R" printed mid-round and a
+ *                                          "fault R" printed mid-round and a
  *                                          stdin line awaited; those reported
  *                                          failed are sent again until all
  *                                          are delivered: "sent=N unverified=U
@@ -237,9 +237,9 @@ static int send_one(lt_producer_t *p, const char *topic, int i, lt_acks_t **acks
 
 /* What a service does with its delivery reports: a message reported failed
  * is sent again, until every one is delivered (up to 20 rounds). Each of
- * `rounds` sends 50 messages without waiting: 25, then "move R" on stdout
- * and a line read from stdin (the test moves the partition's leader
- * meanwhile), then 25 more, and waits for the round's reports. */
+ * `rounds` sends 50 messages without waiting: 25, then "fault R" on stdout
+ * and a line read from stdin (the test injects its fault meanwhile), then
+ * 25 more, and waits for the round's reports. */
 static int resend(const lt_config_t *cfg, const char *topic, int rounds)
 {
     char errstr[512], line[16];
@@ -259,7 +259,7 @@ static int resend(const lt_config_t *cfg, const char *topic, int rounds)
             goto done;
         lt_producer_poll(p, 0);
         if (i % 50 == 24) {
-            printf("move %d\n", i / 50);
+            printf("fault %d\n", i / 50);
             fflush(stdout);
             if (!fgets(line, sizeof(line), stdin))
                 goto done;
