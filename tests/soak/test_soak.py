@@ -48,11 +48,14 @@ END_BOUND_S = 45 + 180   # a pending claim of the leader's own term waits 45 s
 FAULT_KINDS = ("kill", "redis_stop", "crm_hostile", "broker_down")
 
 
-def vm_rss_kib(pid):
+def status_kib(pid, field="VmRSS"):
+    """A KiB figure of /proc/PID/status: VmRSS, or RssAnon (the private
+    part: the heap, arenas and stacks, where a leak shows; the rest of RSS
+    is mostly shared-library pages)."""
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -66,7 +69,8 @@ class Soak:
         self.procs = dict(pl.procs)
         self.procs.update({"redis-server": st.redis, "devbroker": pl.broker, "crm-sim": pl.sim})
         self.samples = []          # (t, {name: kib}, redis used_memory or None,
-        #                            {service: heap in use, bytes})
+        #                            {service: heap in use, bytes},
+        #                            {name: anonymous kib})
         self.restarts = {n: 0 for n in self.procs}
         self.faults = []           # (t, description)
         self.changes = []          # (t, action, transaction id)
@@ -112,11 +116,12 @@ class Soak:
         return None
 
     def sample(self):
-        rss = {n: vm_rss_kib(p.pid) for n, p in self.procs.items() if p.alive()}
+        rss = {n: status_kib(p.pid) for n, p in self.procs.items() if p.alive()}
+        anon = {n: status_kib(p.pid, "RssAnon") for n, p in self.procs.items() if p.alive()}
         used = self.redis_used()
         heap = {n: self.heap(p) for n, p in self.procs.items()
                 if n.startswith("ltvsync-") and p.alive()}
-        self.samples.append((self.now(), rss, used, heap))
+        self.samples.append((self.now(), rss, used, heap, anon))
         self.log("sample: %s; redis used_memory %s; heap %s" % (
             " ".join("%s=%.0fM" % (n.replace("ltvsync-", ""), v / 1024.0)
                      for n, v in sorted(rss.items()) if v), used,
@@ -197,18 +202,25 @@ class Soak:
     def table(self):
         ref = next((s for s in self.samples if s[0] >= REF_S), self.samples[-1])
         end = self.samples[-1]
-        print("\nmemory (VmRSS MiB) at %.0fs vs the end (%.0fs):" % (ref[0], end[0]))
-        print("  %-20s %9s %9s %8s %9s  %s" % ("process", "at ref", "end", "growth", "max",
-                                             "restarts"))
+        print("\nmemory (VmRSS MiB; anon: its private part, RssAnon) at %.0fs vs the end (%.0fs):"
+              % (ref[0], end[0]))
+        print("  %-20s %9s %9s %8s %9s  %-8s %9s %9s %8s" % (
+            "process", "at ref", "end", "growth", "max", "restarts", "anon ref", "anon end",
+            "growth"))
+
+        def cols(a, b):
+            g = (b - a) * 100.0 / a if a and b else None
+            return ("%.1f" % (a / 1024.0) if a else "-", "%.1f" % (b / 1024.0) if b else "-",
+                    "%+.1f%%" % g if g is not None else "-"), g
         rows = []
         for n in sorted(self.procs):
             a, b = ref[1].get(n), end[1].get(n)
             peak = max((s[1].get(n) or 0) for s in self.samples)
-            g = (b - a) * 100.0 / a if a and b else None
+            (ta, tb, tg), g = cols(a, b)
             rows.append((n, a, b, g))
-            print("  %-20s %9s %9s %8s %9.1f  %d" % (
-                n, "%.1f" % (a / 1024.0) if a else "-", "%.1f" % (b / 1024.0) if b else "-",
-                "%+.1f%%" % g if g is not None else "-", peak / 1024.0, self.restarts[n]))
+            anon, _ = cols(ref[4].get(n), end[4].get(n))
+            print("  %-20s %9s %9s %8s %9.1f  %-8d %9s %9s %8s"
+                  % ((n, ta, tb, tg, peak / 1024.0, self.restarts[n]) + anon))
         used = [s[2] for s in self.samples if s[2] is not None]
         ref_used = next((s[2] for s in self.samples if s[0] >= REF_S and s[2]), None)
         print("  redis used_memory: max %.2f MiB, at ref %s MiB, end %s MiB" % (
