@@ -27,6 +27,7 @@ LTVSYNC_SOAK_SEED picks another fault and change sequence.
 """
 import datetime
 import json
+import math
 import os
 import random
 import signal
@@ -43,6 +44,11 @@ SEED = int(os.environ.get("LTVSYNC_SOAK_SEED", "20261202"))
 MUTATE_EVERY = 20.0
 SAMPLE_EVERY = 30.0
 REF_S = min(300.0, SOAK_S / 2)
+# The dev broker keeps about 5 MiB a partition (librdkafka's mock; it
+# evicts the oldest records beyond that, and an eviction fails the soak):
+# 4 partitions hold 30 minutes of this sync, so a longer soak gets 4 more
+# for every 30 minutes.
+PARTITIONS = 4 * max(1, int(math.ceil(SOAK_S / 1800.0)))
 RPS, IN_FLIGHT = 20, 4
 END_BOUND_S = 45 + 180   # a pending claim of the leader's own term waits 45 s
 FAULT_KINDS = ("kill", "redis_stop", "crm_hostile", "broker_down")
@@ -244,10 +250,11 @@ def main():
     if SOAK_S < 60:
         raise HarnessError("LTVSYNC_SOAK_SECONDS must be at least 60")
     rng = random.Random(SEED)
-    print("soak %.0f s, a fault every %.0f s, a change every %.0f s, seed %d"
-          % (SOAK_S, FAULT_EVERY, MUTATE_EVERY, SEED), flush=True)
+    print("soak %.0f s, a fault every %.0f s, a change every %.0f s, seed %d, %d partitions"
+          % (SOAK_S, FAULT_EVERY, MUTATE_EVERY, SEED, PARTITIONS), flush=True)
     with Stack("soak") as st:
         pl = Pipeline(st, customers=300, days=120, latency_ms=20, max_rps=RPS,
+                      partitions=PARTITIONS,
                       max_in_flight=IN_FLIGHT, sync_interval="10s")
         pl.start_services()
         soak = Soak(st, pl, rng)
