@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,15 @@ struct lt_redis_s {
     int map_stale;  /* refresh the slot map before the next command */
     char errstr[512];
     node_t *pending; /* the node an lt_redis_eval_send awaits a reply from */
+    atomic_int down; /* lt_redis_down: set by the public calls, read by any thread */
 };
+
+/* Notes the outcome of a public call for lt_redis_down; returns reply. */
+static redisReply *noted(lt_redis_t *r, redisReply *reply)
+{
+    atomic_store(&r->down, reply == NULL);
+    return reply;
+}
 
 /* Guards lt_redis_script_t.sha, which threads with their own connections may
  * share. */
@@ -647,7 +656,7 @@ redisReply *lt_redis_argv(lt_redis_t *r, int argc, const char **argv, const size
 {
     argv_cmd_t a = {argc, argv, argvlen};
     node_t *at;
-    return run_argv(r, &a, &at);
+    return noted(r, run_argv(r, &a, &at));
 }
 
 typedef struct {
@@ -714,7 +723,7 @@ redisReply *lt_redis_cmd(lt_redis_t *r, const char *fmt, ...)
             redisFreeCommand(cmd);
     }
     va_end(ap);
-    return reply;
+    return noted(r, reply);
 }
 
 /* SCRIPT LOAD on node n (any node when NULL); stores the sha. 0 or -1
@@ -812,8 +821,8 @@ static redisReply *eval_again(lt_redis_t *r, node_t *n, lt_redis_script_t *scrip
     return evalsha(r, script, nkeys, argc, argv, argvlen, &at);
 }
 
-redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
-                          const char **argv, const size_t *argvlen)
+static redisReply *eval_call(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                             const char **argv, const size_t *argvlen)
 {
     redisReply *reply;
     node_t *at;
@@ -825,6 +834,12 @@ redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys, i
         return reply;
     freeReplyObject(reply);
     return eval_again(r, at, script, nkeys, argc, argv, argvlen);
+}
+
+redisReply *lt_redis_eval(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                          const char **argv, const size_t *argvlen)
+{
+    return noted(r, eval_call(r, script, nkeys, argc, argv, argvlen));
 }
 
 int lt_redis_eval_send(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
@@ -861,11 +876,13 @@ fail:
 end:
     free(av);
     free(al);
+    if (rc < 0) /* on the wire is not yet a reply: success leaves it as it was */
+        atomic_store(&r->down, 1);
     return rc;
 }
 
-redisReply *lt_redis_eval_recv(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
-                               const char **argv, const size_t *argvlen)
+static redisReply *eval_recv_call(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                                  const char **argv, const size_t *argvlen)
 {
     void *reply = NULL;
     node_t *n = r->pending;
@@ -889,9 +906,15 @@ redisReply *lt_redis_eval_recv(lt_redis_t *r, lt_redis_script_t *script, int nke
          * (a redirected command did not run) */
         freeReplyObject(reply);
         r->map_stale = 1;
-        return lt_redis_eval(r, script, nkeys, argc, argv, argvlen);
+        return eval_call(r, script, nkeys, argc, argv, argvlen);
     }
     return reply;
+}
+
+redisReply *lt_redis_eval_recv(lt_redis_t *r, lt_redis_script_t *script, int nkeys, int argc,
+                               const char **argv, const size_t *argvlen)
+{
+    return noted(r, eval_recv_call(r, script, nkeys, argc, argv, argvlen));
 }
 
 int lt_redis_is_cluster(const lt_redis_t *r)
@@ -926,6 +949,11 @@ int lt_redis_key_slot(const char *key, size_t len)
 const char *lt_redis_errstr(const lt_redis_t *r)
 {
     return r->errstr;
+}
+
+int lt_redis_down(const lt_redis_t *r)
+{
+    return atomic_load(&r->down);
 }
 
 int lt_redis_ping(lt_redis_t *r)

@@ -66,6 +66,14 @@ int lt_redis_is_cluster(const lt_redis_t *r);
 int lt_redis_key_slot(const char *key, size_t len);
 
 const char *lt_redis_errstr(const lt_redis_t *r);
+
+/* 1 when the last call through r failed (no reply: Redis unreachable,
+ * frozen past the timeout, a broken connection), 0 once a call got a
+ * reply. Any thread may ask (the HTTP thread's readiness does) while the
+ * owner calls: a service stops its pass at the first failure and turns
+ * unready at once, rather than after every command left has timed out. */
+int lt_redis_down(const lt_redis_t *r);
+
 /* 1 after a successful PING. */
 int lt_redis_ping(lt_redis_t *r);
 

@@ -25,10 +25,16 @@
 #include "scheduler.h"
 
 static atomic_int ready; /* written by the main loop, read by the HTTP thread */
+static lt_redis_t *_Atomic ready_redis;
 
+/* Ready while the last lease tick reached Redis and no call failed since:
+ * a Redis that stops answering mid-pass turns the scheduler unready at its
+ * first timeout, not after the pass and the next lease tick timed out too. */
 static int is_ready(void *opaque)
 {
-    return atomic_load(&ready);
+    lt_redis_t *r = atomic_load(&ready_redis);
+    (void)opaque;
+    return atomic_load(&ready) && r && !lt_redis_down(r);
 }
 
 /* 1 when nothing changed in Redis behind the planner's back since the last
@@ -102,6 +108,8 @@ static void tick(sched_ctx_t *ctx, sched_lease_t *lease, lt_registry_t *reg, sch
         planned++;
         if (n > 0)
             lt_metric_add(m->jobs, n);
+        if (lt_redis_down(ctx->redis))
+            break; /* each integration left would wait for its own timeout */
     }
     lt_metric_add(m->planned, (int64_t)planned);
     lt_metric_add(m->skipped, (int64_t)(reg->count - planned));
@@ -183,6 +191,7 @@ int main(int argc, char **argv)
     ctx.cfg = cfg, ctx.redis = redis, ctx.producer = producer, ctx.lease = &lease;
     ctx.prefix = lt_config_str(cfg, "REDIS_PREFIX");
     lt_uuid_v4(ctx.run_id);
+    atomic_store(&ready_redis, redis);
     lt_info("started (holder %s, http port %d)", lease.holder, lt_httpd_port(httpd));
 
     /* A pass runs every SCHEDULER_TICK, and at once when an integration is

@@ -488,7 +488,9 @@ static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan)
     int rc = 0;
     if (plan->n && lt_producer_wait(ctx->producer, plan->acks, SETTLE_WAIT_MS) != LT_OK) {
         lt_warn("integration %s: jobs not acknowledged; retrying next tick", in->id);
-        for (size_t i = 0; i < plan->n; i++)
+        /* Redis gone: the claims left stay pending (re-made after
+         * PENDING_CLAIM_MS) rather than each waiting for a timeout. */
+        for (size_t i = 0; i < plan->n && !lt_redis_down(ctx->redis); i++)
             release(ctx, in, plan->claims[i].key, plan->claims[i].value);
         rc = -1;
     } else if (plan->n) {
