@@ -236,8 +236,8 @@ int main(int argc, char **argv)
     rc = 0;
 end:
     lt_producer_destroy(producer, 10000);
+    lt_httpd_stop(httpd); /* before the Redis handle its readiness reads */
     lt_redis_destroy(redis);
-    lt_httpd_stop(httpd);
     lt_registry_watch_destroy(regwatch);
     lt_registry_release(&reg);
     sched_due_destroy(due);
