@@ -54,18 +54,20 @@ END_BOUND_S = 45 + 180   # a pending claim of the leader's own term waits 45 s
 FAULT_KINDS = ("kill", "redis_stop", "crm_hostile", "broker_down")
 
 
-def status_kib(pid, field="VmRSS"):
-    """A KiB figure of /proc/PID/status: VmRSS, or RssAnon (the private
+def status_kib(pid):
+    """{field: KiB} of /proc/PID/status for VmRSS and RssAnon (the private
     part: the heap, arenas and stacks, where a leak shows; the rest of RSS
-    is mostly shared-library pages)."""
+    is mostly shared-library pages); {} when the process is gone."""
+    out = {}
     try:
         with open("/proc/%d/status" % pid) as f:
             for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
+                key = line.split(":", 1)[0]
+                if key in ("VmRSS", "RssAnon"):
+                    out[key] = int(line.split()[1])
     except OSError:
         pass
-    return None
+    return out
 
 
 class Soak:
@@ -122,8 +124,9 @@ class Soak:
         return None
 
     def sample(self):
-        rss = {n: status_kib(p.pid) for n, p in self.procs.items() if p.alive()}
-        anon = {n: status_kib(p.pid, "RssAnon") for n, p in self.procs.items() if p.alive()}
+        status = {n: status_kib(p.pid) for n, p in self.procs.items() if p.alive()}
+        rss = {n: v.get("VmRSS") for n, v in status.items()}
+        anon = {n: v.get("RssAnon") for n, v in status.items()}
         used = self.redis_used()
         heap = {n: self.heap(p) for n, p in self.procs.items()
                 if n.startswith("ltvsync-") and p.alive()}
