@@ -6,7 +6,14 @@ is killed at once and restarted. A second merchant syncs on the same
 cluster throughout. Afterwards:
   - the latest downstream version of every event_id equals the oracle's for
     both merchants, nothing missing or unexpected;
-  - no downstream duplicate with identical content (fetched_at aside);
+  - no downstream duplicate with identical content (fetched_at aside),
+    but for the sink's crash window: a sink killed after downstream took a
+    batch and before its hashes were recorded in Redis leaves those events
+    unrecorded, and the next sink writes them once more (services/sink/
+    batch.c; README "Known gaps"). Such copies are told apart by their
+    CreateTime (the copy before produced at most CRASH_WINDOW_S before a
+    sink kill, the copy after once it restarted), counted and reported;
+    any other copy fails the test;
   - the CRM counted 0 limit violations (429s) on either account;
   - most kills happened while the sync was still under way;
   - nothing went to the DLQ; no secret in any topic or log;
@@ -20,10 +27,17 @@ import time
 
 from faultrow import report
 from ltharness import HarnessError, Stack, wait_until
-from pipeline import Pipeline, duplicates, latest
+from pipeline import Pipeline, crash_window_copies, duplicates, latest
 
 TRIALS = 20
 BOUND_S = 120  # the next leader re-makes a killed scheduler's pending claims at once
+# From a batch's produce to its hashes recorded: the acknowledgements, the
+# next batch's collect (50 ms), lookup and produce, then the record call.
+# bench/sink_crash_window.py (ASan, idle machine) found the first copies
+# produced 0.03-0.05 s before the kill; this allows for a busy machine. A
+# copy produced longer before a sink kill was recorded and must not come
+# again.
+CRASH_WINDOW_S = 5.0
 
 
 def rows_fetched(pl):
@@ -34,6 +48,7 @@ def rows_fetched(pl):
 def kill(p):
     p.popen.send_signal(signal.SIGKILL)
     p.popen.wait(10)
+    return time.time()
 
 
 def main():
@@ -50,22 +65,27 @@ def main():
                    "the first rows fetched", interval=0.5)
         names = sorted(procs)
         late = 0
+        sink_kills = []   # (killed, restarted), wall clock
         for trial in range(TRIALS):
             time.sleep(rng.uniform(0.2, 1.5))
             name = rng.choice(names)
             late += pl.synced()
             print("%5.1fs trial %d: kill -9 %s (rows so far %d)"
                   % (time.monotonic() - t0, trial + 1, name, rows_fetched(pl)))
-            kill(procs[name])
+            t_kill = kill(procs[name])
             st.restart(procs[name])
+            if name == "ltvsync-sink":
+                sink_kills.append((t_kill, time.time()))
         time.sleep(1.0)
         late += pl.synced()
         print("%5.1fs kill -9 all (rows so far %d)" % (time.monotonic() - t0, rows_fetched(pl)))
         for p in procs.values():
             p.popen.send_signal(signal.SIGKILL)
+        t_kill = time.time()
         for p in procs.values():
             p.popen.wait(10)
             st.restart(p)
+        sink_kills.append((t_kill, time.time()))
         t_last = time.monotonic()
         if late > TRIALS // 4:
             raise HarnessError("the sync finished before %d of the kills: slow it down" % late)
@@ -77,7 +97,11 @@ def main():
         got = pl.wait_downstream(want, timeout=90)
         msgs = pl.downstream()
         dups = duplicates(msgs)
-        for d in dups[:10]:
+        window, other = crash_window_copies(msgs, sink_kills, CRASH_WINDOW_S)
+        for eid, ts_a, ts_b, before in window[:10]:
+            print("copy from the sink's crash window: %s, first copy produced %.2f s before "
+                  "the kill" % (eid, before))
+        for d in other[:10]:
             print("DUPLICATE", d)
         dlq = st.consume_all("ltvsync.dlq")
         for m in dlq[:5]:
@@ -86,15 +110,18 @@ def main():
         for where, secret in leaks[:10]:
             print("LEAK of a secret (%d chars) in %s" % (len(secret), where))
         violations = pl.api.stats()["violations"] + calm.api.stats()["violations"]
-        print("events %d, downstream messages %d, duplicates %d, dlq %d, leaks %d, "
-              "violations %d, %.0fs" % (len(got), len(msgs), len(dups), len(dlq), len(leaks),
-                                        violations, time.monotonic() - t0))
+        print("events %d, downstream messages %d, unchanged copies %d (%d from the sink's "
+              "crash window, %d other), dlq %d, leaks %d, violations %d, %.0fs"
+              % (len(got), len(msgs), len(window) + len(other), len(window), len(other),
+                 len(dlq), len(leaks), violations, time.monotonic() - t0))
         report("kill -9 of a random service at a random moment, then of all", trials=TRIALS + 1,
-               lost=len(set(want) - set(latest(msgs))), dups=len(dups), violations=violations, recover_s=recover,
-               note="seed %d" % seed)
+               lost=len(set(want) - set(latest(msgs))), dups=len(dups), violations=violations,
+               recover_s=recover,
+               note="seed %d; %d sink kills; %d copies from the sink's crash window"
+               % (seed, len(sink_kills), len(window)))
         for p in procs.values():
             st.stop(p, signal.SIGTERM, 30)
-        return 1 if dups or dlq or leaks or violations else 0
+        return 1 if other or dlq or leaks or violations else 0
 
 
 if __name__ == "__main__":
