@@ -16,14 +16,17 @@ integration's backfill first, then a new merchant's each time):
               and 40 OffsetCommit errors (NOT_COORDINATOR,
               COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT,
               COORDINATOR_LOAD_IN_PROGRESS);
-  groups      20 Heartbeat (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
-              REBALANCE_IN_PROGRESS), 20 JoinGroup (COORDINATOR_LOAD_IN_PROGRESS,
-              COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR), 20 SyncGroup
-              (COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR,
-              REBALANCE_IN_PROGRESS) and 20 FindCoordinator
+  groups      GROUP_ERRORS (9) each of Heartbeat (NOT_COORDINATOR,
+              COORDINATOR_NOT_AVAILABLE, REBALANCE_IN_PROGRESS), JoinGroup
+              (COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE,
+              NOT_COORDINATOR), SyncGroup (COORDINATOR_NOT_AVAILABLE,
+              NOT_COORDINATOR, REBALANCE_IN_PROGRESS) and FindCoordinator
               (COORDINATOR_NOT_AVAILABLE, COORDINATOR_LOAD_IN_PROGRESS)
-              errors, with the normalizer restarted meanwhile (a new member:
-              every normalizer request of the group protocol happens again).
+              errors, every code at least 3 times, with the normalizer
+              restarted meanwhile (a new member: every normalizer request of
+              the group protocol happens again). Each error costs a lost
+              session or a rebalance of the mock (5-6 s): 20 of each took
+              40-60 s to recover from, a quarter of the whole test.
 
 Produce errors and the mock: it checks idempotent producers' sequence
 numbers only for transactional ones, so a Produce request failed by a pushed
@@ -60,9 +63,11 @@ from test_kafka_faults_cluster import SAFE_ENV, KafkaFaultRun  # noqa: E402
 
 # From the last push to downstream == oracle (the sync work left included).
 # Measured under ASan on 2 busy cores: 16-22 s (data path), 13-17 s
-# (consumers), 40-60 s (groups: every lost session is 6 s, every rebalance of
-# the mock up to 5 s more, and each error prolongs one of them).
+# (consumers), 40-60 s (groups, with 20 errors of each API: every lost
+# session is 6 s, every rebalance of the mock up to 5 s more, and each error
+# prolongs one of them).
 BOUND_S = 150
+GROUP_ERRORS = 9
 # One Produce request in flight per connection: see "Produce errors and the
 # mock" above.
 ENV = dict(SAFE_ENV, LTVSYNC_KAFKA_MAX_IN_FLIGHT="1")
@@ -148,19 +153,19 @@ def groups(run):
     mark = run.log_mark()
     used = push(run, [
         ("Heartbeat", burst(["NOT_COORDINATOR", "COORDINATOR_NOT_AVAILABLE",
-                             "REBALANCE_IN_PROGRESS"], 20)),
+                             "REBALANCE_IN_PROGRESS"], GROUP_ERRORS)),
         ("JoinGroup", burst(["COORDINATOR_LOAD_IN_PROGRESS", "COORDINATOR_NOT_AVAILABLE",
-                             "NOT_COORDINATOR"], 20)),
+                             "NOT_COORDINATOR"], GROUP_ERRORS)),
         ("SyncGroup", burst(["COORDINATOR_NOT_AVAILABLE", "NOT_COORDINATOR",
-                             "REBALANCE_IN_PROGRESS"], 20)),
+                             "REBALANCE_IN_PROGRESS"], GROUP_ERRORS)),
         ("FindCoordinator", burst(["COORDINATOR_NOT_AVAILABLE",
-                                   "COORDINATOR_LOAD_IN_PROGRESS"], 20))])
+                                   "COORDINATOR_LOAD_IN_PROGRESS"], GROUP_ERRORS))])
     t_push = time.monotonic()
     run.restart("ltvsync-normalizer")
     run.settle("bursts of Heartbeat, JoinGroup, SyncGroup, FindCoordinator errors mid-sync",
                t_push, bound=BOUND_S,
-               note=lambda: "20 of each (normalizer restarted); %d log lines name them, %d "
-               "lost sessions (SESSTMOUT)" % (run.log_count(mark, describe(used)),
+               note=lambda: "%d of each (normalizer restarted); %d log lines name them, %d "
+               "lost sessions (SESSTMOUT)" % (GROUP_ERRORS, run.log_count(mark, describe(used)),
                                               run.log_count(mark, ["SESSTMOUT"])))
     run.faults.clear()
 
