@@ -10,10 +10,10 @@ cluster throughout. Afterwards:
     but for the sink's crash window: a sink killed after downstream took a
     batch and before its hashes were recorded in Redis leaves those events
     unrecorded, and the next sink writes them once more (services/sink/
-    batch.c; README "Known gaps"). Such copies are told apart by their
-    CreateTime (the copy before produced at most CRASH_WINDOW_S before a
-    sink kill, the copy after once it restarted), counted and reported;
-    any other copy fails the test;
+    batch.c; README "Known gap"). Such copies are told apart by their
+    CreateTime (the copy before produced at most SINK_CRASH_WINDOW_S,
+    tests/lib/pipeline.py, before a sink kill, the copy after once it
+    restarted), counted and reported; any other copy fails the test;
   - the CRM counted 0 limit violations (429s) on either account;
   - most kills happened while the sync was still under way;
   - nothing went to the DLQ; no secret in any topic or log;
@@ -31,13 +31,6 @@ from pipeline import Pipeline, crash_window_copies, duplicates, latest
 
 TRIALS = 20
 BOUND_S = 120  # the next leader re-makes a killed scheduler's pending claims at once
-# From a batch's produce to its hashes recorded: the acknowledgements, the
-# next batch's collect (50 ms), lookup and produce, then the record call.
-# bench/sink_crash_window.py (ASan, idle machine) found the first copies
-# produced 0.03-0.05 s before the kill; this allows for a busy machine. A
-# copy produced longer before a sink kill was recorded and must not come
-# again.
-CRASH_WINDOW_S = 5.0
 
 
 def rows_fetched(pl):
@@ -97,7 +90,7 @@ def main():
         got = pl.wait_downstream(want, timeout=90)
         msgs = pl.downstream()
         dups = duplicates(msgs)
-        window, other = crash_window_copies(msgs, sink_kills, CRASH_WINDOW_S)
+        window, other = crash_window_copies(msgs, sink_kills)
         for eid, ts_a, ts_b, before in window[:10]:
             print("copy from the sink's crash window: %s, first copy produced %.2f s before "
                   "the kill" % (eid, before))
