@@ -18,11 +18,10 @@ import signal
 import sys
 import threading
 import time
-import uuid
 
 sys.path.insert(0, os.path.join(os.environ["LTVSYNC_SRC_DIR"], "tests", "integration"))
-import test_sink as ts  # noqa: E402  make_event, key_of, encode, caught_up
-from ltharness import Stack, unique_name, wait_until  # noqa: E402
+import test_sink as ts  # noqa: E402  sink_stack, make_event, key_of, encode, caught_up
+from ltharness import Stack, wait_until  # noqa: E402
 from pipeline import crash_window_copies  # noqa: E402
 
 KILLS = int(os.environ.get("KILLS", "10"))
@@ -36,14 +35,8 @@ GAP_S = (9.0, 13.0)
 def main():
     rng = random.Random(SEED)
     with Stack("bench-sink-crash") as st:
-        st.start_redis()
-        st.start_devbroker(partitions=4)
-        integ = "it-%s" % uuid.uuid4().hex[:8]
-        t_events, t_down, t_dlq = (unique_name(x) for x in ("events", "down", "dlq"))
-        group = unique_name("sink")
-        env = {"LTVSYNC_TOPIC_EVENTS": t_events, "LTVSYNC_TOPIC_DOWNSTREAM": t_down,
-               "LTVSYNC_TOPIC_DLQ": t_dlq, "LTVSYNC_GROUP_ID": group,
-               "LTVSYNC_KAFKA_SESSION_TIMEOUT_MS": "6000"}
+        integ, t_events, t_down, _, group, env = ts.sink_stack(
+            st, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="6000")
         stop, sent = threading.Event(), [0]
 
         def feed():

@@ -207,19 +207,27 @@ def mutations(valid):
     return out
 
 
+def sink_stack(st, **extra):
+    """Redis and a 4-partition devbroker in st, and a sink's own names:
+    (integration id, events topic, downstream topic, DLQ topic, group, the
+    sink's env with extra on top)."""
+    st.start_redis()
+    st.start_devbroker(partitions=4)
+    integ = "it-%s" % uuid.uuid4().hex[:8]
+    t_events, t_down, t_dlq = (unique_name(x) for x in ("events", "down", "dlq"))
+    group = unique_name("sink")
+    env = {"LTVSYNC_TOPIC_EVENTS": t_events, "LTVSYNC_TOPIC_DOWNSTREAM": t_down,
+           "LTVSYNC_TOPIC_DLQ": t_dlq, "LTVSYNC_GROUP_ID": group}
+    env.update(extra)
+    return integ, t_events, t_down, t_dlq, group, env
+
+
 def main():
     with Stack("sink") as st:
-        st.start_redis()
-        st.start_devbroker(partitions=4)
-        integ = "it-%s" % uuid.uuid4().hex[:8]
-        t_events, t_down, t_dlq = (unique_name(x) for x in ("events", "down", "dlq"))
-        group = unique_name("sink")
-        env = {"LTVSYNC_TOPIC_EVENTS": t_events, "LTVSYNC_TOPIC_DOWNSTREAM": t_down,
-               "LTVSYNC_TOPIC_DLQ": t_dlq, "LTVSYNC_GROUP_ID": group,
-               "LTVSYNC_KAFKA_SESSION_TIMEOUT_MS": "6000",
-               "LTVSYNC_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-               "LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS": "500",
-               "LTVSYNC_SHUTDOWN_GRACE": "10s"}
+        integ, t_events, t_down, t_dlq, group, env = sink_stack(
+            st, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="6000",
+            LTVSYNC_KAFKA_HEARTBEAT_INTERVAL_MS="500",
+            LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500", LTVSYNC_SHUTDOWN_GRACE="10s")
         v = schema_validator()
         n = 240
         events = [make_event(i, integ) for i in range(n)]

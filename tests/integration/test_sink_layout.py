@@ -11,15 +11,14 @@ current one (`P dd2:<G>:<B>`, 4 id bytes a field; services/sink/store.c).
    holds them again.
 4. Control: with both layouts deleted the same copies are written again,
    so step 3 could have failed."""
-import json
 import os
 import sys
 import uuid
 
-from ltharness import Stack, unique_name, wait_until
+from ltharness import Stack, wait_until
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__)))
-from test_sink import caught_up, encode, key_of, make_event, metric  # noqa: E402
+from test_sink import caught_up, encode, key_of, make_event, metric, sink_stack  # noqa: E402
 
 N = 120
 
@@ -33,15 +32,8 @@ def bucket_and_field(event_id):
 
 def main():
     with Stack("sink-layout") as st:
-        st.start_redis()
-        st.start_devbroker(partitions=4)
-        integ = "it-%s" % uuid.uuid4().hex[:8]
-        t_events, t_down, t_dlq = (unique_name(x) for x in ("events", "down", "dlq"))
-        group = unique_name("sink")
-        env = {"LTVSYNC_TOPIC_EVENTS": t_events, "LTVSYNC_TOPIC_DOWNSTREAM": t_down,
-               "LTVSYNC_TOPIC_DLQ": t_dlq, "LTVSYNC_GROUP_ID": group,
-               "LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS": "500",
-               "LTVSYNC_SHUTDOWN_GRACE": "10s"}
+        integ, t_events, t_down, t_dlq, group, env = sink_stack(
+            st, LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500", LTVSYNC_SHUTDOWN_GRACE="10s")
         r = st.redis.client()
         events = [make_event(i, integ) for i in range(N)]
         st.produce(t_events, [(key_of(e), encode(e)) for e in events])
