@@ -56,11 +56,7 @@ def main():
             time.sleep(3)
             for _ in range(KILLS):
                 time.sleep(rng.uniform(*GAP_S))
-                sink.popen.send_signal(signal.SIGKILL)
-                sink.popen.wait(10)
-                t_kill = time.time()
-                st.restart(sink)
-                kills.append((t_kill, time.time()))
+                kills.append(st.kill_restart(sink))
             time.sleep(2)
         finally:
             stop.set()

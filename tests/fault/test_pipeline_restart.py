@@ -38,12 +38,6 @@ def rows_fetched(pl):
     return sum(v["rows"] for v in s["streams"].values()) if s else 0
 
 
-def kill(p):
-    p.popen.send_signal(signal.SIGKILL)
-    p.popen.wait(10)
-    return time.time()
-
-
 def main():
     seed = int(os.environ.get("LTVSYNC_FAULT_SEED", "20261202"))
     rng = random.Random(seed)
@@ -65,10 +59,9 @@ def main():
             late += pl.synced()
             print("%5.1fs trial %d: kill -9 %s (rows so far %d)"
                   % (time.monotonic() - t0, trial + 1, name, rows_fetched(pl)))
-            t_kill = kill(procs[name])
-            st.restart(procs[name])
+            times = st.kill_restart(procs[name])
             if name == "ltvsync-sink":
-                sink_kills.append((t_kill, time.time()))
+                sink_kills.append(times)
         time.sleep(1.0)
         late += pl.synced()
         print("%5.1fs kill -9 all (rows so far %d)" % (time.monotonic() - t0, rows_fetched(pl)))

@@ -306,6 +306,15 @@ class Stack:
         proc._spawn()
         return proc
 
+    def kill_restart(self, proc):
+        """kill -9 of proc, then started again at once; returns (killed,
+        restarted), wall-clock seconds (comparable to a record's CreateTime)."""
+        proc.popen.send_signal(signal.SIGKILL)
+        proc.popen.wait(10)
+        killed = time.time()
+        self.restart(proc)
+        return killed, time.time()
+
     def stop(self, proc, sig=signal.SIGTERM, timeout=15.0):
         """Sends sig and waits; SIGKILL after timeout. Returns the exit code
         (negative for a signal, as subprocess does)."""

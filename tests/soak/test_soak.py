@@ -172,13 +172,9 @@ class Soak:
         if kind == "kill":
             name = self.rng.choice(sorted(pl.procs))
             self.log("fault: kill -9 %s and restart" % name)
-            p = pl.procs[name]
-            p.popen.send_signal(signal.SIGKILL)
-            p.popen.wait(10)
-            t_kill = time.time()
-            st.restart(p)
+            times = st.kill_restart(pl.procs[name])
             if name == "ltvsync-sink":
-                self.sink_kills.append((t_kill, time.time()))
+                self.sink_kills.append(times)
             self.restarts[name] += 1
             desc = "kill -9 " + name
         elif kind == "redis_stop":
