@@ -37,6 +37,9 @@ struct lt_acks_s {
     atomic_long failed;
     atomic_int first_err; /* rd_kafka_resp_err_t of the first failure */
     atomic_int refs;      /* the owner's + one per message not yet reported */
+    /* Where the last successful delivery landed (-1: none yet). */
+    atomic_int last_partition;
+    atomic_llong last_offset;
 };
 
 struct lt_consumer_s {
@@ -146,8 +149,11 @@ lt_acks_t *lt_acks_new(void)
 {
     lt_acks_t *a = calloc(1, sizeof(*a));
 
-    if (a)
+    if (a) {
         atomic_store(&a->refs, 1);
+        atomic_store(&a->last_partition, -1);
+        atomic_store(&a->last_offset, -1);
+    }
     return a;
 }
 
@@ -165,6 +171,13 @@ long lt_acks_pending(const lt_acks_t *a)
 long lt_acks_failed(const lt_acks_t *a)
 {
     return atomic_load(&a->failed);
+}
+
+int lt_acks_last(const lt_acks_t *a, int32_t *partition, int64_t *offset)
+{
+    *offset = (int64_t)atomic_load(&a->last_offset);
+    *partition = (int32_t)atomic_load(&a->last_partition);
+    return *partition >= 0 ? 0 : -1;
 }
 
 rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a)
@@ -234,6 +247,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opa
     if (err) {
         atomic_fetch_add(&a->failed, 1);
         atomic_compare_exchange_strong(&a->first_err, &zero, (int)err);
+    } else {
+        atomic_store(&a->last_offset, (long long)rkm->offset);
+        atomic_store(&a->last_partition, (int)rkm->partition);
     }
     atomic_fetch_sub(&a->pending, 1);
     lt_acks_release(a);
@@ -286,9 +302,9 @@ fail:
     return NULL;
 }
 
-static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
-                        const void *val, size_t vallen, int msgflags, lt_acks_t *acks, char *errstr,
-                        size_t errlen)
+static lt_err_t produce(lt_producer_t *p, const char *topic, int32_t partition, const void *key,
+                        size_t keylen, const void *val, size_t vallen, int msgflags,
+                        lt_acks_t *acks, char *errstr, size_t errlen)
 {
     long long deadline = lt_clock_mono_ms() + LT_QUEUE_FULL_WAIT_MS;
     rd_kafka_resp_err_t err;
@@ -299,9 +315,9 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, const void *key, si
     }
     for (;;) {
         err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key ? keylen : 0),
-            RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen), RD_KAFKA_V_MSGFLAGS(msgflags),
-            RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END);
+            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY(key, key ? keylen : 0), RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
+            RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || lt_clock_mono_ms() >= deadline)
             break;
         if (rd_kafka_poll(p->rk, 100) > 0) /* delivery reports free queue space */
@@ -326,15 +342,16 @@ lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key, 
                           const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
                           size_t errlen)
 {
-    return produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY, acks, errstr, errlen);
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY,
+                   acks, errstr, errlen);
 }
 
 lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
                                 void *val, size_t vallen, lt_acks_t *acks, char *errstr,
                                 size_t errlen)
 {
-    lt_err_t rc =
-        produce(p, topic, key, keylen, val, vallen, RD_KAFKA_MSG_F_FREE, acks, errstr, errlen);
+    lt_err_t rc = produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, val, vallen,
+                          RD_KAFKA_MSG_F_FREE, acks, errstr, errlen);
     if (rc != LT_OK)
         free(val); /* librdkafka took it only on success */
     return rc;
@@ -344,7 +361,15 @@ lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *k
                               const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
                               size_t errlen)
 {
-    return produce(p, topic, key, keylen, val, vallen, 0, acks, errstr, errlen);
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, val, vallen, 0, acks, errstr,
+                   errlen);
+}
+
+lt_err_t lt_producer_send_ref_to(lt_producer_t *p, const char *topic, int32_t partition,
+                                 const void *key, size_t keylen, const void *val, size_t vallen,
+                                 lt_acks_t *acks, char *errstr, size_t errlen)
+{
+    return produce(p, topic, partition, key, keylen, val, vallen, 0, acks, errstr, errlen);
 }
 
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)
@@ -431,8 +456,8 @@ rd_kafka_t *lt_producer_handle(lt_producer_t *p)
 
 /* reader: a group-less reader of whole partitions (lt_kafka_read_all) that
  * never commits and reports partition EOF. */
-static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id, int reader,
-                                const char *const *tuning, char *errstr, size_t errlen)
+static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *prefix, const char *group_id,
+                                int reader, const char *const *tuning, char *errstr, size_t errlen)
 {
     /* session.timeout.ms: librdkafka's 45 s default also delays a restarted
      * member's assignment that long on the devbroker's mock coordinator.
@@ -445,7 +470,7 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *group_id, in
     const char *defaults[16] = {"enable.auto.commit", "true",  "auto.offset.reset", "earliest",
                                 "session.timeout.ms", "10000", "fetch.wait.max.ms", "100"};
     add_pairs(defaults, 8, tuning);
-    rd_kafka_conf_t *conf = conf_for(cfg, "KAFKA_", defaults, errstr, errlen);
+    rd_kafka_conf_t *conf = conf_for(cfg, prefix, defaults, errstr, errlen);
     rd_kafka_t *rk;
 
     if (!conf)
@@ -489,7 +514,7 @@ lt_consumer_t *lt_consumer_new_tuned(const lt_config_t *cfg, const char *group_i
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
-    if (!(c->rk = consumer_new(cfg, group_id, 0, tuning, errstr, errlen)))
+    if (!(c->rk = consumer_new(cfg, "KAFKA_", group_id, 0, tuning, errstr, errlen)))
         goto fail;
     subs = rd_kafka_topic_partition_list_new((int)ntopics);
     for (i = 0; i < ntopics; i++)
@@ -818,13 +843,12 @@ static int read_one(rd_kafka_message_t *rkm, lt_read_part_t *parts, int n, lt_ka
     return 0;
 }
 
-static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *parts, int n,
+static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *parts, int n, int left,
                           lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
                           size_t errlen)
 {
     long long deadline = lt_clock_mono_ms() + timeout_ms;
     rd_kafka_message_t *rkm;
-    int left = n;
 
     while (left > 0) {
         if (lt_clock_mono_ms() >= deadline) {
@@ -850,7 +874,7 @@ static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *par
 lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_read_fn fn,
                            void *opaque, int timeout_ms, char *errstr, size_t errlen)
 {
-    rd_kafka_t *rk = consumer_new(cfg, NULL, 1, NULL, errstr, errlen);
+    rd_kafka_t *rk = consumer_new(cfg, "KAFKA_", NULL, 1, NULL, errstr, errlen);
     rd_kafka_topic_partition_list_t *assign = NULL;
     lt_read_part_t *parts = NULL;
     lt_err_t rc = LT_ERR_RETRIABLE;
@@ -870,13 +894,68 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_r
         snprintf(errstr, errlen, "read %s: assign failed", topic);
         goto done;
     }
-    rc = read_loop(rk, topic, parts, n, fn, opaque, timeout_ms, errstr, errlen);
+    rc = read_loop(rk, topic, parts, n, n, fn, opaque, timeout_ms, errstr, errlen);
 done:
     if (assign)
         rd_kafka_topic_partition_list_destroy(assign);
     free(parts);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+    return rc;
+}
+
+lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const char *topic,
+                            const int32_t *partitions, const int64_t *from, int n,
+                            lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
+                            size_t errlen)
+{
+    rd_kafka_t *rk = consumer_new(cfg, prefix, NULL, 1, NULL, errstr, errlen);
+    rd_kafka_topic_partition_list_t *assign = NULL;
+    lt_read_part_t *parts = calloc((size_t)n + 1, sizeof(*parts));
+    lt_err_t rc = LT_ERR_RETRIABLE;
+    int left = 0;
+
+    if (!rk || !parts) {
+        if (!parts)
+            snprintf(errstr, errlen, "out of memory");
+        rc = rk ? LT_ERR_RETRIABLE : LT_ERR_PERMANENT;
+        goto done;
+    }
+    assign = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(rk, topic, partitions[i], &lo, &hi, timeout_ms);
+        if (err) {
+            snprintf(errstr, errlen, "watermarks %s[%d]: %s", topic, (int)partitions[i],
+                     rd_kafka_err2str(err));
+            goto done;
+        }
+        /* An offset before the log's start (deleted by retention) reads
+         * from the start. */
+        parts[i] = (lt_read_part_t){partitions[i], hi, from[i] >= hi};
+        if (!parts[i].done) {
+            rd_kafka_topic_partition_list_add(assign, topic, partitions[i])->offset =
+                from[i] > lo ? from[i] : lo;
+            left++;
+        }
+    }
+    if (left && rd_kafka_assign(rk, assign)) {
+        snprintf(errstr, errlen, "read %s: assign failed", topic);
+        goto done;
+    }
+    /* read_loop counts every part as unfinished: the done ones are skipped
+     * by read_one, so count only the assigned ones. */
+    rc =
+        left ? read_loop(rk, topic, parts, n, left, fn, opaque, timeout_ms, errstr, errlen) : LT_OK;
+done:
+    if (assign)
+        rd_kafka_topic_partition_list_destroy(assign);
+    free(parts);
+    if (rk) {
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+    }
     return rc;
 }
 
@@ -902,7 +981,7 @@ lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr, 
         free(t);
         return NULL;
     }
-    if (!(t->rk = consumer_new(cfg, NULL, 1, NULL, errstr, errlen))) {
+    if (!(t->rk = consumer_new(cfg, "KAFKA_", NULL, 1, NULL, errstr, errlen))) {
         free(t->topic);
         free(t);
         return NULL;

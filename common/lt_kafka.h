@@ -32,6 +32,9 @@ void lt_acks_release(lt_acks_t *a);
 /* Messages produced and not yet reported / reported as failed. */
 long lt_acks_pending(const lt_acks_t *a);
 long lt_acks_failed(const lt_acks_t *a);
+/* Where the last successful delivery counted by a landed: 0, or -1 when
+ * none has (yet). With one message per counter, where that message is. */
+int lt_acks_last(const lt_acks_t *a, int32_t *partition, int64_t *offset);
 /* The error of the first failed delivery (RD_KAFKA_RESP_ERR_NO_ERROR if none). */
 rd_kafka_resp_err_t lt_acks_first_err(const lt_acks_t *a);
 /* A delivery reported successful without an offset is counted as failed
@@ -76,6 +79,11 @@ lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void 
 lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
                               const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
                               size_t errlen);
+/* As lt_producer_send_ref, to one partition (RD_KAFKA_PARTITION_UA: the
+ * partitioner's choice). */
+lt_err_t lt_producer_send_ref_to(lt_producer_t *p, const char *topic, int32_t partition,
+                                 const void *key, size_t keylen, const void *val, size_t vallen,
+                                 lt_acks_t *acks, char *errstr, size_t errlen);
 /* Serves delivery reports until acks has nothing pending or timeout_ms passes.
  * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms);
@@ -139,6 +147,16 @@ lt_err_t lt_kafka_create_topic(const lt_config_t *cfg, const char *topic, int pa
 typedef void (*lt_kafka_read_fn)(const rd_kafka_message_t *rkm, void *opaque);
 lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_read_fn fn,
                            void *opaque, int timeout_ms, char *errstr, size_t errlen);
+
+/* Reads partitions[i] of topic, on the cluster of prefix ("KAFKA_" or
+ * "DOWNSTREAM_KAFKA_", as lt_producer_new), from offset from[i] up to the
+ * high watermark it has at the call, handing each message to fn (in order
+ * per partition). LT_OK, or an error with errstr (unreachable, or not done
+ * within timeout_ms). */
+lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const char *topic,
+                            const int32_t *partitions, const int64_t *from, int n,
+                            lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
+                            size_t errlen);
 
 /* A group-less reader that keeps a whole topic: every partition from the
  * beginning, then each message appended, for the life of the process (a

@@ -51,6 +51,8 @@ typedef struct {
     int sent, done; /* produced / acknowledged (or nothing to produce) */
     int failed;     /* its last send failed: to be sent again */
     lt_acks_t *ack; /* of the last send; a late report lands here, never elsewhere */
+    int32_t dpart;  /* its downstream partition (intent.c) */
+    int uncertain;  /* a dead sink may have written it (intent.c) */
     char reason[256];
 } msg_t;
 
@@ -64,7 +66,16 @@ typedef struct {
     int need_record; /* written, or seen again and to be refreshed */
     int undone;      /* writes of this id not acknowledged */
     int resend;      /* a write failed: later writes of the id go again after it */
+    int uncertain;   /* a write of the id may have been made by a dead sink */
 } entry_t;
+
+/* A write of an uncertain id found downstream: its entry, its hash. */
+typedef struct {
+    int slot;
+    uint64_t hash;
+} found_t;
+
+#define FOUND_MAX 1000000 /* found writes one takeover batch looks at, at most */
 
 struct sink_batch_s {
     msg_t msgs[SINK_BATCH_MAX];
@@ -76,6 +87,18 @@ struct sink_batch_s {
     sink_call_t *call;  /* this batch's lookups */
     lt_buf_t scratch;   /* canonical JSON of the event being hashed */
     lt_jarena_t *arena; /* the tree of the event being checked */
+    /* The intent (intent.c): the batch's input partitions and their offset
+     * ranges; per downstream partition the bound its writes are at or after
+     * (-1: none; s->down_parts long once known); writes found downstream
+     * after a takeover. */
+    int32_t in_part[SINK_BATCH_MAX];
+    int64_t in_lo[SINK_BATCH_MAX], in_hi[SINK_BATCH_MAX];
+    size_t nin;
+    int64_t *bound;
+    int32_t nbound;
+    found_t *found;
+    size_t nfound, capfound;
+    int overflow;
 };
 
 sink_batch_t *sink_batch_new(void)
@@ -98,6 +121,9 @@ void sink_batch_release(sink_batch_t *b)
     }
     b->n = 0;
     b->nkeys = 0;
+    b->nin = 0;
+    for (int32_t d = 0; d < b->nbound; d++)
+        b->bound[d] = -1;
     memset(b->table, 0, sizeof(b->table));
 }
 
@@ -107,6 +133,8 @@ void sink_batch_destroy(sink_batch_t *b)
         return;
     sink_batch_release(b);
     sink_call_destroy(b->call);
+    free(b->bound);
+    free(b->found);
     lt_buf_release(&b->scratch);
     lt_jarena_destroy(b->arena);
     free(b);
@@ -281,8 +309,10 @@ static lt_err_t produce(sink_t *s, sink_batch_t *b)
         } else if (m->state == MSG_WRITE) {
             /* By reference: the message outlives its delivery (released
              * after the acks, or after the producer on shutdown). */
-            rc = lt_producer_send_ref(s->down, s->topic_down, m->info.event_id, 36, m->rkm->payload,
-                                      m->rkm->len, m->ack, err, sizeof(err));
+            rc = lt_producer_send_ref_to(s->down, s->topic_down, m->dpart, m->info.event_id, 36,
+                                         m->rkm->payload, m->rkm->len, m->ack, err, sizeof(err));
+            if (rc == LT_OK)
+                lt_metric_add(s->m.produced, 1);
         } else {
             size_t len;
             char *rec = sink_dlq_record(m->rkm, m->reason, &len);
@@ -332,9 +362,14 @@ static size_t wait_acks(sink_t *s, sink_batch_t *b)
             continue;
         }
         if (lt_acks_failed(m->ack) == 0) {
+            int32_t d;
+            int64_t off;
             m->done = 1;
-            if (m->state == MSG_WRITE)
+            if (m->state == MSG_WRITE) {
                 b->table[m->slot].undone--;
+                if (lt_acks_last(m->ack, &d, &off) == 0)
+                    sink_acked(s, d, off);
+            }
             continue;
         }
         bad++;
@@ -458,14 +493,318 @@ static void count(sink_t *s, const sink_batch_t *b)
     lt_metric_add(s->m.batches, 1);
 }
 
+/* ---- the intent (intent.c): takeovers of a dead sink's batches ---- */
+
+typedef struct {
+    sink_t *s;
+    sink_batch_t *b;
+} readback_t;
+
+/* A message read back: kept when its key is an uncertain id of the batch
+ * and it is a valid event (its hash is what a write of it would carry). */
+static void on_readback(const rd_kafka_message_t *rkm, void *opaque)
+{
+    readback_t *rb = opaque;
+    sink_batch_t *b = rb->b;
+    sink_event_info_t info;
+    uint8_t id[16];
+    uint64_t hash;
+    char err[256];
+    const cJSON *root;
+    entry_t *e;
+    if (!rkm->key || rkm->key_len != 36 || !rkm->payload ||
+        lt_dedupe_uuid_parse(rkm->key, 36, id) != 0 || !(e = table_find(b, id)) || !e->uncertain)
+        return;
+    lt_jarena_reset(b->arena);
+    if (!(root = lt_jtree_parse(b->arena, rkm->payload, rkm->len, rb->s->max_bytes, err,
+                                sizeof(err))) ||
+        sink_validate_hash(root, &info, &b->scratch, &hash, err, sizeof(err)) != 0)
+        return;
+    if (b->nfound == b->capfound) {
+        size_t cap = b->capfound ? 2 * b->capfound : 256;
+        found_t *f = cap <= FOUND_MAX ? realloc(b->found, cap * sizeof(*f)) : NULL;
+        if (!f) {
+            b->overflow = 1;
+            return;
+        }
+        b->found = f;
+        b->capfound = cap;
+    }
+    b->found[b->nfound++] = (found_t){(int)(e - b->table), hash};
+}
+
+static void readback_restart(void *opaque)
+{
+    readback_t *rb = opaque;
+    rb->b->nfound = 0;
+    rb->b->overflow = 0;
+}
+
+/* Per uncertain id: the longest run of its uncertain writes (in batch order)
+ * that is the end of what downstream holds for it is not written again. */
+static void match_found(sink_t *s, sink_batch_t *b)
+{
+    size_t nmsg, skipped = 0;
+    int *idx = malloc(b->n * sizeof(int));
+    uint64_t *d = malloc((b->nfound + 1) * sizeof(uint64_t));
+    if (!idx || !d)
+        goto done;
+    for (size_t k = 0; k < b->nkeys; k++) {
+        int slot = b->key_slot[k];
+        entry_t *e = &b->table[slot];
+        size_t nd = 0, j;
+        if (!e->uncertain)
+            continue;
+        for (size_t i = 0; i < b->nfound; i++)
+            if (b->found[i].slot == slot)
+                d[nd++] = b->found[i].hash;
+        nmsg = 0;
+        for (size_t i = 0; i < b->n; i++)
+            if (b->msgs[i].uncertain && b->msgs[i].slot == slot && b->msgs[i].state == MSG_WRITE)
+                idx[nmsg++] = (int)i;
+        for (j = nmsg < nd ? nmsg : nd; j > 0; j--) {
+            size_t t = 0;
+            while (t < j && d[nd - j + t] == b->msgs[idx[t]].hash)
+                t++;
+            if (t == j)
+                break;
+        }
+        for (size_t t = 0; t < j; t++) {
+            msg_t *m = &b->msgs[idx[t]];
+            m->state = MSG_SKIP;
+            m->done = 1;
+            e->undone--;
+        }
+        skipped += j;
+    }
+done:
+    if (skipped)
+        lt_info("takeover: %zu writes of a sink that stopped before recording them found in %s; "
+                "not written again",
+                skipped, s->topic_down);
+    lt_metric_add(s->m.found_again, (int64_t)skipped);
+    free(idx);
+    free(d);
+}
+
+/* Looks downstream for the uncertain writes of b, from the bounds in
+ * s->old_from, and skips those found. */
+static lt_err_t resolve(sink_t *s, sink_batch_t *b)
+{
+    int32_t *parts = calloc((size_t)s->down_parts + 1, sizeof(int32_t));
+    int64_t *from = calloc((size_t)s->down_parts + 1, sizeof(int64_t));
+    uint8_t *want = calloc((size_t)s->down_parts + 1, 1);
+    readback_t rb = {s, b};
+    size_t unresolved = 0;
+    int n = 0;
+    lt_err_t rc = LT_OK;
+    if (!parts || !from || !want) {
+        rc = LT_ERR_FATAL;
+        lt_error("out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        msg_t *m = &b->msgs[i];
+        if (!m->uncertain)
+            continue;
+        if (m->dpart < 0 || m->dpart >= s->down_parts || s->old_from[m->dpart] < 0) {
+            m->uncertain = 0; /* nowhere to look: written again */
+            unresolved++;
+            continue;
+        }
+        want[m->dpart] = 1;
+    }
+    for (int32_t d = 0; d < s->down_parts; d++)
+        if (want[d]) {
+            parts[n] = d;
+            from[n++] = s->old_from[d];
+        }
+    if (unresolved) {
+        lt_warn("takeover: %zu writes a stopped sink may have made cannot be looked for (no "
+                "bound): written again",
+                unresolved);
+        lt_metric_add(s->m.unresolved, (int64_t)unresolved);
+    }
+    if (!n)
+        goto done;
+    b->nfound = 0;
+    b->overflow = 0;
+    lt_metric_add(s->m.readbacks, 1);
+    if ((rc = sink_readback(s, parts, from, n, on_readback, &rb, readback_restart)) != LT_OK)
+        goto done;
+    if (b->overflow) {
+        lt_warn("takeover: over %d writes of these ids downstream: all written again", FOUND_MAX);
+        goto done;
+    }
+    match_found(s, b);
+done:
+    free(parts);
+    free(from);
+    free(want);
+    return rc;
+}
+
+/* The range of partition p over the batch (0 when p is not in it). */
+static int in_range(const sink_batch_t *b, int32_t p, int64_t *lo, int64_t *hi)
+{
+    for (size_t k = 0; b && k < b->nin; k++)
+        if (b->in_part[k] == p) {
+            *lo = b->in_lo[k];
+            *hi = b->in_hi[k];
+            return 1;
+        }
+    return 0;
+}
+
+/* Between decide and produce: reads the intents of b's input partitions,
+ * resolves what a dead sink may have written, then writes b's intents
+ * (which also cover prev and prev2, not finished yet). Nothing when b writes
+ * nothing. LT_ERR_RETRIABLE only once sink_give_up() (nothing produced);
+ * LT_ERR_FATAL when out of memory. */
+static lt_err_t intent_step(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink_batch_t *prev2)
+{
+    char **vals = NULL;
+    int64_t *rel = NULL; /* per input partition: the old intent's lo, hi (-1: none) */
+    size_t writes = 0, uncertain = 0;
+    lt_err_t rc = LT_ERR_FATAL;
+    int any_old = 0;
+
+    sink_parts_setup(s);
+    b->nin = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        msg_t *m = &b->msgs[i];
+        int32_t p = m->rkm->partition;
+        int64_t off = m->rkm->offset;
+        size_t k;
+        m->uncertain = 0;
+        m->dpart =
+            m->state == MSG_DLQ ? RD_KAFKA_PARTITION_UA : sink_partition_of(s, m->info.event_id);
+        writes += m->state == MSG_WRITE;
+        for (k = 0; k < b->nin && b->in_part[k] != p; k++)
+            ;
+        if (k == b->nin) {
+            b->in_part[b->nin] = p;
+            b->in_lo[b->nin] = b->in_hi[b->nin] = off;
+            b->nin++;
+        }
+        if (off < b->in_lo[k])
+            b->in_lo[k] = off;
+        if (off > b->in_hi[k])
+            b->in_hi[k] = off;
+    }
+    if (s->down_parts > 0 && b->nbound != s->down_parts) {
+        free(b->bound);
+        b->nbound = 0;
+        if (!(b->bound = malloc((size_t)s->down_parts * sizeof(int64_t))))
+            goto oom;
+        b->nbound = s->down_parts;
+        for (int32_t d = 0; d < b->nbound; d++)
+            b->bound[d] = -1;
+    }
+    if (!writes)
+        return LT_OK;
+    if (!(vals = calloc(b->nin, sizeof(char *))) || !(rel = malloc(2 * b->nin * sizeof(int64_t))))
+        goto oom;
+    if ((rc = sink_intent_get(s, b->in_part, b->nin, vals)) != LT_OK)
+        goto done;
+    for (int32_t d = 0; d < s->down_parts; d++)
+        s->old_from[d] = -1;
+    for (size_t k = 0; k < b->nin; k++) {
+        int64_t lo, hi;
+        rel[2 * k] = rel[2 * k + 1] = -1;
+        if (!vals[k])
+            continue;
+        if (sink_intent_parse(s, vals[k], &lo, &hi, NULL) != 0) {
+            lt_warn("intent %s/%d: malformed, ignored", s->topic_in, (int)b->in_part[k]);
+            continue;
+        }
+        if (lo > b->in_hi[k] || hi < b->in_lo[k])
+            continue; /* finished batches (ours, or before a restart) */
+        sink_intent_parse(s, vals[k], &lo, &hi, s->old_from);
+        rel[2 * k] = lo;
+        rel[2 * k + 1] = hi;
+        any_old = 1;
+        for (size_t i = 0; i < b->n; i++) {
+            msg_t *m = &b->msgs[i];
+            if (m->state == MSG_WRITE && m->rkm->partition == b->in_part[k] &&
+                m->rkm->offset >= lo && m->rkm->offset <= hi) {
+                m->uncertain = 1;
+                b->table[m->slot].uncertain = 1;
+                uncertain++;
+            }
+        }
+    }
+    if (uncertain) {
+        lt_info("takeover: %zu writes in offsets a stopped sink had not finished; looking for "
+                "them in %s",
+                uncertain, s->topic_down);
+        if ((rc = resolve(s, b)) != LT_OK)
+            goto done;
+    }
+    /* b's bounds: where its writes go, and the old intents' (their writes
+     * are unrecorded until b is finished). */
+    for (size_t i = 0; i < b->n && b->nbound; i++) {
+        const msg_t *m = &b->msgs[i];
+        int32_t d = m->dpart;
+        if (m->state != MSG_WRITE || d < 0 || d >= b->nbound)
+            continue;
+        if (b->bound[d] < 0 || s->acked_next[d] < b->bound[d])
+            b->bound[d] = s->acked_next[d];
+    }
+    for (int32_t d = 0; any_old && d < b->nbound; d++)
+        if (s->old_from[d] >= 0 && (b->bound[d] < 0 || s->old_from[d] < b->bound[d]))
+            b->bound[d] = s->old_from[d];
+    /* The intents: b's and those of the batches before it, unfinished. */
+    for (int32_t d = 0; d < s->down_parts; d++) {
+        int64_t v = -1;
+        const sink_batch_t *bs[3] = {b, prev, prev2};
+        for (int j = 0; j < 3; j++)
+            if (bs[j] && bs[j]->nbound == s->down_parts && bs[j]->bound[d] >= 0 &&
+                (v < 0 || bs[j]->bound[d] < v))
+                v = bs[j]->bound[d];
+        s->new_from[d] = v;
+    }
+    for (size_t k = 0; k < b->nin; k++) {
+        int64_t lo = b->in_lo[k], hi = b->in_hi[k], plo, phi;
+        if (in_range(prev, b->in_part[k], &plo, &phi) && plo < lo)
+            lo = plo;
+        if (in_range(prev2, b->in_part[k], &plo, &phi) && plo < lo)
+            lo = plo;
+        if (rel[2 * k] >= 0 && rel[2 * k] < lo)
+            lo = rel[2 * k];
+        if (rel[2 * k + 1] > hi)
+            hi = rel[2 * k + 1];
+        free(vals[k]);
+        if (!(vals[k] = sink_intent_format(s, lo, hi, s->new_from)))
+            goto oom;
+    }
+    rc = sink_intent_put(s, b->in_part, vals, b->nin);
+    goto done;
+oom:
+    lt_error("out of memory (sink intent)");
+    rc = LT_ERR_FATAL;
+done:
+    for (size_t k = 0; vals && k < b->nin; k++)
+        free(vals[k]);
+    free(vals);
+    free(rel);
+    return rc;
+}
+
 lt_err_t sink_batch_start(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink_batch_t *prev2)
 {
     long long t0 = lt_clock_mono_ms(), t1;
+    lt_err_t rc;
     if (check_and_lookup(s, b) != LT_OK) {
         lt_warn("shutdown during a Redis outage: %zu messages left for redelivery", b->n);
         return LT_ERR_RETRIABLE;
     }
     decide(b, prev, prev2);
+    if ((rc = intent_step(s, b, prev, prev2)) != LT_OK) {
+        if (rc == LT_ERR_RETRIABLE)
+            lt_warn("shutdown during a Redis outage: %zu messages left for redelivery", b->n);
+        return rc;
+    }
     t1 = lt_clock_mono_ms();
     if (produce(s, b) == LT_ERR_FATAL)
         return LT_ERR_FATAL;

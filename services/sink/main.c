@@ -64,6 +64,19 @@ static void register_metrics(sink_metrics_t *m)
     m->retries =
         lt_metric_counter("ltvsync_sink_write_retries_total", "failed writes sent again", NULL);
     m->batches = lt_metric_counter("ltvsync_sink_batches_total", "batches done", NULL);
+    m->produced = lt_metric_counter("ltvsync_sink_writes_sent_total",
+                                    "writes handed to the downstream producer", NULL);
+    m->found_again =
+        lt_metric_counter("ltvsync_sink_takeover_found_total",
+                          "writes of a sink that died before its record, found downstream "
+                          "and not written again",
+                          NULL);
+    m->unresolved = lt_metric_counter("ltvsync_sink_takeover_unresolved_total",
+                                      "writes a sink that died may have made, that could not "
+                                      "be looked for downstream (written again)",
+                                      NULL);
+    m->readbacks = lt_metric_counter("ltvsync_sink_takeover_reads_total",
+                                     "reads of downstream after a takeover", NULL);
     for (int i = 0; i < LT_EV_COUNT; i++) {
         snprintf(label, sizeof(label), "type=\"%s\"", lt_evtype_name((lt_evtype_t)i));
         m->written[i] = lt_metric_counter(w, "events written downstream", label);
@@ -80,7 +93,7 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     s->max_bytes = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
     s->ttl_ms = lt_config_int(cfg, "DEDUPE_TTL");
     s->grace_ms = lt_config_int(cfg, "SHUTDOWN_GRACE");
-    topics[0] = lt_config_str(cfg, "TOPIC_EVENTS");
+    topics[0] = s->topic_in = lt_config_str(cfg, "TOPIC_EVENTS");
     snprintf(s->legacy_prefix, sizeof(s->legacy_prefix),
              "%sdd:", lt_config_str(cfg, "REDIS_PREFIX"));
     register_metrics(&s->m);
@@ -98,6 +111,10 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
         sink_store_setup(s, lt_config_str(cfg, "REDIS_URL"), lt_config_str(cfg, "REDIS_PREFIX"),
                          err, errlen) < 0)
         return -1;
+    if (sink_intent_key(s, lt_config_str(cfg, "REDIS_PREFIX")) < 0) {
+        snprintf(err, errlen, "LTVSYNC_REDIS_PREFIX too long");
+        return -1;
+    }
     atomic_store(&s->redis_ok, lt_redis_ping(s->redis));
     /* Unknown (Redis not reachable yet): read the earlier layout too. */
     if (sink_store_legacy_check(s) != 0)
@@ -107,6 +124,7 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
         return -1;
     lt_producer_warm(s->down, &s->topic_down, 1, 1000);
     lt_producer_warm(s->local, &s->topic_dlq, 1, 1000);
+    sink_parts_setup(s); /* a failure is logged; batches try again */
     /* An 8 MiB queue (about 0.1 s of events) refilled at once, as in the
      * normalizer (see lt_consumer_refill_every): peak RSS 50 MiB, was 139
      * with librdkafka's 64 MiB, at the same speed (bench/sink.sh). */
@@ -235,6 +253,7 @@ end:
     sink_call_destroy(s.record_call);
     lt_consumer_destroy(s.cons); /* commits the stored offsets */
     sink_store_close(&s);
+    sink_parts_close(&s);
     lt_redis_destroy(s.redis);
     lt_redis_destroy(s.redis_rec);
     lt_httpd_stop(httpd);

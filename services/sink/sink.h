@@ -60,6 +60,10 @@ char *sink_dlq_record(const rd_kafka_message_t *rkm, const char *reason, size_t 
 
 typedef struct {
     lt_metric_t *in, *dlq, *redis_pauses, *retries, *batches;
+    lt_metric_t *produced;    /* writes handed to the producer (sent again: counted again) */
+    lt_metric_t *found_again; /* writes a dead sink made, found downstream and not made again */
+    lt_metric_t *unresolved;  /* writes maybe made by a dead sink that could not be looked for */
+    lt_metric_t *readbacks;   /* reads of downstream after a takeover */
     lt_metric_t *written[LT_EV_COUNT], *unchanged[LT_EV_COUNT];
 } sink_metrics_t;
 
@@ -70,7 +74,7 @@ typedef struct {
     lt_producer_t *local;  /* ltvsync cluster: TOPIC_DLQ */
     lt_redis_t *redis;     /* lookups */
     lt_redis_t *redis_rec; /* records: one can be on the wire beside a lookup */
-    const char *topic_down, *topic_dlq;
+    const char *topic_down, *topic_dlq, *topic_in;
     int cluster; /* a Redis Cluster (store.c) */
     /* The dedupe hashes' stems, "<REDIS_PREFIX>dd2:" or, in a cluster, one a
      * tag group, "<REDIS_PREFIX>dd2:{N}:"; a bucket's is stems[group_of[B]]. */
@@ -88,6 +92,13 @@ typedef struct {
     long long stop_at_ms; /* when the stop flag was first seen; 0 = running */
     atomic_int redis_ok;
     struct sink_call_s *record_call; /* the record script's arguments */
+    /* intent.c: the downstream partitions (0 while not known), per
+     * partition the offset after our last acknowledged write there (or its
+     * end at start), and two scratch maps of bounds (-1: none). */
+    int32_t down_parts;
+    int64_t *acked_next, *old_from, *new_from;
+    long long parts_next_try_ms;
+    char intent_key[320];
     sink_metrics_t m;
 } sink_t;
 
@@ -159,6 +170,34 @@ void sink_store_close(sink_t *s);
  * generation)? 0, or -1 when Redis did not answer (s->legacy unchanged).
  * The earlier layout never existed in a cluster: there, s->legacy = 0. */
 int sink_store_legacy_check(sink_t *s);
+
+/* ---- intent.c: the crash window's intents (see there) ---- */
+
+/* Reads the downstream partition count and ends (s->down_parts > 0 after);
+ * 0, or -1 (logged; tried again at most every 10 s). */
+int sink_parts_setup(sink_t *s);
+void sink_parts_close(sink_t *s);
+/* The downstream partition of an event (RD_KAFKA_PARTITION_UA while the
+ * partitions are not known). */
+int32_t sink_partition_of(const sink_t *s, const char event_id[36]);
+/* A write to d acknowledged at offset. */
+void sink_acked(sink_t *s, int32_t d, int64_t offset);
+/* Builds s->intent_key; -1 when the prefix is too long. */
+int sink_intent_key(sink_t *s, const char *prefix);
+/* The intents of input partitions parts[0..n): values[i] malloc'd, or NULL
+ * (none). LT_OK, or LT_ERR_RETRIABLE once sink_give_up(). */
+lt_err_t sink_intent_get(sink_t *s, const int32_t *parts, size_t n, char **values);
+lt_err_t sink_intent_put(sink_t *s, const int32_t *parts, char *const *values, size_t n);
+/* Parses an intent value: its range, and its bounds merged into from[]
+ * (minimum; partitions >= s->down_parts ignored). 0, or -1 if malformed. */
+int sink_intent_parse(const sink_t *s, const char *v, int64_t *lo, int64_t *hi, int64_t *from);
+/* The value of lo..hi with the bounds of from[] (-1 = none); NULL on OOM. */
+char *sink_intent_format(const sink_t *s, int64_t lo, int64_t hi, const int64_t *from);
+/* Reads partitions parts[i] of the downstream topic from from[i] to their
+ * ends, handing each message to fn; on a failed read calls restart(opaque)
+ * and reads again, until sink_give_up() (LT_ERR_RETRIABLE). */
+lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int n,
+                       lt_kafka_read_fn fn, void *opaque, void (*restart)(void *opaque));
 
 /* ---- batch.c ---- */
 

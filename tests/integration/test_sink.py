@@ -207,12 +207,12 @@ def mutations(valid):
     return out
 
 
-def sink_stack(st, **extra):
-    """Redis and a 4-partition devbroker in st, and a sink's own names:
-    (integration id, events topic, downstream topic, DLQ topic, group, the
-    sink's env with extra on top)."""
+def sink_stack(st, brokers=1, **extra):
+    """Redis and a 4-partition devbroker (of brokers brokers) in st, and a
+    sink's own names: (integration id, events topic, downstream topic, DLQ
+    topic, group, the sink's env with extra on top)."""
     st.start_redis()
-    st.start_devbroker(partitions=4)
+    st.start_devbroker(partitions=4, brokers=brokers)
     integ = "it-%s" % uuid.uuid4().hex[:8]
     t_events, t_down, t_dlq = (unique_name(x) for x in ("events", "down", "dlq"))
     group = unique_name("sink")

@@ -70,44 +70,6 @@ def duplicates(msgs):
     return [(k[0], n) for k, n in c.items() if n > 1]
 
 
-# From a batch's produce to its hashes recorded in the sink: the
-# acknowledgements, the next batch's collect (50 ms), lookup and produce,
-# then the record call. bench/sink_crash_window.py (ASan, idle machine)
-# found the first copies produced 0.03-0.05 s before the kill; this allows
-# for a busy machine. A copy produced longer before a sink kill was
-# recorded and must not come again.
-SINK_CRASH_WINDOW_S = 5.0
-
-
-def crash_window_copies(msgs, kills, window_s=SINK_CRASH_WINDOW_S):
-    """Splits the repeated copies of unchanged content downstream (each copy
-    after an id's first with that content) into (explained, unexplained).
-
-    The sink records an event's hash only after downstream acknowledged it
-    (services/sink/batch.c): a sink killed between the two leaves written
-    events unrecorded, and its successor, redelivered the batch, writes them
-    once more. kills: [(kill_wall_s, restart_wall_s)] of the sink. A copy is
-    explained when the copy before it was produced at most window_s before a
-    kill and it was produced after that kill's restart; every other copy is
-    a duplicate the design does not allow. Copies are ordered by offset
-    (downstream is keyed by event_id: one partition per id) and timed by
-    their CreateTime (the sink's producer, this machine's clock)."""
-    by = collections.defaultdict(list)
-    for m in msgs:
-        ev = json.loads(m.value)
-        by[(ev["event_id"], content(ev))].append(m)
-    explained, unexplained = [], []
-    for (eid, _), copies in by.items():
-        copies.sort(key=lambda m: (m.partition, m.offset))
-        for a, b in zip(copies, copies[1:]):
-            gap = [(k, r) for k, r in kills
-                   if a.ts is not None and b.ts is not None and
-                   a.ts / 1000.0 <= k <= a.ts / 1000.0 + window_s and b.ts / 1000.0 >= r]
-            (explained if gap else unexplained).append(
-                (eid, a.ts, b.ts, gap[0][0] - a.ts / 1000.0 if gap else None))
-    return explained, unexplained
-
-
 def regressions(msgs):
     """[event_id] whose content went back downstream to a version it had
     left (A, B, A): a reader of the latest version saw older data again."""

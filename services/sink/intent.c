@@ -1,0 +1,328 @@
+/* intent.c: what closes the sink's crash window.
+ *
+ * The sink records an event's hash only after downstream acknowledged the
+ * write (so a crash never skips an event). A sink killed after a write and
+ * before its record leaves events downstream that no hash covers: the next
+ * owner of the input partition, redelivered them, would write them again,
+ * unchanged. So before a batch is produced the sink writes an intent for
+ * each input partition of the batch into one Redis hash, "P sink:intent"
+ * ("P {g}:sink:intent" in a cluster), field "<topic>/<partition>":
+ *
+ *     "<lo> <hi> <d>:<from> <d>:<from> ..."
+ *
+ *   lo..hi   the partition's input offsets in the batches not finished yet
+ *            (this one and the two before it, whose records may be on the
+ *            wire)
+ *   d:from   for each downstream partition d those batches write to, an
+ *            offset at or before every write of theirs there: the offset
+ *            after this sink's last acknowledged write to d, or d's end when
+ *            the sink started (one producer's writes to a partition land in
+ *            order, so anything not yet acknowledged lands after that)
+ *
+ * A batch whose offsets of a partition overlap the intent's lo..hi may hold
+ * events a dead sink wrote. batch.c reads downstream back, from the
+ * intent's bounds to the end (a group-less read, only on such a takeover),
+ * and skips (and records) the writes it finds there again, in order per
+ * event_id. The new intent keeps the old range and bounds until batches
+ * past it are done, so a crash during a takeover is covered too.
+ *
+ * The sink picks each write's partition itself (lt_producer_send_ref_to),
+ * the way librdkafka's default partitioner does (crc32 of the key, which
+ * is the event_id, modulo the partition count read at start), so it knows
+ * where each write lands. Partitions added downstream later are used after
+ * a restart; until then an event keeps its partition.
+ *
+ * One field per input partition, rewritten per batch: the hash holds at
+ * most TOPIC_PARTITIONS fields of a few hundred bytes, with no expiry. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lt_log.h"
+#include "lt_rkeys.h"
+#include "sink.h"
+
+#define INTENT_MAX_BYTES (1 << 20) /* a value longer than this is not ours */
+#define PARTS_RETRY_MS   10000
+
+int sink_parts_setup(sink_t *s)
+{
+    rd_kafka_t *rk = lt_producer_handle(s->down);
+    rd_kafka_topic_t *rkt;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *ends = NULL;
+    rd_kafka_resp_err_t err;
+    int32_t n = 0;
+    int rc = -1;
+
+    if (s->down_parts > 0)
+        return 0;
+    if (lt_clock_mono_ms() < s->parts_next_try_ms)
+        return -1;
+    s->parts_next_try_ms = lt_clock_mono_ms() + PARTS_RETRY_MS;
+    if (!(rkt = rd_kafka_topic_new(rk, s->topic_down, NULL)))
+        return -1;
+    if ((err = rd_kafka_metadata(rk, 0, rkt, &md, 5000)) || md->topic_cnt != 1 ||
+        md->topics[0].err || md->topics[0].partition_cnt <= 0) {
+        lt_warn("%s: partitions not known (%s): writes go where librdkafka puts them, and a "
+                "crash before their record cannot tell them apart (tried again in %d s)",
+                s->topic_down,
+                rd_kafka_err2str(err                  ? err
+                                 : md->topic_cnt == 1 ? md->topics[0].err
+                                                      : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC),
+                PARTS_RETRY_MS / 1000);
+        goto done;
+    }
+    n = md->topics[0].partition_cnt;
+    /* The end of every partition in one ListOffsets request per broker. */
+    ends = rd_kafka_topic_partition_list_new(n);
+    for (int32_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(ends, s->topic_down, i)->offset = RD_KAFKA_OFFSET_END;
+    if ((err = rd_kafka_offsets_for_times(rk, ends, 5000))) {
+        lt_warn("%s: partition ends not known (%s), tried again in %d s", s->topic_down,
+                rd_kafka_err2str(err), PARTS_RETRY_MS / 1000);
+        goto done;
+    }
+    free(s->acked_next);
+    free(s->old_from);
+    free(s->new_from);
+    s->acked_next = calloc((size_t)n, sizeof(int64_t));
+    s->old_from = calloc((size_t)n, sizeof(int64_t));
+    s->new_from = calloc((size_t)n, sizeof(int64_t));
+    if (!s->acked_next || !s->old_from || !s->new_from)
+        goto done;
+    for (int i = 0; i < ends->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &ends->elems[i];
+        if (p->err || p->offset < 0 || p->partition < 0 || p->partition >= n) {
+            lt_warn("%s[%d]: end not known (%s), tried again in %d s", s->topic_down,
+                    (int)p->partition, rd_kafka_err2str(p->err), PARTS_RETRY_MS / 1000);
+            goto done;
+        }
+        s->acked_next[p->partition] = p->offset;
+    }
+    for (int32_t i = 0; i < n; i++)
+        s->old_from[i] = s->new_from[i] = -1;
+    s->down_parts = n;
+    lt_info("%s: %d partitions; writes placed by crc32 of the event_id", s->topic_down, (int)n);
+    rc = 0;
+done:
+    if (ends)
+        rd_kafka_topic_partition_list_destroy(ends);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+void sink_parts_close(sink_t *s)
+{
+    free(s->acked_next);
+    free(s->old_from);
+    free(s->new_from);
+    s->acked_next = s->old_from = s->new_from = NULL;
+    s->down_parts = 0;
+}
+
+int32_t sink_partition_of(const sink_t *s, const char event_id[36])
+{
+    if (s->down_parts <= 0)
+        return RD_KAFKA_PARTITION_UA;
+    return rd_kafka_msg_partitioner_consistent(NULL, event_id, 36, s->down_parts, NULL, NULL);
+}
+
+void sink_acked(sink_t *s, int32_t d, int64_t offset)
+{
+    if (d >= 0 && d < s->down_parts && offset + 1 > s->acked_next[d])
+        s->acked_next[d] = offset + 1;
+}
+
+int sink_intent_key(sink_t *s, const char *prefix)
+{
+    return lt_rkey_global(s->intent_key, sizeof(s->intent_key), prefix, "sink:intent") < 0 ? -1 : 0;
+}
+
+static void field_of(const sink_t *s, int32_t partition, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%d", s->topic_in, (int)partition);
+}
+
+/* Runs a command on the lookup connection until Redis answers it, pausing
+ * as the lookups do (fail closed); NULL once sink_give_up(). */
+static redisReply *command_retry(sink_t *s, int argc, const char **argv, const size_t *lens)
+{
+    int paused = 0;
+    for (;;) {
+        redisReply *reply = lt_redis_argv(s->redis, argc, argv, lens);
+        if (reply && reply->type != REDIS_REPLY_ERROR) {
+            if (paused)
+                lt_info("redis is back; resuming");
+            atomic_store(&s->redis_ok, 1);
+            return reply;
+        }
+        if (!paused) {
+            lt_warn("redis %s (intent): %.200s; pausing (fail closed)",
+                    reply ? "error" : "unreachable",
+                    reply && reply->str ? reply->str : lt_redis_errstr(s->redis));
+            lt_metric_add(s->m.redis_pauses, 1);
+        }
+        paused = 1;
+        atomic_store(&s->redis_ok, 0);
+        if (reply)
+            freeReplyObject(reply);
+        if (sink_give_up(s))
+            return NULL;
+        sink_sleep_ms(s, 500);
+    }
+}
+
+lt_err_t sink_intent_get(sink_t *s, const int32_t *parts, size_t n, char **values)
+{
+    const char **argv = calloc(n + 2, sizeof(*argv));
+    size_t *lens = calloc(n + 2, sizeof(*lens));
+    char(*fields)[300] = calloc(n, sizeof(*fields));
+    redisReply *reply = NULL;
+    lt_err_t rc = LT_ERR_RETRIABLE;
+
+    for (size_t i = 0; i < n; i++)
+        values[i] = NULL;
+    if (!argv || !lens || !fields)
+        goto done;
+    argv[0] = "HMGET";
+    argv[1] = s->intent_key;
+    for (size_t i = 0; i < n; i++) {
+        field_of(s, parts[i], fields[i], sizeof(fields[i]));
+        argv[i + 2] = fields[i];
+    }
+    for (size_t i = 0; i < n + 2; i++)
+        lens[i] = strlen(argv[i]);
+    if (!(reply = command_retry(s, (int)n + 2, argv, lens)))
+        goto done;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
+        lt_error("intent: unexpected reply");
+        goto done;
+    }
+    rc = LT_OK;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (e->len > INTENT_MAX_BYTES) {
+            lt_warn("intent %s: %zu bytes, over %d: ignored", fields[i], (size_t)e->len,
+                    INTENT_MAX_BYTES);
+            continue;
+        }
+        if (!(values[i] = strndup(e->str, e->len)))
+            rc = LT_ERR_RETRIABLE;
+    }
+done:
+    if (reply)
+        freeReplyObject(reply);
+    if (rc != LT_OK)
+        for (size_t i = 0; i < n; i++) {
+            free(values[i]);
+            values[i] = NULL;
+        }
+    free(argv);
+    free(lens);
+    free(fields);
+    return rc;
+}
+
+lt_err_t sink_intent_put(sink_t *s, const int32_t *parts, char *const *values, size_t n)
+{
+    const char **argv = calloc(2 * n + 2, sizeof(*argv));
+    size_t *lens = calloc(2 * n + 2, sizeof(*lens));
+    char(*fields)[300] = calloc(n, sizeof(*fields));
+    redisReply *reply = NULL;
+    lt_err_t rc = LT_ERR_RETRIABLE;
+
+    if (!argv || !lens || !fields)
+        goto done;
+    argv[0] = "HSET";
+    argv[1] = s->intent_key;
+    for (size_t i = 0; i < n; i++) {
+        field_of(s, parts[i], fields[i], sizeof(fields[i]));
+        argv[2 * i + 2] = fields[i];
+        argv[2 * i + 3] = values[i];
+    }
+    for (size_t i = 0; i < 2 * n + 2; i++)
+        lens[i] = strlen(argv[i]);
+    if ((reply = command_retry(s, (int)(2 * n + 2), argv, lens)))
+        rc = LT_OK;
+done:
+    if (reply)
+        freeReplyObject(reply);
+    free(argv);
+    free(lens);
+    free(fields);
+    return rc;
+}
+
+/* A decimal number at *p (digits only: no sign, no space), *p moved past it. */
+static int number(const char **p, int64_t *out)
+{
+    char *end;
+    long long v;
+    if (**p < '0' || **p > '9')
+        return -1;
+    v = strtoll(*p, &end, 10);
+    *p = end;
+    *out = v;
+    return 0;
+}
+
+int sink_intent_parse(const sink_t *s, const char *v, int64_t *lo, int64_t *hi, int64_t *from)
+{
+    int64_t a, b;
+    if (number(&v, &a) != 0 || *v++ != ' ' || number(&v, &b) != 0 || b < a)
+        return -1;
+    *lo = a;
+    *hi = b;
+    while (*v == ' ') {
+        int64_t d, o;
+        v++;
+        if (number(&v, &d) != 0 || *v++ != ':' || number(&v, &o) != 0)
+            return -1;
+        if (from && d < s->down_parts && (from[d] < 0 || o < from[d]))
+            from[d] = o;
+    }
+    return *v == '\0' ? 0 : -1;
+}
+
+char *sink_intent_format(const sink_t *s, int64_t lo, int64_t hi, const int64_t *from)
+{
+    lt_buf_t b = {0};
+    char item[48];
+    int len = snprintf(item, sizeof(item), "%" PRId64 " %" PRId64, lo, hi);
+    lt_buf_put(&b, item, (size_t)len);
+    for (int32_t d = 0; d < s->down_parts; d++) {
+        if (from[d] < 0)
+            continue;
+        len = snprintf(item, sizeof(item), " %d:%" PRId64, (int)d, from[d]);
+        lt_buf_put(&b, item, (size_t)len);
+    }
+    lt_buf_put(&b, "", 1);
+    if (b.oom) {
+        lt_buf_release(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int n,
+                       lt_kafka_read_fn fn, void *opaque, void (*restart)(void *opaque))
+{
+    char err[512];
+    for (int attempt = 0;; attempt++) {
+        lt_err_t rc = lt_kafka_read_from(s->cfg, "DOWNSTREAM_KAFKA_", s->topic_down, parts, from, n,
+                                         fn, opaque, 30000, err, sizeof(err));
+        if (rc == LT_OK)
+            return LT_OK;
+        lt_warn("reading %s back after a takeover: %s (attempt %d)", s->topic_down, err,
+                attempt + 1);
+        if (sink_give_up(s))
+            return LT_ERR_RETRIABLE;
+        restart(opaque);
+        sink_sleep_ms(s, 1000);
+    }
+}

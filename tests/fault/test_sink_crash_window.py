@@ -1,0 +1,147 @@
+"""The sink's crash window (issue 11): a sink killed after its writes reached
+downstream and before it recorded their hashes in Redis. The sink that takes
+the input partitions over is redelivered those events and finds no hash for
+them; before the intents (services/sink/intent.c) it wrote every one of them
+again, unchanged.
+
+The window is made deterministic, not hit by chance. The devbroker has two
+brokers: broker 1 leads the events topic and coordinates the sink's group,
+broker 2 leads the downstream topic.
+  1. a warm-up event of another integration goes through, so the sink has
+     its partitions;
+  2. broker 2's round trip becomes RTT_MS (the sink's writes land at once,
+     their acknowledgements wait), then N events are produced;
+  3. as soon as the sink has handed all of them to its producer
+     (ltvsync_sink_writes_sent_total), Redis is made a replica of a master
+     that does not exist (REPLICAOF: read-only, data kept, as after a
+     failover demoted it): the acknowledgements are still RTT_MS away, so
+     the sink has not recorded a hash, and from now on Redis refuses its
+     record. (Freezing Redis instead is no such window: a record already on
+     the wire runs when Redis thaws, after the sink died.)
+  4. the round trip is cleared; once all N are downstream, the sink is
+     killed (-9), Redis made a primary again and the sink started again.
+
+Asserts:
+  - the window was hit: the sink's last batch was unrecorded when it was
+    killed (a batch before it may have finished: the sink waits for a
+    batch's acknowledgements when the next has not come in yet);
+  - after the restart: every event exactly once downstream (no unchanged
+    copy, nothing lost), the restarted sink counts every unrecorded write as
+    found downstream and 0 it could not look for, and it catches up within
+    BOUND_S;
+  - the takeover's records hold: the same N events again are all skipped as
+    unchanged, and CHANGED changed ones are each written once;
+  - another integration's events produced after the restart are written.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+
+from faultrow import report  # noqa: E402
+from ltharness import Stack, free_port, wait_until  # noqa: E402
+from pipeline import duplicates  # noqa: E402
+from test_sink import caught_up, encode, key_of, make_event, metric, sink_stack  # noqa: E402
+
+N = 300
+CHANGED = 10
+# Cleared as soon as Redis is read-only: the test's time to react, under
+# librdkafka's request.timeout.ms (30 s).
+RTT_MS = 10000
+BOUND_S = 60.0  # restart to caught up: group join (3 s on the mock) + a read back
+
+
+def down_ids(st, topic):
+    return [json.loads(m.value)["event_id"] for m in st.consume_all(topic)]
+
+
+def main():
+    with Stack("sink-crash-window") as st:
+        integ, t_events, t_down, t_dlq, group, env = sink_stack(
+            st, brokers=2, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="6000",
+            LTVSYNC_KAFKA_HEARTBEAT_INTERVAL_MS="500",
+            LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500")
+        other = integ + "-b"
+        kf = st.broker.faults
+        kf.coordinator(group, 1)
+        sink = st.start_service("ltvsync-sink", env=env)
+        warm = [make_event(i, other) for i in (1000, 1001)]
+        st.produce(t_events, [(key_of(warm[0]), encode(warm[0]))])
+        wait_until(lambda: len(st.consume_all(t_down)) == 1, 60, "the first warm-up event")
+        for p in range(4):  # the topics exist now
+            kf.leader(t_events, p, 1)
+            kf.leader(t_down, p, 2)
+        st.produce(t_events, [(key_of(warm[1]), encode(warm[1]))])
+        wait_until(lambda: len(st.consume_all(t_down)) == 2, 60, "the second warm-up event")
+        st.wait_ready(sink)
+        sent0 = metric(sink, "ltvsync_sink_writes_sent_total")
+        written0 = metric(sink, "ltvsync_sink_events_written_total")
+
+        # 2-3: writes on their way, Redis frozen before any acknowledgement
+        events = [make_event(i, integ) for i in range(N)]
+        kf.rtt(2, RTT_MS)
+        # through broker 1 only: broker 2 now answers RTT_MS late
+        b1 = st.broker.bootstrap.split(",")[0]
+        st.produce(t_events, [(key_of(e), encode(e)) for e in events], bootstrap=b1)
+        wait_until(lambda: metric(sink, "ltvsync_sink_writes_sent_total") >= sent0 + N, 60,
+                   "the sink to send the %d events" % N)
+        r = st.redis.client()
+        r.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
+        t_stop = time.monotonic()
+        kf.rtt(2, 0)
+        try:
+            wait_until(lambda: len(st.consume_all(t_down)) >= N + 2, 60,
+                       "the %d events downstream" % N)
+            # Batches the sink finished before (it waits for a batch's
+            # acknowledgements when the next has not come in yet) are
+            # recorded; the last batch cannot have been.
+            early = metric(sink, "ltvsync_sink_events_written_total") - written0
+            assert early < N, "every batch finished before Redis turned read-only"
+            st.stop(sink, signal.SIGKILL)
+        finally:
+            r.execute_command("REPLICAOF", "NO", "ONE")
+        print("1. %d events downstream, the sink killed %.1f s after Redis turned read-only; "
+              "%d of them unrecorded" % (N, time.monotonic() - t_stop, N - early))
+
+        # the takeover
+        t0 = time.monotonic()
+        st.restart(sink)
+        wait_until(lambda: caught_up(st, group, t_events), BOUND_S, "the sink caught up")
+        took = time.monotonic() - t0
+        ids = down_ids(st, t_down)
+        found = metric(sink, "ltvsync_sink_takeover_found_total")
+        unresolved = metric(sink, "ltvsync_sink_takeover_unresolved_total")
+        want = {e["event_id"] for e in events} | {w["event_id"] for w in warm}
+        report("sink kill -9 after its writes reached downstream, before their record "
+               "(Redis read-only, downstream acks 10 s late)", trials=1,
+               lost=len(want - set(ids)), dups=len(ids) - len(set(ids)), violations=0,
+               recover_s=took, note="%d of %d unrecorded writes found downstream by the next "
+               "sink, %d it could not look for" % (found, N - early, unresolved))
+        assert len(ids) == N + 2, "%d copies downstream, want %d (%s)" % (
+            len(ids), N + 2, duplicates(st.consume_all(t_down))[:3])
+        assert set(ids) == want
+        assert found == N - early and unresolved == 0, (found, N - early, unresolved)
+        assert metric(sink, "ltvsync_sink_takeover_reads_total") >= 1
+        print("2. restarted: %d writes found downstream, not written again; 0 copies; "
+              "caught up in %.1f s" % (found, took))
+
+        # the takeover's records hold; the other integration is written
+        changed = [make_event(i, integ, shift_days=1) for i in range(0, N, N // CHANGED)]
+        late = [make_event(i, other) for i in range(1, 21)]
+        again = events + changed + late
+        st.produce(t_events, [(key_of(e), encode(e)) for e in again])
+        wait_until(lambda: caught_up(st, group, t_events), 60, "the sink caught up again")
+        down = st.consume_all(t_down)
+        assert len(down) == N + 2 + len(changed) + len(late), len(down)
+        assert not duplicates(down), duplicates(down)[:3]
+        assert metric(sink, "ltvsync_sink_events_unchanged_total") >= N
+        print("3. the same %d again: skipped; %d changed and %d of the other integration "
+              "written once" % (N, len(changed), len(late)))
+        st.stop(sink)
+
+
+if __name__ == "__main__":
+    main()
