@@ -315,7 +315,7 @@ lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int
     char err[512];
     for (int attempt = 0;; attempt++) {
         lt_err_t rc = lt_kafka_read_from(s->cfg, "DOWNSTREAM_KAFKA_", s->topic_down, parts, from, n,
-                                         fn, opaque, 30000, err, sizeof(err));
+                                         fn, opaque, 120000, err, sizeof(err));
         if (rc == LT_OK)
             return LT_OK;
         lt_warn("reading %s back after a takeover: %s (attempt %d)", s->topic_down, err,

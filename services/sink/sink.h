@@ -195,7 +195,8 @@ int sink_intent_parse(const sink_t *s, const char *v, int64_t *lo, int64_t *hi, 
 char *sink_intent_format(const sink_t *s, int64_t lo, int64_t hi, const int64_t *from);
 /* Reads partitions parts[i] of the downstream topic from from[i] to their
  * ends, handing each message to fn; on a failed read calls restart(opaque)
- * and reads again, until sink_give_up() (LT_ERR_RETRIABLE). */
+ * and reads again (each read given 120 s), until sink_give_up()
+ * (LT_ERR_RETRIABLE). */
 lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int n,
                        lt_kafka_read_fn fn, void *opaque, void (*restart)(void *opaque));
 
