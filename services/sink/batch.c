@@ -540,37 +540,68 @@ static void readback_restart(void *opaque)
     rb->b->overflow = 0;
 }
 
+/* first[slot .. slot + 1) of a stable counting sort by table slot:
+ * first has TABLE_SIZE + 1 entries, filled from the slots of n items. */
+static void slot_ranges(size_t *first, const int *slots, size_t n)
+{
+    memset(first, 0, (TABLE_SIZE + 1) * sizeof(size_t));
+    for (size_t i = 0; i < n; i++)
+        first[slots[i] + 1]++;
+    for (size_t k = 1; k <= TABLE_SIZE; k++)
+        first[k] += first[k - 1];
+}
+
 /* Per uncertain id: the longest run of its uncertain writes (in batch order)
- * that is the end of what downstream holds for it is not written again. */
+ * that is the end of what downstream holds for it is not written again.
+ * Found writes and uncertain messages are grouped by id with a counting
+ * sort, so the cost is linear in both. */
 static void match_found(sink_t *s, sink_batch_t *b)
 {
-    size_t nmsg, skipped = 0;
-    int *idx = malloc(b->n * sizeof(int));
+    size_t nu = 0, skipped = 0;
+    size_t *ffirst = malloc((TABLE_SIZE + 1) * sizeof(size_t));
+    size_t *mfirst = malloc((TABLE_SIZE + 1) * sizeof(size_t));
+    size_t *at = malloc(TABLE_SIZE * sizeof(size_t));
+    int *slots = malloc((b->nfound + b->n + 1) * sizeof(int));
     uint64_t *d = malloc((b->nfound + 1) * sizeof(uint64_t));
-    if (!idx || !d)
+    int *mu = malloc((b->n + 1) * sizeof(int)), *idx = malloc((b->n + 1) * sizeof(int));
+    if (!ffirst || !mfirst || !at || !slots || !d || !mu || !idx) {
+        lt_warn("out of memory: writes found after a takeover are written again");
         goto done;
+    }
+    /* found writes by id, in the order read (per partition, so per id) */
+    for (size_t i = 0; i < b->nfound; i++)
+        slots[i] = b->found[i].slot;
+    slot_ranges(ffirst, slots, b->nfound);
+    memcpy(at, ffirst, TABLE_SIZE * sizeof(size_t));
+    for (size_t i = 0; i < b->nfound; i++)
+        d[at[b->found[i].slot]++] = b->found[i].hash;
+    /* uncertain writes of the batch by id, in batch order */
+    for (size_t i = 0; i < b->n; i++)
+        if (b->msgs[i].uncertain && b->msgs[i].state == MSG_WRITE) {
+            mu[nu] = (int)i;
+            slots[nu++] = b->msgs[i].slot;
+        }
+    slot_ranges(mfirst, slots, nu);
+    memcpy(at, mfirst, TABLE_SIZE * sizeof(size_t));
+    for (size_t k = 0; k < nu; k++)
+        idx[at[b->msgs[mu[k]].slot]++] = mu[k];
     for (size_t k = 0; k < b->nkeys; k++) {
         int slot = b->key_slot[k];
         entry_t *e = &b->table[slot];
-        size_t nd = 0, j;
+        const uint64_t *ds = d + ffirst[slot];
+        const int *ms = idx + mfirst[slot];
+        size_t nd = ffirst[slot + 1] - ffirst[slot], nm = mfirst[slot + 1] - mfirst[slot], j;
         if (!e->uncertain)
             continue;
-        for (size_t i = 0; i < b->nfound; i++)
-            if (b->found[i].slot == slot)
-                d[nd++] = b->found[i].hash;
-        nmsg = 0;
-        for (size_t i = 0; i < b->n; i++)
-            if (b->msgs[i].uncertain && b->msgs[i].slot == slot && b->msgs[i].state == MSG_WRITE)
-                idx[nmsg++] = (int)i;
-        for (j = nmsg < nd ? nmsg : nd; j > 0; j--) {
+        for (j = nm < nd ? nm : nd; j > 0; j--) {
             size_t t = 0;
-            while (t < j && d[nd - j + t] == b->msgs[idx[t]].hash)
+            while (t < j && ds[nd - j + t] == b->msgs[ms[t]].hash)
                 t++;
             if (t == j)
                 break;
         }
         for (size_t t = 0; t < j; t++) {
-            msg_t *m = &b->msgs[idx[t]];
+            msg_t *m = &b->msgs[ms[t]];
             m->state = MSG_SKIP;
             m->done = 1;
             e->undone--;
@@ -583,8 +614,13 @@ done:
                 "not written again",
                 skipped, s->topic_down);
     lt_metric_add(s->m.found_again, (int64_t)skipped);
-    free(idx);
+    free(ffirst);
+    free(mfirst);
+    free(at);
+    free(slots);
     free(d);
+    free(mu);
+    free(idx);
 }
 
 /* Looks downstream for the uncertain writes of b, from the bounds in

@@ -25,12 +25,14 @@ Asserts:
   - the window was hit: the sink's last batch was unrecorded when it was
     killed (a batch before it may have finished: the sink waits for a
     batch's acknowledgements when the next has not come in yet);
-  - after the restart: every event exactly once downstream (no unchanged
-    copy, nothing lost), the restarted sink counts every unrecorded write as
-    found downstream and 0 it could not look for, and it catches up within
-    BOUND_S;
-  - the takeover's records hold: the same N events again are all skipped as
-    unchanged, and CHANGED changed ones are each written once;
+  - after the restart: every write exactly once downstream (no unchanged
+    copy, nothing lost; of the CHANGED events written in two versions, the
+    later one is downstream's last), the restarted sink counts every
+    unrecorded write as found downstream and 0 it could not look for, and
+    it catches up within BOUND_S;
+  - the takeover's records hold: the latest version of the N events again
+    are all skipped as unchanged, and CHANGED changed ones are each written
+    once;
   - another integration's events produced after the restart are written.
 """
 import json
@@ -52,10 +54,6 @@ CHANGED = 10
 # librdkafka's request.timeout.ms (30 s).
 RTT_MS = 10000
 BOUND_S = 60.0  # restart to caught up: group join (3 s on the mock) + a read back
-
-
-def down_ids(st, topic):
-    return [json.loads(m.value)["event_id"] for m in st.consume_all(topic)]
 
 
 def main():
@@ -80,65 +78,79 @@ def main():
         sent0 = metric(sink, "ltvsync_sink_writes_sent_total")
         written0 = metric(sink, "ltvsync_sink_events_written_total")
 
-        # 2-3: writes on their way, Redis frozen before any acknowledgement
+        # 2-3: writes on their way, Redis read-only before any record. CHANGED
+        # of the events come twice, a changed version right after the first
+        # (same key, so in order): both are written, and both must be found.
         events = [make_event(i, integ) for i in range(N)]
+        twice = [make_event(i, integ, shift_days=1) for i in range(0, N, N // CHANGED)]
+        writes = N + len(twice)
         kf.rtt(2, RTT_MS)
         # through broker 1 only: broker 2 now answers RTT_MS late
         b1 = st.broker.bootstrap.split(",")[0]
-        st.produce(t_events, [(key_of(e), encode(e)) for e in events], bootstrap=b1)
-        wait_until(lambda: metric(sink, "ltvsync_sink_writes_sent_total") >= sent0 + N, 60,
-                   "the sink to send the %d events" % N)
+        st.produce(t_events, [(key_of(e), encode(e)) for e in events + twice], bootstrap=b1)
+        wait_until(lambda: metric(sink, "ltvsync_sink_writes_sent_total") >= sent0 + writes, 60,
+                   "the sink to send the %d writes" % writes)
         r = st.redis.client()
         r.execute_command("REPLICAOF", "127.0.0.1", str(free_port()))
         t_stop = time.monotonic()
         kf.rtt(2, 0)
         try:
-            wait_until(lambda: len(st.consume_all(t_down)) >= N + 2, 60,
-                       "the %d events downstream" % N)
+            wait_until(lambda: len(st.consume_all(t_down)) >= writes + 2, 60,
+                       "the %d writes downstream" % writes)
             # Batches the sink finished before (it waits for a batch's
             # acknowledgements when the next has not come in yet) are
             # recorded; the last batch cannot have been.
             early = metric(sink, "ltvsync_sink_events_written_total") - written0
-            assert early < N, "every batch finished before Redis turned read-only"
+            assert early < writes, "every batch finished before Redis turned read-only"
             st.stop(sink, signal.SIGKILL)
         finally:
             r.execute_command("REPLICAOF", "NO", "ONE")
-        print("1. %d events downstream, the sink killed %.1f s after Redis turned read-only; "
-              "%d of them unrecorded" % (N, time.monotonic() - t_stop, N - early))
+        print("1. %d writes downstream, the sink killed %.1f s after Redis turned read-only; "
+              "%d of them unrecorded" % (writes, time.monotonic() - t_stop, writes - early))
 
         # the takeover
         t0 = time.monotonic()
         st.restart(sink)
         wait_until(lambda: caught_up(st, group, t_events), BOUND_S, "the sink caught up")
         took = time.monotonic() - t0
-        ids = down_ids(st, t_down)
+        down = st.consume_all(t_down)
+        ids = {json.loads(m.value)["event_id"] for m in down}
+        copies = duplicates(down)
         found = metric(sink, "ltvsync_sink_takeover_found_total")
         unresolved = metric(sink, "ltvsync_sink_takeover_unresolved_total")
         want = {e["event_id"] for e in events} | {w["event_id"] for w in warm}
         report("sink kill -9 after its writes reached downstream, before their record "
                "(Redis read-only, downstream acks 10 s late)", trials=1,
-               lost=len(want - set(ids)), dups=len(ids) - len(set(ids)), violations=0,
+               lost=len(want - ids), dups=sum(n - 1 for _, n in copies), violations=0,
                recover_s=took, note="%d of %d unrecorded writes found downstream by the next "
-               "sink, %d it could not look for" % (found, N - early, unresolved))
-        assert len(ids) == N + 2, "%d copies downstream, want %d (%s)" % (
-            len(ids), N + 2, duplicates(st.consume_all(t_down))[:3])
-        assert set(ids) == want
-        assert found == N - early and unresolved == 0, (found, N - early, unresolved)
+               "sink, %d it could not look for" % (found, writes - early, unresolved))
+        assert not copies, "unchanged copies downstream: %s" % copies[:3]
+        assert len(down) == writes + 2, (len(down), writes + 2)
+        assert ids == want
+        latest = {}
+        for m in down:
+            ev = json.loads(m.value)
+            latest[ev["event_id"]] = ev
+        for e in twice:  # the later version is the one downstream ends with
+            assert latest[e["event_id"]]["local_date"] == e["local_date"], e["event_id"]
+        assert found == writes - early and unresolved == 0, (found, writes - early, unresolved)
         assert metric(sink, "ltvsync_sink_takeover_reads_total") >= 1
         print("2. restarted: %d writes found downstream, not written again; 0 copies; "
               "caught up in %.1f s" % (found, took))
 
         # the takeover's records hold; the other integration is written
-        changed = [make_event(i, integ, shift_days=1) for i in range(0, N, N // CHANGED)]
+        now = {e["event_id"]: e for e in events}
+        now.update((e["event_id"], e) for e in twice)
+        changed = [make_event(i, integ, shift_days=2) for i in range(0, N, N // CHANGED)]
         late = [make_event(i, other) for i in range(1, 21)]
-        again = events + changed + late
+        again = list(now.values()) + changed + late
         st.produce(t_events, [(key_of(e), encode(e)) for e in again])
         wait_until(lambda: caught_up(st, group, t_events), 60, "the sink caught up again")
         down = st.consume_all(t_down)
-        assert len(down) == N + 2 + len(changed) + len(late), len(down)
+        assert len(down) == writes + 2 + len(changed) + len(late), len(down)
         assert not duplicates(down), duplicates(down)[:3]
         assert metric(sink, "ltvsync_sink_events_unchanged_total") >= N
-        print("3. the same %d again: skipped; %d changed and %d of the other integration "
+        print("3. the latest %d again: skipped; %d changed and %d of the other integration "
               "written once" % (N, len(changed), len(late)))
         st.stop(sink)
 
