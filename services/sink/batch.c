@@ -838,7 +838,9 @@ lt_err_t sink_batch_start(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink_b
     decide(b, prev, prev2);
     if ((rc = intent_step(s, b, prev, prev2)) != LT_OK) {
         if (rc == LT_ERR_RETRIABLE)
-            lt_warn("shutdown during a Redis outage: %zu messages left for redelivery", b->n);
+            lt_warn("shutdown before the batch could be produced (Redis or downstream out): %zu "
+                    "messages left for redelivery",
+                    b->n);
         return rc;
     }
     t1 = lt_clock_mono_ms();

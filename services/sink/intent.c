@@ -146,59 +146,62 @@ static void field_of(const sink_t *s, int32_t partition, char *buf, size_t len)
     snprintf(buf, len, "%s/%d", s->topic_in, (int)partition);
 }
 
-/* Runs a command on the lookup connection until Redis answers it, pausing
- * as the lookups do (fail closed); NULL once sink_give_up(). */
-static redisReply *command_retry(sink_t *s, int argc, const char **argv, const size_t *lens)
+/* A command of the intent hash: argv[0] the command, argv[1] the key, then
+ * per input partition its field (and, for HSET, its value). */
+typedef struct {
+    const char **argv;
+    size_t *lens;
+    char (*fields)[300];
+} command_t;
+
+static int command_new(command_t *c, const sink_t *s, const char *cmd, const int32_t *parts,
+                       char *const *values, size_t n)
 {
-    int paused = 0;
-    for (;;) {
-        redisReply *reply = lt_redis_argv(s->redis, argc, argv, lens);
-        if (reply && reply->type != REDIS_REPLY_ERROR) {
-            if (paused)
-                lt_info("redis is back; resuming");
-            atomic_store(&s->redis_ok, 1);
-            return reply;
-        }
-        if (!paused) {
-            lt_warn("redis %s (intent): %.200s; pausing (fail closed)",
-                    reply ? "error" : "unreachable",
-                    reply && reply->str ? reply->str : lt_redis_errstr(s->redis));
-            lt_metric_add(s->m.redis_pauses, 1);
-        }
-        paused = 1;
-        atomic_store(&s->redis_ok, 0);
-        if (reply)
-            freeReplyObject(reply);
-        if (sink_give_up(s))
-            return NULL;
-        sink_sleep_ms(s, 500);
+    size_t per = values ? 2 : 1;
+    c->argv = calloc(per * n + 2, sizeof(*c->argv));
+    c->lens = calloc(per * n + 2, sizeof(*c->lens));
+    c->fields = calloc(n + 1, sizeof(*c->fields));
+    if (!c->argv || !c->lens || !c->fields)
+        return -1;
+    c->argv[0] = cmd;
+    c->argv[1] = s->intent_key;
+    for (size_t i = 0; i < n; i++) {
+        field_of(s, parts[i], c->fields[i], sizeof(c->fields[i]));
+        c->argv[per * i + 2] = c->fields[i];
+        if (values)
+            c->argv[per * i + 3] = values[i];
     }
+    for (size_t i = 0; i < per * n + 2; i++)
+        c->lens[i] = strlen(c->argv[i]);
+    return (int)(per * n + 2);
+}
+
+static void command_free(command_t *c)
+{
+    free(c->argv);
+    free(c->lens);
+    free(c->fields);
 }
 
 lt_err_t sink_intent_get(sink_t *s, const int32_t *parts, size_t n, char **values)
 {
-    const char **argv = calloc(n + 2, sizeof(*argv));
-    size_t *lens = calloc(n + 2, sizeof(*lens));
-    char(*fields)[300] = calloc(n, sizeof(*fields));
+    command_t c = {0};
     redisReply *reply = NULL;
     lt_err_t rc = LT_ERR_RETRIABLE;
+    int argc = command_new(&c, s, "HMGET", parts, NULL, n);
 
     for (size_t i = 0; i < n; i++)
         values[i] = NULL;
-    if (!argv || !lens || !fields)
+    if (argc < 0) {
+        lt_error("out of memory (intent)");
+        rc = LT_ERR_FATAL;
         goto done;
-    argv[0] = "HMGET";
-    argv[1] = s->intent_key;
-    for (size_t i = 0; i < n; i++) {
-        field_of(s, parts[i], fields[i], sizeof(fields[i]));
-        argv[i + 2] = fields[i];
     }
-    for (size_t i = 0; i < n + 2; i++)
-        lens[i] = strlen(argv[i]);
-    if (!(reply = command_retry(s, (int)n + 2, argv, lens)))
-        goto done;
+    if (!(reply = sink_redis_retry(s, s->redis, NULL, 0, argc, c.argv, c.lens)))
+        goto done; /* shutdown */
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != n) {
         lt_error("intent: unexpected reply");
+        rc = LT_ERR_FATAL;
         goto done;
     }
     rc = LT_OK;
@@ -207,12 +210,14 @@ lt_err_t sink_intent_get(sink_t *s, const int32_t *parts, size_t n, char **value
         if (e->type != REDIS_REPLY_STRING)
             continue;
         if (e->len > INTENT_MAX_BYTES) {
-            lt_warn("intent %s: %zu bytes, over %d: ignored", fields[i], (size_t)e->len,
+            lt_warn("intent %s: %zu bytes, over %d: ignored", c.fields[i], (size_t)e->len,
                     INTENT_MAX_BYTES);
             continue;
         }
-        if (!(values[i] = strndup(e->str, e->len)))
-            rc = LT_ERR_RETRIABLE;
+        if (!(values[i] = strndup(e->str, e->len))) {
+            lt_error("out of memory (intent)");
+            rc = LT_ERR_FATAL;
+        }
     }
 done:
     if (reply)
@@ -222,40 +227,27 @@ done:
             free(values[i]);
             values[i] = NULL;
         }
-    free(argv);
-    free(lens);
-    free(fields);
+    command_free(&c);
     return rc;
 }
 
 lt_err_t sink_intent_put(sink_t *s, const int32_t *parts, char *const *values, size_t n)
 {
-    const char **argv = calloc(2 * n + 2, sizeof(*argv));
-    size_t *lens = calloc(2 * n + 2, sizeof(*lens));
-    char(*fields)[300] = calloc(n, sizeof(*fields));
+    command_t c = {0};
     redisReply *reply = NULL;
-    lt_err_t rc = LT_ERR_RETRIABLE;
+    int argc = command_new(&c, s, "HSET", parts, values, n);
 
-    if (!argv || !lens || !fields)
-        goto done;
-    argv[0] = "HSET";
-    argv[1] = s->intent_key;
-    for (size_t i = 0; i < n; i++) {
-        field_of(s, parts[i], fields[i], sizeof(fields[i]));
-        argv[2 * i + 2] = fields[i];
-        argv[2 * i + 3] = values[i];
+    if (argc < 0) {
+        command_free(&c);
+        lt_error("out of memory (intent)");
+        return LT_ERR_FATAL;
     }
-    for (size_t i = 0; i < 2 * n + 2; i++)
-        lens[i] = strlen(argv[i]);
-    if ((reply = command_retry(s, (int)(2 * n + 2), argv, lens)))
-        rc = LT_OK;
-done:
-    if (reply)
-        freeReplyObject(reply);
-    free(argv);
-    free(lens);
-    free(fields);
-    return rc;
+    reply = sink_redis_retry(s, s->redis, NULL, 0, argc, c.argv, c.lens);
+    command_free(&c);
+    if (!reply)
+        return LT_ERR_RETRIABLE; /* shutdown */
+    freeReplyObject(reply);
+    return LT_OK;
 }
 
 /* A decimal number at *p (digits only: no sign, no space), *p moved past it. */

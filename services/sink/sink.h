@@ -160,6 +160,12 @@ lt_err_t sink_store_lookup_recv(sink_t *s, sink_call_t *c);
  * Redis answers. LT_OK, or LT_ERR_RETRIABLE once sink_give_up(). */
 void sink_store_record_send(sink_t *s, sink_call_t *c, const sink_key_t *keys, size_t n);
 lt_err_t sink_store_record_recv(sink_t *s, sink_call_t *c);
+/* Runs script (NULL: the command argv) on r until Redis answers without
+ * an error, pausing while it is unreachable or refuses (fail closed: warns
+ * once, counts a pause, retries every 500 ms, keeps s->redis_ok). NULL
+ * once sink_give_up(). */
+redisReply *sink_redis_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *script, int nkeys,
+                             int argc, const char **argv, const size_t *lens);
 /* After s->redis and s->redis_rec exist: the stems of the layout lt_redis
  * chose (lt_rkeys) and, in a cluster, a lookup and a record connection per
  * further tag group (url: the Redis URL). 0, or -1 with err. */
@@ -185,7 +191,9 @@ void sink_acked(sink_t *s, int32_t d, int64_t offset);
 /* Builds s->intent_key; -1 when the prefix is too long. */
 int sink_intent_key(sink_t *s, const char *prefix);
 /* The intents of input partitions parts[0..n): values[i] malloc'd, or NULL
- * (none). LT_OK, or LT_ERR_RETRIABLE once sink_give_up(). */
+ * (none). LT_OK; LT_ERR_RETRIABLE once sink_give_up() (a Redis outage at
+ * shutdown); LT_ERR_FATAL out of memory or on a reply that is no answer
+ * to HMGET. _put the same. */
 lt_err_t sink_intent_get(sink_t *s, const int32_t *parts, size_t n, char **values);
 lt_err_t sink_intent_put(sink_t *s, const int32_t *parts, char *const *values, size_t n);
 /* Parses an intent value: its range, and its bounds merged into from[]

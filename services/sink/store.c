@@ -188,15 +188,13 @@ static int nkeys(const sink_t *s)
     return s->cluster ? 1 : 0;
 }
 
-/* Runs a part's script until it answers, pausing while Redis is unreachable
- * or refuses (fail closed: no write downstream without the dedupe verdict). */
-static redisReply *eval_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *script, sink_call_t *c,
-                              const sink_part_t *p)
+redisReply *sink_redis_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *script, int nkeys,
+                             int argc, const char **argv, const size_t *lens)
 {
     int paused = 0;
     for (;;) {
-        redisReply *reply =
-            lt_redis_eval(r, script, nkeys(s), p->argc, c->argv + p->off, c->lens + p->off);
+        redisReply *reply = script ? lt_redis_eval(r, script, nkeys, argc, argv, lens)
+                                   : lt_redis_argv(r, argc, argv, lens);
         if (reply && reply->type != REDIS_REPLY_ERROR) {
             if (paused)
                 lt_info("redis is back; resuming");
@@ -216,6 +214,13 @@ static redisReply *eval_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *scrip
             return NULL;
         sink_sleep_ms(s, 500);
     }
+}
+
+/* Runs a part's script until it answers (sink_redis_retry). */
+static redisReply *eval_retry(sink_t *s, lt_redis_t *r, lt_redis_script_t *script, sink_call_t *c,
+                              const sink_part_t *p)
+{
+    return sink_redis_retry(s, r, script, nkeys(s), p->argc, c->argv + p->off, c->lens + p->off);
 }
 
 /* Fills a part's keys from its lookup reply; -1 when it is not one. */

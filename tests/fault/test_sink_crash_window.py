@@ -28,8 +28,9 @@ Asserts:
   - after the restart: every write exactly once downstream (no unchanged
     copy, nothing lost; of the CHANGED events written in two versions, the
     later one is downstream's last), the restarted sink counts every
-    unrecorded write as found downstream and 0 it could not look for, and
-    it catches up within BOUND_S;
+    unrecorded write as found downstream (and perhaps a few recorded ones:
+    see below) and 0 it could not look for, and it catches up within
+    BOUND_S;
   - the takeover's records hold: the latest version of the N events again
     are all skipped as unchanged, and CHANGED changed ones are each written
     once;
@@ -122,8 +123,8 @@ def main():
         report("sink kill -9 after its writes reached downstream, before their record "
                "(Redis read-only, downstream acks 10 s late)", trials=1,
                lost=len(want - ids), dups=sum(n - 1 for _, n in copies), violations=0,
-               recover_s=took, note="%d of %d unrecorded writes found downstream by the next "
-               "sink, %d it could not look for" % (found, writes - early, unresolved))
+               recover_s=took, note="%d writes found downstream by the next sink (%d of them "
+               "unrecorded), %d it could not look for" % (found, writes - early, unresolved))
         assert not copies, "unchanged copies downstream: %s" % copies[:3]
         assert len(down) == writes + 2, (len(down), writes + 2)
         assert ids == want
@@ -133,7 +134,13 @@ def main():
             latest[ev["event_id"]] = ev
         for e in twice:  # the later version is the one downstream ends with
             assert latest[e["event_id"]]["local_date"] == e["local_date"], e["event_id"]
-        assert found == writes - early and unresolved == 0, (found, writes - early, unresolved)
+        # Every unrecorded write is found. So may be recorded ones: a batch
+        # that finished just before the freeze, with both versions of an
+        # id, comes again if its offsets were not committed yet; the stored
+        # hash is the later version's, so the earlier one would be written
+        # again (and the later after it) had the read back not found both.
+        assert writes - early <= found <= writes and unresolved == 0, \
+            (found, writes - early, unresolved)
         assert metric(sink, "ltvsync_sink_takeover_reads_total") >= 1
         print("2. restarted: %d writes found downstream, not written again; 0 copies; "
               "caught up in %.1f s" % (found, took))
