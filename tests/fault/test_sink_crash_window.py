@@ -60,7 +60,7 @@ BOUND_S = 60.0  # restart to caught up: group join (3 s on the mock) + a read ba
 def main():
     with Stack("sink-crash-window") as st:
         integ, t_events, t_down, t_dlq, group, env = sink_stack(
-            st, brokers=2, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="6000",
+            st, brokers=2, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="3000",
             LTVSYNC_KAFKA_HEARTBEAT_INTERVAL_MS="500",
             LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500")
         other = integ + "-b"
