@@ -204,11 +204,23 @@ static entry_t *table_find(sink_batch_t *b, const uint8_t id[16])
     return NULL;
 }
 
+/* Parses an event into b's arena (the tree of the message before is done
+ * with: its arena memory is this one's, still in cache), checks it and
+ * hashes it. 0, or -1 with the reason in err. */
+static int event_hash(const sink_t *s, sink_batch_t *b, const void *payload, size_t len,
+                      sink_event_info_t *info, uint64_t *hash, char *err, size_t errlen)
+{
+    const cJSON *root;
+    lt_jarena_reset(b->arena);
+    if (!(root = lt_jtree_parse(b->arena, payload, len, s->max_bytes, err, errlen)))
+        return -1;
+    return sink_validate_hash(root, info, &b->scratch, hash, err, errlen);
+}
+
 static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
 {
     const rd_kafka_message_t *rkm = m->rkm;
     char err[256];
-    const cJSON *root;
     if (!rkm->payload) {
         to_dlq(m, "empty value (tombstone)");
         return;
@@ -218,15 +230,7 @@ static void check_one(sink_t *s, sink_batch_t *b, msg_t *m)
         to_dlq(m, err);
         return;
     }
-    /* The tree of the message before is done with: its arena memory is
-     * this one's (still in cache). */
-    lt_jarena_reset(b->arena);
-    if (!(root =
-              lt_jtree_parse(b->arena, rkm->payload, rkm->len, s->max_bytes, err, sizeof(err)))) {
-        to_dlq(m, err);
-        return;
-    }
-    if (sink_validate_hash(root, &m->info, &b->scratch, &m->hash, err, sizeof(err)) != 0) {
+    if (event_hash(s, b, rkm->payload, rkm->len, &m->info, &m->hash, err, sizeof(err)) != 0) {
         to_dlq(m, err);
     } else {
         m->state = MSG_WRITE;
@@ -510,15 +514,10 @@ static void on_readback(const rd_kafka_message_t *rkm, void *opaque)
     uint8_t id[16];
     uint64_t hash;
     char err[256];
-    const cJSON *root;
     entry_t *e;
     if (!rkm->key || rkm->key_len != 36 || !rkm->payload ||
-        lt_dedupe_uuid_parse(rkm->key, 36, id) != 0 || !(e = table_find(b, id)) || !e->uncertain)
-        return;
-    lt_jarena_reset(b->arena);
-    if (!(root = lt_jtree_parse(b->arena, rkm->payload, rkm->len, rb->s->max_bytes, err,
-                                sizeof(err))) ||
-        sink_validate_hash(root, &info, &b->scratch, &hash, err, sizeof(err)) != 0)
+        lt_dedupe_uuid_parse(rkm->key, 36, id) != 0 || !(e = table_find(b, id)) || !e->uncertain ||
+        event_hash(rb->s, b, rkm->payload, rkm->len, &info, &hash, err, sizeof(err)) != 0)
         return;
     if (b->nfound == b->capfound) {
         size_t cap = b->capfound ? 2 * b->capfound : 256;
