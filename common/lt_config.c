@@ -145,6 +145,9 @@ const lt_config_def_t lt_config_defs[] = {
     /* sink */
     {"DEDUPE_TTL", LT_CFG_DURATION, "400d", MS_H, 3650 * MS_D, LT_SVC_SINK,
      "how long the sink remembers written events"},
+    {"SINK_BATCH_SIZE", LT_CFG_INT, "2000", 1, 2000, LT_SVC_SINK,
+     "events the sink checks, looks up and writes per batch, at most (one Redis lookup per 250, "
+     "one record and one intent per batch)"},
     /* control API (ltvsync-api) */
     {"API_BIND", LT_CFG_STRING, "0.0.0.0", 0, 0, LT_SVC_API,
      "address of the API's port: an IPv4 or IPv6 literal"},

@@ -304,7 +304,8 @@ fail:
 
 static lt_err_t produce(lt_producer_t *p, const char *topic, int32_t partition, const void *key,
                         size_t keylen, const void *val, size_t vallen, int msgflags,
-                        lt_acks_t *acks, char *errstr, size_t errlen)
+                        const char *hname, const void *hval, size_t hlen, lt_acks_t *acks,
+                        char *errstr, size_t errlen)
 {
     long long deadline = lt_clock_mono_ms() + LT_QUEUE_FULL_WAIT_MS;
     rd_kafka_resp_err_t err;
@@ -314,10 +315,19 @@ static lt_err_t produce(lt_producer_t *p, const char *topic, int32_t partition, 
         atomic_fetch_add(&acks->pending, 1);
     }
     for (;;) {
-        err = rd_kafka_producev(
-            p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-            RD_KAFKA_V_KEY(key, key ? keylen : 0), RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
-            RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(acks), RD_KAFKA_V_END);
+        if (hname)
+            err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                    RD_KAFKA_V_KEY(key, key ? keylen : 0),
+                                    RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
+                                    RD_KAFKA_V_HEADER(hname, hval, (ssize_t)hlen),
+                                    RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(acks),
+                                    RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                                    RD_KAFKA_V_KEY(key, key ? keylen : 0),
+                                    RD_KAFKA_V_VALUE((void *)(uintptr_t)val, vallen),
+                                    RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_OPAQUE(acks),
+                                    RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || lt_clock_mono_ms() >= deadline)
             break;
         if (rd_kafka_poll(p->rk, 100) > 0) /* delivery reports free queue space */
@@ -343,7 +353,7 @@ lt_err_t lt_producer_send(lt_producer_t *p, const char *topic, const void *key, 
                           size_t errlen)
 {
     return produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, val, vallen, RD_KAFKA_MSG_F_COPY,
-                   acks, errstr, errlen);
+                   NULL, NULL, 0, acks, errstr, errlen);
 }
 
 lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void *key, size_t keylen,
@@ -351,7 +361,7 @@ lt_err_t lt_producer_send_owned(lt_producer_t *p, const char *topic, const void 
                                 size_t errlen)
 {
     lt_err_t rc = produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, val, vallen,
-                          RD_KAFKA_MSG_F_FREE, acks, errstr, errlen);
+                          RD_KAFKA_MSG_F_FREE, NULL, NULL, 0, acks, errstr, errlen);
     if (rc != LT_OK)
         free(val); /* librdkafka took it only on success */
     return rc;
@@ -361,15 +371,17 @@ lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *k
                               const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
                               size_t errlen)
 {
-    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, val, vallen, 0, acks, errstr,
-                   errlen);
+    return produce(p, topic, RD_KAFKA_PARTITION_UA, key, keylen, val, vallen, 0, NULL, NULL, 0,
+                   acks, errstr, errlen);
 }
 
 lt_err_t lt_producer_send_ref_to(lt_producer_t *p, const char *topic, int32_t partition,
                                  const void *key, size_t keylen, const void *val, size_t vallen,
-                                 lt_acks_t *acks, char *errstr, size_t errlen)
+                                 const char *hname, const void *hval, size_t hlen, lt_acks_t *acks,
+                                 char *errstr, size_t errlen)
 {
-    return produce(p, topic, partition, key, keylen, val, vallen, 0, acks, errstr, errlen);
+    return produce(p, topic, partition, key, keylen, val, vallen, 0, hname, hval, hlen, acks,
+                   errstr, errlen);
 }
 
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms)

@@ -80,10 +80,12 @@ lt_err_t lt_producer_send_ref(lt_producer_t *p, const char *topic, const void *k
                               const void *val, size_t vallen, lt_acks_t *acks, char *errstr,
                               size_t errlen);
 /* As lt_producer_send_ref, to one partition (RD_KAFKA_PARTITION_UA: the
- * partitioner's choice). */
+ * partitioner's choice), with one header when hname is not NULL (its value
+ * copied). */
 lt_err_t lt_producer_send_ref_to(lt_producer_t *p, const char *topic, int32_t partition,
                                  const void *key, size_t keylen, const void *val, size_t vallen,
-                                 lt_acks_t *acks, char *errstr, size_t errlen);
+                                 const char *hname, const void *hval, size_t hlen, lt_acks_t *acks,
+                                 char *errstr, size_t errlen);
 /* Serves delivery reports until acks has nothing pending or timeout_ms passes.
  * LT_OK when all delivered; LT_ERR_RETRIABLE on failures or timeout. */
 lt_err_t lt_producer_wait(lt_producer_t *p, lt_acks_t *acks, int timeout_ms);

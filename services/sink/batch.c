@@ -67,13 +67,8 @@ typedef struct {
     int undone;      /* writes of this id not acknowledged */
     int resend;      /* a write failed: later writes of the id go again after it */
     int uncertain;   /* a write of the id may have been made by a dead sink */
+    int wrote;       /* a write of the id was sent (not found downstream) */
 } entry_t;
-
-/* A write of an uncertain id found downstream: its entry, its hash. */
-typedef struct {
-    int slot;
-    uint64_t hash;
-} found_t;
 
 #define FOUND_MAX 1000000 /* found writes one takeover batch looks at, at most */
 
@@ -96,7 +91,7 @@ struct sink_batch_s {
     size_t nin;
     int64_t *bound;
     int32_t nbound;
-    found_t *found;
+    sink_found_t *found;
     size_t nfound, capfound;
     int overflow;
 };
@@ -143,7 +138,8 @@ void sink_batch_destroy(sink_batch_t *b)
 size_t sink_batch_collect(sink_t *s, sink_batch_t *b, int first_wait_ms)
 {
     long long deadline = 0;
-    while (b->n < SINK_BATCH_MAX && !lt_signal_stop) {
+    size_t max = s->batch_size && s->batch_size < SINK_BATCH_MAX ? s->batch_size : SINK_BATCH_MAX;
+    while (b->n < max && !lt_signal_stop) {
         /* What is queued already is taken without a wait and without
          * reading the clock (a poll with a timeout reads it too); the clock
          * and the deadline only when the queue is empty. */
@@ -195,13 +191,19 @@ static int table_slot(sink_batch_t *b, const uint8_t id[16])
 }
 
 /* The entry of an id, or NULL. */
-static entry_t *table_find(sink_batch_t *b, const uint8_t id[16])
+static int table_index(const sink_batch_t *b, const uint8_t id[16])
 {
     unsigned h = table_hash(id);
     for (; b->table[h].used; h = (h + 1) & (TABLE_SIZE - 1))
         if (memcmp(b->table[h].id, id, 16) == 0)
-            return &b->table[h];
-    return NULL;
+            return (int)h;
+    return -1;
+}
+
+static entry_t *table_find(sink_batch_t *b, const uint8_t id[16])
+{
+    int h = table_index(b, id);
+    return h < 0 ? NULL : &b->table[h];
 }
 
 /* Parses an event into b's arena (the tree of the message before is done
@@ -313,10 +315,15 @@ static lt_err_t produce(sink_t *s, sink_batch_t *b)
         } else if (m->state == MSG_WRITE) {
             /* By reference: the message outlives its delivery (released
              * after the acks, or after the producer on shutdown). */
+            char src[SINK_SRC_MAX];
+            size_t srclen = sink_src_format(src, m->rkm->partition, m->rkm->offset);
             rc = lt_producer_send_ref_to(s->down, s->topic_down, m->dpart, m->info.event_id, 36,
-                                         m->rkm->payload, m->rkm->len, m->ack, err, sizeof(err));
-            if (rc == LT_OK)
+                                         m->rkm->payload, m->rkm->len, SINK_SRC_HEADER, src, srclen,
+                                         m->ack, err, sizeof(err));
+            if (rc == LT_OK) {
                 lt_metric_add(s->m.produced, 1);
+                b->table[m->slot].wrote = 1;
+            }
         } else {
             size_t len;
             char *rec = sink_dlq_record(m->rkm, m->reason, &len);
@@ -504,24 +511,30 @@ typedef struct {
     sink_batch_t *b;
 } readback_t;
 
-/* A message read back: kept when its key is an uncertain id of the batch
- * and it is a valid event (its hash is what a write of it would carry). */
+/* A message read back: kept when its key is an uncertain id of the batch,
+ * with the input coordinates its header names (-1, -1 without a valid one:
+ * a write made by no sink of this version, or by something else). */
 static void on_readback(const rd_kafka_message_t *rkm, void *opaque)
 {
     readback_t *rb = opaque;
     sink_batch_t *b = rb->b;
-    sink_event_info_t info;
+    rd_kafka_headers_t *hdrs;
+    const void *v;
+    size_t vlen;
     uint8_t id[16];
-    uint64_t hash;
-    char err[256];
+    int32_t part = -1;
+    int64_t off = -1;
     entry_t *e;
-    if (!rkm->key || rkm->key_len != 36 || !rkm->payload ||
-        lt_dedupe_uuid_parse(rkm->key, 36, id) != 0 || !(e = table_find(b, id)) || !e->uncertain ||
-        event_hash(rb->s, b, rkm->payload, rkm->len, &info, &hash, err, sizeof(err)) != 0)
+    if (!rkm->key || rkm->key_len != 36 || lt_dedupe_uuid_parse(rkm->key, 36, id) != 0 ||
+        !(e = table_find(b, id)) || !e->uncertain)
         return;
+    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, SINK_SRC_HEADER, &v, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        sink_src_parse(v, vlen, &part, &off) != 0)
+        part = -1, off = -1;
     if (b->nfound == b->capfound) {
         size_t cap = b->capfound ? 2 * b->capfound : 256;
-        found_t *f = cap <= FOUND_MAX ? realloc(b->found, cap * sizeof(*f)) : NULL;
+        sink_found_t *f = cap <= FOUND_MAX ? realloc(b->found, cap * sizeof(*f)) : NULL;
         if (!f) {
             b->overflow = 1;
             return;
@@ -529,7 +542,7 @@ static void on_readback(const rd_kafka_message_t *rkm, void *opaque)
         b->found = f;
         b->capfound = cap;
     }
-    b->found[b->nfound++] = (found_t){(int)(e - b->table), hash};
+    b->found[b->nfound++] = (sink_found_t){(int)(e - b->table), part, off};
 }
 
 static void readback_restart(void *opaque)
@@ -550,20 +563,35 @@ static void slot_ranges(size_t *first, const int *slots, size_t n)
         first[k] += first[k - 1];
 }
 
-/* Per uncertain id: the longest run of its uncertain writes (in batch order)
- * that is the end of what downstream holds for it is not written again.
- * Found writes and uncertain messages are grouped by id with a counting
- * sort, so the cost is linear in both. */
-static void match_found(sink_t *s, sink_batch_t *b)
+/* Did prev or prev2 (this sink's batches not finished) send a write of id? */
+static int wrote_before(const sink_batch_t *prev, const sink_batch_t *prev2, const uint8_t id[16])
+{
+    const sink_batch_t *bs[2] = {prev, prev2};
+    for (int j = 0; j < 2; j++) {
+        int h = bs[j] ? table_index(bs[j], id) : -1;
+        if (h >= 0 && bs[j]->table[h].wrote)
+            return 1;
+    }
+    return 0;
+}
+
+/* Per uncertain id, sink_takeover_skips on its uncertain writes and its
+ * writes found downstream. Both are grouped by id with a counting sort,
+ * so the cost is linear in both. An id whose uncertain writes come from
+ * more than one input partition (not keyed by event_id) is written again. */
+static void match_found(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
+                        const sink_batch_t *prev2)
 {
     size_t nu = 0, skipped = 0;
     size_t *ffirst = malloc((TABLE_SIZE + 1) * sizeof(size_t));
     size_t *mfirst = malloc((TABLE_SIZE + 1) * sizeof(size_t));
     size_t *at = malloc(TABLE_SIZE * sizeof(size_t));
     int *slots = malloc((b->nfound + b->n + 1) * sizeof(int));
-    uint64_t *d = malloc((b->nfound + 1) * sizeof(uint64_t));
+    sink_found_t *d = malloc((b->nfound + 1) * sizeof(sink_found_t));
     int *mu = malloc((b->n + 1) * sizeof(int)), *idx = malloc((b->n + 1) * sizeof(int));
-    if (!ffirst || !mfirst || !at || !slots || !d || !mu || !idx) {
+    int64_t *w_off = malloc((b->n + 1) * sizeof(int64_t));
+    uint8_t *skip = malloc(b->n + 1);
+    if (!ffirst || !mfirst || !at || !slots || !d || !mu || !idx || !w_off || !skip) {
         lt_warn("out of memory: writes found after a takeover are written again");
         goto done;
     }
@@ -573,7 +601,7 @@ static void match_found(sink_t *s, sink_batch_t *b)
     slot_ranges(ffirst, slots, b->nfound);
     memcpy(at, ffirst, TABLE_SIZE * sizeof(size_t));
     for (size_t i = 0; i < b->nfound; i++)
-        d[at[b->found[i].slot]++] = b->found[i].hash;
+        d[at[b->found[i].slot]++] = b->found[i];
     /* uncertain writes of the batch by id, in batch order */
     for (size_t i = 0; i < b->n; i++)
         if (b->msgs[i].uncertain && b->msgs[i].state == MSG_WRITE) {
@@ -587,25 +615,28 @@ static void match_found(sink_t *s, sink_batch_t *b)
     for (size_t k = 0; k < b->nkeys; k++) {
         int slot = b->key_slot[k];
         entry_t *e = &b->table[slot];
-        const uint64_t *ds = d + ffirst[slot];
         const int *ms = idx + mfirst[slot];
-        size_t nd = ffirst[slot + 1] - ffirst[slot], nm = mfirst[slot + 1] - mfirst[slot], j;
-        if (!e->uncertain)
+        size_t nm = mfirst[slot + 1] - mfirst[slot], j;
+        int32_t part;
+        if (!e->uncertain || nm == 0)
             continue;
-        for (j = nm < nd ? nm : nd; j > 0; j--) {
-            size_t t = 0;
-            while (t < j && ds[nd - j + t] == b->msgs[ms[t]].hash)
-                t++;
-            if (t == j)
-                break;
-        }
-        for (size_t t = 0; t < j; t++) {
-            msg_t *m = &b->msgs[ms[t]];
+        part = b->msgs[ms[0]].rkm->partition;
+        for (j = 0; j < nm && b->msgs[ms[j]].rkm->partition == part; j++)
+            w_off[j] = b->msgs[ms[j]].rkm->offset;
+        if (j < nm)
+            continue;
+        if (!sink_takeover_skips(part, w_off, nm, d + ffirst[slot], ffirst[slot + 1] - ffirst[slot],
+                                 wrote_before(prev, prev2, e->id), skip))
+            continue;
+        for (j = 0; j < nm; j++) {
+            msg_t *m = &b->msgs[ms[j]];
+            if (!skip[j])
+                continue;
             m->state = MSG_SKIP;
             m->done = 1;
             e->undone--;
+            skipped++;
         }
-        skipped += j;
     }
 done:
     if (skipped)
@@ -620,11 +651,14 @@ done:
     free(d);
     free(mu);
     free(idx);
+    free(w_off);
+    free(skip);
 }
 
 /* Looks downstream for the uncertain writes of b, from the bounds in
  * s->old_from, and skips those found. */
-static lt_err_t resolve(sink_t *s, sink_batch_t *b)
+static lt_err_t resolve(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
+                        const sink_batch_t *prev2)
 {
     int32_t *parts = calloc((size_t)s->down_parts + 1, sizeof(int32_t));
     int64_t *from = calloc((size_t)s->down_parts + 1, sizeof(int64_t));
@@ -671,7 +705,7 @@ static lt_err_t resolve(sink_t *s, sink_batch_t *b)
         lt_warn("takeover: over %d writes of these ids downstream: all written again", FOUND_MAX);
         goto done;
     }
-    match_found(s, b);
+    match_found(s, b, prev, prev2);
 done:
     free(parts);
     free(from);
@@ -773,7 +807,7 @@ static lt_err_t intent_step(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink
         lt_info("takeover: %zu writes in offsets a stopped sink had not finished; looking for "
                 "them in %s",
                 uncertain, s->topic_down);
-        if ((rc = resolve(s, b)) != LT_OK)
+        if ((rc = resolve(s, b, prev, prev2)) != LT_OK)
             goto done;
     }
     /* b's bounds: where its writes go, and the old intents' (their writes

@@ -21,10 +21,14 @@
  *
  * A batch whose offsets of a partition overlap the intent's lo..hi may hold
  * events a dead sink wrote. batch.c reads downstream back, from the
- * intent's bounds to the end (a group-less read, only on such a takeover),
- * and skips (and records) the writes it finds there again, in order per
- * event_id. The new intent keeps the old range and bounds until batches
- * past it are done, so a crash during a takeover is covered too.
+ * intent's bounds to the end (a group-less read, only on such a takeover).
+ * Every write carries the input partition and offset of its event in a
+ * header (SINK_SRC_HEADER), so a write found there is known by where it
+ * came from, whatever batches either sink cut: it is skipped (and
+ * recorded) when nothing written after it downstream would then be left
+ * last (sink_takeover_skips). The new intent keeps the old range and
+ * bounds until batches past it are done, so a crash during a takeover is
+ * covered too.
  *
  * The sink picks each write's partition itself (lt_producer_send_ref_to),
  * the way librdkafka's default partitioner does (crc32 of the key, which
@@ -322,4 +326,80 @@ lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int
         restart(opaque);
         sink_sleep_ms(s, 1000);
     }
+}
+
+size_t sink_src_format(char *buf, int32_t partition, int64_t offset)
+{
+    int n = snprintf(buf, SINK_SRC_MAX, "%" PRId32 "/%" PRId64, partition, offset);
+    return n > 0 && n < SINK_SRC_MAX ? (size_t)n : 0;
+}
+
+/* Digits only, at most 18 of them, so the value fits an int64_t. */
+static int parse_digits(const char *s, size_t len, int64_t *out)
+{
+    int64_t v = 0;
+    if (len == 0 || len > 18)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+int sink_src_parse(const void *v, size_t len, int32_t *partition, int64_t *offset)
+{
+    const char *s = v, *slash = v && len < SINK_SRC_MAX ? memchr(s, '/', len) : NULL;
+    int64_t p, o;
+    if (!slash || parse_digits(s, (size_t)(slash - s), &p) != 0 || p > INT32_MAX ||
+        parse_digits(slash + 1, len - (size_t)(slash - s) - 1, &o) != 0)
+        return -1;
+    *partition = (int32_t)p;
+    *offset = o;
+    return 0;
+}
+
+/* The index of offset off in w_off[0..n) (increasing), or n. */
+static size_t find_offset(const int64_t *w_off, size_t n, int64_t off)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (w_off[mid] < off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n && w_off[lo] == off ? lo : n;
+}
+
+size_t sink_takeover_skips(int32_t part, const int64_t *w_off, size_t nw, const sink_found_t *f,
+                           size_t nf, int prev_wrote, uint8_t *skip)
+{
+    int64_t min_after = INT64_MAX; /* lowest offset of part written after, downstream */
+    size_t n = 0;
+    memset(skip, 0, nw);
+    /* From the end back: a write's last copy downstream decides (skip 1:
+     * found and safe, 2: found and unsafe). */
+    for (size_t t = nf; t-- > 0;) {
+        size_t k;
+        if (f[t].part != part || f[t].off < 0) {
+            min_after = -1; /* unknown coordinates: everything before is unsafe */
+            continue;
+        }
+        if ((k = find_offset(w_off, nw, f[t].off)) < nw && !skip[k])
+            skip[k] = min_after > f[t].off ? 1 : 2;
+        if (f[t].off < min_after)
+            min_after = f[t].off;
+    }
+    for (size_t k = 0; k < nw; k++) {
+        if (prev_wrote || skip[k] != 1) {
+            memset(skip + k, 0, nw - k);
+            break;
+        }
+        n++;
+    }
+    return n;
 }

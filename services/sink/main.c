@@ -92,6 +92,7 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     s->topic_dlq = lt_config_str(cfg, "TOPIC_DLQ");
     s->max_bytes = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
     s->ttl_ms = lt_config_int(cfg, "DEDUPE_TTL");
+    s->batch_size = (size_t)lt_config_int(cfg, "SINK_BATCH_SIZE");
     s->grace_ms = lt_config_int(cfg, "SHUTDOWN_GRACE");
     topics[0] = s->topic_in = lt_config_str(cfg, "TOPIC_EVENTS");
     snprintf(s->legacy_prefix, sizeof(s->legacy_prefix),

@@ -88,6 +88,7 @@ typedef struct {
     char legacy_prefix[256]; /* "<REDIS_PREFIX>dd:": the earlier layout */
     int legacy;              /* its keys exist: lookups ask it on a miss */
     size_t max_bytes;
+    size_t batch_size; /* SINK_BATCH_SIZE, at most SINK_BATCH_MAX */
     long long ttl_ms, grace_ms;
     long long stop_at_ms; /* when the stop flag was first seen; 0 = running */
     atomic_int redis_ok;
@@ -207,6 +208,40 @@ char *sink_intent_format(const sink_t *s, int64_t lo, int64_t hi, const int64_t 
  * (LT_ERR_RETRIABLE). */
 lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int n,
                        lt_kafka_read_fn fn, void *opaque, void (*restart)(void *opaque));
+
+/* Every downstream write carries its input coordinates in this header,
+ * "<partition>/<offset>" of the event in the events topic: a takeover finds
+ * the writes of a dead sink by where they came from, not by content. */
+#define SINK_SRC_HEADER "ltvsync-src"
+#define SINK_SRC_MAX    32 /* bytes of a value, with its NUL */
+/* Formats a value into buf (SINK_SRC_MAX); returns its length. */
+size_t sink_src_format(char *buf, int32_t partition, int64_t offset);
+/* Parses a value of len bytes (not NUL-terminated). 0, or -1 if malformed. */
+int sink_src_parse(const void *v, size_t len, int32_t *partition, int64_t *offset);
+
+/* A write of an uncertain id read back downstream: its batch table slot and
+ * its input coordinates (partition -1, offset -1: no valid header). */
+typedef struct {
+    int slot;
+    int32_t part;
+    int64_t off;
+} sink_found_t;
+
+/* One uncertain event_id of a takeover batch: which of its writes not to
+ * write again. w_off[0..nw): the input offsets of its uncertain writes in
+ * batch order, all from input partition part; f[0..nf): its writes read
+ * back downstream, in order. A write is found when downstream holds a write
+ * from its coordinates; it is safe to skip when every later write of the id
+ * downstream comes from a later offset of part (the dead sink's writes of
+ * later events, which this sink takes after it and decides again). A later
+ * write from the same or an earlier offset (this sink wrote the id again)
+ * or from unknown coordinates makes it unsafe: it would stay last. The
+ * writes skipped are the longest prefix (batch order) found and safe, and
+ * none when prev_wrote (a batch of this sink not finished wrote the id:
+ * that write may land after what was read). Sets skip[k] to 0 or 1 and
+ * returns how many are 1. */
+size_t sink_takeover_skips(int32_t part, const int64_t *w_off, size_t nw, const sink_found_t *f,
+                           size_t nf, int prev_wrote, uint8_t *skip);
 
 /* ---- batch.c ---- */
 

@@ -3,7 +3,9 @@
  * count ignored, malformed values refused), where a write is placed (crc32
  * of the event_id, the placement librdkafka's default partitioner gives; the
  * expected partitions come from Python's zlib.crc32), and acknowledged
- * offsets only moving forward. */
+ * offsets only moving forward; the input coordinates a write carries (its
+ * header's format and parse) and which writes a takeover does not write
+ * again (sink_takeover_skips). */
 #include <stdlib.h>
 #include <string.h>
 #include "lt_test.h"
@@ -121,6 +123,109 @@ LT_TEST(acked_moves_forward_only)
     sink_free(s);
 }
 
+LT_TEST(src_header_round_trip)
+{
+    char buf[SINK_SRC_MAX];
+    int32_t p = -1;
+    int64_t o = -1;
+    size_t n = sink_src_format(buf, 3, 123456);
+    CHECK_INT((long long)n, 8);
+    CHECK(memcmp(buf, "3/123456", 8) == 0);
+    CHECK_INT(sink_src_parse(buf, n, &p, &o), 0);
+    CHECK_INT(p, 3);
+    CHECK_INT(o, 123456);
+    n = sink_src_format(buf, INT32_MAX, 999999999999999999LL);
+    CHECK_INT(sink_src_parse(buf, n, &p, &o), 0);
+    CHECK_INT(p, INT32_MAX);
+    CHECK(o == 999999999999999999LL);
+}
+
+LT_TEST(src_header_refuses_malformed)
+{
+    static const char *const bad[] = {"",
+                                      "3",
+                                      "/5",
+                                      "3/",
+                                      "a/5",
+                                      "3/5x",
+                                      "-1/5",
+                                      "3/-5",
+                                      "3/5/6",
+                                      " 3/5",
+                                      "2147483648/1",
+                                      "1/1234567890123456789",
+                                      "1/00000000000000000000000000000001"};
+    int32_t p = 7;
+    int64_t o = 7;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (sink_src_parse(bad[i], strlen(bad[i]), &p, &o) != -1) {
+            fprintf(stderr, "accepted: \"%s\"\n", bad[i]);
+            CHECK(0);
+        }
+    }
+    CHECK(sink_src_parse(NULL, 0, &p, &o) == -1);
+    CHECK(p == 7 && o == 7); /* untouched */
+}
+
+/* sink_takeover_skips on input partition 2: the uncertain writes' offsets w,
+ * the writes read back f ("p/o" pairs; -1 for no header), the expected skip
+ * flags. */
+static void skips(const int64_t *w, size_t nw, const sink_found_t *f, size_t nf, int prev_wrote,
+                  const char *want)
+{
+    uint8_t got[16];
+    size_t n = sink_takeover_skips(2, w, nw, f, nf, prev_wrote, got), ones = 0;
+    for (size_t k = 0; k < nw; k++) {
+        ones += want[k] == '1';
+        if (got[k] != (uint8_t)(want[k] - '0')) {
+            fprintf(stderr, "write %zu: skip %d, want %c\n", k, got[k], want[k]);
+            CHECK(0);
+        }
+    }
+    CHECK_INT((long long)n, (long long)ones);
+}
+
+#define F(p, o) \
+    {           \
+        0, p, o \
+    }
+#define NW(a) (sizeof(a) / sizeof(a[0]))
+
+LT_TEST(takeover_skips)
+{
+    static const int64_t w1[] = {10, 20}, w10[] = {10}, w20[] = {20}, w3[] = {10, 20, 30};
+    /* the dead sink wrote both, nothing after: neither again */
+    static const sink_found_t both[] = {F(2, 10), F(2, 20)};
+    skips(w1, NW(w1), both, NW(both), 0, "11");
+    /* ... unless this sink still has a write of the id on its way */
+    skips(w1, NW(w1), both, NW(both), 1, "00");
+    /* the dead sink had 10 as unchanged and wrote only 20: 10 goes again, so
+     * 20 must too (after it), or 10 would stay last */
+    static const sink_found_t only20[] = {F(2, 20)};
+    skips(w1, NW(w1), only20, NW(only20), 0, "00");
+    /* a takeover split in batches: 10's batch sees 20 (a later offset) after
+     * it downstream, which the next batch decides: 10 is not written again */
+    skips(w10, NW(w10), both, NW(both), 0, "1");
+    /* this sink wrote 10 again after the dead sink's 20 (landed): 20 must go
+     * again, to be last */
+    static const sink_found_t rewritten[] = {F(2, 10), F(2, 20), F(2, 10)};
+    skips(w20, NW(w20), rewritten, NW(rewritten), 0, "0");
+    /* the last copy decides: 10 is last downstream, so it is not written */
+    skips(w10, NW(w10), rewritten, NW(rewritten), 0, "1");
+    /* a later write of unknown source, or from another partition: unsafe */
+    static const sink_found_t unknown[] = {F(2, 10), F(-1, -1)}, other[] = {F(2, 10), F(3, 50)};
+    skips(w10, NW(w10), unknown, NW(unknown), 0, "0");
+    skips(w10, NW(w10), other, NW(other), 0, "0");
+    /* writes before it, from earlier offsets, do not matter */
+    static const sink_found_t earlier[] = {F(2, 5), F(-1, -1), F(2, 20)};
+    skips(w20, NW(w20), earlier, NW(earlier), 0, "1");
+    /* only a prefix in batch order: 20 not found stops 30 */
+    static const sink_found_t gap[] = {F(2, 10), F(2, 30)};
+    skips(w3, NW(w3), gap, NW(gap), 0, "100");
+    /* nothing read back */
+    skips(w3, NW(w3), NULL, 0, 0, "000");
+}
+
 int main(void)
 {
     LT_RUN(format_and_parse);
@@ -128,5 +233,8 @@ int main(void)
     LT_RUN(parse_refuses_malformed);
     LT_RUN(placement_is_crc32_of_the_event_id);
     LT_RUN(acked_moves_forward_only);
+    LT_RUN(src_header_round_trip);
+    LT_RUN(src_header_refuses_malformed);
+    LT_RUN(takeover_skips);
     return LT_DONE();
 }
