@@ -50,6 +50,8 @@ struct lt_consumer_s {
     atomic_int stop;
     int refill_ms; /* > 0: the refill thread runs */
     pthread_t refill;
+    lt_commit_fn on_commit; /* lt_consumer_on_commit */
+    void *on_commit_arg;
 };
 
 /* syslog levels (0 emerg .. 7 debug) to lt_log levels. */
@@ -466,11 +468,30 @@ rd_kafka_t *lt_producer_handle(lt_producer_t *p)
     return p->rk;
 }
 
-/* reader: a group-less reader of whole partitions (lt_kafka_read_all) that
- * never commits and reports partition EOF. */
-static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *prefix, const char *group_id,
-                                int reader, const char *const *tuning, char *errstr, size_t errlen)
+/* Offset commits (auto or not) of a group consumer: each partition
+ * committed goes to its owner's hook. Served where the consumer is polled. */
+static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
+    lt_consumer_t *c = opaque;
+    (void)rk;
+    if (err || !offsets || !c || !c->on_commit)
+        return;
+    for (int i = 0; i < offsets->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &offsets->elems[i];
+        if (!tp->err && tp->offset >= 0)
+            c->on_commit(c->on_commit_arg, tp->topic, tp->partition, tp->offset);
+    }
+}
+
+/* owner NULL: a group-less reader of whole partitions (lt_kafka_read_all)
+ * that never commits and reports partition EOF; else the group consumer
+ * owner whose commits go to its hook. */
+static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *prefix, const char *group_id,
+                                lt_consumer_t *owner, const char *const *tuning, char *errstr,
+                                size_t errlen)
+{
+    int reader = owner == NULL;
     /* session.timeout.ms: librdkafka's 45 s default also delays a restarted
      * member's assignment that long on the devbroker's mock coordinator.
      * fetch.wait.max.ms: the mock answers a Fetch only when this wait ends,
@@ -496,6 +517,10 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *prefix, cons
         conf_set(conf, "group.id", group_id ? group_id : "ltvsync-reader", errstr, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
+    }
+    if (owner) {
+        rd_kafka_conf_set_offset_commit_cb(conf, on_offset_commit);
+        rd_kafka_conf_set_opaque(conf, owner);
     }
     if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen))) {
         rd_kafka_conf_destroy(conf);
@@ -526,7 +551,7 @@ lt_consumer_t *lt_consumer_new_tuned(const lt_config_t *cfg, const char *group_i
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
-    if (!(c->rk = consumer_new(cfg, "KAFKA_", group_id, 0, tuning, errstr, errlen)))
+    if (!(c->rk = consumer_new(cfg, "KAFKA_", group_id, c, tuning, errstr, errlen)))
         goto fail;
     subs = rd_kafka_topic_partition_list_new((int)ntopics);
     for (i = 0; i < ntopics; i++)
@@ -640,6 +665,12 @@ lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic, int32_t p
         return LT_ERR_RETRIABLE;
     }
     return LT_OK;
+}
+
+void lt_consumer_on_commit(lt_consumer_t *c, lt_commit_fn fn, void *arg)
+{
+    c->on_commit = fn;
+    c->on_commit_arg = arg;
 }
 
 lt_err_t lt_consumer_store(lt_consumer_t *c, const rd_kafka_message_t *rkm)
@@ -886,7 +917,7 @@ static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *par
 lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_read_fn fn,
                            void *opaque, int timeout_ms, char *errstr, size_t errlen)
 {
-    rd_kafka_t *rk = consumer_new(cfg, "KAFKA_", NULL, 1, NULL, errstr, errlen);
+    rd_kafka_t *rk = consumer_new(cfg, "KAFKA_", NULL, NULL, NULL, errstr, errlen);
     rd_kafka_topic_partition_list_t *assign = NULL;
     lt_read_part_t *parts = NULL;
     lt_err_t rc = LT_ERR_RETRIABLE;
@@ -921,7 +952,7 @@ lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const ch
                             lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
                             size_t errlen)
 {
-    rd_kafka_t *rk = consumer_new(cfg, prefix, NULL, 1, NULL, errstr, errlen);
+    rd_kafka_t *rk = consumer_new(cfg, prefix, NULL, NULL, NULL, errstr, errlen);
     rd_kafka_topic_partition_list_t *assign = NULL;
     lt_read_part_t *parts = calloc((size_t)n + 1, sizeof(*parts));
     lt_err_t rc = LT_ERR_RETRIABLE;
@@ -993,7 +1024,7 @@ lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr, 
         free(t);
         return NULL;
     }
-    if (!(t->rk = consumer_new(cfg, "KAFKA_", NULL, 1, NULL, errstr, errlen))) {
+    if (!(t->rk = consumer_new(cfg, "KAFKA_", NULL, NULL, NULL, errstr, errlen))) {
         free(t->topic);
         free(t);
         return NULL;

@@ -131,6 +131,11 @@ lt_err_t lt_consumer_store(lt_consumer_t *c, const rd_kafka_message_t *rkm);
 /* Stores an explicit next offset for topic/partition. */
 lt_err_t lt_consumer_store_offset(lt_consumer_t *c, const char *topic, int32_t partition,
                                   int64_t next_offset);
+/* Called for each partition a commit (auto or final) confirmed, with the
+ * offset committed (the next to consume), in the thread that polls the
+ * consumer (or destroys it). Set before the first poll; fn NULL: none. */
+typedef void (*lt_commit_fn)(void *arg, const char *topic, int32_t partition, int64_t offset);
+void lt_consumer_on_commit(lt_consumer_t *c, lt_commit_fn fn, void *arg);
 /* Commits stored offsets synchronously, closes and destroys; accepts NULL. */
 void lt_consumer_destroy(lt_consumer_t *c);
 rd_kafka_t *lt_consumer_handle(lt_consumer_t *c);

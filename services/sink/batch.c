@@ -94,6 +94,7 @@ struct sink_batch_s {
     sink_found_t *found;
     size_t nfound, capfound;
     int overflow;
+    int intent_put; /* its intent was written (it writes) */
 };
 
 sink_batch_t *sink_batch_new(void)
@@ -117,6 +118,7 @@ void sink_batch_release(sink_batch_t *b)
     b->n = 0;
     b->nkeys = 0;
     b->nin = 0;
+    b->intent_put = 0;
     for (int32_t d = 0; d < b->nbound; d++)
         b->bound[d] = -1;
     memset(b->table, 0, sizeof(b->table));
@@ -737,6 +739,7 @@ static lt_err_t intent_step(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink
     size_t writes = 0, uncertain = 0;
     lt_err_t rc = LT_ERR_FATAL;
     int any_old = 0;
+    long long now = lt_clock_mono_ms();
 
     sink_parts_setup(s);
     b->nin = 0;
@@ -833,21 +836,29 @@ static lt_err_t intent_step(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink
                 v = bs[j]->bound[d];
         s->new_from[d] = v;
     }
+    /* and those of the batches finished but not committed */
+    sink_done_cover(s, -1, NULL, s->new_from, now);
     for (size_t k = 0; k < b->nin; k++) {
-        int64_t lo = b->in_lo[k], hi = b->in_hi[k], plo, phi;
+        int64_t lo, hi, plo, phi;
+        /* b's own range takes in the old intent's: until b is committed,
+         * a crash redelivers what the dead sink wrote too */
+        if (rel[2 * k] >= 0 && rel[2 * k] < b->in_lo[k])
+            b->in_lo[k] = rel[2 * k];
+        if (rel[2 * k + 1] > b->in_hi[k])
+            b->in_hi[k] = rel[2 * k + 1];
+        lo = b->in_lo[k];
+        hi = b->in_hi[k];
         if (in_range(prev, b->in_part[k], &plo, &phi) && plo < lo)
             lo = plo;
         if (in_range(prev2, b->in_part[k], &plo, &phi) && plo < lo)
             lo = plo;
-        if (rel[2 * k] >= 0 && rel[2 * k] < lo)
-            lo = rel[2 * k];
-        if (rel[2 * k + 1] > hi)
-            hi = rel[2 * k + 1];
+        sink_done_cover(s, b->in_part[k], &lo, NULL, now);
         free(vals[k]);
         if (!(vals[k] = sink_intent_format(s, lo, hi, s->new_from)))
             goto oom;
     }
-    rc = sink_intent_put(s, b->in_part, vals, b->nin);
+    if ((rc = sink_intent_put(s, b->in_part, vals, b->nin)) == LT_OK)
+        b->intent_put = 1;
     goto done;
 oom:
     lt_error("out of memory (sink intent)");
@@ -903,6 +914,10 @@ lt_err_t sink_batch_finish(sink_t *s, sink_batch_t *b)
         return LT_ERR_RETRIABLE;
     }
     store_offsets(s, b);
+    if (b->intent_put &&
+        sink_done_add(s, b->in_part, b->in_lo, b->in_hi, b->nin,
+                      b->nbound == s->down_parts ? b->bound : NULL, lt_clock_mono_ms()) != 0)
+        lt_warn("out of memory: a finished batch is not covered by the intent until committed");
     count(s, b);
     return LT_OK;
 }

@@ -403,3 +403,157 @@ size_t sink_takeover_skips(int32_t part, const int64_t *w_off, size_t nw, const 
     }
     return n;
 }
+
+/* ---- finished batches not committed yet ---- */
+
+struct sink_done_s {
+    long long at_ms; /* when it finished (the older of two merged) */
+    size_t n;
+    int32_t *part;
+    int64_t *lo, *hi, *bound; /* bound: s->down_parts long when made */
+    int32_t nbound;
+};
+
+void sink_committed(sink_t *s, int32_t p, int64_t offset)
+{
+    if (p < 0 || p >= 1 << 20)
+        return;
+    if (p >= s->ncommitted) {
+        int32_t n = p + 1;
+        int64_t *c = realloc(s->committed, (size_t)n * sizeof(int64_t));
+        if (!c)
+            return; /* not known committed: kept longer, the safe side */
+        for (int32_t i = s->ncommitted; i < n; i++)
+            c[i] = -1;
+        s->committed = c;
+        s->ncommitted = n;
+    }
+    if (offset > s->committed[p])
+        s->committed[p] = offset;
+}
+
+static void done_free(struct sink_done_s *d)
+{
+    free(d->part);
+    free(d->lo);
+    free(d->hi);
+    free(d->bound);
+}
+
+/* Every partition of d committed past its hi? */
+static int done_committed(const sink_t *s, const struct sink_done_s *d)
+{
+    for (size_t k = 0; k < d->n; k++) {
+        int32_t p = d->part[k];
+        if (p >= s->ncommitted || s->committed[p] <= d->hi[k])
+            return 0;
+    }
+    return 1;
+}
+
+/* Folds done[1] into done[0] (ranges and bounds widened). 0, or -1 (OOM). */
+static int done_merge(struct sink_done_s *a, const struct sink_done_s *b)
+{
+    size_t n = a->n;
+    int32_t *part = realloc(a->part, (a->n + b->n) * sizeof(int32_t));
+    if (part)
+        a->part = part;
+    int64_t *lo = part ? realloc(a->lo, (a->n + b->n) * sizeof(int64_t)) : NULL;
+    if (lo)
+        a->lo = lo;
+    int64_t *hi = lo ? realloc(a->hi, (a->n + b->n) * sizeof(int64_t)) : NULL;
+    if (!hi)
+        return -1;
+    a->hi = hi;
+    for (size_t j = 0; j < b->n; j++) {
+        size_t k;
+        for (k = 0; k < n && a->part[k] != b->part[j]; k++)
+            ;
+        if (k == n) {
+            a->part[n] = b->part[j];
+            a->lo[n] = b->lo[j];
+            a->hi[n++] = b->hi[j];
+            continue;
+        }
+        if (b->lo[j] < a->lo[k])
+            a->lo[k] = b->lo[j];
+        if (b->hi[j] > a->hi[k])
+            a->hi[k] = b->hi[j];
+    }
+    a->n = n;
+    for (int32_t d = 0; d < a->nbound && d < b->nbound; d++)
+        if (b->bound[d] >= 0 && (a->bound[d] < 0 || b->bound[d] < a->bound[d]))
+            a->bound[d] = b->bound[d];
+    return 0;
+}
+
+static void done_prune(sink_t *s, long long now_ms)
+{
+    size_t k = 0;
+    while (k < s->ndone &&
+           (done_committed(s, &s->done[k]) || now_ms - s->done[k].at_ms > SINK_DONE_AGE_MS))
+        done_free(&s->done[k++]);
+    if (k) {
+        memmove(s->done, s->done + k, (s->ndone - k) * sizeof(*s->done));
+        s->ndone -= k;
+    }
+}
+
+int sink_done_add(sink_t *s, const int32_t *part, const int64_t *lo, const int64_t *hi, size_t n,
+                  const int64_t *bound, long long now_ms)
+{
+    struct sink_done_s d = {
+        now_ms, n, NULL, NULL, NULL, NULL, s->down_parts > 0 ? s->down_parts : 0};
+    done_prune(s, now_ms);
+    if (!s->done && !(s->done = calloc(SINK_DONE_MAX, sizeof(*s->done))))
+        return -1;
+    if (s->ndone == SINK_DONE_MAX) {
+        if (done_merge(&s->done[0], &s->done[1]) != 0)
+            return -1;
+        done_free(&s->done[1]);
+        memmove(s->done + 1, s->done + 2, (s->ndone - 2) * sizeof(*s->done));
+        s->ndone--;
+    }
+    d.part = malloc((n ? n : 1) * sizeof(int32_t));
+    d.lo = malloc((n ? n : 1) * sizeof(int64_t));
+    d.hi = malloc((n ? n : 1) * sizeof(int64_t));
+    d.bound = malloc((d.nbound ? (size_t)d.nbound : 1) * sizeof(int64_t));
+    if (!d.part || !d.lo || !d.hi || !d.bound) {
+        done_free(&d);
+        return -1;
+    }
+    memcpy(d.part, part, n * sizeof(int32_t));
+    memcpy(d.lo, lo, n * sizeof(int64_t));
+    memcpy(d.hi, hi, n * sizeof(int64_t));
+    for (int32_t i = 0; i < d.nbound; i++)
+        d.bound[i] = bound ? bound[i] : -1;
+    s->done[s->ndone++] = d;
+    return 0;
+}
+
+void sink_done_cover(sink_t *s, int32_t p, int64_t *lo, int64_t *from, long long now_ms)
+{
+    done_prune(s, now_ms);
+    for (size_t i = 0; i < s->ndone; i++) {
+        const struct sink_done_s *d = &s->done[i];
+        for (size_t k = 0; k < d->n; k++)
+            if (lo && d->part[k] == p && d->lo[k] < *lo &&
+                (p >= s->ncommitted || s->committed[p] <= d->hi[k]))
+                *lo = d->lo[k];
+        for (int32_t j = 0; from && j < d->nbound && j < s->down_parts; j++)
+            if (d->bound[j] >= 0 && (from[j] < 0 || d->bound[j] < from[j]))
+                from[j] = d->bound[j];
+    }
+}
+
+void sink_done_close(sink_t *s)
+{
+    for (size_t i = 0; i < s->ndone; i++)
+        done_free(&s->done[i]);
+    free(s->done);
+    free(s->committed);
+    s->done = NULL;
+    s->committed = NULL;
+    s->ndone = 0;
+    s->ncommitted = 0;
+}

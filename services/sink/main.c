@@ -84,6 +84,15 @@ static void register_metrics(sink_metrics_t *m)
     }
 }
 
+/* Commits of the input topic: the finished batches they cover leave the
+ * intent (intent.c). */
+static void on_commit(void *arg, const char *topic, int32_t partition, int64_t offset)
+{
+    sink_t *s = arg;
+    if (!strcmp(topic, s->topic_in))
+        sink_committed(s, partition, offset);
+}
+
 static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
 {
     const char *topics[1];
@@ -134,6 +143,7 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
                                           cons_tuning, err, errlen)))
         return -1;
     lt_consumer_refill_every(s->cons, 20);
+    lt_consumer_on_commit(s->cons, on_commit, s);
     return 0;
 }
 
@@ -255,6 +265,7 @@ end:
     lt_consumer_destroy(s.cons); /* commits the stored offsets */
     sink_store_close(&s);
     sink_parts_close(&s);
+    sink_done_close(&s);
     lt_redis_destroy(s.redis);
     lt_redis_destroy(s.redis_rec);
     lt_httpd_stop(httpd);

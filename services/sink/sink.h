@@ -100,6 +100,13 @@ typedef struct {
     int64_t *acked_next, *old_from, *new_from;
     long long parts_next_try_ms;
     char intent_key[320];
+    /* intent.c: per input partition the offset last committed (-1: none
+     * seen), and the batches that wrote and finished since, oldest first:
+     * redelivered after a crash, they are covered by the intent too. */
+    int64_t *committed;
+    int32_t ncommitted;
+    struct sink_done_s *done;
+    size_t ndone;
     sink_metrics_t m;
 } sink_t;
 
@@ -208,6 +215,24 @@ char *sink_intent_format(const sink_t *s, int64_t lo, int64_t hi, const int64_t 
  * (LT_ERR_RETRIABLE). */
 lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int n,
                        lt_kafka_read_fn fn, void *opaque, void (*restart)(void *opaque));
+
+/* A commit of input partition p confirmed, up to offset (the next to take). */
+void sink_committed(sink_t *s, int32_t p, int64_t offset);
+/* A batch that wrote finished: its input partitions part[0..n), the
+ * offsets lo..hi its intent covered for each, and its bounds bound[0..
+ * s->down_parts) (-1: none). Kept until every partition of it is committed
+ * past hi, or for SINK_DONE_AGE_MS (commits failing that long: a crash
+ * then may write its events again); at most SINK_DONE_MAX batches, the
+ * oldest two merged when full. 0, or -1 when out of memory (not kept). */
+#define SINK_DONE_MAX    1024
+#define SINK_DONE_AGE_MS 60000
+int sink_done_add(sink_t *s, const int32_t *part, const int64_t *lo, const int64_t *hi, size_t n,
+                  const int64_t *bound, long long now_ms);
+/* Drops the finished batches committed, or older than SINK_DONE_AGE_MS,
+ * then lowers *lo to the lowest offset of input partition p they still
+ * cover (untouched when none) and merges their bounds into from[] (minimum). */
+void sink_done_cover(sink_t *s, int32_t p, int64_t *lo, int64_t *from, long long now_ms);
+void sink_done_close(sink_t *s);
 
 /* Every downstream write carries its input coordinates in this header,
  * "<partition>/<offset>" of the event in the events topic: a takeover finds

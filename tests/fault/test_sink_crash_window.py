@@ -41,7 +41,12 @@ Asserts:
   - the takeover's records hold: the latest version of the N events again
     are all skipped as unchanged, and CHANGED changed ones are each written
     once;
-  - another integration's events produced after the restart are written.
+  - another integration's events produced after the restart are written;
+  - a sink killed after batches finished (recorded, offsets stored) but
+    before their offsets were committed: the next sink is redelivered
+    them, and the earlier of two versions of an event differs from the
+    stored hash (the later one's). The intent covers finished batches
+    until they are committed, so both are found, not written again.
 """
 import json
 import os
@@ -169,6 +174,54 @@ def main():
         assert metric(sink, "ltvsync_sink_events_unchanged_total") >= N
         print("3. the latest %d again: skipped; %d changed and %d of the other integration "
               "written once" % (N, len(changed), len(late)))
+
+        # 4. batches finished (written, recorded, offsets stored) but not
+        # committed: a sink whose auto commit never comes is killed. Each
+        # of CHANGED events comes in two versions; redelivered, the earlier
+        # differs from the stored hash (the later one's).
+        st.stop(sink)
+        sink.env = dict(sink.env, LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="600000")
+        st.restart(sink)
+        st.wait_ready(sink)
+        v3 = [make_event(i, integ, shift_days=3) for i in range(0, N, N // CHANGED)]
+        v4 = [make_event(i, integ, shift_days=4) for i in range(0, N, N // CHANGED)]
+        more = [make_event(i, other) for i in range(21, 41)]
+        st.produce(t_events, [(key_of(e), encode(e)) for e in v3 + more + v4])
+        n4 = len(v3) + len(more) + len(v4)
+        wait_until(lambda: metric(sink, "ltvsync_sink_events_written_total") == n4, 60,
+                   "the sink to finish the %d writes" % n4)
+        # later batches that write to every partition move the intents'
+        # ranges past that batch (it is no longer one of the last three)
+        for r in range(4):
+            batch = [make_event(i, other) for i in range(100 + 40 * r, 140 + 40 * r)]
+            st.produce(t_events, [(key_of(e), encode(e)) for e in batch])
+            n4 += len(batch)
+            wait_until(lambda: metric(sink, "ltvsync_sink_events_written_total") == n4, 60,
+                       "the sink to finish the %d writes" % n4)
+        st.stop(sink, signal.SIGKILL)
+        t0 = time.monotonic()
+        sink.env = dict(sink.env, LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500")
+        st.restart(sink)
+        wait_until(lambda: caught_up(st, group, t_events), BOUND_S, "the sink caught up")
+        took = time.monotonic() - t0
+        down = st.consume_all(t_down)
+        copies = duplicates(down)
+        found = metric(sink, "ltvsync_sink_takeover_found_total")
+        report("sink kill -9 after batches finished, before their offsets were committed "
+               "(two versions of %d events)" % CHANGED, trials=1, lost=0,
+               dups=sum(n - 1 for _, n in copies), violations=0, recover_s=took,
+               note="%d writes found downstream by the next sink" % found)
+        assert not copies, "unchanged copies downstream: %s" % copies[:3]
+        assert len(down) == writes + 2 + len(changed) + len(late) + n4, len(down)
+        latest = {}
+        for m in down:
+            ev = json.loads(m.value)
+            latest[ev["event_id"]] = ev
+        for e in v4:
+            assert latest[e["event_id"]]["local_date"] == e["local_date"], e["event_id"]
+        assert found == len(v3) + len(v4), (found, len(v3) + len(v4))
+        print("4. killed with finished batches uncommitted: %d writes found downstream, not "
+              "written again; caught up in %.1f s" % (found, took))
         st.stop(sink)
 
 

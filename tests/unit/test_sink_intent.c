@@ -5,7 +5,8 @@
  * expected partitions come from Python's zlib.crc32), and acknowledged
  * offsets only moving forward; the input coordinates a write carries (its
  * header's format and parse) and which writes a takeover does not write
- * again (sink_takeover_skips). */
+ * again (sink_takeover_skips); finished batches covered until committed
+ * (sink_done_*). */
 #include <stdlib.h>
 #include <string.h>
 #include "lt_test.h"
@@ -35,6 +36,7 @@ static sink_t *sink_with(int32_t parts)
 
 static void sink_free(sink_t *s)
 {
+    sink_done_close(s);
     free(s->acked_next);
     free(s);
 }
@@ -226,6 +228,68 @@ LT_TEST(takeover_skips)
     skips(w3, NW(w3), NULL, 0, 0, "000");
 }
 
+LT_TEST(finished_batches_covered_until_committed)
+{
+    sink_t *s = sink_with(2);
+    static const int32_t part[] = {0, 1};
+    static const int64_t lo[] = {10, 5}, hi[] = {20, 8}, bound[] = {3, -1};
+    int64_t from[2] = {-1, 7}, l;
+    CHECK_INT(sink_done_add(s, part, lo, hi, 2, bound, 1000), 0);
+    l = 30;
+    sink_done_cover(s, 0, &l, from, 1000);
+    CHECK_INT(l, 10);
+    CHECK_INT(from[0], 3);
+    CHECK_INT(from[1], 7);
+    sink_committed(s, 0, 21); /* partition 0 committed past it, 1 not */
+    l = 30;
+    sink_done_cover(s, 0, &l, NULL, 1000);
+    CHECK_INT(l, 30);
+    l = 9;
+    sink_done_cover(s, 1, &l, NULL, 1000);
+    CHECK_INT(l, 5);
+    sink_committed(s, 1, 8); /* at hi: hi itself not committed yet */
+    l = 9;
+    sink_done_cover(s, 1, &l, NULL, 1000);
+    CHECK_INT(l, 5);
+    sink_committed(s, 1, 6); /* an older commit never moves it back */
+    sink_committed(s, 1, 9);
+    l = 9;
+    from[0] = -1;
+    sink_done_cover(s, 1, &l, from, 1000);
+    CHECK_INT(l, 9);
+    CHECK_INT(from[0], -1);
+    CHECK_INT((long long)s->ndone, 0);
+    /* commits that never come: dropped after SINK_DONE_AGE_MS */
+    static const int64_t lo2[] = {30, 12}, hi2[] = {40, 15};
+    CHECK_INT(sink_done_add(s, part, lo2, hi2, 2, bound, 1000), 0);
+    l = 100;
+    sink_done_cover(s, 1, &l, NULL, 1000 + SINK_DONE_AGE_MS);
+    CHECK_INT(l, 12);
+    sink_done_cover(s, 1, &l, NULL, 1001 + SINK_DONE_AGE_MS);
+    CHECK_INT((long long)s->ndone, 0);
+    sink_free(s);
+}
+
+LT_TEST(finished_batches_merged_when_full)
+{
+    sink_t *s = sink_with(2);
+    static const int32_t p0[] = {0}, p1[] = {1};
+    for (int64_t i = 0; i < SINK_DONE_MAX + 10; i++) {
+        int64_t lo = 100 + 10 * i, hi = lo + 9, bound[2] = {1000 + i, i == 0 ? 50 : 2000 + i};
+        CHECK_INT(sink_done_add(s, i % 2 ? p1 : p0, &lo, &hi, 1, bound, 5000), 0);
+    }
+    CHECK_INT((long long)s->ndone, SINK_DONE_MAX);
+    int64_t l = 1 << 30, from[2] = {-1, -1};
+    sink_done_cover(s, 0, &l, from, 5000);
+    CHECK_INT(l, 100); /* the oldest range survives its merges */
+    CHECK_INT(from[0], 1000);
+    CHECK_INT(from[1], 50);
+    l = 1 << 30;
+    sink_done_cover(s, 1, &l, NULL, 5000);
+    CHECK_INT(l, 110);
+    sink_free(s);
+}
+
 int main(void)
 {
     LT_RUN(format_and_parse);
@@ -236,5 +300,7 @@ int main(void)
     LT_RUN(src_header_round_trip);
     LT_RUN(src_header_refuses_malformed);
     LT_RUN(takeover_skips);
+    LT_RUN(finished_batches_covered_until_committed);
+    LT_RUN(finished_batches_merged_when_full);
     return LT_DONE();
 }
