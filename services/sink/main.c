@@ -165,13 +165,6 @@ static void log_stats(sink_t *s, long long *last_ms, int64_t *last_in)
             (long long)u, (long long)lt_metric_get(s->m.dlq));
 }
 
-/* Two slots in turn: batch N+1 is checked, looked up and produced while
- * N's acknowledgements are on their way; N is settled (waited for,
- * recorded, stored) after that, N+1 only after N. Returns 0, or 1 when a
- * producer died. On shutdown with a batch given up, the slots keep their
- * messages (a producer may still hold them by reference): main destroys
- * the slots after the producers. */
-
 /* Three slots in turn. While batch N+2 is collected, checked, looked up
  * and produced, N+1's acknowledgements are on their way and N's record is
  * on the wire; then N is finished (its offsets stored), N+1 settled and its
