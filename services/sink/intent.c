@@ -497,6 +497,7 @@ static void done_prune(sink_t *s, long long now_ms)
         memmove(s->done, s->done + k, (s->ndone - k) * sizeof(*s->done));
         s->ndone -= k;
     }
+    lt_metric_set(s->m.uncommitted, (int64_t)s->ndone);
 }
 
 int sink_done_add(sink_t *s, const int32_t *part, const int64_t *lo, const int64_t *hi, size_t n,
@@ -528,6 +529,7 @@ int sink_done_add(sink_t *s, const int32_t *part, const int64_t *lo, const int64
     for (int32_t i = 0; i < d.nbound; i++)
         d.bound[i] = bound ? bound[i] : -1;
     s->done[s->ndone++] = d;
+    lt_metric_set(s->m.uncommitted, (int64_t)s->ndone);
     return 0;
 }
 

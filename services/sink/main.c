@@ -77,6 +77,9 @@ static void register_metrics(sink_metrics_t *m)
                                       NULL);
     m->readbacks = lt_metric_counter("ltvsync_sink_takeover_reads_total",
                                      "reads of downstream after a takeover", NULL);
+    m->uncommitted =
+        lt_metric_gauge("ltvsync_sink_intent_finished_batches",
+                        "finished batches the intents cover until a commit does", NULL);
     for (int i = 0; i < LT_EV_COUNT; i++) {
         snprintf(label, sizeof(label), "type=\"%s\"", lt_evtype_name((lt_evtype_t)i));
         m->written[i] = lt_metric_counter(w, "events written downstream", label);

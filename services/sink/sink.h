@@ -64,6 +64,7 @@ typedef struct {
     lt_metric_t *found_again; /* writes a dead sink made, found downstream and not made again */
     lt_metric_t *unresolved;  /* writes maybe made by a dead sink that could not be looked for */
     lt_metric_t *readbacks;   /* reads of downstream after a takeover */
+    lt_metric_t *uncommitted; /* finished batches in the intents (sink_done_*) */
     lt_metric_t *written[LT_EV_COUNT], *unchanged[LT_EV_COUNT];
 } sink_metrics_t;
 
