@@ -592,8 +592,8 @@ static void match_found(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
     sink_found_t *d = malloc((b->nfound + 1) * sizeof(sink_found_t));
     int *mu = malloc((b->n + 1) * sizeof(int)), *idx = malloc((b->n + 1) * sizeof(int));
     int64_t *w_off = malloc((b->n + 1) * sizeof(int64_t));
-    uint8_t *skip = malloc(b->n + 1);
-    if (!ffirst || !mfirst || !at || !slots || !d || !mu || !idx || !w_off || !skip) {
+    uint8_t *skip = malloc(b->n + 1), *w_unc = malloc(b->n + 1);
+    if (!ffirst || !mfirst || !at || !slots || !d || !mu || !idx || !w_off || !skip || !w_unc) {
         lt_warn("out of memory: writes found after a takeover are written again");
         goto done;
     }
@@ -604,9 +604,9 @@ static void match_found(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
     memcpy(at, ffirst, TABLE_SIZE * sizeof(size_t));
     for (size_t i = 0; i < b->nfound; i++)
         d[at[b->found[i].slot]++] = b->found[i];
-    /* uncertain writes of the batch by id, in batch order */
+    /* every write of an uncertain id, by id, in batch order */
     for (size_t i = 0; i < b->n; i++)
-        if (b->msgs[i].uncertain && b->msgs[i].state == MSG_WRITE) {
+        if (b->msgs[i].state == MSG_WRITE && b->table[b->msgs[i].slot].uncertain) {
             mu[nu] = (int)i;
             slots[nu++] = b->msgs[i].slot;
         }
@@ -623,12 +623,15 @@ static void match_found(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
         if (!e->uncertain || nm == 0)
             continue;
         part = b->msgs[ms[0]].rkm->partition;
-        for (j = 0; j < nm && b->msgs[ms[j]].rkm->partition == part; j++)
+        for (j = 0; j < nm && b->msgs[ms[j]].rkm->partition == part; j++) {
             w_off[j] = b->msgs[ms[j]].rkm->offset;
+            w_unc[j] = (uint8_t)b->msgs[ms[j]].uncertain;
+        }
         if (j < nm)
             continue;
-        if (!sink_takeover_skips(part, w_off, nm, d + ffirst[slot], ffirst[slot + 1] - ffirst[slot],
-                                 wrote_before(prev, prev2, e->id), skip))
+        if (!sink_takeover_skips(part, w_off, w_unc, nm, d + ffirst[slot],
+                                 ffirst[slot + 1] - ffirst[slot], wrote_before(prev, prev2, e->id),
+                                 skip))
             continue;
         for (j = 0; j < nm; j++) {
             msg_t *m = &b->msgs[ms[j]];
@@ -655,6 +658,7 @@ done:
     free(idx);
     free(w_off);
     free(skip);
+    free(w_unc);
 }
 
 /* Looks downstream for the uncertain writes of b, from the bounds in

@@ -375,8 +375,8 @@ static size_t find_offset(const int64_t *w_off, size_t n, int64_t off)
     return lo < n && w_off[lo] == off ? lo : n;
 }
 
-size_t sink_takeover_skips(int32_t part, const int64_t *w_off, size_t nw, const sink_found_t *f,
-                           size_t nf, int prev_wrote, uint8_t *skip)
+size_t sink_takeover_skips(int32_t part, const int64_t *w_off, const uint8_t *w_unc, size_t nw,
+                           const sink_found_t *f, size_t nf, int prev_wrote, uint8_t *skip)
 {
     int64_t min_after = INT64_MAX; /* lowest offset of part written after, downstream */
     size_t n = 0;
@@ -395,7 +395,7 @@ size_t sink_takeover_skips(int32_t part, const int64_t *w_off, size_t nw, const 
             min_after = f[t].off;
     }
     for (size_t k = 0; k < nw; k++) {
-        if (prev_wrote || skip[k] != 1) {
+        if (prev_wrote || !w_unc[k] || skip[k] != 1) {
             memset(skip + k, 0, nw - k);
             break;
         }

@@ -254,20 +254,23 @@ typedef struct {
 } sink_found_t;
 
 /* One uncertain event_id of a takeover batch: which of its writes not to
- * write again. w_off[0..nw): the input offsets of its uncertain writes in
- * batch order, all from input partition part; f[0..nf): its writes read
- * back downstream, in order. A write is found when downstream holds a write
- * from its coordinates; it is safe to skip when every later write of the id
- * downstream comes from a later offset of part (the dead sink's writes of
- * later events, which this sink takes after it and decides again). A later
- * write from the same or an earlier offset (this sink wrote the id again)
- * or from unknown coordinates makes it unsafe: it would stay last. The
- * writes skipped are the longest prefix (batch order) found and safe, and
- * none when prev_wrote (a batch of this sink not finished wrote the id:
- * that write may land after what was read). Sets skip[k] to 0 or 1 and
- * returns how many are 1. */
-size_t sink_takeover_skips(int32_t part, const int64_t *w_off, size_t nw, const sink_found_t *f,
-                           size_t nf, int prev_wrote, uint8_t *skip);
+ * write again. w_off[0..nw): the input offsets of all its writes in batch
+ * order, all from input partition part, w_unc[k] 1 for those in an
+ * intent's range (a dead sink may have made them); f[0..nf): its writes
+ * read back downstream, in order. A write is found when downstream holds a
+ * write from its coordinates; it is safe to skip when every later write of
+ * the id downstream comes from a later offset of part (the dead sink's
+ * writes of later events, which this sink takes after it and decides
+ * again). A later write from the same or an earlier offset (this sink
+ * wrote the id again) or from unknown coordinates makes it unsafe: it
+ * would stay last. The writes skipped are the longest prefix (batch order)
+ * of uncertain writes found and safe: a write made again (not found, or
+ * outside every range) before one found would otherwise be left last. None
+ * when prev_wrote (a batch of this sink not finished wrote the id: that
+ * write may land after what was read). Sets skip[k] to 0 or 1 and returns
+ * how many are 1. */
+size_t sink_takeover_skips(int32_t part, const int64_t *w_off, const uint8_t *w_unc, size_t nw,
+                           const sink_found_t *f, size_t nf, int prev_wrote, uint8_t *skip);
 
 /* ---- batch.c ---- */
 

@@ -169,14 +169,17 @@ LT_TEST(src_header_refuses_malformed)
     CHECK(p == 7 && o == 7); /* untouched */
 }
 
-/* sink_takeover_skips on input partition 2: the uncertain writes' offsets w,
- * the writes read back f ("p/o" pairs; -1 for no header), the expected skip
- * flags. */
-static void skips(const int64_t *w, size_t nw, const sink_found_t *f, size_t nf, int prev_wrote,
-                  const char *want)
+/* sink_takeover_skips on input partition 2: the writes' offsets w (those
+ * in unc "1" uncertain; NULL: all), the writes read back f ("p/o" pairs;
+ * -1 for no header), the expected skip flags. */
+static void skips_unc(const int64_t *w, const char *unc, size_t nw, const sink_found_t *f,
+                      size_t nf, int prev_wrote, const char *want)
 {
-    uint8_t got[16];
-    size_t n = sink_takeover_skips(2, w, nw, f, nf, prev_wrote, got), ones = 0;
+    uint8_t got[16], u[16];
+    size_t n, ones = 0;
+    for (size_t k = 0; k < nw; k++)
+        u[k] = !unc || unc[k] == '1';
+    n = sink_takeover_skips(2, w, u, nw, f, nf, prev_wrote, got);
     for (size_t k = 0; k < nw; k++) {
         ones += want[k] == '1';
         if (got[k] != (uint8_t)(want[k] - '0')) {
@@ -185,6 +188,12 @@ static void skips(const int64_t *w, size_t nw, const sink_found_t *f, size_t nf,
         }
     }
     CHECK_INT((long long)n, (long long)ones);
+}
+
+static void skips(const int64_t *w, size_t nw, const sink_found_t *f, size_t nf, int prev_wrote,
+                  const char *want)
+{
+    skips_unc(w, NULL, nw, f, nf, prev_wrote, want);
 }
 
 #define F(p, o) \
@@ -226,6 +235,18 @@ LT_TEST(takeover_skips)
     skips(w3, NW(w3), gap, NW(gap), 0, "100");
     /* nothing read back */
     skips(w3, NW(w3), NULL, 0, 0, "000");
+    /* 5 is outside every range (unchanged for the dead sink, so not
+     * written by it) and goes again: the 10 found after it must go too */
+    static const int64_t w5[] = {5, 10};
+    static const sink_found_t only10[] = {F(2, 10)}, five[] = {F(2, 5), F(2, 10)};
+    skips_unc(w5, "01", NW(w5), only10, NW(only10), 0, "00");
+    /* ... even when a write from 5 is downstream: only uncertain writes
+     * are looked for */
+    skips_unc(w5, "01", NW(w5), five, NW(five), 0, "00");
+    skips_unc(w5, "11", NW(w5), five, NW(five), 0, "11");
+    /* after the uncertain ones, writes outside the range change nothing */
+    static const int64_t w40[] = {10, 40};
+    skips_unc(w40, "10", NW(w40), only10, NW(only10), 0, "10");
 }
 
 LT_TEST(finished_batches_covered_until_committed)
