@@ -577,10 +577,11 @@ static int wrote_before(const sink_batch_t *prev, const sink_batch_t *prev2, con
     return 0;
 }
 
-/* Per uncertain id, sink_takeover_skips on its uncertain writes and its
- * writes found downstream. Both are grouped by id with a counting sort,
- * so the cost is linear in both. An id whose uncertain writes come from
- * more than one input partition (not keyed by event_id) is written again. */
+/* Per uncertain id, sink_takeover_skips on all its writes in the batch
+ * (uncertain or not) and its writes found downstream. Both are grouped by
+ * id with a counting sort, so the cost is linear in both. An id whose
+ * writes come from more than one input partition (not keyed by event_id)
+ * is written again. */
 static void match_found(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
                         const sink_batch_t *prev2)
 {
