@@ -970,6 +970,12 @@ static const char doc_intro[] =
     "`LTVSYNC_DOWNSTREAM_BROKERS`. When that is unset the downstream is the main\n"
     "cluster: it takes the `KAFKA_` properties first, the `DOWNSTREAM_KAFKA_`\n"
     "ones over them.\n\n"
+    "The sink places each downstream write itself, by its `event_id`, as the\n"
+    "downstream `partitioner` names (`LTVSYNC_DOWNSTREAM_KAFKA_PARTITIONER`):\n"
+    "librdkafka's default `consistent_random` (crc32), `murmur2_random` as the\n"
+    "Java client places keys, or `consistent`, `murmur2`, `fnv1a`,\n"
+    "`fnv1a_random`. `random` ignores the key, so a sink taking over after a\n"
+    "crash could not find the writes made; the sink refuses it at start.\n\n"
     "## Settings\n\n";
 
 static void print_doc(FILE *out)

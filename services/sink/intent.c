@@ -31,9 +31,10 @@
  * covered too.
  *
  * The sink picks each write's partition itself (lt_producer_send_ref_to),
- * the way librdkafka's default partitioner does (crc32 of the key, which
- * is the event_id, modulo the partition count read at start), so it knows
- * where each write lands. Partitions added downstream later are used after
+ * the way the downstream producer's `partitioner` would (librdkafka's own
+ * function of the key, which is the event_id, modulo the partition count
+ * read at start; crc32 by default, murmur2 as Java clients do), so it
+ * knows where each write lands. Partitions added downstream later are used after
  * a restart; until then an event keeps its partition.
  *
  * One field per input partition, rewritten per batch: the hash holds at
@@ -112,7 +113,8 @@ int sink_parts_setup(sink_t *s)
     for (int32_t i = 0; i < n; i++)
         s->old_from[i] = s->new_from[i] = -1;
     s->down_parts = n;
-    lt_info("%s: %d partitions; writes placed by crc32 of the event_id", s->topic_down, (int)n);
+    lt_info("%s: %d partitions; writes placed by the event_id (partitioner %s)", s->topic_down,
+            (int)n, s->partitioner_name[0] ? s->partitioner_name : "consistent");
     rc = 0;
 done:
     if (ends)
@@ -136,7 +138,49 @@ int32_t sink_partition_of(const sink_t *s, const char event_id[36])
 {
     if (s->down_parts <= 0)
         return RD_KAFKA_PARTITION_UA;
-    return rd_kafka_msg_partitioner_consistent(NULL, event_id, 36, s->down_parts, NULL, NULL);
+    return (s->partitioner ? s->partitioner : rd_kafka_msg_partitioner_consistent)(
+        NULL, event_id, 36, s->down_parts, NULL, NULL);
+}
+
+sink_partitioner_fn sink_partitioner_named(const char *name)
+{
+    static const struct {
+        const char *name;
+        sink_partitioner_fn fn;
+    } known[] = {
+        {"consistent", rd_kafka_msg_partitioner_consistent},
+        {"consistent_random", rd_kafka_msg_partitioner_consistent},
+        {"murmur2", rd_kafka_msg_partitioner_murmur2},
+        {"murmur2_random", rd_kafka_msg_partitioner_murmur2},
+        {"fnv1a", rd_kafka_msg_partitioner_fnv1a},
+        {"fnv1a_random", rd_kafka_msg_partitioner_fnv1a},
+    };
+    for (size_t i = 0; name && i < sizeof(known) / sizeof(known[0]); i++)
+        if (!strcmp(name, known[i].name))
+            return known[i].fn;
+    return NULL;
+}
+
+int sink_partitioner_setup(sink_t *s, char *errstr, size_t errlen)
+{
+    char name[64];
+    size_t len = sizeof(name);
+    /* Unset: librdkafka has no default topic conf to answer from, and its
+     * default is consistent_random. */
+    if (rd_kafka_conf_get(rd_kafka_conf(lt_producer_handle(s->down)), "partitioner", name, &len) !=
+        RD_KAFKA_CONF_OK)
+        snprintf(name, sizeof(name), "consistent_random");
+    if (!(s->partitioner = sink_partitioner_named(name))) {
+        snprintf(errstr, errlen,
+                 "downstream partitioner \"%s\": the sink places each write by its "
+                 "event_id itself, so that a sink taking over after a crash can find the "
+                 "writes made; use consistent_random (the default), consistent, murmur2, "
+                 "murmur2_random, fnv1a or fnv1a_random",
+                 name);
+        return -1;
+    }
+    snprintf(s->partitioner_name, sizeof(s->partitioner_name), "%s", name);
+    return 0;
 }
 
 void sink_acked(sink_t *s, int32_t d, int64_t offset)

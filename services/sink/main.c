@@ -135,6 +135,8 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     if (!(s->down = lt_producer_new(cfg, "DOWNSTREAM_KAFKA_", err, errlen)) ||
         !(s->local = lt_producer_new(cfg, "KAFKA_", err, errlen)))
         return -1;
+    if (sink_partitioner_setup(s, err, errlen) < 0)
+        return -1;
     lt_producer_warm(s->down, &s->topic_down, 1, 1000);
     lt_producer_warm(s->local, &s->topic_dlq, 1, 1000);
     sink_parts_setup(s); /* a failure is logged; batches try again */

@@ -26,6 +26,10 @@
 #define SINK_GROUPS_MAX    16   /* dedupe stems (lt_rkey_dedupe_stem): 1, or 16 in a cluster */
 #define SINK_BATCH_WAIT_MS 50   /* collect for at most this long once one came */
 
+/* librdkafka's partitioner signature (rd_kafka_msg_partitioner_*). */
+typedef int32_t (*sink_partitioner_fn)(const rd_kafka_topic_t *rkt, const void *key, size_t keylen,
+                                       int32_t partition_cnt, void *rkt_opaque, void *msg_opaque);
+
 /* ---- validate.c ---- */
 
 typedef struct {
@@ -99,6 +103,8 @@ typedef struct {
      * end at start), and two scratch maps of bounds (-1: none). */
     int32_t down_parts;
     int64_t *acked_next, *old_from, *new_from;
+    sink_partitioner_fn partitioner; /* NULL: consistent (crc32) */
+    char partitioner_name[64];
     long long parts_next_try_ms;
     char intent_key[320];
     /* intent.c: per input partition the offset last committed (-1: none
@@ -187,6 +193,16 @@ void sink_store_close(sink_t *s);
 int sink_store_legacy_check(sink_t *s);
 
 /* ---- intent.c: the crash window's intents (see there) ---- */
+
+/* The function a librdkafka `partitioner` value names. Every write has
+ * its event_id as key, so each "_random" name places as its keyed half.
+ * NULL for "random" (the key unused: a takeover could not know where a
+ * write went) and for names librdkafka does not know. */
+sink_partitioner_fn sink_partitioner_named(const char *name);
+/* s->partitioner from the downstream producer's `partitioner`
+ * (DOWNSTREAM_KAFKA_PARTITIONER, or KAFKA_PARTITIONER when downstream is
+ * the main cluster): 0, or -1 with errstr for one the sink cannot use. */
+int sink_partitioner_setup(sink_t *s, char *errstr, size_t errlen);
 
 /* Reads the downstream partition count and ends (s->down_parts > 0 after);
  * 0, or -1 (logged; tried again at most every 10 s). */

@@ -2,7 +2,8 @@
  * parse (round trip, merging bounds by minimum, partitions past the known
  * count ignored, malformed values refused), where a write is placed (crc32
  * of the event_id, the placement librdkafka's default partitioner gives; the
- * expected partitions come from Python's zlib.crc32), and acknowledged
+ * expected partitions come from Python's zlib.crc32) or, with another
+ * `partitioner`, the function it names; and acknowledged
  * offsets only moving forward; the input coordinates a write carries (its
  * header's format and parse) and which writes a takeover does not write
  * again (sink_takeover_skips); finished batches covered until committed
@@ -108,6 +109,36 @@ LT_TEST(placement_is_crc32_of_the_event_id)
     CHECK_INT(sink_partition_of(s, "427bd5fc-ceec-51a9-80f8-61e98ae5626b"), 8);
     s->down_parts = 0; /* not known yet: librdkafka's choice */
     CHECK_INT(sink_partition_of(s, "427bd5fc-ceec-51a9-80f8-61e98ae5626b"), RD_KAFKA_PARTITION_UA);
+    sink_free(s);
+}
+
+/* Expected partitions from Python ports of Kafka's murmur2 (the Java
+ * client's Utils.murmur2, positive part) and 32-bit FNV-1a. */
+LT_TEST(placement_follows_the_partitioner_named)
+{
+    static const char *a = "0f8c4a52-9b1e-5c3d-8e7f-123456789abc",
+                      *b = "427bd5fc-ceec-51a9-80f8-61e98ae5626b";
+    sink_t *s = sink_with(4);
+    s->partitioner = sink_partitioner_named("consistent_random"); /* librdkafka's default */
+    CHECK_INT(sink_partition_of(s, a), 2);
+    CHECK_INT(sink_partition_of(s, b), 0);
+    s->partitioner = sink_partitioner_named("murmur2_random"); /* the Java client's */
+    CHECK_INT(sink_partition_of(s, a), 1);
+    CHECK_INT(sink_partition_of(s, b), 2);
+    s->partitioner = sink_partitioner_named("murmur2");
+    CHECK_INT(sink_partition_of(s, a), 1);
+    s->down_parts = 12;
+    CHECK_INT(sink_partition_of(s, a), 5);
+    s->partitioner = sink_partitioner_named("fnv1a");
+    CHECK_INT(sink_partition_of(s, a), 9);
+    CHECK_INT(sink_partition_of(s, b), 2);
+    CHECK(sink_partitioner_named("fnv1a_random") == s->partitioner);
+    CHECK(sink_partitioner_named("consistent") == rd_kafka_msg_partitioner_consistent);
+    /* the key unused, or not a name: refused */
+    CHECK(sink_partitioner_named("random") == NULL);
+    CHECK(sink_partitioner_named("murmur3") == NULL);
+    CHECK(sink_partitioner_named("") == NULL);
+    CHECK(sink_partitioner_named(NULL) == NULL);
     sink_free(s);
 }
 
@@ -317,6 +348,7 @@ int main(void)
     LT_RUN(parse_merges_by_minimum);
     LT_RUN(parse_refuses_malformed);
     LT_RUN(placement_is_crc32_of_the_event_id);
+    LT_RUN(placement_follows_the_partitioner_named);
     LT_RUN(acked_moves_forward_only);
     LT_RUN(src_header_round_trip);
     LT_RUN(src_header_refuses_malformed);
