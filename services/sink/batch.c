@@ -578,14 +578,15 @@ static int wrote_before(const sink_batch_t *prev, const sink_batch_t *prev2, con
 }
 
 /* Per uncertain id, sink_takeover_skips on all its writes in the batch
- * (uncertain or not) and its writes found downstream. Both are grouped by
+ * (uncertain or not) and its writes found downstream: those found, and the
+ * earlier versions before them, are not written. Both are grouped by
  * id with a counting sort, so the cost is linear in both. An id whose
  * writes come from more than one input partition (not keyed by event_id)
  * is written again. */
 static void match_found(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
                         const sink_batch_t *prev2)
 {
-    size_t nu = 0, skipped = 0;
+    size_t nu = 0, skipped = 0, superseded = 0;
     size_t *ffirst = malloc((TABLE_SIZE + 1) * sizeof(size_t));
     size_t *mfirst = malloc((TABLE_SIZE + 1) * sizeof(size_t));
     size_t *at = malloc(TABLE_SIZE * sizeof(size_t));
@@ -641,15 +642,17 @@ static void match_found(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
             m->state = MSG_SKIP;
             m->done = 1;
             e->undone--;
-            skipped++;
+            skipped += skip[j] == 1;
+            superseded += skip[j] == 2;
         }
     }
 done:
     if (skipped)
-        lt_info("takeover: %zu writes of a sink that stopped before recording them found in %s; "
-                "not written again",
-                skipped, s->topic_down);
+        lt_info("takeover: %zu writes of a sink that stopped before recording them found in %s, "
+                "and %zu earlier versions of their events: not written again",
+                skipped, s->topic_down, superseded);
     lt_metric_add(s->m.found_again, (int64_t)skipped);
+    lt_metric_add(s->m.superseded, (int64_t)superseded);
     free(ffirst);
     free(mfirst);
     free(at);

@@ -26,7 +26,8 @@
  * header (SINK_SRC_HEADER), so a write found there is known by where it
  * came from, whatever batches either sink cut: it is skipped (and
  * recorded) when nothing written after it downstream would then be left
- * last (sink_takeover_skips). The new intent keeps the old range and
+ * last, and so are the earlier versions of its event before it: the latest
+ * wins (sink_takeover_skips). The new intent keeps the old range and
  * bounds until batches past it are done, so a crash during a takeover is
  * covered too.
  *
@@ -438,13 +439,13 @@ size_t sink_takeover_skips(int32_t part, const int64_t *w_off, const uint8_t *w_
         if (f[t].off < min_after)
             min_after = f[t].off;
     }
-    for (size_t k = 0; k < nw; k++) {
-        if (prev_wrote || !w_unc[k] || skip[k] != 1) {
-            memset(skip + k, 0, nw - k);
-            break;
-        }
-        n++;
-    }
+    for (size_t k = 0; k < nw; k++)
+        if (w_unc[k] && skip[k] == 1)
+            n = k + 1; /* the last found and safe, and all before it */
+    if (prev_wrote)
+        n = 0;
+    for (size_t k = 0; k < nw; k++)
+        skip[k] = k >= n ? 0 : w_unc[k] && skip[k] == 1 ? 1 : 2;
     return n;
 }
 

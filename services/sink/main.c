@@ -71,6 +71,11 @@ static void register_metrics(sink_metrics_t *m)
                           "writes of a sink that died before its record, found downstream "
                           "and not written again",
                           NULL);
+    m->superseded = lt_metric_counter(
+        "ltvsync_sink_takeover_superseded_total",
+        "earlier versions of an event whose later version such a sink wrote and left last "
+        "downstream, not written again (the latest wins)",
+        NULL);
     m->unresolved = lt_metric_counter("ltvsync_sink_takeover_unresolved_total",
                                       "writes a sink that died may have made, that could not "
                                       "be looked for downstream (written again)",

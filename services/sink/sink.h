@@ -66,6 +66,7 @@ typedef struct {
     lt_metric_t *in, *dlq, *redis_pauses, *retries, *batches;
     lt_metric_t *produced;    /* writes handed to the producer (sent again: counted again) */
     lt_metric_t *found_again; /* writes a dead sink made, found downstream and not made again */
+    lt_metric_t *superseded;  /* earlier versions of those, not made again either */
     lt_metric_t *unresolved;  /* writes maybe made by a dead sink that could not be looked for */
     lt_metric_t *readbacks;   /* reads of downstream after a takeover */
     lt_metric_t *uncommitted; /* finished batches in the intents (sink_done_*) */
@@ -279,12 +280,15 @@ typedef struct {
  * writes of later events, which this sink takes after it and decides
  * again). A later write from the same or an earlier offset (this sink
  * wrote the id again) or from unknown coordinates makes it unsafe: it
- * would stay last. The writes skipped are the longest prefix (batch order)
- * of uncertain writes found and safe: a write made again (not found, or
- * outside every range) before one found would otherwise be left last. None
- * when prev_wrote (a batch of this sink not finished wrote the id: that
- * write may land after what was read). Sets skip[k] to 0 or 1 and returns
- * how many are 1. */
+  * would stay last. The last uncertain write found and safe is skipped,
+ * and so is every write of the id before it in the batch: skip[k] = 1 for
+ * those uncertain, found and safe, 2 for the others (superseded). Those are earlier versions: the latest wins,
+ * and the dead sink left it last downstream. Whether such a version was
+ * written once (not found: the dead sink had it as unchanged) or is
+ * downstream already, writing it again would only add a copy, and then the
+ * later one would have to go again too. None when prev_wrote (a batch of
+ * this sink not finished wrote the id: that write may land after what was
+ * read). Returns how many are skipped. */
 size_t sink_takeover_skips(int32_t part, const int64_t *w_off, const uint8_t *w_unc, size_t nw,
                            const sink_found_t *f, size_t nf, int prev_wrote, uint8_t *skip);
 

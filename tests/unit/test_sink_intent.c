@@ -212,7 +212,7 @@ static void skips_unc(const int64_t *w, const char *unc, size_t nw, const sink_f
         u[k] = !unc || unc[k] == '1';
     n = sink_takeover_skips(2, w, u, nw, f, nf, prev_wrote, got);
     for (size_t k = 0; k < nw; k++) {
-        ones += want[k] == '1';
+        ones += want[k] != '0';
         if (got[k] != (uint8_t)(want[k] - '0')) {
             fprintf(stderr, "write %zu: skip %d, want %c\n", k, got[k], want[k]);
             CHECK(0);
@@ -241,10 +241,12 @@ LT_TEST(takeover_skips)
     skips(w1, NW(w1), both, NW(both), 0, "11");
     /* ... unless this sink still has a write of the id on its way */
     skips(w1, NW(w1), both, NW(both), 1, "00");
-    /* the dead sink had 10 as unchanged and wrote only 20: 10 goes again, so
-     * 20 must too (after it), or 10 would stay last */
+    /* the dead sink had 10 as unchanged and wrote only 20, last: 10 is an
+     * earlier version, superseded (writing it again would leave it last,
+     * and 20 would have to go again too) */
     static const sink_found_t only20[] = {F(2, 20)};
-    skips(w1, NW(w1), only20, NW(only20), 0, "00");
+    skips(w1, NW(w1), only20, NW(only20), 0, "21");
+    skips(w1, NW(w1), only20, NW(only20), 1, "00");
     /* a takeover split in batches: 10's batch sees 20 (a later offset) after
      * it downstream, which the next batch decides: 10 is not written again */
     skips(w10, NW(w10), both, NW(both), 0, "1");
@@ -254,6 +256,8 @@ LT_TEST(takeover_skips)
     skips(w20, NW(w20), rewritten, NW(rewritten), 0, "0");
     /* the last copy decides: 10 is last downstream, so it is not written */
     skips(w10, NW(w10), rewritten, NW(rewritten), 0, "1");
+    /* ... and with 20 in the batch too: 10 skipped, 20 goes again, last */
+    skips(w1, NW(w1), rewritten, NW(rewritten), 0, "10");
     /* a later write of unknown source, or from another partition: unsafe */
     static const sink_found_t unknown[] = {F(2, 10), F(-1, -1)}, other[] = {F(2, 10), F(3, 50)};
     skips(w10, NW(w10), unknown, NW(unknown), 0, "0");
@@ -261,21 +265,25 @@ LT_TEST(takeover_skips)
     /* writes before it, from earlier offsets, do not matter */
     static const sink_found_t earlier[] = {F(2, 5), F(-1, -1), F(2, 20)};
     skips(w20, NW(w20), earlier, NW(earlier), 0, "1");
-    /* only a prefix in batch order: 20 not found stops 30 */
+    /* 20 not found between two found: superseded by 30, left last */
     static const sink_found_t gap[] = {F(2, 10), F(2, 30)};
-    skips(w3, NW(w3), gap, NW(gap), 0, "100");
+    skips(w3, NW(w3), gap, NW(gap), 0, "121");
+    /* 30 not found: it goes again, after what is downstream */
+    static const sink_found_t first2[] = {F(2, 10), F(2, 20)};
+    skips(w3, NW(w3), first2, NW(first2), 0, "110");
     /* nothing read back */
     skips(w3, NW(w3), NULL, 0, 0, "000");
-    /* 5 is outside every range (unchanged for the dead sink, so not
-     * written by it) and goes again: the 10 found after it must go too */
+    /* 5 is outside every range (unchanged for the dead sink, so not written
+     * by it): superseded by the 10 found after it (test_sink_crash_window
+     * step 5) */
     static const int64_t w5[] = {5, 10};
     static const sink_found_t only10[] = {F(2, 10)}, five[] = {F(2, 5), F(2, 10)};
-    skips_unc(w5, "01", NW(w5), only10, NW(only10), 0, "00");
-    /* ... even when a write from 5 is downstream: only uncertain writes
-     * are looked for */
-    skips_unc(w5, "01", NW(w5), five, NW(five), 0, "00");
+    skips_unc(w5, "01", NW(w5), only10, NW(only10), 0, "21");
+    skips_unc(w5, "01", NW(w5), five, NW(five), 0, "21");
     skips_unc(w5, "11", NW(w5), five, NW(five), 0, "11");
-    /* after the uncertain ones, writes outside the range change nothing */
+    /* only an uncertain write found decides: 10 outside every range */
+    skips_unc(w5, "10", NW(w5), only10, NW(only10), 0, "00");
+    /* after the last one found, writes outside the range change nothing */
     static const int64_t w40[] = {10, 40};
     skips_unc(w40, "10", NW(w40), only10, NW(only10), 0, "10");
 }
