@@ -148,6 +148,10 @@ const lt_config_def_t lt_config_defs[] = {
     {"SINK_BATCH_SIZE", LT_CFG_INT, "2000", 1, 2000, LT_SVC_SINK,
      "events the sink checks, looks up and writes per batch, at most (one Redis lookup per 250, "
      "one record and one intent per batch)"},
+    {"SINK_TAKEOVER_KEEP", LT_CFG_INT, "1000000", 0, 10000000, LT_SVC_SINK,
+     "downstream writes a sink taking over after a crash keeps from its reads (32 bytes each), "
+     "so that each batch reads only what is new; past it, each batch reads from the dead "
+     "sink's bounds again"},
     /* control API (ltvsync-api) */
     {"API_BIND", LT_CFG_STRING, "0.0.0.0", 0, 0, LT_SVC_API,
      "address of the API's port: an IPv4 or IPv6 literal"},

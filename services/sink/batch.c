@@ -513,6 +513,21 @@ typedef struct {
     sink_batch_t *b;
 } readback_t;
 
+static void found_add(sink_batch_t *b, int slot, int32_t part, int64_t off)
+{
+    if (b->nfound == b->capfound) {
+        size_t cap = b->capfound ? 2 * b->capfound : 256;
+        sink_found_t *f = cap <= FOUND_MAX ? realloc(b->found, cap * sizeof(*f)) : NULL;
+        if (!f) {
+            b->overflow = 1;
+            return;
+        }
+        b->found = f;
+        b->capfound = cap;
+    }
+    b->found[b->nfound++] = (sink_found_t){slot, part, off};
+}
+
 /* A message read back: kept when its key is an uncertain id of the batch,
  * with the input coordinates its header names (-1, -1 without a valid one:
  * a write made by no sink of this version, or by something else). */
@@ -534,17 +549,20 @@ static void on_readback(const rd_kafka_message_t *rkm, void *opaque)
         rd_kafka_header_get_last(hdrs, SINK_SRC_HEADER, &v, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         sink_src_parse(v, vlen, &part, &off) != 0)
         part = -1, off = -1;
-    if (b->nfound == b->capfound) {
-        size_t cap = b->capfound ? 2 * b->capfound : 256;
-        sink_found_t *f = cap <= FOUND_MAX ? realloc(b->found, cap * sizeof(*f)) : NULL;
-        if (!f) {
-            b->overflow = 1;
-            return;
-        }
-        b->found = f;
-        b->capfound = cap;
+    found_add(b, (int)(e - b->table), part, off);
+}
+
+/* The writes kept from this takeover's reads (sink_seen) of b's uncertain
+ * ids, in the order read. */
+static void found_from_seen(const sink_t *s, sink_batch_t *b)
+{
+    size_t n;
+    const sink_seen_t *w = sink_seen(s, &n);
+    for (size_t i = 0; i < n && !b->overflow; i++) {
+        int h = table_index(b, w[i].id);
+        if (h >= 0 && b->table[h].uncertain)
+            found_add(b, h, w[i].part, w[i].off);
     }
-    b->found[b->nfound++] = (sink_found_t){(int)(e - b->table), part, off};
 }
 
 static void readback_restart(void *opaque)
@@ -709,7 +727,20 @@ static lt_err_t resolve(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
     b->nfound = 0;
     b->overflow = 0;
     lt_metric_add(s->m.readbacks, 1);
-    if ((rc = sink_readback(s, parts, from, n, on_readback, &rb, readback_restart)) != LT_OK)
+    /* What this takeover's earlier batches read is kept: only what was
+     * written since is read. Past SINK_TAKEOVER_KEEP, each batch reads from
+     * the bounds and keeps only its own ids' writes. */
+    if (!s->seen_full) {
+        int r = sink_seen_read(s, parts, from, n);
+        if (r != LT_OK && r != 1) {
+            rc = (lt_err_t)r;
+            goto done;
+        }
+        if (r == LT_OK)
+            found_from_seen(s, b);
+    }
+    if (s->seen_full &&
+        (rc = sink_readback(s, parts, from, n, on_readback, &rb, readback_restart)) != LT_OK)
         goto done;
     if (b->overflow) {
         lt_warn("takeover: over %d writes of these ids downstream: all written again", FOUND_MAX);
@@ -820,6 +851,8 @@ static lt_err_t intent_step(sink_t *s, sink_batch_t *b, sink_batch_t *prev, sink
                 uncertain, s->topic_down);
         if ((rc = resolve(s, b, prev, prev2)) != LT_OK)
             goto done;
+    } else if (s->seen_start) {
+        sink_seen_drop(s); /* the takeover is over */
     }
     /* b's bounds: where its writes go, and the old intents' (their writes
      * are unrecorded until b is finished). */

@@ -49,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "lt_dedupe.h"
 #include "lt_log.h"
 #include "lt_rkeys.h"
 #include "sink.h"
@@ -371,6 +372,124 @@ lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int
         restart(opaque);
         sink_sleep_ms(s, 1000);
     }
+}
+
+/* ---- downstream as read back in a takeover ---- */
+
+typedef struct {
+    sink_t *s;
+    size_t n0;    /* kept before this read */
+    int64_t *at0; /* seen_next before this read */
+    int full;
+} seen_read_t;
+
+static void seen_add(const rd_kafka_message_t *rkm, void *opaque)
+{
+    seen_read_t *r = opaque;
+    sink_t *s = r->s;
+    rd_kafka_headers_t *hdrs;
+    const void *v;
+    size_t vlen;
+    sink_seen_t w = {.part = -1, .off = -1};
+    if (rkm->partition < 0 || rkm->partition >= s->down_parts || r->full)
+        return;
+    s->seen_next[rkm->partition] = rkm->offset + 1;
+    if (!rkm->key || rkm->key_len != 36 || lt_dedupe_uuid_parse(rkm->key, 36, w.id) != 0)
+        return; /* not an event of ours */
+    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        rd_kafka_header_get_last(hdrs, SINK_SRC_HEADER, &v, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        sink_src_parse(v, vlen, &w.part, &w.off) != 0)
+        w.part = -1, w.off = -1;
+    if (s->nseen == s->capseen) {
+        size_t cap = s->capseen ? 2 * s->capseen : 4096;
+        sink_seen_t *g;
+        if (cap > s->seen_max)
+            cap = s->seen_max;
+        g = cap > s->capseen ? realloc(s->seen, cap * sizeof(*g)) : NULL;
+        if (!g) {
+            r->full = 1;
+            return;
+        }
+        s->seen = g;
+        s->capseen = cap;
+    }
+    s->seen[s->nseen++] = w;
+}
+
+static void seen_restart(void *opaque)
+{
+    seen_read_t *r = opaque;
+    r->s->nseen = r->n0;
+    memcpy(r->s->seen_next, r->at0, (size_t)r->s->down_parts * sizeof(int64_t));
+    r->full = 0;
+}
+
+void sink_seen_drop(sink_t *s)
+{
+    free(s->seen);
+    free(s->seen_start);
+    free(s->seen_next);
+    s->seen = NULL;
+    s->seen_start = s->seen_next = NULL;
+    s->nseen = s->capseen = 0;
+    s->seen_full = s->seen_max == 0;
+}
+
+const sink_seen_t *sink_seen(const sink_t *s, size_t *n)
+{
+    *n = s->nseen;
+    return s->seen;
+}
+
+int sink_seen_read(sink_t *s, const int32_t *parts, const int64_t *from, int n)
+{
+    size_t np = (size_t)s->down_parts;
+    int32_t *rp = malloc((size_t)n * sizeof(int32_t) + 1);
+    int64_t *rf = malloc((size_t)n * sizeof(int64_t) + 1);
+    seen_read_t r = {s, 0, malloc(np * sizeof(int64_t) + 1), 0};
+    int m = 0, rc = LT_ERR_FATAL;
+    if (!rp || !rf || !r.at0)
+        goto done;
+    if (!s->seen_start) {
+        if (!(s->seen_start = malloc(np * sizeof(int64_t))) ||
+            !(s->seen_next = malloc(np * sizeof(int64_t))))
+            goto done;
+        for (size_t d = 0; d < np; d++)
+            s->seen_start[d] = s->seen_next[d] = -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (s->seen_start[parts[i]] > from[i]) { /* kept from too late: read all again */
+            for (size_t d = 0; d < np; d++)
+                s->seen_start[d] = s->seen_next[d] = -1;
+            s->nseen = 0;
+            break;
+        }
+    for (int i = 0; i < n; i++) {
+        int32_t d = parts[i];
+        if (s->seen_start[d] < 0)
+            s->seen_start[d] = s->seen_next[d] = from[i];
+        rp[m] = d;
+        rf[m++] = s->seen_next[d];
+    }
+    r.n0 = s->nseen;
+    memcpy(r.at0, s->seen_next, np * sizeof(int64_t));
+    if ((rc = sink_readback(s, rp, rf, m, seen_add, &r, seen_restart)) == LT_OK && r.full) {
+        lt_warn("takeover: over %zu writes read back from %s (SINK_TAKEOVER_KEEP); each batch "
+                "reads from the bounds from now on",
+                s->seen_max, s->topic_down);
+        free(s->seen);
+        s->seen = NULL;
+        s->nseen = s->capseen = 0;
+        s->seen_full = 1;
+        rc = 1;
+    }
+done:
+    if (rc == LT_ERR_FATAL)
+        lt_error("out of memory (sink read back)");
+    free(rp);
+    free(rf);
+    free(r.at0);
+    return rc;
 }
 
 size_t sink_src_format(char *buf, int32_t partition, int64_t offset)

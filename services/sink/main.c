@@ -110,6 +110,8 @@ static int setup(sink_t *s, const lt_config_t *cfg, char *err, size_t errlen)
     s->max_bytes = (size_t)lt_config_int(cfg, "MAX_MESSAGE_BYTES");
     s->ttl_ms = lt_config_int(cfg, "DEDUPE_TTL");
     s->batch_size = (size_t)lt_config_int(cfg, "SINK_BATCH_SIZE");
+    s->seen_max = (size_t)lt_config_int(cfg, "SINK_TAKEOVER_KEEP");
+    s->seen_full = s->seen_max == 0;
     s->grace_ms = lt_config_int(cfg, "SHUTDOWN_GRACE");
     topics[0] = s->topic_in = lt_config_str(cfg, "TOPIC_EVENTS");
     snprintf(s->legacy_prefix, sizeof(s->legacy_prefix),
@@ -269,6 +271,7 @@ end:
     sink_store_close(&s);
     sink_parts_close(&s);
     sink_done_close(&s);
+    sink_seen_drop(&s);
     lt_redis_destroy(s.redis);
     lt_redis_destroy(s.redis_rec);
     lt_httpd_stop(httpd);

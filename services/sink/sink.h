@@ -115,6 +115,14 @@ typedef struct {
     int32_t ncommitted;
     struct sink_done_s *done;
     size_t ndone;
+    /* intent.c: downstream read back in this takeover (sink_seen_read):
+     * per downstream partition where the kept writes start and the next
+     * offset to read (-1: not kept). */
+    struct sink_seen_s *seen;
+    size_t nseen, capseen;
+    int64_t *seen_start, *seen_next;
+    size_t seen_max; /* SINK_TAKEOVER_KEEP */
+    int seen_full;   /* past seen_max in this takeover: read per batch */
     sink_metrics_t m;
 } sink_t;
 
@@ -233,6 +241,24 @@ char *sink_intent_format(const sink_t *s, int64_t lo, int64_t hi, const int64_t 
  * (LT_ERR_RETRIABLE). */
 lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int n,
                        lt_kafka_read_fn fn, void *opaque, void (*restart)(void *opaque));
+
+/* Downstream as read back during a takeover, kept across its batches:
+ * every write read (its event_id and input coordinates, -1/-1 without a
+ * valid header), in the order read (per downstream partition, so per id).
+ * Each batch reads only what was appended since; the first batch that
+ * holds no uncertain write drops it. */
+typedef struct sink_seen_s {
+    uint8_t id[16];
+    int32_t part;
+    int64_t off;
+} sink_seen_t;
+/* Brings the kept writes of downstream partitions parts[0..n) up to their
+ * ends, each kept from from[i] or earlier (a partition kept from later
+ * than from[i] is read again, and the others with it). LT_OK, 1 past
+ * s->seen_max (SINK_TAKEOVER_KEEP: nothing kept any more), or as sink_readback. */
+int sink_seen_read(sink_t *s, const int32_t *parts, const int64_t *from, int n);
+const sink_seen_t *sink_seen(const sink_t *s, size_t *n);
+void sink_seen_drop(sink_t *s);
 
 /* A commit of input partition p confirmed, up to offset (the next to take). */
 void sink_committed(sink_t *s, int32_t p, int64_t offset);

@@ -73,6 +73,7 @@ CHANGED = 10
 RTT_MS = 10000
 BOUND_S = 60.0  # restart to caught up: group join (3 s on the mock) + a read back per batch
 TAKEOVER_BATCH = 40  # the restarted sink's SINK_BATCH_SIZE: 8 or more batches
+KEEP_SMALL = 100  # step 4's SINK_TAKEOVER_KEEP: fewer than the writes read back
 
 
 def restart(st, sink, commit_ms, sig=signal.SIGTERM):
@@ -183,6 +184,8 @@ def main():
             (found, writes - early, unresolved)
         reads = metric(sink, "ltvsync_sink_takeover_reads_total")
         assert reads >= 2, reads  # the takeover spanned batches
+        # each batch read only what was new: the writes read are kept
+        assert not sink.log_lines("(SINK_TAKEOVER_KEEP)"), "read per batch with the default"
         print("2. restarted: %d writes found downstream in %d reads, not written again; 0 "
               "copies; caught up in %.1f s" % (found, reads, took))
 
@@ -216,6 +219,9 @@ def main():
         # committed: a sink whose auto commit never comes is killed. Each
         # of CHANGED events comes in two versions; redelivered, the earlier
         # differs from the stored hash (the later one's).
+        # The next sink keeps KEEP_SMALL of the writes it reads back: past
+        # them, each batch reads from the bounds again (the fallback).
+        sink.env["LTVSYNC_SINK_TAKEOVER_KEEP"] = str(KEEP_SMALL)
         restart(st, sink, 600000)
         st.wait_ready(sink)
         v3 = [make_event(i, integ, shift_days=3) for i in range(0, N, N // CHANGED)]
@@ -245,6 +251,9 @@ def main():
         for e in v4:
             assert latest[e["event_id"]]["local_date"] == e["local_date"], e["event_id"]
         assert found == len(v3) + len(v4), (found, len(v3) + len(v4))
+        assert sink.log_lines("(SINK_TAKEOVER_KEEP); each batch reads from the bounds"), \
+            "the fallback past SINK_TAKEOVER_KEEP was not taken"
+        del sink.env["LTVSYNC_SINK_TAKEOVER_KEEP"]
         print("4. killed with finished batches uncommitted: %d writes found downstream, not "
               "written again; caught up in %.1f s" % (found, took))
 
