@@ -83,6 +83,9 @@ const lt_config_def_t lt_config_defs[] = {
      "time to drain after SIGTERM"},
     {"MEMORY_TRIM_INTERVAL", LT_CFG_DURATION, "60s", 0, MS_H, SVC_DAEMONS | LT_SVC_API,
      "how often memory freed inside the allocator goes back to the OS (malloc_trim); 0 = never"},
+    {"MALLOC_ARENAS", LT_CFG_INT, "1", 0, 64, SVC_DAEMONS | LT_SVC_API,
+     "glibc malloc arenas, at most (M_ARENA_MAX): 1 keeps every thread in the main heap, whose "
+     "free memory malloc_trim gives back; 0 = glibc's default (8 per core)"},
     {"MAX_MESSAGE_BYTES", LT_CFG_SIZE, "1M", KIB, 64 * MIB, SVC_CONSUMERS,
      "cap on any consumed message"},
     /* fetcher */
