@@ -35,13 +35,13 @@ CORE = "0"
 PARTITIONS = 16
 
 
-def produce(st, topic, n):
+def produce(st, topic, n, shift_days=0):
     from confluent_kafka import Producer
     pr = Producer({"bootstrap.servers": st.broker.bootstrap, "linger.ms": 20,
                    "compression.type": "zstd", "batch.num.messages": 10000,
                    "queue.buffering.max.messages": 500000})
     for i in range(n):
-        ev = make_event(i, "bench")
+        ev = make_event(i, "bench", shift_days=shift_days)
         ev["customer_id"] = "c%d" % (i % 5000)
         while True:
             try:
