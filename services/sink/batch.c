@@ -535,21 +535,12 @@ static void on_readback(const rd_kafka_message_t *rkm, void *opaque)
 {
     readback_t *rb = opaque;
     sink_batch_t *b = rb->b;
-    rd_kafka_headers_t *hdrs;
-    const void *v;
-    size_t vlen;
     uint8_t id[16];
-    int32_t part = -1;
-    int64_t off = -1;
+    int32_t part;
+    int64_t off;
     entry_t *e;
-    if (!rkm->key || rkm->key_len != 36 || lt_dedupe_uuid_parse(rkm->key, 36, id) != 0 ||
-        !(e = table_find(b, id)) || !e->uncertain)
-        return;
-    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(hdrs, SINK_SRC_HEADER, &v, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        sink_src_parse(v, vlen, &part, &off) != 0)
-        part = -1, off = -1;
-    found_add(b, (int)(e - b->table), part, off);
+    if (sink_read_write(rkm, id, &part, &off) == 0 && (e = table_find(b, id)) && e->uncertain)
+        found_add(b, (int)(e - b->table), part, off);
 }
 
 /* The writes kept from this takeover's reads (sink_seen) of b's uncertain

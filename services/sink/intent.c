@@ -383,23 +383,30 @@ typedef struct {
     int full;
 } seen_read_t;
 
+int sink_read_write(const rd_kafka_message_t *rkm, uint8_t id[16], int32_t *part, int64_t *off)
+{
+    rd_kafka_headers_t *hdrs;
+    const void *v;
+    size_t vlen;
+    if (!rkm->key || rkm->key_len != 36 || lt_dedupe_uuid_parse(rkm->key, 36, id) != 0)
+        return -1;
+    if (rd_kafka_message_headers(rkm, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        rd_kafka_header_get_last(hdrs, SINK_SRC_HEADER, &v, &vlen) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+        sink_src_parse(v, vlen, part, off) != 0)
+        *part = -1, *off = -1;
+    return 0;
+}
+
 static void seen_add(const rd_kafka_message_t *rkm, void *opaque)
 {
     seen_read_t *r = opaque;
     sink_t *s = r->s;
-    rd_kafka_headers_t *hdrs;
-    const void *v;
-    size_t vlen;
-    sink_seen_t w = {.part = -1, .off = -1};
+    sink_seen_t w;
     if (rkm->partition < 0 || rkm->partition >= s->down_parts || r->full)
         return;
     s->seen_next[rkm->partition] = rkm->offset + 1;
-    if (!rkm->key || rkm->key_len != 36 || lt_dedupe_uuid_parse(rkm->key, 36, w.id) != 0)
+    if (sink_read_write(rkm, w.id, &w.part, &w.off) != 0)
         return; /* not an event of ours */
-    if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        rd_kafka_header_get_last(hdrs, SINK_SRC_HEADER, &v, &vlen) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        sink_src_parse(v, vlen, &w.part, &w.off) != 0)
-        w.part = -1, w.off = -1;
     if (s->nseen == s->capseen) {
         size_t cap = s->capseen ? 2 * s->capseen : 4096;
         sink_seen_t *g;

@@ -285,6 +285,11 @@ void sink_done_close(sink_t *s);
 #define SINK_SRC_MAX    32 /* bytes of a value, with its NUL */
 /* Formats a value into buf (SINK_SRC_MAX); returns its length. */
 size_t sink_src_format(char *buf, int32_t partition, int64_t offset);
+/* A downstream message read back: its event_id (the key) into id and the
+ * input coordinates its header names (-1, -1 without a valid one: a write
+ * made by no sink of this version, or by something else). 0, or -1 when
+ * its key is not an event_id. */
+int sink_read_write(const rd_kafka_message_t *rkm, uint8_t id[16], int32_t *part, int64_t *off);
 /* Parses a value of len bytes (not NUL-terminated). 0, or -1 if malformed. */
 int sink_src_parse(const void *v, size_t len, int32_t *partition, int64_t *offset);
 
