@@ -53,8 +53,9 @@ int lt_daemon_start(int argc, char **argv, const char *progname, unsigned servic
     /* Before any thread: one arena (the default) keeps every thread's
      * blocks in the main heap. With glibc's default each thread that
      * allocates gets an arena of its own (a fetcher has 16 workers), pages
-     * freed there stay resident, and in 30-minute soaks the fetchers' RSS
-     * grew 10-28 %; with one arena, 2 and 9 % (README, "Soak"). */
+     * freed there stay resident. In six soaks with glibc's default one
+     * fetcher's RSS grew 12.7-29 % each time; with one arena the larger
+     * grew 9.2 and 13.8 % in two, from 1-2 MiB less (README, "Soak"). */
     if (lt_config_int(*cfgp, "MALLOC_ARENAS") > 0 &&
         mallopt(M_ARENA_MAX, (int)lt_config_int(*cfgp, "MALLOC_ARENAS")) != 1)
         lt_debug("MALLOC_ARENAS: not glibc's malloc (a sanitizer build), not applied");
