@@ -722,12 +722,9 @@ static lt_err_t resolve(sink_t *s, sink_batch_t *b, const sink_batch_t *prev,
      * written since is read. Past SINK_TAKEOVER_KEEP, each batch reads from
      * the bounds and keeps only its own ids' writes. */
     if (!s->seen_full) {
-        int r = sink_seen_read(s, parts, from, n);
-        if (r != LT_OK && r != 1) {
-            rc = (lt_err_t)r;
+        if ((rc = sink_seen_read(s, parts, from, n)) != LT_OK)
             goto done;
-        }
-        if (r == LT_OK)
+        if (!s->seen_full)
             found_from_seen(s, b);
     }
     if (s->seen_full &&

@@ -448,21 +448,27 @@ const sink_seen_t *sink_seen(const sink_t *s, size_t *n)
     return s->seen;
 }
 
-int sink_seen_read(sink_t *s, const int32_t *parts, const int64_t *from, int n)
+lt_err_t sink_seen_read(sink_t *s, const int32_t *parts, const int64_t *from, int n)
 {
     size_t np = (size_t)s->down_parts;
     int32_t *rp = malloc((size_t)n * sizeof(int32_t) + 1);
     int64_t *rf = malloc((size_t)n * sizeof(int64_t) + 1);
     seen_read_t r = {s, 0, malloc(np * sizeof(int64_t) + 1), 0};
-    int m = 0, rc = LT_ERR_FATAL;
+    int m = 0;
+    lt_err_t rc = LT_ERR_FATAL;
     if (!rp || !rf || !r.at0)
         goto done;
     if (!s->seen_start) {
-        if (!(s->seen_start = malloc(np * sizeof(int64_t))) ||
-            !(s->seen_next = malloc(np * sizeof(int64_t))))
+        int64_t *start = malloc(np * sizeof(int64_t) + 1), *next = malloc(np * sizeof(int64_t) + 1);
+        if (!start || !next) {
+            free(start);
+            free(next);
             goto done;
+        }
         for (size_t d = 0; d < np; d++)
-            s->seen_start[d] = s->seen_next[d] = -1;
+            start[d] = next[d] = -1;
+        s->seen_start = start;
+        s->seen_next = next;
     }
     for (int i = 0; i < n; i++)
         if (s->seen_start[parts[i]] > from[i]) { /* kept from too late: read all again */
@@ -488,7 +494,6 @@ int sink_seen_read(sink_t *s, const int32_t *parts, const int64_t *from, int n)
         s->seen = NULL;
         s->nseen = s->capseen = 0;
         s->seen_full = 1;
-        rc = 1;
     }
 done:
     if (rc == LT_ERR_FATAL)

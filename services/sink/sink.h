@@ -254,9 +254,10 @@ typedef struct sink_seen_s {
 } sink_seen_t;
 /* Brings the kept writes of downstream partitions parts[0..n) up to their
  * ends, each kept from from[i] or earlier (a partition kept from later
- * than from[i] is read again, and the others with it). LT_OK, 1 past
- * s->seen_max (SINK_TAKEOVER_KEEP: nothing kept any more), or as sink_readback. */
-int sink_seen_read(sink_t *s, const int32_t *parts, const int64_t *from, int n);
+ * than from[i] is read again, and the others with it). Past s->seen_max
+ * (SINK_TAKEOVER_KEEP) nothing is kept any more and s->seen_full is set
+ * (LT_OK). Else as sink_readback, or LT_ERR_FATAL out of memory. */
+lt_err_t sink_seen_read(sink_t *s, const int32_t *parts, const int64_t *from, int n);
 const sink_seen_t *sink_seen(const sink_t *s, size_t *n);
 void sink_seen_drop(sink_t *s);
 
