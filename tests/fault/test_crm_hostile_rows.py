@@ -16,7 +16,14 @@ the answers of the faulted account only.
    date_range_type, day D, page 1 and byte size, value cut to 256 KiB with
    value_truncated); every other row of that day's page is in ltvsync.raw
    under the same job; downstream equals the oracle minus exactly the
-   events of that record; nothing else in the DLQ.
+   events of that record; nothing else in the DLQ. Unless that page was
+   fetched again (delivery is at least once: its send retried, or the job
+   run again: on 2026-12-05 a fetcher ran this job three times, 5 s apart,
+   failing a suite round; in 12 runs of this test about 1 fetcher in 8 ran
+   dozens of jobs two or three times, with no rebalance logged and no
+   cause found yet): the CRM then answered the row whole, so it is in
+   ltvsync.raw under the same job and downstream equals the oracle; the
+   fetchers' logs must show the second run or retry.
 
 2. huge_body (64 MiB, LTVSYNC_FETCH_MAX_BODY=4M), wide_json (1,000,000
    empty arrays, 3 MB: under the body cap, over the 500,000-value cap) and
@@ -173,7 +180,8 @@ def scenario_oversized():
                                     "page": "1"})
         print("oversized row 0 (transaction %s) on page 1 of %s by dateCreated: %s"
               % (row0, day, json.dumps(faults)))
-        pl.start_services()
+        procs = pl.start_services()
+        fetchers = [p for name, p in procs.items() if name.startswith("ltvsync-fetcher")]
 
         wait_until(lambda: pl.check_alive() or pl.api.stats()["hostile"]["oversized_row"],
                    SYNC_S, "the transactions page with the oversized row", interval=0.2)
@@ -187,7 +195,7 @@ def scenario_oversized():
         raw = [json.loads(m.value) for m in st.consume_all("ltvsync.raw")]
         raw_keys = {(e["integration_id"], e["stream"], str(e["record"].get("transactionId")))
                     for e in raw}
-        dropped = set()
+        dropped, again = set(), False
         dlq = st.consume_all("ltvsync.dlq")
         for m in dlq:
             rec = json.loads(m.value)
@@ -211,15 +219,29 @@ def scenario_oversized():
             day_rows = {i for i, t in txns.items() if t["dateCreated"][:10] == day}
             page_raw = {str(e["record"]["transactionId"]) for e in raw
                         if e["integration_id"] == "pipe" and e["job_id"] == job}
-            assert page_raw == day_rows - {rid}, (sorted(page_raw), sorted(day_rows), rid)
+            # The page may have been fetched again (at least once): its send
+            # retried ("sending the page again"), or the job run again (each
+            # run logs "done"). The CRM made the row oversized once only, so
+            # then it landed whole, under this job.
+            runs = [l for p in fetchers for l in p.log_lines(job)
+                    if " done: " in l or "sending the page again" in l]
+            again = rid in page_raw
+            assert page_raw - {rid} == day_rows - {rid}, (sorted(page_raw), sorted(day_rows), rid)
+            assert not again or len(runs) >= 2 or any("again" in l for l in runs), \
+                ("the oversized row landed, the page fetched once", runs)
             assert all(e["page"] == 1 for e in raw if e["job_id"] == job)
             # fetched whole by another window (the live one)? Not row0, by choice
             elsewhere = txns[rid]["dateUpdated"][:10] in live_days
-            assert elsewhere == (("pipe", "transactions", rid) in raw_keys), (rid, elsewhere)
-            if not elsewhere:
+            assert (elsewhere or again) == (("pipe", "transactions", rid) in raw_keys), \
+                (rid, elsewhere, again)
+            if again:
+                print("page 1 of job %s fetched again (%d runs or retries logged): row %s "
+                      "landed whole" % (job, len(runs), rid))
+            if not elsewhere and not again:
                 dropped.add(rid)
         assert len(dlq) == hits, (len(dlq), hits)
-        assert dropped == {row0}, (dropped, row0)  # the row chosen, dropped for good
+        # the row chosen, dropped for good (unless its page was fetched again)
+        assert dropped <= {row0} and (dropped or again), (dropped, row0)
 
         gone = {i for i, e in want.items() if e["integration_id"] == "pipe" and
                 e["source"]["stream"] == "transactions" and e["source"]["record_id"] in dropped}
