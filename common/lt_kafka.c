@@ -487,44 +487,6 @@ static void on_offset_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* owner NULL: a group-less reader of whole partitions (lt_kafka_read_all)
  * that never commits and reports partition EOF; else the group consumer
  * owner whose commits go to its hook. */
-/* A group member's rebalance. librdkafka 2.0.2 revokes partitions (EAGER,
- * the range assignor) without committing the offsets stored since the last
- * auto commit, so their next owner, often this member again, was handed
- * every message finished in up to one auto-commit interval once more: a
- * fetcher ran dozens of jobs two or three times after one rebalance
- * (test_crm_hostile_rows, with debug=cgrp). So a revocation first commits
- * what is stored, unless the assignment was lost (the group went on
- * without this member; the coordinator would refuse the commit). */
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque)
-{
-    int coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
-    rd_kafka_error_t *e = NULL;
-    (void)opaque;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        if (coop)
-            e = rd_kafka_incremental_assign(rk, parts);
-        else
-            rd_kafka_assign(rk, parts);
-    } else {
-        if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS && !rd_kafka_assignment_lost(rk)) {
-            rd_kafka_resp_err_t cerr = rd_kafka_commit(rk, NULL, 0);
-            if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET)
-                lt_warn("kafka consumer: commit before giving up %d partition(s): %s "
-                        "(what finished since the last commit comes again)",
-                        parts ? parts->cnt : 0, rd_kafka_err2str(cerr));
-        }
-        if (coop)
-            e = rd_kafka_incremental_unassign(rk, parts);
-        else
-            rd_kafka_assign(rk, NULL);
-    }
-    if (e) {
-        lt_warn("kafka consumer: rebalance: %s", rd_kafka_error_string(e));
-        rd_kafka_error_destroy(e);
-    }
-}
-
 static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *prefix, const char *group_id,
                                 lt_consumer_t *owner, const char *const *tuning, char *errstr,
                                 size_t errlen)
@@ -558,7 +520,6 @@ static rd_kafka_t *consumer_new(const lt_config_t *cfg, const char *prefix, cons
     }
     if (owner) {
         rd_kafka_conf_set_offset_commit_cb(conf, on_offset_commit);
-        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
         rd_kafka_conf_set_opaque(conf, owner);
     }
     if (!(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errlen))) {
