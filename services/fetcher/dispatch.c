@@ -28,6 +28,10 @@
  * runs the fewest jobs here (live before backfill among equals), so the
  * workers are shared among the integrations with work (pick_fair).
  *
+ * A rebalance that gives a partition back to this process redelivers the
+ * jobs finished here since the last auto commit, and those still in hand:
+ * they are skipped, not run again (finished_here, in_hand).
+ *
  * fetcher_dispatch_healthy() (part of /readyz) turns false when the loop
  * has not turned for LOOP_STALL_MS or a job has kept failing for STUCK_MS:
  * its partition commits nothing meanwhile. */
@@ -43,12 +47,13 @@
 #include "lt_offsets.h"
 #include "lt_signal.h"
 
-#define RETRY_BASE_MS   1000LL
-#define RETRY_MAX_MS    60000LL
-#define STUCK_MS        (5 * 60000LL) /* ~10 runs at the delays above */
-#define LOOP_STALL_MS   30000LL
-#define ASSIGN_CHECK_MS 1000LL
-#define DEFERRED_MAX    8192 /* jobs held in a queue at most (about 6 MB), deferred ones included */
+#define RETRY_BASE_MS    1000LL
+#define RETRY_MAX_MS     60000LL
+#define STUCK_MS         (5 * 60000LL) /* ~10 runs at the delays above */
+#define LOOP_STALL_MS    30000LL
+#define ASSIGN_CHECK_MS  1000LL
+#define DEFERRED_MAX     8192 /* jobs held in a queue at most (about 6 MB), deferred ones included */
+#define FINISHED_KEEP_MS (5 * 60000LL) /* how long a partition's finished mark skips jobs */
 
 /* One job message from poll to stored offset; owned by the main thread,
  * lent to one worker while it runs. */
@@ -91,6 +96,14 @@ typedef struct slot_s {
     struct disp_s *d;
 } slot_t;
 
+/* What the dispatcher knows of a partition, kept across revocations (see
+ * finished_here and in_hand). */
+typedef struct {
+    int64_t finished; /* the offset after the last finished prefix stored */
+    long long finished_ms;
+    int64_t taken; /* the offset after the last message taken */
+} part_t;
+
 typedef struct disp_s {
     fetcher_t *f;
     lt_consumer_t *cons[2];
@@ -106,6 +119,8 @@ typedef struct disp_s {
     rd_kafka_topic_partition_list_t *assigned[2];
     long long assign_checked_ms;
     lt_offsets_t *offsets;
+    part_t *parts[2]; /* per class and partition, grown as they appear */
+    size_t nparts[2];
     unsigned long taken;
     unsigned rng;
     int failed; /* a job could not be tracked: stop, exit 1 */
@@ -253,20 +268,102 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A partition's record; NULL when out of memory (which only costs the
+ * skips below). */
+static part_t *part_of(disp_t *d, int cls, int32_t partition)
+{
+    size_t p = (size_t)partition;
+    if (partition < 0)
+        return NULL;
+    if (p >= d->nparts[cls]) {
+        size_t n = d->nparts[cls] ? d->nparts[cls] : 16;
+        while (n <= p)
+            n *= 2;
+        part_t *grown = realloc(d->parts[cls], n * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        memset(grown + d->nparts[cls], 0, (n - d->nparts[cls]) * sizeof(*grown));
+        d->parts[cls] = grown;
+        d->nparts[cls] = n;
+    }
+    return &d->parts[cls][p];
+}
+
+static void note_finished(disp_t *d, int cls, int32_t partition, int64_t next)
+{
+    part_t *p = part_of(d, cls, partition);
+    if (!p)
+        return;
+    if (next > p->finished)
+        p->finished = next;
+    p->finished_ms = lt_clock_mono_ms();
+}
+
 /* Stores every partition whose finished prefix advanced. */
 static void store_ready(disp_t *d)
 {
     int cls;
     int32_t partition;
     int64_t next;
-    while (lt_offsets_take(d->offsets, &cls, &partition, &next))
+    while (lt_offsets_take(d->offsets, &cls, &partition, &next)) {
         lt_consumer_store_offset(d->cons[cls], d->topics[cls], partition, next);
+        note_finished(d, cls, partition, next);
+    }
+}
+
+/* Whether a polled job is one this process finished already. A rebalance
+ * returns a partition from its committed offset, and librdkafka 2.0.2's
+ * auto commit runs every auto.commit.interval.ms: the offsets stored since
+ * the last commit were not committed (the dev broker also refuses the
+ * commit librdkafka makes when it gives partitions up). Every offset below
+ * a partition's finished mark was finished here (the mark only ever comes
+ * from a finished prefix of jobs taken here, or a job finishing right
+ * after it), so those jobs are not run again, only their offsets stored. A
+ * mark older than FINISHED_KEEP_MS skips nothing: by then auto commit has
+ * covered it, and a topic deleted and created again (its offsets restart)
+ * cannot lose jobs to a mark of the old one after that. */
+static int finished_here(const disp_t *d, int cls, const rd_kafka_message_t *rkm, long long now)
+{
+    size_t p = (size_t)rkm->partition;
+    return rkm->partition >= 0 && p < d->nparts[cls] && rkm->offset < d->parts[cls][p].finished &&
+           now - d->parts[cls][p].finished_ms < FINISHED_KEEP_MS;
+}
+
+static int same_message(const job_t *job, int cls, const rd_kafka_message_t *rkm)
+{
+    return job->cls == cls && job->rkm->partition == rkm->partition &&
+           job->rkm->offset == rkm->offset;
+}
+
+/* Whether a polled job is the same message as one in hand (queued or
+ * running): its partition went back (revoked and given back between two
+ * assignment checks, so the queue kept it) and redelivers it. Looked for
+ * only when the partition went back, so the queue is walked rarely. */
+static int in_hand(const disp_t *d, int cls, const rd_kafka_message_t *rkm)
+{
+    size_t p = (size_t)rkm->partition;
+    if (rkm->partition < 0 || p >= d->nparts[cls] || rkm->offset >= d->parts[cls][p].taken)
+        return 0;
+    for (const job_t *job = d->q[cls].head; job; job = job->next)
+        if (same_message(job, cls, rkm))
+            return 1;
+    /* slots[].job is written by this (the main) thread only */
+    for (int i = 0; i < d->f->concurrency; i++)
+        if (d->slots[i].job && same_message(d->slots[i].job, cls, rkm))
+            return 1;
+    return 0;
 }
 
 static void finish(disp_t *d, job_t *job)
 {
     const rd_kafka_message_t *rkm = job->rkm;
-    lt_offsets_done(d->offsets, job->cls, rkm->partition, rkm->offset);
+    if (lt_offsets_done(d->offsets, job->cls, rkm->partition, rkm->offset) < 0) {
+        /* its partition was revoked while it ran: nothing is stored, but
+         * a mark it continues still skips it if the partition comes back */
+        part_t *p = part_of(d, job->cls, rkm->partition);
+        if (p && p->finished == rkm->offset)
+            note_finished(d, job->cls, rkm->partition, rkm->offset + 1);
+    }
     store_ready(d);
     if (job->attempts)
         lt_info("job %s[%d]@%lld finished after %d abandoned run%s", d->topics[job->cls],
@@ -568,7 +665,7 @@ static int fill(disp_t *d, int cls, int timeout_ms)
     size_t waiting = d->q[cls].len > held ? d->q[cls].len - held : 0;
     set_paused(d, cls, waiting >= (size_t)d->f->concurrency || d->q[cls].len >= DEFERRED_MAX);
     rd_kafka_message_t *rkm = lt_consumer_poll(d->cons[cls], timeout_ms);
-    job_t *job;
+    job_t *job = NULL;
     if (!rkm)
         return 0;
     if (rkm->err) {
@@ -584,7 +681,8 @@ static int fill(disp_t *d, int cls, int timeout_ms)
             rd_kafka_topic_partition_list_add(d->pausedset[cls], topic, rkm->partition);
         rd_kafka_topic_partition_list_destroy(one);
     }
-    if (!(job = calloc(1, sizeof(*job))) ||
+    int skip = finished_here(d, cls, rkm, lt_clock_mono_ms()) ? 1 : in_hand(d, cls, rkm) ? 2 : 0;
+    if ((!skip && !(job = calloc(1, sizeof(*job)))) ||
         lt_offsets_add(d->offsets, cls, rkm->partition, rkm->offset) != 0) {
         lt_error("out of memory tracking a job: stopping (unfinished jobs are redelivered)");
         free(job);
@@ -592,6 +690,22 @@ static int fill(disp_t *d, int cls, int timeout_ms)
         d->failed = 1;
         lt_signal_stop = 1;
         return 0;
+    }
+    part_t *p = part_of(d, cls, rkm->partition);
+    if (p)
+        p->taken = rkm->offset + 1;
+    if (skip == 1) {
+        lt_offsets_done(d->offsets, cls, rkm->partition, rkm->offset);
+        store_ready(d);
+    }
+    if (skip) {
+        /* skip 2: the job in hand finishes this offset (it is held again) */
+        lt_metric_add(d->f->m.job_skipped, 1);
+        lt_info("job %s[%d]@%lld %s before its partition came back: not run again", d->topics[cls],
+                (int)rkm->partition, (long long)rkm->offset,
+                skip == 1 ? "was finished here" : "is in hand here");
+        rd_kafka_message_destroy(rkm);
+        return 1;
     }
     job->rkm = rkm;
     job->cls = cls;
@@ -775,6 +889,8 @@ end:
         lt_http_destroy(d.slots[i].w.http);
     }
     free(d.slots);
+    free(d.parts[0]);
+    free(d.parts[1]);
     lt_offsets_destroy(d.offsets);
     return rc;
 }

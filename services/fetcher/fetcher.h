@@ -31,8 +31,8 @@ typedef struct {
     lt_metric_t *rows, *pages, *limiter_waits, *grants_retaken, *redis_down, *parked;
     lt_metric_t *job_done, *job_dropped, *job_requeued, *job_abandoned;
     lt_metric_t *jobs_active, *split_jobs, *recount_rewalks, *rows_dead, *job_deferred;
-    lt_metric_t *job_retried, *jobs_held;         /* dispatch.c: retries, offsets held */
-    lt_metric_t *fields_dropped[LT_STREAM_COUNT]; /* not allow-listed, by stream */
+    lt_metric_t *job_retried, *jobs_held, *job_skipped; /* dispatch.c */
+    lt_metric_t *fields_dropped[LT_STREAM_COUNT];       /* not allow-listed, by stream */
 } fetcher_metrics_t;
 
 /* Distinct names of dropped fields logged per process: the CRM names them,

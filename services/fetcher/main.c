@@ -101,6 +101,9 @@ static void register_metrics(fetcher_metrics_t *m)
     m->job_deferred = lt_metric_counter(jobs, jh, "outcome=\"deferred\"");
     m->job_retried = lt_metric_counter("ltvsync_fetcher_job_retries_total",
                                        "abandoned jobs run again in-process", NULL);
+    m->job_skipped =
+        lt_metric_counter("ltvsync_fetcher_jobs_skipped_total",
+                          "jobs redelivered by a rebalance that this process had finished", NULL);
     m->jobs_held = lt_metric_gauge("ltvsync_fetcher_jobs_uncommitted",
                                    "jobs taken whose offsets are not stored yet", NULL);
     m->jobs_active = lt_metric_gauge("ltvsync_fetcher_jobs_active", "jobs in hand", NULL);
