@@ -14,7 +14,6 @@ sink once more under a new consumer group over the last run's state: every
 event is found unchanged (the dedupe read path alone). Prints events/s of
 each, medians and spreads, Redis bytes per event of the dedupe state
 (INFO used_memory delta / N) and the sink's peak RSS (VmHWM)."""
-import json
 import os
 import statistics
 import signal
