@@ -66,8 +66,11 @@ def backfill_jobs(iid, day_list, streams=STREAMS):
 
 
 def start_fetchers(st, n, env=None):
+    # session 6 s (the services' default is 10 s): the dev broker holds a
+    # rebalance for a member that joins or dies the session less 1 s
     base = {"LTVSYNC_FETCH_CONCURRENCY": 4, "LTVSYNC_LOG_LEVEL": "info",
-            "LTVSYNC_FETCH_BACKOFF_MAX": "2s", "LTVSYNC_SHUTDOWN_GRACE": "10s"}
+            "LTVSYNC_FETCH_BACKOFF_MAX": "2s", "LTVSYNC_SHUTDOWN_GRACE": "10s",
+            "LTVSYNC_KAFKA_SESSION_TIMEOUT_MS": 6000}
     base.update(env or {})
     procs = [st.start_service("ltvsync-fetcher", env=base) for _ in range(n)]
     for p in procs:
