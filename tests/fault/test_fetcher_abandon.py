@@ -22,15 +22,6 @@ ENV = {"LTVSYNC_GROUP_ID": GROUP, "LTVSYNC_FETCH_CONCURRENCY": 4,
        "LTVSYNC_FETCH_PAGE_SIZE": 10}
 
 
-def metric(proc, name):
-    code, body = proc.http("/metrics")
-    assert code == 200, code
-    for line in body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
-
-
 class Watch(threading.Thread):
     """Polls /readyz and the uncommitted-jobs gauge of a fetcher every 50 ms:
     records 503s and the gauge's peak."""
@@ -46,7 +37,7 @@ class Watch(threading.Thread):
                 if self.proc.http("/readyz")[0] == 503:
                     self.unready += 1
                 self.peak_held = max(self.peak_held,
-                                     metric(self.proc, "ltvsync_fetcher_jobs_uncommitted"))
+                                     h.metric(self.proc, "ltvsync_fetcher_jobs_uncommitted"))
             except Exception:  # the process is stopping
                 pass
             time.sleep(0.05)
@@ -89,7 +80,7 @@ def retried_jobs_complete(st, sim):
     watch.join()
     fs.assert_complete(st, sim, "acme")
     assert watch.unready > 0, "/readyz never reported the failing jobs"
-    assert metric(f, "ltvsync_fetcher_job_retries_total") == 9  # 3 jobs x 3
+    assert h.metric(f, "ltvsync_fetcher_job_retries_total") == 9  # 3 jobs x 3
     assert len(f.log_lines("finished after 3 abandoned runs")) == 3, f.log()
     assert st.stop(f) == 0
     assert_all_committed(st)
@@ -113,14 +104,14 @@ def many_held_behind_one(st):
 
     def all_dropped():
         f.check_alive()
-        return metric(f, 'ltvsync_fetcher_jobs_total{outcome="dropped"}') >= 1200
+        return h.metric(f, 'ltvsync_fetcher_jobs_total{outcome="dropped"}') >= 1200
     h.wait_until(all_dropped, 40, "1200 jobs of a parked integration dropped")
-    h.wait_until(lambda: metric(f, "ltvsync_fetcher_jobs_uncommitted") == 0, 10,
+    h.wait_until(lambda: h.metric(f, "ltvsync_fetcher_jobs_uncommitted") == 0, 10,
                  "nothing held")
     watch.stop.set()
     watch.join()
-    assert metric(f, 'ltvsync_fetcher_jobs_total{outcome="dropped"}') == 1200
-    assert metric(f, "ltvsync_fetcher_job_retries_total") == 6
+    assert h.metric(f, 'ltvsync_fetcher_jobs_total{outcome="dropped"}') == 1200
+    assert h.metric(f, "ltvsync_fetcher_job_retries_total") == 6
     assert watch.peak_held > 576, "peak held %d" % watch.peak_held
     assert st.stop(f) == 0
     assert_all_committed(st)

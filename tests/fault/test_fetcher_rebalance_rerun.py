@@ -34,25 +34,14 @@ STREAMS = ["transactions", "orders", "customers"]
 DONE = re.compile(r"job ([0-9a-f-]{36}) done")
 
 
-def metric(proc, name):
-    code, body = proc.http("/metrics")
-    assert code == 200, code
-    for line in body.decode().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return int(float(line.rsplit(" ", 1)[1]))
-    return 0
-
-
 def done_ids(proc):
     return collections.Counter(DONE.findall(proc.log()))
 
 
 def main():
     with h.Stack("fetcher-rerun") as st:
-        sim = fs.start_stack(st, customers=80, days=20, latency_ms=300,
-                             max_in_flight=2, max_rps=40)
-        fs.add_integration(st, sim, rps=40, in_flight=2)
-        day_list = fs.days("2024-01-01", 20)
+        sim, day_list = fs.one_account(st, 20, rps=40, in_flight=2, customers=80,
+                                       latency_ms=300)
         jobs = fs.backfill_jobs("acme", day_list, STREAMS)
         (f1,) = fs.start_fetchers(st, 1, ENV)
         fs.produce_jobs(st, jobs)
@@ -71,7 +60,7 @@ def main():
 
         d1, d2 = done_ids(f1), done_ids(f2)
         twice = [sorted(j for j, n in d.items() if n > 1) for d in (d1, d2)]
-        skipped = metric(f1, "ltvsync_fetcher_jobs_skipped_total")
+        skipped = h.metric(f1, "ltvsync_fetcher_jobs_skipped_total")
         logged = f1.log().count("before its partition came back: not run again")
         across = len(set(d1) & set(d2))
         print("rerun: %d jobs, %d finished by the first fetcher before the join; skipped "

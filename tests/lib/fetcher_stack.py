@@ -3,7 +3,6 @@ crm-sim with a --dump, one integration, day jobs, and the checks (record-id
 sets of ltvsync.raw against the dump, secrets nowhere). Uses ltharness."""
 import datetime
 import json
-import os
 import uuid
 
 import ltharness as h
@@ -48,6 +47,15 @@ def add_integration(st, sim, iid="acme", rps=50, in_flight=4, password=None,
            "max_in_flight": in_flight}
     st.produce(TOPIC_INTEGRATIONS, [(iid, json.dumps(doc))])
     return doc
+
+
+def one_account(st, n_days, rps, in_flight, **sim):
+    """start_stack with crm-sim limits of rps and in_flight, and integration
+    "acme" at those limits importing n_days from 2024-01-01; returns (sim,
+    the days)."""
+    sim = start_stack(st, days=n_days, max_rps=rps, max_in_flight=in_flight, **sim)
+    add_integration(st, sim, rps=rps, in_flight=in_flight)
+    return sim, days("2024-01-01", n_days)
 
 
 def job(iid, stream, day, range_type="dateCreated", reason="backfill"):

@@ -164,6 +164,17 @@ def bin_path(name):
     return p
 
 
+def metric(proc, name):
+    """The value of a service's metric name (its first sample, labels or
+    not) from its /metrics, as an int; 0 when absent."""
+    code, body = proc.http("/metrics")
+    assert code == 200, "%s /metrics: %s" % (proc.name, code)
+    for line in body.decode().splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    return 0
+
+
 def http_get(url, timeout=5.0):
     """(status, body bytes) of a GET; HTTP errors are returned, not raised."""
     try:
