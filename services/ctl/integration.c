@@ -284,19 +284,23 @@ static int clear_parking(const ctl_t *ctl, const char *id)
         return -1;
     /* Unparked: the jobs dropped while parked are re-emitted because the
      * scheduler rescans the backfill from the first day (done days skip)
-     * and plans the live window at its next tick (last_run_ms forgotten). */
-    ikey(ctl, id, "state", key, sizeof(key));
-    reply = lt_redis_cmd(r, "DEL %s", key);
-    if (reply) {
-        freeReplyObject(reply);
-        ikey(ctl, id, "live", key, sizeof(key));
-        reply = lt_redis_cmd(r, "HDEL %s last_run_ms", key);
-    }
+     * and plans the live window at its next tick (last_run_ms forgotten).
+     * The parked state goes last: a scheduler tick between the two that
+     * saw it gone with last_run_ms still set planned no live window and
+     * then stayed quiet until that window's next interval (the version
+     * bump came before), so today's rows waited up to sync_interval. */
+    ikey(ctl, id, "live", key, sizeof(key));
+    reply = lt_redis_cmd(r, "HDEL %s last_run_ms", key);
     for (int s = 0; reply && s < LT_STREAM_COUNT; s++) {
         freeReplyObject(reply);
         snprintf(what, sizeof(what), "backfill:%s", lt_stream_name((lt_stream_t)s));
         ikey(ctl, id, what, key, sizeof(key));
         reply = lt_redis_cmd(r, "HDEL %s through", key);
+    }
+    if (reply) {
+        freeReplyObject(reply);
+        ikey(ctl, id, "state", key, sizeof(key));
+        reply = lt_redis_cmd(r, "DEL %s", key);
     }
     if (reply)
         freeReplyObject(reply);
