@@ -7,6 +7,7 @@ saw, endpoint permission); `sync` resync jobs; `status --json`."""
 import datetime
 import json
 import os
+import threading
 import zoneinfo
 
 import ltharness as h
@@ -76,6 +77,27 @@ def latest(st, topic=T_INTEG):
     for m in st.consume_all(topic):
         out[m.key.decode()] = json.loads(m.value) if m.value is not None else None
     return out
+
+
+def redis_commands(st, fn):
+    """The commands Redis ran (MONITOR) while fn() ran, in order."""
+    got, ready, end = [], threading.Event(), "ltvctl-test-monitor-end"
+
+    def watch():
+        with st.redis.client().monitor() as m:
+            ready.set()
+            for c in m.listen():
+                if end in c["command"]:
+                    return
+                got.append(c["command"])
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    assert ready.wait(10)
+    fn()
+    st.redis.client().get(end)
+    t.join(10)
+    assert not t.is_alive()
+    return got
 
 
 def usage_errors(st):
@@ -186,8 +208,15 @@ def list_show_update_remove(st, sim, good):
     r = st.redis.client()
     state = st.prefix + "i:acme:state"
     r.hset(state, mapping={"state": "parked", "reason": "Invalid login credentials"})
-    expect(ctl(st, "integration", "update", "acme", "--sync-interval", "30m",
-               "--max-rps", "9"), 0, "updated")
+    cmds = redis_commands(st, lambda: expect(
+        ctl(st, "integration", "update", "acme", "--sync-interval", "30m", "--max-rps", "9"),
+        0, "updated"))
+    # un-parked last: a scheduler tick that sees the parked state gone must
+    # also see last_run_ms and the backfill cursors gone (else it planned no
+    # live window and stayed quiet for sync_interval)
+    resets = [i for i, c in enumerate(cmds) if c.startswith("HDEL " + st.prefix + "i:acme:")]
+    unpark = [i for i, c in enumerate(cmds) if c == "DEL " + state]
+    assert len(resets) == 6 and len(unpark) == 1 and max(resets) < unpark[0], cmds
     a = latest(st)["acme"]
     assert a["sync_interval"] == "30m" and a["max_requests_per_second"] == 9, a
     assert a["timezone"] == "America/New_York" and a["import_from"] == "2024-01-01", a
