@@ -16,7 +16,8 @@ sync every 10 s), with live changes and periodic faults, watching memory.
   latest downstream version of every event equals the oracle (pl.expected()
   over crm-sim's final dump), and the table: per process RSS at REF_S (5 min,
   or half the run when shorter) and at the end with the growth, Redis
-  used_memory, then the oracle check, duplicates, limit violations, DLQ.
+  used_memory, the same within each service process's life (from REF_S
+  after its start or restart), then the oracle check, duplicates, limit violations, DLQ.
 
 Exit 1 on an oracle mismatch, a lost event, an unchanged duplicate, a
 limit violation (crm-sim 429s, or its peaks over the configured limits), a
@@ -78,7 +79,8 @@ class Soak:
         self.procs.update({"redis-server": st.redis, "devbroker": pl.broker, "crm-sim": pl.sim})
         self.samples = []          # (t, {name: kib}, redis used_memory or None,
         #                            {service: heap in use, bytes},
-        #                            {name: anonymous kib})
+        #                            {name: anonymous kib}, {name: pid})
+        self.born = {}             # (name, pid) -> t of a restart (0: started with the soak)
         self.restarts = {n: 0 for n in self.procs}
         self.sink_kills = []   # (killed, restarted), wall clock
         self.faults = []           # (t, description)
@@ -131,7 +133,8 @@ class Soak:
         used = self.redis_used()
         heap = {n: self.heap(p) for n, p in self.procs.items()
                 if n.startswith("ltvsync-") and p.alive()}
-        self.samples.append((self.now(), rss, used, heap, anon))
+        pids = {n: p.pid for n, p in self.procs.items() if n in status}
+        self.samples.append((self.now(), rss, used, heap, anon, pids))
         self.log("sample: %s; redis used_memory %s; heap %s" % (
             " ".join("%s=%.0fM" % (n.replace("ltvsync-", ""), v / 1024.0)
                      for n, v in sorted(rss.items()) if v), used,
@@ -173,6 +176,7 @@ class Soak:
             name = self.rng.choice(sorted(pl.procs))
             self.log("fault: kill -9 %s and restart" % name)
             times = st.kill_restart(pl.procs[name])
+            self.born[(name, pl.procs[name].pid)] = self.now()
             if name == "ltvsync-sink":
                 self.sink_kills.append(times)
             self.restarts[name] += 1
@@ -248,6 +252,43 @@ class Soak:
                 "%+.1f%%" % ((b - a) * 100.0 / a) if a and b else "-"))
         return rows
 
+    def lives(self):
+        """Growth within each service process's life: a restart makes the
+        table above compare two processes, so here each life is taken from
+        REF_S after its start (the soak's start, or its restart) to its last
+        sample; a life shorter than that has no figure."""
+        print("\nwithin one process life, from its first sample %.0f s or more into it to its "
+              "last (VmRSS MiB, RssAnon MiB, heap in use MiB):" % REF_S)
+        print("  %-20s %-15s %16s %8s %13s %16s" % (
+            "process", "life (s)", "RSS", "growth", "anon growth", "heap in use"))
+        met = over = 0
+        for n in sorted(x for x in self.procs if x.startswith("ltvsync-")):
+            pids = []
+            for smp in self.samples:
+                pid = smp[5].get(n)
+                if pid and pid not in pids:
+                    pids.append(pid)
+            for pid in pids:
+                mine = [smp for smp in self.samples if smp[5].get(n) == pid and smp[1].get(n)]
+                born = self.born.get((n, pid), 0.0)
+                span = "%.0f-%.0f" % (born, mine[-1][0])
+                ref = next((smp for smp in mine if smp[0] - born >= REF_S), None)
+                if ref is None or ref is mine[-1]:
+                    print("  %-20s %-15s %16s" % (n, span, "(shorter)"))
+                    continue
+                end = mine[-1]
+                a, b = ref[1][n], end[1][n]
+                g = (b - a) * 100.0 / a
+                met, over = (met + 1, over) if g < 10.0 else (met, over + 1)
+                anon = "-"
+                if ref[4].get(n) and end[4].get(n):
+                    anon = "%+.2f" % ((end[4][n] - ref[4][n]) / 1024.0)
+                ha, hb = ref[3].get(n), end[3].get(n)
+                heap = "%.2f to %.2f" % (ha / 1048576.0, hb / 1048576.0) if ha and hb else "-"
+                print("  %-20s %-15s %7.1f to %5.1f %+7.1f%% %13s %16s"
+                      % (n, span, a / 1024.0, b / 1024.0, g, anon, heap))
+        print("  RSS growth under 10 %%: %d of %d lives" % (met, met + over))
+
 
 def main():
     if SOAK_S < 60:
@@ -305,6 +346,7 @@ def main():
         sanit = pl.sanitizer_reports()
 
         soak.table()
+        soak.lives()
         print("\nfaults (%d):" % len(soak.faults))
         for t, d in soak.faults:
             print("  %7.1fs %s" % (t, d))
