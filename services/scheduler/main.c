@@ -24,6 +24,11 @@
 #include "lt_uuid.h"
 #include "scheduler.h"
 
+/* Claims in doubt kept at most (about 0.5 KiB each): a plan of thousands
+ * of jobs whose mark_queued failed fits; beyond, a claim waits for the
+ * claim script's rule (PENDING_CLAIM_MS). */
+#define DOUBT_MAX 8192
+
 static atomic_int ready; /* written by the main loop, read by the HTTP thread */
 static lt_redis_t *_Atomic ready_redis;
 
@@ -139,7 +144,7 @@ int main(int argc, char **argv)
     lt_registry_watch_t *regwatch = NULL;
     sched_lease_t lease = {0};
     sched_ctx_t ctx = {0};
-    lt_metric_t *m_leader;
+    lt_metric_t *m_leader, *m_doubt;
     sched_metrics_t m;
     sched_due_t *due = NULL;
     long long term = 0;
@@ -160,7 +165,10 @@ int main(int argc, char **argv)
                                   "Integrations a pass skipped: nothing due before their next "
                                   "live run or lookback",
                                   NULL);
-    if (!(due = sched_due_new())) {
+    m_doubt =
+        lt_metric_gauge("ltvsync_scheduler_claims_in_doubt",
+                        "claims a Redis failure left unsettled, settled once it answers", NULL);
+    if (!(due = sched_due_new()) || !(ctx.doubt = sched_doubt_new(DOUBT_MAX))) {
         lt_error("out of memory");
         goto end;
     }
@@ -206,6 +214,9 @@ int main(int argc, char **argv)
         int leader = sched_lease_tick(redis, ctx.prefix, &lease);
         atomic_store(&ready, leader >= 0);
         lt_metric_set(m_leader, leader == 1);
+        if (leader >= 0) /* Redis answered: what a failure left in doubt can be settled */
+            sched_settle_doubts(&ctx);
+        lt_metric_set(m_doubt, (int64_t)sched_doubt_count(ctx.doubt));
         if (leader == 1 && lt_registry_watch_synced(regwatch) &&
             (changed || started - last_tick >= period)) {
             last_tick = started;
@@ -241,6 +252,7 @@ end:
     lt_registry_watch_destroy(regwatch);
     lt_registry_release(&reg);
     sched_due_destroy(due);
+    sched_doubt_destroy(ctx.doubt);
     lt_config_destroy(cfg);
     return rc;
 }

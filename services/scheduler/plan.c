@@ -17,10 +17,13 @@
  * acknowledged its job, then "<job_id> <ms>". Claims whose jobs Kafka did
  * not acknowledge are released at once. A pending claim made in an earlier
  * leader term (a lower token: its scheduler died or lost its lease before
- * the acknowledgement) is re-made at once by the current leader; another
- * pending claim older than PENDING_CLAIM_MS (the current term's, when
- * mark_queued failed) and any claim older than STALE_CLAIM_MS (its job was lost after
- * Kafka took it) are presumed lost and re-made. A former leader still alive
+ * the acknowledgement) is re-made at once by the current leader. When
+ * Redis fails to answer a claim, a release or mark_queued, the claim is
+ * left in doubt and settled, by its exact value, once Redis answers again
+ * (doubt.c). Another pending claim older than PENDING_CLAIM_MS (the
+ * current term's, when that list was full) and any claim older than
+ * STALE_CLAIM_MS (its job was lost after Kafka took it) are presumed lost
+ * and re-made. A former leader still alive
  * may yet get its job into Kafka: the day is then fetched twice, which the
  * sink's dedupe absorbs (the same holds for any claim re-made). Running
  * the claim script twice with the same value (a reply lost with its
@@ -217,19 +220,68 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
     return claim_once(ctx, in, job, capped, jobkey, value);
 }
 
-static void release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jobkey,
-                    const char *value)
+/* Releases a claim if still ours: 0 when Redis answered, -1 when not. */
+static int release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jobkey,
+                   const char *value)
 {
     char kout[256];
     const char *argv[3];
-    size_t lens[3];
     redisReply *reply;
     key_of(ctx, in, "outstanding", kout, sizeof(kout));
     argv[0] = kout, argv[1] = jobkey, argv[2] = value;
-    for (int i = 0; i < 3; i++)
-        lens[i] = strlen(argv[i]);
-    if ((reply = lt_redis_eval(ctx->redis, &release_script, 1, 3, argv, lens)))
-        freeReplyObject(reply);
+    if (!(reply = lt_redis_eval(ctx->redis, &release_script, 1, 3, argv, NULL)))
+        return -1;
+    freeReplyObject(reply);
+    return 0;
+}
+
+/* A claim whose state Redis left unknown, for sched_settle_doubts. */
+static void doubt(sched_ctx_t *ctx, const lt_integration_t *in, sched_doubt_kind_t kind,
+                  const char *jobkey, const char *value)
+{
+    char kout[256];
+    key_of(ctx, in, "outstanding", kout, sizeof(kout));
+    if (ctx->doubt && sched_doubt_add(ctx->doubt, kind, kout, jobkey, value) < 0)
+        lt_warn("integration %s: %s left in doubt (the list is full): it waits %d ms", in->id,
+                jobkey, PENDING_CLAIM_MS);
+}
+
+/* The queued form of a pending claim value: "<job_id> <ms>". */
+static void queued_value(const char *pending, char *buf, size_t len)
+{
+    const char *p = strstr(pending, " pending");
+    snprintf(buf, len, "%.*s", (int)(p ? (size_t)(p - pending) : strlen(pending)), pending);
+}
+
+static int apply_doubt(void *arg, sched_doubt_kind_t kind, const char *key, const char *jobkey,
+                       const char *value)
+{
+    sched_ctx_t *ctx = arg;
+    char queued[96];
+    const char *argv[4] = {key, jobkey, value, queued};
+    redisReply *reply;
+    if (kind == SCHED_DOUBT_QUEUED) {
+        queued_value(value, queued, sizeof(queued));
+        reply = lt_redis_eval(ctx->redis, &queued_script, 1, 4, argv, NULL);
+    } else {
+        reply = lt_redis_eval(ctx->redis, &release_script, 1, 3, argv, NULL);
+    }
+    if (!reply)
+        return -1;
+    if (reply->type == REDIS_REPLY_ERROR) /* answered, but not settled: the claim script's rule */
+        lt_error("settling the claim %s: %.*s", jobkey, (int)reply->len, reply->str);
+    freeReplyObject(reply);
+    return 0;
+}
+
+int sched_settle_doubts(sched_ctx_t *ctx)
+{
+    size_t before = sched_doubt_count(ctx->doubt);
+    int settled = before ? sched_doubt_sweep(ctx->doubt, apply_doubt, ctx) : 0;
+    if (settled)
+        lt_info("settled %d claims a Redis failure had left in doubt (%zu left)", settled,
+                sched_doubt_count(ctx->doubt));
+    return settled;
 }
 
 /* Remembers a claim; without memory it just cannot be released early. */
@@ -263,14 +315,17 @@ static int emit(sched_ctx_t *ctx, const lt_integration_t *in, lt_job_t *job, con
              ctx->lease->token);
     if (!plan->acks && !(plan->acks = lt_acks_new()))
         return -3;
-    if ((rc = claim(ctx, in, job, capped, jobkey, value)) != 1)
+    if ((rc = claim(ctx, in, job, capped, jobkey, value)) == -3)
+        doubt(ctx, in, SCHED_DOUBT_RELEASE, jobkey, value); /* it may yet run */
+    if (rc != 1)
         return rc;
     klen = lt_job_kafka_key(job, key, sizeof(key));
     json = lt_job_encode(job);
     if (!json || lt_producer_send(ctx->producer, topic, key, klen, json, strlen(json), plan->acks,
                                   errstr, sizeof(errstr)) != LT_OK) {
         lt_warn("job %s: produce failed: %s", job->job_id, json ? errstr : "out of memory");
-        release(ctx, in, jobkey, value);
+        if (release(ctx, in, jobkey, value) < 0)
+            doubt(ctx, in, SCHED_DOUBT_RELEASE, jobkey, value);
         free(json);
         return -3;
     }
@@ -454,7 +509,7 @@ static int set_ms(sched_ctx_t *ctx, const char *key, const char *field)
 }
 
 /* Turns the plan's pending claims into queued ones (one script call).
- * Failing leaves them pending: they are re-made after PENDING_CLAIM_MS. */
+ * Failing leaves them in doubt (sched_settle_doubts). */
 static void mark_queued(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan)
 {
     char kout[256];
@@ -466,17 +521,20 @@ static void mark_queued(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *pl
     if (argv && queued) {
         argv[0] = kout;
         for (size_t i = 0; i < plan->n; i++) {
-            const char *v = plan->claims[i].value;
-            const char *p = strstr(v, " pending");
-            size_t len = p ? (size_t)(p - v) : strlen(v);
-            snprintf(queued[i], sizeof(queued[i]), "%.*s", (int)len, v);
+            queued_value(plan->claims[i].value, queued[i], sizeof(queued[i]));
             argv[1 + 3 * i] = plan->claims[i].key;
-            argv[2 + 3 * i] = v;
+            argv[2 + 3 * i] = plan->claims[i].value;
             argv[3 + 3 * i] = queued[i];
         }
-        if ((reply = lt_redis_eval(ctx->redis, &queued_script, 1, (int)argc, argv, NULL)))
-            freeReplyObject(reply);
+        reply = lt_redis_eval(ctx->redis, &queued_script, 1, (int)argc, argv, NULL);
+    } else {
+        reply = NULL;
     }
+    if (!reply || reply->type == REDIS_REPLY_ERROR)
+        for (size_t i = 0; i < plan->n; i++)
+            doubt(ctx, in, SCHED_DOUBT_QUEUED, plan->claims[i].key, plan->claims[i].value);
+    if (reply)
+        freeReplyObject(reply);
     free(argv);
     free(queued);
 }
@@ -488,10 +546,12 @@ static int settle(sched_ctx_t *ctx, const lt_integration_t *in, plan_t *plan)
     int rc = 0;
     if (plan->n && lt_producer_wait(ctx->producer, plan->acks, SETTLE_WAIT_MS) != LT_OK) {
         lt_warn("integration %s: jobs not acknowledged; retrying next tick", in->id);
-        /* Redis gone: the claims left stay pending (re-made after
-         * PENDING_CLAIM_MS) rather than each waiting for a timeout. */
-        for (size_t i = 0; i < plan->n && !lt_redis_down(ctx->redis); i++)
-            release(ctx, in, plan->claims[i].key, plan->claims[i].value);
+        /* Redis gone: the claims left are settled once it answers again,
+         * rather than each waiting for a timeout now. */
+        for (size_t i = 0; i < plan->n; i++)
+            if (lt_redis_down(ctx->redis) ||
+                release(ctx, in, plan->claims[i].key, plan->claims[i].value) < 0)
+                doubt(ctx, in, SCHED_DOUBT_RELEASE, plan->claims[i].key, plan->claims[i].value);
         rc = -1;
     } else if (plan->n) {
         mark_queued(ctx, in, plan);

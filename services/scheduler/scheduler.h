@@ -35,6 +35,29 @@ void sched_lease_release(lt_redis_t *r, const char *prefix, sched_lease_t *lease
 long long sched_lease_raise(lt_redis_t *r, const char *prefix, sched_lease_t *lease,
                             long long seen);
 
+/* The claims a Redis failure left in doubt (doubt.c): a claim script or
+ * a release not answered, a mark_queued not answered. Each is settled by
+ * its exact claim value once Redis answers again, instead of holding its
+ * day until the claim script presumes it lost (45 s) and fetching it again. */
+typedef enum { SCHED_DOUBT_RELEASE, SCHED_DOUBT_QUEUED } sched_doubt_kind_t;
+typedef struct sched_doubt_s sched_doubt_t;
+/* At most max entries (beyond them a claim waits for the claim script's
+ * rule, as without this list). */
+sched_doubt_t *sched_doubt_new(size_t max);
+void sched_doubt_destroy(sched_doubt_t *d); /* accepts NULL */
+size_t sched_doubt_count(const sched_doubt_t *d);
+/* key: the integration's outstanding hash; value: the claim as written.
+ * 0, or -1 when full or a name does not fit. */
+int sched_doubt_add(sched_doubt_t *d, sched_doubt_kind_t kind, const char *key, const char *jobkey,
+                    const char *value);
+/* Runs one entry's script: 0 when Redis answered, -1 when it did not. */
+typedef int (*sched_doubt_apply_fn)(void *arg, sched_doubt_kind_t kind, const char *key,
+                                    const char *jobkey, const char *value);
+/* Applies every entry once, in order, up to the first failure; an entry is
+ * settled after one answered application (queued) or two, in two sweeps
+ * (release: see doubt.c). Returns the number settled. */
+int sched_doubt_sweep(sched_doubt_t *d, sched_doubt_apply_fn apply, void *arg);
+
 typedef struct {
     const lt_config_t *cfg;
     lt_redis_t *redis;
@@ -43,7 +66,13 @@ typedef struct {
     sched_lease_t *lease; /* plan.c raises its token (sched_lease_raise) */
     char run_id[37];
     long long now_ms;
+    sched_doubt_t *doubt; /* NULL: claims in doubt wait for PENDING_CLAIM_MS */
 } sched_ctx_t;
+
+/* Settles the claims in doubt (sched_doubt_sweep with plan.c's scripts);
+ * call it only after a command to Redis was answered. Returns the number
+ * settled. */
+int sched_settle_doubts(sched_ctx_t *ctx);
 
 /* Emits what is due for one integration: backfill days, the live window and
  * the chargeback lookback. Returns the number of jobs emitted, -1 on a Redis

@@ -37,9 +37,10 @@ from pipeline import Pipeline, duplicates, latest
 FREEZE_S = 15.0
 GRACE_S = 2.0     # after the SIGSTOP: requests granted before it may still land
 # After the SIGCONT: fetchers' leases granted by scripts queued during the
-# freeze block their slots up to 10 s, a scheduler claim confirmed during the
-# freeze is re-made after 45 s (PENDING_CLAIM_MS; at once in a later term),
-# plus the rest of the sync.
+# freeze block their slots up to 10 s, a scheduler command sent into the
+# freeze runs when Redis resumes (and a claim left in doubt is settled once
+# it answers; 45 s, PENDING_CLAIM_MS, only past 8,192 of them: the bound
+# keeps that case), plus the rest of the sync.
 BOUND_S = 45 + 60
 
 

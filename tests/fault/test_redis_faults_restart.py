@@ -43,8 +43,9 @@ from pipeline import Pipeline, content, duplicates, latest
 
 DOWN_S = 5.0
 GRACE_S = 1.0     # after the kill: a request granted just before it may still land
-# After the restart: a claim whose confirmation the kill cut off is re-made
-# after 45 s (PENDING_CLAIM_MS), at once if the lease changed hands; EMPTY
+# After the restart: a claim whose confirmation the kill cut off is settled
+# once Redis answers (the scheduler's claims in doubt; 45 s, PENDING_CLAIM_MS,
+# only past 8,192 of them: the bound keeps that case); EMPTY
 # re-syncs both accounts from scratch.
 BOUND_S = 45 + 60
 MAX_COPIES = 2

@@ -42,7 +42,8 @@ from pipeline import INTEG_ID, Pipeline, content, duplicates, latest
 GRACE_S = 1.0      # after the kill: a request granted just before it may still land
 FAILOVER_S = 20    # node timeout 2 s: flagged after 2-4 s, a replica elected within 2 s more
 # After the failover: a scheduler claim whose confirmation the kill cut off
-# is re-made after 45 s (PENDING_CLAIM_MS; at once in a later term), then
+# is settled once its master answers (45 s, PENDING_CLAIM_MS, only past
+# 8,192 claims in doubt: the bound keeps that case), then
 # the rest of the backfill.
 BOUND_S = 45 + 30
 # Ids for the second merchant, the first whose slot is on another master.
