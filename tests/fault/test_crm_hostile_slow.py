@@ -42,7 +42,6 @@ share; the scenario asserts calm's sync completes while pipe is still
 faulted (bound CALM_WHILE_FAULTED_S; measured: about 20 s after the
 start, while pipe's CRM still hung).
 """
-import os
 import sys
 import time
 

@@ -14,7 +14,6 @@ A real redis-server, the dev broker, the normalizer as a process:
     (sale D after it is normalized)."""
 import copy
 import json
-import os
 import re
 import sys
 

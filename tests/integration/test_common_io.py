@@ -7,7 +7,6 @@ devbroker, and checks what the drivers report.
 """
 import email.utils
 import json
-import os
 import re
 import select
 import subprocess
@@ -17,8 +16,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from tcpproxy import TcpProxy
-from ltharness import (HarnessError, Stack, bin_path, free_port, unique_name,
-                       wait_until)
+from ltharness import HarnessError, Stack, bin_path, free_port, unique_name
 
 TRICKY = "a+b%c=d#e f&g"
 

@@ -6,7 +6,6 @@ Timing is only ever checked as a lower bound (a drip or a latency cannot be
 faster than configured); waits for the server to notice something have
 generous deadlines and end as soon as the condition holds."""
 import json
-import os
 import socket
 import time
 import unittest

@@ -29,8 +29,6 @@ import sys
 import tempfile
 import time
 
-import yaml
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_helm as th  # noqa: E402  (helm_binary, render)
 from ltharness import Stack, bin_path, free_port, wait_until  # noqa: E402

@@ -41,7 +41,7 @@ def main():
     with Stack("pipe-tz") as st:
         pl = Pipeline(st)
         want_ny = pl.expected()
-        procs = pl.start_services()
+        pl.start_services()
         pl.wait_synced(timeout=90)
         pl.wait_downstream(want_ny, timeout=60)
         for name in ("ltvsync-scheduler", "ltvsync-fetcher.1", "ltvsync-fetcher.2"):
