@@ -21,7 +21,10 @@
  * resumed Redis's socket has run by the time the first sweep's reply
  * comes back (Redis read that socket before, or while, it ran the first
  * sweep's command), so the second release, sent after that reply, comes
- * after it. Marking queued is harmless to repeat, and once is enough. */
+ * after it. A command held up longer (TCP retransmits after a network
+ * partition) can land after both: that claim then waits for the claim
+ * script's rule, as every claim did before this list. Marking queued is
+ * harmless to repeat, and once is enough. */
 #include <stdio.h>
 #include <stdlib.h>
 
