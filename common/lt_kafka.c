@@ -886,14 +886,31 @@ static int read_one(rd_kafka_message_t *rkm, lt_read_part_t *parts, int n, lt_ka
     return 0;
 }
 
+/* The caller's stop (lt_kafka_read_from): asked between slices of a
+ * second at most, so a shutdown never waits for a read's whole timeout. */
+typedef struct {
+    lt_kafka_stop_fn fn;
+    void *arg;
+} read_stop_t;
+
+static int read_stopped(const read_stop_t *stop, char *errstr, size_t errlen)
+{
+    if (!stop || !stop->fn || !stop->fn(stop->arg))
+        return 0;
+    snprintf(errstr, errlen, "read stopped: shutting down");
+    return 1;
+}
+
 static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *parts, int n, int left,
-                          lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
-                          size_t errlen)
+                          lt_kafka_read_fn fn, void *opaque, const read_stop_t *stop,
+                          int timeout_ms, char *errstr, size_t errlen)
 {
     long long deadline = lt_clock_mono_ms() + timeout_ms;
     rd_kafka_message_t *rkm;
 
     while (left > 0) {
+        if (read_stopped(stop, errstr, errlen))
+            return LT_ERR_RETRIABLE;
         if (lt_clock_mono_ms() >= deadline) {
             snprintf(errstr, errlen,
                      "read %s: timed out with %d partitions "
@@ -937,7 +954,7 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_r
         snprintf(errstr, errlen, "read %s: assign failed", topic);
         goto done;
     }
-    rc = read_loop(rk, topic, parts, n, n, fn, opaque, timeout_ms, errstr, errlen);
+    rc = read_loop(rk, topic, parts, n, n, fn, opaque, NULL, timeout_ms, errstr, errlen);
 done:
     if (assign)
         rd_kafka_topic_partition_list_destroy(assign);
@@ -947,39 +964,73 @@ done:
     return rc;
 }
 
+/* The offsets at `which` (RD_KAFKA_OFFSET_BEGINNING or _END) of n
+ * partitions, in out[], asked in slices of a second so that stop is asked
+ * between them, until deadline. rd_kafka_offsets_for_times keeps to its
+ * timeout; rd_kafka_query_watermark_offsets waits for its request's own
+ * (socket.timeout.ms), whatever timeout it is given. */
+static rd_kafka_resp_err_t offsets_at(rd_kafka_t *rk, const char *topic, const int32_t *partitions,
+                                      int n, int64_t which, int64_t *out, const read_stop_t *stop,
+                                      long long deadline, char *errstr, size_t errlen)
+{
+    for (;;) {
+        long long left = deadline - lt_clock_mono_ms();
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+        rd_kafka_resp_err_t err;
+        for (int i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, topic, partitions[i])->offset = which;
+        err = rd_kafka_offsets_for_times(rk, l, left > 1000 ? 1000 : left > 0 ? (int)left : 0);
+        for (int i = 0; i < n && !err; i++) { /* updated in place, in order */
+            if (l->elems[i].err)
+                err = l->elems[i].err;
+            out[i] = l->elems[i].offset;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || left <= 1000)
+            return err;
+        if (read_stopped(stop, errstr, errlen))
+            return err;
+    }
+}
+
 lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const char *topic,
                             const int32_t *partitions, const int64_t *from, int n,
-                            lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
-                            size_t errlen)
+                            lt_kafka_read_fn fn, void *opaque, lt_kafka_stop_fn stop_fn,
+                            void *stop_arg, int timeout_ms, char *errstr, size_t errlen)
 {
     rd_kafka_t *rk = consumer_new(cfg, prefix, NULL, NULL, NULL, errstr, errlen);
     rd_kafka_topic_partition_list_t *assign = NULL;
     lt_read_part_t *parts = calloc((size_t)n + 1, sizeof(*parts));
+    int64_t *los = calloc((size_t)n + 1, sizeof(*los)), *his = calloc((size_t)n + 1, sizeof(*his));
     lt_err_t rc = LT_ERR_RETRIABLE;
+    read_stop_t stop = {stop_fn, stop_arg};
+    long long deadline = lt_clock_mono_ms() + timeout_ms;
     int left = 0;
 
-    if (!rk || !parts) {
-        if (!parts)
+    if (!rk || !parts || !los || !his) {
+        if (rk)
             snprintf(errstr, errlen, "out of memory");
         rc = rk ? LT_ERR_RETRIABLE : LT_ERR_PERMANENT;
         goto done;
     }
     assign = rd_kafka_topic_partition_list_new(n);
+    rd_kafka_resp_err_t err = offsets_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_BEGINNING, los,
+                                         &stop, deadline, errstr, errlen);
+    if (!err)
+        err = offsets_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, his, &stop, deadline,
+                         errstr, errlen);
+    if (err) {
+        if (!read_stopped(&stop, errstr, errlen))
+            snprintf(errstr, errlen, "watermarks of %s: %s", topic, rd_kafka_err2str(err));
+        goto done;
+    }
     for (int i = 0; i < n; i++) {
-        int64_t lo, hi;
-        rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(rk, topic, partitions[i], &lo, &hi, timeout_ms);
-        if (err) {
-            snprintf(errstr, errlen, "watermarks %s[%d]: %s", topic, (int)partitions[i],
-                     rd_kafka_err2str(err));
-            goto done;
-        }
         /* An offset before the log's start (deleted by retention) reads
          * from the start. */
-        parts[i] = (lt_read_part_t){partitions[i], hi, from[i] >= hi};
+        parts[i] = (lt_read_part_t){partitions[i], his[i], from[i] >= his[i]};
         if (!parts[i].done) {
             rd_kafka_topic_partition_list_add(assign, topic, partitions[i])->offset =
-                from[i] > lo ? from[i] : lo;
+                from[i] > los[i] ? from[i] : los[i];
             left++;
         }
     }
@@ -989,12 +1040,16 @@ lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const ch
     }
     /* read_loop counts every part as unfinished: the done ones are skipped
      * by read_one, so count only the assigned ones. */
-    rc =
-        left ? read_loop(rk, topic, parts, n, left, fn, opaque, timeout_ms, errstr, errlen) : LT_OK;
+    rc = left ? read_loop(rk, topic, parts, n, left, fn, opaque, &stop,
+                          (int)(deadline > lt_clock_mono_ms() ? deadline - lt_clock_mono_ms() : 0),
+                          errstr, errlen)
+              : LT_OK;
 done:
     if (assign)
         rd_kafka_topic_partition_list_destroy(assign);
     free(parts);
+    free(los);
+    free(his);
     if (rk) {
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);

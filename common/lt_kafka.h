@@ -158,12 +158,15 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_r
 /* Reads partitions[i] of topic, on the cluster of prefix ("KAFKA_" or
  * "DOWNSTREAM_KAFKA_", as lt_producer_new), from offset from[i] up to the
  * high watermark it has at the call, handing each message to fn (in order
- * per partition). LT_OK, or an error with errstr (unreachable, or not done
- * within timeout_ms). */
+ * per partition). LT_OK, or an error with errstr (unreachable, not done
+ * within timeout_ms, or stopped). stop (may be NULL) is asked at least
+ * once a second: when it answers 1 the read gives up (LT_ERR_RETRIABLE),
+ * so a shutdown never waits for a slow cluster's timeout. */
+typedef int (*lt_kafka_stop_fn)(void *arg);
 lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const char *topic,
                             const int32_t *partitions, const int64_t *from, int n,
-                            lt_kafka_read_fn fn, void *opaque, int timeout_ms, char *errstr,
-                            size_t errlen);
+                            lt_kafka_read_fn fn, void *opaque, lt_kafka_stop_fn stop,
+                            void *stop_arg, int timeout_ms, char *errstr, size_t errlen);
 
 /* A group-less reader that keeps a whole topic: every partition from the
  * beginning, then each message appended, for the life of the process (a

@@ -356,13 +356,22 @@ char *sink_intent_format(const sink_t *s, int64_t lo, int64_t hi, const int64_t 
     return b.p;
 }
 
+/* A read back gives up once a shutdown's budget is spent (sink_give_up),
+ * not after its own timeout: a downstream that does not answer must not
+ * hold a SIGTERM past terminationGracePeriodSeconds. What it leaves is
+ * read again by the next sink, whose batch overlaps the same intents. */
+static int readback_stop(void *arg)
+{
+    return sink_give_up(arg);
+}
+
 lt_err_t sink_readback(sink_t *s, const int32_t *parts, const int64_t *from, int n,
                        lt_kafka_read_fn fn, void *opaque, void (*restart)(void *opaque))
 {
     char err[512];
     for (int attempt = 0;; attempt++) {
         lt_err_t rc = lt_kafka_read_from(s->cfg, "DOWNSTREAM_KAFKA_", s->topic_down, parts, from, n,
-                                         fn, opaque, 120000, err, sizeof(err));
+                                         fn, opaque, readback_stop, s, 120000, err, sizeof(err));
         if (rc == LT_OK)
             return LT_OK;
         lt_warn("reading %s back after a takeover: %s (attempt %d)", s->topic_down, err,
