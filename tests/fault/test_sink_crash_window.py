@@ -100,25 +100,36 @@ def latest_of(down):
     return {e["event_id"]: e for e in (json.loads(m.value) for m in down)}
 
 
+def two_brokers(st, **extra):
+    """Step 1 of the layout above (also test_sink_takeover_term's): a sink
+    on a 2-broker devbroker, broker 1 leading the events topic and
+    coordinating its group, broker 2 leading downstream, with two warm-up
+    events of another integration written. Returns (integration id, events
+    topic, downstream topic, group, the sink, the warm-up events)."""
+    integ, t_events, t_down, t_dlq, group, env = sink_stack(
+        st, brokers=2, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="3000",
+        LTVSYNC_KAFKA_HEARTBEAT_INTERVAL_MS="500",
+        LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500", **extra)
+    kf = st.broker.faults
+    kf.coordinator(group, 1)
+    sink = st.start_service("ltvsync-sink", env=env)
+    warm = [make_event(i, integ + "-b") for i in (1000, 1001)]
+    st.produce(t_events, [(key_of(warm[0]), encode(warm[0]))])
+    wait_until(lambda: len(st.consume_all(t_down)) == 1, 60, "the first warm-up event")
+    for p in range(4):  # the topics exist now
+        kf.leader(t_events, p, 1)
+        kf.leader(t_down, p, 2)
+    st.produce(t_events, [(key_of(warm[1]), encode(warm[1]))])
+    wait_until(lambda: len(st.consume_all(t_down)) == 2, 60, "the second warm-up event")
+    st.wait_ready(sink)
+    return integ, t_events, t_down, group, sink, warm
+
+
 def main():
     with Stack("sink-crash-window") as st:
-        integ, t_events, t_down, t_dlq, group, env = sink_stack(
-            st, brokers=2, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="3000",
-            LTVSYNC_KAFKA_HEARTBEAT_INTERVAL_MS="500",
-            LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500")
+        integ, t_events, t_down, group, sink, warm = two_brokers(st)
         other = integ + "-b"
         kf = st.broker.faults
-        kf.coordinator(group, 1)
-        sink = st.start_service("ltvsync-sink", env=env)
-        warm = [make_event(i, other) for i in (1000, 1001)]
-        st.produce(t_events, [(key_of(warm[0]), encode(warm[0]))])
-        wait_until(lambda: len(st.consume_all(t_down)) == 1, 60, "the first warm-up event")
-        for p in range(4):  # the topics exist now
-            kf.leader(t_events, p, 1)
-            kf.leader(t_down, p, 2)
-        st.produce(t_events, [(key_of(warm[1]), encode(warm[1]))])
-        wait_until(lambda: len(st.consume_all(t_down)) == 2, 60, "the second warm-up event")
-        st.wait_ready(sink)
         sent0 = metric(sink, "ltvsync_sink_writes_sent_total")
         written0 = metric(sink, "ltvsync_sink_events_written_total")
 

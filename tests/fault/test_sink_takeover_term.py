@@ -6,8 +6,9 @@ sink must finish the takeover: every event downstream once, nothing lost.
 Before, the read back waited for its own timeout (120 s for each
 partition's watermarks, 120 s for the read), whatever SIGTERM said.
 
-Setup (test_sink_crash_window's layout): two brokers, broker 1 leads the
-events topic and coordinates the sink's group, broker 2 leads downstream.
+Setup (test_sink_crash_window's layout and its two_brokers()): two
+brokers, broker 1 leads the events topic and coordinates the sink's group,
+broker 2 leads downstream.
   1. warm-up events, so the sink has its partitions and the leaders move;
   2. broker 2 answers SEND_RTT_MS late; N events go in; once the sink has sent
      all N writes (their acknowledgements RTT_MS away, its intents in
@@ -31,7 +32,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from faultrow import report  # noqa: E402
 from ltharness import Stack, wait_until  # noqa: E402
 from pipeline import SANITIZER_MARKS, duplicates  # noqa: E402
-from test_sink import caught_up, encode, key_of, make_event, metric, sink_stack  # noqa: E402
+from test_sink import caught_up, encode, key_of, make_event, metric  # noqa: E402
+from test_sink_crash_window import two_brokers  # noqa: E402
 
 N = 100
 # Step 2: acknowledgements this late (as test_sink_crash_window; longer holds
@@ -47,23 +49,9 @@ BOUND_S = 60.0    # the third sink: group join (3 s on the mock), the read back
 
 def main():
     with Stack("sink-takeover-term") as st:
-        integ, t_events, t_down, t_dlq, group, env = sink_stack(
-            st, brokers=2, LTVSYNC_KAFKA_SESSION_TIMEOUT_MS="3000",
-            LTVSYNC_KAFKA_HEARTBEAT_INTERVAL_MS="500",
-            LTVSYNC_KAFKA_AUTO_COMMIT_INTERVAL_MS="500",
-            LTVSYNC_SHUTDOWN_GRACE="%ds" % GRACE_S)
+        integ, t_events, t_down, group, sink, warm = two_brokers(
+            st, LTVSYNC_SHUTDOWN_GRACE="%ds" % GRACE_S)
         kf = st.broker.faults
-        kf.coordinator(group, 1)
-        sink = st.start_service("ltvsync-sink", env=env)
-        warm = [make_event(i, integ + "-b") for i in (1000, 1001)]
-        st.produce(t_events, [(key_of(warm[0]), encode(warm[0]))])
-        wait_until(lambda: len(st.consume_all(t_down)) == 1, 60, "the first warm-up event")
-        for p in range(4):  # the topics exist now
-            kf.leader(t_events, p, 1)
-            kf.leader(t_down, p, 2)
-        st.produce(t_events, [(key_of(warm[1]), encode(warm[1]))])
-        wait_until(lambda: len(st.consume_all(t_down)) == 2, 60, "the second warm-up event")
-        st.wait_ready(sink)
         sent0 = metric(sink, "ltvsync_sink_writes_sent_total")
 
         # 2. writes sent, acknowledgements away: the intents stay
