@@ -816,6 +816,50 @@ typedef struct {
     int done;
 } lt_read_part_t;
 
+/* The caller's stop (lt_kafka_read_from): asked between slices of a
+ * second at most, so a shutdown never waits for a read's whole timeout. */
+typedef struct {
+    lt_kafka_stop_fn fn;
+    void *arg;
+} read_stop_t;
+
+static int read_stopped(const read_stop_t *stop, char *errstr, size_t errlen)
+{
+    if (!stop || !stop->fn || !stop->fn(stop->arg))
+        return 0;
+    snprintf(errstr, errlen, "read stopped: shutting down");
+    return 1;
+}
+
+/* The offsets at `which` (RD_KAFKA_OFFSET_BEGINNING or _END) of n
+ * partitions, in out[], asked in slices of a second so that stop is asked
+ * between them, until deadline. rd_kafka_offsets_for_times keeps to its
+ * timeout; rd_kafka_query_watermark_offsets waits for its request's own
+ * (socket.timeout.ms), whatever timeout it is given. */
+static rd_kafka_resp_err_t offsets_at(rd_kafka_t *rk, const char *topic, const int32_t *partitions,
+                                      int n, int64_t which, int64_t *out, const read_stop_t *stop,
+                                      long long deadline, char *errstr, size_t errlen)
+{
+    for (;;) {
+        long long left = deadline - lt_clock_mono_ms();
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+        rd_kafka_resp_err_t err;
+        for (int i = 0; i < n; i++)
+            rd_kafka_topic_partition_list_add(l, topic, partitions[i])->offset = which;
+        err = rd_kafka_offsets_for_times(rk, l, left > 1000 ? 1000 : left > 0 ? (int)left : 0);
+        for (int i = 0; i < n && !err; i++) { /* updated in place, in order */
+            if (l->elems[i].err)
+                err = l->elems[i].err;
+            out[i] = l->elems[i].offset;
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || left <= 1000)
+            return err;
+        if (read_stopped(stop, errstr, errlen))
+            return err;
+    }
+}
+
 /* Fetches the partitions of topic and their high watermarks. Returns the
  * count (0 for a missing or empty topic), -1 on error. */
 static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out, int timeout_ms,
@@ -824,8 +868,10 @@ static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out, in
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err;
-    int64_t lo, hi;
-    int i, n = -1;
+    long long deadline = lt_clock_mono_ms() + timeout_ms;
+    int32_t *ids = NULL;
+    int64_t *los = NULL, *his = NULL;
+    int i, cnt, n = -1;
 
     *out = NULL;
     if ((err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms))) {
@@ -840,23 +886,35 @@ static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out, in
         snprintf(errstr, errlen, "metadata %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
         goto done;
     }
-    *out = calloc((size_t)md->topics[0].partition_cnt + 1, sizeof(**out));
-    if (!*out)
+    cnt = md->topics[0].partition_cnt;
+    *out = calloc((size_t)cnt + 1, sizeof(**out));
+    ids = calloc((size_t)cnt + 1, sizeof(*ids));
+    los = calloc((size_t)cnt + 1, sizeof(*los));
+    his = calloc((size_t)cnt + 1, sizeof(*his));
+    if (!*out || !ids || !los || !his) {
         snprintf(errstr, errlen, "out of memory");
-    for (i = 0, n = 0; *out && i < md->topics[0].partition_cnt; i++) {
-        int32_t part = md->topics[0].partitions[i].id;
-        if ((err = rd_kafka_query_watermark_offsets(rk, topic, part, &lo, &hi, timeout_ms))) {
-            snprintf(errstr, errlen, "watermarks %s[%d]: %s", topic, (int)part,
-                     rd_kafka_err2str(err));
-            n = -1;
-            goto done;
-        }
-        if (hi > lo)
-            (*out)[n++] = (lt_read_part_t){part, hi, 0};
+        goto done;
     }
-    if (!*out)
-        n = -1;
+    for (i = 0; i < cnt; i++)
+        ids[i] = md->topics[0].partitions[i].id;
+    if ((err = offsets_at(rk, topic, ids, cnt, RD_KAFKA_OFFSET_BEGINNING, los, NULL, deadline,
+                          errstr, errlen)) ||
+        (err = offsets_at(rk, topic, ids, cnt, RD_KAFKA_OFFSET_END, his, NULL, deadline, errstr,
+                          errlen))) {
+        snprintf(errstr, errlen, "watermarks of %s: %s", topic, rd_kafka_err2str(err));
+        goto done;
+    }
+    for (i = 0, n = 0; i < cnt; i++)
+        if (his[i] > los[i])
+            (*out)[n++] = (lt_read_part_t){ids[i], his[i], 0};
 done:
+    if (n < 0) {
+        free(*out);
+        *out = NULL;
+    }
+    free(ids);
+    free(los);
+    free(his);
     if (md)
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
@@ -884,21 +942,6 @@ static int read_one(rd_kafka_message_t *rkm, lt_read_part_t *parts, int n, lt_ka
         return 1;
     }
     return 0;
-}
-
-/* The caller's stop (lt_kafka_read_from): asked between slices of a
- * second at most, so a shutdown never waits for a read's whole timeout. */
-typedef struct {
-    lt_kafka_stop_fn fn;
-    void *arg;
-} read_stop_t;
-
-static int read_stopped(const read_stop_t *stop, char *errstr, size_t errlen)
-{
-    if (!stop || !stop->fn || !stop->fn(stop->arg))
-        return 0;
-    snprintf(errstr, errlen, "read stopped: shutting down");
-    return 1;
 }
 
 static lt_err_t read_loop(rd_kafka_t *rk, const char *topic, lt_read_part_t *parts, int n, int left,
@@ -962,35 +1005,6 @@ done:
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return rc;
-}
-
-/* The offsets at `which` (RD_KAFKA_OFFSET_BEGINNING or _END) of n
- * partitions, in out[], asked in slices of a second so that stop is asked
- * between them, until deadline. rd_kafka_offsets_for_times keeps to its
- * timeout; rd_kafka_query_watermark_offsets waits for its request's own
- * (socket.timeout.ms), whatever timeout it is given. */
-static rd_kafka_resp_err_t offsets_at(rd_kafka_t *rk, const char *topic, const int32_t *partitions,
-                                      int n, int64_t which, int64_t *out, const read_stop_t *stop,
-                                      long long deadline, char *errstr, size_t errlen)
-{
-    for (;;) {
-        long long left = deadline - lt_clock_mono_ms();
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-        rd_kafka_resp_err_t err;
-        for (int i = 0; i < n; i++)
-            rd_kafka_topic_partition_list_add(l, topic, partitions[i])->offset = which;
-        err = rd_kafka_offsets_for_times(rk, l, left > 1000 ? 1000 : left > 0 ? (int)left : 0);
-        for (int i = 0; i < n && !err; i++) { /* updated in place, in order */
-            if (l->elems[i].err)
-                err = l->elems[i].err;
-            out[i] = l->elems[i].offset;
-        }
-        rd_kafka_topic_partition_list_destroy(l);
-        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT || left <= 1000)
-            return err;
-        if (read_stopped(stop, errstr, errlen))
-            return err;
-    }
 }
 
 lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const char *topic,
