@@ -860,6 +860,14 @@ static rd_kafka_resp_err_t offsets_at(rd_kafka_t *rk, const char *topic, const i
     }
 }
 
+rd_kafka_resp_err_t lt_kafka_end_offsets(rd_kafka_t *rk, const char *topic,
+                                         const int32_t *partitions, int n, int64_t *ends,
+                                         int timeout_ms)
+{
+    return offsets_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, ends, NULL,
+                      lt_clock_mono_ms() + timeout_ms, NULL, 0);
+}
+
 /* Fetches the partitions of topic and their high watermarks. Returns the
  * count (0 for a missing or empty topic), -1 on error. */
 static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out, int timeout_ms,
@@ -1110,8 +1118,10 @@ static int tail_plan(lt_tail_t *t, int timeout_ms)
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_partition_list_t *assign = NULL;
     rd_kafka_resp_err_t err;
-    int i, n = 0, ok = 0;
-    int64_t lo, hi;
+    long long deadline = lt_clock_mono_ms() + timeout_ms;
+    int32_t *ids = NULL;
+    int64_t *los = NULL, *his = NULL;
+    int i, cnt, n = 0, ok = 0;
 
     if ((err = rd_kafka_metadata(t->rk, 0, rkt, &md, timeout_ms)) || md->topic_cnt != 1 ||
         md->topics[0].err || md->topics[0].partition_cnt <= 0) {
@@ -1126,14 +1136,24 @@ static int tail_plan(lt_tail_t *t, int timeout_ms)
     assign = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
     if (!t->parts || !t->pos)
         goto done;
-    for (i = 0; i < md->topics[0].partition_cnt; i++) {
-        int32_t part = md->topics[0].partitions[i].id;
-        if ((err = rd_kafka_query_watermark_offsets(t->rk, t->topic, part, &lo, &hi, timeout_ms))) {
-            lt_warn("tail %s[%d]: watermarks: %s", t->topic, (int)part, rd_kafka_err2str(err));
-            goto done;
-        }
-        t->parts[n++] = (lt_read_part_t){part, hi, hi <= lo};
-        rd_kafka_topic_partition_list_add(assign, t->topic, part)->offset =
+    cnt = md->topics[0].partition_cnt;
+    ids = calloc((size_t)cnt, sizeof(*ids));
+    los = calloc((size_t)cnt, sizeof(*los));
+    his = calloc((size_t)cnt, sizeof(*his));
+    if (!ids || !los || !his)
+        goto done;
+    for (i = 0; i < cnt; i++)
+        ids[i] = md->topics[0].partitions[i].id;
+    if ((err = offsets_at(t->rk, t->topic, ids, cnt, RD_KAFKA_OFFSET_BEGINNING, los, NULL, deadline,
+                          NULL, 0)) ||
+        (err = offsets_at(t->rk, t->topic, ids, cnt, RD_KAFKA_OFFSET_END, his, NULL, deadline, NULL,
+                          0))) {
+        lt_warn("tail %s: watermarks: %s", t->topic, rd_kafka_err2str(err));
+        goto done;
+    }
+    for (i = 0; i < cnt; i++) {
+        t->parts[n++] = (lt_read_part_t){ids[i], his[i], his[i] <= los[i]};
+        rd_kafka_topic_partition_list_add(assign, t->topic, ids[i])->offset =
             RD_KAFKA_OFFSET_BEGINNING;
     }
     if ((err = rd_kafka_assign(t->rk, assign))) {
@@ -1153,6 +1173,9 @@ done:
         t->parts = NULL;
         t->pos = NULL;
     }
+    free(ids);
+    free(los);
+    free(his);
     if (assign)
         rd_kafka_topic_partition_list_destroy(assign);
     if (md)
@@ -1228,6 +1251,7 @@ int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int tim
 {
     long long deadline = lt_clock_mono_ms() + timeout_ms;
     int64_t *end = NULL;
+    int32_t *ids = NULL;
     int rc = -1;
 
     while (!t->planned && lt_clock_mono_ms() < deadline)
@@ -1236,21 +1260,19 @@ int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int tim
         snprintf(errstr, errlen, "read %s: its partitions cannot be listed", t->topic);
         return -1;
     }
-    if (!(end = calloc((size_t)t->nparts + 1, sizeof(*end)))) {
+    end = calloc((size_t)t->nparts + 1, sizeof(*end));
+    ids = calloc((size_t)t->nparts + 1, sizeof(*ids));
+    if (!end || !ids) {
         snprintf(errstr, errlen, "out of memory");
-        return -1;
+        goto done;
     }
-    for (int k = 0; k < t->nparts; k++) {
-        int64_t lo, hi;
-        rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-            t->rk, t->topic, t->parts[k].partition, &lo, &hi,
-            (int)(deadline > lt_clock_mono_ms() ? deadline - lt_clock_mono_ms() : 1));
-        if (err) {
-            snprintf(errstr, errlen, "read %s[%d]: watermarks: %s", t->topic,
-                     (int)t->parts[k].partition, rd_kafka_err2str(err));
-            goto done;
-        }
-        end[k] = hi;
+    for (int k = 0; k < t->nparts; k++)
+        ids[k] = t->parts[k].partition;
+    rd_kafka_resp_err_t err = offsets_at(t->rk, t->topic, ids, t->nparts, RD_KAFKA_OFFSET_END, end,
+                                         NULL, deadline, NULL, 0);
+    if (err) {
+        snprintf(errstr, errlen, "read %s: watermarks: %s", t->topic, rd_kafka_err2str(err));
+        goto done;
     }
     for (;;) {
         int behind = 0;
@@ -1269,6 +1291,7 @@ int lt_tail_read_to_end(lt_tail_t *t, lt_kafka_read_fn fn, void *opaque, int tim
     }
 done:
     free(end);
+    free(ids);
     return rc;
 }
 

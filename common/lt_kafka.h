@@ -163,6 +163,14 @@ lt_err_t lt_kafka_read_all(const lt_config_t *cfg, const char *topic, lt_kafka_r
  * once a second: when it answers 1 the read gives up (LT_ERR_RETRIABLE),
  * so a shutdown never waits for a slow cluster's timeout. */
 typedef int (*lt_kafka_stop_fn)(void *arg);
+
+/* The end offsets (high watermarks) of n partitions of topic, in ends[],
+ * within timeout_ms (rd_kafka_offsets_for_times: one request per leader;
+ * rd_kafka_query_watermark_offsets would wait for its request's own
+ * timeout, 60 s, when a broker does not answer). */
+rd_kafka_resp_err_t lt_kafka_end_offsets(rd_kafka_t *rk, const char *topic,
+                                         const int32_t *partitions, int n, int64_t *ends,
+                                         int timeout_ms);
 lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const char *topic,
                             const int32_t *partitions, const int64_t *from, int n,
                             lt_kafka_read_fn fn, void *opaque, lt_kafka_stop_fn stop,

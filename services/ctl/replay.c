@@ -66,7 +66,9 @@ static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *
     const char *topic = lt_config_str(ctl->cfg, "TOPIC_RAW");
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *rkt;
-    int rc = -1;
+    int32_t ids[REPLAY_MAX_PARTITIONS];
+    int64_t ends[REPLAY_MAX_PARTITIONS];
+    int n, rc = -1;
 
     if (lt_config_apply_kafka(ctl->cfg, "KAFKA_", conf, errstr, len) != LT_OK ||
         rd_kafka_conf_set(conf, "group.id", group, errstr, len) != RD_KAFKA_CONF_OK ||
@@ -81,18 +83,23 @@ static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *
         snprintf(errstr, len, "cannot read the metadata of %s", topic);
         goto end;
     }
-    rp->parts = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
-        int32_t p = md->topics[0].partitions[i].id;
-        int64_t lo, hi;
-        if (p < 0 || p >= REPLAY_MAX_PARTITIONS ||
-            rd_kafka_query_watermark_offsets(rp->rk, topic, p, &lo, &hi, 10000)) {
+    n = md->topics[0].partition_cnt;
+    rp->parts = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        ids[i] = md->topics[0].partitions[i].id;
+        if (ids[i] < 0 || ids[i] >= REPLAY_MAX_PARTITIONS) {
             snprintf(errstr, len, "cannot read the end offsets of %s", topic);
             goto end;
         }
-        rp->target[p] = hi;
-        rp->total += hi;
-        rd_kafka_topic_partition_list_add(rp->parts, topic, p);
+    }
+    if (lt_kafka_end_offsets(rp->rk, topic, ids, n, ends, 10000)) {
+        snprintf(errstr, len, "cannot read the end offsets of %s", topic);
+        goto end;
+    }
+    for (int i = 0; i < n; i++) {
+        rp->target[ids[i]] = ends[i];
+        rp->total += ends[i];
+        rd_kafka_topic_partition_list_add(rp->parts, topic, ids[i]);
     }
     rc = 0;
 end:
