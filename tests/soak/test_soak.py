@@ -17,7 +17,9 @@ sync every 10 s), with live changes and periodic faults, watching memory.
   over crm-sim's final dump), and the table: per process RSS at REF_S (5 min,
   or half the run when shorter) and at the end with the growth, Redis
   used_memory, the same within each service process's life (from REF_S
-  after its start or restart), then the oracle check, duplicates, limit violations, DLQ.
+  after its start or restart; sample to sample, and 5-minute means, which
+  span the 60 s trim's sawtooth), then the oracle check, duplicates, limit
+  violations, DLQ.
 
 Exit 1 on an oracle mismatch, a lost event, an unchanged duplicate, a
 limit violation (crm-sim 429s, or its peaks over the configured limits), a
@@ -45,6 +47,7 @@ SEED = int(os.environ.get("LTVSYNC_SOAK_SEED", "20261202"))
 MUTATE_EVERY = 20.0
 SAMPLE_EVERY = 30.0
 REF_S = min(300.0, SOAK_S / 2)
+WINDOW_S = 300.0
 # The dev broker keeps about 5 MiB a partition (librdkafka's mock; it
 # evicts the oldest records beyond that, and an eviction fails the soak):
 # 4 partitions hold 30 minutes of this sync, so a longer soak gets 4 more
@@ -71,6 +74,23 @@ def status_kib(pid):
     return out
 
 
+def heap_rss_kib(pid):
+    """Rss of the process's main heap mapping ([heap] in /proc/PID/smaps,
+    where one arena puts every thread's blocks): the part of RSS that
+    moves with memory freed and not yet trimmed; None when gone."""
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            inside = False
+            for line in f:
+                if line[0] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:
+                    inside = line.rstrip().endswith("[heap]")
+                elif inside and line.startswith("Rss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class Soak:
     def __init__(self, st, pl, rng):
         self.st, self.pl, self.rng = st, pl, rng
@@ -79,7 +99,8 @@ class Soak:
         self.procs.update({"redis-server": st.redis, "devbroker": pl.broker, "crm-sim": pl.sim})
         self.samples = []          # (t, {name: kib}, redis used_memory or None,
         #                            {service: heap in use, bytes},
-        #                            {name: anonymous kib}, {name: pid})
+        #                            {name: anonymous kib}, {name: pid},
+        #                            {service: [heap] resident kib})
         self.born = {}             # (name, pid) -> t of a restart (0: started with the soak)
         self.restarts = {n: 0 for n in self.procs}
         self.sink_kills = []   # (killed, restarted), wall clock
@@ -134,7 +155,8 @@ class Soak:
         heap = {n: self.heap(p) for n, p in self.procs.items()
                 if n.startswith("ltvsync-") and p.alive()}
         pids = {n: p.pid for n, p in self.procs.items() if n in status}
-        self.samples.append((self.now(), rss, used, heap, anon, pids))
+        hrss = {n: heap_rss_kib(pids[n]) for n in heap if n in pids}
+        self.samples.append((self.now(), rss, used, heap, anon, pids, hrss))
         self.log("sample: %s; redis used_memory %s; heap %s" % (
             " ".join("%s=%.0fM" % (n.replace("ltvsync-", ""), v / 1024.0)
                      for n, v in sorted(rss.items()) if v), used,
@@ -256,12 +278,22 @@ class Soak:
         """Growth within each service process's life: a restart makes the
         table above compare two processes, so here each life is taken from
         REF_S after its start (the soak's start, or its restart) to its last
-        sample; a life shorter than that has no figure."""
+        sample; a life shorter than that has no figure. Two figures: from
+        that first sample to the last, and from the mean of the samples in
+        the first WINDOW_S after REF_S to the mean of those in the last
+        WINDOW_S (each window half the span when the life is shorter). RSS
+        is a sawtooth: memory freed between two trims (MEMORY_TRIM_INTERVAL,
+        60 s) stays resident until the next, so one sample against another
+        moves with where each falls; a 5-minute mean spans five trims. The
+        [heap] column is that resident main heap, lowest to highest."""
         print("\nwithin one process life, from its first sample %.0f s or more into it to its "
-              "last (VmRSS MiB, RssAnon MiB, heap in use MiB):" % REF_S)
-        print("  %-20s %-15s %16s %8s %13s %16s" % (
-            "process", "life (s)", "RSS", "growth", "anon growth", "heap in use"))
-        met = over = 0
+              "last, and the mean of the first %.0f s from there to the mean of the last %.0f s "
+              "(VmRSS MiB, RssAnon MiB, heap in use MiB, [heap] resident MiB):"
+              % (REF_S, WINDOW_S, WINDOW_S))
+        print("  %-20s %-10s %16s %8s %8s %7s %13s %12s" % (
+            "process", "life (s)", "RSS", "growth", "means", "anon", "heap in use", "[heap]"))
+        met = [0, 0]
+        over = [0, 0]
         for n in sorted(x for x in self.procs if x.startswith("ltvsync-")):
             pids = []
             for smp in self.samples:
@@ -274,20 +306,34 @@ class Soak:
                 span = "%.0f-%.0f" % (born, mine[-1][0])
                 ref = next((smp for smp in mine if smp[0] - born >= REF_S), None)
                 if ref is None or ref is mine[-1]:
-                    print("  %-20s %-15s %16s" % (n, span, "(shorter)"))
+                    print("  %-20s %-10s %16s" % (n, span, "(shorter)"))
                     continue
                 end = mine[-1]
                 a, b = ref[1][n], end[1][n]
                 g = (b - a) * 100.0 / a
-                met, over = (met + 1, over) if g < 10.0 else (met, over + 1)
+                i = 0 if g < 10.0 else 1
+                (met if i == 0 else over)[0] += 1
+                w = min(WINDOW_S, (end[0] - ref[0]) / 2.0)
+                first = [smp[1][n] for smp in mine if ref[0] <= smp[0] < ref[0] + w]
+                last = [smp[1][n] for smp in mine if smp[0] > end[0] - w]
+                means = "-"
+                if first and last and w >= 60.0:
+                    ma, mb = sum(first) / len(first), sum(last) / len(last)
+                    gm = (mb - ma) * 100.0 / ma
+                    means = "%+.1f%%" % gm
+                    (met if gm < 10.0 else over)[1] += 1
                 anon = "-"
                 if ref[4].get(n) and end[4].get(n):
                     anon = "%+.2f" % ((end[4][n] - ref[4][n]) / 1024.0)
                 ha, hb = ref[3].get(n), end[3].get(n)
                 heap = "%.2f to %.2f" % (ha / 1048576.0, hb / 1048576.0) if ha and hb else "-"
-                print("  %-20s %-15s %7.1f to %5.1f %+7.1f%% %13s %16s"
-                      % (n, span, a / 1024.0, b / 1024.0, g, anon, heap))
-        print("  RSS growth under 10 %%: %d of %d lives" % (met, met + over))
+                hr = [smp[6][n] for smp in mine
+                      if smp[0] >= ref[0] and len(smp) > 6 and smp[6].get(n)]
+                hres = "%.1f to %.1f" % (min(hr) / 1024.0, max(hr) / 1024.0) if hr else "-"
+                print("  %-20s %-10s %7.1f to %5.1f %+7.1f%% %8s %7s %13s %12s"
+                      % (n, span, a / 1024.0, b / 1024.0, g, means, anon, heap, hres))
+        print("  RSS growth under 10 %%: %d of %d lives sample to sample, %d of %d by the means"
+              % (met[0], met[0] + over[0], met[1], met[1] + over[1]))
 
 
 def main():
