@@ -18,8 +18,8 @@ sync every 10 s), with live changes and periodic faults, watching memory.
   or half the run when shorter) and at the end with the growth, Redis
   used_memory, the same within each service process's life (from REF_S
   after its start or restart; sample to sample, and 5-minute means, which
-  span the 60 s trim's sawtooth), then the oracle check, duplicates, limit
-  violations, DLQ.
+  span the 60 s trim's sawtooth; in a life of an hour or more, the mean of
+  each half hour), then the oracle check, duplicates, limit violations, DLQ.
 
 Exit 1 on an oracle mismatch, a lost event, an unchanged duplicate, a
 limit violation (crm-sim 429s, or its peaks over the configured limits), a
@@ -334,6 +334,31 @@ class Soak:
                       % (n, span, a / 1024.0, b / 1024.0, g, means, anon, heap, hres))
         print("  RSS growth under 10 %%: %d of %d lives sample to sample, %d of %d by the means"
               % (met[0], met[0] + over[0], met[1], met[1] + over[1]))
+        self.halves()
+
+    def halves(self):
+        """In a life of an hour or more, the mean RSS of each half hour from
+        REF_S on: growth that levels off (a working set, fragmentation that
+        settles) from growth that keeps on (a leak)."""
+        rows = []
+        for n in sorted(x for x in self.procs if x.startswith("ltvsync-")):
+            for pid in sorted({smp[5][n] for smp in self.samples if smp[5].get(n)}):
+                mine = [smp for smp in self.samples if smp[5].get(n) == pid and smp[1].get(n)]
+                born = self.born.get((n, pid), 0.0)
+                if not mine or mine[-1][0] - born < REF_S + 3600:
+                    continue
+                cells, t = [], born + REF_S
+                while t < mine[-1][0]:
+                    v = [smp[1][n] for smp in mine if t <= smp[0] < t + 1800]
+                    if v:
+                        end = min(t + 1800, mine[-1][0])
+                        cells.append("%.0f-%.0f min %.2f" % ((t - born) / 60, (end - born) / 60,
+                                                             sum(v) / len(v) / 1024.0))
+                    t += 1800
+                rows.append("  %-20s %s" % (n, "; ".join(cells)))
+        if rows:
+            print("\nmean RSS (MiB) of each half hour of a life of an hour or more:")
+            print("\n".join(rows))
 
 
 def main():
