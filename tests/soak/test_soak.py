@@ -274,6 +274,21 @@ class Soak:
                 "%+.1f%%" % ((b - a) * 100.0 / a) if a and b else "-"))
         return rows
 
+    def lives_of(self, n):
+        """[(start, its samples with an RSS)] of each process life of n, in
+        order: samples record the pid, restarts when each pid was born."""
+        pids = []
+        for smp in self.samples:
+            pid = smp[5].get(n)
+            if pid and pid not in pids:
+                pids.append(pid)
+        out = []
+        for pid in pids:
+            mine = [smp for smp in self.samples if smp[5].get(n) == pid and smp[1].get(n)]
+            if mine:
+                out.append((self.born.get((n, pid), 0.0), mine))
+        return out
+
     def lives(self):
         """Growth within each service process's life: a restart makes the
         table above compare two processes, so here each life is taken from
@@ -295,14 +310,7 @@ class Soak:
         met = [0, 0]
         over = [0, 0]
         for n in sorted(x for x in self.procs if x.startswith("ltvsync-")):
-            pids = []
-            for smp in self.samples:
-                pid = smp[5].get(n)
-                if pid and pid not in pids:
-                    pids.append(pid)
-            for pid in pids:
-                mine = [smp for smp in self.samples if smp[5].get(n) == pid and smp[1].get(n)]
-                born = self.born.get((n, pid), 0.0)
+            for born, mine in self.lives_of(n):
                 span = "%.0f-%.0f" % (born, mine[-1][0])
                 ref = next((smp for smp in mine if smp[0] - born >= REF_S), None)
                 if ref is None or ref is mine[-1]:
@@ -342,10 +350,8 @@ class Soak:
         settles) from growth that keeps on (a leak)."""
         rows = []
         for n in sorted(x for x in self.procs if x.startswith("ltvsync-")):
-            for pid in sorted({smp[5][n] for smp in self.samples if smp[5].get(n)}):
-                mine = [smp for smp in self.samples if smp[5].get(n) == pid and smp[1].get(n)]
-                born = self.born.get((n, pid), 0.0)
-                if not mine or mine[-1][0] - born < REF_S + 3600:
+            for born, mine in self.lives_of(n):
+                if mine[-1][0] - born < REF_S + 3600:
                     continue
                 cells, t = [], born + REF_S
                 while t < mine[-1][0]:
