@@ -48,11 +48,13 @@ MUTATE_EVERY = 20.0
 SAMPLE_EVERY = 30.0
 REF_S = min(300.0, SOAK_S / 2)
 WINDOW_S = 300.0
-# The dev broker keeps about 5 MiB a partition (librdkafka's mock; it
-# evicts the oldest records beyond that, and an eviction fails the soak):
-# 4 partitions hold 30 minutes of this sync, so a longer soak gets 4 more
-# for every 30 minutes.
-PARTITIONS = 4 * max(1, int(math.ceil(SOAK_S / 1800.0)))
+# The dev broker keeps about 5 MiB (or 100,000 message sets) a partition
+# (librdkafka's mock; it evicts the oldest records beyond that, and an
+# eviction fails the soak): 4 partitions hold 30 minutes of this sync. A
+# 100-minute soak with 16 (4 per 30 minutes begun) still evicted: each
+# normalizer kill replays raw rows into events again, so a longer soak gets
+# 8 for every 30 minutes. The soak prints each topic's fill at the end.
+PARTITIONS = 4 if SOAK_S <= 1800 else 8 * int(math.ceil(SOAK_S / 1800.0))
 RPS, IN_FLIGHT = 20, 4
 END_BOUND_S = 45 + 180   # a pending claim of the leader's own term waits 45 s
 FAULT_KINDS = ("kill", "redis_stop", "crm_hostile", "broker_down")
@@ -71,6 +73,28 @@ def status_kib(pid):
                     out[key] = int(line.split()[1])
     except OSError:
         pass
+    return out
+
+
+def fill(st):
+    """[(topic, messages, fullest partition, its messages)] of every topic on
+    the dev broker but its internal ones, from the watermarks (an evicted partition's
+    low watermark is above 0, so its messages are those it still holds)."""
+    from confluent_kafka import TopicPartition
+    c = st._reader(None)
+    out = []
+    with st._consume_lock:
+        md = c.list_topics(timeout=10)
+        for name in sorted(md.topics):
+            if name.startswith("__"):
+                continue
+            per = {}
+            for pid in md.topics[name].partitions:
+                lo, hi = c.get_watermark_offsets(TopicPartition(name, pid), timeout=10)
+                per[pid] = hi - lo
+            if per:
+                top = max(per, key=per.get)
+                out.append((name, sum(per.values()), top, per[top]))
     return out
 
 
@@ -419,7 +443,8 @@ def main():
         s = pl.api.stats()
         viol = s["violations"] + int(s["peak_in_flight"] > IN_FLIGHT) + \
             int(s["max_rps_window"] > RPS)
-        evicted = pl.broker.status().get("evicted")
+        bstat = pl.broker.status()
+        evicted = bstat.get("evicted")
         sanit = pl.sanitizer_reports()
 
         soak.table()
@@ -442,6 +467,12 @@ def main():
         print("unchanged duplicates %d (%d sink kills), dlq %d, limit violations %d, devbroker "
               "evicted %s, sanitizer reports %s"
               % (len(dups), len(soak.sink_kills), len(dlq), viol, evicted, sanit or "none"))
+        print("devbroker fill (%d partitions a topic; the mock keeps about 5 MiB or 100,000 "
+              "message sets a partition):" % PARTITIONS)
+        for name, total, top, most in fill(st):
+            print("  %-22s %8d messages, fullest partition %d with %d" % (name, total, top, most))
+        for ev in (bstat.get("evictions") or [])[:10]:
+            print("EVICTED", json.dumps(ev, sort_keys=True))
         for d in dups[:10]:
             print("DUPLICATE", d)
         for m in dlq[:5]:
