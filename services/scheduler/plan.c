@@ -225,12 +225,18 @@ static void doubt(sched_ctx_t *ctx, const lt_integration_t *in, sched_doubt_kind
                   const char *jobkey, const char *value)
 {
     char kout[256];
+    int rc;
+    if (!ctx->doubt)
+        return;
     key_of(ctx, in, "outstanding", kout, sizeof(kout));
-    if (ctx->doubt && sched_doubt_add(ctx->doubt, kind, kout, jobkey, value) == -2 &&
+    if ((rc = sched_doubt_add(ctx->doubt, kind, kout, jobkey, value)) == -2 &&
         sched_doubt_refused(ctx->doubt) == 1) /* once each time the list fills */
         lt_warn("integration %s: the list of claims in doubt is full (%zu): %s and those after "
                 "it wait %d ms",
                 in->id, sched_doubt_count(ctx->doubt), jobkey, PENDING_CLAIM_MS);
+    else if (rc == -1)
+        lt_warn("integration %s: %s cannot be kept in doubt (a name too long): it waits %d ms",
+                in->id, jobkey, PENDING_CLAIM_MS);
 }
 
 /* The queued form of a pending claim value: "<job_id> <ms>". */
