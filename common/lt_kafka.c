@@ -868,13 +868,52 @@ rd_kafka_resp_err_t lt_kafka_end_offsets(rd_kafka_t *rk, const char *topic,
                       lt_clock_mono_ms() + timeout_ms, NULL, 0);
 }
 
+/* Both ends of n partitions: the log start in los[], the end in his[]. */
+static rd_kafka_resp_err_t ends_of(rd_kafka_t *rk, const char *topic, const int32_t *partitions,
+                                   int n, int64_t *los, int64_t *his, const read_stop_t *stop,
+                                   long long deadline, char *errstr, size_t errlen)
+{
+    rd_kafka_resp_err_t err = offsets_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_BEGINNING, los,
+                                         stop, deadline, errstr, errlen);
+    return err ? err
+               : offsets_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, his, stop, deadline,
+                            errstr, errlen);
+}
+
+int lt_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int32_t **ids,
+                        rd_kafka_resp_err_t *err)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int cnt = -1;
+
+    *ids = NULL;
+    if ((*err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms)))
+        goto done;
+    if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        cnt = 0; /* no such topic */
+        goto done;
+    }
+    if ((*err = md->topics[0].err))
+        goto done;
+    if (!(*ids = calloc((size_t)md->topics[0].partition_cnt + 1, sizeof(**ids)))) {
+        *err = RD_KAFKA_RESP_ERR__FAIL;
+        goto done;
+    }
+    for (cnt = 0; cnt < md->topics[0].partition_cnt; cnt++)
+        (*ids)[cnt] = md->topics[0].partitions[cnt].id;
+done:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return cnt;
+}
+
 /* Fetches the partitions of topic and their high watermarks. Returns the
  * count (0 for a missing or empty topic), -1 on error. */
 static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out, int timeout_ms,
                      char *errstr, size_t errlen)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err;
     long long deadline = lt_clock_mono_ms() + timeout_ms;
     int32_t *ids = NULL;
@@ -882,33 +921,20 @@ static int read_plan(rd_kafka_t *rk, const char *topic, lt_read_part_t **out, in
     int i, cnt, n = -1;
 
     *out = NULL;
-    if ((err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms))) {
-        snprintf(errstr, errlen, "metadata %s: %s", topic, rd_kafka_err2str(err));
-        goto done;
+    if ((cnt = lt_kafka_partitions(rk, topic, timeout_ms, &ids, &err)) <= 0) {
+        if (cnt < 0)
+            snprintf(errstr, errlen, "metadata %s: %s", topic, rd_kafka_err2str(err));
+        free(ids);
+        return cnt;
     }
-    if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        n = 0; /* no such topic: nothing to read */
-        goto done;
-    }
-    if (md->topics[0].err) {
-        snprintf(errstr, errlen, "metadata %s: %s", topic, rd_kafka_err2str(md->topics[0].err));
-        goto done;
-    }
-    cnt = md->topics[0].partition_cnt;
     *out = calloc((size_t)cnt + 1, sizeof(**out));
-    ids = calloc((size_t)cnt + 1, sizeof(*ids));
     los = calloc((size_t)cnt + 1, sizeof(*los));
     his = calloc((size_t)cnt + 1, sizeof(*his));
-    if (!*out || !ids || !los || !his) {
+    if (!*out || !los || !his) {
         snprintf(errstr, errlen, "out of memory");
         goto done;
     }
-    for (i = 0; i < cnt; i++)
-        ids[i] = md->topics[0].partitions[i].id;
-    if ((err = offsets_at(rk, topic, ids, cnt, RD_KAFKA_OFFSET_BEGINNING, los, NULL, deadline,
-                          errstr, errlen)) ||
-        (err = offsets_at(rk, topic, ids, cnt, RD_KAFKA_OFFSET_END, his, NULL, deadline, errstr,
-                          errlen))) {
+    if ((err = ends_of(rk, topic, ids, cnt, los, his, NULL, deadline, errstr, errlen))) {
         snprintf(errstr, errlen, "watermarks of %s: %s", topic, rd_kafka_err2str(err));
         goto done;
     }
@@ -923,9 +949,6 @@ done:
     free(ids);
     free(los);
     free(his);
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
     return n;
 }
 
@@ -1036,11 +1059,8 @@ lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const ch
         goto done;
     }
     assign = rd_kafka_topic_partition_list_new(n);
-    rd_kafka_resp_err_t err = offsets_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_BEGINNING, los,
-                                         &stop, deadline, errstr, errlen);
-    if (!err)
-        err = offsets_at(rk, topic, partitions, n, RD_KAFKA_OFFSET_END, his, &stop, deadline,
-                         errstr, errlen);
+    rd_kafka_resp_err_t err =
+        ends_of(rk, topic, partitions, n, los, his, &stop, deadline, errstr, errlen);
     if (err) {
         if (!read_stopped(&stop, errstr, errlen))
             snprintf(errstr, errlen, "watermarks of %s: %s", topic, rd_kafka_err2str(err));
@@ -1114,8 +1134,6 @@ lt_tail_t *lt_tail_new(const lt_config_t *cfg, const char *topic, char *errstr, 
  * followed (a compacted control topic keeps its partition count). */
 static int tail_plan(lt_tail_t *t, int timeout_ms)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, t->topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_partition_list_t *assign = NULL;
     rd_kafka_resp_err_t err;
     long long deadline = lt_clock_mono_ms() + timeout_ms;
@@ -1123,31 +1141,19 @@ static int tail_plan(lt_tail_t *t, int timeout_ms)
     int64_t *los = NULL, *his = NULL;
     int i, cnt, n = 0, ok = 0;
 
-    if ((err = rd_kafka_metadata(t->rk, 0, rkt, &md, timeout_ms)) || md->topic_cnt != 1 ||
-        md->topics[0].err || md->topics[0].partition_cnt <= 0) {
-        if (err || (md && md->topic_cnt == 1 &&
-                    md->topics[0].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART))
-            lt_warn("tail %s: metadata: %s", t->topic,
-                    rd_kafka_err2str(err ? err : md->topics[0].err));
+    if ((cnt = lt_kafka_partitions(t->rk, t->topic, timeout_ms, &ids, &err)) <= 0) {
+        if (cnt < 0)
+            lt_warn("tail %s: metadata: %s", t->topic, rd_kafka_err2str(err));
         goto done;
     }
-    t->parts = calloc((size_t)md->topics[0].partition_cnt, sizeof(*t->parts));
-    t->pos = calloc((size_t)md->topics[0].partition_cnt, sizeof(*t->pos));
-    assign = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
-    if (!t->parts || !t->pos)
-        goto done;
-    cnt = md->topics[0].partition_cnt;
-    ids = calloc((size_t)cnt, sizeof(*ids));
+    t->parts = calloc((size_t)cnt, sizeof(*t->parts));
+    t->pos = calloc((size_t)cnt, sizeof(*t->pos));
     los = calloc((size_t)cnt, sizeof(*los));
     his = calloc((size_t)cnt, sizeof(*his));
-    if (!ids || !los || !his)
+    assign = rd_kafka_topic_partition_list_new(cnt);
+    if (!t->parts || !t->pos || !los || !his)
         goto done;
-    for (i = 0; i < cnt; i++)
-        ids[i] = md->topics[0].partitions[i].id;
-    if ((err = offsets_at(t->rk, t->topic, ids, cnt, RD_KAFKA_OFFSET_BEGINNING, los, NULL, deadline,
-                          NULL, 0)) ||
-        (err = offsets_at(t->rk, t->topic, ids, cnt, RD_KAFKA_OFFSET_END, his, NULL, deadline, NULL,
-                          0))) {
+    if ((err = ends_of(t->rk, t->topic, ids, cnt, los, his, NULL, deadline, NULL, 0))) {
         lt_warn("tail %s: watermarks: %s", t->topic, rd_kafka_err2str(err));
         goto done;
     }
@@ -1178,9 +1184,6 @@ done:
     free(his);
     if (assign)
         rd_kafka_topic_partition_list_destroy(assign);
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
     return ok;
 }
 

@@ -171,6 +171,11 @@ typedef int (*lt_kafka_stop_fn)(void *arg);
 rd_kafka_resp_err_t lt_kafka_end_offsets(rd_kafka_t *rk, const char *topic,
                                          const int32_t *partitions, int n, int64_t *ends,
                                          int timeout_ms);
+/* The partition ids of topic, from its metadata, in *ids (the caller frees
+ * it). Returns the count, 0 when the topic does not exist, -1 on error
+ * (*err says which; RD_KAFKA_RESP_ERR__FAIL when out of memory). */
+int lt_kafka_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int32_t **ids,
+                        rd_kafka_resp_err_t *err);
 lt_err_t lt_kafka_read_from(const lt_config_t *cfg, const char *prefix, const char *topic,
                             const int32_t *partitions, const int64_t *from, int n,
                             lt_kafka_read_fn fn, void *opaque, lt_kafka_stop_fn stop,

@@ -64,9 +64,8 @@ static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const char *topic = lt_config_str(ctl->cfg, "TOPIC_RAW");
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *rkt;
-    int32_t ids[REPLAY_MAX_PARTITIONS];
+    rd_kafka_resp_err_t err;
+    int32_t *ids = NULL;
     int64_t ends[REPLAY_MAX_PARTITIONS];
     int n, rc = -1;
 
@@ -77,16 +76,13 @@ static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *
         rd_kafka_conf_destroy(conf);
         return -1;
     }
-    rkt = rd_kafka_topic_new(rp->rk, topic, NULL);
-    if (rd_kafka_metadata(rp->rk, 0, rkt, &md, 10000) || md->topic_cnt != 1 ||
-        md->topics[0].partition_cnt > REPLAY_MAX_PARTITIONS) {
+    if ((n = lt_kafka_partitions(rp->rk, topic, 10000, &ids, &err)) < 0 ||
+        n > REPLAY_MAX_PARTITIONS) {
         snprintf(errstr, len, "cannot read the metadata of %s", topic);
         goto end;
     }
-    n = md->topics[0].partition_cnt;
     rp->parts = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++) {
-        ids[i] = md->topics[0].partitions[i].id;
         if (ids[i] < 0 || ids[i] >= REPLAY_MAX_PARTITIONS) {
             snprintf(errstr, len, "cannot read the end offsets of %s", topic);
             goto end;
@@ -103,9 +99,7 @@ static int replay_open(const ctl_t *ctl, const char *group, replay_t *rp, char *
     }
     rc = 0;
 end:
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
+    free(ids);
     return rc;
 }
 

@@ -39,6 +39,7 @@ typedef struct {
 struct sched_doubt_s {
     doubt_entry_t *v;
     size_t n, cap, max;
+    unsigned long refused; /* adds refused since the list last had room */
 };
 
 sched_doubt_t *sched_doubt_new(size_t max)
@@ -65,8 +66,13 @@ int sched_doubt_add(sched_doubt_t *d, sched_doubt_kind_t kind, const char *key, 
                     const char *value)
 {
     doubt_entry_t *e;
-    if (!d || d->n == d->max)
+    if (!d)
         return -1;
+    if (d->n == d->max) {
+        d->refused++;
+        return -2;
+    }
+    d->refused = 0;
     if (d->n == d->cap) {
         size_t cap = d->cap ? d->cap * 2 : 16;
         if (cap > d->max)
@@ -83,6 +89,11 @@ int sched_doubt_add(sched_doubt_t *d, sched_doubt_kind_t kind, const char *key, 
         return -1; /* cannot name the claim exactly: leave it to PENDING_CLAIM_MS */
     d->n++;
     return 0;
+}
+
+unsigned long sched_doubt_refused(const sched_doubt_t *d)
+{
+    return d ? d->refused : 0;
 }
 
 int sched_doubt_sweep(sched_doubt_t *d, sched_doubt_apply_fn apply, void *arg)

@@ -220,30 +220,23 @@ static int claim(sched_ctx_t *ctx, const lt_integration_t *in, const lt_job_t *j
     return claim_once(ctx, in, job, capped, jobkey, value);
 }
 
-/* Releases a claim if still ours: 0 when Redis answered, -1 when not. */
-static int release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jobkey,
-                   const char *value)
-{
-    char kout[256];
-    const char *argv[3];
-    redisReply *reply;
-    key_of(ctx, in, "outstanding", kout, sizeof(kout));
-    argv[0] = kout, argv[1] = jobkey, argv[2] = value;
-    if (!(reply = lt_redis_eval(ctx->redis, &release_script, 1, 3, argv, NULL)))
-        return -1;
-    freeReplyObject(reply);
-    return 0;
-}
-
 /* A claim whose state Redis left unknown, for sched_settle_doubts. */
 static void doubt(sched_ctx_t *ctx, const lt_integration_t *in, sched_doubt_kind_t kind,
                   const char *jobkey, const char *value)
 {
     char kout[256];
+    int rc;
+    if (!ctx->doubt)
+        return;
     key_of(ctx, in, "outstanding", kout, sizeof(kout));
-    if (ctx->doubt && sched_doubt_add(ctx->doubt, kind, kout, jobkey, value) < 0)
-        lt_warn("integration %s: %s left in doubt (the list is full): it waits %d ms", in->id,
-                jobkey, PENDING_CLAIM_MS);
+    if ((rc = sched_doubt_add(ctx->doubt, kind, kout, jobkey, value)) == -2 &&
+        sched_doubt_refused(ctx->doubt) == 1) /* once each time the list fills */
+        lt_warn("integration %s: the list of claims in doubt is full (%zu): %s and those after "
+                "it wait %d ms",
+                in->id, sched_doubt_count(ctx->doubt), jobkey, PENDING_CLAIM_MS);
+    else if (rc == -1)
+        lt_warn("integration %s: %s cannot be kept in doubt (a name too long): it waits %d ms",
+                in->id, jobkey, PENDING_CLAIM_MS);
 }
 
 /* The queued form of a pending claim value: "<job_id> <ms>". */
@@ -272,6 +265,15 @@ static int apply_doubt(void *arg, sched_doubt_kind_t kind, const char *key, cons
         lt_error("settling the claim %s: %.*s", jobkey, (int)reply->len, reply->str);
     freeReplyObject(reply);
     return 0;
+}
+
+/* Releases a claim if still ours: 0 when Redis answered, -1 when not. */
+static int release(sched_ctx_t *ctx, const lt_integration_t *in, const char *jobkey,
+                   const char *value)
+{
+    char kout[256];
+    key_of(ctx, in, "outstanding", kout, sizeof(kout));
+    return apply_doubt(ctx, SCHED_DOUBT_RELEASE, kout, jobkey, value);
 }
 
 int sched_settle_doubts(sched_ctx_t *ctx)

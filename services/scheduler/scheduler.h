@@ -47,9 +47,12 @@ sched_doubt_t *sched_doubt_new(size_t max);
 void sched_doubt_destroy(sched_doubt_t *d); /* accepts NULL */
 size_t sched_doubt_count(const sched_doubt_t *d);
 /* key: the integration's outstanding hash; value: the claim as written.
- * 0, or -1 when full or a name does not fit. */
+ * 0; -2 when full; -1 when a name does not fit (or d is NULL). */
 int sched_doubt_add(sched_doubt_t *d, sched_doubt_kind_t kind, const char *key, const char *jobkey,
                     const char *value);
+/* Adds refused as full since the list last took one: 1 on the first refusal
+ * of each fill, so a caller can warn once per fill. */
+unsigned long sched_doubt_refused(const sched_doubt_t *d);
 /* Runs one entry's script: 0 when Redis answered, -1 when it did not. */
 typedef int (*sched_doubt_apply_fn)(void *arg, sched_doubt_kind_t kind, const char *key,
                                     const char *jobkey, const char *value);

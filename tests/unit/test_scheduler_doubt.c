@@ -1,8 +1,9 @@
 /* test_scheduler_doubt: the claims a Redis failure left in doubt
  * (services/scheduler/doubt.c): a release is settled after two answered
  * sweeps, a mark_queued after one; a sweep stops at the first unanswered
- * entry and keeps it and the rest, in order; the list is bounded and
- * refuses a name that does not fit. */
+ * entry and keeps it and the rest, in order; the list is bounded, counts
+ * its refusals per fill (for one warning each time it fills) and refuses a
+ * name that does not fit. */
 #include <stdio.h>
 #include <string.h>
 
@@ -70,8 +71,23 @@ LT_TEST(bounded_and_exact)
     char long_value[200];
     for (int i = 0; i < 20; i++)
         CHECK_INT(sched_doubt_add(d, SCHED_DOUBT_RELEASE, "o", "j", "v"), 0);
-    CHECK_INT(sched_doubt_add(d, SCHED_DOUBT_RELEASE, "o", "j", "v"), -1); /* full */
+    CHECK_INT(sched_doubt_refused(d), 0);
+    CHECK_INT(sched_doubt_add(d, SCHED_DOUBT_RELEASE, "o", "j", "v"), -2); /* full */
+    CHECK_INT(sched_doubt_refused(d), 1); /* the first refusal of this fill: warn */
+    CHECK_INT(sched_doubt_add(d, SCHED_DOUBT_RELEASE, "o", "j", "v"), -2);
+    CHECK_INT(sched_doubt_refused(d), 2); /* the same fill: no second warning */
     CHECK_INT(sched_doubt_count(d), 20);
+    {
+        fake_t f = {.answer = 100};
+        CHECK_INT(sched_doubt_sweep(d, apply, &f), 0); /* releases need a second sweep */
+        CHECK_INT(sched_doubt_sweep(d, apply, &f), 20);
+    }
+    CHECK_INT(sched_doubt_add(d, SCHED_DOUBT_RELEASE, "o", "j", "v"), 0);
+    CHECK_INT(sched_doubt_refused(d), 0); /* room again: the next fill warns again */
+    for (int i = 1; i < 20; i++)
+        CHECK_INT(sched_doubt_add(d, SCHED_DOUBT_RELEASE, "o", "j", "v"), 0);
+    CHECK_INT(sched_doubt_add(d, SCHED_DOUBT_RELEASE, "o", "j", "v"), -2);
+    CHECK_INT(sched_doubt_refused(d), 1);
     sched_doubt_destroy(d);
 
     d = sched_doubt_new(4);
