@@ -942,11 +942,11 @@ lt_err_t sink_batch_finish(sink_t *s, sink_batch_t *b)
         lt_warn("shutdown before dedupe state was recorded: batch left for redelivery");
         return LT_ERR_RETRIABLE;
     }
+    count(s, b); /* before its offsets: a group committed past it has counted it */
     store_offsets(s, b);
     if (b->intent_put &&
         sink_done_add(s, b->in_part, b->in_lo, b->in_hi, b->nin,
                       b->nbound == s->down_parts ? b->bound : NULL, lt_clock_mono_ms()) != 0)
         lt_warn("out of memory: a finished batch is not covered by the intent until committed");
-    count(s, b);
     return LT_OK;
 }

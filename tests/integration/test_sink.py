@@ -243,6 +243,11 @@ def main():
         assert len(down) == n, len(down)
         assert sorted(m.value for m in down) == sorted(encode(e) for e in events)
         check_no_duplicates(down)
+        # a batch is counted once its writes are acknowledged and recorded,
+        # after they can be read downstream
+        wait_until(lambda: sink.check_alive() or
+                   metric(sink, "ltvsync_sink_events_written_total") >= n, 20,
+                   "the sink's count of its writes")
         assert metric(sink, "ltvsync_sink_events_written_total") == n
         print("1. %d events downstream, keyed by event_id" % n)
 
