@@ -58,8 +58,16 @@ def main():
         stats = fs.sim_stats(sim)
         assert stats["violations"] == 0, stats
 
+        # a job's "done" line comes after its day is marked done in Redis
+        want = {j["job_id"] for j in jobs}
+        h.wait_until(lambda: set(done_ids(f1)) | set(done_ids(f2)) == want, 10,
+                     "every job's done line")
         d1, d2 = done_ids(f1), done_ids(f2)
         twice = [sorted(j for j, n in d.items() if n > 1) for d in (d1, d2)]
+        # the counter moves just before its log line: read them settled
+        h.wait_until(lambda: h.metric(f1, "ltvsync_fetcher_jobs_skipped_total") ==
+                     f1.log().count("before its partition came back: not run again"), 10,
+                     "each skip counted and logged")
         skipped = h.metric(f1, "ltvsync_fetcher_jobs_skipped_total")
         logged = f1.log().count("before its partition came back: not run again")
         across = len(set(d1) & set(d2))
@@ -69,7 +77,7 @@ def main():
                       len(twice[0]) + len(twice[1]), across))
         assert twice == [[], []], "jobs finished twice by one fetcher (first, second): %s" % twice
         assert skipped >= 1 and skipped == logged, (skipped, logged)
-        assert set(d1) | set(d2) == {j["job_id"] for j in jobs}
+        assert set(d1) | set(d2) == want
         report("kafka: a second fetcher joins mid-backfill (job group rebalance, nothing "
                "committed yet)", 1, 0, 0, stats["violations"], recovered,
                "%d redelivered jobs skipped by the fetcher that had run them, 0 run twice by "

@@ -203,10 +203,11 @@ def outstanding_cap():
         # job before a count taken afterwards, which then waited for one more)
         live = jobs(st, T_LIVE)
         n_live = len(live)
+        # a fetcher's page-range sub-job keeps the hash at the cap meanwhile
+        # (written first: a pass between the two writes would see room)
+        r.hset(out, "orders/dateCreated/%s/11-20" % first.isoformat(), "sub-job")
         for j in live:
             finish(r, st, j, done=False)
-        # a fetcher's page-range sub-job keeps the hash at the cap meanwhile
-        r.hset(out, "orders/dateCreated/%s/11-20" % first.isoformat(), "sub-job")
         assert r.hlen(out) == 8
         h.wait_until(lambda: s.check_alive() or len(jobs(st, T_LIVE)) > n_live, 15,
                      "a live job while the backfill holds the cap")
