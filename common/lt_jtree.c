@@ -41,11 +41,17 @@
 #define CHUNK_BYTES ((size_t)1 << 20)
 #define ALIGN16(n)  (((n) + 15) & ~(size_t)15)
 
+/* A spare chunk (one no round has used for this many resets) is freed at
+ * the next reset: an arena keeps what its recent rounds needed, not the
+ * peak of its life (a normalizer that caught up a backlog in full batches
+ * would otherwise hold those batches' megabytes for as long as it runs). */
+#define KEEP_ROUNDS 16
+
 struct chunk {
     struct chunk *next;
     size_t size; /* usable bytes in data */
     size_t used;
-    size_t pad_; /* keeps data 16-byte aligned */
+    size_t idle; /* resets since a round last used it; keeps data 16-byte aligned */
     unsigned char data[];
 };
 _Static_assert(sizeof(struct chunk) % 16 == 0, "chunk header keeps 16-byte alignment");
@@ -79,10 +85,35 @@ static void poison_free(const lt_jarena_t *a)
 #endif
 }
 
+/* Ages the chunks after cur (unused this round) and frees those idle for
+ * more than KEEP_ROUNDS; the used ones start again at 0. A reset with
+ * nothing allocated since the last one is not a round. */
+static void age_spares(lt_jarena_t *a)
+{
+    struct chunk *c, *prev, *next;
+
+    if (!a->cur || (a->cur == a->head && a->cur->used == 0))
+        return;
+    for (c = a->head; c != a->cur; c = c->next)
+        c->idle = 0;
+    a->cur->idle = 0;
+    for (prev = a->cur, c = a->cur->next; c; c = next) {
+        next = c->next;
+        if (++c->idle > KEEP_ROUNDS) {
+            prev->next = next;
+            a->bytes -= sizeof(*c) + c->size;
+            free(c);
+        } else {
+            prev = c;
+        }
+    }
+}
+
 void lt_jarena_reset(lt_jarena_t *a)
 {
     if (!a)
         return;
+    age_spares(a);
     a->cur = a->head;
     if (a->cur)
         a->cur->used = 0;
@@ -126,6 +157,7 @@ static void *arena_alloc_slow(lt_jarena_t *a, size_t n)
         return NULL;
     c->size = size;
     c->used = n;
+    c->idle = 0;
     POISON(c->data + n, size - n);
     c->next = next;
     if (a->cur)

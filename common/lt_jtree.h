@@ -48,7 +48,9 @@ typedef struct lt_jarena lt_jarena_t;
 
 /* New empty arena (memory is taken on first parse); NULL on OOM. */
 lt_jarena_t *lt_jarena_new(void);
-/* Every tree parsed in a is gone; its chunks are kept for reuse. */
+/* Every tree parsed in a is gone; its chunks are kept for reuse, but a
+ * chunk no round has needed for 16 resets is freed (a round: what was
+ * allocated between two resets). */
 void lt_jarena_reset(lt_jarena_t *a);
 /* Frees the arena and every tree in it. NULL ok. */
 void lt_jarena_destroy(lt_jarena_t *a);

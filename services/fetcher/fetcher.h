@@ -81,7 +81,7 @@ typedef struct {
     lt_limits_t *lim;
     unsigned rng;
     int redis_was_down;
-    lt_redis_script_t parts_script, finish_script, stats_script;
+    lt_redis_script_t parts_script, finish_script, stats_script, park_script;
     /* Set by the dispatcher before a run: attempts already spent on the
      * job's next page in earlier, deferred runs. Set by fetcher_page when it
      * defers: the attempts so far and how long to wait (ms). */

@@ -113,19 +113,30 @@ static int save_ckpt(run_t *r)
     return rdo(r, 12, argv) == 0 && rdo(r, 3, exp) == 0 ? 0 : -1;
 }
 
+/* Parks the integration unless it already is, in one step: two jobs of one
+ * integration failing their login at once log it once. Safe to run twice: a
+ * run re-sent after a lost reply finds its own `since` and answers 1 again. */
+static const char park_lua[] = "local s = redis.call('HMGET', KEYS[1], 'state', 'since')\n"
+                               "if s[1] == 'parked' then\n"
+                               "  if s[2] == ARGV[2] then return 1 end\n"
+                               "  return 0\n"
+                               "end\n"
+                               "redis.call('HSET', KEYS[1], 'state', 'parked', 'reason', ARGV[1], "
+                               "'since', ARGV[2])\n"
+                               "return 1\n";
+
+static int rscript(run_t *r, lt_redis_script_t *script, const char *source, int nkeys, int argc,
+                   const char **argv, long long *result);
+
 /* The integration is parked: state says why; logged once per parking. */
 static void park(run_t *r, const char *reason)
 {
     char key[RKEY_LEN], ms[24];
     rkey(r, "state", NULL, key, sizeof(key));
     snprintf(ms, sizeof(ms), "%lld", lt_clock_now_ms());
-    const char *get[] = {"HGET", key, "state"};
-    redisReply *reply = fetcher_redis(r->w, 3, get);
-    int already = reply && reply->type == REDIS_REPLY_STRING && strcmp(reply->str, "parked") == 0;
-    if (reply)
-        freeReplyObject(reply);
-    const char *set[] = {"HSET", key, "state", "parked", "reason", reason, "since", ms};
-    if (already || rdo(r, 8, set) != 0)
+    const char *argv[] = {key, reason, ms};
+    long long parked_here = 0;
+    if (rscript(r, &r->w->park_script, park_lua, 1, 3, argv, &parked_here) != 0 || !parked_here)
         return;
     lt_metric_add(r->w->f->m.parked, 1);
     lt_error("integration %s parked: %s (fix it, check with `ltvctl integration test`, "
@@ -376,9 +387,9 @@ static void drop_ckpt(run_t *r)
 }
 
 /* Runs a script until Redis answers it (every script here is safe to run
- * twice); -1 on shutdown. */
+ * twice); -1 on shutdown. result, when given, gets an integer reply. */
 static int rscript(run_t *r, lt_redis_script_t *script, const char *source, int nkeys, int argc,
-                   const char **argv)
+                   const char **argv, long long *result)
 {
     size_t lens[16];
     for (int i = 0; i < argc && i < 16; i++)
@@ -387,6 +398,8 @@ static int rscript(run_t *r, lt_redis_script_t *script, const char *source, int 
     for (;;) {
         redisReply *reply = lt_redis_eval(r->w->redis, script, nkeys, argc, argv, lens);
         int ok = reply && reply->type != REDIS_REPLY_ERROR;
+        if (ok && result)
+            *result = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
         if (reply)
             freeReplyObject(reply);
         if (ok)
@@ -437,7 +450,7 @@ static void finish(run_t *r)
                           wholekey,
                           r->job.page_from > 0 ? r->jobkey : "",
                           ms};
-    rscript(r, &r->w->finish_script, finish_lua, 4, 10, argv);
+    rscript(r, &r->w->finish_script, finish_lua, 4, 10, argv, NULL);
 }
 
 static const char stats_lua[] = "redis.call('HINCRBY', KEYS[1], 'rows', ARGV[1])\n"
@@ -452,7 +465,7 @@ static void stats_page(run_t *r, long long n)
     rkey(r, "stats", lt_stream_name(r->job.stream), key, sizeof(key));
     snprintf(rows, sizeof(rows), "%lld", n);
     const char *argv[] = {key, rows};
-    rscript(r, &r->w->stats_script, stats_lua, 1, 2, argv);
+    rscript(r, &r->w->stats_script, stats_lua, 1, 2, argv, NULL);
     lt_metric_add(r->w->f->m.rows, n);
     lt_metric_add(r->w->f->m.pages, 1);
 }

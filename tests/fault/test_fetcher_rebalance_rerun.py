@@ -38,6 +38,14 @@ def done_ids(proc):
     return collections.Counter(DONE.findall(proc.log()))
 
 
+def settled_skips(proc):
+    """(skip counter, skip log lines) of a fetcher once the two agree, else
+    None: the counter moves just before its log line."""
+    n = h.metric(proc, "ltvsync_fetcher_jobs_skipped_total")
+    logged = proc.log().count("before its partition came back: not run again")
+    return (n, logged) if n == logged else None
+
+
 def main():
     with h.Stack("fetcher-rerun") as st:
         sim, day_list = fs.one_account(st, 20, rps=40, in_flight=2, customers=80,
@@ -64,12 +72,8 @@ def main():
                      "every job's done line")
         d1, d2 = done_ids(f1), done_ids(f2)
         twice = [sorted(j for j, n in d.items() if n > 1) for d in (d1, d2)]
-        # the counter moves just before its log line: read them settled
-        h.wait_until(lambda: h.metric(f1, "ltvsync_fetcher_jobs_skipped_total") ==
-                     f1.log().count("before its partition came back: not run again"), 10,
-                     "each skip counted and logged")
-        skipped = h.metric(f1, "ltvsync_fetcher_jobs_skipped_total")
-        logged = f1.log().count("before its partition came back: not run again")
+        skipped, logged = h.wait_until(lambda: settled_skips(f1), 10,
+                                       "each skip counted and logged")
         across = len(set(d1) & set(d2))
         print("rerun: %d jobs, %d finished by the first fetcher before the join; skipped "
               "after the rebalance %d (logged %d); run twice by one fetcher %d; run by both "

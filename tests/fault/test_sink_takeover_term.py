@@ -13,8 +13,9 @@ broker 2 leads downstream.
   2. broker 2 answers SEND_RTT_MS late; N events go in; once the sink has sent
      all N writes (their acknowledgements RTT_MS away, its intents in
      Redis), it is killed (-9);
-  3. a new sink starts (broker 2 answering again, so it knows downstream's
-     partitions), broker 2 turns slow before its group join ends, and the
+  3. a new sink starts with broker 1 alone as its bootstrap (broker 2
+     answering again, so it knows downstream's partitions and their ends),
+     broker 2 turns slow before its group join ends, and the
      sink gets the batch again, finds the intents and reads downstream back
      (ltvsync_sink_takeover_reads_total), which does not answer: SIGTERM;
   4. the round trip is cleared and a third sink catches up.
@@ -63,10 +64,19 @@ def main():
                    "the sink to send the %d writes" % N)
         st.stop(sink, signal.SIGKILL)
 
-        # 3. the next sink learns downstream's partitions while broker 2
-        # answers, then gets the batch (after its group join, 2 s or more
-        # on the mock) and reads downstream back while broker 2 does not
+        # 3. the next sink learns downstream's partitions and their ends
+        # while broker 2 answers, then gets the batch (after its group join,
+        # 2 s or more on the mock) and reads downstream back while broker 2
+        # does not. It bootstraps from broker 1 alone: its consumer then
+        # never connects to broker 2 (events and the group are on broker 1),
+        # so the requests it may send to any broker it is connected to
+        # (Metadata, FindCoordinator) cannot meet broker 2 turning slow.
+        # With both brokers as its bootstrap, a consumer that had picked
+        # broker 2 first sent them there just after the round trip rose, and
+        # its group join waited past the wait below (once in about 40 suite
+        # rounds, on a busy machine).
         kf.rtt(2, 0)
+        sink.env["LTVSYNC_KAFKA_BOOTSTRAP_SERVERS"] = b1
         placed = "writes placed by the event_id"   # the log file goes on across restarts
         n0 = len(sink.log_lines(placed))
         st.restart(sink)

@@ -599,6 +599,34 @@ class Stack:
             except Exception:  # noqa: BLE001 - closing is best effort
                 pass
 
+    @staticmethod
+    def _watermarks(c, topic):
+        from confluent_kafka import TopicPartition
+        md = c.list_topics(topic, timeout=10)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            return {}
+        return {pid: c.get_watermark_offsets(TopicPartition(topic, pid), timeout=10)
+                for pid in t.partitions}
+
+    def watermarks(self, topic=None, bootstrap=None):
+        """{topic: {partition: (low, high)}} of topic, or of every topic on the
+        broker but its internal ones when topic is None; {} for a topic the
+        broker does not know. An evicted partition's low watermark is above 0."""
+        c = self._reader(bootstrap)
+        with self._consume_lock:
+            if topic is not None:
+                w = self._watermarks(c, topic)
+                return {topic: w} if w else {}
+            names = c.list_topics(timeout=10).topics
+            out = {}
+            for name in sorted(names):
+                if not name.startswith("__"):
+                    w = self._watermarks(c, name)
+                    if w:
+                        out[name] = w
+            return out
+
     def consume_all(self, topic, bootstrap=None, timeout=30.0):
         """Every message of topic from offset 0 up to each partition's end at
         the call, as Msg(topic, partition, offset, key, value, ts) (bytes), sorted
@@ -607,16 +635,8 @@ class Stack:
         from confluent_kafka import TopicPartition, OFFSET_BEGINNING
         c = self._reader(bootstrap)
         with self._consume_lock:
-            md = c.list_topics(topic, timeout=10)
-            t = md.topics.get(topic)
-            if t is None or t.error is not None:
-                return []
-            ends = {}
-            for pid in t.partitions:
-                lo, hi = c.get_watermark_offsets(TopicPartition(topic, pid),
-                                                 timeout=10)
-                if hi > lo:
-                    ends[pid] = hi
+            ends = {pid: hi for pid, (lo, hi) in
+                    self._watermarks(c, topic).items() if hi > lo}
             c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
             try:
                 out, deadline = {}, time.monotonic() + timeout

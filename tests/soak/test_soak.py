@@ -80,21 +80,11 @@ def fill(st):
     """[(topic, messages, fullest partition, its messages)] of every topic on
     the dev broker but its internal ones, from the watermarks (an evicted partition's
     low watermark is above 0, so its messages are those it still holds)."""
-    from confluent_kafka import TopicPartition
-    c = st._reader(None)
     out = []
-    with st._consume_lock:
-        md = c.list_topics(timeout=10)
-        for name in sorted(md.topics):
-            if name.startswith("__"):
-                continue
-            per = {}
-            for pid in md.topics[name].partitions:
-                lo, hi = c.get_watermark_offsets(TopicPartition(name, pid), timeout=10)
-                per[pid] = hi - lo
-            if per:
-                top = max(per, key=per.get)
-                out.append((name, sum(per.values()), top, per[top]))
+    for name, parts in st.watermarks().items():
+        per = {pid: hi - lo for pid, (lo, hi) in parts.items()}
+        top = max(per, key=per.get)
+        out.append((name, sum(per.values()), top, per[top]))
     return out
 
 

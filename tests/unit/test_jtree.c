@@ -858,6 +858,45 @@ LT_TEST(test_arena_bounded)
     lt_jarena_destroy(a);
 }
 
+/* A round that needed many chunks does not set the arena's size for good:
+ * once 16 resets in a row used fewer, the spares are freed; a pattern that
+ * comes back within 16 rounds keeps them (no malloc/free per round). */
+LT_TEST(test_arena_shrinks)
+{
+    lt_jarena_t *a = lt_jarena_new();
+    const size_t mib = (size_t)1 << 20;
+    size_t big, small;
+    int i;
+
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    for (i = 0; i < 8; i++) /* a backlog's batch: 8 chunks */
+        CHECK(lt_jarena_alloc(a, mib - 4096) != NULL);
+    big = lt_jarena_bytes(a);
+    CHECK(big >= 8 * mib);
+    lt_jarena_reset(a);
+    lt_jarena_reset(a);        /* nothing allocated in between: not a round */
+    for (i = 0; i < 16; i++) { /* small rounds, the big one back after 16 */
+        CHECK(lt_jarena_alloc(a, 100) != NULL);
+        lt_jarena_reset(a);
+    }
+    CHECK(lt_jarena_bytes(a) == big);
+    for (i = 0; i < 8; i++)
+        CHECK(lt_jarena_alloc(a, mib - 4096) != NULL);
+    CHECK(lt_jarena_bytes(a) == big); /* reused, none added */
+    lt_jarena_reset(a);
+    for (i = 0; i < 17; i++) { /* now 17 small rounds: the spares go */
+        CHECK(lt_jarena_alloc(a, 100) != NULL);
+        lt_jarena_reset(a);
+    }
+    small = lt_jarena_bytes(a);
+    printf("arena: %zu bytes after a big round, %zu after 17 small ones\n", big, small);
+    CHECK(small > 0 && small <= 2 * mib);
+    CHECK(lt_jarena_alloc(a, 100) != NULL); /* still usable */
+    lt_jarena_destroy(a);
+}
+
 /* ---- throughput (by hand: LT_JTREE_BENCH=1) ---------------------------- */
 
 static const char envelope[] =
@@ -933,6 +972,7 @@ int main(void)
     LT_RUN(test_differential);
     LT_RUN(test_mutated);
     LT_RUN(test_arena_bounded);
+    LT_RUN(test_arena_shrinks);
     if (b && strcmp(b, "1") == 0)
         LT_RUN(bench);
     lt_jarena_destroy(arena);
