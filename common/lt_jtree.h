@@ -59,6 +59,9 @@ void lt_jarena_destroy(lt_jarena_t *a);
 void *lt_jarena_alloc(lt_jarena_t *a, size_t n);
 /* Bytes held by the arena's chunks (for metrics and benchmarks). */
 size_t lt_jarena_bytes(const lt_jarena_t *a);
+/* Bytes held by every arena of the process: their chunks are mappings of
+ * their own, which malloc's figures do not count. */
+size_t lt_jarena_mapped_bytes(void);
 
 /* Parses exactly len bytes of buf (no NUL needed; nothing past len is read)
  * into a tree allocated in a (the input is copied into a once). Returns the

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lt_jtree.h"
 #include "lt_log.h"
 
 #define METRICS_MAX   512
@@ -167,10 +168,11 @@ static void render_family(FILE *out, size_t first)
 }
 
 /* Memory of the whole process, read at each scrape: resident set (the
- * standard name), and what malloc has handed out and not got back
- * (mallinfo2: arena in use plus mmapped chunks). RSS growing while the heap
- * in use stays flat is allocator retention, not a leak. Under ASan
- * mallinfo2 reports 0. */
+ * standard name), and what the process holds on purpose: what malloc has
+ * handed out and not got back (mallinfo2: arena in use plus mmapped
+ * chunks) and the JSON arenas' chunks (mappings of their own). RSS growing
+ * while the heap in use stays flat is allocator retention, not a leak.
+ * Under ASan mallinfo2 reports 0. */
 static void render_process(FILE *out)
 {
     long pages = 0, resident = 0;
@@ -188,10 +190,11 @@ static void render_process(FILE *out)
             (long long)resident * (long long)sysconf(_SC_PAGESIZE));
     fprintf(out,
             "# HELP ltvsync_process_heap_inuse_bytes Bytes malloc has handed out "
-            "and not got back (mallinfo2 uordblks + hblkhd).\n"
+            "and not got back (mallinfo2 uordblks + hblkhd), plus the JSON arenas' "
+            "chunks.\n"
             "# TYPE ltvsync_process_heap_inuse_bytes gauge\n"
             "ltvsync_process_heap_inuse_bytes %zu\n",
-            mi.uordblks + mi.hblkhd);
+            mi.uordblks + mi.hblkhd + lt_jarena_mapped_bytes());
 }
 
 char *lt_metrics_render(size_t *len)

@@ -1,8 +1,11 @@
 /* test_metrics: registration, atomic updates across threads and the
  * Prometheus text format (HELP/TYPE once per name). */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "lt_jtree.h"
 #include "lt_metrics.h"
 #include "lt_test.h"
 
@@ -130,6 +133,34 @@ LT_TEST(process_memory)
     free(text);
 }
 
+static long long heap_inuse(void)
+{
+    char *text = lt_metrics_render(NULL);
+    const char *p = text ? strstr(text, "\nltvsync_process_heap_inuse_bytes ") : NULL;
+    long long v = p ? strtoll(p + 34, NULL, 10) : -1;
+    free(text);
+    return v;
+}
+
+/* The JSON arenas' chunks are mappings malloc does not count: the heap in
+ * use adds them, and gives them back with the arena. */
+LT_TEST(heap_counts_arenas)
+{
+    const long long mib = 1 << 20;
+    size_t mapped0 = lt_jarena_mapped_bytes();
+    long long before = heap_inuse(), during, after;
+    lt_jarena_t *a = lt_jarena_new();
+    CHECK(a && lt_jarena_alloc(a, 100) != NULL);
+    CHECK(lt_jarena_mapped_bytes() - mapped0 == lt_jarena_bytes(a));
+    during = heap_inuse();
+    lt_jarena_destroy(a);
+    after = heap_inuse();
+    printf("heap in use %lld, with a 1 MiB arena %lld, after it %lld\n", before, during, after);
+    CHECK(before >= 0 && during - before > mib - mib / 16);
+    CHECK(during - after > mib - mib / 16);
+    CHECK(lt_jarena_mapped_bytes() == mapped0);
+}
+
 int main(void)
 {
     LT_RUN(register_and_update);
@@ -138,5 +169,6 @@ int main(void)
     LT_RUN(text_format);
     LT_RUN(registry_is_bounded);
     LT_RUN(process_memory);
+    LT_RUN(heap_counts_arenas);
     return LT_DONE();
 }
