@@ -113,6 +113,29 @@ static int save_ckpt(run_t *r)
     return rdo(r, 12, argv) == 0 && rdo(r, 3, exp) == 0 ? 0 : -1;
 }
 
+/* Runs a script until Redis answers it (every script here is safe to run
+ * twice); -1 on shutdown. result, when given, gets an integer reply. */
+static int rscript(run_t *r, lt_redis_script_t *script, const char *source, int nkeys, int argc,
+                   const char **argv, long long *result)
+{
+    size_t lens[16];
+    for (int i = 0; i < argc && i < 16; i++)
+        lens[i] = strlen(argv[i]);
+    script->source = source;
+    for (;;) {
+        redisReply *reply = lt_redis_eval(r->w->redis, script, nkeys, argc, argv, lens);
+        int ok = reply && reply->type != REDIS_REPLY_ERROR;
+        if (ok && result)
+            *result = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+        if (reply)
+            freeReplyObject(reply);
+        if (ok)
+            return 0;
+        if (lt_clock_nap_ms(500) != 0)
+            return -1;
+    }
+}
+
 /* Parks the integration unless it already is, in one step: two jobs of one
  * integration failing their login at once log it once. Safe to run twice: a
  * run re-sent after a lost reply finds its own `since` and answers 1 again. */
@@ -124,9 +147,6 @@ static const char park_lua[] = "local s = redis.call('HMGET', KEYS[1], 'state', 
                                "redis.call('HSET', KEYS[1], 'state', 'parked', 'reason', ARGV[1], "
                                "'since', ARGV[2])\n"
                                "return 1\n";
-
-static int rscript(run_t *r, lt_redis_script_t *script, const char *source, int nkeys, int argc,
-                   const char **argv, long long *result);
 
 /* The integration is parked: state says why; logged once per parking. */
 static void park(run_t *r, const char *reason)
@@ -384,29 +404,6 @@ static void drop_ckpt(run_t *r)
     rkey(r, "ckpt", r->jobkey, key, sizeof(key));
     const char *del[] = {"DEL", key};
     rdo(r, 2, del);
-}
-
-/* Runs a script until Redis answers it (every script here is safe to run
- * twice); -1 on shutdown. result, when given, gets an integer reply. */
-static int rscript(run_t *r, lt_redis_script_t *script, const char *source, int nkeys, int argc,
-                   const char **argv, long long *result)
-{
-    size_t lens[16];
-    for (int i = 0; i < argc && i < 16; i++)
-        lens[i] = strlen(argv[i]);
-    script->source = source;
-    for (;;) {
-        redisReply *reply = lt_redis_eval(r->w->redis, script, nkeys, argc, argv, lens);
-        int ok = reply && reply->type != REDIS_REPLY_ERROR;
-        if (ok && result)
-            *result = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
-        if (reply)
-            freeReplyObject(reply);
-        if (ok)
-            return 0;
-        if (lt_clock_nap_ms(500) != 0)
-            return -1;
-    }
 }
 
 /* A finished job's bookkeeping in one round trip (it was five commands,

@@ -600,9 +600,12 @@ class Stack:
                 pass
 
     @staticmethod
-    def _watermarks(c, topic):
+    def _watermarks(c, topic, md=None):
+        """{partition: (low, high)} of topic; md, when given, is the broker's
+        metadata already listed (one request for every topic)."""
         from confluent_kafka import TopicPartition
-        md = c.list_topics(topic, timeout=10)
+        if md is None:
+            md = c.list_topics(topic, timeout=10)
         t = md.topics.get(topic)
         if t is None or t.error is not None:
             return {}
@@ -618,11 +621,11 @@ class Stack:
             if topic is not None:
                 w = self._watermarks(c, topic)
                 return {topic: w} if w else {}
-            names = c.list_topics(timeout=10).topics
+            md = c.list_topics(timeout=10)
             out = {}
-            for name in sorted(names):
+            for name in sorted(md.topics):
                 if not name.startswith("__"):
-                    w = self._watermarks(c, name)
+                    w = self._watermarks(c, name, md)
                     if w:
                         out[name] = w
             return out

@@ -860,7 +860,7 @@ LT_TEST(test_arena_bounded)
 
 /* A round that needed many chunks does not set the arena's size for good:
  * once 16 resets in a row used fewer, the spares are freed; a pattern that
- * comes back within 16 rounds keeps them (no malloc/free per round). */
+ * comes back within 16 rounds keeps them (no mmap/munmap per round). */
 LT_TEST(test_arena_shrinks)
 {
     lt_jarena_t *a = lt_jarena_new();
