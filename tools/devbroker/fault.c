@@ -316,8 +316,11 @@ static int op_clear(db_req_t *r)
 
     for (i = 0; i < sizeof(apis) / sizeof(apis[0]); i++)
         rd_kafka_mock_clear_request_errors(r->t->mc, apis[i].key);
-    if ((err = rd_kafka_mock_broker_set_rtt(r->t->mc, -1, 0)) ||
-        (err = rd_kafka_mock_broker_set_up(r->t->mc, -1)))
+    if (!(err = rd_kafka_mock_broker_set_rtt(r->t->mc, -1, 0))) {
+        db_mock_pause(); /* two ops back to back */
+        err = rd_kafka_mock_broker_set_up(r->t->mc, -1);
+    }
+    if (err)
         return mock_err(r, err);
     lt_info("fault: cleared (request errors, rtt 0, all brokers up)");
     return 200;

@@ -137,6 +137,7 @@ static int create_topics(rd_kafka_mock_cluster_t *mc, const lt_config_t *cfg, in
             lt_error("create topic %s: %s", topic, rd_kafka_err2str(err));
             return -1;
         }
+        db_mock_pause();
         lt_info("topic %s: %d partitions", topic, partitions);
     }
     return 0;
