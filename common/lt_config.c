@@ -86,6 +86,10 @@ const lt_config_def_t lt_config_defs[] = {
     {"MALLOC_ARENAS", LT_CFG_INT, "1", 0, 64, SVC_DAEMONS | LT_SVC_API,
      "glibc malloc arenas, at most (M_ARENA_MAX): 1 keeps every thread in the main heap, whose "
      "free memory malloc_trim gives back; 0 = glibc's default (8 per core)"},
+    {"MALLOC_MMAP_THRESHOLD", LT_CFG_SIZE, "0", 0, 32 * MIB, SVC_DAEMONS | LT_SVC_API,
+     "glibc malloc blocks this large or larger are mapped on their own and unmapped when freed "
+     "(M_MMAP_THRESHOLD; 1M catches librdkafka's 3.6 MiB zstd contexts: flatter RSS, a slower "
+     "sink); 0 = glibc's default, a threshold that rises to the largest block freed"},
     {"MAX_MESSAGE_BYTES", LT_CFG_SIZE, "1M", KIB, 64 * MIB, SVC_CONSUMERS,
      "cap on any consumed message"},
     /* fetcher */

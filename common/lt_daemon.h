@@ -6,7 +6,8 @@
 
 /* lt_config_from_args (the common command line, the config, lt_log), then
  * SIGTERM/SIGINT handlers (lt_signal), no core dumps (lt_cred: a dump
- * would hold passwords), at most MALLOC_ARENAS malloc arenas and, every
+ * would hold passwords), at most MALLOC_ARENAS malloc arenas, blocks of
+ * MALLOC_MMAP_THRESHOLD or more mapped on their own and, every
  * MEMORY_TRIM_INTERVAL until shutdown, a
  * malloc_trim (a thread of its own, with every signal blocked). Returns -1
  * to go on with *cfgp loaded, or the exit code for main() as
