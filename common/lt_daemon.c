@@ -67,10 +67,9 @@ int lt_daemon_start(int argc, char **argv, const char *progname, unsigned servic
      * blocks allocated meanwhile above it could keep the heap from
      * shrinking. A fixed threshold (MALLOC_MMAP_THRESHOLD 1M) maps such
      * blocks on their own and gives them back when freed, at the price of
-     * faulting the context in again for every batch: measured, a flat
-     * sink RSS in a 30-minute soak against a fifth to a third less sink throughput
-     * (bench/sink.sh). So it is an operator's choice, off by default
-     * (README, "Soak"). */
+     * faulting the context in again for every batch (a fifth to a third
+     * of the sink's rate in bench/sink.sh): an operator's choice, off by
+     * default (README, "Soak"). */
     if (lt_config_int(*cfgp, "MALLOC_MMAP_THRESHOLD") > 0 &&
         mallopt(M_MMAP_THRESHOLD, (int)lt_config_int(*cfgp, "MALLOC_MMAP_THRESHOLD")) != 1)
         lt_debug("MALLOC_MMAP_THRESHOLD: not glibc's malloc (a sanitizer build), not applied");

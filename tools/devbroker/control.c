@@ -168,8 +168,7 @@ db_control_t *db_control_start(const db_fault_target_t *t, char *errstr, size_t 
     c->t = *t;
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     /* MHD_USE_ITC: MHD_stop_daemon wakes the polling thread at once; without
-     * it, once a request had been served, the thread saw the stop only at
-     * its next select timeout and every devbroker exit took 1.1 s. */
+     * it, a devbroker that had served a request took 1.1 s more to exit. */
     c->d =
         MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0, NULL,
                          NULL, on_request, c, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
